@@ -1,0 +1,100 @@
+//! berth's JSON API: admin actions for people and scripts, and the pull API for workers.
+//! The CLI reaches it over a unix socket in the data dir; it can also listen on TCP, where
+//! every request needs the bearer token.
+//!
+//! # Layout
+//! - [`routes`]: one file per resource: `status`, `jobs`, `queues`, `workers`;
+//! - [`error`]: the typed JSON error every route answers with;
+//! - [`body`]: request bodies and their parsing (durations, times);
+//! - [`client`]: the client the CLI and the tests use.
+//!
+//! The endpoints are listed in `docs/api.md`.
+
+pub mod body;
+pub mod client;
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use berth_queue::Queues;
+
+pub use error::{ApiError, ApiResult};
+
+/// What the routes share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The queues.
+    pub queues: Queues,
+    /// The app's name from the config.
+    pub app: String,
+    /// When this berth started.
+    pub started: Instant,
+    /// The supervised services, if any are configured.
+    pub services: Option<Arc<berth_supervise::Supervisor>>,
+}
+
+/// The API's routes over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::status::routes())
+        .merge(routes::jobs::routes())
+        .merge(routes::queues::routes())
+        .merge(routes::workers::routes())
+        .merge(routes::services::routes())
+        .fallback(|| async {
+            ApiError {
+                status: StatusCode::NOT_FOUND,
+                code: "not_found",
+                message: "no such endpoint; see docs/api.md for the list".into(),
+            }
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                code: "method_not_allowed",
+                message: "this endpoint does not take that method; see docs/api.md".into(),
+            }
+        })
+        // Room for a bulk push of the most jobs it takes (routes::jobs::MAX_BULK).
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Arc::new(state))
+}
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// The routes behind a bearer-token check (for TCP listeners).
+pub fn router_with_token(state: AppState, token: String) -> Router {
+    router(state).layer(middleware::from_fn_with_state(
+        Arc::new(token),
+        require_token,
+    ))
+}
+
+async fn require_token(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if constant_time_eq(t.as_bytes(), token.as_bytes()) => next.run(req).await,
+        _ => ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: "a valid `Authorization: Bearer TOKEN` header is required".into(),
+        }
+        .into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,401 @@
+//! The API through the real daemon and the real client, over the unix socket and TCP.
+
+use std::time::Duration;
+
+use berth_api::client::{Client, ClientError, Endpoint};
+use berth_testkit::{Options, Project, config_text, daemon};
+use hyper::Method;
+use serde_json::{Value, json};
+
+fn project() -> Project {
+    Project::new(&config_text(
+        "[queue.tasks]\nhandler = \"pull\"\nmax_attempts = 2\n\n[queue.mail]\nhandler = \"pull\"\n",
+    ))
+}
+
+async fn api_err(r: Result<Value, ClientError>) -> (u16, String, String) {
+    match r {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) => (status.as_u16(), code, message),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn push_show_list_and_bulk() {
+    let p = project();
+    let d = daemon(&p, Options::default()).await;
+    let c = p.client();
+    let one = c
+        .post("/v1/jobs", json!({"queue": "tasks", "kind": "resize", "args": {"w": 10}, "tags": ["img"], "priority": -1}))
+        .await
+        .unwrap();
+    assert_eq!(one["state"], "available");
+    let id = one["id"].as_i64().unwrap();
+    let shown = c.get(&format!("/v1/jobs/{id}")).await.unwrap();
+    assert_eq!(shown["args"], json!({"w": 10}));
+    assert_eq!(shown["max_attempts"], 2, "the queue's default");
+    assert_eq!(shown["priority"], -1);
+    let later = c
+        .post(
+            "/v1/jobs",
+            json!({"queue": "mail", "kind": "digest", "delay": "1h"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(later["state"], "scheduled");
+    let jobs: Vec<Value> = (0..300)
+        .map(|i| json!({"queue": "mail", "kind": "send", "args": {"i": i}}))
+        .collect();
+    let bulk = c
+        .post("/v1/jobs/bulk", json!({"jobs": jobs}))
+        .await
+        .unwrap();
+    assert_eq!(bulk["jobs"].as_array().unwrap().len(), 300);
+    let page = c
+        .get("/v1/jobs?queue=mail&state=available&limit=100")
+        .await
+        .unwrap();
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 100);
+    let next = page["next_before"].as_i64().unwrap();
+    let page2 = c
+        .get(&format!(
+            "/v1/jobs?queue=mail&state=available&limit=1000&before={next}"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(page2["jobs"].as_array().unwrap().len(), 200);
+    assert!(page2["next_before"].is_null());
+    let tagged = c.get("/v1/jobs?tag=img").await.unwrap();
+    assert_eq!(tagged["jobs"][0]["id"], id);
+    let queues = c.get("/v1/queues").await.unwrap();
+    let mail = &queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "mail")
+        .unwrap()
+        .clone();
+    assert_eq!(mail["counts"]["available"], 300);
+    assert_eq!(mail["counts"]["scheduled"], 1);
+    assert!(mail["oldest_available_age_secs"].as_f64().unwrap() >= 0.0);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_change_nothing() {
+    let p = project();
+    let d = daemon(&p, Options::default()).await;
+    let c = p.client();
+    let (status, raw) = c
+        .raw(
+            Method::POST,
+            "/v1/jobs",
+            Some("{\"queue\": \"work\", ".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400);
+    assert_eq!(raw["error"]["code"], "bad_body");
+    let (s, code, msg) = api_err(
+        c.post(
+            "/v1/jobs",
+            json!({"queue": "tasks", "kind": "x", "colour": 1}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, code.as_str()),
+        (422, "bad_body"),
+        "well-formed JSON of the wrong shape"
+    );
+    assert!(msg.contains("colour"), "{msg}");
+    let (s, code, msg) = api_err(
+        c.post("/v1/jobs", json!({"queue": "taks", "kind": "x"}))
+            .await,
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (404, "unknown_queue"));
+    assert!(msg.contains("did you mean `tasks`"), "{msg}");
+    let (s, _, msg) = api_err(
+        c.post(
+            "/v1/jobs",
+            json!({"queue": "tasks", "kind": "x", "delay": "soon"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(msg.contains("delay"), "{msg}");
+    let (s, _, msg) = api_err(
+        c.post(
+            "/v1/jobs",
+            json!({"queue": "tasks", "kind": "x", "run_at": "tomorrow"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(msg.contains("RFC 3339"), "{msg}");
+    let bulk = json!({"jobs": [{"queue": "tasks", "kind": "ok"}, {"queue": "tasks", "kind": "x", "delay": "1s", "run_at": "2026-01-01T00:00:00Z"}]});
+    let (s, _, msg) = api_err(c.post("/v1/jobs/bulk", bulk).await).await;
+    assert_eq!(s, 400);
+    assert!(msg.contains("job 1"), "{msg}");
+    let (s, _, _) = api_err(c.get("/v1/jobs?state=done").await).await;
+    assert_eq!(s, 400);
+    let (s, _, _) = api_err(c.get("/v1/jobs/abc").await).await;
+    assert_eq!(s, 400);
+    let (s, code, _) = api_err(c.get("/v1/jobs/999").await).await;
+    assert_eq!((s, code.as_str()), (404, "job_not_found"));
+    let (s, code, _) = api_err(c.post("/v1/queues/nope/pause", json!({})).await).await;
+    assert_eq!((s, code.as_str()), (404, "unknown_queue"));
+    let (s, code, _) = api_err(c.get("/v1/nothing").await).await;
+    assert_eq!((s, code.as_str()), (404, "not_found"));
+    let all = c.get("/v1/jobs").await.unwrap();
+    assert_eq!(all["jobs"].as_array().unwrap().len(), 0, "nothing stored");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn admin_actions_follow_the_state_rules() {
+    let p = project();
+    let d = daemon(&p, Options::default()).await;
+    let c = p.client();
+    let id = c
+        .post("/v1/jobs", json!({"queue": "tasks", "kind": "x"}))
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (s, code, _) = api_err(c.post(&format!("/v1/jobs/{id}/retry"), json!({})).await).await;
+    assert_eq!((s, code.as_str()), (409, "invalid_state"));
+    let ch = c
+        .post(&format!("/v1/jobs/{id}/cancel"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ch["from"].as_str(), ch["to"].as_str()),
+        (Some("available"), Some("cancelled"))
+    );
+    let ch = c
+        .post(&format!("/v1/jobs/{id}/retry"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(ch["to"], "available");
+    c.post(&format!("/v1/jobs/{id}/discard"), json!({}))
+        .await
+        .unwrap();
+    let ch = c.delete(&format!("/v1/jobs/{id}")).await.unwrap();
+    assert!(ch["to"].is_null());
+    c.post("/v1/jobs", json!({"queue": "mail", "kind": "x"}))
+        .await
+        .unwrap();
+    let purged = c.post("/v1/queues/mail/purge", json!({})).await.unwrap();
+    assert_eq!(purged["deleted"], 1);
+    c.post("/v1/queues/mail/pause", json!({})).await.unwrap();
+    let q = c.get("/v1/queues").await.unwrap();
+    assert!(
+        q["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["name"] == "mail" && q["paused"] == true)
+    );
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn a_pull_worker_leases_heartbeats_and_reports() {
+    let p = project();
+    let d = daemon(&p, Options::default()).await;
+    let c = p.client();
+    // A long poll that a push wakes up.
+    let c2 = c.clone();
+    let poll = tokio::spawn(async move {
+        c2.post(
+            "/v1/queues/tasks/lease",
+            json!({"worker": "py-1", "max": 5, "wait": "10s"}),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let v = c
+            .post("/v1/jobs", json!({"queue": "tasks", "kind": "x"}))
+            .await
+            .unwrap();
+        ids.push(v["id"].as_i64().unwrap());
+    }
+    let leased = poll.await.unwrap().unwrap();
+    let jobs = leased["jobs"].as_array().unwrap();
+    assert!(!jobs.is_empty());
+    let j = &jobs[0];
+    let (id, attempt) = (j["id"].as_i64().unwrap(), j["attempt"].as_u64().unwrap());
+    assert!(ids.contains(&id));
+    let hb = c
+        .post(
+            &format!("/v1/jobs/{id}/heartbeat"),
+            json!({"attempt": attempt, "lease": "2m"}),
+        )
+        .await
+        .unwrap();
+    assert!(hb["lease_expires_at"].is_string());
+    let (s, code, _) = api_err(
+        c.post(
+            &format!("/v1/jobs/{id}/complete"),
+            json!({"attempt": attempt + 1}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (409, "stale_attempt"));
+    let done = c
+        .post(
+            &format!("/v1/jobs/{id}/complete"),
+            json!({"attempt": attempt, "result": {"rows": 3}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done["state"], "completed");
+    assert_eq!(
+        c.get(&format!("/v1/jobs/{id}")).await.unwrap()["result"],
+        json!({"rows": 3})
+    );
+    // The other job: leased now if the long poll took only the first.
+    let oid = *ids.iter().find(|i| **i != id).unwrap();
+    if jobs.len() < 2 {
+        let rest = c
+            .post("/v1/queues/tasks/lease", json!({"worker": "py-1"}))
+            .await
+            .unwrap();
+        assert_eq!(rest["jobs"][0]["id"], oid);
+    }
+    let r = c
+        .post(
+            &format!("/v1/jobs/{oid}/fail"),
+            json!({"attempt": 1, "error": "no such user", "retry": false}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "discarded");
+    let shown = c.get(&format!("/v1/jobs/{oid}")).await.unwrap();
+    assert_eq!(shown["errors"][0]["error"], "no such user");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_requires_the_bearer_token() {
+    let p = project();
+    let token = "s3cret-token-of-enough-length".to_string();
+    let d = daemon(
+        &p,
+        Options {
+            tcp_listen: Some("127.0.0.1:0".parse().unwrap()),
+            tcp_token: Some(token.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let addr = d.tcp_addr().unwrap().to_string();
+    let anon = Client::new(Endpoint::Tcp {
+        addr: addr.clone(),
+        token: None,
+    });
+    let (s, code, _) = api_err(anon.get("/v1/status").await).await;
+    assert_eq!((s, code.as_str()), (401, "unauthorized"));
+    let wrong = Client::new(Endpoint::Tcp {
+        addr: addr.clone(),
+        token: Some("nope".into()),
+    });
+    assert_eq!(api_err(wrong.get("/v1/status").await).await.0, 401);
+    let ok = Client::new(Endpoint::Tcp {
+        addr,
+        token: Some(token),
+    });
+    let st = ok.get("/v1/status").await.unwrap();
+    assert_eq!(st["app"], "test");
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_answers_waiting_workers_at_once() {
+    let p = project();
+    let d = daemon(&p, Options::default()).await;
+    let c = p.client();
+    let poll = tokio::spawn(async move {
+        c.post(
+            "/v1/queues/tasks/lease",
+            json!({"worker": "w", "wait": "60s"}),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = std::time::Instant::now();
+    d.stop().await;
+    let answer = poll.await.unwrap().unwrap();
+    assert_eq!(answer["jobs"], json!([]));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stopped in {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn limits_on_delays_bulk_size_and_who_may_report() {
+    let p = Project::new(&config_text(
+        "[queue.tasks]\nhandler = \"pull\"\n\n[queue.cmd]\nhandler = { run = \"sleep 30\" }\n",
+    ));
+    let d = daemon(&p, Options::default()).await;
+    let c = p.client();
+    let (s, _, msg) = api_err(
+        c.post(
+            "/v1/jobs",
+            json!({"queue": "tasks", "kind": "x", "delay": "10000years"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(msg.contains("100 years"), "{msg}");
+    // A bulk push of 40,000 jobs (about 3 MB of JSON) is taken whole.
+    let jobs: Vec<Value> = (0..40_000)
+        .map(|i| json!({"queue": "tasks", "kind": "import", "args": {"row": i}}))
+        .collect();
+    let bulk = c
+        .post("/v1/jobs/bulk", json!({ "jobs": jobs }))
+        .await
+        .unwrap();
+    assert_eq!(bulk["jobs"].as_array().unwrap().len(), 40_000);
+    // A job berth runs itself cannot be completed by an outside worker.
+    let id = c
+        .post("/v1/jobs", json!({"queue": "cmd", "kind": "x"}))
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    berth_testkit::wait_until("the command to start", Duration::from_secs(10), || {
+        let c = c.clone();
+        async move {
+            let j = c.get(&format!("/v1/jobs/{id}")).await.ok()?;
+            (j["state"] == "running").then_some(())
+        }
+    })
+    .await;
+    let (s, _, msg) = api_err(
+        c.post(&format!("/v1/jobs/{id}/complete"), json!({"attempt": 1}))
+            .await,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(msg.contains("berth runs itself"), "{msg}");
+    c.post(&format!("/v1/jobs/{id}/cancel"), json!({}))
+        .await
+        .unwrap();
+    d.stop().await;
+}

@@ -1,0 +1,98 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod check;
+pub mod init;
+pub mod job;
+pub mod logs;
+pub mod ps;
+pub mod queue;
+pub mod status;
+pub mod store;
+pub mod up;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use berth_api::client::Client;
+use berth_config::Config;
+
+use crate::{Cli, Command};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx {
+        config_path: cli.config,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Init(args) => init::run(&ctx, args),
+        Command::Check => check::run(&ctx),
+        Command::Up => runtime()?.block_on(up::run(&ctx)),
+        Command::Status => runtime()?.block_on(status::run(&ctx)),
+        Command::Ps => runtime()?.block_on(ps::run(&ctx)),
+        Command::Logs(args) => runtime()?.block_on(logs::run(&ctx, args)),
+        Command::Job(c) => runtime()?.block_on(job::run(&ctx, c)),
+        Command::Queue(c) => runtime()?.block_on(queue::run(&ctx, c)),
+        Command::Bench(args) => runtime()?.block_on(bench::run(&ctx, args)),
+        Command::Store(c) => runtime()?.block_on(store::run(&ctx, c)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// What every subcommand gets.
+pub struct Ctx {
+    /// `-c FILE`, if given.
+    pub config_path: Option<PathBuf>,
+    /// `--json`.
+    pub json: bool,
+}
+
+impl Ctx {
+    /// The config file: `-c`, or berth.toml in the current directory.
+    pub fn config_file(&self) -> anyhow::Result<PathBuf> {
+        if let Some(p) = &self.config_path {
+            return Ok(p.clone());
+        }
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        berth_config::find(&cwd).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no {} in {}; run `berth init` to write one, or pass `-c FILE`",
+                berth_config::FILE_NAME,
+                cwd.display()
+            )
+        })
+    }
+
+    /// The loaded, validated config, with `BERTH_STORE` from the environment in place
+    /// of `[app] store` when it is set.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let path = self.config_file()?;
+        let mut config = berth_config::load(&path)?;
+        if let Ok(store) = std::env::var("BERTH_STORE")
+            && !store.trim().is_empty()
+        {
+            config.app.store = berth_config::parse_store(&store)
+                .map_err(|e| crate::exit::UsageError(format!("BERTH_STORE: {e}")))?;
+        }
+        Ok(config)
+    }
+
+    /// A client of the running berth for this config.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let config = self.config()?;
+        Ok(Client::unix(&berth_server::socket_path(&config)))
+    }
+}
+
+/// Reads a file for a subcommand, naming it in the error.
+pub fn read_file(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}

@@ -1,0 +1,65 @@
+//! `berth ps`: every service instance with its pid, state, uptime, restarts, port, CPU
+//! and memory.
+
+use std::process::ExitCode;
+
+use super::Ctx;
+use crate::output;
+
+/// Prints the services' instances.
+pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let v = ctx.client()?.get("/v1/services").await?;
+    if ctx.json {
+        output::json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = v["services"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            vec![
+                output::cell(&s["service"]),
+                output::cell(&s["instance"]),
+                output::cell(&s["pid"]),
+                output::cell(&s["state"]),
+                s["uptime_secs"]
+                    .as_f64()
+                    .map(output::age)
+                    .unwrap_or_else(|| "-".into()),
+                output::cell(&s["restarts"]),
+                output::cell(&s["port"]),
+                s["cpu_percent"]
+                    .as_f64()
+                    .map(|c| format!("{c:.1}%"))
+                    .unwrap_or_else(|| "-".into()),
+                s["rss_bytes"]
+                    .as_u64()
+                    .map(|b| format!("{:.1} MiB", b as f64 / 1_048_576.0))
+                    .unwrap_or_else(|| "-".into()),
+                output::cell(&s["last_exit"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("no services: add a [service.NAME] table to berth.toml");
+    } else {
+        output::table(
+            &[
+                "SERVICE",
+                "INSTANCE",
+                "PID",
+                "STATE",
+                "UPTIME",
+                "RESTARTS",
+                "PORT",
+                "CPU",
+                "MEMORY",
+                "LAST EXIT",
+            ],
+            &rows,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

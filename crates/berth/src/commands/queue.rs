@@ -1,0 +1,133 @@
+//! `berth queue list|pause|resume|purge`.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::Ctx;
+use crate::output;
+
+/// Queue subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Every queue with its jobs per state and the age of its oldest waiting job.
+    List,
+    /// Stop handing out this queue's jobs (running ones finish).
+    Pause {
+        /// The queue.
+        name: String,
+    },
+    /// Hand out this queue's jobs again.
+    Resume {
+        /// The queue.
+        name: String,
+    },
+    /// Delete this queue's waiting jobs.
+    Purge {
+        /// The queue.
+        name: String,
+        /// States to delete (default: available, scheduled, retryable).
+        #[arg(long = "state", value_name = "STATE")]
+        states: Vec<String>,
+        /// Really delete (purge cannot be undone).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Runs a queue subcommand.
+pub async fn run(ctx: &Ctx, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
+    let client = ctx.client()?;
+    let answer = match cmd {
+        QueueCommand::List => {
+            let v = client.get("/v1/queues").await?;
+            if ctx.json {
+                output::json(&v);
+            } else {
+                print_queues(&v);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        QueueCommand::Pause { name } => {
+            client
+                .post(&format!("/v1/queues/{name}/pause"), json!({}))
+                .await?;
+            json!({"queue": name, "paused": true, "message": format!("queue `{name}` paused")})
+        }
+        QueueCommand::Resume { name } => {
+            client
+                .post(&format!("/v1/queues/{name}/resume"), json!({}))
+                .await?;
+            json!({"queue": name, "paused": false, "message": format!("queue `{name}` resumed")})
+        }
+        QueueCommand::Purge { name, states, yes } => {
+            if !yes {
+                bail!(crate::exit::UsageError(format!(
+                    "purging deletes the waiting jobs of `{name}` for good; add --yes to confirm"
+                )));
+            }
+            let v = client
+                .post(
+                    &format!("/v1/queues/{name}/purge"),
+                    json!({ "states": states }),
+                )
+                .await?;
+            json!({"queue": name, "deleted": v["deleted"], "message": format!("deleted {} jobs from `{name}`", v["deleted"])})
+        }
+    };
+    if ctx.json {
+        output::json(&answer);
+    } else {
+        println!("{}", output::cell(&answer["message"]));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the queue table from a `/v1/queues` answer.
+pub fn print_queues(v: &Value) {
+    let states = [
+        "available",
+        "scheduled",
+        "running",
+        "retryable",
+        "completed",
+        "discarded",
+        "cancelled",
+    ];
+    let mut header = vec!["QUEUE", "PAUSED"];
+    let upper: Vec<String> = states.iter().map(|s| s.to_uppercase()).collect();
+    header.extend(upper.iter().map(String::as_str));
+    header.push("OLDEST WAITING");
+    let rows: Vec<Vec<String>> = v["queues"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|q| {
+            let mut row = vec![
+                output::cell(&q["name"]),
+                if q["paused"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_string(),
+            ];
+            row.extend(states.iter().map(|s| output::cell(&q["counts"][s])));
+            row.push(
+                q["oldest_available_age_secs"]
+                    .as_f64()
+                    .map(output::age)
+                    .unwrap_or_else(|| "-".into()),
+            );
+            row
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("no queues: add a [queue.NAME] table to berth.toml");
+    } else {
+        output::table(&header, &rows);
+    }
+}

@@ -1,0 +1,66 @@
+//! The `berth` command: `berth up` runs the daemon; every other subcommand is a client of
+//! its API or works on the config file.
+//!
+//! # Layout
+//! One file per subcommand in `commands/`; [`exit`] maps errors to exit codes; [`output`]
+//! prints tables for people and JSON for scripts.
+
+mod commands;
+mod exit;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// berth runs your app's back office: durable job queues with retries, handlers that run
+/// commands or POST to your app, and an API to watch and steer them.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The config file (default: ./berth.toml).
+    #[arg(short, long, global = true, value_name = "FILE", env = "BERTH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a commented starter berth.toml in the current directory.
+    Init(commands::init::Args),
+    /// Validate the config and report every problem with its line and column.
+    Check,
+    /// Run berth in the foreground: every queue's executor and the API.
+    Up,
+    /// Show this berth's queues and their counts.
+    Status,
+    /// Show the services' instances: pid, state, uptime, restarts, port, CPU, memory.
+    Ps,
+    /// Print a service's output from its log files (-f to follow).
+    Logs(commands::logs::Args),
+    /// Push, list, inspect and steer jobs.
+    #[command(subcommand)]
+    Job(commands::job::JobCommand),
+    /// List queues; pause, resume or purge one.
+    #[command(subcommand)]
+    Queue(commands::queue::QueueCommand),
+    /// Move the embedded store to PostgreSQL.
+    #[command(subcommand)]
+    Store(commands::store::StoreCommand),
+    /// Measure enqueue, burn-down and pickup latency on this machine.
+    Bench(commands::bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => exit::report(&e, json),
+    }
+}

@@ -1,0 +1,178 @@
+//! `berth up`: refuses what it must not touch, and stops gracefully.
+
+use std::time::Duration;
+
+use berth_testkit::{Project, wait_until};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use crate::{parts, run_expecting_exit, up};
+
+fn project(queue: &str) -> Project {
+    Project::new(&format!(
+        "[app]\nname = \"t\"\nshutdown_grace = \"3s\"\n\n{queue}\n"
+    ))
+}
+
+#[test]
+fn a_corrupt_database_is_refused_and_left_as_it_was() {
+    let p = project("[queue.q]\nhandler = \"pull\"");
+    std::fs::create_dir_all(p.data_dir()).unwrap();
+    let junk = b"SQLite format 3\0 but then the disk ate it".repeat(100);
+    std::fs::write(p.db_path(), &junk).unwrap();
+    let (code, _, err) = parts(&run_expecting_exit(
+        p.dir(),
+        &["up"],
+        std::time::Duration::from_secs(30),
+    ));
+    assert_eq!(code, 1);
+    assert!(err.contains("not a readable berth database"), "{err}");
+    assert_eq!(std::fs::read(p.db_path()).unwrap(), junk);
+}
+
+#[test]
+fn a_database_from_a_newer_berth_is_refused() {
+    let p = project("[queue.q]\nhandler = \"pull\"");
+    std::fs::create_dir_all(p.data_dir()).unwrap();
+    drop(berth_store::SqliteStore::open(&p.db_path(), Default::default()).unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    let c = rusqlite_set_version(&p.db_path(), 99);
+    let (code, _, err) = parts(&run_expecting_exit(
+        p.dir(),
+        &["up"],
+        std::time::Duration::from_secs(30),
+    ));
+    assert_eq!(code, 1);
+    assert!(err.contains("newer berth"), "{err}");
+    assert_eq!(std::fs::read(p.db_path()).unwrap(), c);
+}
+
+/// Sets the schema version with the sqlite3-compatible header field and returns the bytes.
+fn rusqlite_set_version(path: &std::path::Path, v: u32) -> Vec<u8> {
+    // `PRAGMA user_version` lives at byte offset 60 of the header, big-endian.
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[60..64].copy_from_slice(&v.to_be_bytes());
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_berth_on_the_same_data_dir_is_refused() {
+    let p = project("[queue.q]\nhandler = \"pull\"");
+    let mut first = up(p.dir()).await;
+    let (code, _, err) = parts(&run_expecting_exit(
+        p.dir(),
+        &["up"],
+        std::time::Duration::from_secs(30),
+    ));
+    assert_eq!(code, 1);
+    assert!(err.contains("already running"), "{err}");
+    assert!(
+        err.contains(&first.id().to_string()),
+        "names the pid: {err}"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_running_jobs_finish_and_releases_the_ones_that_do_not() {
+    let p = project(
+        "[queue.q]\nhandler = { run = \"sleep $(cat | sed 's/[^0-9]//g'); echo slept\" }\nconcurrency = 4",
+    );
+    let mut child = up(p.dir()).await;
+    let c = p.client();
+    let short = c
+        .post(
+            "/v1/jobs",
+            json!({"queue": "q", "kind": "s", "args": {"secs": 1}}),
+        )
+        .await
+        .unwrap();
+    let long = c
+        .post(
+            "/v1/jobs",
+            json!({"queue": "q", "kind": "l", "args": {"secs": 30}}),
+        )
+        .await
+        .unwrap();
+    wait_until("both jobs to run", Duration::from_secs(10), || {
+        let c = c.clone();
+        async move {
+            let v = c.get("/v1/jobs?state=running").await.ok()?;
+            (v["jobs"].as_array()?.len() == 2).then_some(())
+        }
+    })
+    .await;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    // Read the database directly: berth is gone.
+    let store = berth_store::SqliteStore::open(&p.db_path(), Default::default()).unwrap();
+    use berth_store::Store;
+    let s = store
+        .job(short["id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.state, berth_store::JobState::Completed);
+    assert_eq!(s.output.as_deref(), Some("slept\n"));
+    let l = store
+        .job(long["id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(l.state, berth_store::JobState::Available, "released");
+    assert_eq!(
+        (l.attempt, l.max_attempts),
+        (1, 26),
+        "not counted against the limit"
+    );
+}
+
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty() && !stat.contains(") Z ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_no_job_process_survives_the_restart() {
+    let pidfile = tempfile::NamedTempFile::new().unwrap();
+    let p = project(&format!(
+        "[queue.q]\nhandler = {{ run = \"sleep 60 & echo $! > {}; wait\" }}",
+        pidfile.path().display()
+    ));
+    let mut first = up(p.dir()).await;
+    p.client()
+        .post("/v1/jobs", json!({"queue": "q", "kind": "slow"}))
+        .await
+        .unwrap();
+    let pid: i32 = wait_until(
+        "the job to start its child",
+        Duration::from_secs(10),
+        || async {
+            std::fs::read_to_string(pidfile.path())
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        },
+    )
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        alive(pid),
+        "the grandchild outlives a kill -9 of berth until the restart"
+    );
+    let mut second = up(p.dir()).await;
+    wait_until(
+        "the leftover to be killed",
+        Duration::from_secs(5),
+        || async { (!alive(pid)).then_some(()) },
+    )
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+}

@@ -1,0 +1,89 @@
+//! The `berth` binary as users run it: config checks, CLI errors and exit codes, the
+//! daemon's start, graceful stop and recovery from `kill -9`.
+
+mod cli;
+mod cluster;
+mod crash;
+mod daemon;
+mod services;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The binary under test.
+pub fn berth() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+    c.env_remove("BERTH_CONFIG").env("BERTH_LOG", "warn");
+    c
+}
+
+/// Runs `berth ARGS` in `dir` and returns its output.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    berth()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run berth")
+}
+
+/// Runs `berth ARGS` in `dir` that is expected to exit by itself (a refused start, say);
+/// kills it and fails the test if it is still running after `limit`.
+pub fn run_expecting_exit(dir: &Path, args: &[&str], limit: Duration) -> Output {
+    let mut child = berth()
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run berth");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("wait for berth").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("berth output");
+            panic!(
+                "berth {args:?} was still running after {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("berth output")
+}
+
+/// The exit code, stdout and stderr of an output.
+pub fn parts(o: &Output) -> (i32, String, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Starts `berth up` in `dir` and waits until its API answers.
+pub async fn up(dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join("berth-up.log")).unwrap();
+    let mut child = berth()
+        .current_dir(dir)
+        .arg("up")
+        .env("BERTH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start berth up");
+    let client = berth_testkit::Project::client_for(dir);
+    for _ in 0..500 {
+        if client.get("/v1/status").await.is_ok() {
+            return child;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "berth up exited with {status}: {}",
+                std::fs::read_to_string(dir.join("berth-up.log")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("berth up did not answer within 10s");
+}

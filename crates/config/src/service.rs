@@ -1,0 +1,528 @@
+//! The `[service.NAME]` tables: each checked on its own, then `depends_on`
+//! checked across all of them (unknown names, cycles).
+//!
+//! Like the rest of validation, every problem is reported and the check
+//! carries on with a default.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml::de::DeValue;
+
+use crate::diagnostic::Diagnostics;
+use crate::model::{CrashLoopConfig, Restart, ServiceBackoff, ServiceConfig};
+use crate::section::{Invalid, Section, closest};
+use crate::validate::{backoff_factor, initial_and_max, valid_env_name};
+
+const SERVICE_KEYS: &[&str] = &[
+    "command",
+    "cwd",
+    "env",
+    "env_file",
+    "instances",
+    "port",
+    "restart",
+    "stop_signal",
+    "stop_grace",
+    "backoff",
+    "crash_loop",
+    "depends_on",
+    "log_max_size",
+    "log_keep",
+];
+const SERVICE_BACKOFF_KEYS: &[&str] = &["initial", "max", "factor"];
+const CRASH_LOOP_KEYS: &[&str] = &["max_exits", "window"];
+
+/// The signals a service may be stopped with, without their `SIG` prefix.
+const STOP_SIGNALS: &[&str] = &["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "KILL"];
+
+/// An example command, for messages.
+const COMMAND_EXAMPLE: &str = "\"gunicorn app:app -b 127.0.0.1:{port}\"";
+
+/// The highest port there is.
+const MAX_PORT: u32 = u16::MAX as u32;
+
+/// What one service's `depends_on` says, with the spans to report at.
+struct Dependencies {
+    /// The `depends_on` key.
+    key: Range<usize>,
+    /// Names of existing services, in the order written.
+    targets: Vec<String>,
+}
+
+/// Builds every service under the `[service]` table. The result is only
+/// meaningful when `d` stayed empty.
+pub(crate) fn services(
+    section: &Section<'_, '_>,
+    path: &Path,
+    d: &mut Diagnostics<'_>,
+) -> BTreeMap<String, ServiceConfig> {
+    let config_dir = path.parent().unwrap_or(Path::new(""));
+    // Every name written, even one with a bad table: a dependency on it is not
+    // "unknown", only the table is wrong (and reported as such).
+    let names: Vec<&str> = section
+        .entries()
+        .map(|(key, _)| key.get_ref().as_ref())
+        .collect();
+    let mut services = BTreeMap::new();
+    let mut graph = BTreeMap::new();
+    for (name, table) in section.named_tables("service", "web", d) {
+        let (service, dependencies) = service(name, &table, config_dir, &names, d);
+        services.insert(name.to_owned(), service);
+        if let Some(dependencies) = dependencies {
+            graph.insert(name.to_owned(), dependencies);
+        }
+    }
+    report_cycles(&graph, d);
+    services
+}
+
+fn service(
+    name: &str,
+    section: &Section<'_, '_>,
+    config_dir: &Path,
+    names: &[&str],
+    d: &mut Diagnostics<'_>,
+) -> (ServiceConfig, Option<Dependencies>) {
+    section.check_keys(SERVICE_KEYS, d);
+    let mut service = ServiceConfig::new(name, "");
+
+    if section.get("command").is_none() {
+        d.error(
+            section.span(),
+            format!(
+                "missing `command` {}: expected a line such as `command = {COMMAND_EXAMPLE}`",
+                section.place()
+            ),
+        );
+    }
+    if let Some(command) = section.string("command", "command", d, |command| {
+        if command.trim().is_empty() {
+            Err(Invalid::Expected(format!(
+                "expected a shell command such as {COMMAND_EXAMPLE}"
+            )))
+        } else if command.contains('\0') {
+            Err(Invalid::Expected(
+                "expected a command without NUL characters".into(),
+            ))
+        } else {
+            Ok(command.to_owned())
+        }
+    }) {
+        service.command = command;
+    }
+
+    service.cwd = path(section, "cwd", "\"backend\"", config_dir, d);
+    service.env_file = path(section, "env_file", "\".env\"", config_dir, d);
+    service.env = env(section, d);
+
+    // The ranges fit in a u32 (or u16 for `port`), so the conversions cannot fail.
+    if let Some(n) = section.integer("instances", 1..=64, d) {
+        service.instances = u32::try_from(n).unwrap_or(service.instances);
+    }
+    service.port = section
+        .integer("port", 1..=i64::from(MAX_PORT), d)
+        .and_then(|n| u16::try_from(n).ok());
+    if let (Some(first), Some(value)) = (service.port, section.get("port")) {
+        let last = u32::from(first) + service.instances - 1;
+        if last > MAX_PORT {
+            d.error(
+                value.span(),
+                format!(
+                    "ports {first} to {last} for the {} instances {} go past {MAX_PORT}: \
+                     expected `port` to be at most {}",
+                    service.instances,
+                    section.place(),
+                    MAX_PORT + 1 - service.instances,
+                ),
+            );
+        }
+    }
+    if service.command.contains("{port}")
+        && section.get("port").is_none()
+        && let Some(command) = section.get("command")
+    {
+        d.error(
+            command.span(),
+            format!(
+                "`command` uses {{port}} but no `port` is set {}; add e.g. port = 8000 \
+                 (instance i gets port + i)",
+                section.place()
+            ),
+        );
+    }
+
+    if let Some(restart) = section.string("restart", "value", d, |restart| match restart {
+        "always" => Ok(Restart::Always),
+        "on-failure" => Ok(Restart::OnFailure),
+        "never" => Ok(Restart::Never),
+        _ => Err(Invalid::Expected(
+            "expected \"always\", \"on-failure\" or \"never\"".into(),
+        )),
+    }) {
+        service.restart = restart;
+    }
+    if let Some(signal) = section.string("stop_signal", "signal", d, stop_signal) {
+        service.stop_signal = signal;
+    }
+    if let Some(grace) = section.duration("stop_grace", true, d) {
+        service.stop_grace = grace;
+    }
+
+    let backoff_form = "a table such as backoff = { initial = \"100ms\", max = \"30s\" }";
+    if let Some(table) = section.table("backoff", backoff_form, d) {
+        service.backoff = backoff(&table, d);
+    }
+    let crash_loop_form = "a table such as crash_loop = { max_exits = 5, window = \"60s\" }";
+    if let Some(table) = section.table("crash_loop", crash_loop_form, d) {
+        service.crash_loop = crash_loop(&table, d);
+    }
+
+    if let Some(size) = log_max_size(section, d) {
+        service.log_max_size = size;
+    }
+    if let Some(n) = section.integer("log_keep", 0..=100, d) {
+        service.log_keep = u32::try_from(n).unwrap_or(service.log_keep);
+    }
+
+    let dependencies = depends_on(name, section, names, d);
+    if let Some(dependencies) = &dependencies {
+        service.depends_on = dependencies.targets.clone();
+    }
+    (service, dependencies)
+}
+
+/// A non-empty path under `key`, resolved against the config file's directory.
+fn path(
+    section: &Section<'_, '_>,
+    key: &str,
+    example: &str,
+    config_dir: &Path,
+    d: &mut Diagnostics<'_>,
+) -> Option<PathBuf> {
+    section
+        .string(key, "path", d, |path| {
+            if path.is_empty() {
+                Err(Invalid::Expected(format!(
+                    "expected a path such as {example}"
+                )))
+            } else {
+                Ok(PathBuf::from(path))
+            }
+        })
+        // `join` keeps an absolute path as it is.
+        .map(|path| config_dir.join(path))
+}
+
+/// `env = { KEY = "value" }`. Values are never repeated in messages: they may
+/// be secrets.
+fn env(service: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let form = "a table such as env = { DJANGO_SETTINGS_MODULE = \"app.settings\" }";
+    let Some(section) = service.table("env", form, d) else {
+        return env;
+    };
+    for (key, value) in section.entries() {
+        let name = key.get_ref().as_ref();
+        if !valid_env_name(name) {
+            d.error(
+                key.span(),
+                format!(
+                    "invalid environment variable name `{name}` {}: expected ASCII letters, \
+                     digits and `_`, not starting with a digit, such as DJANGO_SETTINGS_MODULE",
+                    section.place()
+                ),
+            );
+            continue;
+        }
+        match value.get_ref() {
+            DeValue::String(text) if text.contains('\0') => d.error(
+                value.span(),
+                format!(
+                    "invalid value for `{name}` {}: it contains a NUL character; expected a \
+                     string without one",
+                    section.place()
+                ),
+            ),
+            DeValue::String(text) => {
+                env.insert(name.to_owned(), text.to_string());
+            }
+            _ => section.wrong_type(name, value, "a string (quote numbers: \"1\")", d),
+        }
+    }
+    env
+}
+
+/// `"TERM"`, `"sigterm"`, … → `"SIGTERM"`.
+fn stop_signal(text: &str) -> Result<String, Invalid> {
+    let upper = text.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if STOP_SIGNALS.contains(&bare) {
+        Ok(format!("SIG{bare}"))
+    } else {
+        Err(Invalid::Expected(
+            "expected one of \"SIGTERM\", \"SIGINT\", \"SIGQUIT\", \"SIGHUP\", \"SIGUSR1\", \
+             \"SIGUSR2\" or \"SIGKILL\" (the SIG prefix is optional)"
+                .into(),
+        ))
+    }
+}
+
+fn backoff(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> ServiceBackoff {
+    section.check_keys(SERVICE_BACKOFF_KEYS, d);
+    let mut backoff = ServiceBackoff::default();
+    (backoff.initial, backoff.max) = initial_and_max(section, backoff.initial, backoff.max, d);
+    if let Some(factor) = backoff_factor(section, d) {
+        backoff.factor = factor;
+    }
+    backoff
+}
+
+fn crash_loop(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> CrashLoopConfig {
+    section.check_keys(CRASH_LOOP_KEYS, d);
+    let mut crash_loop = CrashLoopConfig::default();
+    if let Some(n) = section.integer("max_exits", 1..=1_000, d) {
+        crash_loop.max_exits = u32::try_from(n).unwrap_or(crash_loop.max_exits);
+    }
+    if let Some(window) = section.duration("window", false, d) {
+        crash_loop.window = window;
+    }
+    crash_loop
+}
+
+/// `log_max_size`: a number of bytes, or a string with a unit.
+fn log_max_size(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Option<u64> {
+    const KEY: &str = "log_max_size";
+    const EXPECTED: &str = "expected a size greater than zero: a number of bytes, or a string \
+                            such as \"10MiB\", \"500KB\" or \"1GiB\" (units B, KB, MB, GB, KiB, \
+                            MiB, GiB)";
+    let value = section.get(KEY)?;
+    match value.get_ref() {
+        DeValue::Integer(integer) => match u64::from_str_radix(integer.as_str(), integer.radix()) {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                let message = section.invalid("size", KEY, &d.source(value.span()), EXPECTED);
+                d.error(value.span(), message);
+                None
+            }
+        },
+        DeValue::String(_) => section.string(KEY, "size", d, |text| {
+            parse_size(text).ok_or_else(|| Invalid::Expected(EXPECTED.into()))
+        }),
+        _ => {
+            section.wrong_type(
+                KEY,
+                value,
+                "a size such as \"10MiB\" or a number of bytes",
+                d,
+            );
+            None
+        }
+    }
+}
+
+/// `"10MiB"` → 10485760; `None` for zero, an unknown unit or an overflow.
+/// Units are case-insensitive; a space may separate them from the number.
+fn parse_size(text: &str) -> Option<u64> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let multiplier: u64 = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(multiplier).filter(|&n| n > 0)
+}
+
+/// `depends_on = ["db", …]`: names of other services of this file, each once.
+/// `None` when absent or not an array.
+fn depends_on(
+    name: &str,
+    section: &Section<'_, '_>,
+    names: &[&str],
+    d: &mut Diagnostics<'_>,
+) -> Option<Dependencies> {
+    const EXPECTED: &str = "an array of service names such as [\"db\"]";
+    let value = section.get("depends_on")?;
+    let DeValue::Array(items) = value.get_ref() else {
+        section.wrong_type("depends_on", value, EXPECTED, d);
+        return None;
+    };
+    let mut dependencies = Dependencies {
+        key: section
+            .key_span("depends_on")
+            .unwrap_or_else(|| value.span()),
+        targets: Vec::new(),
+    };
+    let others: Vec<&str> = names.iter().copied().filter(|n| *n != name).collect();
+    for item in items.iter() {
+        let DeValue::String(target) = item.get_ref() else {
+            section.wrong_type("depends_on", item, "a service name such as \"db\"", d);
+            continue;
+        };
+        let target: &str = target;
+        if !names.contains(&target) {
+            let mut message = format!(
+                "unknown service `{target}` in `depends_on` {}",
+                section.place()
+            );
+            match closest(target, &others) {
+                Some(close) => message.push_str(&format!("; did you mean `{close}`? ")),
+                None => message.push_str("; "),
+            }
+            if others.is_empty() {
+                message.push_str("expected the name of another [service.NAME] in this file");
+            } else {
+                message.push_str(&format!("expected one of: {}", others.join(", ")));
+            }
+            d.error(item.span(), message);
+        } else if dependencies.targets.iter().any(|t| t == target) {
+            d.error(
+                item.span(),
+                format!(
+                    "`{target}` appears twice in `depends_on` {}: expected each service once",
+                    section.place()
+                ),
+            );
+        } else {
+            dependencies.targets.push(target.to_owned());
+        }
+    }
+    Some(dependencies)
+}
+
+/// Reports each dependency cycle once, at the `depends_on` key of the service
+/// with the smallest name in it.
+fn report_cycles(graph: &BTreeMap<String, Dependencies>, d: &mut Diagnostics<'_>) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        /// On the current path of the search.
+        Active,
+        /// Fully explored.
+        Done,
+    }
+
+    fn visit<'g>(
+        node: &'g str,
+        graph: &'g BTreeMap<String, Dependencies>,
+        marks: &mut BTreeMap<&'g str, Mark>,
+        path: &mut Vec<&'g str>,
+        d: &mut Diagnostics<'_>,
+    ) {
+        match marks.get(node) {
+            Some(Mark::Done) => return,
+            Some(Mark::Active) => {
+                let start = path.iter().position(|n| *n == node).unwrap_or(0);
+                report_cycle(&path[start..], graph, d);
+                return;
+            }
+            None => {}
+        }
+        marks.insert(node, Mark::Active);
+        path.push(node);
+        if let Some(dependencies) = graph.get(node) {
+            for target in &dependencies.targets {
+                visit(target, graph, marks, path, d);
+            }
+        }
+        path.pop();
+        marks.insert(node, Mark::Done);
+    }
+
+    let mut marks = BTreeMap::new();
+    let mut path = Vec::new();
+    for node in graph.keys() {
+        visit(node, graph, &mut marks, &mut path, d);
+    }
+}
+
+/// `cycle` lists each service once, each depending on the next and the last on
+/// the first.
+fn report_cycle(cycle: &[&str], graph: &BTreeMap<String, Dependencies>, d: &mut Diagnostics<'_>) {
+    let Some(first) = (0..cycle.len()).min_by_key(|&i| cycle[i]) else {
+        return;
+    };
+    let mut names: Vec<&str> = cycle[first..]
+        .iter()
+        .chain(&cycle[..first])
+        .copied()
+        .collect();
+    let head = names[0];
+    names.push(head);
+    let Some(dependencies) = graph.get(head) else {
+        return;
+    };
+    d.error(
+        dependencies.key.clone(),
+        format!(
+            "dependency cycle in `depends_on` in [service.{head}]: {}; expected services that \
+             do not depend on each other in a loop (remove one of these dependencies)",
+            names.join(" → ")
+        ),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_size, stop_signal};
+
+    #[test]
+    fn sizes() {
+        for (text, bytes) in [
+            ("1", 1),
+            ("512B", 512),
+            ("10MiB", 10 << 20),
+            ("10 MiB", 10 << 20),
+            ("10mib", 10 << 20),
+            ("500KB", 500_000),
+            ("2KiB", 2048),
+            ("3MB", 3_000_000),
+            ("1GB", 1_000_000_000),
+            ("1GiB", 1 << 30),
+        ] {
+            assert_eq!(parse_size(text), Some(bytes), "{text}");
+        }
+        for bad in [
+            "",
+            "0",
+            "0MiB",
+            "MiB",
+            "10 parsecs",
+            "1.5MiB",
+            "-1",
+            " 1MiB",
+            "10MiBs",
+            "99999999999999GiB",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn signals() {
+        for (text, normal) in [
+            ("TERM", "SIGTERM"),
+            ("SIGTERM", "SIGTERM"),
+            ("sigint", "SIGINT"),
+            ("Quit", "SIGQUIT"),
+            ("hup", "SIGHUP"),
+            ("USR1", "SIGUSR1"),
+            ("SIGUSR2", "SIGUSR2"),
+            ("kill", "SIGKILL"),
+        ] {
+            assert_eq!(stop_signal(text).ok().as_deref(), Some(normal), "{text}");
+        }
+        for bad in ["", "SIG", "STOP", "SIGSEGV", "15", " TERM", "SIGSIGTERM"] {
+            assert!(stop_signal(bad).is_err(), "{bad}");
+        }
+    }
+}

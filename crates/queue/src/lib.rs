@@ -1,0 +1,28 @@
+//! berth's durable job queue.
+//!
+//! # Layout
+//! - [`queues`]: [`Queues`], the handle for enqueue, the pull API and admin actions;
+//! - [`executor`]: runs a queue's jobs in this process: fetch under a lease, handler,
+//!   timeout, batched completions, heartbeats, graceful drain;
+//! - [`handler`]: `run` (a process per job), `post` (HTTP), in-process functions;
+//! - [`maintenance`]: stager, rescuer (expired leases, orphans of a previous run), pruner;
+//! - [`leader`]: node heartbeats and the leader lease that gates maintenance;
+//! - [`runtime`]: starts all of the above for a set of queues and stops them;
+//! - [`spec`]: the per-queue settings; [`clock`]: injectable time; [`error`].
+
+pub mod clock;
+pub mod error;
+pub mod executor;
+pub mod handler;
+pub mod leader;
+pub mod maintenance;
+pub mod queues;
+pub mod runtime;
+pub mod spec;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{QueueError, Result};
+pub use handler::{Handler, HandlerOutcome};
+pub use queues::{Enqueue, Queues, Report};
+pub use runtime::{Options as RuntimeOptions, Runtime};
+pub use spec::{Backoff, HandlerSpec, QueueSpec, Retention};

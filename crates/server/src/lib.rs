@@ -1,0 +1,348 @@
+//! Builds every berth component from a [`Config`], runs them, and stops them in order.
+//!
+//! # Layout
+//! - [`Daemon`] (this file): start (lock, store, queues, executors, API listeners), wait,
+//!   graceful stop;
+//! - [`lock`]: one berth per data dir;
+//! - [`orphans`]: job processes a killed berth left behind;
+//! - [`services`]: `[service.NAME]` → the supervisor's specs;
+//! - [`specs`]: config → queue settings.
+
+pub mod lock;
+pub mod orphans;
+pub mod services;
+pub mod specs;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use berth_api::AppState;
+use berth_config::{Config, Durability, StoreChoice};
+use berth_queue::{Clock, Handler, Queues, Runtime, RuntimeOptions, SystemClock};
+use berth_store::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use lock::DataDirLock;
+
+/// The database file inside the data dir.
+pub const DB_FILE: &str = "berth.db";
+/// The API socket inside the data dir.
+pub const SOCKET_FILE: &str = "berth.sock";
+
+/// The socket path for a config.
+pub fn socket_path(config: &Config) -> PathBuf {
+    config.app.data_dir.join(SOCKET_FILE)
+}
+
+/// Options that tests and benchmarks set; `berth up` uses the defaults.
+pub struct Options {
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// In-process handlers replacing configured ones, by queue name.
+    pub handlers: HashMap<String, Arc<dyn Handler>>,
+    /// Overrides `[api] listen` (use port 0 in tests).
+    pub tcp_listen: Option<SocketAddr>,
+    /// The TCP bearer token, instead of reading it from the environment.
+    pub tcp_token: Option<String>,
+    /// Overrides `[app] leader_ttl`.
+    pub leader_ttl: Option<std::time::Duration>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            handlers: HashMap::new(),
+            tcp_listen: None,
+            tcp_token: None,
+            leader_ttl: None,
+        }
+    }
+}
+
+/// A running berth.
+pub struct Daemon {
+    queues: Queues,
+    runtime: Runtime,
+    stop_api: CancellationToken,
+    api_tasks: Vec<JoinHandle<()>>,
+    socket: PathBuf,
+    tcp_addr: Option<SocketAddr>,
+    grace: std::time::Duration,
+    supervisor: Option<Arc<berth_supervise::Supervisor>>,
+    _lock: DataDirLock,
+}
+
+impl Daemon {
+    /// Starts everything the config describes. Fails, before anything runs, if the data
+    /// dir is held by another berth, the database cannot be used, or a listener cannot
+    /// bind.
+    pub async fn start(config: &Config, options: Options) -> anyhow::Result<Daemon> {
+        let data_dir = &config.app.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+        let lock = DataDirLock::acquire(data_dir)?;
+        let store = open_store(config).await?;
+        let node_name = node_name(data_dir)?;
+        claim_node_name(
+            store.as_ref(),
+            &node_name,
+            lock.previous_pid,
+            config.app.leader_ttl,
+        )
+        .await?;
+        let queues = Queues::for_node(store, options.clock, specs::queue_specs(config), &node_name)
+            .with_lease_ttl(config.app.lease_ttl);
+        for name in options.handlers.keys() {
+            queues.spec(name)?;
+        }
+        // Services are checked (env files, free ports) before anything starts.
+        let service_specs = services::service_specs(config)?;
+        let supervisor = if service_specs.is_empty() {
+            None
+        } else {
+            Some(Arc::new(berth_supervise::Supervisor::new()?))
+        };
+        let state = AppState {
+            queues: queues.clone(),
+            app: config.app.name.clone(),
+            started: Instant::now(),
+            services: supervisor.clone(),
+        };
+        let tcp_listen = options.tcp_listen.or(config.api.listen);
+        let mut tcp = None;
+        if let Some(addr) = tcp_listen {
+            let token = match options.tcp_token {
+                Some(t) => t,
+                None => match std::env::var(&config.api.token_env) {
+                    Ok(t) if t.len() >= 16 => t,
+                    Ok(_) => bail!(
+                        "the API token in ${} is too short; use at least 16 random characters (e.g. `openssl rand -hex 24`)",
+                        config.api.token_env
+                    ),
+                    Err(_) => bail!(
+                        "[api] listen = \"{addr}\" needs a bearer token in the environment variable ${}; set it, or remove `listen` to use only the unix socket",
+                        config.api.token_env
+                    ),
+                },
+            };
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for the API"))?;
+            tcp = Some((listener, token));
+        }
+        let socket = socket_path(config);
+        // The lock proves no other berth uses this socket: a leftover file is stale.
+        let _ = std::fs::remove_file(&socket);
+        let unix = UnixListener::bind(&socket)
+            .with_context(|| format!("cannot listen on the socket {}", socket.display()))?;
+
+        let stop_api = CancellationToken::new();
+        let mut api_tasks = vec![serve(
+            unix,
+            berth_api::router(state.clone()),
+            stop_api.clone(),
+        )];
+        let mut tcp_addr = None;
+        if let Some((listener, token)) = tcp {
+            tcp_addr = Some(listener.local_addr()?);
+            api_tasks.push(serve(
+                listener,
+                berth_api::router_with_token(state, token),
+                stop_api.clone(),
+            ));
+        }
+        // Jobs start only once every listener is bound, so a failed start leaves no attempt
+        // behind. Job processes a killed berth left behind would run beside their own retries.
+        let marker = orphans::marker(data_dir);
+        let killed = orphans::kill_leftovers(&marker);
+        if killed > 0 {
+            tracing::warn!(
+                killed,
+                "killed job processes left running by a previous berth"
+            );
+        }
+        // Services before jobs: a `post` handler may need them.
+        if let Some(sup) = &supervisor {
+            for spec in service_specs {
+                tracing::info!(service = %spec.name, instances = spec.instances, "starting service");
+                sup.add(spec)?;
+            }
+        }
+        let runtime = Runtime::start(
+            queues.clone(),
+            RuntimeOptions {
+                handlers: options.handlers,
+                job_env: vec![marker],
+                grace: config.app.shutdown_grace,
+                leader_ttl: options.leader_ttl.unwrap_or(config.app.leader_ttl),
+            },
+        )
+        .await?;
+        tracing::info!(
+            app = %config.app.name,
+            node = %node_name,
+            store = %config.app.store.redacted(),
+            data_dir = %data_dir.display(),
+            socket = %socket.display(),
+            tcp = ?tcp_addr,
+            queues = queues.specs().count(),
+            "berth is up"
+        );
+        Ok(Daemon {
+            queues,
+            runtime,
+            stop_api,
+            api_tasks,
+            socket,
+            tcp_addr,
+            grace: config.app.shutdown_grace,
+            supervisor,
+            _lock: lock,
+        })
+    }
+
+    /// The queues (for in-process use by tests and the benchmark).
+    pub fn queues(&self) -> &Queues {
+        &self.queues
+    }
+
+    /// The API socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The TCP API address, if listening.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// Stops gracefully: no new jobs are fetched, running ones get the grace period, the
+    /// rest are released to run again on the next start; then the API closes.
+    pub async fn stop(self) {
+        tracing::info!(grace = ?self.grace, "stopping: no new jobs; waiting for running ones");
+        // Workers waiting in a long poll get an empty answer now, and no new leases.
+        self.queues.close();
+        self.runtime.stop().await;
+        // Jobs first (their handlers may post to services), then services in reverse
+        // dependency order.
+        if let Some(sup) = &self.supervisor {
+            sup.stop().await;
+        }
+        self.stop_api.cancel();
+        for t in self.api_tasks {
+            let _ = t.await;
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        tracing::info!("berth stopped");
+    }
+}
+
+/// The node's name: kept in the data dir so it survives restarts (the next run then
+/// knows which running attempts were its own), made from the host name and a random
+/// suffix the first time so that two nodes on one host differ.
+fn node_name(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("node");
+    match std::fs::read_to_string(&path) {
+        Ok(name) if !name.trim().is_empty() => Ok(name.trim().to_string()),
+        _ => {
+            let name = format!(
+                "{}-{:04x}",
+                berth_queue::queues::hostname(),
+                fastrand::u16(..)
+            );
+            std::fs::write(&path, format!("{name}\n"))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(name)
+        }
+    }
+}
+
+/// Refuses to start when another live process reports under this node's name (a copied
+/// data dir), then reports this process under it at once — before the API answers — so
+/// that a twin started after this one sees it.
+async fn claim_node_name(
+    store: &dyn Store,
+    name: &str,
+    previous_pid: Option<u32>,
+    leader_ttl: std::time::Duration,
+) -> anyhow::Result<()> {
+    let now = berth_store::Timestamp::now();
+    let host = berth_queue::queues::hostname();
+    for n in store.nodes().await? {
+        let fresh = now.since(n.heartbeat_at) < leader_ttl;
+        // This data dir's previous run (killed, its lock released) is no twin.
+        let previous_run = n.host == host && Some(n.pid) == previous_pid;
+        let other = (n.host != host || n.pid != std::process::id()) && !previous_run;
+        if n.id == name && fresh && other {
+            bail!(
+                "another berth (pid {} on {}) runs as node `{name}` on this store; was this data dir copied? Delete its `node` file to give this node a name of its own",
+                n.pid,
+                n.host
+            );
+        }
+    }
+    store
+        .node_heartbeat(berth_store::NodeInfo {
+            id: name.to_string(),
+            host,
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: now,
+            heartbeat_at: now,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Opens the store the config names: the SQLite file in the data dir, or the shared
+/// PostgreSQL database (migrated once, even when several nodes start together).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &config.app.store {
+        StoreChoice::Sqlite => {
+            let path = config.app.data_dir.join(DB_FILE);
+            Arc::new(SqliteStore::open(
+                &path,
+                SqliteOptions {
+                    durable: config.app.durability == Durability::Full,
+                    ..Default::default()
+                },
+            )?)
+        }
+        StoreChoice::Postgres { url } => {
+            Arc::new(PostgresStore::open(url, PostgresOptions::default()).await?)
+        }
+    })
+}
+
+fn serve<L>(listener: L, router: axum::Router, stop: CancellationToken) -> JoinHandle<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "the API listener failed");
+        }
+    })
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}

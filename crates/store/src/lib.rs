@@ -1,0 +1,29 @@
+//! berth's persistent state. The only crate that contains SQL.
+//!
+//! # Layout
+//! - [`model`]: jobs, states, timestamps and the other values crossing the boundary.
+//! - [`store`]: the [`Store`] trait every backend implements.
+//! - [`sqlite`]: the embedded default: one writer thread with group commit, WAL, durable
+//!   commits, `BEGIN IMMEDIATE`; readers on their own connections; versioned migrations.
+//! - [`postgres`]: the shared store for several nodes: `FOR UPDATE SKIP LOCKED` fetch,
+//!   batched completions, `LISTEN/NOTIFY` wake-ups, a connection pool, the leader lease.
+//! - [`transfer`]: copying a whole store into another (`berth store migrate`).
+//! - [`error`]: the store's error type, [`StoreError`].
+//! - `conformance` (feature `conformance`): the cases every backend must pass.
+
+pub mod error;
+pub mod model;
+pub mod postgres;
+mod rules;
+pub mod sqlite;
+pub mod store;
+pub mod transfer;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use error::{Result, StoreError};
+pub use model::*;
+pub use postgres::{PostgresOptions, PostgresStore};
+pub use sqlite::{SqliteOptions, SqliteStore};
+pub use store::{FetchRequest, Store};

@@ -1,0 +1,349 @@
+//! The PostgreSQL store, for several berth nodes sharing one database.
+//!
+//! - [`pool`]: a small connection pool; connection errors name host, database and user,
+//!   never the password;
+//! - [`migrations`]: versioned, applied once under an advisory lock;
+//! - [`jobs`]: fetch with a `FOR UPDATE SKIP LOCKED` CTE, completions batched through
+//!   `unnest`, `pg_notify` when jobs become available;
+//! - [`nodes`]: node heartbeats and the leader lease;
+//! - the listener (this file): one connection that `LISTEN`s and turns notifications into
+//!   wake-ups, reconnecting after a failure (and then waking every queue, since
+//!   notifications may have been missed).
+
+mod jobs;
+mod migrations;
+mod nodes;
+mod pool;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+use tokio_postgres::{AsyncMessage, Config, NoTls};
+
+use crate::error::{Result, StoreError};
+use crate::model::{
+    AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeaderLease, LeasedJob,
+    NewJob, NodeInfo, QueueStats, RunningLease, StateChange, Timestamp,
+};
+use crate::store::{FetchRequest, Store};
+use pool::Pool;
+
+pub use migrations::LATEST as SCHEMA_VERSION;
+
+/// A wake-up that stands for every queue (after the listener reconnected).
+pub const WAKE_ALL: &str = "*";
+
+/// How a PostgreSQL store is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// The most connections this node opens (besides the listener).
+    pub max_connections: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+        }
+    }
+}
+
+/// The shared store.
+pub struct PostgresStore {
+    pool: Arc<Pool>,
+    describe: String,
+    wake_tx: broadcast::Sender<String>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// Parses a `postgres://` URL, with errors that never repeat the password.
+pub fn parse_url(url: &str) -> Result<Config> {
+    Config::from_str(url).map_err(|e| {
+        StoreError::Invalid(format!(
+            "the store URL is not valid ({e}); expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+        ))
+    })
+}
+
+impl PostgresStore {
+    /// Connects, applies migrations (once, even when several nodes start together) and
+    /// starts listening for wake-ups.
+    pub async fn open(url: &str, options: PostgresOptions) -> Result<Self> {
+        let mut config = parse_url(url)?;
+        // Fail fast on an unreachable server, and notice a dead peer on an idle
+        // connection in seconds rather than the kernel's hours, unless the URL says.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config.keepalives(true);
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config.keepalives_idle(Duration::from_secs(30));
+        }
+        let describe = pool::describe(&config);
+        let pool = Arc::new(Pool::new(config.clone(), options.max_connections.max(2)));
+        {
+            let mut c = pool.get().await?;
+            migrations::migrate(&mut c, &describe).await?;
+        }
+        let (wake_tx, _) = broadcast::channel(1024);
+        let listener = tokio::spawn(listen(config, wake_tx.clone()));
+        Ok(Self {
+            pool,
+            describe,
+            wake_tx,
+            listener,
+        })
+    }
+
+    /// Where this store lives, in words safe to print.
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    async fn in_tx<T, F>(&self, f: F) -> Result<T>
+    where
+        F: for<'a> FnOnce(
+            &'a tokio_postgres::Transaction<'a>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>,
+        >,
+    {
+        let mut c = self.pool.get().await?;
+        let tx = c
+            .transaction()
+            .await
+            .map_err(|e| StoreError::db("starting a transaction", e))?;
+        let out = f(&tx).await?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::db("committing", e))?;
+        Ok(out)
+    }
+}
+
+/// Keeps one connection listening on the jobs channel; reconnects after failures.
+async fn listen(config: Config, tx: broadcast::Sender<String>) {
+    let mut failures = 0u32;
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let forward = tx.clone();
+                // Drives the connection (the LISTEN below needs it) and forwards
+                // notifications.
+                let driver = tokio::spawn(async move {
+                    loop {
+                        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                            Some(Ok(AsyncMessage::Notification(n))) => {
+                                let _ = forward.send(n.payload().to_string());
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, "the PostgreSQL listener lost its connection");
+                                return;
+                            }
+                            None => return,
+                        }
+                    }
+                });
+                if client
+                    .batch_execute(&format!("LISTEN {}", jobs::CHANNEL))
+                    .await
+                    .is_ok()
+                {
+                    if failures > 0 {
+                        tracing::info!("the PostgreSQL listener is back");
+                    }
+                    failures = 0;
+                    // Notifications sent while we were away are lost: look everywhere.
+                    let _ = tx.send(WAKE_ALL.to_string());
+                    let _ = driver.await;
+                } else {
+                    driver.abort();
+                }
+            }
+            Err(e) => {
+                if failures == 0 {
+                    tracing::warn!(error = %e, "the PostgreSQL listener cannot connect; retrying");
+                }
+            }
+        }
+        failures += 1;
+        tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(25)))).await;
+    }
+}
+
+macro_rules! with_client {
+    ($self:ident, $c:ident => $body:expr) => {{
+        let $c = $self.pool.get().await?;
+        $body
+    }};
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn insert(&self, new: Vec<NewJob>, now: Timestamp) -> Result<Vec<Inserted>> {
+        crate::rules::may_insert(&new)?;
+        self.in_tx(move |tx| Box::pin(async move { jobs::insert(tx, &new, now).await }))
+            .await
+    }
+
+    async fn fetch(&self, req: FetchRequest) -> Result<Vec<LeasedJob>> {
+        with_client!(self, c => jobs::fetch(&*c, &req).await)
+    }
+
+    async fn heartbeat(
+        &self,
+        attempts: Vec<AttemptRef>,
+        lease_until: Timestamp,
+        _now: Timestamp,
+    ) -> Result<Vec<bool>> {
+        with_client!(self, c => jobs::heartbeat(&*c, &attempts, lease_until).await)
+    }
+
+    async fn finish(&self, finishes: Vec<Finish>, now: Timestamp) -> Result<Vec<Finished>> {
+        let out = self
+            .in_tx(move |tx| Box::pin(async move { jobs::finish(tx, &finishes, now).await }))
+            .await?;
+        Ok(out.into_iter().map(|(f, _)| f).collect())
+    }
+
+    async fn running_leases(
+        &self,
+        now: Timestamp,
+        expired_only: bool,
+        limit: u32,
+    ) -> Result<Vec<RunningLease>> {
+        with_client!(self, c => jobs::running_leases(&*c, now, expired_only, limit).await)
+    }
+
+    async fn stage_due(&self, now: Timestamp) -> Result<Vec<String>> {
+        self.in_tx(move |tx| Box::pin(async move { jobs::stage_due(tx, now).await }))
+            .await
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>> {
+        with_client!(self, c => jobs::next_due(&*c).await)
+    }
+
+    async fn prune(
+        &self,
+        queue: &str,
+        state: JobState,
+        older_than: Timestamp,
+        limit: u32,
+    ) -> Result<u64> {
+        with_client!(self, c => jobs::prune(&*c, queue, state, older_than, limit).await)
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<Job>> {
+        with_client!(self, c => jobs::job(&*c, id).await)
+    }
+
+    async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>> {
+        with_client!(self, c => jobs::list_jobs(&*c, &filter).await)
+    }
+
+    async fn cancel(&self, id: i64, now: Timestamp) -> Result<StateChange> {
+        self.in_tx(move |tx| {
+            Box::pin(
+                async move { jobs::finalize(tx, id, JobState::Cancelled, "cancel", now).await },
+            )
+        })
+        .await
+    }
+
+    async fn discard(&self, id: i64, now: Timestamp) -> Result<StateChange> {
+        self.in_tx(move |tx| {
+            Box::pin(
+                async move { jobs::finalize(tx, id, JobState::Discarded, "discard", now).await },
+            )
+        })
+        .await
+    }
+
+    async fn retry(&self, id: i64, now: Timestamp) -> Result<StateChange> {
+        self.in_tx(move |tx| Box::pin(async move { jobs::retry(tx, id, now).await }))
+            .await
+    }
+
+    async fn delete(&self, id: i64) -> Result<StateChange> {
+        self.in_tx(move |tx| Box::pin(async move { jobs::delete(tx, id).await }))
+            .await
+    }
+
+    async fn queue_stats(&self) -> Result<Vec<QueueStats>> {
+        with_client!(self, c => jobs::queue_stats(&*c).await)
+    }
+
+    async fn set_paused(&self, queue: &str, paused: bool, now: Timestamp) -> Result<()> {
+        let queue = queue.to_string();
+        self.in_tx(move |tx| {
+            Box::pin(async move { jobs::set_paused(tx, &queue, paused, now).await })
+        })
+        .await
+    }
+
+    async fn paused_queues(&self) -> Result<Vec<String>> {
+        with_client!(self, c => jobs::paused(&*c).await)
+    }
+
+    async fn purge(&self, queue: &str, states: Vec<JobState>) -> Result<u64> {
+        with_client!(self, c => jobs::purge(&*c, queue, &states).await)
+    }
+
+    async fn export_jobs(&self, after_id: i64, limit: u32) -> Result<Vec<Job>> {
+        with_client!(self, c => jobs::export(&*c, after_id, limit).await)
+    }
+
+    async fn import_jobs(&self, imported: Vec<Job>) -> Result<()> {
+        self.in_tx(move |tx| Box::pin(async move { jobs::import(tx, &imported).await }))
+            .await
+    }
+
+    async fn count_jobs(&self) -> Result<u64> {
+        with_client!(self, c => jobs::count(&*c).await)
+    }
+
+    async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {
+        with_client!(self, c => nodes::heartbeat(&*c, &node).await)
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        with_client!(self, c => nodes::nodes(&*c).await)
+    }
+
+    async fn prune_nodes(&self, before: Timestamp) -> Result<u64> {
+        with_client!(self, c => nodes::prune(&*c, before).await)
+    }
+
+    async fn leader_elect(
+        &self,
+        node: &str,
+        term: Option<i64>,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<LeaderLease> {
+        with_client!(self, c => nodes::elect(&*c, node, term, ttl, now).await)
+    }
+
+    async fn leader_resign(&self, node: &str, term: i64) -> Result<()> {
+        with_client!(self, c => nodes::resign(&*c, node, term).await)
+    }
+
+    async fn leader(&self) -> Result<LeaderLease> {
+        with_client!(self, c => nodes::leader(&*c).await)
+    }
+
+    fn wakeups(&self) -> Option<broadcast::Receiver<String>> {
+        Some(self.wake_tx.subscribe())
+    }
+}

@@ -1,0 +1,155 @@
+//! Versioned schema migrations for the SQLite store.
+//!
+//! The version lives in `PRAGMA user_version`; the file is marked as berth's with
+//! `PRAGMA application_id`. A database whose version is newer than this build knows is
+//! refused before anything is written to it.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::error::{Result, StoreError};
+
+/// `PRAGMA application_id` of a berth database ("brth").
+pub const APPLICATION_ID: i64 = 0x6272_7468;
+
+/// The migrations, in order; migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: jobs and queues.
+    r#"
+CREATE TABLE jobs (
+    id               INTEGER PRIMARY KEY,
+    queue            TEXT    NOT NULL CHECK (length(queue) BETWEEN 1 AND 128),
+    kind             TEXT    NOT NULL CHECK (length(kind) BETWEEN 1 AND 255),
+    args             TEXT    NOT NULL DEFAULT '{}',
+    -- Lists of states are spelled with OR, never IN: SQLite builds a temporary table for
+    -- every IN list of constants it evaluates, which halved the insert rate.
+    state            TEXT    NOT NULL CHECK (state = 'pending' OR state = 'scheduled'
+                             OR state = 'available' OR state = 'running' OR state = 'retryable'
+                             OR state = 'completed' OR state = 'discarded' OR state = 'cancelled'),
+    priority         INTEGER NOT NULL DEFAULT 0,
+    attempt          INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+    scheduled_at     INTEGER NOT NULL,
+    attempted_at     INTEGER,
+    attempted_by     TEXT,
+    lease_expires_at INTEGER,
+    finalized_at     INTEGER,
+    errors           TEXT    NOT NULL DEFAULT '[]',
+    result           TEXT,
+    output           TEXT,
+    unique_key       TEXT,
+    batch_id         INTEGER,
+    workflow_id      INTEGER,
+    tags             TEXT    NOT NULL DEFAULT '[]',
+    created_at       INTEGER NOT NULL,
+    -- A running job always holds a lease, and only a running job does.
+    CHECK ((state = 'running') = (lease_expires_at IS NOT NULL)),
+    -- Final states, and only they, carry the time they were reached.
+    CHECK ((state = 'completed' OR state = 'discarded' OR state = 'cancelled') = (finalized_at IS NOT NULL))
+);
+-- Fetch walks only available jobs, in the order they are handed out.
+CREATE INDEX jobs_fetch ON jobs (queue, priority, scheduled_at, id) WHERE state = 'available';
+-- The stager finds due scheduled and retryable jobs.
+CREATE INDEX jobs_due ON jobs (scheduled_at) WHERE state = 'scheduled' OR state = 'retryable';
+-- Counts per state and queue (available jobs are in the fetch index, not here),
+-- listing by state, the rescuer's scan of running jobs (few:
+-- at most the sum of the concurrencies), and pruning by age. There is deliberately no
+-- index on lease_expires_at: every fetch and finish would pay for it, the rescuer reads
+-- it once every few seconds.
+CREATE INDEX jobs_state ON jobs (state, queue, finalized_at) WHERE state <> 'available';
+-- A unique key is unique among the jobs that are not final.
+CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state <> 'completed' AND state <> 'discarded' AND state <> 'cancelled';
+
+CREATE TABLE queues (
+    name       TEXT PRIMARY KEY,
+    paused     INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+    // 2: nodes and the leader lease.
+    r#"
+CREATE TABLE nodes (
+    id           TEXT    PRIMARY KEY,
+    host         TEXT    NOT NULL,
+    pid          INTEGER NOT NULL,
+    version      TEXT    NOT NULL,
+    started_at   INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE leader (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    holder     TEXT,
+    term       INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+INSERT INTO leader (id, holder, term, expires_at) VALUES (1, NULL, 0, 0);
+"#,
+];
+
+/// The schema version this build writes.
+pub const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Checks, reading only, that the file is a berth database this build can use. Nothing is
+/// written to a refused file.
+pub fn check(conn: &Connection, path: &Path) -> Result<()> {
+    let corrupt = |e: rusqlite::Error| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    // The first read of the header: a file that is not SQLite fails here.
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    let app_id: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(corrupt)?;
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(corrupt)?;
+    if app_id != APPLICATION_ID && (app_id != 0 || tables > 0 || version != 0) {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "it is an SQLite database of another application (application_id {app_id:#x}, {tables} tables)"
+            ),
+        });
+    }
+    if version > LATEST {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            supported: LATEST,
+        });
+    }
+    Ok(())
+}
+
+/// Applies the missing migrations, each in its own transaction.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| StoreError::db("reading the schema version", e))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let to = i as i64 + 1;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::db("starting a migration", e))?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::db("applying a migration", e))?;
+        tx.execute_batch(&format!(
+            "PRAGMA user_version = {to}; PRAGMA application_id = {APPLICATION_ID};"
+        ))
+        .map_err(|e| StoreError::db("recording the schema version", e))?;
+        tx.commit()
+            .map_err(|e| StoreError::db("committing a migration", e))?;
+        tracing::info!(version = to, "applied database migration");
+    }
+    Ok(())
+}

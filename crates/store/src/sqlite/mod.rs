@@ -1,0 +1,305 @@
+//! The embedded SQLite store.
+//!
+//! One writer connection on its own thread does every write, in group transactions (see
+//! [`writer`]). Reads run on a small pool of read-only connections in tokio's blocking
+//! pool, so a long listing never waits behind the writer, nor the writer behind it (WAL).
+
+mod jobs;
+mod migrations;
+mod nodes;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Result, StoreError};
+use crate::model::{
+    AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeaderLease, LeasedJob,
+    NewJob, NodeInfo, QueueStats, RunningLease, StateChange, Timestamp,
+};
+use crate::store::{FetchRequest, Store};
+use writer::Writer;
+
+pub use migrations::{APPLICATION_ID, LATEST as SCHEMA_VERSION};
+
+/// How an SQLite store is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// `synchronous=FULL` (true, the default): a commit survives power loss. `NORMAL`
+    /// (false): it survives a crash of berth but may be lost with the machine's power.
+    pub durable: bool,
+    /// How long a statement waits for a lock held by another program (a backup, say).
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            durable: true,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The embedded store: one SQLite file in WAL mode.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Arc<ReaderPool>,
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Readers kept open between reads.
+const MAX_IDLE_READERS: usize = 4;
+
+impl ReaderPool {
+    fn take(&self) -> Result<Connection> {
+        if let Some(c) = self.idle.lock().expect("reader pool poisoned").pop() {
+            return Ok(c);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Open {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })?;
+        conn.busy_timeout(self.busy_timeout)
+            .map_err(|e| StoreError::db("configuring a reader", e))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().expect("reader pool poisoned");
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, checks that it is a berth
+    /// database this build can read, and applies migrations. A file that is not a berth
+    /// database, or one written by a newer berth, is refused and left untouched.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<Self> {
+        let open_err = |e: rusqlite::Error| StoreError::Open {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(options.busy_timeout).map_err(open_err)?;
+        // Check before the first write (switching to WAL writes the header).
+        migrations::check(&conn, path)?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
+            if options.durable { "FULL" } else { "NORMAL" }
+        ))
+        .map_err(open_err)?;
+        migrations::migrate(&mut conn)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let (writer, _thread) = Writer::spawn(conn).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            detail: format!("cannot start the writer thread: {e}"),
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer,
+            readers: Arc::new(ReaderPool {
+                path: path.to_path_buf(),
+                busy_timeout: options.busy_timeout,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let out = f(&conn);
+            pool.give_back(conn);
+            out
+        })
+        .await
+        .map_err(|e| StoreError::db("running a read", e))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert(&self, new: Vec<NewJob>, now: Timestamp) -> Result<Vec<Inserted>> {
+        // Refuse bad input before it reaches the transaction, naming the job.
+        crate::rules::may_insert(&new)?;
+        self.writer.write(move |c| jobs::insert(c, &new, now)).await
+    }
+
+    async fn fetch(&self, req: FetchRequest) -> Result<Vec<LeasedJob>> {
+        self.writer.write(move |c| jobs::fetch(c, &req)).await
+    }
+
+    async fn heartbeat(
+        &self,
+        attempts: Vec<AttemptRef>,
+        lease_until: Timestamp,
+        _now: Timestamp,
+    ) -> Result<Vec<bool>> {
+        self.writer
+            .write(move |c| jobs::heartbeat(c, &attempts, lease_until))
+            .await
+    }
+
+    async fn finish(&self, finishes: Vec<Finish>, now: Timestamp) -> Result<Vec<Finished>> {
+        self.writer
+            .write(move |c| jobs::finish(c, &finishes, now))
+            .await
+    }
+
+    async fn running_leases(
+        &self,
+        now: Timestamp,
+        expired_only: bool,
+        limit: u32,
+    ) -> Result<Vec<RunningLease>> {
+        self.read(move |c| jobs::running_leases(c, now, expired_only, limit))
+            .await
+    }
+
+    async fn stage_due(&self, now: Timestamp) -> Result<Vec<String>> {
+        self.writer.write(move |c| jobs::stage_due(c, now)).await
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>> {
+        self.read(jobs::next_due).await
+    }
+
+    async fn prune(
+        &self,
+        queue: &str,
+        state: JobState,
+        older_than: Timestamp,
+        limit: u32,
+    ) -> Result<u64> {
+        let queue = queue.to_string();
+        self.writer
+            .write(move |c| jobs::prune(c, &queue, state, older_than, limit))
+            .await
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<Job>> {
+        self.read(move |c| jobs::job(c, id)).await
+    }
+
+    async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>> {
+        self.read(move |c| jobs::list_jobs(c, &filter)).await
+    }
+
+    async fn cancel(&self, id: i64, now: Timestamp) -> Result<StateChange> {
+        self.writer
+            .write(move |c| jobs::finalize(c, id, JobState::Cancelled, "cancel", now))
+            .await
+    }
+
+    async fn discard(&self, id: i64, now: Timestamp) -> Result<StateChange> {
+        self.writer
+            .write(move |c| jobs::finalize(c, id, JobState::Discarded, "discard", now))
+            .await
+    }
+
+    async fn retry(&self, id: i64, now: Timestamp) -> Result<StateChange> {
+        self.writer.write(move |c| jobs::retry(c, id, now)).await
+    }
+
+    async fn delete(&self, id: i64) -> Result<StateChange> {
+        self.writer.write(move |c| jobs::delete(c, id)).await
+    }
+
+    async fn queue_stats(&self) -> Result<Vec<QueueStats>> {
+        self.read(jobs::queue_stats).await
+    }
+
+    async fn set_paused(&self, queue: &str, paused: bool, now: Timestamp) -> Result<()> {
+        let queue = queue.to_string();
+        self.writer
+            .write(move |c| jobs::set_paused(c, &queue, paused, now))
+            .await
+    }
+
+    async fn paused_queues(&self) -> Result<Vec<String>> {
+        self.read(jobs::paused).await
+    }
+
+    async fn purge(&self, queue: &str, states: Vec<JobState>) -> Result<u64> {
+        let queue = queue.to_string();
+        self.writer
+            .write(move |c| jobs::purge(c, &queue, &states))
+            .await
+    }
+
+    async fn export_jobs(&self, after_id: i64, limit: u32) -> Result<Vec<Job>> {
+        self.read(move |c| jobs::export(c, after_id, limit)).await
+    }
+
+    async fn import_jobs(&self, imported: Vec<Job>) -> Result<()> {
+        self.writer.write(move |c| jobs::import(c, &imported)).await
+    }
+
+    async fn count_jobs(&self) -> Result<u64> {
+        self.read(jobs::count).await
+    }
+
+    async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {
+        self.writer.write(move |c| nodes::heartbeat(c, &node)).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        self.read(nodes::nodes).await
+    }
+
+    async fn prune_nodes(&self, before: Timestamp) -> Result<u64> {
+        self.writer.write(move |c| nodes::prune(c, before)).await
+    }
+
+    async fn leader_elect(
+        &self,
+        node: &str,
+        term: Option<i64>,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<LeaderLease> {
+        let node = node.to_string();
+        self.writer
+            .write(move |c| nodes::elect(c, &node, term, ttl, now))
+            .await
+    }
+
+    async fn leader_resign(&self, node: &str, term: i64) -> Result<()> {
+        let node = node.to_string();
+        self.writer
+            .write(move |c| nodes::resign(c, &node, term))
+            .await
+    }
+
+    async fn leader(&self) -> Result<LeaderLease> {
+        self.read(nodes::leader).await
+    }
+}

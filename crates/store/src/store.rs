@@ -1,0 +1,157 @@
+//! The `Store` trait: every persistent operation berth performs, shaped so that an
+//! embedded SQLite file and a shared PostgreSQL database can both implement it.
+//!
+//! Rules every implementation keeps (the conformance suite checks them):
+//! - time is passed in by the caller, never read from the system;
+//! - a job leaves `running` only through a write naming the attempt it was leased under;
+//! - writes are durable when the returned future resolves.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::{
+    AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeaderLease, LeasedJob,
+    NewJob, NodeInfo, QueueStats, RunningLease, StateChange, Timestamp,
+};
+
+/// A request to lease jobs from one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// The queue.
+    pub queue: String,
+    /// At most this many jobs.
+    pub limit: u32,
+    /// Who takes them (recorded as `attempted_by`).
+    pub worker: String,
+    /// The current time.
+    pub now: Timestamp,
+    /// When the leases expire unless heartbeats extend them.
+    pub lease_until: Timestamp,
+}
+
+/// Persistent state of berth. See the module docs for the rules.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts jobs in one transaction, in order. A job whose unique key matches a job that
+    /// is not final is not inserted; its `Inserted` names the existing job.
+    async fn insert(&self, jobs: Vec<NewJob>, now: Timestamp) -> Result<Vec<Inserted>>;
+
+    /// Leases up to `limit` available jobs of a queue (lowest priority value first, then
+    /// oldest), unless the queue is paused. Each starts a new attempt.
+    async fn fetch(&self, req: FetchRequest) -> Result<Vec<LeasedJob>>;
+
+    /// Extends the leases of running attempts. Returns, per attempt, whether it is still
+    /// running under that attempt (false: the worker should stop).
+    async fn heartbeat(
+        &self,
+        attempts: Vec<AttemptRef>,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<bool>>;
+
+    /// Records how attempts ended, each only if the job is still running under that attempt.
+    async fn finish(&self, finishes: Vec<Finish>, now: Timestamp) -> Result<Vec<Finished>>;
+
+    /// Running attempts whose lease expired before `now` (all running ones when
+    /// `expired_only` is false), at most `limit`.
+    async fn running_leases(
+        &self,
+        now: Timestamp,
+        expired_only: bool,
+        limit: u32,
+    ) -> Result<Vec<RunningLease>>;
+
+    /// Makes scheduled and retryable jobs that are due by `now` available. Returns the
+    /// queues that received jobs.
+    async fn stage_due(&self, now: Timestamp) -> Result<Vec<String>>;
+
+    /// When the next scheduled or retryable job becomes due, if any.
+    async fn next_due(&self) -> Result<Option<Timestamp>>;
+
+    /// Deletes up to `limit` jobs of a queue in a final state that reached it before
+    /// `older_than`. Returns how many were deleted.
+    async fn prune(
+        &self,
+        queue: &str,
+        state: JobState,
+        older_than: Timestamp,
+        limit: u32,
+    ) -> Result<u64>;
+
+    /// One job with its history.
+    async fn job(&self, id: i64) -> Result<Option<Job>>;
+
+    /// Jobs matching a filter, newest first.
+    async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>>;
+
+    /// Cancels a job that is not final. A running attempt's later writes become stale.
+    async fn cancel(&self, id: i64, now: Timestamp) -> Result<StateChange>;
+
+    /// Discards a job that is not final.
+    async fn discard(&self, id: i64, now: Timestamp) -> Result<StateChange>;
+
+    /// Makes a job that is not running or available run again now, allowing one more
+    /// attempt if it had used them all.
+    async fn retry(&self, id: i64, now: Timestamp) -> Result<StateChange>;
+
+    /// Deletes a job that is not running.
+    async fn delete(&self, id: i64) -> Result<StateChange>;
+
+    /// Counts per state for every queue that has jobs or a stored pause state.
+    async fn queue_stats(&self) -> Result<Vec<QueueStats>>;
+
+    /// Pauses or resumes fetching from a queue.
+    async fn set_paused(&self, queue: &str, paused: bool, now: Timestamp) -> Result<()>;
+
+    /// Names of the paused queues.
+    async fn paused_queues(&self) -> Result<Vec<String>>;
+
+    /// Deletes a queue's jobs in the given states (never running ones). Returns the count.
+    async fn purge(&self, queue: &str, states: Vec<JobState>) -> Result<u64>;
+
+    /// Jobs with an id above `after_id`, oldest first, at most `limit`: the whole table,
+    /// page by page, for copying it to another store.
+    async fn export_jobs(&self, after_id: i64, limit: u32) -> Result<Vec<Job>>;
+
+    /// Writes jobs exactly as exported (ids, states and history kept), in one
+    /// transaction; later inserts get ids above every imported one.
+    async fn import_jobs(&self, jobs: Vec<Job>) -> Result<()>;
+
+    /// How many jobs the store holds.
+    async fn count_jobs(&self) -> Result<u64>;
+
+    /// Records that a node is alive (inserting it the first time).
+    async fn node_heartbeat(&self, node: NodeInfo) -> Result<()>;
+
+    /// Every node that reported, most recent first.
+    async fn nodes(&self) -> Result<Vec<NodeInfo>>;
+
+    /// Forgets nodes that have not reported since `before`. Returns how many.
+    async fn prune_nodes(&self, before: Timestamp) -> Result<u64>;
+
+    /// Renews `node`'s leader lease if it holds it under `term` and it has not expired,
+    /// or takes it (with a new term) if it is free or expired. Returns the lease as it
+    /// stands afterwards; `node` leads if it is the holder.
+    async fn leader_elect(
+        &self,
+        node: &str,
+        term: Option<i64>,
+        ttl: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<LeaderLease>;
+
+    /// Gives the lease up at once if `node` holds it under `term` (a clean stop), so the
+    /// next node need not wait for it to expire.
+    async fn leader_resign(&self, node: &str, term: i64) -> Result<()>;
+
+    /// The lease as it stands.
+    async fn leader(&self) -> Result<LeaderLease>;
+
+    /// Queues that received available jobs from another process since the last call,
+    /// pushed as they happen (PostgreSQL's `LISTEN`). `None` where the store has no such
+    /// channel (the embedded store, which one process owns): that process wakes its own
+    /// queues.
+    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
+}

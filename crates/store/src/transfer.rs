@@ -1,0 +1,65 @@
+//! Copying a whole store into another: how an embedded install moves to PostgreSQL
+//! (`berth store migrate`). Jobs keep their ids, states and histories; paused queues stay
+//! paused; the counts are checked at the end.
+
+use crate::error::{Result, StoreError};
+use crate::model::Timestamp;
+use crate::store::Store;
+
+/// Jobs per page (one transaction on the target each).
+const PAGE: u32 = 5_000;
+
+/// What a copy did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyReport {
+    /// Jobs copied.
+    pub jobs: u64,
+    /// Paused queues carried over.
+    pub paused_queues: Vec<String>,
+}
+
+/// Copies every job and queue state of `from` into `to`. Refuses a target that already
+/// holds jobs unless `force`. `progress(done, total)` is called after every page.
+pub async fn copy_all(
+    from: &dyn Store,
+    to: &dyn Store,
+    force: bool,
+    now: Timestamp,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<CopyReport> {
+    let existing = to.count_jobs().await?;
+    if existing > 0 && !force {
+        return Err(StoreError::Conflict(format!(
+            "the target already holds {existing} jobs; nothing was copied. Copy into an empty database, or pass --force to add to it (the copy fails if job ids clash)"
+        )));
+    }
+    // Paused queues first: a copy cut short must not leave their jobs free to run.
+    let paused = from.paused_queues().await?;
+    for q in &paused {
+        to.set_paused(q, true, now).await?;
+    }
+    let total = from.count_jobs().await?;
+    let mut copied = 0u64;
+    let mut after = 0i64;
+    progress(0, total);
+    loop {
+        let page = from.export_jobs(after, PAGE).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.id;
+        copied += page.len() as u64;
+        to.import_jobs(page).await?;
+        progress(copied, total);
+    }
+    let (source, target) = (from.count_jobs().await?, to.count_jobs().await?);
+    if copied != source || target != existing + source {
+        return Err(StoreError::Conflict(format!(
+            "the counts do not match after the copy: {source} jobs in the source, {copied} copied, {target} in the target (which held {existing} before); was the source in use meanwhile?"
+        )));
+    }
+    Ok(CopyReport {
+        jobs: copied,
+        paused_queues: paused,
+    })
+}

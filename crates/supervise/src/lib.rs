@@ -1,0 +1,40 @@
+//! berth's process supervisor: runs a service's instances, restarts them, keeps their
+//! logs and stops them without leaving anything behind.
+//!
+//! It depends on no other berth crate; the config crate builds its [`ServiceSpec`]s and
+//! the server, API and store consume its [`status`](Supervisor::status) and
+//! [`events`](Supervisor::subscribe).
+//!
+//! # Layout
+//! - `spec.rs`: [`ServiceSpec`], [`RestartPolicy`], [`Backoff`], [`CrashLoop`] — what to
+//!   run, as typed, already-validated values.
+//! - `supervisor.rs`: [`Supervisor`] — adds services, starts, signals and stops them,
+//!   reports status; the last added service is stopped first.
+//! - `instance.rs`: one task per instance — spawn, reap, restart policy and backoff,
+//!   crash-loop detection, graceful stop with the SIGKILL fallback.
+//! - `process.rs`: spawning `sh -c` in a process group of its own with
+//!   `PR_SET_PDEATHSIG`, and signalling the group.
+//! - `watchdog.rs`: a small `sh` process that SIGKILLs every instance's group once
+//!   berth is gone, even after a `kill -9` of berth.
+//! - `logs.rs`: timestamped, size-rotated log files fed from the pipes.
+//! - `status.rs`: [`InstanceStatus`], [`InstanceState`], [`Exit`], [`Event`].
+//! - `usage.rs`: CPU time and resident memory of a running process, from `/proc`.
+//! - `error.rs`: [`Error`].
+
+mod error;
+mod instance;
+pub mod logs;
+mod process;
+mod spec;
+mod status;
+mod supervisor;
+pub mod usage;
+mod watchdog;
+
+pub use error::Error;
+pub use spec::{Backoff, CrashLoop, RestartPolicy, ServiceSpec};
+pub use status::{Event, EventKind, Exit, ExitInfo, InstanceState, InstanceStatus};
+pub use supervisor::Supervisor;
+
+/// Re-exported so that callers name stop signals without depending on nix themselves.
+pub use nix::sys::signal::Signal;

@@ -1,0 +1,105 @@
+//! Test fixtures for berth's crates (dev-only).
+//!
+//! # Layout
+//! - [`Project`]: a temp dir with a `berth.toml`, its config and data dir;
+//! - [`sink`]: a real HTTP server that records what berth POSTs to it;
+//! - [`daemon`]: the real daemon started in-process on the project;
+//! - [`pg`]: a throwaway PostgreSQL cluster of the test's own, or one [`pg::shared`] by a
+//!   test binary;
+//! - [`wait_until`]: waiting on a condition instead of sleeping a fixed time.
+
+pub mod pg;
+pub mod sink;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_config::Config;
+pub use berth_server::{Daemon, Options};
+
+/// A temporary project: a directory with a `berth.toml`.
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A project whose berth.toml is `config_text`.
+    pub fn new(config_text: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("berth.toml"), config_text).expect("write berth.toml");
+        Self { dir }
+    }
+
+    /// The project directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("berth.toml")
+    }
+
+    /// Replaces berth.toml.
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).expect("write berth.toml");
+    }
+
+    /// The validated config (panics with the diagnostics if invalid).
+    pub fn config(&self) -> Config {
+        berth_config::load(&self.config_path()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.config().app.data_dir
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join(berth_server::DB_FILE)
+    }
+
+    /// A client of the daemon's unix socket.
+    pub fn client(&self) -> berth_api::client::Client {
+        berth_api::client::Client::unix(&berth_server::socket_path(&self.config()))
+    }
+
+    /// A client of the daemon of the project in `dir` (its berth.toml).
+    pub fn client_for(dir: &Path) -> berth_api::client::Client {
+        let config = berth_config::load(&dir.join("berth.toml")).unwrap_or_else(|e| panic!("{e}"));
+        berth_api::client::Client::unix(&berth_server::socket_path(&config))
+    }
+}
+
+/// Starts the real daemon in-process on `project`.
+pub async fn daemon(project: &Project, options: Options) -> Daemon {
+    Daemon::start(&project.config(), options)
+        .await
+        .unwrap_or_else(|e| panic!("daemon failed to start: {e:#}"))
+}
+
+/// Polls `check` every few milliseconds until it returns `Some`, or panics after `limit`
+/// with `what`. For conditions the code under test does not signal.
+pub async fn wait_until<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A config with one app and the given extra TOML.
+pub fn config_text(extra: &str) -> String {
+    format!("[app]\nname = \"test\"\nshutdown_grace = \"2s\"\n\n{extra}\n")
+}
