@@ -103,3 +103,25 @@ where
 pub fn config_text(extra: &str) -> String {
     format!("[app]\nname = \"test\"\nshutdown_grace = \"2s\"\n\n{extra}\n")
 }
+
+/// The first of `count` consecutive TCP ports that were all free on 0.0.0.0 a moment
+/// ago, chosen below the kernel's ephemeral range (32768 and up) so that the outgoing
+/// connections of other tests cannot take one of them between the check and the use.
+pub fn free_port_run(count: u16) -> u16 {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread concurrent test binaries apart by process id; step within one process.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = 12_000 - count;
+    let seed = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..200 {
+        let offset = NEXT.fetch_add(count + 7, Ordering::Relaxed);
+        let first = 20_000 + (seed.wrapping_add(offset)) % span;
+        let all_free =
+            (first..first + count).all(|port| TcpListener::bind(("0.0.0.0", port)).is_ok());
+        if all_free {
+            return first;
+        }
+    }
+    panic!("no run of {count} free ports found between 20000 and 32000");
+}

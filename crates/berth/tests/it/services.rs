@@ -15,9 +15,11 @@ fn project(services: &str) -> Project {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_run_under_berth_up_and_show_in_ps() {
-    let p = project(
-        "[service.db]\ncommand = \"exec sleep 60\"\n\n[service.web]\ncommand = \"echo listening on $PORT; exec sleep 60\"\nport = 47311\ninstances = 2\ndepends_on = [\"db\"]\nstop_grace = \"1s\"\n",
-    );
+    let port = berth_testkit::free_port_run(2);
+    let p = project(&format!(
+        "[service.db]\ncommand = \"exec sleep 60\"\n\n[service.web]\ncommand = \"echo listening on $PORT; exec sleep 60\"\nport = {port}\ninstances = 2\ndepends_on = [\"db\"]\nstop_grace = \"1s\"\n",
+    ));
+    let (p0, p1) = (port.to_string(), (port + 1).to_string());
     let mut child = up(p.dir()).await;
     let c = p.client();
     let v = wait_until("three running instances", Duration::from_secs(10), || {
@@ -40,12 +42,12 @@ async fn services_run_under_berth_up_and_show_in_ps() {
         .filter(|s| s["service"] == "web")
         .map(|s| s["port"].as_u64().unwrap())
         .collect();
-    assert_eq!(ports, vec![47311, 47312]);
+    assert_eq!(ports, vec![u64::from(port), u64::from(port) + 1]);
     let (code, out, err) = parts(&run_in(p.dir(), &["ps"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("SERVICE"), "{out}");
     assert!(
-        out.contains("web") && out.contains("47312") && out.contains("running"),
+        out.contains("web") && out.contains(&p1) && out.contains("running"),
         "{out}"
     );
     assert!(out.contains("MiB"), "memory shown: {out}");
@@ -53,24 +55,24 @@ async fn services_run_under_berth_up_and_show_in_ps() {
     let log = wait_until("the web log", Duration::from_secs(5), || async {
         std::fs::read_to_string(p.data_dir().join("logs").join("web.0.log"))
             .ok()
-            .filter(|l| l.contains("listening on 47311"))
+            .filter(|l| l.contains(&format!("listening on {p0}")))
     })
     .await;
-    assert!(log.contains(" out listening on 47311"), "{log}");
+    assert!(log.contains(&format!(" out listening on {p0}")), "{log}");
     // berth logs: both instances, interleaved by time and marked; one instance; since.
     let (code, out, err) = parts(&run_in(p.dir(), &["logs", "web"]));
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("[0] ") && out.contains("out listening on 47311"),
+        out.contains("[0] ") && out.contains(&format!("out listening on {p0}")),
         "{out}"
     );
     assert!(
-        out.contains("[1] ") && out.contains("out listening on 47312"),
+        out.contains("[1] ") && out.contains(&format!("out listening on {p1}")),
         "{out}"
     );
     let (_, out, _) = parts(&run_in(p.dir(), &["logs", "web", "--instance", "1"]));
     assert!(
-        out.contains("listening on 47312") && !out.contains("47311"),
+        out.contains(&format!("listening on {p1}")) && !out.contains(&format!("listening on {p0}")),
         "{out}"
     );
     let (_, out, _) = parts(&run_in(
