@@ -3,7 +3,8 @@
 //! every request needs the bearer token.
 //!
 //! # Layout
-//! - [`routes`]: one file per resource: `status`, `jobs`, `queues`, `workers`;
+//! - [`routes`]: one file per resource: `status`, `jobs`, `queues`, `workers`,
+//!   `services` (with events and reload);
 //! - [`error`]: the typed JSON error every route answers with;
 //! - [`body`]: request bodies and their parsing (durations, times);
 //! - [`client`]: the client the CLI and the tests use.
@@ -36,8 +37,18 @@ pub struct AppState {
     pub app: String,
     /// When this berth started.
     pub started: Instant,
-    /// The supervised services, if any are configured.
-    pub services: Option<Arc<berth_supervise::Supervisor>>,
+    /// The supervised services (none when the config has no `[service.NAME]`).
+    pub services: Arc<berth_supervise::Supervisor>,
+    /// Re-reads the config file and applies it; `None` when berth runs without one.
+    pub reload: Option<Arc<dyn Reload>>,
+}
+
+/// Re-reading and applying the config, which the server implements.
+#[async_trait::async_trait]
+pub trait Reload: Send + Sync {
+    /// Applies the config file as it is now. `Ok`: what changed, as JSON; `Err`: why
+    /// nothing changed (the config's errors).
+    async fn reload(&self) -> Result<serde_json::Value, String>;
 }
 
 /// The API's routes over `state`.

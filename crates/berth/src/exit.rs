@@ -36,6 +36,7 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
         if let Some(c) = cause.downcast_ref::<ClientError>() {
             return match c {
                 ClientError::Unreachable { .. } => UNAVAILABLE,
+                ClientError::Api { code, .. } if code == "config_invalid" => CONFIG,
                 ClientError::Api { status, .. } => match status.as_u16() {
                     404 => NOT_FOUND,
                     409 => CONFLICT,

@@ -43,6 +43,33 @@ enum Command {
     Ps,
     /// Print a service's output from its log files (-f to follow).
     Logs(commands::logs::Args),
+    /// Start a service's instances that are not running (also ends a crash loop).
+    Start {
+        /// The service.
+        name: String,
+    },
+    /// Stop a service: its stop signal, the grace period, then SIGKILL.
+    Stop {
+        /// The service.
+        name: String,
+    },
+    /// Rolling restart: one instance at a time, each new process ready before going on.
+    Restart {
+        /// The service.
+        name: String,
+    },
+    /// Send a signal (HUP, USR1, …) to every running instance of a service.
+    Signal {
+        /// The service.
+        name: String,
+        /// The signal: HUP, INT, QUIT, TERM, KILL, USR1, USR2, CONT, STOP, TSTP, TTIN,
+        /// TTOU, WINCH or ALRM, with or without SIG.
+        signal: String,
+    },
+    /// Re-read berth.toml and restart only the services whose definition changed.
+    Reload,
+    /// The services' recorded events: starts, exits, restarts, crash loops, health.
+    Events(commands::service::EventsArgs),
     /// Push, list, inspect and steer jobs.
     #[command(subcommand)]
     Job(commands::job::JobCommand),

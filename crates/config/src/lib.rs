@@ -30,8 +30,9 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::Diagnostic;
 pub use model::{
-    Api, App, Backoff, Config, CrashLoopConfig, Durability, Handler, QueueConfig, Restart,
-    Retention, ServiceBackoff, ServiceConfig, StoreChoice, parse_store,
+    Api, App, Backoff, CheckConfig, Config, CrashLoopConfig, Durability, Handler, LiveConfig,
+    PortRange, ProbeConfig, QueueConfig, Restart, Retention, ServiceBackoff, ServiceConfig,
+    StoreChoice, parse_store,
 };
 pub use starter::STARTER;
 
@@ -112,4 +113,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     };
     let config = validate::config(document.get_ref(), path, &mut diagnostics);
     diagnostics.finish(config)
+}
+
+/// Puts `BERTH_STORE` from the environment, when set, in place of `[app] store`, so that
+/// a password need not sit in the file. `Err` says what is wrong with the variable.
+pub fn store_from_env(config: &mut Config) -> Result<(), String> {
+    if let Ok(store) = std::env::var("BERTH_STORE")
+        && !store.trim().is_empty()
+    {
+        config.app.store = parse_store(&store).map_err(|e| format!("BERTH_STORE: {e}"))?;
+    }
+    Ok(())
 }

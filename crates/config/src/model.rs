@@ -277,9 +277,22 @@ pub struct ServiceConfig {
     pub env_file: Option<PathBuf>,
     /// `instances` (default 1, 1..=64): how many processes run the command.
     pub instances: u32,
-    /// `port`: the first instance's port; instance `i` (from 0) gets `port + i`.
-    /// Required when `command` contains `{port}`.
-    pub port: Option<u16>,
+    /// The instances' ports, from `port = 8000` (exactly one port per instance:
+    /// instance `i` gets `port + i`) or `ports = "8000-8009"` (instance `i` prefers
+    /// `first + i`; the rest are spare, so that a rolling restart can start the new
+    /// process beside the old one). Required when `command` contains `{port}`.
+    pub ports: Option<PortRange>,
+    /// `user`: the user the processes run as; berth must run as root to switch.
+    /// `None`: berth's own user.
+    pub user: Option<String>,
+    /// `ready`: when a started process counts as ready. `None`: once spawned.
+    pub ready: Option<ProbeConfig>,
+    /// `start_timeout` (default 60s, > 0): how long a started process may take to
+    /// become ready before it is killed and counted as a failed start.
+    pub start_timeout: Duration,
+    /// `live`: a check repeated while an instance runs; `failures` failed checks in a
+    /// row restart it.
+    pub live: Option<LiveConfig>,
     /// `restart` (default `"always"`): when an exited instance is started again.
     pub restart: Restart,
     /// `stop_signal` (default `"SIGTERM"`): sent to an instance's process group to
@@ -314,7 +327,11 @@ impl ServiceConfig {
             env: BTreeMap::new(),
             env_file: None,
             instances: 1,
-            port: None,
+            ports: None,
+            user: None,
+            ready: None,
+            start_timeout: Duration::from_secs(60),
+            live: None,
             restart: Restart::default(),
             stop_signal: "SIGTERM".to_owned(),
             stop_grace: Duration::from_secs(10),
@@ -325,6 +342,47 @@ impl ServiceConfig {
             log_keep: 5,
         }
     }
+}
+
+/// A service's port range, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    /// The first port; instance `i` prefers `first + i`.
+    pub first: u16,
+    /// The last port, at least `first + instances - 1`.
+    pub last: u16,
+}
+
+/// `ready = { http = "/healthz" }`, `{ tcp = true }` or `{ command = "…" }`, with
+/// optional `interval` and `timeout`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProbeConfig {
+    /// What is checked.
+    pub check: CheckConfig,
+    /// Between two checks (default 1s for `ready`, 10s for `live`).
+    pub interval: Duration,
+    /// How long one check may take (default 2s).
+    pub timeout: Duration,
+}
+
+/// The kind of a [`ProbeConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CheckConfig {
+    /// `http = "/path"`: `GET /path` on `127.0.0.1:PORT` answers 2xx or 3xx.
+    Http(String),
+    /// `tcp = true`: `127.0.0.1:PORT` accepts a connection.
+    Tcp,
+    /// `command = "…"`: the shell command exits 0 (`{port}` is replaced).
+    Command(String),
+}
+
+/// `live = { …a probe…, failures = 3 }`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LiveConfig {
+    /// The check and its timing.
+    pub probe: ProbeConfig,
+    /// Failed checks in a row that restart the instance (default 3, 1..=100).
+    pub failures: u32,
 }
 
 /// `restart = "always" | "on-failure" | "never"`: when an exited instance is

@@ -7,11 +7,15 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use toml::de::DeValue;
 
 use crate::diagnostic::Diagnostics;
-use crate::model::{CrashLoopConfig, Restart, ServiceBackoff, ServiceConfig};
+use crate::model::{
+    CheckConfig, CrashLoopConfig, LiveConfig, PortRange, ProbeConfig, Restart, ServiceBackoff,
+    ServiceConfig,
+};
 use crate::section::{Invalid, Section, closest};
 use crate::validate::{backoff_factor, initial_and_max, valid_env_name};
 
@@ -22,6 +26,11 @@ const SERVICE_KEYS: &[&str] = &[
     "env_file",
     "instances",
     "port",
+    "ports",
+    "user",
+    "ready",
+    "start_timeout",
+    "live",
     "restart",
     "stop_signal",
     "stop_grace",
@@ -33,6 +42,8 @@ const SERVICE_KEYS: &[&str] = &[
 ];
 const SERVICE_BACKOFF_KEYS: &[&str] = &["initial", "max", "factor"];
 const CRASH_LOOP_KEYS: &[&str] = &["max_exits", "window"];
+const READY_KEYS: &[&str] = &["http", "tcp", "command", "interval", "timeout"];
+const LIVE_KEYS: &[&str] = &["http", "tcp", "command", "interval", "timeout", "failures"];
 
 /// The signals a service may be stopped with, without their `SIG` prefix.
 const STOP_SIGNALS: &[&str] = &["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "KILL"];
@@ -121,26 +132,11 @@ fn service(
     if let Some(n) = section.integer("instances", 1..=64, d) {
         service.instances = u32::try_from(n).unwrap_or(service.instances);
     }
-    service.port = section
-        .integer("port", 1..=i64::from(MAX_PORT), d)
-        .and_then(|n| u16::try_from(n).ok());
-    if let (Some(first), Some(value)) = (service.port, section.get("port")) {
-        let last = u32::from(first) + service.instances - 1;
-        if last > MAX_PORT {
-            d.error(
-                value.span(),
-                format!(
-                    "ports {first} to {last} for the {} instances {} go past {MAX_PORT}: \
-                     expected `port` to be at most {}",
-                    service.instances,
-                    section.place(),
-                    MAX_PORT + 1 - service.instances,
-                ),
-            );
-        }
-    }
+    service.ports = ports(section, service.instances, d);
     if service.command.contains("{port}")
+        && service.ports.is_none()
         && section.get("port").is_none()
+        && section.get("ports").is_none()
         && let Some(command) = section.get("command")
     {
         d.error(
@@ -151,6 +147,43 @@ fn service(
                 section.place()
             ),
         );
+    }
+    if let Some(user) = section.string("user", "user name", d, |user| {
+        let valid = !user.is_empty()
+            && user.len() <= 32
+            && user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if valid {
+            Ok(user.to_owned())
+        } else {
+            Err(Invalid::Expected(
+                "expected a user name such as \"www-data\" (letters, digits, `_`, `-`, `.`)".into(),
+            ))
+        }
+    }) {
+        service.user = Some(user);
+    }
+    let has_port = service.ports.is_some();
+    let ready_form = "a table such as ready = { http = \"/healthz\" }, { tcp = true } or \
+                      { command = \"pg_isready\" }";
+    if let Some(table) = section.table("ready", ready_form, d) {
+        table.check_keys(READY_KEYS, d);
+        service.ready = probe(&table, Duration::from_secs(1), has_port, d);
+    }
+    if let Some(timeout) = section.duration("start_timeout", false, d) {
+        service.start_timeout = timeout;
+    }
+    let live_form = "a table such as live = { http = \"/healthz\", interval = \"10s\", \
+                     failures = 3 }";
+    if let Some(table) = section.table("live", live_form, d) {
+        table.check_keys(LIVE_KEYS, d);
+        let probe = probe(&table, Duration::from_secs(10), has_port, d);
+        let failures = table
+            .integer("failures", 1..=100, d)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(3);
+        service.live = probe.map(|probe| LiveConfig { probe, failures });
     }
 
     if let Some(restart) = section.string("restart", "value", d, |restart| match restart {
@@ -191,6 +224,141 @@ fn service(
         service.depends_on = dependencies.targets.clone();
     }
     (service, dependencies)
+}
+
+/// `port = 8000` (one port per instance) or `ports = "8000-8009"` (a range with room
+/// to spare), not both.
+fn ports(section: &Section<'_, '_>, instances: u32, d: &mut Diagnostics<'_>) -> Option<PortRange> {
+    if let (Some(_), Some(value)) = (section.get("port"), section.get("ports")) {
+        d.error(
+            value.span(),
+            format!(
+                "both `port` and `ports` are set {}: expected one of them, `port = 8000` for \
+                 one port per instance or `ports = \"8000-8009\"` for a range with spare ports",
+                section.place()
+            ),
+        );
+        return None;
+    }
+    if let Some(first) = section
+        .integer("port", 1..=i64::from(MAX_PORT), d)
+        .and_then(|n| u16::try_from(n).ok())
+    {
+        let last = u32::from(first) + instances - 1;
+        if last > MAX_PORT {
+            if let Some(value) = section.get("port") {
+                d.error(
+                    value.span(),
+                    format!(
+                        "ports {first} to {last} for the {instances} instances {} go past \
+                         {MAX_PORT}: expected `port` to be at most {}",
+                        section.place(),
+                        MAX_PORT + 1 - instances,
+                    ),
+                );
+            }
+            return None;
+        }
+        return Some(PortRange {
+            first,
+            last: last as u16,
+        });
+    }
+    section.string("ports", "port range", d, |text| {
+        let expected = || {
+            Invalid::Expected(format!(
+                "expected a range \"FIRST-LAST\" of ports from 1 to {MAX_PORT} with room for \
+                 the {instances} instance(s), such as \"8000-8009\""
+            ))
+        };
+        let (first, last) = text.split_once('-').ok_or_else(expected)?;
+        let first: u16 = first.trim().parse().map_err(|_| expected())?;
+        let last: u16 = last.trim().parse().map_err(|_| expected())?;
+        if first == 0 || u32::from(last) + 1 < u32::from(first) + instances {
+            return Err(expected());
+        }
+        Ok(PortRange { first, last })
+    })
+}
+
+/// A readiness or liveness check: exactly one of `http`, `tcp` and `command`, with an
+/// optional `interval` (default `interval`) and `timeout` (default 2s).
+fn probe(
+    section: &Section<'_, '_>,
+    interval: Duration,
+    has_port: bool,
+    d: &mut Diagnostics<'_>,
+) -> Option<ProbeConfig> {
+    let kinds: Vec<&str> = ["http", "tcp", "command"]
+        .into_iter()
+        .filter(|k| section.get(k).is_some())
+        .collect();
+    if kinds.len() != 1 {
+        d.error(
+            section.span(),
+            format!(
+                "{} {}: expected exactly one of `http = \"/healthz\"`, `tcp = true` or \
+                 `command = \"…\"`",
+                if kinds.is_empty() {
+                    "no check given".to_owned()
+                } else {
+                    format!("{} checks given ({})", kinds.len(), kinds.join(", "))
+                },
+                section.place()
+            ),
+        );
+        return None;
+    }
+    let check = match kinds[0] {
+        "http" => CheckConfig::Http(section.string("http", "path", d, |path| {
+            if path.starts_with('/') && !path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Ok(path.to_owned())
+            } else {
+                Err(Invalid::Expected(
+                    "expected a URL path starting with `/`, without spaces, such as \"/healthz\""
+                        .into(),
+                ))
+            }
+        })?),
+        "tcp" => {
+            let value = section.get("tcp")?;
+            if !matches!(value.get_ref(), DeValue::Boolean(true)) {
+                section.wrong_type("tcp", value, "`true`", d);
+                return None;
+            }
+            CheckConfig::Tcp
+        }
+        _ => CheckConfig::Command(section.string("command", "command", d, |command| {
+            if command.trim().is_empty() || command.contains('\0') {
+                Err(Invalid::Expected(
+                    "expected a shell command such as \"pg_isready -p {port}\"".into(),
+                ))
+            } else {
+                Ok(command.to_owned())
+            }
+        })?),
+    };
+    if !has_port && matches!(check, CheckConfig::Http(_) | CheckConfig::Tcp) {
+        d.error(
+            section.span(),
+            format!(
+                "the `{}` check {} connects to the instance's port, but the service has none: \
+                 set `port` (or `ports`), or check with `command = \"…\"`",
+                kinds[0],
+                section.place()
+            ),
+        );
+        return None;
+    }
+    let interval = section.duration("interval", false, d).unwrap_or(interval);
+    let timeout = section
+        .duration("timeout", false, d)
+        .unwrap_or(Duration::from_secs(2));
+    Some(ProbeConfig {
+        check,
+        interval,
+        timeout,
+    })
 }
 
 /// A non-empty path under `key`, resolved against the config file's directory.

@@ -79,10 +79,16 @@ timeout = "1m"
 # consumer), started with `sh -c` by `berth up` and restarted when it exits.
 # {port} in the command, and PORT in its environment, is the instance's port:
 # `port` for the first instance, one more for each further instance.
-# More options (cwd, env, env_file, backoff, crash_loop): see docs/config.md.
+# More options (cwd, env, env_file, user, ports, live, backoff, crash_loop): see
+# docs/config.md.
 # [service.web]
 # command = "python3 -m http.server {port} --bind 127.0.0.1"
 # port = 8000
+# Ready once GET / answers 2xx or 3xx (or { tcp = true }, { command = "..." });
+# services that depend on it start only then, and a rolling restart waits for it.
+# ready = { http = "/" }
+# How long a started instance may take to become ready before it is restarted.
+# start_timeout = "60s"
 # Processes running the command (1 to 64).
 # instances = 1
 # When an exited instance is started again: "always", "on-failure" or "never".

@@ -27,6 +27,9 @@ use crate::queues::Queues;
 
 const BATCH: u32 = 1000;
 /// How long a silent node stays listed.
+/// How long recorded events are kept.
+pub const EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 const NODE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 const RESCUE_EVERY: Duration = Duration::from_secs(5);
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -166,6 +169,11 @@ pub async fn prune(queues: &Queues, now: Timestamp) -> Result<u64> {
     queues
         .store()
         .prune_nodes(now.minus(NODE_RETENTION))
+        .await?;
+    // Events (service starts, exits, …) are kept for a month.
+    queues
+        .store()
+        .prune_events(now.minus(EVENT_RETENTION))
         .await?;
     Ok(total)
 }

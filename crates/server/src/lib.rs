@@ -6,10 +6,14 @@
 //! - [`lock`]: one berth per data dir;
 //! - [`orphans`]: job processes a killed berth left behind;
 //! - [`services`]: `[service.NAME]` → the supervisor's specs;
+//! - `events`: the supervisor's events → the store and the log;
+//! - `reload`: SIGHUP and `berth reload` — the changed services, applied;
 //! - [`specs`]: config → queue settings.
 
+mod events;
 pub mod lock;
 pub mod orphans;
+mod reload;
 pub mod services;
 pub mod specs;
 
@@ -75,7 +79,10 @@ pub struct Daemon {
     socket: PathBuf,
     tcp_addr: Option<SocketAddr>,
     grace: std::time::Duration,
-    supervisor: Option<Arc<berth_supervise::Supervisor>>,
+    supervisor: Arc<berth_supervise::Supervisor>,
+    reloader: Arc<reload::Reloader>,
+    stop_events: CancellationToken,
+    recorder: JoinHandle<()>,
     _lock: DataDirLock,
 }
 
@@ -104,16 +111,24 @@ impl Daemon {
         }
         // Services are checked (env files, free ports) before anything starts.
         let service_specs = services::service_specs(config)?;
-        let supervisor = if service_specs.is_empty() {
-            None
-        } else {
-            Some(Arc::new(berth_supervise::Supervisor::new()?))
-        };
+        for s in config.services.values() {
+            services::check_ports(s)?;
+        }
+        let supervisor = Arc::new(berth_supervise::Supervisor::new()?);
+        let stop_events = CancellationToken::new();
+        let recorder = events::record(
+            queues.store().clone(),
+            node_name.clone(),
+            supervisor.subscribe(),
+            stop_events.clone(),
+        );
+        let reloader = Arc::new(reload::Reloader::new(config.clone(), supervisor.clone()));
         let state = AppState {
             queues: queues.clone(),
             app: config.app.name.clone(),
             started: Instant::now(),
             services: supervisor.clone(),
+            reload: Some(reloader.clone()),
         };
         let tcp_listen = options.tcp_listen.or(config.api.listen);
         let mut tcp = None;
@@ -168,12 +183,11 @@ impl Daemon {
                 "killed job processes left running by a previous berth"
             );
         }
-        // Services before jobs: a `post` handler may need them.
-        if let Some(sup) = &supervisor {
-            for spec in service_specs {
-                tracing::info!(service = %spec.name, instances = spec.instances, "starting service");
-                sup.add(spec)?;
-            }
+        // Services before jobs: a `post` handler may need them. Each starts once the
+        // services it depends on are ready.
+        for spec in service_specs {
+            tracing::info!(service = %spec.name, instances = spec.instances, "starting service");
+            supervisor.add(spec)?;
         }
         let runtime = Runtime::start(
             queues.clone(),
@@ -204,8 +218,22 @@ impl Daemon {
             tcp_addr,
             grace: config.app.shutdown_grace,
             supervisor,
+            reloader,
+            stop_events,
+            recorder,
             _lock: lock,
         })
+    }
+
+    /// Re-reads the config file and applies its service changes (SIGHUP, `berth
+    /// reload`): what changed, or the errors that kept anything from changing.
+    pub async fn reload(&self) -> Result<serde_json::Value, String> {
+        self.reloader.apply().await
+    }
+
+    /// The supervisor of the services.
+    pub fn supervisor(&self) -> &Arc<berth_supervise::Supervisor> {
+        &self.supervisor
     }
 
     /// The queues (for in-process use by tests and the benchmark).
@@ -232,9 +260,10 @@ impl Daemon {
         self.runtime.stop().await;
         // Jobs first (their handlers may post to services), then services in reverse
         // dependency order.
-        if let Some(sup) = &self.supervisor {
-            sup.stop().await;
-        }
+        self.supervisor.stop().await;
+        // The stops just reported are recorded before the store closes.
+        self.stop_events.cancel();
+        let _ = self.recorder.await;
         self.stop_api.cancel();
         for t in self.api_tasks {
             let _ = t.await;

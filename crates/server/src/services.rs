@@ -5,10 +5,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use berth_config::{Config, Restart, ServiceConfig};
-use berth_supervise::{Backoff, CrashLoop, RestartPolicy, ServiceSpec, Signal};
+use berth_config::{CheckConfig, Config, ProbeConfig, Restart, ServiceConfig};
+use berth_supervise::{
+    Backoff, Check, CrashLoop, Liveness, Ports, Probe, RestartPolicy, RunAs, ServiceSpec, Signal,
+};
 
-/// The specs of every configured service, dependencies first.
+/// The specs of every configured service, dependencies first, with their env files
+/// read. Ports are checked by [`check_ports`].
 pub fn service_specs(config: &Config) -> anyhow::Result<Vec<ServiceSpec>> {
     let log_dir = log_dir(config);
     let mut specs = Vec::new();
@@ -19,14 +22,24 @@ pub fn service_specs(config: &Config) -> anyhow::Result<Vec<ServiceSpec>> {
             env.extend(read_env_file(file, &s.name)?);
         }
         env.extend(s.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        check_ports(s)?;
         specs.push(ServiceSpec {
             name: s.name.clone(),
             command: s.command.clone(),
             cwd: s.cwd.clone(),
             env,
             instances: s.instances,
-            ports: s.port,
+            ports: s.ports.map(|p| Ports {
+                first: p.first,
+                last: p.last,
+            }),
+            depends_on: s.depends_on.clone(),
+            ready: s.ready.as_ref().map(probe),
+            start_timeout: s.start_timeout,
+            live: s.live.as_ref().map(|l| Liveness {
+                probe: probe(&l.probe),
+                failures: l.failures,
+            }),
+            user: s.user.as_deref().map(|u| run_as(u, &s.name)).transpose()?,
             restart: match s.restart {
                 Restart::Always => RestartPolicy::Always,
                 Restart::OnFailure => RestartPolicy::OnFailure,
@@ -53,6 +66,46 @@ pub fn service_specs(config: &Config) -> anyhow::Result<Vec<ServiceSpec>> {
         });
     }
     Ok(specs)
+}
+
+fn probe(p: &ProbeConfig) -> Probe {
+    Probe {
+        check: match &p.check {
+            CheckConfig::Http(path) => Check::Http { path: path.clone() },
+            CheckConfig::Tcp => Check::Tcp,
+            CheckConfig::Command(command) => Check::Command {
+                command: command.clone(),
+            },
+        },
+        interval: p.interval,
+        timeout: p.timeout,
+    }
+}
+
+/// Looks `user` up; switching to another user needs berth to run as root.
+fn run_as(user: &str, service: &str) -> anyhow::Result<RunAs> {
+    use nix::unistd::{Uid, User, getgrouplist};
+    let found = User::from_name(user)
+        .with_context(|| format!("service `{service}`: cannot look up user `{user}`"))?
+        .with_context(|| {
+            format!("service `{service}`: no user named `{user}` on this machine; expected an existing user such as \"www-data\"")
+        })?;
+    let me = Uid::current();
+    if !me.is_root() && me != found.uid {
+        bail!(
+            "service `{service}`: running it as `{user}` needs berth to run as root (berth runs as uid {me}); remove `user` or start berth as root"
+        );
+    }
+    let name = std::ffi::CString::new(user).context("user name with a NUL byte")?;
+    let groups = getgrouplist(&name, found.gid)
+        .with_context(|| format!("service `{service}`: cannot list the groups of `{user}`"))?;
+    Ok(RunAs {
+        name: user.to_owned(),
+        uid: found.uid.as_raw(),
+        gid: found.gid.as_raw(),
+        groups: groups.into_iter().map(|g| g.as_raw()).collect(),
+        home: found.dir,
+    })
 }
 
 /// Services ordered so that each comes after what it depends on (the config refused
@@ -126,12 +179,12 @@ pub fn read_env_file(path: &Path, service: &str) -> anyhow::Result<Vec<(String, 
 }
 
 /// Every instance's port must be free before the service starts.
-fn check_ports(s: &ServiceConfig) -> anyhow::Result<()> {
-    let Some(first) = s.port else {
+pub fn check_ports(s: &ServiceConfig) -> anyhow::Result<()> {
+    let Some(ports) = s.ports else {
         return Ok(());
     };
     for i in 0..s.instances {
-        let port = first + i as u16;
+        let port = ports.first + i as u16;
         if std::net::TcpListener::bind(("0.0.0.0", port)).is_err() {
             bail!(
                 "service `{}`: port {port} (instance {i}) is already taken; stop what uses it or choose another `port`",

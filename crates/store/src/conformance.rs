@@ -44,7 +44,9 @@ macro_rules! conformance_suite {
             unique_key_dedupes_until_final, pause_and_resume, prune_by_age, list_filters_and_pages,
             queue_stats_counts, admin_retry_discard_delete, purge_queue, running_leases_expiry,
             rescue_loses_to_a_fresh_heartbeat, nodes_report_and_are_pruned,
-            leader_lease_terms_and_takeover, export_then_import_keeps_everything);
+            leader_lease_terms_and_takeover, export_then_import_keeps_everything,
+            events_are_listed_newest_first_with_filters, events_are_pruned_by_age,
+            bad_events_store_nothing);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -680,6 +682,137 @@ pub async fn nodes_report_and_are_pruned(s: &dyn Store) {
     assert_eq!(all[0].heartbeat_at, at(10));
     assert_eq!(s.prune_nodes(at(6)).await.unwrap(), 1);
     assert_eq!(s.nodes().await.unwrap().len(), 1);
+}
+
+fn event(secs: u64, subject: &str, instance: Option<u32>, kind: &str) -> NewEvent {
+    NewEvent {
+        at: at(secs),
+        node: "node-a".into(),
+        source: "service".into(),
+        subject: subject.into(),
+        instance,
+        kind: kind.into(),
+        message: format!("{subject} {kind} ✓"),
+    }
+}
+
+/// Events come back newest first, whole, and filtered by source, subject, kinds, time
+/// and id (for paging).
+pub async fn events_are_listed_newest_first_with_filters(s: &dyn Store) {
+    let all = EventFilter {
+        limit: 100,
+        ..EventFilter::default()
+    };
+    assert!(s.events(all.clone()).await.unwrap().is_empty());
+    s.record_events(vec![
+        event(1, "web", Some(0), "started"),
+        event(2, "web", Some(1), "started"),
+        event(3, "db", None, "exited"),
+    ])
+    .await
+    .unwrap();
+    s.record_events(vec![event(4, "web", Some(0), "crashloop")])
+        .await
+        .unwrap();
+    s.record_events(Vec::new()).await.unwrap();
+    let listed = s.events(all.clone()).await.unwrap();
+    let order: Vec<_> = listed.iter().map(|e| e.event.at).collect();
+    assert_eq!(order, [at(4), at(3), at(2), at(1)]);
+    assert!(listed.windows(2).all(|w| w[0].id > w[1].id));
+    assert_eq!(listed[1].event, event(3, "db", None, "exited"));
+    let web = s
+        .events(EventFilter {
+            subject: Some("web".into()),
+            ..all.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(web.len(), 3);
+    let kinds = s
+        .events(EventFilter {
+            kinds: vec!["exited".into(), "crashloop".into()],
+            ..all.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds
+            .iter()
+            .map(|e| e.event.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["crashloop", "exited"]
+    );
+    let page = s
+        .events(EventFilter {
+            before_id: Some(listed[1].id),
+            limit: 1,
+            ..all.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].event.at, at(2));
+    let since = s
+        .events(EventFilter {
+            since: Some(at(3)),
+            source: Some("service".into()),
+            ..all.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(since.len(), 2);
+    let other = s
+        .events(EventFilter {
+            source: Some("ingest".into()),
+            ..all
+        })
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+}
+
+/// Pruning forgets exactly the events before the cutoff.
+pub async fn events_are_pruned_by_age(s: &dyn Store) {
+    s.record_events(
+        (1..=5)
+            .map(|i| event(i, "web", Some(0), "started"))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.prune_events(at(3)).await.unwrap(), 2);
+    let left = s
+        .events(EventFilter {
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 3);
+    assert_eq!(left.last().unwrap().event.at, at(3));
+}
+
+/// A batch with one invalid event (an empty kind) is refused whole: nothing of it is
+/// stored, and what was stored before stays.
+pub async fn bad_events_store_nothing(s: &dyn Store) {
+    s.record_events(vec![event(1, "web", Some(0), "started")])
+        .await
+        .unwrap();
+    let err = s
+        .record_events(vec![
+            event(2, "web", Some(0), "exited"),
+            event(3, "web", Some(0), ""),
+        ])
+        .await;
+    assert!(err.is_err(), "an empty kind must be refused");
+    let left = s
+        .events(EventFilter {
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
 }
 
 /// One holder at a time; renewal only within the holder's term and before expiry; an

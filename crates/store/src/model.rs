@@ -442,6 +442,53 @@ pub struct StateChange {
     pub to: Option<JobState>,
 }
 
+/// Something that happened, to be recorded: a service instance started, exited,
+/// crash-looped… Kept for people (`berth events`), the notifier and the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// The node it happened on.
+    pub node: String,
+    /// What part of berth reports it: `service`, …
+    pub source: String,
+    /// What it happened to: a service's name, …
+    pub subject: String,
+    /// The instance, for a service event.
+    pub instance: Option<u32>,
+    /// A short lowercase name: `started`, `exited`, `crashloop`, …
+    pub kind: String,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Increasing with the order events were recorded in.
+    pub id: i64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: NewEvent,
+}
+
+/// Which events to list: all filters must match; newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only from this source.
+    pub source: Option<String>,
+    /// Only about this subject.
+    pub subject: Option<String>,
+    /// Only of these kinds (any, when empty).
+    pub kinds: Vec<String>,
+    /// Only older than this id (paging backwards).
+    pub before_id: Option<i64>,
+    /// Only at or after this time.
+    pub since: Option<Timestamp>,
+    /// At most this many.
+    pub limit: u32,
+}
+
 /// A berth process sharing the store, as it last reported itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {

@@ -10,8 +10,9 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::model::{
-    AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeaderLease, LeasedJob,
-    NewJob, NodeInfo, QueueStats, RunningLease, StateChange, Timestamp,
+    AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
+    LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
+    Timestamp,
 };
 
 /// A request to lease jobs from one queue.
@@ -146,6 +147,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// The lease as it stands.
     async fn leader(&self) -> Result<LeaderLease>;
+
+    /// Records events, in order, in one transaction.
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<()>;
+
+    /// Recorded events that match `filter`, newest first.
+    async fn events(&self, filter: EventFilter) -> Result<Vec<EventRecord>>;
+
+    /// Forgets events that happened before `before`. Returns how many.
+    async fn prune_events(&self, before: Timestamp) -> Result<u64>;
 
     /// Queues that received available jobs from another process since the last call,
     /// pushed as they happen (PostgreSQL's `LISTEN`). `None` where the store has no such

@@ -11,6 +11,32 @@ pub enum Error {
     /// No service of that name is supervised.
     #[error("no service named `{0}`")]
     UnknownService(String),
+    /// A service depends on one that is not supervised (add dependencies first).
+    #[error("service `{service}` depends on `{dependency}`, which is not supervised")]
+    UnknownDependency {
+        /// The service being added.
+        service: String,
+        /// The missing dependency.
+        dependency: String,
+    },
+    /// A service did not become ready.
+    #[error("service `{service}` is not ready: {why}")]
+    NotReady {
+        /// The service.
+        service: String,
+        /// What its instances are doing instead.
+        why: String,
+    },
+    /// A rolling restart stopped at an instance whose new process did not become ready.
+    #[error("restart of `{service}` stopped at instance {instance}: {why}")]
+    RestartFailed {
+        /// The service.
+        service: String,
+        /// The instance whose replacement failed.
+        instance: u32,
+        /// Why (the old process keeps running when it could).
+        why: String,
+    },
     /// A log file or directory could not be prepared.
     #[error("cannot {action} {path}: {source}")]
     Log {

@@ -10,8 +10,11 @@
 //!   run, as typed, already-validated values.
 //! - `supervisor.rs`: [`Supervisor`] — adds services, starts, signals and stops them,
 //!   reports status; the last added service is stopped first.
-//! - `instance.rs`: one task per instance — spawn, reap, restart policy and backoff,
-//!   crash-loop detection, graceful stop with the SIGKILL fallback.
+//! - `instance.rs`: one task per instance — waiting for dependencies, spawn, readiness
+//!   and liveness checks, reap, restart policy and backoff, crash-loop detection, the
+//!   rolling replacement, graceful stop with the SIGKILL fallback.
+//! - `probe.rs`: one HTTP, TCP or command check of a process.
+//! - `ports.rs`: a service's port range, shared by its instances.
 //! - `process.rs`: spawning `sh -c` in a process group of its own with
 //!   `PR_SET_PDEATHSIG`, and signalling the group.
 //! - `watchdog.rs`: a small `sh` process that SIGKILLs every instance's group once
@@ -24,6 +27,8 @@
 mod error;
 mod instance;
 pub mod logs;
+mod ports;
+mod probe;
 mod process;
 mod spec;
 mod status;
@@ -32,7 +37,9 @@ pub mod usage;
 mod watchdog;
 
 pub use error::Error;
-pub use spec::{Backoff, CrashLoop, RestartPolicy, ServiceSpec};
+pub use spec::{
+    Backoff, Check, CrashLoop, Liveness, Ports, Probe, RestartPolicy, RunAs, ServiceSpec,
+};
 pub use status::{Event, EventKind, Exit, ExitInfo, InstanceState, InstanceStatus};
 pub use supervisor::Supervisor;
 

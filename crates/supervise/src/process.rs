@@ -13,14 +13,16 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-use crate::ServiceSpec;
 use crate::logs::{SharedLog, Stream, pump};
+use crate::{RunAs, ServiceSpec};
 
 /// A spawned process: the leader of its group.
 #[derive(Debug)]
 pub(crate) struct Proc {
     pub child: Child,
     pub pid: u32,
+    /// The port it was given, if the service has ports.
+    pub port: Option<u16>,
     pub started: Instant,
     pub started_at: SystemTime,
     /// The tasks copying stdout and stderr into the log.
@@ -52,31 +54,31 @@ pub(crate) fn signal_group(pgid: u32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pgid as i32), signal);
 }
 
-/// Spawns instance `instance` of `spec`, its output pumped into `log`.
+/// Spawns instance `instance` of `spec` on `port`, its output pumped into `log`.
 ///
 /// Spawning happens on the calling (runtime worker) thread: `PR_SET_PDEATHSIG` fires
 /// when the *thread* that forked exits, and tokio's workers live as long as the
 /// runtime. berth uses no `block_in_place`, which would retire a worker thread early.
-pub(crate) fn spawn(spec: &ServiceSpec, instance: u32, log: &SharedLog) -> Result<Proc, String> {
-    let command = spec.command_for(instance);
+pub(crate) fn spawn(
+    spec: &ServiceSpec,
+    instance: u32,
+    port: Option<u16>,
+    log: &SharedLog,
+) -> Result<Proc, String> {
+    let command = spec.command_for(port);
     let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(&command)
-        .env("BERTH_SERVICE", &spec.name)
-        .env("BERTH_INSTANCE", instance.to_string());
-    if let Some(port) = spec.port(instance) {
-        cmd.env("PORT", port.to_string());
-    }
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    if let Some(cwd) = &spec.cwd {
-        cmd.current_dir(cwd);
-    }
+    cmd.arg("-c").arg(&command);
+    child_env(&mut cmd, spec, instance, port);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         // A supervisor dropped without stopping must not leave its processes behind.
         .kill_on_drop(true);
+    // The user switch comes first: changing credentials clears the parent-death signal.
+    if let Some(user) = &spec.user {
+        run_as(&mut cmd, user);
+    }
     die_with_parent(&mut cmd);
     let mut child = cmd
         .spawn()
@@ -95,10 +97,52 @@ pub(crate) fn spawn(spec: &ServiceSpec, instance: u32, log: &SharedLog) -> Resul
     Ok(Proc {
         child,
         pid,
+        port,
         started,
         started_at: SystemTime::now(),
         pumps,
     })
+}
+
+/// The environment and working directory of an instance's processes (and of its
+/// command checks): `BERTH_SERVICE`, `BERTH_INSTANCE`, `PORT`, the user's `HOME`,
+/// `USER` and `LOGNAME`, then the service's own `env`, which may override them.
+pub(crate) fn child_env(cmd: &mut Command, spec: &ServiceSpec, instance: u32, port: Option<u16>) {
+    cmd.env("BERTH_SERVICE", &spec.name)
+        .env("BERTH_INSTANCE", instance.to_string());
+    if let Some(port) = port {
+        cmd.env("PORT", port.to_string());
+    }
+    if let Some(user) = &spec.user {
+        cmd.env("HOME", &user.home)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name);
+    }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+}
+
+/// Switches the child to `user`: its groups, then its group id, then its user id.
+#[allow(unsafe_code)]
+fn run_as(cmd: &mut Command, user: &RunAs) {
+    let (uid, gid) = (user.uid, user.gid);
+    let groups: Vec<libc::gid_t> = user.groups.clone();
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // `setgroups`, `setgid` and `setuid`, which are async-signal-safe system calls; it
+    // reads a vector allocated before the fork and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Asks the kernel to kill the instance's shell if berth dies, so that a `kill -9` of

@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 /// One service: a command run as `instances` processes, each supervised on its own.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSpec {
     /// The service's name, unique within a supervisor; also names its log files.
     pub name: String,
@@ -21,8 +21,19 @@ pub struct ServiceSpec {
     pub env: Vec<(String, String)>,
     /// How many processes run the command; instance `i` is numbered from 0.
     pub instances: u32,
-    /// The first instance's port; instance `i` gets `first + i`. `None`: no port.
-    pub ports: Option<u16>,
+    /// The ports the instances take theirs from. `None`: no ports.
+    pub ports: Option<Ports>,
+    /// Services whose instances must all be ready before this one's first start.
+    pub depends_on: Vec<String>,
+    /// When a started process counts as ready; `None`: as soon as it is spawned.
+    pub ready: Option<Probe>,
+    /// How long a started process may take to become ready before it is killed and
+    /// counted as a failed start.
+    pub start_timeout: Duration,
+    /// A check repeated while the instance runs; enough failures in a row restart it.
+    pub live: Option<Liveness>,
+    /// The user the processes run as (berth must be root to switch); `None`: berth's.
+    pub user: Option<RunAs>,
     /// When an exited instance is started again.
     pub restart: RestartPolicy,
     /// How long to wait before restarting.
@@ -52,6 +63,11 @@ impl ServiceSpec {
             env: Vec::new(),
             instances: 1,
             ports: None,
+            depends_on: Vec::new(),
+            ready: None,
+            start_timeout: Duration::from_secs(60),
+            live: None,
+            user: None,
             restart: RestartPolicy::Always,
             backoff: Backoff::default(),
             crash_loop: CrashLoop::default(),
@@ -63,18 +79,95 @@ impl ServiceSpec {
         }
     }
 
-    /// The port of instance `instance`, if the service has ports.
+    /// The port instance `instance` prefers: the range's first plus its number.
     pub fn port(&self, instance: u32) -> Option<u16> {
-        self.ports.map(|first| first + instance as u16)
+        self.ports.map(|p| p.first + instance as u16)
     }
 
-    /// The command line of instance `instance`: `{port}` replaced by its port.
-    pub fn command_for(&self, instance: u32) -> String {
-        match self.port(instance) {
-            Some(port) => self.command.replace("{port}", &port.to_string()),
-            None => self.command.clone(),
+    /// The command line for a process on `port`: `{port}` replaced by it.
+    pub fn command_for(&self, port: Option<u16>) -> String {
+        with_port(&self.command, port)
+    }
+}
+
+/// `text` with `{port}` replaced by `port`, if there is one.
+pub(crate) fn with_port(text: &str, port: Option<u16>) -> String {
+    match port {
+        Some(port) => text.replace("{port}", &port.to_string()),
+        None => text.to_owned(),
+    }
+}
+
+/// The ports of a service: instance `i` prefers `first + i`; the rest of the range is
+/// spare, for the new process of a rolling restart to start beside the old one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// The first port of the range.
+    pub first: u16,
+    /// The last port of the range (inclusive), at least `first + instances - 1`.
+    pub last: u16,
+}
+
+impl Ports {
+    /// A range of exactly `instances` ports from `first`: no spare.
+    pub fn fixed(first: u16, instances: u32) -> Self {
+        Self {
+            first,
+            last: first + (instances.max(1) - 1) as u16,
         }
     }
+}
+
+/// A check of an instance: is it ready, is it still alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// What is checked.
+    pub check: Check,
+    /// How long to wait between two checks.
+    pub interval: Duration,
+    /// How long one check may take before it counts as failed.
+    pub timeout: Duration,
+}
+
+/// What a [`Probe`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// `GET path` on `127.0.0.1:PORT`; a 2xx or 3xx status passes.
+    Http {
+        /// The request path, starting with `/`.
+        path: String,
+    },
+    /// A TCP connection to `127.0.0.1:PORT` is accepted.
+    Tcp,
+    /// `sh -c command` (with `{port}` replaced and the instance's environment) exits 0.
+    Command {
+        /// The shell command.
+        command: String,
+    },
+}
+
+/// The liveness check: `failures` failed probes in a row restart the instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Liveness {
+    /// The check and its timing.
+    pub probe: Probe,
+    /// Consecutive failures that restart the instance (≥ 1).
+    pub failures: u32,
+}
+
+/// A user to run the processes as, resolved when the service is defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user's name, for `USER` and `LOGNAME`.
+    pub name: String,
+    /// Its user id.
+    pub uid: u32,
+    /// Its primary group id.
+    pub gid: u32,
+    /// Every group it is a member of, the primary one included.
+    pub groups: Vec<u32>,
+    /// Its home directory, for `HOME`.
+    pub home: std::path::PathBuf,
 }
 
 /// When an exited instance is started again.
@@ -181,10 +274,11 @@ mod tests {
 
     #[test]
     fn ports_and_command_substitution() {
-        let mut s = ServiceSpec::new("api", "serve -b 127.0.0.1:{port}", "/tmp".into());
-        assert_eq!(s.command_for(0), "serve -b 127.0.0.1:{port}");
-        s.ports = Some(8000);
+        let mut s = ServiceSpec::new("api", "serve -b 127.0.0.1:{port}", "logs".into());
+        assert_eq!(s.command_for(None), "serve -b 127.0.0.1:{port}");
+        s.ports = Some(Ports::fixed(8000, 3));
+        assert_eq!(s.ports.unwrap().last, 8002);
         assert_eq!(s.port(2), Some(8002));
-        assert_eq!(s.command_for(2), "serve -b 127.0.0.1:8002");
+        assert_eq!(s.command_for(s.port(2)), "serve -b 127.0.0.1:8002");
     }
 }

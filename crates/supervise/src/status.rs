@@ -9,10 +9,14 @@ use nix::sys::signal::Signal;
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceState {
-    /// Being spawned (later: spawned but not yet ready).
+    /// Waiting for the services it depends on to be ready before its first start.
+    Waiting,
+    /// Spawned, and not yet ready.
     Starting,
-    /// Its process runs.
+    /// Its process runs (and passed its readiness check, if it has one).
     Running,
+    /// Asked to stop: the stop signal is sent and the grace period runs.
+    Stopping,
     /// It exited and waits for its restart.
     Backoff,
     /// Stopped on request (or never started).
@@ -27,8 +31,10 @@ impl InstanceState {
     /// The lowercase name shown to users (`crashloop`, `backoff`, …).
     pub fn as_str(self) -> &'static str {
         match self {
+            InstanceState::Waiting => "waiting",
             InstanceState::Starting => "starting",
             InstanceState::Running => "running",
+            InstanceState::Stopping => "stopping",
             InstanceState::Backoff => "backoff",
             InstanceState::Stopped => "stopped",
             InstanceState::Exited => "exited",
@@ -52,6 +58,10 @@ pub enum Exit {
     Signal(i32),
     /// It could not be spawned at all (`sh` missing, `cwd` missing, …).
     SpawnFailed(String),
+    /// berth killed it: it did not pass its readiness check within the start timeout.
+    NotReady(String),
+    /// berth restarted it: its liveness check failed too often in a row.
+    Unhealthy(String),
 }
 
 impl Exit {
@@ -78,6 +88,8 @@ impl fmt::Display for Exit {
                 Err(_) => write!(f, "killed by signal {sig}"),
             },
             Exit::SpawnFailed(why) => write!(f, "could not start: {why}"),
+            Exit::NotReady(why) => write!(f, "killed: {why}"),
+            Exit::Unhealthy(why) => write!(f, "restarted: {why}"),
         }
     }
 }
@@ -134,6 +146,18 @@ pub enum EventKind {
     Started {
         /// Its pid, also its process group's id.
         pid: u32,
+        /// Its port, if the service has ports.
+        port: Option<u16>,
+    },
+    /// The process passed its readiness check (or, without one, was spawned).
+    Ready {
+        /// Its pid.
+        pid: u32,
+    },
+    /// The liveness check failed too many times in a row; a restart follows.
+    Unhealthy {
+        /// The last check's failure.
+        reason: String,
     },
     /// The process ended by itself (or could not be spawned).
     Exited(Exit),
@@ -149,4 +173,47 @@ pub enum EventKind {
         /// How the process ended, if one was running.
         exit: Option<Exit>,
     },
+}
+
+impl EventKind {
+    /// A short lowercase name: `started`, `ready`, `unhealthy`, `exited`, `restarting`,
+    /// `crashloop`, `stopped`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Started { .. } => "started",
+            EventKind::Ready { .. } => "ready",
+            EventKind::Unhealthy { .. } => "unhealthy",
+            EventKind::Exited(_) => "exited",
+            EventKind::Restarting { .. } => "restarting",
+            EventKind::CrashLoop => "crashloop",
+            EventKind::Stopped { .. } => "stopped",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    /// A sentence for people: "started as pid 4242 on port 8000", "exited with code 1".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventKind::Started {
+                pid,
+                port: Some(port),
+            } => {
+                write!(f, "started as pid {pid} on port {port}")
+            }
+            EventKind::Started { pid, port: None } => write!(f, "started as pid {pid}"),
+            EventKind::Ready { pid } => write!(f, "pid {pid} is ready"),
+            EventKind::Unhealthy { reason } => write!(f, "failed its liveness check: {reason}"),
+            EventKind::Exited(exit) => write!(f, "{exit}"),
+            EventKind::Restarting { after } if after.is_zero() => f.write_str("restarting now"),
+            EventKind::Restarting { after } => {
+                write!(f, "restarting in {}", humantime::format_duration(*after))
+            }
+            EventKind::CrashLoop => {
+                f.write_str("exited too often; not restarted until started again")
+            }
+            EventKind::Stopped { exit: Some(exit) } => write!(f, "stopped ({exit})"),
+            EventKind::Stopped { exit: None } => f.write_str("stopped"),
+        }
+    }
 }

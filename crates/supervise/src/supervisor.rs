@@ -1,22 +1,24 @@
 //! The [`Supervisor`]: the services it runs, their instances' tasks, status and events.
 //!
 //! Services are kept in the order they were added, which is their start order; a full
-//! [`Supervisor::stop`] walks them backwards. Once `depends_on` exists, adding services
-//! in dependency order (and waiting for readiness between them) is all it takes for the
-//! stop to run in reverse dependency order.
+//! [`Supervisor::stop`] walks them backwards. A service's instances wait for every
+//! instance of the services it depends on to be ready before their first start, so
+//! adding services in dependency order is all it takes for both orders to hold.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::instance::{Control, Instance};
 use crate::logs::{LogFile, log_path};
+use crate::ports::{PortPool, SharedPorts};
 use crate::watchdog::Watchdog;
-use crate::{Error, Event, InstanceStatus, ServiceSpec};
+use crate::{Error, Event, InstanceState, InstanceStatus, ServiceSpec};
 
 /// How many events a slow subscriber may fall behind before it misses some.
-const EVENT_BACKLOG: usize = 1024;
+const EVENT_BACKLOG: usize = 4096;
 
 /// Runs the instances of one or more services.
 ///
@@ -27,7 +29,9 @@ pub struct Supervisor {
     // A std mutex: held only to read or change the list, never across an await.
     services: Mutex<Vec<Service>>,
     events: broadcast::Sender<Event>,
-    watchdog: Arc<Watchdog>,
+    // Started with the first service, so that a berth without services runs no
+    // watchdog process.
+    watchdog: Mutex<Option<Arc<Watchdog>>>,
 }
 
 #[derive(Debug)]
@@ -36,20 +40,19 @@ struct Service {
     instances: Vec<Handle>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Handle {
-    status: Arc<Mutex<InstanceStatus>>,
+    status: watch::Receiver<InstanceStatus>,
     control: mpsc::UnboundedSender<Control>,
 }
 
 impl Supervisor {
-    /// A supervisor with no services. Must be called within a tokio runtime; starts the
-    /// watchdog process that cleans up after a killed berth.
+    /// A supervisor with no services. Must be called within a tokio runtime.
     pub fn new() -> Result<Self, Error> {
         Ok(Self {
             services: Mutex::new(Vec::new()),
             events: broadcast::channel(EVENT_BACKLOG).0,
-            watchdog: Arc::new(Watchdog::start()?),
+            watchdog: Mutex::new(None),
         })
     }
 
@@ -58,12 +61,15 @@ impl Supervisor {
         self.events.subscribe()
     }
 
-    /// Adds a service and starts its instances. Its log files are opened here, so that an
-    /// unwritable log directory is an error now rather than lost output later.
+    /// Adds a service and starts its instances once the services it depends on are
+    /// ready. Its log files are opened here, so that an unwritable log directory is an
+    /// error now rather than lost output later.
     pub fn add(&self, spec: ServiceSpec) -> Result<(), Error> {
         if self.find(&spec.name, |_| ()).is_ok() {
             return Err(Error::DuplicateService(spec.name));
         }
+        let dependencies = self.dependencies(&spec)?;
+        let watchdog = self.watchdog()?;
         let spec = Arc::new(spec);
         let mut logs = Vec::new();
         for i in 0..spec.instances {
@@ -74,6 +80,7 @@ impl Supervisor {
                 spec.log_keep,
             )?)));
         }
+        let ports: Option<SharedPorts> = spec.ports.map(PortPool::shared);
         let mut instances = Vec::new();
         for (i, log) in (0..spec.instances).zip(logs) {
             let instance = Instance::new(
@@ -81,11 +88,13 @@ impl Supervisor {
                 i,
                 self.events.clone(),
                 log,
-                self.watchdog.clone(),
+                watchdog.clone(),
+                ports.clone(),
+                dependencies.clone(),
             );
             let (control, rx) = mpsc::unbounded_channel();
             instances.push(Handle {
-                status: instance.status.clone(),
+                status: instance.status.subscribe(),
                 control,
             });
             tokio::spawn(instance.run(rx));
@@ -106,29 +115,34 @@ impl Supervisor {
         services.iter().map(|s| s.spec.name.clone()).collect()
     }
 
+    /// The definition a service runs with.
+    pub fn spec(&self, name: &str) -> Result<Arc<ServiceSpec>, Error> {
+        self.find(name, |s| s.spec.clone())
+    }
+
     /// A snapshot of every instance, services in start order.
     pub fn status(&self) -> Vec<InstanceStatus> {
         let services = self.services.lock().expect("services lock");
         services
             .iter()
             .flat_map(|s| &s.instances)
-            .map(|h| h.status.lock().expect("status lock").clone())
+            .map(|h| h.status.borrow().clone())
             .collect()
     }
 
     /// Starts the service's instances that are not running, clearing crash loops and
     /// backoff; a running instance is left alone.
     pub fn start(&self, name: &str) -> Result<(), Error> {
-        for control in self.controls(name)? {
-            let _ = control.send(Control::Start);
+        for handle in self.handles(name)? {
+            let _ = handle.control.send(Control::Start);
         }
         Ok(())
     }
 
     /// Sends `signal` to the process group of each running instance of the service.
     pub fn signal(&self, name: &str, signal: Signal) -> Result<(), Error> {
-        for control in self.controls(name)? {
-            let _ = control.send(Control::Signal(signal));
+        for handle in self.handles(name)? {
+            let _ = handle.control.send(Control::Signal(signal));
         }
         Ok(())
     }
@@ -137,9 +151,9 @@ impl Supervisor {
     /// grace period, then SIGKILL. Returns when all are stopped.
     pub async fn stop_service(&self, name: &str) -> Result<(), Error> {
         let mut acks = Vec::new();
-        for control in self.controls(name)? {
+        for handle in self.handles(name)? {
             let (tx, rx) = oneshot::channel();
-            if control.send(Control::Stop(tx)).is_ok() {
+            if handle.control.send(Control::Stop(tx)).is_ok() {
                 acks.push(rx);
             }
         }
@@ -149,18 +163,174 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Restarts the service one instance at a time, each new process ready before the
+    /// next instance is touched (and, where a spare port or no port allows, before its
+    /// own old process stops). A stopped or crash-looping instance is started. Stops at
+    /// the first instance whose new process does not become ready.
+    pub async fn restart(&self, name: &str) -> Result<(), Error> {
+        let spec = self.spec(name)?;
+        self.roll(name, spec).await
+    }
+
+    /// Runs the service with a changed definition: a rolling restart onto `spec` when
+    /// its instances and ports are unchanged, else a stop of the old instances and a
+    /// start of the new ones.
+    pub async fn update(&self, spec: ServiceSpec) -> Result<(), Error> {
+        let old = self.spec(&spec.name)?;
+        if old.instances == spec.instances && old.ports == spec.ports {
+            let name = spec.name.clone();
+            let spec = Arc::new(spec);
+            {
+                let mut services = self.services.lock().expect("services lock");
+                if let Some(s) = services.iter_mut().find(|s| s.spec.name == name) {
+                    s.spec = spec.clone();
+                }
+            }
+            return self.roll(&name, spec).await;
+        }
+        let position = self.remove(&spec.name).await?;
+        self.add(spec)?;
+        // Keep the start order: back where it was.
+        let mut services = self.services.lock().expect("services lock");
+        if let Some(service) = services.pop() {
+            let at = position.min(services.len());
+            services.insert(at, service);
+        }
+        Ok(())
+    }
+
+    /// Stops the service and forgets it; returns where it was in the start order.
+    pub async fn remove(&self, name: &str) -> Result<usize, Error> {
+        self.stop_service(name).await?;
+        let mut services = self.services.lock().expect("services lock");
+        let position = services
+            .iter()
+            .position(|s| s.spec.name == name)
+            .ok_or_else(|| Error::UnknownService(name.to_string()))?;
+        // Dropping the handles closes the control channels: the tasks end.
+        services.remove(position);
+        Ok(position)
+    }
+
+    /// Waits until every instance of the service is running and ready. Fails at once
+    /// when one of them stops being started (exited under its policy, crash loop,
+    /// stopped), or after `limit`.
+    pub async fn wait_ready(&self, name: &str, limit: Duration) -> Result<(), Error> {
+        let handles = self.handles(name)?;
+        let all = async {
+            for mut handle in handles {
+                let status = handle
+                    .status
+                    .wait_for(|s| {
+                        matches!(
+                            s.state,
+                            InstanceState::Running
+                                | InstanceState::Exited
+                                | InstanceState::CrashLoop
+                                | InstanceState::Stopped
+                        )
+                    })
+                    .await
+                    .map(|s| s.clone());
+                match status {
+                    Ok(s) if s.state == InstanceState::Running => {}
+                    Ok(s) => {
+                        return Err(Error::NotReady {
+                            service: name.to_string(),
+                            why: format!(
+                                "instance {} is {}{}",
+                                s.instance,
+                                s.state,
+                                s.last_exit
+                                    .map(|e| format!(" ({})", e.exit))
+                                    .unwrap_or_default()
+                            ),
+                        });
+                    }
+                    Err(_) => return Err(Error::UnknownService(name.to_string())),
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(limit, all).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::NotReady {
+                service: name.to_string(),
+                why: format!("not ready within {}", humantime::format_duration(limit)),
+            }),
+        }
+    }
+
     /// Stops every service, the last added first.
     pub async fn stop(&self) {
         for name in self.services().into_iter().rev() {
-            // The service cannot have disappeared: services are never removed.
+            // A service removed meanwhile has nothing left to stop.
             let _ = self.stop_service(&name).await;
         }
     }
 
-    fn controls(&self, name: &str) -> Result<Vec<mpsc::UnboundedSender<Control>>, Error> {
-        self.find(name, |s| {
-            s.instances.iter().map(|h| h.control.clone()).collect()
-        })
+    async fn roll(&self, name: &str, spec: Arc<ServiceSpec>) -> Result<(), Error> {
+        for (i, handle) in self.handles(name)?.into_iter().enumerate() {
+            let (tx, rx) = oneshot::channel();
+            if handle
+                .control
+                .send(Control::Replace(spec.clone(), tx))
+                .is_err()
+            {
+                return Err(Error::UnknownService(name.to_string()));
+            }
+            match rx.await {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => {
+                    return Err(Error::RestartFailed {
+                        service: name.to_string(),
+                        instance: i as u32,
+                        why,
+                    });
+                }
+                Err(_) => return Err(Error::UnknownService(name.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    /// The status channels of every instance of the services `spec` depends on.
+    fn dependencies(
+        &self,
+        spec: &ServiceSpec,
+    ) -> Result<Vec<watch::Receiver<InstanceStatus>>, Error> {
+        let mut out = Vec::new();
+        for name in &spec.depends_on {
+            let statuses = self
+                .find(name, |s| {
+                    s.instances
+                        .iter()
+                        .map(|h| h.status.clone())
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|_| Error::UnknownDependency {
+                    service: spec.name.clone(),
+                    dependency: name.clone(),
+                })?;
+            out.extend(statuses);
+        }
+        Ok(out)
+    }
+
+    fn watchdog(&self) -> Result<Arc<Watchdog>, Error> {
+        let mut watchdog = self.watchdog.lock().expect("watchdog lock");
+        match &*watchdog {
+            Some(w) => Ok(w.clone()),
+            None => {
+                let w = Arc::new(Watchdog::start()?);
+                *watchdog = Some(w.clone());
+                Ok(w)
+            }
+        }
+    }
+
+    fn handles(&self, name: &str) -> Result<Vec<Handle>, Error> {
+        self.find(name, |s| s.instances.clone())
     }
 
     fn find<T>(&self, name: &str, f: impl FnOnce(&Service) -> T) -> Result<T, Error> {

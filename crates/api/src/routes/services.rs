@@ -1,51 +1,276 @@
-//! Services: every instance with its state, pid, uptime, restarts, port, CPU and memory.
+//! Services: every instance with its state, pid, uptime, restarts, port, CPU and memory;
+//! start, stop, rolling restart and signals; the recorded events; reloading the config.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::routing::get;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use berth_store::{EventFilter, Timestamp};
 use berth_supervise::usage::usage;
+use berth_supervise::{InstanceStatus, Signal};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Shared;
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
+
+/// Signals `berth signal` may send, without their `SIG` prefix.
+pub const SIGNALS: &[&str] = &[
+    "HUP", "INT", "QUIT", "TERM", "KILL", "USR1", "USR2", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+    "WINCH", "ALRM",
+];
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/services", get(list))
+    Router::new()
+        .route("/v1/services", get(list))
+        .route("/v1/services/{name}/start", post(start))
+        .route("/v1/services/{name}/stop", post(stop))
+        .route("/v1/services/{name}/restart", post(restart))
+        .route("/v1/services/{name}/signal", post(signal))
+        .route("/v1/events", get(events))
+        .route("/v1/reload", post(reload))
 }
 
 async fn list(state: Shared) -> ApiResult<Json<Value>> {
-    let Some(sup) = &state.services else {
-        return Ok(Json(json!({ "services": [] })));
-    };
-    let now = SystemTime::now();
-    let rows: Vec<Value> = sup
-        .status()
-        .into_iter()
-        .map(|s| {
-            let uptime = s
-                .started_at
-                .filter(|_| s.pid.is_some())
-                .and_then(|t| now.duration_since(t).ok());
-            let used = s.pid.and_then(usage);
-            json!({
-                "service": s.service,
-                "instance": s.instance,
-                "pid": s.pid,
-                "state": s.state.as_str(),
-                "uptime_secs": uptime.map(|d| d.as_secs_f64()),
-                "restarts": s.restarts,
-                "port": s.port,
-                // Average over the process's life so far.
-                "cpu_percent": used.zip(uptime).map(|(u, up)| {
-                    100.0 * u.cpu.as_secs_f64() / up.as_secs_f64().max(0.001)
-                }),
-                "rss_bytes": used.map(|u| u.rss_bytes),
-                "last_exit": s.last_exit.as_ref().map(|e| e.exit.to_string()),
-            })
-        })
-        .collect();
+    let rows: Vec<Value> = state.services.status().iter().map(row).collect();
     Ok(Json(json!({ "services": rows })))
+}
+
+fn row(s: &InstanceStatus) -> Value {
+    let now = SystemTime::now();
+    let uptime = s
+        .started_at
+        .filter(|_| s.pid.is_some())
+        .and_then(|t| now.duration_since(t).ok());
+    let used = s.pid.and_then(usage);
+    json!({
+        "service": s.service,
+        "instance": s.instance,
+        "pid": s.pid,
+        "state": s.state.as_str(),
+        "uptime_secs": uptime.map(|d| d.as_secs_f64()),
+        "restarts": s.restarts,
+        "port": s.port,
+        // Average over the process's life so far.
+        "cpu_percent": used.zip(uptime).map(|(u, up)| {
+            100.0 * u.cpu.as_secs_f64() / up.as_secs_f64().max(0.001)
+        }),
+        "rss_bytes": used.map(|u| u.rss_bytes),
+        "last_exit": s.last_exit.as_ref().map(|e| e.exit.to_string()),
+    })
+}
+
+/// The service's instances as they stand, for an action's answer.
+fn instances(state: &AppState, name: &str) -> Value {
+    let rows: Vec<Value> = state
+        .services
+        .status()
+        .iter()
+        .filter(|s| s.service == name)
+        .map(row)
+        .collect();
+    json!({ "service": name, "instances": rows })
+}
+
+fn supervise_error(e: berth_supervise::Error, state: &AppState) -> ApiError {
+    match e {
+        berth_supervise::Error::UnknownService(_) => ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "unknown_service",
+            message: format!("{e}; the services are: {}", names(state)),
+        },
+        berth_supervise::Error::RestartFailed { .. } | berth_supervise::Error::NotReady { .. } => {
+            ApiError {
+                status: StatusCode::CONFLICT,
+                code: "not_ready",
+                message: e.to_string(),
+            }
+        }
+        _ => ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: e.to_string(),
+        },
+    }
+}
+
+fn names(state: &AppState) -> String {
+    let names = state.services.services();
+    if names.is_empty() {
+        "none (no [service.NAME] in the config)".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+async fn start(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    state
+        .services
+        .start(&name)
+        .map_err(|e| supervise_error(e, &state))?;
+    Ok(Json(instances(&state, &name)))
+}
+
+// Stops and restarts run in a task of their own: a client that hangs up does not cut a
+// rolling restart short between two instances.
+
+async fn stop(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let (sup, service) = (state.services.clone(), name.clone());
+    let done = tokio::spawn(async move { sup.stop_service(&service).await }).await;
+    finished(&state, &name, done)
+}
+
+async fn restart(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let (sup, service) = (state.services.clone(), name.clone());
+    let done = tokio::spawn(async move { sup.restart(&service).await }).await;
+    finished(&state, &name, done)
+}
+
+fn finished(
+    state: &AppState,
+    name: &str,
+    done: Result<Result<(), berth_supervise::Error>, tokio::task::JoinError>,
+) -> ApiResult<Json<Value>> {
+    match done {
+        Ok(result) => result.map_err(|e| supervise_error(e, state))?,
+        Err(e) => {
+            return Err(ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "internal",
+                message: format!("the action on `{name}` failed: {e}"),
+            });
+        }
+    }
+    Ok(Json(instances(state, name)))
+}
+
+/// `POST /v1/services/{name}/signal` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalBody {
+    signal: String,
+}
+
+async fn signal(
+    state: Shared,
+    Path(name): Path<String>,
+    body: Result<Json<SignalBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body?;
+    let signal = parse_signal(&body.signal)?;
+    state
+        .services
+        .signal(&name, signal)
+        .map_err(|e| supervise_error(e, &state))?;
+    Ok(Json(json!({ "service": name, "signal": signal.as_str() })))
+}
+
+/// `"hup"`, `"SIGHUP"`, … → SIGHUP.
+pub fn parse_signal(text: &str) -> ApiResult<Signal> {
+    let upper = text.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if !SIGNALS.contains(&bare) {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid",
+            message: format!(
+                "unknown signal {text:?}; expected one of {} (with or without SIG)",
+                SIGNALS.join(", ")
+            ),
+        });
+    }
+    format!("SIG{bare}")
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid", format!("unknown signal {text:?}")))
+}
+
+/// `GET /v1/events` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    source: Option<String>,
+    subject: Option<String>,
+    /// Comma-separated kinds.
+    kind: Option<String>,
+    before: Option<i64>,
+    /// An RFC 3339 time or a duration ago ("1h").
+    since: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn events(
+    state: Shared,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let since = match &q.since {
+        None => None,
+        Some(text) => Some(since(text)?),
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid",
+            format!("limit {limit} is out of range; expected 1 to 10000"),
+        ));
+    }
+    let filter = EventFilter {
+        source: q.source,
+        subject: q.subject,
+        kinds: q
+            .kind
+            .map(|k| {
+                k.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        before_id: q.before,
+        since,
+        limit,
+    };
+    let events = state.queues.store().events(filter).await?;
+    Ok(Json(json!({ "events": events })))
+}
+
+/// An RFC 3339 time, or a duration before now.
+fn since(text: &str) -> ApiResult<Timestamp> {
+    if let Ok(d) = humantime::parse_duration(text) {
+        return Ok(Timestamp::now().minus(d));
+    }
+    humantime::parse_rfc3339_weak(text)
+        .map(Timestamp::from_system)
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid",
+                format!(
+                    "since {text:?} is neither a duration such as \"1h\" nor a time such as \"2026-11-22T10:00:00Z\""
+                ),
+            )
+        })
+}
+
+async fn reload(state: Shared) -> ApiResult<Json<Value>> {
+    let Some(reloader) = &state.reload else {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "no_config",
+            message: "this berth was started without a config file to reload".into(),
+        });
+    };
+    match reloader.reload().await {
+        Ok(report) => Ok(Json(report)),
+        Err(message) => Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "config_invalid",
+            message,
+        }),
+    }
 }

@@ -7,6 +7,7 @@ pub mod job;
 pub mod logs;
 pub mod ps;
 pub mod queue;
+pub mod service;
 pub mod status;
 pub mod store;
 pub mod up;
@@ -19,6 +20,7 @@ use berth_api::client::Client;
 use berth_config::Config;
 
 use crate::{Cli, Command};
+use service::Action;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -33,6 +35,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status => runtime()?.block_on(status::run(&ctx)),
         Command::Ps => runtime()?.block_on(ps::run(&ctx)),
         Command::Logs(args) => runtime()?.block_on(logs::run(&ctx, args)),
+        Command::Start { name } => runtime()?.block_on(service::act(&ctx, &name, Action::Start)),
+        Command::Stop { name } => runtime()?.block_on(service::act(&ctx, &name, Action::Stop)),
+        Command::Restart { name } => {
+            runtime()?.block_on(service::act(&ctx, &name, Action::Restart))
+        }
+        Command::Signal { name, signal } => {
+            runtime()?.block_on(service::signal(&ctx, &name, &signal))
+        }
+        Command::Reload => runtime()?.block_on(service::reload(&ctx)),
+        Command::Events(args) => runtime()?.block_on(service::events(&ctx, args)),
         Command::Job(c) => runtime()?.block_on(job::run(&ctx, c)),
         Command::Queue(c) => runtime()?.block_on(queue::run(&ctx, c)),
         Command::Bench(args) => runtime()?.block_on(bench::run(&ctx, args)),
@@ -76,12 +88,7 @@ impl Ctx {
     pub fn config(&self) -> anyhow::Result<Config> {
         let path = self.config_file()?;
         let mut config = berth_config::load(&path)?;
-        if let Ok(store) = std::env::var("BERTH_STORE")
-            && !store.trim().is_empty()
-        {
-            config.app.store = berth_config::parse_store(&store)
-                .map_err(|e| crate::exit::UsageError(format!("BERTH_STORE: {e}")))?;
-        }
+        berth_config::store_from_env(&mut config).map_err(crate::exit::UsageError)?;
         Ok(config)
     }
 

@@ -13,10 +13,21 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = v["services"]
+    let instances = v["services"]
         .as_array()
         .map(Vec::as_slice)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if instances.is_empty() {
+        println!("no services: add a [service.NAME] table to berth.toml");
+    } else {
+        print(instances);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints instances (as the API lists them) as a table.
+pub fn print(instances: &[serde_json::Value]) {
+    let rows: Vec<Vec<String>> = instances
         .iter()
         .map(|s| {
             vec![
@@ -42,24 +53,19 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    if rows.is_empty() {
-        println!("no services: add a [service.NAME] table to berth.toml");
-    } else {
-        output::table(
-            &[
-                "SERVICE",
-                "INSTANCE",
-                "PID",
-                "STATE",
-                "UPTIME",
-                "RESTARTS",
-                "PORT",
-                "CPU",
-                "MEMORY",
-                "LAST EXIT",
-            ],
-            &rows,
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    output::table(
+        &[
+            "SERVICE",
+            "INSTANCE",
+            "PID",
+            "STATE",
+            "UPTIME",
+            "RESTARTS",
+            "PORT",
+            "CPU",
+            "MEMORY",
+            "LAST EXIT",
+        ],
+        &rows,
+    );
 }

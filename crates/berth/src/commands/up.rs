@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use berth_server::{Daemon, Options};
 use tracing_subscriber::EnvFilter;
 
@@ -20,7 +21,20 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
     let daemon = Daemon::start(&config, Options::default()).await?;
-    let signal = berth_server::wait_for_signal().await?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot watch SIGHUP")?;
+    let signal = loop {
+        tokio::select! {
+            s = berth_server::wait_for_signal() => break s?,
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP received: reloading {}", config.path.display());
+                match daemon.reload().await {
+                    Ok(report) => tracing::info!(%report, "reloaded"),
+                    Err(e) => tracing::error!("reload refused, nothing changed:\n{e}"),
+                }
+            }
+        }
+    };
     tracing::info!("{signal} received");
     // A second signal while draining stops at once; what runs is rescued on the next start.
     tokio::select! {

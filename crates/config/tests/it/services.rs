@@ -4,11 +4,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use berth_config::{CrashLoopConfig, Restart, ServiceBackoff, ServiceConfig};
+use berth_config::{
+    CheckConfig, CrashLoopConfig, PortRange, Restart, ServiceBackoff, ServiceConfig,
+};
 
 use crate::{diagnostics, one_error, valid, with_app};
 
-const SERVICE_KEYS: &str = "command, cwd, env, env_file, instances, port, restart, stop_signal, \
+const SERVICE_KEYS: &str = "command, cwd, env, env_file, instances, port, ports, user, ready, \
+                            start_timeout, live, restart, stop_signal, \
                             stop_grace, backoff, crash_loop, depends_on, log_max_size, log_keep";
 
 const MIB: u64 = 1024 * 1024;
@@ -27,7 +30,11 @@ fn defaults() {
                 env: BTreeMap::new(),
                 env_file: None,
                 instances: 1,
-                port: None,
+                ports: None,
+                user: None,
+                ready: None,
+                start_timeout: Duration::from_secs(60),
+                live: None,
                 restart: Restart::Always,
                 stop_signal: "SIGTERM".into(),
                 stop_grace: Duration::from_secs(10),
@@ -124,7 +131,14 @@ A = "1"
             ]),
             env_file: Some(PathBuf::from("/etc/chat/secrets.env")),
             instances: 4,
-            port: Some(8000),
+            ports: Some(PortRange {
+                first: 8000,
+                last: 8003
+            }),
+            user: None,
+            ready: None,
+            start_timeout: Duration::from_secs(60),
+            live: None,
             restart: Restart::OnFailure,
             stop_signal: "SIGINT".into(),
             stop_grace: Duration::ZERO,
@@ -152,7 +166,13 @@ A = "1"
     let consumer = &config.services["queue-consumer"];
     assert_eq!(consumer.depends_on, ["db"]);
     // 65472 + 63 = 65535: the last instance gets the last port.
-    assert_eq!(consumer.port, Some(65472));
+    assert_eq!(
+        consumer.ports,
+        Some(PortRange {
+            first: 65472,
+            last: 65535
+        })
+    );
     assert_eq!(consumer.log_max_size, 1024 * MIB);
     assert_eq!(consumer.backoff.factor, 1.0);
     assert_eq!(consumer.env["A"], "1");
@@ -610,4 +630,101 @@ fn bad_service_names_and_shapes() {
         message,
         "wrong type for `web` in [service]: found a string, expected a table such as [service.web]"
     );
+}
+
+#[test]
+fn port_ranges_checks_and_user() {
+    let text = with_app(
+        "[service.web]\ncommand = \"serve {port}\"\nports = \"8000-8004\"\ninstances = 4\n\
+         user = \"www-data\"\nready = { http = \"/healthz\", interval = \"250ms\" }\n\
+         start_timeout = \"5s\"\nlive = { tcp = true, failures = 2 }\n\n\
+         [service.db]\ncommand = \"db\"\nready = { command = \"pg_isready\", timeout = \"1s\" }\n",
+    );
+    let config = valid(&text);
+    let web = &config.services["web"];
+    assert_eq!(
+        web.ports,
+        Some(PortRange {
+            first: 8000,
+            last: 8004
+        })
+    );
+    assert_eq!(web.user.as_deref(), Some("www-data"));
+    let ready = web.ready.as_ref().unwrap();
+    assert_eq!(ready.check, CheckConfig::Http("/healthz".into()));
+    assert_eq!(
+        (ready.interval, ready.timeout),
+        (Duration::from_millis(250), Duration::from_secs(2))
+    );
+    assert_eq!(web.start_timeout, Duration::from_secs(5));
+    let live = web.live.as_ref().unwrap();
+    assert_eq!(
+        (&live.probe.check, live.probe.interval, live.failures),
+        (&CheckConfig::Tcp, Duration::from_secs(10), 2)
+    );
+    let db = config.services["db"].ready.as_ref().unwrap();
+    assert_eq!(db.check, CheckConfig::Command("pg_isready".into()));
+    assert_eq!(db.timeout, Duration::from_secs(1));
+}
+
+#[test]
+fn bad_ports_checks_and_users_are_explained() {
+    let cases = [
+        (
+            "port = 8000\nports = \"8000-8001\"\n",
+            "both `port` and `ports` are set in [service.web]: expected one of them",
+        ),
+        (
+            "instances = 3\nports = \"8000-8001\"\n",
+            "invalid port range \"8000-8001\" for `ports` in [service.web]: expected a range \
+             \"FIRST-LAST\" of ports from 1 to 65535 with room for the 3 instance(s)",
+        ),
+        (
+            "ports = \"8000\"\n",
+            "invalid port range \"8000\" for `ports`",
+        ),
+        (
+            "ready = { }\n",
+            "no check given in [service.web.ready]: expected exactly one of `http = \"/healthz\"`, \
+             `tcp = true` or `command = \"…\"`",
+        ),
+        (
+            "port = 8000\nready = { tcp = true, http = \"/\" }\n",
+            "2 checks given (http, tcp) in [service.web.ready]",
+        ),
+        (
+            "ready = { http = \"/healthz\" }\n",
+            "the `http` check in [service.web.ready] connects to the instance's port, but the \
+             service has none: set `port` (or `ports`), or check with `command = \"…\"`",
+        ),
+        (
+            "port = 8000\nready = { http = \"healthz\" }\n",
+            "expected a URL path starting with `/`",
+        ),
+        (
+            "port = 8000\nready = { tcp = \"yes\" }\n",
+            "wrong type for `tcp` in [service.web.ready]: found a string, expected `true`",
+        ),
+        (
+            "live = { command = \"true\", failures = 0 }\n",
+            "invalid value 0 for `failures` in [service.web.live]: expected an integer from 1 to 100",
+        ),
+        (
+            "live = { command = \"true\", every = \"1s\" }\n",
+            "unknown key `every` in [service.web.live]",
+        ),
+        (
+            "user = \"root; rm\"\n",
+            "invalid user name \"root; rm\" for `user` in [service.web]",
+        ),
+        (
+            "start_timeout = \"0s\"\n",
+            "expected a duration greater than zero",
+        ),
+    ];
+    for (keys, expected) in cases {
+        let text = with_app(&format!("[service.web]\ncommand = \"x\"\n{keys}"));
+        let (_, _, message) = one_error(&text);
+        assert!(message.contains(expected), "{keys}: {message}");
+    }
 }

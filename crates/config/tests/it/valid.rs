@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use berth_config::{
-    Api, App, Backoff, Config, Durability, Handler, QueueConfig, Retention, STARTER, ServiceConfig,
-    StoreChoice,
+    Api, App, Backoff, CheckConfig, Config, Durability, Handler, PortRange, ProbeConfig,
+    QueueConfig, Retention, STARTER, ServiceConfig, StoreChoice,
 };
 
 use crate::{valid, with_app};
@@ -85,7 +85,15 @@ fn starter_comments_show_the_defaults() {
     assert_eq!(
         web,
         ServiceConfig {
-            port: Some(8000),
+            ports: Some(PortRange {
+                first: 8000,
+                last: 8000
+            }),
+            ready: Some(ProbeConfig {
+                check: CheckConfig::Http("/".into()),
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(2),
+            }),
             ..ServiceConfig::new("web", "python3 -m http.server {port} --bind 127.0.0.1")
         }
     );

@@ -71,6 +71,21 @@ CREATE TABLE berth_leader (
 );
 INSERT INTO berth_leader (id, holder, term, expires_at) VALUES (1, NULL, 0, 0);
 "#,
+    // 3: events (services' starts, exits, crash loops, …).
+    r#"
+CREATE TABLE berth_events (
+    id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at       BIGINT NOT NULL,
+    node     TEXT   NOT NULL,
+    source   TEXT   NOT NULL CHECK (length(source) BETWEEN 1 AND 64),
+    subject  TEXT   NOT NULL CHECK (length(subject) BETWEEN 1 AND 255),
+    instance BIGINT,
+    kind     TEXT   NOT NULL CHECK (length(kind) BETWEEN 1 AND 64),
+    message  TEXT   NOT NULL
+);
+CREATE INDEX berth_events_subject ON berth_events (source, subject, id);
+CREATE INDEX berth_events_at ON berth_events (at);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -10,6 +10,7 @@
 //!   wake-ups, reconnecting after a failure (and then waking every queue, since
 //!   notifications may have been missed).
 
+mod events;
 mod jobs;
 mod migrations;
 mod nodes;
@@ -25,8 +26,9 @@ use tokio_postgres::{AsyncMessage, Config, NoTls};
 
 use crate::error::{Result, StoreError};
 use crate::model::{
-    AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeaderLease, LeasedJob,
-    NewJob, NodeInfo, QueueStats, RunningLease, StateChange, Timestamp,
+    AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
+    LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
+    Timestamp,
 };
 use crate::store::{FetchRequest, Store};
 use pool::Pool;
@@ -311,6 +313,21 @@ impl Store for PostgresStore {
 
     async fn count_jobs(&self) -> Result<u64> {
         with_client!(self, c => jobs::count(&*c).await)
+    }
+
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        with_client!(self, c => events::record(&*c, &events).await)
+    }
+
+    async fn events(&self, filter: EventFilter) -> Result<Vec<EventRecord>> {
+        with_client!(self, c => events::list(&*c, &filter).await)
+    }
+
+    async fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        with_client!(self, c => events::prune(&*c, before).await)
     }
 
     async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {

@@ -87,6 +87,21 @@ CREATE TABLE leader (
 );
 INSERT INTO leader (id, holder, term, expires_at) VALUES (1, NULL, 0, 0);
 "#,
+    // 3: events (services' starts, exits, crash loops, …).
+    r#"
+CREATE TABLE events (
+    id       INTEGER PRIMARY KEY,
+    at       INTEGER NOT NULL,
+    node     TEXT    NOT NULL,
+    source   TEXT    NOT NULL CHECK (length(source) BETWEEN 1 AND 64),
+    subject  TEXT    NOT NULL CHECK (length(subject) BETWEEN 1 AND 255),
+    instance INTEGER,
+    kind     TEXT    NOT NULL CHECK (length(kind) BETWEEN 1 AND 64),
+    message  TEXT    NOT NULL
+);
+CREATE INDEX events_subject ON events (source, subject, id);
+CREATE INDEX events_at ON events (at);
+"#,
 ];
 
 /// The schema version this build writes.

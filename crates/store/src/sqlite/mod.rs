@@ -4,6 +4,7 @@
 //! [`writer`]). Reads run on a small pool of read-only connections in tokio's blocking
 //! pool, so a long listing never waits behind the writer, nor the writer behind it (WAL).
 
+mod events;
 mod jobs;
 mod migrations;
 mod nodes;
@@ -18,8 +19,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Result, StoreError};
 use crate::model::{
-    AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeaderLease, LeasedJob,
-    NewJob, NodeInfo, QueueStats, RunningLease, StateChange, Timestamp,
+    AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
+    LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
+    Timestamp,
 };
 use crate::store::{FetchRequest, Store};
 use writer::Writer;
@@ -265,6 +267,21 @@ impl Store for SqliteStore {
 
     async fn count_jobs(&self) -> Result<u64> {
         self.read(jobs::count).await
+    }
+
+    async fn record_events(&self, events: Vec<NewEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.writer.write(move |c| events::record(c, &events)).await
+    }
+
+    async fn events(&self, filter: EventFilter) -> Result<Vec<EventRecord>> {
+        self.read(move |c| events::list(c, &filter)).await
+    }
+
+    async fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        self.writer.write(move |c| events::prune(c, before)).await
     }
 
     async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use berth_supervise::{CrashLoop, EventKind, Exit, InstanceState, RestartPolicy, Supervisor};
+use berth_supervise::{
+    CrashLoop, EventKind, Exit, InstanceState, Ports, RestartPolicy, Supervisor,
+};
 
 use crate::{next, spec};
 
@@ -169,15 +171,15 @@ async fn port_is_substituted_and_in_the_environment() {
         "echo arg={port} env=$PORT i=$BERTH_INSTANCE",
     );
     s.instances = 2;
-    s.ports = Some(41000);
+    s.ports = Some(Ports::fixed(61_100, 2));
     s.restart = RestartPolicy::Never;
     sup.add(s).unwrap();
     for _ in 0..2 {
         next(&mut rx, "web", |k| matches!(k, EventKind::Exited(_))).await;
     }
     let ports: Vec<_> = sup.status().iter().map(|s| s.port).collect();
-    assert_eq!(ports, [Some(41000), Some(41001)]);
-    for (i, port) in [(0, 41000), (1, 41001)] {
+    assert_eq!(ports, [Some(61_100), Some(61_101)]);
+    for (i, port) in [(0, 61_100), (1, 61_101)] {
         let log = std::fs::read_to_string(dir.path().join(format!("logs/web.{i}.log"))).unwrap();
         assert!(
             log.contains(&format!("out arg={port} env={port} i={i}\n")),

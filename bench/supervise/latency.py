@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Respawn latencies from a record written by crash.sh (bench/supervise/compare.sh).
+
+    latency.py RECORD
+
+Each sample is the start stamp of an ID's next run minus the exit stamp of its run
+before. Prints one line: samples, median, p90 (nearest rank), max, all in
+milliseconds, and how many exits were never followed by a start (a supervisor that
+gave up, or exits still waiting for their restart when the case was stopped).
+"""
+
+import math
+import statistics
+import sys
+
+
+def main(path):
+    events = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] in ("S", "E"):
+                events.append((int(parts[2]), parts[0], parts[1]))
+    events.sort()
+    pending = {}
+    samples = []
+    for at, kind, ident in events:
+        if kind == "E":
+            pending[ident] = at
+        elif ident in pending:
+            samples.append((at - pending.pop(ident)) / 1000.0)
+    if not samples:
+        print(f"0 - - - {len(pending)}")
+        return
+    samples.sort()
+    p90 = samples[math.ceil(0.9 * len(samples)) - 1]
+    print(
+        f"{len(samples)} {statistics.median(samples):.1f} {p90:.1f} "
+        f"{samples[-1]:.1f} {len(pending)}"
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,196 @@
+//! `berth start|stop|restart NAME`, `berth signal NAME SIG`, `berth reload` and
+//! `berth events [SERVICE]`: steering the services of a running berth.
+
+use std::process::ExitCode;
+
+use serde_json::{Value, json};
+
+use super::Ctx;
+use crate::commands::ps;
+use crate::output;
+
+/// `berth events` arguments.
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// Only this service's events.
+    service: Option<String>,
+    /// Only these kinds, comma-separated: started, ready, unhealthy, exited, restarting,
+    /// crashloop, stopped.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only events since this long ago ("1h") or this time ("2026-11-22T10:00:00Z").
+    #[arg(long)]
+    since: Option<String>,
+    /// At most this many, the newest (1 to 10000).
+    #[arg(short = 'n', long = "lines", default_value_t = 50)]
+    lines: u32,
+}
+
+/// What to do to a service.
+#[derive(Debug, Clone, Copy)]
+pub enum Action {
+    /// Start the instances that are not running (clears a crash loop).
+    Start,
+    /// Stop every instance: stop signal, grace period, SIGKILL.
+    Stop,
+    /// Rolling restart: one instance at a time, each new one ready before going on.
+    Restart,
+}
+
+/// Runs `action` on the service `name` and prints its instances afterwards.
+pub async fn act(ctx: &Ctx, name: &str, action: Action) -> anyhow::Result<ExitCode> {
+    let client = ctx.client()?;
+    let verb = match action {
+        Action::Start => "start",
+        Action::Stop => "stop",
+        Action::Restart => "restart",
+    };
+    if !ctx.json && matches!(action, Action::Restart) {
+        eprintln!("restarting {name}, one instance at a time…");
+    }
+    let v = client
+        .post(
+            &format!("/v1/services/{}/{verb}", path_segment(name)),
+            json!({}),
+        )
+        .await?;
+    if ctx.json {
+        output::json(&v);
+    } else {
+        ps::print(
+            v["instances"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth signal NAME SIG`.
+pub async fn signal(ctx: &Ctx, name: &str, signal: &str) -> anyhow::Result<ExitCode> {
+    let v = ctx
+        .client()?
+        .post(
+            &format!("/v1/services/{}/signal", path_segment(name)),
+            json!({ "signal": signal }),
+        )
+        .await?;
+    if ctx.json {
+        output::json(&v);
+    } else {
+        println!(
+            "sent {} to every running instance of {name}",
+            output::cell(&v["signal"])
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth reload`.
+pub async fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let v = ctx.client()?.post("/v1/reload", json!({})).await?;
+    if ctx.json {
+        output::json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = |key: &str| -> String {
+        let names: Vec<String> = v[key]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|n| n.as_str().unwrap_or_default().to_owned())
+            .collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    };
+    println!("started:   {}", list("added"));
+    println!("restarted: {}", list("restarted"));
+    println!("stopped:   {}", list("removed"));
+    println!("unchanged: {}", list("unchanged"));
+    let failed = v["failed"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for f in failed {
+        println!(
+            "failed:    {}: {}",
+            output::cell(&f["service"]),
+            output::cell(&f["error"])
+        );
+    }
+    let later = list("not_applied");
+    if later != "none" {
+        println!("not applied until berth restarts: {later}");
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `berth events [SERVICE]`: newest last, like a log.
+pub async fn events(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<ExitCode> {
+    let mut query = vec![format!("limit={}", args.lines), "source=service".to_owned()];
+    if let Some(s) = &args.service {
+        query.push(format!("subject={}", path_segment(s)));
+    }
+    if let Some(k) = &args.kind {
+        query.push(format!("kind={}", path_segment(k)));
+    }
+    if let Some(s) = &args.since {
+        query.push(format!("since={}", path_segment(s)));
+    }
+    let v = ctx
+        .client()?
+        .get(&format!("/v1/events?{}", query.join("&")))
+        .await?;
+    if ctx.json {
+        output::json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let events = v["events"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if events.is_empty() {
+        println!("no events");
+    }
+    for e in events.iter().rev() {
+        println!("{}", line(e));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `2026-11-22T10:00:00.123456Z web[0] exited: exited with code 1`.
+fn line(e: &Value) -> String {
+    let at = output::cell(&e["at"]);
+    let instance = e["instance"]
+        .as_u64()
+        .map(|i| format!("[{i}]"))
+        .unwrap_or_default();
+    format!(
+        "{at} {}{instance} {}: {}",
+        output::cell(&e["subject"]),
+        output::cell(&e["kind"]),
+        output::cell(&e["message"])
+    )
+}
+
+/// `text` percent-encoded for a URL path segment or query value.
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
