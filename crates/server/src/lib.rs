@@ -365,13 +365,50 @@ where
     })
 }
 
-/// Waits for SIGTERM or SIGINT.
-pub async fn wait_for_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// What `berth up` listens for: SIGTERM and SIGINT stop it, SIGHUP reloads the config.
+/// Installed before anything starts, so that a signal arriving during the start is
+/// never met by its default action (which would kill berth without a graceful stop).
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+/// A signal [`Signals`] received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// SIGTERM or SIGINT (named): stop.
+    Stop(&'static str),
+    /// SIGHUP: reload.
+    Reload,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    pub fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
+        })
+    }
+
+    /// The next signal.
+    pub async fn recv(&mut self) -> Received {
+        tokio::select! {
+            _ = self.term.recv() => Received::Stop("SIGTERM"),
+            _ = self.int.recv() => Received::Stop("SIGINT"),
+            _ = self.hup.recv() => Received::Reload,
+        }
+    }
+
+    /// The next SIGTERM or SIGINT; a SIGHUP meanwhile is ignored.
+    pub async fn stop(&mut self) -> &'static str {
+        loop {
+            if let Received::Stop(name) = self.recv().await {
+                return name;
+            }
+        }
+    }
 }

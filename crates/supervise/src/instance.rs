@@ -416,6 +416,7 @@ impl Instance {
         }
         match outcome {
             Ok(()) => {
+                self.emit(EventKind::Ready { pid: new.pid });
                 if old_exit.is_none() {
                     let exit = self.stop(&mut old).await;
                     self.emit(EventKind::Stopped { exit: Some(exit) });
@@ -427,8 +428,8 @@ impl Instance {
                     s.port = new.port;
                     s.started_at = Some(new.started_at);
                     s.restarts += 1;
+                    s.state = InstanceState::Running;
                 });
-                self.became_ready(&new);
                 let _ = ack.send(Ok(()));
                 Phase::Running(Box::new(new))
             }

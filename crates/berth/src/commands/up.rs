@@ -3,8 +3,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use berth_server::{Daemon, Options};
+use berth_server::{Daemon, Options, Received, Signals};
 use tracing_subscriber::EnvFilter;
 
 use super::Ctx;
@@ -20,13 +19,12 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    let mut signals = Signals::install()?;
     let daemon = Daemon::start(&config, Options::default()).await?;
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("cannot watch SIGHUP")?;
     let signal = loop {
-        tokio::select! {
-            s = berth_server::wait_for_signal() => break s?,
-            _ = hangup.recv() => {
+        match signals.recv().await {
+            Received::Stop(name) => break name,
+            Received::Reload => {
                 tracing::info!("SIGHUP received: reloading {}", config.path.display());
                 match daemon.reload().await {
                     Ok(report) => tracing::info!(%report, "reloaded"),
@@ -39,8 +37,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     // A second signal while draining stops at once; what runs is rescued on the next start.
     tokio::select! {
         _ = daemon.stop() => {}
-        s = berth_server::wait_for_signal() => {
-            tracing::warn!("{} received again; stopping now — running jobs will run again on the next start", s.unwrap_or("signal"));
+        s = signals.stop() => {
+            tracing::warn!("{s} received again; stopping now — running jobs will run again on the next start");
         }
     }
     Ok(ExitCode::SUCCESS)

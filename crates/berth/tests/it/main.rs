@@ -87,3 +87,14 @@ pub async fn up(dir: &Path) -> Child {
     }
     panic!("berth up did not answer within 10s");
 }
+
+/// Stops a `berth up` with SIGTERM and checks that it exits successfully.
+pub fn stop(child: &mut Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "berth up ended with {status}");
+}

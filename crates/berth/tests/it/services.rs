@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use berth_testkit::{Project, wait_until};
 
-use crate::{parts, run_expecting_exit, run_in, up};
+use crate::{parts, run_expecting_exit, run_in, stop, up};
 
 fn project(services: &str) -> Project {
     Project::new(&format!(
@@ -86,12 +86,7 @@ async fn services_run_under_berth_up_and_show_in_ps() {
     let (code, _, err) = parts(&run_in(p.dir(), &["logs", "web", "--instance", "5"]));
     assert_eq!(code, 6);
     assert!(err.contains("has 2 instance(s)"), "{err}");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    assert!(child.wait().unwrap().success());
+    stop(&mut child);
 }
 
 #[test]
@@ -134,4 +129,234 @@ fn a_dependency_cycle_is_a_config_error() {
     let (code, _, err) = parts(&run_in(p.dir(), &["check"]));
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("a → b → a"), "{err}");
+}
+
+/// The `(service, instance, pid, state)` of every instance, from the API.
+async fn instances(c: &berth_api::client::Client) -> Vec<(String, u64, Option<u64>, String)> {
+    let v = c.get("/v1/services").await.unwrap();
+    v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["service"].as_str().unwrap().to_owned(),
+                s["instance"].as_u64().unwrap(),
+                s["pid"].as_u64(),
+                s["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn all_running(c: &berth_api::client::Client, count: usize) {
+    let c = c.clone();
+    wait_until("every instance running", Duration::from_secs(15), || {
+        let c = c.clone();
+        async move {
+            let now = instances(&c).await;
+            (now.len() == count && now.iter().all(|i| i.3 == "running")).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_start_restart_signal_and_the_recorded_events() {
+    let p = project(
+        "[service.api]\ncommand = \"trap 'echo got HUP' HUP; while true; do sleep 0.05; done\"\n\
+         instances = 2\nready = { command = \"true\" }\nstop_grace = \"2s\"\n",
+    );
+    let mut child = up(p.dir()).await;
+    let c = p.client();
+    all_running(&c, 2).await;
+    let before = instances(&c).await;
+
+    let (code, out, err) = parts(&run_in(p.dir(), &["signal", "api", "hup"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("sent SIGHUP to every running instance of api"),
+        "{out}"
+    );
+    wait_until("the HUP in the log", Duration::from_secs(5), || async {
+        std::fs::read_to_string(p.data_dir().join("logs/api.1.log"))
+            .ok()
+            .filter(|l| l.contains("got HUP"))
+    })
+    .await;
+
+    let (code, out, err) = parts(&run_in(p.dir(), &["restart", "api"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("restarting api, one instance at a time"),
+        "{err}"
+    );
+    assert!(out.contains("running"), "{out}");
+    let after = instances(&c).await;
+    assert!(after.iter().all(|i| i.3 == "running"));
+    for (old, new) in before.iter().zip(&after) {
+        assert_ne!(old.2, new.2, "instance {} got a new process", old.1);
+    }
+
+    let (code, out, err) = parts(&run_in(p.dir(), &["stop", "api"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("stopped"), "{out}");
+    assert!(
+        instances(&c)
+            .await
+            .iter()
+            .all(|i| i.3 == "stopped" && i.2.is_none())
+    );
+    let (code, _, err) = parts(&run_in(p.dir(), &["start", "api"]));
+    assert_eq!(code, 0, "{err}");
+    all_running(&c, 2).await;
+
+    // Bad input: an unknown service, an unknown signal.
+    let (code, _, err) = parts(&run_in(p.dir(), &["restart", "apj"]));
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("no service named `apj`; the services are: api"),
+        "{err}"
+    );
+    let (code, _, err) = parts(&run_in(p.dir(), &["signal", "api", "SIGFOO"]));
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("unknown signal \"SIGFOO\"; expected one of HUP, INT"),
+        "{err}"
+    );
+
+    // Every step is in the store, oldest first in `berth events`.
+    let (code, out, err) = parts(&run_in(p.dir(), &["events", "api", "-n", "200"]));
+    assert_eq!(code, 0, "{err}");
+    for kind in [
+        "api[0] started:",
+        "api[1] ready:",
+        "api[0] stopped:",
+        "api[1] stopped:",
+    ] {
+        assert!(out.contains(kind), "{kind} in {out}");
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("started"), "oldest first: {out}");
+    let v = c.get("/v1/events?kind=stopped&subject=api").await.unwrap();
+    let stopped = v["events"].as_array().unwrap();
+    // Two by the rolling restart, two by `berth stop`.
+    assert_eq!(stopped.len(), 4, "{v}");
+    assert!(
+        stopped
+            .iter()
+            .all(|e| e["source"] == "service" && e["node"].is_string())
+    );
+
+    stop(&mut child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_restarts_only_what_changed() {
+    let services = |api_command: &str, extra: &str| {
+        format!(
+            "[app]\nname = \"svc\"\nshutdown_grace = \"2s\"\n\n\
+             [service.db]\ncommand = \"exec sleep 60\"\n\n\
+             [service.api]\ncommand = \"{api_command}\"\ndepends_on = [\"db\"]\n\n\
+             [service.old]\ncommand = \"exec sleep 60\"\n{extra}"
+        )
+    };
+    let p = Project::new(&services("exec sleep 60", ""));
+    let mut child = up(p.dir()).await;
+    let c = p.client();
+    all_running(&c, 3).await;
+    let pid = |list: &[(String, u64, Option<u64>, String)], name: &str| {
+        list.iter().find(|i| i.0 == name).and_then(|i| i.2)
+    };
+    let before = instances(&c).await;
+
+    // api changes, old goes, new comes, db stays as it is.
+    let text = services("exec sleep 61", "").replace(
+        "[service.old]\ncommand = \"exec sleep 60\"\n",
+        "[service.new]\ncommand = \"exec sleep 60\"\n",
+    );
+    std::fs::write(p.dir().join("berth.toml"), text).unwrap();
+    let (code, out, err) = parts(&run_in(p.dir(), &["reload"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("started:   new"), "{out}");
+    assert!(out.contains("restarted: api"), "{out}");
+    assert!(out.contains("stopped:   old"), "{out}");
+    assert!(out.contains("unchanged: db"), "{out}");
+    all_running(&c, 3).await;
+    let after = instances(&c).await;
+    assert_eq!(pid(&before, "db"), pid(&after, "db"), "db was left alone");
+    assert_ne!(pid(&before, "api"), pid(&after, "api"));
+    assert!(after.iter().all(|i| i.0 != "old"));
+
+    // A broken config changes nothing and says why, with exit code 3.
+    std::fs::write(
+        p.dir().join("berth.toml"),
+        services("exec sleep 62", "instances = 0\n"),
+    )
+    .unwrap();
+    let (code, _, err) = parts(&run_in(p.dir(), &["reload"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("instances"), "{err}");
+    assert_eq!(instances(&c).await, after);
+
+    // SIGHUP does the same as `berth reload`; a queue change is reported as needing a
+    // restart of berth.
+    std::fs::write(
+        p.dir().join("berth.toml"),
+        services("exec sleep 63", "").replace("[service.old]", "[queue.mail]\n\n[service.old]"),
+    )
+    .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let c2 = c.clone();
+    wait_until("the SIGHUP reload", Duration::from_secs(15), || {
+        let c = c2.clone();
+        async move {
+            let now = instances(&c).await;
+            (now.iter().any(|i| i.0 == "old" && i.3 == "running")).then_some(())
+        }
+    })
+    .await;
+    let log = std::fs::read_to_string(p.dir().join("berth-up.log")).unwrap();
+    assert!(log.contains("SIGHUP received: reloading"), "{log}");
+    assert!(log.contains("[queue.mail]"), "{log}");
+
+    stop(&mut child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_runs_as_its_user_when_berth_is_root() {
+    let p = project("[service.who]\ncommand = \"id -un; exec sleep 60\"\nuser = \"nobody\"\n");
+    if !nix::unistd::Uid::current().is_root() {
+        // As another user, berth refuses to switch, clearly.
+        let (code, _, err) = parts(&run_expecting_exit(
+            p.dir(),
+            &["up"],
+            Duration::from_secs(30),
+        ));
+        assert_eq!(code, 1);
+        assert!(err.contains("needs berth to run as root"), "{err}");
+        return;
+    }
+    let mut child = up(p.dir()).await;
+    let log = wait_until("the service's output", Duration::from_secs(10), || async {
+        std::fs::read_to_string(p.data_dir().join("logs/who.0.log"))
+            .ok()
+            .filter(|l| l.contains(" out "))
+    })
+    .await;
+    assert!(log.contains(" out nobody"), "{log}");
+    stop(&mut child);
+
+    let p = project("[service.who]\ncommand = \"true\"\nuser = \"no-such-user-here\"\n");
+    let (code, _, err) = parts(&run_expecting_exit(
+        p.dir(),
+        &["up"],
+        Duration::from_secs(30),
+    ));
+    assert_eq!(code, 1);
+    assert!(err.contains("no user named `no-such-user-here`"), "{err}");
 }

@@ -1,10 +1,13 @@
-//! Supervisor tests with real processes (`sh`, `sleep`): restarts and backoff, crash
+//! Supervisor tests with real processes (`sh`, `sleep`, `python3 -m http.server`):
+//! readiness and liveness, dependencies, rolling restarts, restarts and backoff, crash
 //! loops, stopping, process groups, the watchdog after a `kill -9`, and logs. They wait
 //! on the supervisor's events; they poll only for what a child process reports through
 //! a file, and sleep only where time itself is under test.
 
+mod health;
 mod logs;
 mod restart;
+mod rolling;
 mod stop;
 
 use std::path::Path;
@@ -86,4 +89,21 @@ pub async fn read_pid(path: &Path) -> u32 {
     })
     .await;
     pid.unwrap()
+}
+
+/// The first of `count` consecutive ports free a moment ago, above the kernel's
+/// ephemeral range (32768–60999) so that no outgoing connection takes one meanwhile.
+pub fn free_ports(count: u16) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = 4_000 - count;
+    let seed = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..200 {
+        let offset = NEXT.fetch_add(count + 3, Ordering::Relaxed);
+        let first = 61_200 + seed.wrapping_add(offset) % span;
+        if (first..first + count).all(|p| std::net::TcpListener::bind(("0.0.0.0", p)).is_ok()) {
+            return first;
+        }
+    }
+    panic!("no {count} free ports in a row above 61200");
 }
