@@ -1,9 +1,9 @@
 //! Copying a whole store into another: how an embedded install moves to PostgreSQL
 //! (`berth store migrate`). Jobs keep their ids, states and histories; paused queues stay
-//! paused; the counts are checked at the end.
+//! paused; recorded events follow in order; the job counts are checked at the end.
 
 use crate::error::{Result, StoreError};
-use crate::model::Timestamp;
+use crate::model::{EventFilter, Timestamp};
 use crate::store::Store;
 
 /// Jobs per page (one transaction on the target each).
@@ -16,6 +16,8 @@ pub struct CopyReport {
     pub jobs: u64,
     /// Paused queues carried over.
     pub paused_queues: Vec<String>,
+    /// Recorded events copied (they get new ids, in the same order).
+    pub events: u64,
 }
 
 /// Copies every job and queue state of `from` into `to`. Refuses a target that already
@@ -58,8 +60,37 @@ pub async fn copy_all(
             "the counts do not match after the copy: {source} jobs in the source, {copied} copied, {target} in the target (which held {existing} before); was the source in use meanwhile?"
         )));
     }
+    let events = copy_events(from, to).await?;
     Ok(CopyReport {
         jobs: copied,
         paused_queues: paused,
+        events,
     })
+}
+
+/// Copies the recorded events, oldest first, in pages.
+async fn copy_events(from: &dyn Store, to: &dyn Store) -> Result<u64> {
+    // Listing pages backwards from the newest; kept in memory (a month of events).
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let page = from
+            .events(EventFilter {
+                before_id: before,
+                limit: PAGE,
+                ..EventFilter::default()
+            })
+            .await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        before = Some(last.id);
+        all.extend(page.into_iter().map(|e| e.event));
+    }
+    all.reverse();
+    let total = all.len() as u64;
+    for chunk in all.chunks(PAGE as usize) {
+        to.record_events(chunk.to_vec()).await?;
+    }
+    Ok(total)
 }

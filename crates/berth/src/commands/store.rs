@@ -78,13 +78,15 @@ pub async fn run(ctx: &Ctx, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
         output::json(&json!({
             "jobs": report.jobs,
             "paused_queues": report.paused_queues,
+            "events": report.events,
             "target": describe,
         }));
     } else {
         println!(
-            "copied {} jobs and {} paused queue(s) to {describe}; the counts match.",
+            "copied {} jobs, {} paused queue(s) and {} event(s) to {describe}; the counts match.",
             report.jobs,
-            report.paused_queues.len()
+            report.paused_queues.len(),
+            report.events
         );
         println!(
             "Next: set `store = \"postgres://…\"` in [app] (or BERTH_STORE) and start berth. The SQLite file is left as it was."

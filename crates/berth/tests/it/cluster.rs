@@ -228,10 +228,21 @@ async fn a_wrong_store_url_is_a_clear_error_without_the_password() {
 async fn store_migrate_moves_an_embedded_install_to_postgres() {
     let sink = Sink::start().await;
     let p = Project::new(&format!(
-        "[app]\nname = \"m\"\n\n[queue.tasks]\nhandler = {{ post = \"{}\" }}\n",
+        "[app]\nname = \"m\"\n\n[queue.tasks]\nhandler = {{ post = \"{}\" }}\n\n\
+         [service.side]\ncommand = \"exec sleep 60\"\n",
         sink.url()
     ));
     let mut child = up(p.dir()).await;
+    // The service's start and readiness are recorded events, to be copied too.
+    let c = p.client();
+    wait_until("the service's events", Duration::from_secs(10), || {
+        let c = c.clone();
+        async move {
+            let v = c.get("/v1/events?subject=side").await.ok()?;
+            (v["events"].as_array()?.len() == 2).then_some(())
+        }
+    })
+    .await;
     push_paused(&p, 1_200).await;
     let done = p
         .client()
@@ -247,7 +258,7 @@ async fn store_migrate_moves_an_embedded_install_to_postgres() {
     let (code, out, err) = parts(&run_in(p.dir(), &["store", "migrate", "--to", &url]));
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("copied 1201 jobs and 1 paused queue(s)"),
+        out.contains("copied 1201 jobs, 1 paused queue(s) and 2 event(s)"),
         "{out}"
     );
     assert!(err.contains("copying jobs: 1201 of 1201"), "{err}");
@@ -264,6 +275,14 @@ async fn store_migrate_moves_an_embedded_install_to_postgres() {
     let c = pg.client();
     let later = c.get(&format!("/v1/jobs/{}", done["id"])).await.unwrap();
     assert_eq!(later["state"], "scheduled");
+    let events = c.get("/v1/events?subject=side").await.unwrap();
+    let kinds: Vec<_> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["ready", "started"], "newest first, as recorded");
     c.post("/v1/queues/tasks/resume", json!({})).await.unwrap();
     wait_until("the migrated jobs to run", Duration::from_secs(60), || {
         all_completed(&pg, 1_200)
