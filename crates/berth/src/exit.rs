@@ -6,8 +6,8 @@
 //! | 1 | failure (berth could not do it) |
 //! | 2 | bad command line (from clap) |
 //! | 3 | invalid config |
-//! | 4 | not found (job or queue) |
-//! | 5 | not allowed in the job's current state |
+//! | 4 | not found (job, queue or service) |
+//! | 5 | not allowed in the current state (a job's, or a restart that did not get ready) |
 //! | 6 | rejected input (bad arguments or body) |
 //! | 69 | berth is not running (no API to talk to) |
 

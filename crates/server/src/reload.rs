@@ -14,7 +14,8 @@ use crate::services;
 
 /// Applies a re-read config to the running services.
 pub struct Reloader {
-    /// The config as last applied; the lock also keeps two reloads from interleaving.
+    /// The config berth runs with: as started, with the services as last reloaded. The
+    /// lock also keeps two reloads from interleaving.
     current: Mutex<Config>,
     supervisor: Arc<Supervisor>,
 }
@@ -82,7 +83,9 @@ impl Reloader {
                 "reload: these changes take effect at the next start of berth"
             );
         }
-        *current = new;
+        // Only the services took effect: the other sections keep comparing against what
+        // berth runs with, so every reload reports them until berth restarts.
+        current.services = new.services;
         Ok(json!({
             "added": added,
             "removed": removed,

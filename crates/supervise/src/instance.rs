@@ -374,14 +374,16 @@ impl Instance {
     /// ready; if the new one fails, the old one keeps running. Without a spare, the old
     /// one stops first and the new one starts on its port.
     async fn replace(&mut self, mut old: Proc, spec: Arc<ServiceSpec>, ack: Ack) -> Phase {
-        self.spec = spec;
-        let spare = match &self.ports {
-            None => Some(None),
-            Some(pool) => pool
+        // Kept while the old process runs: if the new one fails, the old one stays, and so
+        // does the definition it runs under.
+        let previous = std::mem::replace(&mut self.spec, spec);
+        let spare = match (&self.ports, self.spec.port(self.index)) {
+            (Some(pool), Some(preferred)) => pool
                 .lock()
                 .expect("ports lock")
-                .take_spare(self.spec.instances)
+                .take_spare(preferred)
                 .map(Some),
+            _ => Some(None),
         };
         let Some(port) = spare else {
             let exit = self.stop(&mut old).await;
@@ -394,6 +396,7 @@ impl Instance {
         let mut new = match self.launch(port).await {
             Ok(new) => new,
             Err(why) => {
+                self.spec = previous;
                 let _ = ack.send(Err(why));
                 return Phase::Running(Box::new(old));
             }
@@ -439,6 +442,7 @@ impl Instance {
                 match old_exit {
                     None => {
                         self.emit(EventKind::Exited(exit.clone()));
+                        self.spec = previous;
                         let _ = ack.send(Err(format!(
                             "the new process {exit}; the old one keeps running"
                         )));

@@ -37,13 +37,18 @@ impl PortPool {
         Some(port)
     }
 
-    /// Takes a port other than the instances' preferred ones, for the new process of a
-    /// rolling restart. `None`: the range has no free spare.
-    pub fn take_spare(&mut self, instances: u32) -> Option<u16> {
-        let spares = u32::from(self.range.first) + instances;
-        let port = (spares..=u32::from(self.range.last))
-            .filter_map(|p| u16::try_from(p).ok())
-            .find(|p| !self.held.contains(p) && bindable(*p))?;
+    /// Takes a port for the new process of a rolling restart while the old one still
+    /// holds its own: `preferred` when free (so an instance that moved to a spare moves
+    /// back), else any port of the range that no process of the service holds and
+    /// nothing else listens on. `None`: every port of the range is held.
+    pub fn take_spare(&mut self, preferred: u16) -> Option<u16> {
+        let port = std::iter::once(preferred)
+            .chain(self.range.first..=self.range.last)
+            .find(|p| {
+                (self.range.first..=self.range.last).contains(p)
+                    && !self.held.contains(p)
+                    && bindable(*p)
+            })?;
         self.held.insert(port);
         Some(port)
     }
@@ -73,10 +78,14 @@ mod tests {
         let mut pool = pool.lock().unwrap();
         assert_eq!(pool.take(61_000), Some(61_000));
         assert_eq!(pool.take(61_001), Some(61_001));
-        assert_eq!(pool.take_spare(2), Some(61_002));
-        assert_eq!(pool.take_spare(2), None);
+        // Instance 0's replacement: its own port is held, the spare is free.
+        assert_eq!(pool.take_spare(61_000), Some(61_002));
+        assert_eq!(pool.take_spare(61_001), None);
+        // The old process of instance 0 is gone: its port is the next spare.
         pool.release(61_000);
-        assert_eq!(pool.take(61_001), Some(61_000));
+        assert_eq!(pool.take_spare(61_002), Some(61_000));
+        pool.release(61_002);
+        assert_eq!(pool.take(61_001), Some(61_002));
         assert_eq!(pool.take(61_000), None);
     }
 }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
-use crate::process::{child_env, signal_group};
+use crate::process::{child_env, run_as, signal_group};
 use crate::spec::with_port;
 use crate::{Check, Probe, ServiceSpec, Signal};
 
@@ -110,6 +110,9 @@ async fn shell(
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(command);
     child_env(&mut cmd, spec, instance, port);
+    if let Some(user) = &spec.user {
+        run_as(&mut cmd, user);
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

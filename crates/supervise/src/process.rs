@@ -126,7 +126,7 @@ pub(crate) fn child_env(cmd: &mut Command, spec: &ServiceSpec, instance: u32, po
 
 /// Switches the child to `user`: its groups, then its group id, then its user id.
 #[allow(unsafe_code)]
-fn run_as(cmd: &mut Command, user: &RunAs) {
+pub(crate) fn run_as(cmd: &mut Command, user: &RunAs) {
     let (uid, gid) = (user.uid, user.gid);
     let groups: Vec<libc::gid_t> = user.groups.clone();
     // SAFETY: the closure runs in the child between fork and exec and calls only

@@ -174,19 +174,21 @@ impl Supervisor {
 
     /// Runs the service with a changed definition: a rolling restart onto `spec` when
     /// its instances and ports are unchanged, else a stop of the old instances and a
-    /// start of the new ones.
+    /// start of the new ones. If the rolling restart stops at an instance whose new
+    /// process does not become ready, that instance and the service keep the old
+    /// definition (instances replaced before it run the new one).
     pub async fn update(&self, spec: ServiceSpec) -> Result<(), Error> {
         let old = self.spec(&spec.name)?;
         if old.instances == spec.instances && old.ports == spec.ports {
             let name = spec.name.clone();
             let spec = Arc::new(spec);
-            {
-                let mut services = self.services.lock().expect("services lock");
-                if let Some(s) = services.iter_mut().find(|s| s.spec.name == name) {
-                    s.spec = spec.clone();
-                }
+            self.set_spec(&name, spec.clone());
+            let rolled = self.roll(&name, spec).await;
+            if rolled.is_err() {
+                // The instance that failed kept the old definition; so does the service.
+                self.set_spec(&name, old);
             }
-            return self.roll(&name, spec).await;
+            return rolled;
         }
         let position = self.remove(&spec.name).await?;
         self.add(spec)?;
@@ -197,6 +199,13 @@ impl Supervisor {
             services.insert(at, service);
         }
         Ok(())
+    }
+
+    fn set_spec(&self, name: &str, spec: Arc<ServiceSpec>) {
+        let mut services = self.services.lock().expect("services lock");
+        if let Some(s) = services.iter_mut().find(|s| s.spec.name == name) {
+            s.spec = spec;
+        }
     }
 
     /// Stops the service and forgets it; returns where it was in the start order.

@@ -90,8 +90,11 @@ async fn a_spare_port_lets_the_new_process_start_beside_the_old_one() {
         "{seen:#?}"
     );
     assert_eq!(sup.status()[0].port, Some(first + 1));
-    // The freed port is the spare for the next restart.
+    // The freed port is the spare for the next restart, again started beside the old.
     sup.restart("web").await.unwrap();
+    let seen: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    let kinds: Vec<_> = seen.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(kinds, ["started", "ready", "stopped"], "{seen:#?}");
     assert_eq!(sup.status()[0].port, Some(first));
     sup.stop().await;
 }
@@ -145,7 +148,8 @@ async fn a_replacement_that_never_gets_ready_leaves_the_old_process_running() {
             .iter()
             .all(|s| s.state == InstanceState::Running)
     );
-    // The definition was taken: fixing it and restarting rolls onto the fix.
+    // The service keeps the definition its processes run; a fixed one rolls on.
+    assert_eq!(sup.spec("api").unwrap().command, "exec sleep 30");
     s.command = "exec sleep 31".into();
     sup.update(s).await.unwrap();
     let seen = until(&mut rx, |e| {
