@@ -11,7 +11,7 @@ fn init_writes_a_starter_that_checks_and_refuses_to_overwrite() {
     let (code, out, _) = parts(&run_in(dir.path(), &["check"]));
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("ok (app `myapp`, 2 queues: default, emails)"),
+        out.contains("ok (app `myapp`, 2 queues (default, emails), 0 services)"),
         "{out}"
     );
     let (code, _, err) = parts(&run_in(dir.path(), &["init"]));
