@@ -360,3 +360,44 @@ async fn a_service_runs_as_its_user_when_berth_is_root() {
     assert_eq!(code, 1);
     assert!(err.contains("no user named `no-such-user-here`"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_of_berth_no_service_process_survives() {
+    // The shell leads the instance's group; its child `sleep` is a grandchild of berth.
+    let p = project(
+        "[service.web]\ncommand = \"sleep 300 & echo $! > grandchild.pid; echo $$ > leader.pid; wait\"\n",
+    );
+    let mut child = up(p.dir()).await;
+    let read = |name: &'static str| {
+        let path = p.dir().join(name);
+        async move {
+            std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+        }
+    };
+    let leader = wait_until("the leader's pid", Duration::from_secs(10), || {
+        read("leader.pid")
+    })
+    .await;
+    let grandchild = wait_until("the grandchild's pid", Duration::from_secs(10), || {
+        read("grandchild.pid")
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                let state = s.rsplit(')').next().unwrap_or("").trim_start().to_owned();
+                state.starts_with('Z') || state.starts_with('X')
+            })
+            .unwrap_or(true)
+    };
+    wait_until(
+        "every service process gone",
+        Duration::from_secs(10),
+        || async { (gone(leader) && gone(grandchild)).then_some(()) },
+    )
+    .await;
+}
