@@ -23,35 +23,38 @@ pub(crate) async fn run(
     instance: u32,
     port: Option<u16>,
 ) -> Result<(), String> {
-    let check = async {
-        match &probe.check {
-            Check::Http { path } => http(port_of(port)?, path).await,
-            Check::Tcp => {
-                let port = port_of(port)?;
-                TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .map(drop)
-                    .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))
-            }
-            Check::Command { command } => {
-                shell(
-                    &with_port(command, port),
-                    spec,
-                    instance,
-                    port,
-                    probe.timeout,
-                )
-                .await
-            }
+    // A command check keeps its own timeout, which kills the check's whole process
+    // group; a timeout around it would drop it first and leave that group running.
+    let answered = match &probe.check {
+        Check::Command { command } => {
+            return shell(
+                &with_port(command, port),
+                spec,
+                instance,
+                port,
+                probe.timeout,
+            )
+            .await;
         }
+        Check::Http { path } => {
+            tokio::time::timeout(probe.timeout, http(port_of(port)?, path)).await
+        }
+        Check::Tcp => tokio::time::timeout(probe.timeout, tcp(port_of(port)?)).await,
     };
-    match tokio::time::timeout(probe.timeout, check).await {
-        Ok(verdict) => verdict,
-        Err(_) => Err(format!(
+    answered.unwrap_or_else(|_| {
+        Err(format!(
             "no answer within {}",
             humantime::format_duration(probe.timeout)
-        )),
-    }
+        ))
+    })
+}
+
+/// A TCP connection to `127.0.0.1:port` is accepted.
+async fn tcp(port: u16) -> Result<(), String> {
+    TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map(drop)
+        .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))
 }
 
 fn port_of(port: Option<u16>) -> Result<u16, String> {

@@ -52,7 +52,7 @@ pub async fn until(
 async fn a_dependent_waits_until_its_dependency_is_ready() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("db-ready");
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut db = spec(dir.path(), "db", "exec sleep 30");
     db.ready = Some(probe(command(&format!("test -f {}", flag.display()))));
@@ -92,7 +92,7 @@ async fn a_dependent_waits_until_its_dependency_is_ready() {
 #[tokio::test]
 async fn a_process_not_ready_within_its_start_timeout_is_killed_and_restarted() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(dir.path(), "slow", "exec sleep 30");
     s.ready = Some(probe(command("echo still warming up >&2; exit 1")));
@@ -126,7 +126,7 @@ async fn a_failing_liveness_check_restarts_the_instance() {
     let dir = tempfile::tempdir().unwrap();
     let alive = dir.path().join("alive");
     std::fs::write(&alive, "").unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(dir.path(), "api", "exec sleep 30");
     s.live = Some(Liveness {
@@ -160,7 +160,7 @@ async fn a_failing_liveness_check_restarts_the_instance() {
 #[tokio::test]
 async fn http_and_tcp_checks_against_a_real_server() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let port = crate::free_ports(3);
     let server = crate::rolling::HTTP_SERVER;
@@ -190,5 +190,30 @@ async fn http_and_tcp_checks_against_a_real_server() {
         "{}",
         exited.kind
     );
+    sup.stop().await;
+}
+
+#[tokio::test]
+async fn a_check_command_that_hangs_is_killed_with_everything_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("check-child.pid");
+    let sup = Supervisor::new();
+    let mut rx = sup.subscribe();
+    let mut s = spec(dir.path(), "hang", "exec sleep 30");
+    s.ready = Some(Probe {
+        timeout: Duration::from_millis(200),
+        ..probe(command(&format!(
+            "sleep 30 & echo $! > {}; wait",
+            pid_file.display()
+        )))
+    });
+    s.start_timeout = Duration::from_secs(5);
+    sup.add(s).unwrap();
+    next(&mut rx, "hang", |k| matches!(k, EventKind::Started { .. })).await;
+    let pid = crate::read_pid(&pid_file).await;
+    crate::eventually("the check's child is killed at the check's timeout", || {
+        !crate::alive(pid)
+    })
+    .await;
     sup.stop().await;
 }
