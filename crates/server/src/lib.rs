@@ -114,7 +114,7 @@ impl Daemon {
         for s in config.services.values() {
             services::check_ports(s)?;
         }
-        let supervisor = Arc::new(berth_supervise::Supervisor::new()?);
+        let supervisor = Arc::new(berth_supervise::Supervisor::new());
         let stop_events = CancellationToken::new();
         let recorder = events::record(
             queues.store().clone(),
@@ -229,11 +229,6 @@ impl Daemon {
     /// reload`): what changed, or the errors that kept anything from changing.
     pub async fn reload(&self) -> Result<serde_json::Value, String> {
         self.reloader.apply().await
-    }
-
-    /// The supervisor of the services.
-    pub fn supervisor(&self) -> &Arc<berth_supervise::Supervisor> {
-        &self.supervisor
     }
 
     /// The queues (for in-process use by tests and the benchmark).

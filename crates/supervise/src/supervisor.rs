@@ -46,14 +46,20 @@ struct Handle {
     control: mpsc::UnboundedSender<Control>,
 }
 
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Supervisor {
-    /// A supervisor with no services. Must be called within a tokio runtime.
-    pub fn new() -> Result<Self, Error> {
-        Ok(Self {
+    /// A supervisor with no services; the watchdog process starts with the first one.
+    pub fn new() -> Self {
+        Self {
             services: Mutex::new(Vec::new()),
             events: broadcast::channel(EVENT_BACKLOG).0,
             watchdog: Mutex::new(None),
-        })
+        }
     }
 
     /// Every event from now on.

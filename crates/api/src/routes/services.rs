@@ -245,9 +245,7 @@ fn since(text: &str) -> ApiResult<Timestamp> {
     if let Ok(d) = humantime::parse_duration(text) {
         return Ok(Timestamp::now().minus(d));
     }
-    humantime::parse_rfc3339_weak(text)
-        .map(Timestamp::from_system)
-        .map_err(|_| {
+    text.parse::<Timestamp>().map_err(|_| {
             ApiError::bad_request(
                 "invalid",
                 format!(

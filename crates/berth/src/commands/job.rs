@@ -195,7 +195,7 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitCode> {
                 ("tag", tag),
             ] {
                 if let Some(v) = v {
-                    q.push(format!("{k}={}", encode(&v)));
+                    q.push(format!("{k}={}", super::encode(&v)));
                 }
             }
             if let Some(b) = before {
@@ -250,17 +250,6 @@ fn change(ctx: &Ctx, v: Value) {
         };
         println!("job {}: {} → {}", v["id"], output::cell(&v["from"]), to);
     }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b',' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn print_jobs(v: &Value) {

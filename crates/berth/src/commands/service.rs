@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use super::Ctx;
+use super::{Ctx, encode};
 use crate::commands::ps;
 use crate::output;
 
@@ -49,10 +49,7 @@ pub async fn act(ctx: &Ctx, name: &str, action: Action) -> anyhow::Result<ExitCo
         eprintln!("restarting {name}, one instance at a time…");
     }
     let v = client
-        .post(
-            &format!("/v1/services/{}/{verb}", path_segment(name)),
-            json!({}),
-        )
+        .post(&format!("/v1/services/{}/{verb}", encode(name)), json!({}))
         .await?;
     if ctx.json {
         output::json(&v);
@@ -72,7 +69,7 @@ pub async fn signal(ctx: &Ctx, name: &str, signal: &str) -> anyhow::Result<ExitC
     let v = ctx
         .client()?
         .post(
-            &format!("/v1/services/{}/signal", path_segment(name)),
+            &format!("/v1/services/{}/signal", encode(name)),
             json!({ "signal": signal }),
         )
         .await?;
@@ -138,13 +135,13 @@ pub async fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 pub async fn events(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<ExitCode> {
     let mut query = vec![format!("limit={}", args.lines), "source=service".to_owned()];
     if let Some(s) = &args.service {
-        query.push(format!("subject={}", path_segment(s)));
+        query.push(format!("subject={}", encode(s)));
     }
     if let Some(k) = &args.kind {
-        query.push(format!("kind={}", path_segment(k)));
+        query.push(format!("kind={}", encode(k)));
     }
     if let Some(s) = &args.since {
-        query.push(format!("since={}", path_segment(s)));
+        query.push(format!("since={}", encode(s)));
     }
     let v = ctx
         .client()?
@@ -180,17 +177,4 @@ fn line(e: &Value) -> String {
         output::cell(&e["kind"]),
         output::cell(&e["message"])
     )
-}
-
-/// `text` percent-encoded for a URL path segment or query value.
-fn path_segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

@@ -9,7 +9,7 @@ use crate::{next, spec};
 #[tokio::test]
 async fn output_lands_in_the_log_with_timestamps_and_stream_markers() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let before = SystemTime::now() - std::time::Duration::from_secs(1);
     let mut s = spec(
@@ -45,7 +45,7 @@ async fn output_lands_in_the_log_with_timestamps_and_stream_markers() {
 #[tokio::test]
 async fn rotation_keeps_the_configured_count() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(
         dir.path(),

@@ -11,7 +11,7 @@ use crate::{next, spec};
 #[tokio::test]
 async fn a_crashing_command_restarts_with_growing_backoff_then_crash_loops() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(dir.path(), "crash", "exit 3");
     s.crash_loop = CrashLoop {
@@ -80,7 +80,7 @@ async fn a_crashing_command_restarts_with_growing_backoff_then_crash_loops() {
 #[tokio::test]
 async fn never_does_not_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(dir.path(), "once", "exit 1");
     s.restart = RestartPolicy::Never;
@@ -98,7 +98,7 @@ async fn never_does_not_restart() {
 #[tokio::test]
 async fn on_failure_restarts_a_failure_but_not_a_success() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     // Fails the first time, succeeds the second.
     let marker = dir.path().join("ran-once");
@@ -127,7 +127,7 @@ async fn on_failure_restarts_a_failure_but_not_a_success() {
 #[tokio::test]
 async fn a_bad_command_ends_in_crash_loop_with_its_exit_code() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(dir.path(), "typo", "gunicron main:app");
     s.crash_loop = CrashLoop {
@@ -146,7 +146,7 @@ async fn a_bad_command_ends_in_crash_loop_with_its_exit_code() {
 #[tokio::test]
 async fn a_missing_working_directory_is_a_spawn_failure() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(dir.path(), "nowhere", "true");
     s.cwd = Some(dir.path().join("missing"));
@@ -163,7 +163,7 @@ async fn a_missing_working_directory_is_a_spawn_failure() {
 #[tokio::test]
 async fn port_is_substituted_and_in_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(
         dir.path(),
@@ -191,7 +191,7 @@ async fn port_is_substituted_and_in_the_environment() {
 #[tokio::test]
 async fn adding_a_service_twice_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     sup.add(spec(dir.path(), "a", "sleep 30")).unwrap();
     let err = sup.add(spec(dir.path(), "a", "sleep 30")).unwrap_err();
     assert!(err.to_string().contains("already"), "{err}");

@@ -19,7 +19,7 @@ fn pid_of(e: &Event) -> Option<u32> {
 #[tokio::test]
 async fn each_new_process_is_ready_before_its_old_one_stops_and_the_next_instance_starts() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(dir.path(), "worker", "exec sleep 30");
     s.instances = 2;
@@ -69,7 +69,7 @@ async fn each_new_process_is_ready_before_its_old_one_stops_and_the_next_instanc
 async fn a_spare_port_lets_the_new_process_start_beside_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let first = crate::free_ports(2);
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(dir.path(), "web", HTTP_SERVER);
     s.ports = Some(Ports {
@@ -103,7 +103,7 @@ async fn a_spare_port_lets_the_new_process_start_beside_the_old_one() {
 async fn without_a_spare_port_the_old_process_stops_first() {
     let dir = tempfile::tempdir().unwrap();
     let port = crate::free_ports(1);
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(dir.path(), "web", HTTP_SERVER);
     s.ports = Some(Ports::fixed(port, 1));
@@ -122,7 +122,7 @@ async fn without_a_spare_port_the_old_process_stops_first() {
 #[tokio::test]
 async fn a_replacement_that_never_gets_ready_leaves_the_old_process_running() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(dir.path(), "api", "exec sleep 30");
     s.instances = 2;
@@ -164,7 +164,7 @@ async fn a_replacement_that_never_gets_ready_leaves_the_old_process_running() {
 #[tokio::test]
 async fn changing_the_instance_count_replaces_the_service() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let mut s = spec(dir.path(), "w", "exec sleep 30");
     sup.add(s.clone()).unwrap();

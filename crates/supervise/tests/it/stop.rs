@@ -11,7 +11,7 @@ use crate::{alive, eventually, next, read_pid, spec};
 async fn a_process_that_handles_the_stop_signal_stops_within_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready");
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let command = format!(
         "trap 'echo got-hup; exit 0' HUP; echo $$ > {}; while :; do sleep 0.05; done",
@@ -48,7 +48,7 @@ async fn a_process_that_handles_the_stop_signal_stops_within_the_grace_period() 
 async fn a_process_that_ignores_the_stop_signal_is_killed_after_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready");
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let command = format!(
         "trap '' TERM; echo $$ > {}; while :; do sleep 0.05; done",
@@ -83,7 +83,7 @@ async fn a_process_that_ignores_the_stop_signal_is_killed_after_the_grace_period
 #[tokio::test]
 async fn a_grandchild_dies_with_its_instance_on_stop_and_on_exit() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
 
     // Stopped: the whole group gets the signal.
@@ -109,7 +109,7 @@ async fn a_grandchild_dies_with_its_instance_on_stop_and_on_exit() {
 #[tokio::test]
 async fn stop_stops_every_service_last_added_first() {
     let dir = tempfile::tempdir().unwrap();
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     for name in ["db", "api", "worker"] {
         sup.add(spec(dir.path(), name, "sleep 300")).unwrap();
@@ -135,7 +135,7 @@ async fn stop_stops_every_service_last_added_first() {
 async fn signal_reaches_the_group() {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready");
-    let sup = Supervisor::new().unwrap();
+    let sup = Supervisor::new();
     let mut rx = sup.subscribe();
     let command = format!(
         "trap 'echo reloaded' USR1; echo $$ > {}; while :; do sleep 0.05; done",
@@ -169,7 +169,7 @@ fn host_for_kill_9() {
     let dir = std::path::PathBuf::from(dir);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let sup = Supervisor::new().unwrap();
+        let sup = Supervisor::new();
         let command = format!(
             "sleep 300 & echo $! > {d}/grandchild; echo $$ > {d}/leader; wait",
             d = dir.display()
