@@ -62,6 +62,11 @@ impl From<StoreError> for ApiError {
                 code: "job_not_found",
                 message: e.to_string(),
             },
+            StoreError::NotFound(m) => Self {
+                status: StatusCode::NOT_FOUND,
+                code: "not_found",
+                message: m.clone(),
+            },
             StoreError::InvalidState { .. } => Self {
                 status: StatusCode::CONFLICT,
                 code: "invalid_state",
@@ -81,6 +86,35 @@ impl From<StoreError> for ApiError {
                     message: "berth could not complete the request; see its log".into(),
                 }
             }
+        }
+    }
+}
+
+impl From<berth_workflow::WorkflowError> for ApiError {
+    fn from(e: berth_workflow::WorkflowError) -> Self {
+        use berth_workflow::WorkflowError as W;
+        match e {
+            W::Unknown { .. } => Self {
+                status: StatusCode::NOT_FOUND,
+                code: "unknown_workflow",
+                message: e.to_string(),
+            },
+            W::Queue(q) => q.into(),
+        }
+    }
+}
+
+impl From<berth_schedule::ScheduleError> for ApiError {
+    fn from(e: berth_schedule::ScheduleError) -> Self {
+        use berth_schedule::ScheduleError as S;
+        match e {
+            S::Unknown { .. } => Self {
+                status: StatusCode::NOT_FOUND,
+                code: "unknown_schedule",
+                message: e.to_string(),
+            },
+            S::Workflow(w) => w.into(),
+            S::Queue(q) => q.into(),
         }
     }
 }

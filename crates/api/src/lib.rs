@@ -41,6 +41,10 @@ pub struct AppState {
     pub services: Arc<berth_supervise::Supervisor>,
     /// Re-reads the config file and applies it; `None` when berth runs without one.
     pub reload: Option<Arc<dyn Reload>>,
+    /// The configured workflows.
+    pub workflows: berth_workflow::Workflows,
+    /// The configured schedules.
+    pub scheduler: berth_schedule::Scheduler,
 }
 
 /// Re-reading and applying the config, which the server implements.
@@ -59,6 +63,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::queues::routes())
         .merge(routes::workers::routes())
         .merge(routes::services::routes())
+        .merge(routes::schedules::routes())
+        .merge(routes::batches::routes())
+        .merge(routes::workflows::routes())
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,

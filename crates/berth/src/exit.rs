@@ -52,7 +52,7 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
         if let Some(s) = cause.downcast_ref::<berth_store::StoreError>() {
             use berth_store::StoreError as E;
             match s {
-                E::JobNotFound(_) => return NOT_FOUND,
+                E::JobNotFound(_) | E::NotFound(_) => return NOT_FOUND,
                 E::InvalidState { .. } | E::Conflict(_) => return CONFLICT,
                 E::Invalid(_) => return INVALID,
                 _ => {}

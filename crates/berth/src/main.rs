@@ -76,6 +76,15 @@ enum Command {
     /// List queues; pause, resume or purge one.
     #[command(subcommand)]
     Queue(commands::queue::QueueCommand),
+    /// List schedules; run one now, pause or resume one.
+    #[command(subcommand)]
+    Schedule(commands::schedule::ScheduleCommand),
+    /// Run items as a batch of jobs; list, show, cancel, retry failed items.
+    #[command(subcommand)]
+    Batch(commands::batch::BatchCommand),
+    /// Start, list, show, cancel and retry workflows.
+    #[command(subcommand)]
+    Workflow(commands::workflow::WorkflowCommand),
     /// Move the embedded store to PostgreSQL.
     #[command(subcommand)]
     Store(commands::store::StoreCommand),

@@ -21,10 +21,12 @@
 
 mod diagnostic;
 mod model;
+mod schedule;
 mod section;
 mod service;
 mod starter;
 mod validate;
+mod workflow;
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +36,9 @@ pub use model::{
     PortRange, ProbeConfig, QueueConfig, Restart, Retention, ServiceBackoff, ServiceConfig,
     StoreChoice, parse_store,
 };
+pub use schedule::{CatchUp, Overlap, ScheduleConfig, ScheduleTarget};
 pub use starter::STARTER;
+pub use workflow::{StepConfig, WorkflowConfig};
 
 use diagnostic::Diagnostics;
 

@@ -21,6 +21,10 @@ pub struct Config {
     pub queues: BTreeMap<String, QueueConfig>,
     /// One entry per `[service.NAME]` table, keyed by NAME.
     pub services: BTreeMap<String, ServiceConfig>,
+    /// One entry per `[schedule.NAME]` table, keyed by NAME.
+    pub schedules: BTreeMap<String, crate::schedule::ScheduleConfig>,
+    /// One entry per `[workflow.NAME]` table, keyed by NAME.
+    pub workflows: BTreeMap<String, crate::workflow::WorkflowConfig>,
 }
 
 /// The `[app]` table: what the application is called and where its state lives.

@@ -101,4 +101,29 @@ timeout = "1m"
 # Each instance logs to a file in data_dir, rotated at this size; old files kept.
 # log_max_size = "10MiB"
 # log_keep = 5
+
+# A schedule: a cron expression (5 fields, 6 with seconds first, or @hourly,
+# @daily, ...) read in `timezone`, starting a job, a command or a workflow once
+# per planned time, across restarts and DST changes. See docs/flows.md.
+# [schedule.cleanup]
+# cron = "*/5 * * * *"
+# timezone = "UTC"
+# job = { queue = "default", kind = "cleanup", args = { days = 30 } }
+# (or command = "python3 manage.py clearsessions", or workflow = "publish")
+# A run due while the previous one still runs: "skip", "allow" or "queue".
+# overlap = "skip"
+# Runs missed while berth was down: "skip", "once" or "all" (catch_up_limit).
+# catch_up = "once"
+
+# A workflow: steps that run when their parents have finished and receive
+# their results (a `run` step writes its result as JSON to $BERTH_RESULT).
+# [workflow.publish]
+# timeout = "1h"
+# [workflow.publish.step.fetch]
+# handler = { run = "echo '{\"pages\": 3}' > \"$BERTH_RESULT\"" }
+# [workflow.publish.step.render]
+# parents = ["fetch"]
+# handler = { run = "cat" }
+# max_attempts = 3
+# heartbeat_timeout = "1m"
 "#;

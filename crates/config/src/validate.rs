@@ -19,14 +19,12 @@ use crate::model::{
 use crate::section::{Invalid, Section};
 
 /// Top-level tables that this version understands.
-const TOP_KEYS: &[&str] = &["app", "api", "queue", "service"];
+const TOP_KEYS: &[&str] = &["app", "api", "queue", "service", "schedule", "workflow"];
 
 /// Top-level tables that later versions of berth add. They get a clear "not
 /// supported yet" instead of "unknown key", so that a config written for a
 /// newer berth explains itself.
-pub(crate) const FUTURE_SECTIONS: &[&str] = &[
-    "gateway", "schedule", "ingest", "backup", "notify", "budget", "workflow",
-];
+pub(crate) const FUTURE_SECTIONS: &[&str] = &["gateway", "ingest", "backup", "notify", "budget"];
 
 const APP_KEYS: &[&str] = &[
     "name",
@@ -38,7 +36,7 @@ const APP_KEYS: &[&str] = &[
     "lease_ttl",
 ];
 const API_KEYS: &[&str] = &["listen", "token_env"];
-const QUEUE_KEYS: &[&str] = &[
+pub(crate) const QUEUE_KEYS: &[&str] = &[
     "concurrency",
     "handler",
     "max_attempts",
@@ -83,12 +81,22 @@ pub(crate) fn config(document: &DeTable<'_>, path: &Path, d: &mut Diagnostics<'_
         Some(section) => crate::service::services(&section, path, d),
         None => BTreeMap::new(),
     };
+    let workflows = match root.table("workflow", "tables such as [workflow.publish]", d) {
+        Some(section) => crate::workflow::workflows(&section, d),
+        None => BTreeMap::new(),
+    };
+    let schedules = match root.table("schedule", "tables such as [schedule.cleanup]", d) {
+        Some(section) => crate::schedule::schedules(&section, &queues, &workflows, d),
+        None => BTreeMap::new(),
+    };
     Config {
         path: path.to_path_buf(),
         app,
         api,
         queues,
         services,
+        schedules,
+        workflows,
     }
 }
 
@@ -224,7 +232,15 @@ pub(crate) fn valid_queue_name(name: &str) -> bool {
 
 fn queue(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> QueueConfig {
     section.check_keys(QUEUE_KEYS, d);
-    let mut queue = QueueConfig::new(name);
+    queue_settings(QueueConfig::new(name), section, d)
+}
+
+/// The settings a queue shares with a workflow step (whose keys the caller checks).
+pub(crate) fn queue_settings(
+    mut queue: QueueConfig,
+    section: &Section<'_, '_>,
+    d: &mut Diagnostics<'_>,
+) -> QueueConfig {
     // The ranges fit in a u32, so the conversions cannot fail.
     if let Some(n) = section.integer("concurrency", 1..=10_000, d) {
         queue.concurrency = u32::try_from(n).unwrap_or(queue.concurrency);

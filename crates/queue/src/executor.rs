@@ -60,6 +60,7 @@ pub async fn run_executor(
         spec.timeout
     };
     let mut failures = 0u32;
+    let lease_ttl = queues.lease_ttl_of(&spec.name);
 
     tracing::info!(queue = %spec.name, concurrency, "executor started");
     loop {
@@ -91,7 +92,7 @@ pub async fn run_executor(
                 limit: permits.num_permits() as u32,
                 worker: queues.node_id().to_string(),
                 now,
-                lease_until: now.plus(queues.lease_ttl()),
+                lease_until: now.plus(lease_ttl),
             })
             .await;
         let jobs = match fetched {
@@ -123,10 +124,13 @@ pub async fn run_executor(
         }
         for job in jobs {
             let permit = permits.split(1).expect("one permit per fetched job");
-            let tracked = queues.track(AttemptRef {
-                id: job.id,
-                attempt: job.attempt,
-            });
+            let tracked = queues.track(
+                AttemptRef {
+                    id: job.id,
+                    attempt: job.attempt,
+                },
+                lease_ttl,
+            );
             let ctx = Attempt {
                 queues: queues.clone(),
                 handler: handler.clone(),
@@ -283,10 +287,10 @@ fn report(batch: &[Finish], results: &[Finished]) {
     }
 }
 
-/// Extends the leases of this process's running attempts, and stops those that lost theirs.
+/// Extends the leases of this process's running attempts (each by its own queue's lease
+/// length), and stops those that lost theirs.
 pub(crate) async fn run_heartbeat(queues: Queues, stop: CancellationToken) {
-    let ttl = queues.lease_ttl();
-    let every = ttl / 3;
+    let every = queues.shortest_lease_ttl() / 3;
     let mut wait = every;
     loop {
         tokio::select! {
@@ -294,35 +298,37 @@ pub(crate) async fn run_heartbeat(queues: Queues, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         wait = every;
-        let mut attempts = queues.running_here();
-        // In id order, as every batched write takes its row locks, so that two of them
-        // never wait on each other.
-        attempts.sort_unstable_by_key(|a| a.id);
-        if attempts.is_empty() {
-            continue;
+        let mut by_ttl: std::collections::BTreeMap<Duration, Vec<AttemptRef>> = Default::default();
+        for (a, ttl) in queues.running_with_ttl() {
+            by_ttl.entry(ttl).or_default().push(a);
         }
-        let now = queues.now();
-        match queues
-            .store()
-            .heartbeat(attempts.clone(), now.plus(ttl), now)
-            .await
-        {
-            Ok(alive) => {
-                for (a, ok) in attempts.iter().zip(alive) {
-                    if !ok {
-                        tracing::warn!(
-                            job = a.id,
-                            attempt = a.attempt,
-                            "lease lost (cancelled or rescued); stopping the attempt"
-                        );
-                        queues.abort_attempt(*a);
+        for (ttl, mut attempts) in by_ttl {
+            // In id order, as every batched write takes its row locks, so that two of them
+            // never wait on each other.
+            attempts.sort_unstable_by_key(|a| a.id);
+            let now = queues.now();
+            match queues
+                .store()
+                .heartbeat(attempts.clone(), now.plus(ttl), now)
+                .await
+            {
+                Ok(alive) => {
+                    for (a, ok) in attempts.iter().zip(alive) {
+                        if !ok {
+                            tracing::warn!(
+                                job = a.id,
+                                attempt = a.attempt,
+                                "lease lost (cancelled or rescued); stopping the attempt"
+                            );
+                            queues.abort_attempt(*a);
+                        }
                     }
                 }
-            }
-            Err(e) => {
-                // Try again soon: the leases run out while the store is away.
-                tracing::error!(error = %e, "extending leases failed; retrying in 1s");
-                wait = Duration::from_secs(1);
+                Err(e) => {
+                    // Try again soon: the leases run out while the store is away.
+                    tracing::error!(error = %e, "extending leases failed; retrying in 1s");
+                    wait = Duration::from_secs(1);
+                }
             }
         }
     }

@@ -7,14 +7,18 @@
 //! - [`handler`]: `run` (a process per job), `post` (HTTP), in-process functions;
 //! - [`maintenance`]: stager, rescuer (expired leases, orphans of a previous run), pruner;
 //! - [`leader`]: node heartbeats and the leader lease that gates maintenance;
+//!   [`leader_task`]: the leader-only work of other crates (schedules, workflow deadlines);
+//! - [`batches`]: batches of items cut into jobs, split on failure;
 //! - [`runtime`]: starts all of the above for a set of queues and stops them;
 //! - [`spec`]: the per-queue settings; [`clock`]: injectable time; [`error`].
 
+pub mod batches;
 pub mod clock;
 pub mod error;
 pub mod executor;
 pub mod handler;
 pub mod leader;
+pub mod leader_task;
 pub mod maintenance;
 pub mod queues;
 pub mod runtime;
@@ -23,6 +27,7 @@ pub mod spec;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{QueueError, Result};
 pub use handler::{Handler, HandlerOutcome};
+pub use leader_task::{LeaderTask, TickFuture};
 pub use queues::{Enqueue, Queues, Report};
 pub use runtime::{Options as RuntimeOptions, Runtime};
 pub use spec::{Backoff, HandlerSpec, QueueSpec, Retention};

@@ -20,16 +20,20 @@ use std::sync::Arc;
 use berth_store::{Finish, JobState, Outcome, RunningLease, Timestamp};
 
 use crate::leader::Leadership;
+use crate::leader_task::LeaderTask;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
 use crate::queues::Queues;
 
 const BATCH: u32 = 1000;
-/// How long a silent node stays listed.
 /// How long recorded events are kept.
 pub const EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long finished batches and workflows are kept (their jobs follow their queues'
+/// retention).
+pub const FLOW_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// How long a silent node stays listed.
 const NODE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 const RESCUE_EVERY: Duration = Duration::from_secs(5);
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -175,11 +179,21 @@ pub async fn prune(queues: &Queues, now: Timestamp) -> Result<u64> {
         .store()
         .prune_events(now.minus(EVENT_RETENTION))
         .await?;
+    queues
+        .store()
+        .prune_flows(now.minus(FLOW_RETENTION))
+        .await?;
     Ok(total)
 }
 
-/// Runs stager, rescuer and pruner until `stop` is cancelled, while this node leads.
-pub async fn run(queues: Queues, leadership: Arc<Leadership>, stop: CancellationToken) {
+/// Runs stager, rescuer, pruner and the other crates' leader tasks until `stop` is
+/// cancelled, while this node leads.
+pub async fn run(
+    queues: Queues,
+    leadership: Arc<Leadership>,
+    tasks: Vec<Arc<dyn LeaderTask>>,
+    stop: CancellationToken,
+) {
     let mut last_rescue = tokio::time::Instant::now();
     let mut last_prune = tokio::time::Instant::now() - PRUNE_EVERY;
     // After the store was unreachable, every lease may look expired although its worker
@@ -215,6 +229,15 @@ pub async fn run(queues: Queues, leadership: Arc<Leadership>, stop: Cancellation
             }
         }
         let mut wait = STAGE_AT_MOST_EVERY;
+        for task in &tasks {
+            match task.tick(now).await {
+                Ok(Some(next)) => {
+                    wait = wait.min(next.since(queues.now()).max(Duration::from_millis(5)))
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(task = task.name(), error = %e, "a leader task failed"),
+            }
+        }
         if let Ok(Some(next)) = queues.store().next_due().await {
             let until = next.since(queues.now());
             wait = wait.min(until.max(Duration::from_millis(5)));

@@ -69,7 +69,7 @@ pub(crate) struct Inner {
     /// Attempts running in this process, so that cancel can stop them at once. Keyed by
     /// attempt, not job: a rescued job may run again here while its old attempt is still
     /// being stopped.
-    running: Mutex<HashMap<AttemptRef, CancellationToken>>,
+    running: Mutex<HashMap<AttemptRef, (CancellationToken, Duration)>>,
     /// This berth's worker id; its executors' leases carry it.
     pub(crate) node: String,
     /// The node's stable name (the leader lease's holder).
@@ -141,6 +141,25 @@ impl Queues {
     /// How long this node's executors' leases last without a heartbeat.
     pub fn lease_ttl(&self) -> Duration {
         self.inner.lease_ttl
+    }
+
+    /// How long the leases of a queue's attempts last: its own heartbeat timeout, or the
+    /// node's.
+    pub fn lease_ttl_of(&self, queue: &str) -> Duration {
+        self.inner
+            .specs
+            .get(queue)
+            .and_then(|s| s.lease_ttl)
+            .unwrap_or(self.inner.lease_ttl)
+    }
+
+    /// The shortest lease any queue's attempts hold: heartbeats go out at a third of it.
+    pub(crate) fn shortest_lease_ttl(&self) -> Duration {
+        self.inner
+            .specs
+            .values()
+            .filter_map(|s| s.lease_ttl)
+            .fold(self.inner.lease_ttl, Duration::min)
     }
 
     /// The store underneath.
@@ -283,6 +302,7 @@ impl Queues {
                 "`max` must be between 1 and 1000".into(),
             ));
         }
+        let lease = spec.lease_ttl.map_or(lease, |cap| lease.min(cap));
         let deadline = tokio::time::Instant::now() + wait;
         let waker = self.waker(queue);
         loop {
@@ -431,9 +451,9 @@ impl Queues {
 
     /// Records an attempt as running in this process until the returned guard drops
     /// (however the attempt's task ends, a panic included).
-    pub(crate) fn track(&self, attempt: AttemptRef) -> Tracked {
+    pub(crate) fn track(&self, attempt: AttemptRef, ttl: Duration) -> Tracked {
         let token = CancellationToken::new();
-        self.running().insert(attempt, token.clone());
+        self.running().insert(attempt, (token.clone(), ttl));
         Tracked {
             queues: self.clone(),
             attempt,
@@ -441,7 +461,9 @@ impl Queues {
         }
     }
 
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<AttemptRef, CancellationToken>> {
+    fn running(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<AttemptRef, (CancellationToken, Duration)>> {
         // Held only for map operations, never across an await.
         self.inner.running.lock().expect("running map poisoned")
     }
@@ -450,17 +472,22 @@ impl Queues {
         self.running().keys().copied().collect()
     }
 
+    /// The attempts running in this process with their lease lengths.
+    pub(crate) fn running_with_ttl(&self) -> Vec<(AttemptRef, Duration)> {
+        self.running().iter().map(|(a, (_, d))| (*a, *d)).collect()
+    }
+
     /// Stops one attempt running in this process (its lease was lost).
     pub(crate) fn abort_attempt(&self, attempt: AttemptRef) {
-        if let Some(t) = self.running().get(&attempt) {
+        if let Some((t, _)) = self.running().get(&attempt) {
             t.cancel();
         }
     }
 
     /// Stops every attempt of a job running in this process (it was cancelled or
-    /// discarded).
-    fn abort_job(&self, id: i64) {
-        for (a, t) in self.running().iter() {
+    /// discarded, alone or with its batch or workflow).
+    pub fn abort_job(&self, id: i64) {
+        for (a, (t, _)) in self.running().iter() {
             if a.id == id {
                 t.cancel();
             }

@@ -57,6 +57,8 @@ pub struct Options {
     pub grace: Duration,
     /// How long the leader lease lasts unless renewed.
     pub leader_ttl: Duration,
+    /// Work only the leader does (schedules, workflow deadlines).
+    pub leader_tasks: Vec<Arc<dyn crate::LeaderTask>>,
 }
 
 impl Default for Options {
@@ -66,6 +68,7 @@ impl Default for Options {
             job_env: Vec::new(),
             grace: Duration::from_secs(30),
             leader_ttl: leader::DEFAULT_TTL,
+            leader_tasks: Vec::new(),
         }
     }
 }
@@ -80,6 +83,7 @@ impl Runtime {
             job_env,
             grace,
             leader_ttl,
+            leader_tasks,
         } = options;
         let rescued = maintenance::rescue_orphans(&queues, queues.now()).await?;
         if rescued > 0 {
@@ -124,6 +128,7 @@ impl Runtime {
         tasks.spawn(maintenance::run(
             queues.clone(),
             leadership.clone(),
+            leader_tasks,
             stop.clone(),
         ));
         tasks.spawn(leader::run(
@@ -132,7 +137,8 @@ impl Runtime {
             leader_ttl,
             stop.clone(),
         ));
-        // Wake-ups from other processes sharing the store (PostgreSQL's NOTIFY).
+        // Wake-ups from the store: other processes sharing it (PostgreSQL's NOTIFY), and
+        // jobs it made available itself (workflow steps released, failed chunks split).
         if let Some(mut rx) = queues.store().wakeups() {
             let (q, stop) = (queues.clone(), stop.clone());
             tasks.spawn(async move {

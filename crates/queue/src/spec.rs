@@ -113,6 +113,10 @@ pub struct QueueSpec {
     pub timeout: Duration,
     /// How long finished jobs are kept.
     pub retention: Retention,
+    /// How long an attempt's lease lasts without a heartbeat, if not the node's: a
+    /// workflow step's heartbeat timeout. A step whose worker dies (or, pulled, stops
+    /// heartbeating) runs again after at most this long.
+    pub lease_ttl: Option<Duration>,
 }
 
 impl QueueSpec {
@@ -126,6 +130,7 @@ impl QueueSpec {
             backoff: Backoff::default(),
             timeout: Duration::from_secs(1800),
             retention: Retention::default(),
+            lease_ttl: None,
         }
     }
 }

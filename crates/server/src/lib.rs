@@ -123,7 +123,16 @@ impl Daemon {
             stop_events.clone(),
         );
         let reloader = Arc::new(reload::Reloader::new(config.clone(), supervisor.clone()));
+        let workflows =
+            berth_workflow::Workflows::new(queues.clone(), specs::workflow_defs(config));
+        let scheduler = berth_schedule::Scheduler::new(
+            queues.clone(),
+            workflows.clone(),
+            specs::schedule_defs(config).map_err(anyhow::Error::msg)?,
+        );
         let state = AppState {
+            workflows: workflows.clone(),
+            scheduler: scheduler.clone(),
             queues: queues.clone(),
             app: config.app.name.clone(),
             started: Instant::now(),
@@ -196,6 +205,10 @@ impl Daemon {
                 job_env: vec![marker],
                 grace: config.app.shutdown_grace,
                 leader_ttl: options.leader_ttl.unwrap_or(config.app.leader_ttl),
+                leader_tasks: vec![
+                    Arc::new(scheduler),
+                    Arc::new(berth_workflow::Deadlines(workflows)),
+                ],
             },
         )
         .await?;

@@ -12,6 +12,8 @@ use crate::StoreError;
 use crate::model::*;
 use crate::store::{FetchRequest, Store};
 
+pub use crate::conformance_flows::*;
+
 /// A store under test, with whatever must live as long as it (a temp dir, a database).
 pub struct Subject {
     /// The store.
@@ -46,7 +48,12 @@ macro_rules! conformance_suite {
             rescue_loses_to_a_fresh_heartbeat, nodes_report_and_are_pruned,
             leader_lease_terms_and_takeover, export_then_import_keeps_everything,
             events_are_listed_newest_first_with_filters, events_are_pruned_by_age,
-            bad_events_store_nothing);
+            bad_events_store_nothing, schedule_fires_each_planned_time_once,
+            schedule_fire_starts_a_workflow, batch_counts_items_and_completes,
+            batch_splits_failed_chunks_down_to_single_items, batch_cancel_cancels_unfinished_jobs,
+            workflow_diamond_passes_results, workflow_failure_cancels_and_retry_resumes,
+            workflow_optional_step_lets_children_run, workflow_cancel_and_deadline,
+            flows_survive_purge_and_prune, flows_export_and_refuse_conflicting_import);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -63,18 +70,18 @@ macro_rules! conformance_suite {
 /// The fixed start of every case's clock.
 pub const T0: Timestamp = Timestamp(1_767_225_600_000_000); // 2026-01-01T00:00:00Z
 
-fn at(secs: u64) -> Timestamp {
+pub(crate) fn at(secs: u64) -> Timestamp {
     T0.plus(Duration::from_secs(secs))
 }
 
-fn job(queue: &str, kind: &str) -> NewJob {
+pub(crate) fn job(queue: &str, kind: &str) -> NewJob {
     NewJob {
         max_attempts: 3,
         ..NewJob::new(queue, kind, json!({"n": 1}))
     }
 }
 
-async fn push(s: &dyn Store, jobs: Vec<NewJob>, now: Timestamp) -> Vec<i64> {
+pub(crate) async fn push(s: &dyn Store, jobs: Vec<NewJob>, now: Timestamp) -> Vec<i64> {
     s.insert(jobs, now)
         .await
         .expect("insert")
@@ -83,7 +90,12 @@ async fn push(s: &dyn Store, jobs: Vec<NewJob>, now: Timestamp) -> Vec<i64> {
         .collect()
 }
 
-async fn fetch(s: &dyn Store, queue: &str, limit: u32, now: Timestamp) -> Vec<LeasedJob> {
+pub(crate) async fn fetch(
+    s: &dyn Store,
+    queue: &str,
+    limit: u32,
+    now: Timestamp,
+) -> Vec<LeasedJob> {
     s.fetch(FetchRequest {
         queue: queue.into(),
         limit,
@@ -95,11 +107,11 @@ async fn fetch(s: &dyn Store, queue: &str, limit: u32, now: Timestamp) -> Vec<Le
     .expect("fetch")
 }
 
-async fn state(s: &dyn Store, id: i64) -> JobState {
+pub(crate) async fn state(s: &dyn Store, id: i64) -> JobState {
     s.job(id).await.expect("read").expect("job exists").state
 }
 
-fn done(j: &LeasedJob) -> Finish {
+pub(crate) fn done(j: &LeasedJob) -> Finish {
     Finish {
         attempt: AttemptRef {
             id: j.id,
@@ -112,7 +124,7 @@ fn done(j: &LeasedJob) -> Finish {
     }
 }
 
-fn failed(j: &LeasedJob, retry_at: Timestamp) -> Finish {
+pub(crate) fn failed(j: &LeasedJob, retry_at: Timestamp) -> Finish {
     Finish {
         attempt: AttemptRef {
             id: j.id,

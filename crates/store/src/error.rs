@@ -41,6 +41,9 @@ pub enum StoreError {
     /// No job has that id.
     #[error("no job with id {0}")]
     JobNotFound(i64),
+    /// No batch, workflow or schedule by that id or name.
+    #[error("{0}")]
+    NotFound(String),
     /// The job is in a state that does not allow the action.
     #[error("cannot {action} job {id}: it is {state}{hint}")]
     InvalidState {

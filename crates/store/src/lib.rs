@@ -1,6 +1,7 @@
 //! berth's persistent state. The only crate that contains SQL.
 //!
 //! # Layout
+//! - [`flows`]: schedules, batches and workflows, and the rules for advancing them;
 //! - [`model`]: jobs, states, timestamps and the other values crossing the boundary.
 //! - [`store`]: the [`Store`] trait every backend implements.
 //! - [`sqlite`]: the embedded default: one writer thread with group commit, WAL, durable
@@ -12,6 +13,7 @@
 //! - `conformance` (feature `conformance`): the cases every backend must pass.
 
 pub mod error;
+pub mod flows;
 pub mod model;
 pub mod postgres;
 mod rules;
@@ -21,8 +23,11 @@ pub mod transfer;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+mod conformance_flows;
 
 pub use error::{Result, StoreError};
+pub use flows::*;
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};

@@ -9,6 +9,10 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::flows::{
+    Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
+    ScheduleState, Workflow, WorkflowFilter,
+};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -157,10 +161,85 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets events that happened before `before`. Returns how many.
     async fn prune_events(&self, before: Timestamp) -> Result<u64>;
 
-    /// Queues that received available jobs from another process since the last call,
-    /// pushed as they happen (PostgreSQL's `LISTEN`). `None` where the store has no such
-    /// channel (the embedded store, which one process owns): that process wakes its own
-    /// queues.
+    /// Every schedule's stored state.
+    async fn schedules(&self) -> Result<Vec<ScheduleState>>;
+
+    /// Makes sure a schedule has a state: inserts it with `next_at`, or, when its
+    /// `signature` (the expression and time zone) changed, moves its next time to
+    /// `next_at`. Returns the state as it stands afterwards.
+    async fn schedule_prepare(
+        &self,
+        name: &str,
+        signature: &str,
+        next_at: Timestamp,
+    ) -> Result<ScheduleState>;
+
+    /// Fires a schedule in one transaction: stores its new next time and last run, and
+    /// starts what it starts — only if the stored next time is still the expected one
+    /// (`None` when another node, or an earlier call, fired it already).
+    async fn schedule_fire(&self, fire: ScheduleFire, now: Timestamp) -> Result<Option<Fired>>;
+
+    /// Pauses or resumes a schedule. Errors if it has no stored state.
+    async fn schedule_set_paused(&self, name: &str, paused: bool) -> Result<ScheduleState>;
+
+    /// Creates a batch and its jobs in one transaction.
+    async fn batch_create(&self, batch: NewBatch, now: Timestamp) -> Result<Batch>;
+
+    /// One batch.
+    async fn batch(&self, id: i64) -> Result<Option<Batch>>;
+
+    /// Batches matching a filter, newest first.
+    async fn batches(&self, filter: BatchFilter) -> Result<Vec<Batch>>;
+
+    /// A batch's failed (and cancelled) items with their errors, at most `limit`.
+    async fn batch_failures(&self, id: i64, limit: u32) -> Result<Vec<BatchFailure>>;
+
+    /// Cancels every unfinished job of a batch. Returns the batch and the jobs cancelled
+    /// (whose running attempts their executors should stop).
+    async fn batch_cancel(&self, id: i64, now: Timestamp) -> Result<(Batch, Vec<i64>)>;
+
+    /// Runs a batch's failed and cancelled jobs again, one more attempt each. Returns the
+    /// batch and how many jobs will run again.
+    async fn batch_retry_failed(&self, id: i64, now: Timestamp) -> Result<(Batch, u64)>;
+
+    /// Starts a workflow: its steps' jobs, the roots available, the rest pending.
+    async fn workflow_start(&self, workflow: NewWorkflow, now: Timestamp) -> Result<i64>;
+
+    /// One workflow with its steps.
+    async fn workflow(&self, id: i64) -> Result<Option<Workflow>>;
+
+    /// Workflows matching a filter, newest first, without their steps.
+    async fn workflows(&self, filter: WorkflowFilter) -> Result<Vec<Workflow>>;
+
+    /// Cancels a running workflow and every unfinished step.
+    async fn workflow_cancel(&self, id: i64, now: Timestamp) -> Result<Workflow>;
+
+    /// Runs a failed or cancelled workflow again from its failed steps: those run again
+    /// (one more attempt each), the steps cancelled with them wait for their parents
+    /// again; completed steps keep their results. `deadline` is its new time limit.
+    async fn workflow_retry(
+        &self,
+        id: i64,
+        deadline: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Workflow>;
+
+    /// Fails running workflows whose deadline passed by `now`. Returns their ids.
+    async fn workflow_expire(&self, now: Timestamp) -> Result<Vec<i64>>;
+
+    /// Forgets batches and workflows that finished before `before`. Returns how many.
+    async fn prune_flows(&self, before: Timestamp) -> Result<u64>;
+
+    /// Every schedule, batch and workflow, for copying the store.
+    async fn export_flows(&self) -> Result<FlowsDump>;
+
+    /// Writes what `export_flows` returned (ids kept), in one transaction.
+    async fn import_flows(&self, dump: FlowsDump) -> Result<()>;
+
+    /// Queues that received available jobs by a path other than this process's own
+    /// enqueues: another process sharing the store (PostgreSQL's `LISTEN`), or the store
+    /// itself (a workflow step released, a failed chunk split), pushed as they happen.
+    /// `None` where the store has no such channel.
     fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         None
     }

@@ -1,6 +1,7 @@
 //! Copying a whole store into another: how an embedded install moves to PostgreSQL
 //! (`berth store migrate`). Jobs keep their ids, states and histories; paused queues stay
-//! paused; recorded events follow in order; the job counts are checked at the end.
+//! paused; schedules, batches and workflows keep their ids and states; recorded events
+//! follow in order; the job counts are checked at the end.
 
 use crate::error::{Result, StoreError};
 use crate::model::{EventFilter, Timestamp};
@@ -18,6 +19,8 @@ pub struct CopyReport {
     pub paused_queues: Vec<String>,
     /// Recorded events copied (they get new ids, in the same order).
     pub events: u64,
+    /// Schedules, batches and workflows copied.
+    pub flows: u64,
 }
 
 /// Copies every job and queue state of `from` into `to`. Refuses a target that already
@@ -60,11 +63,15 @@ pub async fn copy_all(
             "the counts do not match after the copy: {source} jobs in the source, {copied} copied, {target} in the target (which held {existing} before); was the source in use meanwhile?"
         )));
     }
+    let dump = from.export_flows().await?;
+    let flows = (dump.schedules.len() + dump.batches.len() + dump.workflows.len()) as u64;
+    to.import_flows(dump).await?;
     let events = copy_events(from, to).await?;
     Ok(CopyReport {
         jobs: copied,
         paused_queues: paused,
         events,
+        flows,
     })
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod batch;
 pub mod bench;
 pub mod check;
 pub mod init;
@@ -7,10 +8,12 @@ pub mod job;
 pub mod logs;
 pub mod ps;
 pub mod queue;
+pub mod schedule;
 pub mod service;
 pub mod status;
 pub mod store;
 pub mod up;
+pub mod workflow;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,6 +50,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => runtime()?.block_on(service::events(&ctx, args)),
         Command::Job(c) => runtime()?.block_on(job::run(&ctx, c)),
         Command::Queue(c) => runtime()?.block_on(queue::run(&ctx, c)),
+        Command::Schedule(c) => runtime()?.block_on(schedule::run(&ctx, c)),
+        Command::Batch(c) => runtime()?.block_on(batch::run(&ctx, c)),
+        Command::Workflow(c) => runtime()?.block_on(workflow::run(&ctx, c)),
         Command::Bench(args) => runtime()?.block_on(bench::run(&ctx, args)),
         Command::Store(c) => runtime()?.block_on(store::run(&ctx, c)),
     }

@@ -79,13 +79,15 @@ pub async fn run(ctx: &Ctx, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
             "jobs": report.jobs,
             "paused_queues": report.paused_queues,
             "events": report.events,
+            "schedules_batches_workflows": report.flows,
             "target": describe,
         }));
     } else {
         println!(
-            "copied {} jobs, {} paused queue(s) and {} event(s) to {describe}; the counts match.",
+            "copied {} jobs, {} paused queue(s), {} schedule(s), batch(es) and workflow(s) and {} event(s) to {describe}; the counts match.",
             report.jobs,
             report.paused_queues.len(),
+            report.flows,
             report.events
         );
         println!(

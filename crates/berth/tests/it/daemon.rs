@@ -36,7 +36,17 @@ fn a_database_from_a_newer_berth_is_refused() {
     let p = project("[queue.q]\nhandler = \"pull\"");
     std::fs::create_dir_all(p.data_dir()).unwrap();
     drop(berth_store::SqliteStore::open(&p.db_path(), Default::default()).unwrap());
-    std::thread::sleep(Duration::from_millis(50));
+    // The writer thread closes its connection after the drop, and only then is the WAL
+    // folded into the file whose header this test edits.
+    let wal = p.db_path().with_extension("db-wal");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while wal.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL was never folded in"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let c = rusqlite_set_version(&p.db_path(), 99);
     let (code, _, err) = parts(&run_expecting_exit(
         p.dir(),

@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod daemon;
+mod flows;
 mod services;
 
 use std::path::Path;

@@ -3,6 +3,7 @@
 
 mod errors;
 mod files;
+mod flows;
 mod services;
 mod valid;
 

@@ -97,6 +97,26 @@ fn starter_comments_show_the_defaults() {
             ..ServiceConfig::new("web", "python3 -m http.server {port} --bind 127.0.0.1")
         }
     );
+    // The example schedule and workflow exist once uncommented, with the default
+    // policies; their expressions and steps are examples.
+    let cleanup = uncommented
+        .schedules
+        .remove("cleanup")
+        .expect("the example schedule");
+    assert_eq!(
+        (cleanup.overlap, cleanup.catch_up, cleanup.timezone.as_str()),
+        (
+            berth_config::Overlap::Skip,
+            berth_config::CatchUp::Once,
+            "UTC"
+        )
+    );
+    let publish = uncommented
+        .workflows
+        .remove("publish")
+        .expect("the example workflow");
+    assert_eq!(publish.steps["render"].parents, vec!["fetch"]);
+    assert_eq!(publish.steps["render"].queue.max_attempts, 3);
     assert_eq!(uncommented, valid(STARTER));
 }
 
@@ -135,6 +155,8 @@ fn defaults() {
             },
             queues: BTreeMap::new(),
             services: BTreeMap::new(),
+            schedules: BTreeMap::new(),
+            workflows: BTreeMap::new(),
         }
     );
 }

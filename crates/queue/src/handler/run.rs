@@ -4,7 +4,8 @@
 //! stdin and `BERTH_JOB_ID`, `BERTH_JOB_KIND`, `BERTH_ATTEMPT` and `BERTH_QUEUE` in its
 //! environment. `{args.NAME}` in the command is replaced by that argument, shell-quoted.
 //! Exit 0 completes, exit 75 (`EX_TEMPFAIL`) asks for a retry, anything else fails the
-//! attempt. When the shell exits, whatever it left in its group is killed. At the queue's
+//! attempt. A command that has a result to hand on (a workflow step's, to its children)
+//! writes it as JSON to the file named by `BERTH_RESULT`. When the shell exits, whatever it left in its group is killed. At the queue's
 //! timeout the group is killed and the output so far kept; dropping the attempt (cancel,
 //! shutdown) kills the group too.
 
@@ -92,9 +93,11 @@ async fn run(
             };
         }
     };
+    let result_file = ResultFile::new(job.id, job.attempt);
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(&command)
+        .env("BERTH_RESULT", &result_file.0)
         .env("BERTH_JOB_ID", job.id.to_string())
         .env("BERTH_JOB_KIND", &job.kind)
         .env("BERTH_ATTEMPT", job.attempt.to_string())
@@ -181,9 +184,9 @@ async fn run(
         };
     }
     match status {
-        Ok(s) if s.success() => HandlerOutcome::Completed {
-            result: None,
-            output,
+        Ok(s) if s.success() => match result_file.read() {
+            Ok(result) => HandlerOutcome::Completed { result, output },
+            Err(error) => HandlerOutcome::Failed { error, output },
         },
         Ok(s) if s.code() == Some(EXIT_RETRY) => HandlerOutcome::Retry {
             reason: format!("the command asked for a retry (exit {EXIT_RETRY})"),
@@ -198,6 +201,48 @@ async fn run(
             error: format!("waiting for the command failed: {e}"),
             output,
         },
+    }
+}
+
+/// The file a command may write its JSON result to; removed with the attempt.
+struct ResultFile(std::path::PathBuf);
+
+/// The largest result berth reads back.
+const MAX_RESULT: u64 = 1024 * 1024;
+
+impl ResultFile {
+    fn new(job: i64, attempt: u32) -> Self {
+        Self(std::env::temp_dir().join(format!(
+            "berth-result-{job}-{attempt}-{:08x}.json",
+            fastrand::u32(..)
+        )))
+    }
+
+    /// The result, if the command wrote one; an error if it is not JSON or too large.
+    fn read(&self) -> Result<Option<Value>, String> {
+        let text = match std::fs::metadata(&self.0) {
+            Err(_) => return Ok(None),
+            Ok(m) if m.len() > MAX_RESULT => {
+                return Err(format!(
+                    "the result written to $BERTH_RESULT is {} bytes; at most {MAX_RESULT} are read",
+                    m.len()
+                ));
+            }
+            Ok(_) => std::fs::read_to_string(&self.0)
+                .map_err(|e| format!("cannot read the result written to $BERTH_RESULT: {e}"))?,
+        };
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            format!("the result written to $BERTH_RESULT is not valid JSON ({e}); write a JSON value such as {{\"rows\": 12}}")
+        })
+    }
+}
+
+impl Drop for ResultFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

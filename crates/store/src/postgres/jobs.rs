@@ -7,6 +7,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
 use crate::error::{Result, StoreError};
+use crate::flows::Touched;
 use crate::model::{
     AttemptError, AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeasedJob,
     NewJob, Outcome, QueueStats, RunningLease, StateChange, Timestamp,
@@ -301,13 +302,15 @@ const FAILED_SET: &str = "state = CASE WHEN attempt >= max_attempts THEN 'discar
     scheduled_at = CASE WHEN attempt >= max_attempts THEN scheduled_at ELSE $4::bigint END, \
     lease_expires_at = NULL, output = $5, errors = errors || jsonb_build_array($6::jsonb)";
 
-/// Records outcomes; returns, per finish, what happened and the job's queue.
+/// Records outcomes; returns, per finish, what happened and the job's queue, and the jobs
+/// of batches and workflows that reached a final state (for the flow hooks).
 pub(crate) async fn finish(
     c: &impl GenericClient,
     finishes: &[Finish],
     now: Timestamp,
-) -> Result<Vec<(Finished, Option<String>)>> {
+) -> Result<(Vec<(Finished, Option<String>)>, Vec<Touched>)> {
     let mut out: Vec<Option<(Finished, Option<String>)>> = vec![None; finishes.len()];
+    let mut touched = Vec::new();
     // Rows are locked in id order by every batched write (see `heartbeat`).
     let mut order: Vec<usize> = (0..finishes.len()).collect();
     order.sort_unstable_by_key(|i| finishes[*i].attempt.id);
@@ -338,12 +341,15 @@ pub(crate) async fn finish(
                  FROM unnest($1::bigint[], $2::int[], $3::jsonb[], $4::text[]) \
                    AS u(id, attempt, result, output) \
                  WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running' \
-                 RETURNING j.id",
+                 RETURNING j.id, j.batch_id, j.workflow_id",
                 &[&ids, &att, &results, &outputs, &now.0],
             )
             .await
             .map_err(db("recording completions"))?;
         let applied: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+        touched.extend(rows.iter().filter_map(|r| {
+            Touched::of_final(r.get(0), JobState::Completed, r.get(1), r.get(2), true)
+        }));
         for i in done {
             out[i] = Some(if applied.contains(&finishes[i].attempt.id) {
                 (Finished::Applied(JobState::Completed), None)
@@ -366,7 +372,7 @@ pub(crate) async fn finish(
                 output,
                 retry_at,
             } => {
-                let sql = format!("UPDATE berth_jobs SET {FAILED_SET} {GUARD} RETURNING state, queue");
+                let sql = format!("UPDATE berth_jobs SET {FAILED_SET} {GUARD} RETURNING state, queue, batch_id, workflow_id");
                 let e = entry(a, now, error, output.as_deref());
                 let p: [&(dyn ToSql + Sync); 6] = [&id, &attempt, &now.0, &retry_at.0, output, &e];
                 c.query_opt(&sql, &p).await
@@ -374,7 +380,7 @@ pub(crate) async fn finish(
             Outcome::LeaseExpired { error, retry_at } => {
                 let sql = format!(
                     "UPDATE berth_jobs SET {FAILED_SET} {GUARD} AND lease_expires_at < $3 \
-                     RETURNING state, queue"
+                     RETURNING state, queue, batch_id, workflow_id"
                 );
                 let e = entry(a, now, error, None);
                 let none: Option<String> = None;
@@ -388,7 +394,7 @@ pub(crate) async fn finish(
                         "UPDATE berth_jobs SET state = 'discarded', finalized_at = $3, \
                          lease_expires_at = NULL, output = $4, \
                          errors = errors || jsonb_build_array($5::jsonb) {GUARD} \
-                         RETURNING state, queue"
+                         RETURNING state, queue, batch_id, workflow_id"
                     ),
                     &[&id, &attempt, &now.0, output, &e],
                 )
@@ -409,7 +415,7 @@ pub(crate) async fn finish(
                          max_attempts = max_attempts + 1, output = $6, \
                          errors = (CASE WHEN jsonb_array_length(errors) >= 50 \
                                    THEN errors - 0 ELSE errors END) || jsonb_build_array($5::jsonb) \
-                         {GUARD} RETURNING state, queue"
+                         {GUARD} RETURNING state, queue, batch_id, workflow_id"
                     ),
                     &[&id, &attempt, &now.0, &until.0, &e, output],
                 )
@@ -419,7 +425,7 @@ pub(crate) async fn finish(
                 c.query_opt(
                     &format!(
                         "UPDATE berth_jobs SET state = 'available', max_attempts = max_attempts + 1, \
-                         lease_expires_at = NULL, attempted_by = NULL {GUARD} RETURNING state, queue"
+                         lease_expires_at = NULL, attempted_by = NULL {GUARD} RETURNING state, queue, batch_id, workflow_id"
                     ),
                     &[&id, &attempt],
                 )
@@ -428,10 +434,11 @@ pub(crate) async fn finish(
         }
         .map_err(db("recording how an attempt ended"))?;
         out[i] = Some(match row {
-            Some(r) => (
-                Finished::Applied(state_of(r.get(0))?),
-                Some(r.get::<_, String>(1)),
-            ),
+            Some(r) => {
+                let state = state_of(r.get(0))?;
+                touched.extend(Touched::of_final(id, state, r.get(2), r.get(3), true));
+                (Finished::Applied(state), Some(r.get::<_, String>(1)))
+            }
             None => (Finished::Stale, None),
         });
     }
@@ -445,7 +452,7 @@ pub(crate) async fn finish(
         .filter_map(|(_, q)| q.clone())
         .collect();
     notify(c, &available).await?;
-    Ok(out)
+    Ok((out, touched))
 }
 
 pub(crate) async fn running_leases(
@@ -517,7 +524,8 @@ pub(crate) async fn prune(
     crate::rules::may_prune(state)?;
     c.execute(
         "DELETE FROM berth_jobs WHERE id IN (SELECT id FROM berth_jobs WHERE queue = $1 \
-         AND state = $2 AND finalized_at < $3 LIMIT $4)",
+         AND state = $2 AND finalized_at < $3 AND NOT EXISTS (SELECT 1 FROM berth_workflows w \
+           WHERE w.id = berth_jobs.workflow_id AND w.state = 'running') LIMIT $4)",
         &[&queue, &state.as_str(), &older_than.0, &i64::from(limit)],
     )
     .await
@@ -611,6 +619,7 @@ pub(crate) async fn finalize(
 pub(crate) async fn retry(c: &impl GenericClient, id: i64, now: Timestamp) -> Result<StateChange> {
     let from = current_state(c, id).await?;
     crate::rules::may_retry(id, from)?;
+    super::flows::before_retry(c, id).await?;
     let row = c
         .query_one(
             "UPDATE berth_jobs SET state = 'available', scheduled_at = $2, finalized_at = NULL, \
@@ -638,6 +647,7 @@ pub(crate) async fn retry(c: &impl GenericClient, id: i64, now: Timestamp) -> Re
 pub(crate) async fn delete(c: &impl GenericClient, id: i64) -> Result<StateChange> {
     let from = current_state(c, id).await?;
     crate::rules::may_delete(id, from)?;
+    super::flows::before_delete(c, id).await?;
     c.execute("DELETE FROM berth_jobs WHERE id = $1", &[&id])
         .await
         .map_err(db("deleting a job"))?;
@@ -709,7 +719,9 @@ pub(crate) async fn purge(c: &impl GenericClient, queue: &str, states: &[JobStat
     crate::rules::may_purge(states)?;
     let names: Vec<String> = states.iter().map(|s| s.as_str().to_string()).collect();
     c.execute(
-        "DELETE FROM berth_jobs WHERE queue = $1 AND state = ANY($2)",
+        // Jobs of batches and workflows are left to their batch or workflow's cancel.
+        "DELETE FROM berth_jobs WHERE queue = $1 AND state = ANY($2) AND batch_id IS NULL \
+         AND workflow_id IS NULL",
         &[&queue, &names],
     )
     .await

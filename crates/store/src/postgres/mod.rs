@@ -11,6 +11,7 @@
 //!   notifications may have been missed).
 
 mod events;
+mod flows;
 mod jobs;
 mod migrations;
 mod nodes;
@@ -25,6 +26,10 @@ use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 
 use crate::error::{Result, StoreError};
+use crate::flows::{
+    Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
+    ScheduleState, Workflow, WorkflowFilter,
+};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -132,6 +137,53 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// A transaction whose flow hooks may make jobs available: their queues are announced
+    /// with `NOTIFY`, delivered at the commit.
+    async fn waking_tx<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send,
+        F: for<'a> FnOnce(
+                &'a tokio_postgres::Transaction<'a>,
+                &'a mut Vec<String>,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>,
+            > + Send,
+    {
+        let mut c = self.pool.get().await?;
+        let tx = c
+            .transaction()
+            .await
+            .map_err(|e| StoreError::db("starting a transaction", e))?;
+        let mut woken = Vec::new();
+        let out = f(&tx, &mut woken).await?;
+        jobs::notify(&tx, &woken).await?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::db("committing", e))?;
+        Ok(out)
+    }
+
+    /// Cancels or discards a job, and moves its batch or workflow.
+    async fn finalize(
+        &self,
+        id: i64,
+        to: JobState,
+        action: &'static str,
+        now: Timestamp,
+    ) -> Result<StateChange> {
+        self.waking_tx(move |tx, woken| {
+            Box::pin(async move {
+                let ch = jobs::finalize(tx, id, to, action, now).await?;
+                let touched = flows::touched(tx, id, to).await?;
+                flows::after_final(tx, &[touched], now, woken).await?;
+                Ok(ch)
+            })
+        })
+        .await
+    }
+}
+
 /// Keeps one connection listening on the jobs channel; reconnects after failures.
 async fn listen(config: Config, tx: broadcast::Sender<String>) {
     let mut failures = 0u32;
@@ -213,7 +265,17 @@ impl Store for PostgresStore {
 
     async fn finish(&self, finishes: Vec<Finish>, now: Timestamp) -> Result<Vec<Finished>> {
         let out = self
-            .in_tx(move |tx| Box::pin(async move { jobs::finish(tx, &finishes, now).await }))
+            .in_tx(move |tx| {
+                Box::pin(async move {
+                    let (out, touched) = jobs::finish(tx, &finishes, now).await?;
+                    if !touched.is_empty() {
+                        let mut woken = Vec::new();
+                        flows::after_final(tx, &touched, now, &mut woken).await?;
+                        jobs::notify(tx, &woken).await?;
+                    }
+                    Ok(out)
+                })
+            })
             .await?;
         Ok(out.into_iter().map(|(f, _)| f).collect())
     }
@@ -255,21 +317,11 @@ impl Store for PostgresStore {
     }
 
     async fn cancel(&self, id: i64, now: Timestamp) -> Result<StateChange> {
-        self.in_tx(move |tx| {
-            Box::pin(
-                async move { jobs::finalize(tx, id, JobState::Cancelled, "cancel", now).await },
-            )
-        })
-        .await
+        self.finalize(id, JobState::Cancelled, "cancel", now).await
     }
 
     async fn discard(&self, id: i64, now: Timestamp) -> Result<StateChange> {
-        self.in_tx(move |tx| {
-            Box::pin(
-                async move { jobs::finalize(tx, id, JobState::Discarded, "discard", now).await },
-            )
-        })
-        .await
+        self.finalize(id, JobState::Discarded, "discard", now).await
     }
 
     async fn retry(&self, id: i64, now: Timestamp) -> Result<StateChange> {
@@ -328,6 +380,114 @@ impl Store for PostgresStore {
 
     async fn prune_events(&self, before: Timestamp) -> Result<u64> {
         with_client!(self, c => events::prune(&*c, before).await)
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleState>> {
+        with_client!(self, c => flows::schedules(&*c).await)
+    }
+
+    async fn schedule_prepare(
+        &self,
+        name: &str,
+        signature: &str,
+        next_at: Timestamp,
+    ) -> Result<ScheduleState> {
+        with_client!(self, c => flows::schedule_prepare(&*c, name, signature, next_at).await)
+    }
+
+    async fn schedule_fire(&self, fire: ScheduleFire, now: Timestamp) -> Result<Option<Fired>> {
+        crate::flows::may_fire(&fire)?;
+        self.waking_tx(move |tx, woken| {
+            Box::pin(async move { flows::schedule_fire(tx, &fire, now, woken).await })
+        })
+        .await
+    }
+
+    async fn schedule_set_paused(&self, name: &str, paused: bool) -> Result<ScheduleState> {
+        with_client!(self, c => flows::schedule_set_paused(&*c, name, paused).await)
+    }
+
+    async fn batch_create(&self, batch: NewBatch, now: Timestamp) -> Result<Batch> {
+        crate::flows::may_create_batch(&batch)?;
+        self.waking_tx(move |tx, woken| {
+            Box::pin(async move { flows::batch_create(tx, &batch, now, woken).await })
+        })
+        .await
+    }
+
+    async fn batch(&self, id: i64) -> Result<Option<Batch>> {
+        with_client!(self, c => flows::batch(&*c, id).await)
+    }
+
+    async fn batches(&self, filter: BatchFilter) -> Result<Vec<Batch>> {
+        with_client!(self, c => flows::batches(&*c, &filter).await)
+    }
+
+    async fn batch_failures(&self, id: i64, limit: u32) -> Result<Vec<BatchFailure>> {
+        with_client!(self, c => flows::batch_failures(&*c, id, limit).await)
+    }
+
+    async fn batch_cancel(&self, id: i64, now: Timestamp) -> Result<(Batch, Vec<i64>)> {
+        self.in_tx(move |tx| Box::pin(async move { flows::batch_cancel(tx, id, now).await }))
+            .await
+    }
+
+    async fn batch_retry_failed(&self, id: i64, now: Timestamp) -> Result<(Batch, u64)> {
+        self.waking_tx(move |tx, woken| {
+            Box::pin(async move { flows::batch_retry_failed(tx, id, now, woken).await })
+        })
+        .await
+    }
+
+    async fn workflow_start(&self, workflow: NewWorkflow, now: Timestamp) -> Result<i64> {
+        crate::flows::may_start_workflow(&workflow)?;
+        self.waking_tx(move |tx, woken| {
+            Box::pin(async move { flows::workflow_start(tx, &workflow, now, woken).await })
+        })
+        .await
+    }
+
+    async fn workflow(&self, id: i64) -> Result<Option<Workflow>> {
+        with_client!(self, c => flows::workflow(&*c, id).await)
+    }
+
+    async fn workflows(&self, filter: WorkflowFilter) -> Result<Vec<Workflow>> {
+        with_client!(self, c => flows::workflows(&*c, &filter).await)
+    }
+
+    async fn workflow_cancel(&self, id: i64, now: Timestamp) -> Result<Workflow> {
+        self.in_tx(move |tx| Box::pin(async move { flows::workflow_cancel(tx, id, now).await }))
+            .await
+    }
+
+    async fn workflow_retry(
+        &self,
+        id: i64,
+        deadline: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Workflow> {
+        self.waking_tx(move |tx, woken| {
+            Box::pin(async move { flows::workflow_retry(tx, id, deadline, now, woken).await })
+        })
+        .await
+    }
+
+    async fn workflow_expire(&self, now: Timestamp) -> Result<Vec<i64>> {
+        self.in_tx(move |tx| Box::pin(async move { flows::workflow_expire(tx, now).await }))
+            .await
+    }
+
+    async fn prune_flows(&self, before: Timestamp) -> Result<u64> {
+        with_client!(self, c => flows::prune_flows(&*c, before).await)
+    }
+
+    async fn export_flows(&self) -> Result<FlowsDump> {
+        with_client!(self, c => flows::export(&*c).await)
+    }
+
+    async fn import_flows(&self, dump: FlowsDump) -> Result<()> {
+        self.in_tx(move |tx| Box::pin(async move { flows::import(tx, &dump).await }))
+            .await
     }
 
     async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {

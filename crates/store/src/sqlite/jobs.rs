@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::{Result, StoreError};
+use crate::flows::Touched;
 use crate::model::{
     AttemptError, AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeasedJob,
     NewJob, Outcome, QueueStats, RunningLease, StateChange, Timestamp,
@@ -240,7 +241,7 @@ macro_rules! guarded {
             $set,
             " WHERE id = ?1 AND attempt = ?2 AND state = 'running'",
             $also,
-            " RETURNING state"
+            " RETURNING state, batch_id, workflow_id"
         )
     };
 }
@@ -280,17 +281,28 @@ const FINISH_RELEASE: &str = guarded!(
      attempted_by = NULL"
 );
 
+/// Records outcomes. Also returns the jobs of batches and workflows that reached a final
+/// state, for the flow hooks.
 pub(crate) fn finish(
     conn: &Connection,
     finishes: &[Finish],
     now: Timestamp,
-) -> Result<Vec<Finished>> {
+) -> Result<(Vec<Finished>, Vec<Touched>)> {
     let mut out = Vec::with_capacity(finishes.len());
+    let mut touched = Vec::new();
     for f in finishes {
         let (id, attempt) = (f.attempt.id, f.attempt.attempt);
         let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
-            conn.prepare_cached(sql)
-                .and_then(|mut s| s.query_row(params, |r| r.get::<_, String>(0)).optional())
+            conn.prepare_cached(sql).and_then(|mut s| {
+                s.query_row(params, |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                })
+                .optional()
+            })
         };
         let res = match &f.outcome {
             Outcome::Completed { result, output } => run(
@@ -351,13 +363,15 @@ pub(crate) fn finish(
             Outcome::Release => run(FINISH_RELEASE, params![id, attempt]),
         };
         out.push(match res.map_err(db("recording how an attempt ended"))? {
-            Some(state) => {
-                Finished::Applied(parse_state(&state, 0).map_err(db("reading a job state"))?)
+            Some((state, batch_id, workflow_id)) => {
+                let state = parse_state(&state, 0).map_err(db("reading a job state"))?;
+                touched.extend(Touched::of_final(id, state, batch_id, workflow_id, true));
+                Finished::Applied(state)
             }
             None => Finished::Stale,
         });
     }
-    Ok(out)
+    Ok((out, touched))
 }
 
 pub(crate) fn running_leases(
@@ -421,7 +435,8 @@ pub(crate) fn prune(
     crate::rules::may_prune(state)?;
     conn.prepare_cached(
         "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = ?1 AND state = ?2 \
-         AND finalized_at < ?3 LIMIT ?4)",
+         AND finalized_at < ?3 AND NOT EXISTS (SELECT 1 FROM workflows w \
+           WHERE w.id = jobs.workflow_id AND w.state = 'running') LIMIT ?4)",
     )
     .and_then(|mut s| s.execute(params![queue, state.as_str(), older_than.0, limit]))
     .map(|n| n as u64)
@@ -510,6 +525,7 @@ pub(crate) fn finalize(
 pub(crate) fn retry(conn: &Connection, id: i64, now: Timestamp) -> Result<StateChange> {
     let from = current_state(conn, id)?;
     crate::rules::may_retry(id, from)?;
+    super::flows::before_retry(conn, id)?;
     conn.prepare_cached(
         "UPDATE jobs SET state = 'available', scheduled_at = ?2, finalized_at = NULL, \
          max_attempts = max(max_attempts, attempt + 1) WHERE id = ?1",
@@ -531,6 +547,7 @@ pub(crate) fn retry(conn: &Connection, id: i64, now: Timestamp) -> Result<StateC
 pub(crate) fn delete(conn: &Connection, id: i64) -> Result<StateChange> {
     let from = current_state(conn, id)?;
     crate::rules::may_delete(id, from)?;
+    super::flows::before_delete(conn, id)?;
     conn.prepare_cached("DELETE FROM jobs WHERE id = ?1")
         .and_then(|mut s| s.execute([id]))
         .map_err(db("deleting a job"))?;
@@ -596,7 +613,11 @@ pub(crate) fn purge(conn: &Connection, queue: &str, states: &[JobState]) -> Resu
     let mut total = 0;
     for state in states {
         total += conn
-            .prepare_cached("DELETE FROM jobs WHERE queue = ?1 AND state = ?2")
+            // Jobs of batches and workflows are left to their batch or workflow's cancel.
+            .prepare_cached(
+                "DELETE FROM jobs WHERE queue = ?1 AND state = ?2 AND batch_id IS NULL \
+                 AND workflow_id IS NULL",
+            )
             .and_then(|mut s| s.execute(params![queue, state.as_str()]))
             .map_err(db("purging a queue"))? as u64;
     }

@@ -102,6 +102,69 @@ CREATE TABLE events (
 CREATE INDEX events_subject ON events (source, subject, id);
 CREATE INDEX events_at ON events (at);
 "#,
+    // 4: schedules, batches and workflows.
+    r#"
+CREATE TABLE schedules (
+    name             TEXT    PRIMARY KEY,
+    signature        TEXT    NOT NULL,
+    next_at          INTEGER NOT NULL,
+    last_planned_at  INTEGER,
+    last_fired_at    INTEGER,
+    last_job_id      INTEGER,
+    last_workflow_id INTEGER,
+    skipped          INTEGER NOT NULL DEFAULT 0,
+    paused           INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1))
+) WITHOUT ROWID;
+
+CREATE TABLE batches (
+    id              INTEGER PRIMARY KEY,
+    queue           TEXT    NOT NULL,
+    kind            TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state = 'running' OR state = 'completed'
+                            OR state = 'failed' OR state = 'cancelled'),
+    total_items     INTEGER NOT NULL CHECK (total_items >= 1),
+    job_size        INTEGER NOT NULL CHECK (job_size >= 1),
+    max_attempts    INTEGER NOT NULL CHECK (max_attempts >= 1),
+    priority        INTEGER NOT NULL DEFAULT 0,
+    done_items      INTEGER NOT NULL DEFAULT 0 CHECK (done_items >= 0),
+    failed_items    INTEGER NOT NULL DEFAULT 0 CHECK (failed_items >= 0),
+    cancelled_items INTEGER NOT NULL DEFAULT 0 CHECK (cancelled_items >= 0),
+    created_at      INTEGER NOT NULL,
+    finalized_at    INTEGER,
+    CHECK ((state = 'running') = (finalized_at IS NULL))
+);
+CREATE INDEX batches_finalized ON batches (finalized_at) WHERE finalized_at IS NOT NULL;
+
+CREATE TABLE workflows (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT    NOT NULL,
+    state        TEXT    NOT NULL CHECK (state = 'running' OR state = 'completed'
+                         OR state = 'failed' OR state = 'cancelled'),
+    input        TEXT    NOT NULL DEFAULT 'null',
+    result       TEXT,
+    error        TEXT,
+    started_by   TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    deadline     INTEGER,
+    finalized_at INTEGER,
+    CHECK ((state = 'running') = (finalized_at IS NULL))
+);
+CREATE INDEX workflows_running ON workflows (deadline) WHERE state = 'running';
+CREATE INDEX workflows_finalized ON workflows (finalized_at) WHERE finalized_at IS NOT NULL;
+CREATE INDEX workflows_name ON workflows (name, id);
+
+CREATE TABLE workflow_steps (
+    workflow_id INTEGER NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    step        TEXT    NOT NULL,
+    job_id      INTEGER NOT NULL,
+    parents     TEXT    NOT NULL DEFAULT '[]',
+    optional    INTEGER NOT NULL DEFAULT 0 CHECK (optional IN (0, 1)),
+    PRIMARY KEY (workflow_id, step)
+) WITHOUT ROWID;
+
+CREATE INDEX jobs_batch ON jobs (batch_id) WHERE batch_id IS NOT NULL;
+CREATE INDEX jobs_workflow ON jobs (workflow_id) WHERE workflow_id IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -5,6 +5,7 @@
 //! pool, so a long listing never waits behind the writer, nor the writer behind it (WAL).
 
 mod events;
+mod flows;
 mod jobs;
 mod migrations;
 mod nodes;
@@ -18,6 +19,10 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Result, StoreError};
+use crate::flows::{
+    Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
+    ScheduleState, Workflow, WorkflowFilter,
+};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -52,6 +57,9 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Arc<ReaderPool>,
+    /// Queues that received available jobs inside the store (a workflow step released,
+    /// a failed chunk split), announced after the commit.
+    wake_tx: tokio::sync::broadcast::Sender<String>,
 }
 
 struct ReaderPool {
@@ -115,6 +123,7 @@ impl SqliteStore {
             detail: format!("cannot start the writer thread: {e}"),
         })?;
         Ok(Self {
+            wake_tx: tokio::sync::broadcast::channel(1024).0,
             path: path.to_path_buf(),
             writer,
             readers: Arc::new(ReaderPool {
@@ -128,6 +137,29 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs a write that may make jobs available, and announces their queues once it is
+    /// committed.
+    async fn write_waking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<String>) -> Result<T> + Send + 'static,
+    {
+        let (out, mut woken) = self
+            .writer
+            .write(move |c| {
+                let mut woken = Vec::new();
+                let out = f(c, &mut woken)?;
+                Ok((out, woken))
+            })
+            .await?;
+        woken.sort();
+        woken.dedup();
+        for q in woken {
+            let _ = self.wake_tx.send(q);
+        }
+        Ok(out)
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T>
@@ -171,9 +203,14 @@ impl Store for SqliteStore {
     }
 
     async fn finish(&self, finishes: Vec<Finish>, now: Timestamp) -> Result<Vec<Finished>> {
-        self.writer
-            .write(move |c| jobs::finish(c, &finishes, now))
-            .await
+        self.write_waking(move |c, woken| {
+            let (out, touched) = jobs::finish(c, &finishes, now)?;
+            if !touched.is_empty() {
+                flows::after_final(c, &touched, now, woken)?;
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn running_leases(
@@ -216,15 +253,31 @@ impl Store for SqliteStore {
     }
 
     async fn cancel(&self, id: i64, now: Timestamp) -> Result<StateChange> {
-        self.writer
-            .write(move |c| jobs::finalize(c, id, JobState::Cancelled, "cancel", now))
-            .await
+        self.write_waking(move |c, woken| {
+            let ch = jobs::finalize(c, id, JobState::Cancelled, "cancel", now)?;
+            flows::after_final(
+                c,
+                &[flows::touched(c, id, JobState::Cancelled)?],
+                now,
+                woken,
+            )?;
+            Ok(ch)
+        })
+        .await
     }
 
     async fn discard(&self, id: i64, now: Timestamp) -> Result<StateChange> {
-        self.writer
-            .write(move |c| jobs::finalize(c, id, JobState::Discarded, "discard", now))
-            .await
+        self.write_waking(move |c, woken| {
+            let ch = jobs::finalize(c, id, JobState::Discarded, "discard", now)?;
+            flows::after_final(
+                c,
+                &[flows::touched(c, id, JobState::Discarded)?],
+                now,
+                woken,
+            )?;
+            Ok(ch)
+        })
+        .await
     }
 
     async fn retry(&self, id: i64, now: Timestamp) -> Result<StateChange> {
@@ -282,6 +335,119 @@ impl Store for SqliteStore {
 
     async fn prune_events(&self, before: Timestamp) -> Result<u64> {
         self.writer.write(move |c| events::prune(c, before)).await
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleState>> {
+        self.read(flows::schedules).await
+    }
+
+    async fn schedule_prepare(
+        &self,
+        name: &str,
+        signature: &str,
+        next_at: Timestamp,
+    ) -> Result<ScheduleState> {
+        let (name, signature) = (name.to_string(), signature.to_string());
+        self.writer
+            .write(move |c| flows::schedule_prepare(c, &name, &signature, next_at))
+            .await
+    }
+
+    async fn schedule_fire(&self, fire: ScheduleFire, now: Timestamp) -> Result<Option<Fired>> {
+        crate::flows::may_fire(&fire)?;
+        self.write_waking(move |c, woken| flows::schedule_fire(c, &fire, now, woken))
+            .await
+    }
+
+    async fn schedule_set_paused(&self, name: &str, paused: bool) -> Result<ScheduleState> {
+        let name = name.to_string();
+        self.writer
+            .write(move |c| flows::schedule_set_paused(c, &name, paused))
+            .await
+    }
+
+    async fn batch_create(&self, batch: NewBatch, now: Timestamp) -> Result<Batch> {
+        crate::flows::may_create_batch(&batch)?;
+        self.write_waking(move |c, woken| flows::batch_create(c, &batch, now, woken))
+            .await
+    }
+
+    async fn batch(&self, id: i64) -> Result<Option<Batch>> {
+        self.read(move |c| flows::batch(c, id)).await
+    }
+
+    async fn batches(&self, filter: BatchFilter) -> Result<Vec<Batch>> {
+        self.read(move |c| flows::batches(c, &filter)).await
+    }
+
+    async fn batch_failures(&self, id: i64, limit: u32) -> Result<Vec<BatchFailure>> {
+        self.read(move |c| flows::batch_failures(c, id, limit))
+            .await
+    }
+
+    async fn batch_cancel(&self, id: i64, now: Timestamp) -> Result<(Batch, Vec<i64>)> {
+        self.writer
+            .write(move |c| flows::batch_cancel(c, id, now))
+            .await
+    }
+
+    async fn batch_retry_failed(&self, id: i64, now: Timestamp) -> Result<(Batch, u64)> {
+        self.write_waking(move |c, woken| flows::batch_retry_failed(c, id, now, woken))
+            .await
+    }
+
+    async fn workflow_start(&self, workflow: NewWorkflow, now: Timestamp) -> Result<i64> {
+        crate::flows::may_start_workflow(&workflow)?;
+        self.write_waking(move |c, woken| flows::workflow_start(c, &workflow, now, woken))
+            .await
+    }
+
+    async fn workflow(&self, id: i64) -> Result<Option<Workflow>> {
+        self.read(move |c| flows::workflow(c, id)).await
+    }
+
+    async fn workflows(&self, filter: WorkflowFilter) -> Result<Vec<Workflow>> {
+        self.read(move |c| flows::workflows(c, &filter)).await
+    }
+
+    async fn workflow_cancel(&self, id: i64, now: Timestamp) -> Result<Workflow> {
+        self.writer
+            .write(move |c| flows::workflow_cancel(c, id, now))
+            .await
+    }
+
+    async fn workflow_retry(
+        &self,
+        id: i64,
+        deadline: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Workflow> {
+        self.write_waking(move |c, woken| flows::workflow_retry(c, id, deadline, now, woken))
+            .await
+    }
+
+    async fn workflow_expire(&self, now: Timestamp) -> Result<Vec<i64>> {
+        self.writer
+            .write(move |c| flows::workflow_expire(c, now))
+            .await
+    }
+
+    async fn prune_flows(&self, before: Timestamp) -> Result<u64> {
+        self.writer
+            .write(move |c| flows::prune_flows(c, before))
+            .await
+    }
+
+    async fn export_flows(&self) -> Result<FlowsDump> {
+        self.read(flows::export).await
+    }
+
+    async fn import_flows(&self, dump: FlowsDump) -> Result<()> {
+        self.writer.write(move |c| flows::import(c, &dump)).await
+    }
+
+    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.wake_tx.subscribe())
     }
 
     async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {

@@ -151,3 +151,95 @@ async fn a_server_restart_is_survived() {
         .unwrap();
     assert_eq!(got.len(), 2, "nothing lost");
 }
+
+/// `copy_all` carries schedules, batches and workflows (ids and states kept) from the
+/// embedded store to PostgreSQL, and a copied workflow goes on advancing there.
+#[tokio::test]
+async fn a_copy_to_postgres_keeps_schedules_batches_and_workflows() {
+    use berth_store::{AttemptRef, Finish, FlowState, NewBatch, NewStep, NewWorkflow, Outcome};
+    let dir = tempfile::tempdir().unwrap();
+    let from =
+        berth_store::SqliteStore::open(&dir.path().join("berth.db"), Default::default()).unwrap();
+    from.schedule_prepare("tick", "*/5 * * * * UTC", T0)
+        .await
+        .unwrap();
+    let new_batch = |items: Vec<serde_json::Value>| NewBatch {
+        queue: "b".into(),
+        kind: "k".into(),
+        items,
+        job_size: 1,
+        max_attempts: 1,
+        priority: 0,
+    };
+    let batch = from
+        .batch_create(new_batch(vec![json!(1), json!(2)]), T0)
+        .await
+        .unwrap();
+    let step = |name: &str, parents: &[&str]| NewStep {
+        name: name.into(),
+        queue: "w".into(),
+        kind: name.into(),
+        parents: parents.iter().map(|p| p.to_string()).collect(),
+        optional: false,
+        max_attempts: 1,
+        priority: 0,
+    };
+    let wf = from
+        .workflow_start(
+            NewWorkflow {
+                name: "w".into(),
+                input: json!({}),
+                steps: vec![step("a", &[]), step("b", &["a"])],
+                deadline: None,
+                started_by: "test".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let to = PostgresStore::open(&shared().fresh_database(), Default::default())
+        .await
+        .unwrap();
+    let report = berth_store::transfer::copy_all(&from, &to, false, T0, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((report.jobs, report.flows), (4, 3));
+    assert_eq!(
+        to.export_flows().await.unwrap(),
+        from.export_flows().await.unwrap()
+    );
+    // The copied workflow advances on PostgreSQL; new ids continue above the copied ones.
+    let a = to
+        .fetch(FetchRequest {
+            queue: "w".into(),
+            limit: 1,
+            worker: "w1".into(),
+            now: T0,
+            lease_until: T0.plus(Duration::from_secs(60)),
+        })
+        .await
+        .unwrap();
+    to.finish(
+        vec![Finish {
+            attempt: AttemptRef {
+                id: a[0].id,
+                attempt: 1,
+            },
+            outcome: Outcome::Completed {
+                result: Some(json!(1)),
+                output: None,
+            },
+        }],
+        T0,
+    )
+    .await
+    .unwrap();
+    let w = to.workflow(wf).await.unwrap().unwrap();
+    assert_eq!(w.state, FlowState::Running);
+    assert_eq!(w.steps[1].state, Some(berth_store::JobState::Available));
+    let next = to
+        .batch_create(new_batch(vec![json!(3)]), T0)
+        .await
+        .unwrap();
+    assert!(next.id > batch.id);
+}

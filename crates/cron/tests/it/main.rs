@@ -1,0 +1,3 @@
+//! berth-cron integration tests.
+
+mod dst;

@@ -1,0 +1,130 @@
+//! [`Workflows`]: the handle for starting and managing workflows.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use berth_queue::Queues;
+use berth_store::{JobState, NewWorkflow, Workflow, WorkflowFilter};
+use serde_json::Value;
+
+use crate::def::WorkflowDef;
+use crate::error::{Result, WorkflowError};
+
+/// The configured workflows over the queues. Cheap to clone.
+#[derive(Clone)]
+pub struct Workflows {
+    queues: Queues,
+    defs: Arc<BTreeMap<String, WorkflowDef>>,
+}
+
+impl Workflows {
+    /// The workflows `defs`, run through `queues` (whose specs must include each step's
+    /// queue).
+    pub fn new(queues: Queues, defs: Vec<WorkflowDef>) -> Self {
+        Self {
+            queues,
+            defs: Arc::new(defs.into_iter().map(|d| (d.name.clone(), d)).collect()),
+        }
+    }
+
+    /// One workflow's definition, or an error naming the configured ones.
+    pub fn def(&self, name: &str) -> Result<&WorkflowDef> {
+        self.defs.get(name).ok_or_else(|| {
+            let (suggestion, known) =
+                berth_queue::error::did_you_mean(name, self.defs.keys(), "workflow");
+            WorkflowError::Unknown {
+                name: name.to_string(),
+                suggestion,
+                known,
+            }
+        })
+    }
+
+    /// A new run of workflow `name`, ready for the store (a schedule fires it in its own
+    /// transaction).
+    pub fn instance(&self, name: &str, input: Value, started_by: &str) -> Result<NewWorkflow> {
+        Ok(self
+            .def(name)?
+            .instance(input, started_by, self.queues.now()))
+    }
+
+    /// Starts workflow `name` with `input`.
+    pub async fn start(&self, name: &str, input: Value, started_by: &str) -> Result<Workflow> {
+        // The store announces the root steps' queues after the commit.
+        let new = self.instance(name, input, started_by)?;
+        let id = self
+            .queues
+            .store()
+            .workflow_start(new, self.queues.now())
+            .await?;
+        tracing::info!(workflow = name, id, started_by, "workflow started");
+        self.get(id).await
+    }
+
+    /// One workflow with its steps.
+    pub async fn get(&self, id: i64) -> Result<Workflow> {
+        self.queues
+            .store()
+            .workflow(id)
+            .await?
+            .ok_or_else(|| berth_store::StoreError::NotFound(format!("no workflow {id}")).into())
+    }
+
+    /// Workflows, newest first.
+    pub async fn list(&self, filter: WorkflowFilter) -> Result<Vec<Workflow>> {
+        Ok(self.queues.store().workflows(filter).await?)
+    }
+
+    /// Cancels a running workflow; its steps running here stop at once.
+    pub async fn cancel(&self, id: i64) -> Result<Workflow> {
+        let w = self
+            .queues
+            .store()
+            .workflow_cancel(id, self.queues.now())
+            .await?;
+        self.stop_steps(&w);
+        Ok(w)
+    }
+
+    /// Runs a failed or cancelled workflow again from its failed steps, with a fresh time
+    /// limit.
+    pub async fn retry(&self, id: i64) -> Result<Workflow> {
+        let now = self.queues.now();
+        let w = self.get(id).await?;
+        let deadline = self
+            .defs
+            .get(&w.name)
+            .and_then(|d| d.timeout)
+            .map(|t| now.plus(t));
+        let w = self
+            .queues
+            .store()
+            .workflow_retry(id, deadline, now)
+            .await?;
+        Ok(w)
+    }
+
+    /// Fails the workflows past their time limit. Returns their ids.
+    pub async fn expire(&self, now: berth_store::Timestamp) -> Result<Vec<i64>> {
+        let ids = self.queues.store().workflow_expire(now).await?;
+        for id in &ids {
+            tracing::warn!(workflow = id, "workflow timed out");
+            if let Ok(w) = self.get(*id).await {
+                self.stop_steps(&w);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Stops the steps of an ended workflow that still run in this process (their jobs
+    /// are cancelled in the store; this spares waiting for the next heartbeat).
+    fn stop_steps(&self, w: &Workflow) {
+        for s in w
+            .steps
+            .iter()
+            .filter(|s| s.state == Some(JobState::Cancelled))
+        {
+            self.queues.abort_job(s.job_id);
+        }
+    }
+}

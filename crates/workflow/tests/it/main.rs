@@ -1,0 +1,4 @@
+//! Workflow tests: real executors and `run` handlers over a real SQLite store, time from
+//! a manual clock.
+
+mod runs;
