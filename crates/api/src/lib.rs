@@ -45,6 +45,8 @@ pub struct AppState {
     pub workflows: berth_workflow::Workflows,
     /// The configured schedules.
     pub scheduler: berth_schedule::Scheduler,
+    /// The HTTP gateway, when the config has a `[gateway]`.
+    pub gateway: Option<Arc<berth_gateway::Gateway>>,
 }
 
 /// Re-reading and applying the config, which the server implements.
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::schedules::routes())
         .merge(routes::batches::routes())
         .merge(routes::workflows::routes())
+        .merge(routes::gateway::routes())
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,

@@ -41,6 +41,8 @@ enum Command {
     Status,
     /// Show the services' instances: pid, state, uptime, restarts, port, CPU, memory.
     Ps,
+    /// Show the gateway's listeners and each route's requests, by status class.
+    Gateway,
     /// Print a service's output from its log files (-f to follow).
     Logs(commands::logs::Args),
     /// Start a service's instances that are not running (also ends a crash loop).

@@ -11,6 +11,7 @@
 //!   bad values at their exact location.
 //! - `validate.rs`: the known keys of every table and the rules that turn the
 //!   raw document into a [`Config`], collecting all problems rather than the first.
+//! - `gateway.rs`: the `[gateway]` table and its `[[gateway.route]]`s.
 //! - `service.rs`: the `[service.NAME]` tables, and `depends_on` checked across
 //!   them (unknown names, cycles).
 //! - `model.rs`: the validated types ([`Config`], [`App`], [`QueueConfig`],
@@ -20,6 +21,7 @@
 //! - `starter.rs`: [`STARTER`], the commented config written by `berth init`.
 
 mod diagnostic;
+mod gateway;
 mod model;
 mod schedule;
 mod section;
@@ -31,6 +33,10 @@ mod workflow;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::Diagnostic;
+pub use gateway::{
+    AccessLogFormat, AcmeChallenge, AcmeConfig, GatewayConfig, LETS_ENCRYPT, RouteConfig,
+    RouteTarget, TlsConfig,
+};
 pub use model::{
     Api, App, Backoff, CheckConfig, Config, CrashLoopConfig, Durability, Handler, LiveConfig,
     PortRange, ProbeConfig, QueueConfig, Restart, Retention, ServiceBackoff, ServiceConfig,

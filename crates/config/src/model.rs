@@ -25,6 +25,8 @@ pub struct Config {
     pub schedules: BTreeMap<String, crate::schedule::ScheduleConfig>,
     /// One entry per `[workflow.NAME]` table, keyed by NAME.
     pub workflows: BTreeMap<String, crate::workflow::WorkflowConfig>,
+    /// The `[gateway]` table, if any.
+    pub gateway: Option<crate::gateway::GatewayConfig>,
 }
 
 /// The `[app]` table: what the application is called and where its state lives.

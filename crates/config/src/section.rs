@@ -7,6 +7,7 @@
 //! checking. Serde's derive would stop at the first problem instead.
 
 use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::Spanned;
@@ -260,6 +261,129 @@ impl<'a, 'i> Section<'a, 'i> {
         }
     }
 
+    /// A non-empty path under `key`, resolved against the config file's directory
+    /// `config_dir`. `example` shows a typical value, quoted.
+    pub(crate) fn path(
+        &self,
+        key: &str,
+        example: &str,
+        config_dir: &Path,
+        d: &mut Diagnostics<'_>,
+    ) -> Option<PathBuf> {
+        self.string(key, "path", d, |path| {
+            if path.is_empty() {
+                Err(Invalid::Expected(format!(
+                    "expected a path such as {example}"
+                )))
+            } else {
+                Ok(PathBuf::from(path))
+            }
+        })
+        // `join` keeps an absolute path as it is.
+        .map(|path| config_dir.join(path))
+    }
+
+    /// A size under `key`: a number of bytes, or a string with a unit such as `"10MiB"`.
+    pub(crate) fn size(&self, key: &str, d: &mut Diagnostics<'_>) -> Option<u64> {
+        const EXPECTED: &str = "expected a size greater than zero: a number of bytes, or a \
+                                string such as \"10MiB\", \"500KB\" or \"1GiB\" (units B, KB, \
+                                MB, GB, KiB, MiB, GiB)";
+        let value = self.get(key)?;
+        match value.get_ref() {
+            DeValue::Integer(integer) => {
+                match u64::from_str_radix(integer.as_str(), integer.radix()) {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => {
+                        let message = self.invalid("size", key, &d.source(value.span()), EXPECTED);
+                        d.error(value.span(), message);
+                        None
+                    }
+                }
+            }
+            DeValue::String(_) => self.string(key, "size", d, |text| {
+                parse_size(text).ok_or_else(|| Invalid::Expected(EXPECTED.into()))
+            }),
+            _ => {
+                self.wrong_type(
+                    key,
+                    value,
+                    "a size such as \"10MiB\" or a number of bytes",
+                    d,
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of strings under `key`, each checked by `parse`; a single string counts
+    /// as a list of one. `expected` describes one item.
+    pub(crate) fn string_list<T>(
+        &self,
+        key: &str,
+        noun: &str,
+        expected: &str,
+        d: &mut Diagnostics<'_>,
+        mut parse: impl FnMut(&str) -> Result<T, Invalid>,
+    ) -> Option<Vec<T>> {
+        let value = self.get(key)?;
+        let items: Vec<&Value<'i>> = match value.get_ref() {
+            DeValue::String(_) => vec![value],
+            DeValue::Array(items) => items.iter().collect(),
+            _ => {
+                self.wrong_type(key, value, &format!("{expected}, or an array of them"), d);
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let DeValue::String(text) = item.get_ref() else {
+                self.wrong_type(key, item, expected, d);
+                continue;
+            };
+            match parse(text) {
+                Ok(parsed) => out.push(parsed),
+                Err(Invalid::Expected(what)) => {
+                    let message = self.invalid(noun, key, &format!("{text:?}"), &what);
+                    d.error(item.span(), message);
+                }
+                Err(Invalid::Message(message)) => d.error(item.span(), message),
+            }
+        }
+        Some(out)
+    }
+
+    /// Each table of the array of tables under `key` (`[[KEY]]`), with its index.
+    pub(crate) fn table_array(
+        &self,
+        key: &str,
+        expected: &str,
+        d: &mut Diagnostics<'_>,
+    ) -> Vec<Section<'a, 'i>> {
+        let Some(value) = self.get(key) else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            self.wrong_type(key, value, expected, d);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item.get_ref() {
+                DeValue::Table(table) => out.push(Section {
+                    table,
+                    path: if self.path.is_empty() {
+                        format!("{key}#{}", i + 1)
+                    } else {
+                        format!("{}.{key}#{}", self.path, i + 1)
+                    },
+                    span: item.span(),
+                }),
+                _ => self.wrong_type(key, item, expected, d),
+            }
+        }
+        out
+    }
+
     /// An integer within `range` under `key`.
     pub(crate) fn integer(
         &self,
@@ -323,6 +447,44 @@ impl<'a, 'i> Section<'a, 'i> {
             }
         }
     }
+}
+
+/// "unknown … `name` …; did you mean `close`? expected one of: a, b" — `what` is the
+/// start of the message, `known` the names that would be right, `none` what to say when
+/// there are none.
+pub(crate) fn unknown_name(what: String, name: &str, known: &[&str], none: &str) -> String {
+    let mut message = what;
+    match closest(name, known) {
+        Some(close) => message.push_str(&format!("; did you mean `{close}`? ")),
+        None => message.push_str("; "),
+    }
+    if known.is_empty() {
+        message.push_str(none);
+    } else {
+        message.push_str(&format!("expected one of: {}", known.join(", ")));
+    }
+    message
+}
+
+/// `"10MiB"` → 10485760; `None` for zero, an unknown unit or an overflow.
+/// Units are case-insensitive; a space may separate them from the number.
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let multiplier: u64 = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(multiplier).filter(|&n| n > 0)
 }
 
 /// The expected key most like `key`, if any is close enough to be a likely typo.

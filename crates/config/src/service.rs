@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use toml::de::DeValue;
@@ -16,7 +16,7 @@ use crate::model::{
     CheckConfig, CrashLoopConfig, LiveConfig, PortRange, ProbeConfig, Restart, ServiceBackoff,
     ServiceConfig,
 };
-use crate::section::{Invalid, Section, closest};
+use crate::section::{Invalid, Section, unknown_name};
 use crate::validate::{backoff_factor, initial_and_max, valid_env_name};
 
 const SERVICE_KEYS: &[&str] = &[
@@ -124,8 +124,8 @@ fn service(
         service.command = command;
     }
 
-    service.cwd = path(section, "cwd", "\"backend\"", config_dir, d);
-    service.env_file = path(section, "env_file", "\".env\"", config_dir, d);
+    service.cwd = section.path("cwd", "\"backend\"", config_dir, d);
+    service.env_file = section.path("env_file", "\".env\"", config_dir, d);
     service.env = env(section, d);
 
     // The ranges fit in a u32 (or u16 for `port`), so the conversions cannot fail.
@@ -212,7 +212,7 @@ fn service(
         service.crash_loop = crash_loop(&table, d);
     }
 
-    if let Some(size) = log_max_size(section, d) {
+    if let Some(size) = section.size("log_max_size", d) {
         service.log_max_size = size;
     }
     if let Some(n) = section.integer("log_keep", 0..=100, d) {
@@ -361,28 +361,6 @@ fn probe(
     })
 }
 
-/// A non-empty path under `key`, resolved against the config file's directory.
-fn path(
-    section: &Section<'_, '_>,
-    key: &str,
-    example: &str,
-    config_dir: &Path,
-    d: &mut Diagnostics<'_>,
-) -> Option<PathBuf> {
-    section
-        .string(key, "path", d, |path| {
-            if path.is_empty() {
-                Err(Invalid::Expected(format!(
-                    "expected a path such as {example}"
-                )))
-            } else {
-                Ok(PathBuf::from(path))
-            }
-        })
-        // `join` keeps an absolute path as it is.
-        .map(|path| config_dir.join(path))
-}
-
 /// `env = { KEY = "value" }`. Values are never repeated in messages: they may
 /// be secrets.
 fn env(service: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> BTreeMap<String, String> {
@@ -459,58 +437,6 @@ fn crash_loop(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> CrashLoopCo
     crash_loop
 }
 
-/// `log_max_size`: a number of bytes, or a string with a unit.
-fn log_max_size(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Option<u64> {
-    const KEY: &str = "log_max_size";
-    const EXPECTED: &str = "expected a size greater than zero: a number of bytes, or a string \
-                            such as \"10MiB\", \"500KB\" or \"1GiB\" (units B, KB, MB, GB, KiB, \
-                            MiB, GiB)";
-    let value = section.get(KEY)?;
-    match value.get_ref() {
-        DeValue::Integer(integer) => match u64::from_str_radix(integer.as_str(), integer.radix()) {
-            Ok(n) if n > 0 => Some(n),
-            _ => {
-                let message = section.invalid("size", KEY, &d.source(value.span()), EXPECTED);
-                d.error(value.span(), message);
-                None
-            }
-        },
-        DeValue::String(_) => section.string(KEY, "size", d, |text| {
-            parse_size(text).ok_or_else(|| Invalid::Expected(EXPECTED.into()))
-        }),
-        _ => {
-            section.wrong_type(
-                KEY,
-                value,
-                "a size such as \"10MiB\" or a number of bytes",
-                d,
-            );
-            None
-        }
-    }
-}
-
-/// `"10MiB"` → 10485760; `None` for zero, an unknown unit or an overflow.
-/// Units are case-insensitive; a space may separate them from the number.
-fn parse_size(text: &str) -> Option<u64> {
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let number: u64 = number.parse().ok()?;
-    let multiplier: u64 = match unit.trim_start().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        _ => return None,
-    };
-    number.checked_mul(multiplier).filter(|&n| n > 0)
-}
-
 /// `depends_on = ["db", …]`: names of other services of this file, each once.
 /// `None` when absent or not an array.
 fn depends_on(
@@ -539,19 +465,15 @@ fn depends_on(
         };
         let target: &str = target;
         if !names.contains(&target) {
-            let mut message = format!(
-                "unknown service `{target}` in `depends_on` {}",
-                section.place()
+            let message = unknown_name(
+                format!(
+                    "unknown service `{target}` in `depends_on` {}",
+                    section.place()
+                ),
+                target,
+                &others,
+                "expected the name of another [service.NAME] in this file",
             );
-            match closest(target, &others) {
-                Some(close) => message.push_str(&format!("; did you mean `{close}`? ")),
-                None => message.push_str("; "),
-            }
-            if others.is_empty() {
-                message.push_str("expected the name of another [service.NAME] in this file");
-            } else {
-                message.push_str(&format!("expected one of: {}", others.join(", ")));
-            }
             d.error(item.span(), message);
         } else if dependencies.targets.iter().any(|t| t == target) {
             d.error(
@@ -641,7 +563,8 @@ fn report_cycle(cycle: &[&str], graph: &BTreeMap<String, Dependencies>, d: &mut 
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_size, stop_signal};
+    use super::stop_signal;
+    use crate::section::parse_size;
 
     #[test]
     fn sizes() {

@@ -19,12 +19,14 @@ use crate::model::{
 use crate::section::{Invalid, Section};
 
 /// Top-level tables that this version understands.
-const TOP_KEYS: &[&str] = &["app", "api", "queue", "service", "schedule", "workflow"];
+const TOP_KEYS: &[&str] = &[
+    "app", "api", "queue", "service", "schedule", "workflow", "gateway",
+];
 
 /// Top-level tables that later versions of berth add. They get a clear "not
 /// supported yet" instead of "unknown key", so that a config written for a
 /// newer berth explains itself.
-pub(crate) const FUTURE_SECTIONS: &[&str] = &["gateway", "ingest", "backup", "notify", "budget"];
+pub(crate) const FUTURE_SECTIONS: &[&str] = &["ingest", "backup", "notify", "budget"];
 
 const APP_KEYS: &[&str] = &[
     "name",
@@ -89,8 +91,16 @@ pub(crate) fn config(document: &DeTable<'_>, path: &Path, d: &mut Diagnostics<'_
         Some(section) => crate::schedule::schedules(&section, &queues, &workflows, d),
         None => BTreeMap::new(),
     };
+    let gateway = match root.table("gateway", "a table such as [gateway]", d) {
+        Some(section) => {
+            let config_dir = path.parent().unwrap_or(Path::new(""));
+            crate::gateway::gateway(&section, config_dir, &services, d)
+        }
+        None => None,
+    };
     Config {
         path: path.to_path_buf(),
+        gateway,
         app,
         api,
         queues,

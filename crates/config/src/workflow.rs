@@ -10,7 +10,7 @@ use toml::de::DeValue;
 
 use crate::diagnostic::Diagnostics;
 use crate::model::QueueConfig;
-use crate::section::{Section, closest};
+use crate::section::{Section, unknown_name};
 use crate::validate::{QUEUE_KEYS, queue_settings};
 
 const WORKFLOW_KEYS: &[&str] = &["timeout", "step"];
@@ -144,16 +144,12 @@ fn parents(
                 ),
             );
         } else if !names.contains(&target) {
-            let mut message = format!("unknown step `{target}` in `parents` {}", section.place());
-            match closest(target, &others) {
-                Some(close) => message.push_str(&format!("; did you mean `{close}`? ")),
-                None => message.push_str("; "),
-            }
-            if others.is_empty() {
-                message.push_str("expected the name of another step of this workflow");
-            } else {
-                message.push_str(&format!("expected one of: {}", others.join(", ")));
-            }
+            let message = unknown_name(
+                format!("unknown step `{target}` in `parents` {}", section.place()),
+                target,
+                &others,
+                "expected the name of another step of this workflow",
+            );
             d.error(item.span(), message);
         } else if out.iter().any(|t| t == target) {
             d.error(

@@ -7,10 +7,12 @@
 //! - [`orphans`]: job processes a killed berth left behind;
 //! - [`services`]: `[service.NAME]` → the supervisor's specs;
 //! - `events`: the supervisor's events → the store and the log;
+//! - [`gateway`]: `[gateway]` → the gateway's spec, and the services' ready instances;
 //! - `reload`: SIGHUP and `berth reload` — the changed services, applied;
 //! - [`specs`]: config → queue settings.
 
 mod events;
+pub mod gateway;
 pub mod lock;
 pub mod orphans;
 mod reload;
@@ -83,6 +85,7 @@ pub struct Daemon {
     reloader: Arc<reload::Reloader>,
     stop_events: CancellationToken,
     recorder: JoinHandle<()>,
+    gateway: Option<Arc<berth_gateway::Gateway>>,
     _lock: DataDirLock,
 }
 
@@ -111,6 +114,7 @@ impl Daemon {
         }
         // Services are checked (env files, free ports) before anything starts.
         let service_specs = services::service_specs(config)?;
+        let gateway_spec = gateway::gateway_spec(config)?;
         for s in config.services.values() {
             services::check_ports(s)?;
         }
@@ -130,7 +134,19 @@ impl Daemon {
             workflows.clone(),
             specs::schedule_defs(config).map_err(anyhow::Error::msg)?,
         );
+        // The gateway binds before the API: a taken port stops the start early.
+        let gateway = match gateway_spec {
+            Some(spec) => {
+                let backends =
+                    gateway::ServiceBackends::follow(supervisor.clone(), stop_events.clone());
+                Some(Arc::new(
+                    berth_gateway::Gateway::start(spec, backends).await?,
+                ))
+            }
+            None => None,
+        };
         let state = AppState {
+            gateway: gateway.clone(),
             workflows: workflows.clone(),
             scheduler: scheduler.clone(),
             queues: queues.clone(),
@@ -234,6 +250,7 @@ impl Daemon {
             reloader,
             stop_events,
             recorder,
+            gateway,
             _lock: lock,
         })
     }
@@ -259,10 +276,22 @@ impl Daemon {
         self.tcp_addr
     }
 
-    /// Stops gracefully: no new jobs are fetched, running ones get the grace period, the
+    /// The gateway's bound addresses (the real ports when 0 was asked), if it runs.
+    pub fn gateway_addrs(&self) -> Vec<SocketAddr> {
+        self.gateway
+            .as_ref()
+            .map(|g| g.local_addrs().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Stops gracefully: the gateway takes no new connections and finishes its requests;
+    /// no new jobs are fetched, running ones get the grace period, the
     /// rest are released to run again on the next start; then the API closes.
     pub async fn stop(self) {
         tracing::info!(grace = ?self.grace, "stopping: no new jobs; waiting for running ones");
+        if let Some(gateway) = &self.gateway {
+            gateway.stop(self.grace).await;
+        }
         // Workers waiting in a long poll get an empty answer now, and no new leases.
         self.queues.close();
         self.runtime.stop().await;

@@ -1,6 +1,7 @@
 //! One file per resource.
 
 pub mod batches;
+pub mod gateway;
 pub mod jobs;
 pub mod queues;
 pub mod schedules;

@@ -10,6 +10,9 @@ use crate::output;
 /// Validates the config and summarises it.
 pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let config = ctx.config()?;
+    if let Some(spec) = berth_server::gateway::gateway_spec(&config)? {
+        berth_gateway::check(&spec)?;
+    }
     if ctx.json {
         output::json(&json!({
             "ok": true,
@@ -18,10 +21,27 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             "data_dir": config.app.data_dir,
             "queues": config.queues.keys().collect::<Vec<_>>(),
             "services": config.services.keys().collect::<Vec<_>>(),
+            "gateway": config.gateway.as_ref().map(|g| json!({
+                "listen": g.listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "routes": g.routes.len(),
+            })),
         }));
     } else {
+        let gateway = match &config.gateway {
+            Some(g) => format!(
+                ", gateway on {} with {} route{}",
+                g.listen
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                g.routes.len(),
+                if g.routes.len() == 1 { "" } else { "s" }
+            ),
+            None => String::new(),
+        };
         println!(
-            "{}: ok (app `{}`, {}, {})",
+            "{}: ok (app `{}`, {}, {}{gateway})",
             config.path.display(),
             config.app.name,
             count("queue", config.queues.keys()),

@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod bench;
 pub mod check;
+pub mod gateway;
 pub mod init;
 pub mod job;
 pub mod logs;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up => runtime()?.block_on(up::run(&ctx)),
         Command::Status => runtime()?.block_on(status::run(&ctx)),
         Command::Ps => runtime()?.block_on(ps::run(&ctx)),
+        Command::Gateway => runtime()?.block_on(gateway::run(&ctx)),
         Command::Logs(args) => runtime()?.block_on(logs::run(&ctx, args)),
         Command::Start { name } => runtime()?.block_on(service::act(&ctx, &name, Action::Start)),
         Command::Stop { name } => runtime()?.block_on(service::act(&ctx, &name, Action::Stop)),

@@ -6,6 +6,7 @@ mod cluster;
 mod crash;
 mod daemon;
 mod flows;
+mod gateway;
 mod services;
 
 use std::path::Path;

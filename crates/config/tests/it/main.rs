@@ -4,6 +4,7 @@
 mod errors;
 mod files;
 mod flows;
+mod gateway;
 mod services;
 mod valid;
 

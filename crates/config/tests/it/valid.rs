@@ -157,6 +157,7 @@ fn defaults() {
             services: BTreeMap::new(),
             schedules: BTreeMap::new(),
             workflows: BTreeMap::new(),
+            gateway: None,
         }
     );
 }

@@ -1,0 +1,226 @@
+//! The gateway under `berth up`: a service's instances behind TLS, static files beside
+//! them, forged identity headers stripped, counts in `berth gateway`, lines in the
+//! access log; and an instance killed under load without a failed request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use berth_testkit::{Project, wait_until};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use serde_json::Value;
+
+use crate::{parts, run_in, stop, up};
+
+/// A tiny app server: answers every GET with JSON naming its port and the headers it got.
+const APP: &str = r#"
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = json.dumps({"port": int(sys.argv[1]), "path": self.path,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+fn project(port: u16, instances: u32, gateway: &str) -> Project {
+    let p = Project::new(&format!(
+        "[app]\nname = \"gw\"\nshutdown_grace = \"2s\"\n\n\
+         [service.api]\ncommand = \"exec python3 app.py {{port}}\"\nport = {port}\ninstances = {instances}\n\
+         ready = {{ tcp = true, interval = \"100ms\" }}\nstop_grace = \"1s\"\n\n{gateway}\n"
+    ));
+    std::fs::write(p.dir().join("app.py"), APP).unwrap();
+    std::fs::create_dir_all(p.dir().join("dist")).unwrap();
+    std::fs::write(p.dir().join("dist/index.html"), "<h1>app</h1>").unwrap();
+    p
+}
+
+async fn running(p: &Project, n: usize) -> Value {
+    let c = p.client();
+    wait_until("the api instances running", Duration::from_secs(20), || {
+        let c = c.clone();
+        async move {
+            let v = c.get("/v1/services").await.ok()?;
+            let up = v["services"]
+                .as_array()?
+                .iter()
+                .filter(|s| s["service"] == "api" && s["state"] == "running")
+                .count();
+            (up == n).then_some(v)
+        }
+    })
+    .await
+}
+
+fn curl(args: &[&str]) -> (String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.to_owned(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_behind_tls_with_static_files_beside_it() {
+    let port = berth_testkit::free_port_run(4);
+    let (https, http) = (port + 2, port + 3);
+    let p = project(
+        port,
+        2,
+        &format!(
+            "[gateway]\nlisten = \"127.0.0.1:{https}\"\ntls = \"self-signed\"\nhttp = \"127.0.0.1:{http}\"\n\n\
+             [[gateway.route]]\npath = \"/\"\nstatic = \"dist\"\nspa = true\n\n\
+             [[gateway.route]]\npath = \"/api\"\nservice = \"api\"\nstrip_prefix = true\n"
+        ),
+    );
+    let (code, out, err) = parts(&run_in(p.dir(), &["check"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("gateway on 127.0.0.1:{https} with 2 routes")),
+        "{out}"
+    );
+
+    let mut child = up(p.dir()).await;
+    running(&p, 2).await;
+    let ca = p.data_dir().join("tls/self-signed.crt");
+    let ca = ca.to_str().unwrap();
+    let base = format!("https://localhost:{https}");
+    assert_eq!(
+        curl(&["--cacert", ca, &format!("{base}/deep/link")]),
+        ("200".into(), "<h1>app</h1>".into())
+    );
+    let mut ports = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let (code, body) = curl(&[
+            "--cacert",
+            ca,
+            "-H",
+            "X-Berth-User: root",
+            &format!("{base}/api/hello?x=1"),
+        ]);
+        assert_eq!(code, "200", "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["path"], "/hello?x=1");
+        assert_eq!(v["headers"]["x-forwarded-proto"], "https");
+        assert!(
+            v["headers"].get("x-berth-user").is_none(),
+            "forged identity reached the service: {v}"
+        );
+        ports.insert(v["port"].as_u64().unwrap());
+    }
+    assert_eq!(ports.len(), 2, "both instances served: {ports:?}");
+    // Plain HTTP is redirected.
+    let (code, _) = curl(&["-o", "/dev/null", &format!("http://localhost:{http}/x")]);
+    assert_eq!(code, "308");
+
+    let (code, out, err) = parts(&run_in(p.dir(), &["gateway"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("listening on https://127.0.0.1:{https}")),
+        "{out}"
+    );
+    let api_row = out
+        .lines()
+        .find(|l| l.starts_with("/api"))
+        .expect("an /api row");
+    let cells: Vec<&str> = api_row.split_whitespace().collect();
+    assert_eq!(&cells[..4], ["/api", "proxy", "4", "4"], "{out}");
+    let log = wait_until("access log lines", Duration::from_secs(5), || async {
+        std::fs::read_to_string(p.data_dir().join("logs/access.log"))
+            .ok()
+            .filter(|l| l.lines().count() >= 5)
+    })
+    .await;
+    assert!(log.contains("\"GET /api/hello?x=1 HTTP/2.0\" 200"), "{log}");
+    stop(&mut child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_under_load_costs_no_request() {
+    let port = berth_testkit::free_port_run(4);
+    let listen = port + 3;
+    let p = project(
+        port,
+        3,
+        &format!(
+            "[gateway]\nlisten = \"127.0.0.1:{listen}\"\naccess_log = \"off\"\n\n\
+             [[gateway.route]]\nservice = \"api\"\n"
+        ),
+    );
+    let mut child = up(p.dir()).await;
+    let services = running(&p, 3).await;
+    let victim = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "api" && s["instance"] == 1)
+        .and_then(|s| s["pid"].as_i64())
+        .expect("instance 1's pid");
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut loads = Vec::new();
+    for _ in 0..8 {
+        let (client, done) = (client.clone(), done.clone());
+        let url = format!("http://127.0.0.1:{listen}/load");
+        loads.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for _ in 0..100 {
+                match client.get(url.parse().unwrap()).await {
+                    Ok(r) if r.status() == 200 => {
+                        let _ = r.into_body().collect().await;
+                    }
+                    Ok(r) => {
+                        let status = r.status();
+                        let body = r
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        failures.push(format!("{status}: {}", String::from_utf8_lossy(&body)));
+                    }
+                    Err(e) => failures.push(e.to_string()),
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            failures
+        }));
+    }
+    while done.load(Ordering::Relaxed) < 200 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let mut failures = Vec::new();
+    for l in loads {
+        failures.extend(l.await.unwrap());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 800 failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    // The supervisor brings it back, and the gateway uses it again.
+    running(&p, 3).await;
+    stop(&mut child);
+}

@@ -1,0 +1,706 @@
+//! The `[gateway]` table and its `[[gateway.route]]`s: where berth listens for HTTP, with
+//! which certificate, and where each request goes (a static directory, a service, a
+//! fixed upstream URL, or a redirect).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::DeValue;
+
+use crate::diagnostic::Diagnostics;
+use crate::model::ServiceConfig;
+use crate::section::{Invalid, Section, unknown_name};
+
+const GATEWAY_KEYS: &[&str] = &[
+    "listen",
+    "tls",
+    "http",
+    "access_log",
+    "max_body",
+    "timeout",
+    "connect_timeout",
+    "route",
+];
+const ROUTE_KEYS: &[&str] = &[
+    "host",
+    "path",
+    "static",
+    "service",
+    "proxy",
+    "redirect",
+    "status",
+    "strip_prefix",
+    "index",
+    "spa",
+    "max_body",
+    "timeout",
+];
+const TLS_FILE_KEYS: &[&str] = &["cert", "key"];
+const ACME_KEYS: &[&str] = &[
+    "acme",
+    "domains",
+    "directory",
+    "challenge",
+    "ca",
+    "renew_before",
+];
+const TARGETS: &str = "exactly one of `static = \"dist\"`, `service = \"api\"`, \
+    `proxy = \"http://127.0.0.1:9000\"` or `redirect = \"https://example.org/\"`";
+const LISTEN_EXPECTED: &str =
+    "expected an IP address and port such as \"0.0.0.0:443\" or \"127.0.0.1:8080\"";
+
+/// Let's Encrypt's production directory, the default ACME server.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// The `[gateway]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayConfig {
+    /// `listen`: one address or a list; every one serves the same routes.
+    pub listen: Vec<SocketAddr>,
+    /// `tls`: absent for plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// `http`: a plain-HTTP listener that redirects to HTTPS (and answers ACME HTTP-01
+    /// challenges). Only with `tls`.
+    pub http: Option<SocketAddr>,
+    /// `access_log` (default `"combined"`): written to `logs/access.log` in the data dir.
+    pub access_log: AccessLogFormat,
+    /// `max_body` (default 10 MiB): the largest request body proxied.
+    pub max_body: u64,
+    /// `timeout` (default 60s): how long an upstream may take to start its response.
+    pub timeout: Duration,
+    /// `connect_timeout` (default 5s): how long connecting to an upstream may take.
+    pub connect_timeout: Duration,
+    /// The `[[gateway.route]]`s, in file order.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `tls`: where the certificate comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TlsConfig {
+    /// `{ cert = "fullchain.pem", key = "privkey.pem" }`: PEM files, reloaded when they
+    /// change.
+    Files {
+        /// The certificate chain, leaf first.
+        cert: PathBuf,
+        /// The private key (PKCS#8, PKCS#1 or SEC1).
+        key: PathBuf,
+    },
+    /// `"self-signed"`: a certificate berth makes for `localhost` and keeps in the data
+    /// dir; for development only.
+    SelfSigned,
+    /// `{ acme = "you@example.org", domains = [...] }`: certificates from an ACME server.
+    Acme(AcmeConfig),
+}
+
+/// `tls = { acme = … }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcmeConfig {
+    /// `acme`: the account's contact address.
+    pub email: String,
+    /// `domains`: the names the certificate covers.
+    pub domains: Vec<String>,
+    /// `directory` (default Let's Encrypt's production directory).
+    pub directory: String,
+    /// `challenge` (default `"http-01"`).
+    pub challenge: AcmeChallenge,
+    /// `ca`: a PEM root to trust for the directory's own HTTPS (a test server's).
+    pub ca: Option<PathBuf>,
+    /// `renew_before` (default 30 days): renew once the certificate expires sooner.
+    pub renew_before: Duration,
+}
+
+/// `challenge`: how the ACME server checks that berth answers for a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// `"http-01"`: a file under `/.well-known/acme-challenge/` on port 80 (`http`).
+    Http01,
+    /// `"tls-alpn-01"`: a special certificate on the TLS port itself.
+    TlsAlpn01,
+}
+
+/// `access_log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLogFormat {
+    /// `"combined"`: the Apache/nginx combined format.
+    #[default]
+    Combined,
+    /// `"json"`: one JSON object per line.
+    Json,
+    /// `"off"`.
+    Off,
+}
+
+/// One `[[gateway.route]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    /// `host`: an exact name, `*.example.org`, or absent for any host.
+    pub host: Option<String>,
+    /// `path` (default `"/"`): a prefix that matches whole segments.
+    pub path: String,
+    /// Where the request goes.
+    pub target: RouteTarget,
+    /// `max_body`: overrides the gateway's.
+    pub max_body: Option<u64>,
+    /// `timeout`: overrides the gateway's.
+    pub timeout: Option<Duration>,
+}
+
+/// Where a route sends its requests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteTarget {
+    /// `static = "dir"`: files of a directory.
+    Static {
+        /// The directory, resolved against the config file's directory.
+        dir: PathBuf,
+        /// `index` (default `"index.html"`): the file served for a directory.
+        index: String,
+        /// `spa` (default false): serve the root index for paths that match no file.
+        spa: bool,
+        /// `strip_prefix` (default true): whether the route's path is removed before
+        /// looking the file up.
+        strip_prefix: bool,
+    },
+    /// `service = "api"`: the ready instances of a `[service.NAME]` with ports.
+    Service {
+        /// The service's name.
+        name: String,
+        /// `strip_prefix` (default false).
+        strip_prefix: bool,
+    },
+    /// `proxy = "http://127.0.0.1:9000"`: a fixed upstream.
+    Proxy {
+        /// The upstream's address (`host:port`).
+        authority: String,
+        /// `strip_prefix` (default false).
+        strip_prefix: bool,
+    },
+    /// `redirect = "https://example.org/new"` with `status` (default 308).
+    Redirect {
+        /// Where to; the rest of the path after the route's prefix is appended when the
+        /// target ends with `/`.
+        to: String,
+        /// 301, 302, 303, 307 or 308.
+        status: u16,
+    },
+}
+
+impl RouteTarget {
+    /// The key that chose this target, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RouteTarget::Static { .. } => "static",
+            RouteTarget::Service { .. } => "service",
+            RouteTarget::Proxy { .. } => "proxy",
+            RouteTarget::Redirect { .. } => "redirect",
+        }
+    }
+}
+
+pub(crate) fn gateway(
+    section: &Section<'_, '_>,
+    config_dir: &Path,
+    services: &BTreeMap<String, ServiceConfig>,
+    d: &mut Diagnostics<'_>,
+) -> Option<GatewayConfig> {
+    section.check_keys(GATEWAY_KEYS, d);
+    let listen = section.string_list(
+        "listen",
+        "address",
+        "an address such as \"0.0.0.0:443\"",
+        d,
+        |text| {
+            text.parse::<SocketAddr>()
+                .map_err(|_| Invalid::Expected(LISTEN_EXPECTED.into()))
+        },
+    );
+    let listen = match listen {
+        Some(listen) if !listen.is_empty() => listen,
+        Some(_)
+            if section
+                .get("listen")
+                .is_some_and(|v| matches!(v.get_ref(), DeValue::Array(a) if a.is_empty())) =>
+        {
+            d.error(
+                section.get("listen").map(|v| v.span()).unwrap_or_else(|| section.span()),
+                "`listen` in [gateway] is empty: expected at least one address such as \"0.0.0.0:443\"",
+            );
+            Vec::new()
+        }
+        Some(_) => Vec::new(),
+        None => {
+            d.error(
+                section.span(),
+                "missing `listen` in [gateway]: expected a line such as `listen = \"0.0.0.0:443\"`",
+            );
+            Vec::new()
+        }
+    };
+    let tls = tls(section, config_dir, d);
+    let http = section.string("http", "address", d, |text| {
+        text.parse::<SocketAddr>()
+            .map_err(|_| Invalid::Expected(format!("{LISTEN_EXPECTED}, usually \"0.0.0.0:80\"")))
+    });
+    if http.is_some() && tls.is_none() && section.get("tls").is_none() {
+        d.error(
+            section.key_span("http").unwrap_or_else(|| section.span()),
+            "`http` in [gateway] redirects plain HTTP to HTTPS, but [gateway] has no `tls`: \
+             add `tls = \"self-signed\"` (or certificate files), or list the address in `listen`",
+        );
+    }
+    if let Some(TlsConfig::Acme(acme)) = &tls
+        && acme.challenge == AcmeChallenge::Http01
+        && http.is_none()
+        && section.get("http").is_none()
+    {
+        d.error(
+            section.key_span("tls").unwrap_or_else(|| section.span()),
+            "the ACME `http-01` challenge is answered on plain HTTP, but [gateway] has no `http` \
+             listener: add `http = \"0.0.0.0:80\"`, or use `challenge = \"tls-alpn-01\"`",
+        );
+    }
+    let access_log = section
+        .string("access_log", "value", d, |text| match text {
+            "combined" => Ok(AccessLogFormat::Combined),
+            "json" => Ok(AccessLogFormat::Json),
+            "off" => Ok(AccessLogFormat::Off),
+            _ => Err(Invalid::Expected(
+                "expected \"combined\", \"json\" or \"off\"".into(),
+            )),
+        })
+        .unwrap_or_default();
+    let max_body = section.size("max_body", d).unwrap_or(10 << 20);
+    let timeout = section
+        .duration("timeout", false, d)
+        .unwrap_or(Duration::from_secs(60));
+    let connect_timeout = section
+        .duration("connect_timeout", false, d)
+        .unwrap_or(Duration::from_secs(5));
+    let mut routes = Vec::new();
+    let tables = section.table_array("route", "an array of tables such as [[gateway.route]]", d);
+    if tables.is_empty() && section.get("route").is_none() {
+        d.error(
+            section.span(),
+            "[gateway] has no routes: expected at least one [[gateway.route]] with `path` and \
+             one of `static`, `service`, `proxy` or `redirect`",
+        );
+    }
+    for table in &tables {
+        if let Some(route) = route(table, config_dir, services, d) {
+            routes.push((route, table.span()));
+        }
+    }
+    report_duplicate_routes(&routes, d);
+    let routes = routes.into_iter().map(|(route, _)| route).collect();
+    Some(GatewayConfig {
+        listen,
+        tls,
+        http,
+        access_log,
+        max_body,
+        timeout,
+        connect_timeout,
+        routes,
+    })
+}
+
+fn tls(section: &Section<'_, '_>, config_dir: &Path, d: &mut Diagnostics<'_>) -> Option<TlsConfig> {
+    const FORMS: &str = "\"self-signed\", { cert = \"fullchain.pem\", key = \"privkey.pem\" } \
+                         or { acme = \"you@example.org\", domains = [\"example.org\"] }";
+    let value = section.get("tls")?;
+    match value.get_ref() {
+        DeValue::String(_) => section.string("tls", "value", d, |text| match text {
+            "self-signed" => Ok(TlsConfig::SelfSigned),
+            _ => Err(Invalid::Expected(format!("expected {FORMS}"))),
+        }),
+        DeValue::Table(_) => {
+            let table = section.child("tls", value, FORMS, d)?;
+            if table.get("acme").is_some() {
+                acme(&table, config_dir, d).map(TlsConfig::Acme)
+            } else {
+                table.check_keys(TLS_FILE_KEYS, d);
+                let cert = table.path("cert", "\"fullchain.pem\"", config_dir, d);
+                let key = table.path("key", "\"privkey.pem\"", config_dir, d);
+                for (name, found) in [("cert", cert.is_some()), ("key", key.is_some())] {
+                    if !found && table.get(name).is_none() {
+                        d.error(
+                            table.span(),
+                            format!(
+                                "missing `{name}` in `tls`: expected both `cert` and `key` files, \
+                                 such as {{ cert = \"fullchain.pem\", key = \"privkey.pem\" }}"
+                            ),
+                        );
+                    }
+                }
+                Some(TlsConfig::Files {
+                    cert: cert?,
+                    key: key?,
+                })
+            }
+        }
+        _ => {
+            section.wrong_type("tls", value, FORMS, d);
+            None
+        }
+    }
+}
+
+fn acme(table: &Section<'_, '_>, config_dir: &Path, d: &mut Diagnostics<'_>) -> Option<AcmeConfig> {
+    table.check_keys(ACME_KEYS, d);
+    let email = table.string("acme", "contact address", d, |text| {
+        let valid = text.split_once('@').is_some_and(|(user, host)| {
+            !user.is_empty() && host.contains('.') && !text.contains(char::is_whitespace)
+        });
+        valid.then(|| text.to_owned()).ok_or_else(|| {
+            Invalid::Expected("expected an email address such as \"ops@example.org\"".into())
+        })
+    });
+    let domains = table.string_list(
+        "domains",
+        "domain",
+        "a domain name such as \"example.org\"",
+        d,
+        |text| {
+            valid_domain(text)
+                .then(|| text.to_ascii_lowercase())
+                .ok_or_else(|| {
+                    Invalid::Expected(
+                "expected a domain name such as \"example.org\" (ACME issues no certificates \
+                 for IP addresses here)"
+                    .into(),
+            )
+                })
+        },
+    );
+    if table.get("domains").is_none() {
+        d.error(
+            table.span(),
+            "missing `domains` in `tls`: expected the names the certificate covers, such as \
+             domains = [\"example.org\", \"www.example.org\"]",
+        );
+    }
+    let directory = table
+        .string("directory", "URL", d, |text| {
+            if text.starts_with("https://") && text.len() > "https://".len() {
+                Ok(text.to_owned())
+            } else {
+                Err(Invalid::Expected(format!(
+                    "expected the https:// URL of an ACME directory such as \"{LETS_ENCRYPT}\""
+                )))
+            }
+        })
+        .unwrap_or_else(|| LETS_ENCRYPT.to_owned());
+    let challenge = table
+        .string("challenge", "challenge", d, |text| match text {
+            "http-01" => Ok(AcmeChallenge::Http01),
+            "tls-alpn-01" => Ok(AcmeChallenge::TlsAlpn01),
+            _ => Err(Invalid::Expected(
+                "expected \"http-01\" or \"tls-alpn-01\"".into(),
+            )),
+        })
+        .unwrap_or(AcmeChallenge::Http01);
+    let ca = table.path("ca", "\"pebble-ca.pem\"", config_dir, d);
+    let renew_before = table
+        .duration("renew_before", false, d)
+        .unwrap_or(Duration::from_secs(30 * 86_400));
+    let domains = domains?;
+    let written = table
+        .get("domains")
+        .is_some_and(|v| !matches!(v.get_ref(), DeValue::Array(a) if a.is_empty()));
+    if domains.is_empty() {
+        if !written {
+            d.error(
+                table
+                    .get("domains")
+                    .map(|v| v.span())
+                    .unwrap_or_else(|| table.span()),
+                "`domains` in `tls` is empty: expected at least one name such as \"example.org\"",
+            );
+        }
+        return None;
+    }
+    Some(AcmeConfig {
+        email: email?,
+        domains,
+        directory,
+        challenge,
+        ca,
+        renew_before,
+    })
+}
+
+/// A DNS name of letters, digits and hyphens in dot-separated labels (a leading `*.`
+/// allowed), with at least one dot or `localhost`.
+fn valid_domain(text: &str) -> bool {
+    let name = text.strip_prefix("*.").unwrap_or(text);
+    let labels_ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    let not_ip = name.parse::<std::net::IpAddr>().is_err();
+    labels_ok && not_ip && (name.contains('.') || name == "localhost")
+}
+
+fn route(
+    section: &Section<'_, '_>,
+    config_dir: &Path,
+    services: &BTreeMap<String, ServiceConfig>,
+    d: &mut Diagnostics<'_>,
+) -> Option<RouteConfig> {
+    section.check_keys(ROUTE_KEYS, d);
+    let host = section.string("host", "host", d, |text| {
+        valid_domain(text)
+            .then(|| text.to_ascii_lowercase())
+            .ok_or_else(|| {
+                Invalid::Expected(
+                    "expected a host name such as \"example.org\" or \"*.example.org\"".into(),
+                )
+            })
+    });
+    let path = section
+        .string("path", "path", d, |text| {
+            let valid = text.starts_with('/')
+                && !text.contains(['?', '#', ' '])
+                && !text.split('/').any(|s| s == ".." || s == ".");
+            if valid {
+                // "/api/" and "/api" are the same prefix.
+                let trimmed = text.trim_end_matches('/');
+                Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
+            } else {
+                Err(Invalid::Expected(
+                    "expected a path prefix starting with `/`, such as \"/\" or \"/api\"".into(),
+                ))
+            }
+        })
+        .unwrap_or_else(|| "/".to_owned());
+
+    let chosen: Vec<&str> = ["static", "service", "proxy", "redirect"]
+        .into_iter()
+        .filter(|k| section.get(k).is_some())
+        .collect();
+    if chosen.len() != 1 {
+        let found = if chosen.is_empty() {
+            "none".to_owned()
+        } else {
+            chosen
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        d.error(
+            section.span(),
+            format!(
+                "a route {} needs {TARGETS}; found {found}",
+                describe(section, &path)
+            ),
+        );
+        return None;
+    }
+    let strip = |default: bool, d: &mut Diagnostics<'_>| {
+        bool_key(section, "strip_prefix", d).unwrap_or(default)
+    };
+    let only_for = |key: &str, kind: &str, d: &mut Diagnostics<'_>| {
+        if let Some(span) = section.key_span(key) {
+            d.error(
+                span,
+                format!(
+                    "`{key}` applies to {kind} routes only, and this route is a `{}` route",
+                    chosen[0]
+                ),
+            );
+        }
+    };
+    let target = match chosen[0] {
+        "static" => {
+            only_for("status", "`redirect`", d);
+            let dir = section.path("static", "\"dist\"", config_dir, d)?;
+            let index = section
+                .string("index", "file name", d, |text| {
+                    let valid =
+                        !text.is_empty() && !text.contains('/') && text != ".." && text != ".";
+                    valid.then(|| text.to_owned()).ok_or_else(|| {
+                        Invalid::Expected("expected a file name such as \"index.html\"".into())
+                    })
+                })
+                .unwrap_or_else(|| "index.html".to_owned());
+            let spa = bool_key(section, "spa", d).unwrap_or(false);
+            RouteTarget::Static {
+                dir,
+                index,
+                spa,
+                strip_prefix: strip(true, d),
+            }
+        }
+        "service" => {
+            only_for("status", "`redirect`", d);
+            only_for("index", "`static`", d);
+            only_for("spa", "`static`", d);
+            let name = section.string("service", "service", d, |text| Ok(text.to_owned()))?;
+            check_service(section, &name, services, d);
+            RouteTarget::Service {
+                name,
+                strip_prefix: strip(false, d),
+            }
+        }
+        "proxy" => {
+            only_for("status", "`redirect`", d);
+            only_for("index", "`static`", d);
+            only_for("spa", "`static`", d);
+            let authority = section.string("proxy", "URL", d, upstream_authority)?;
+            RouteTarget::Proxy {
+                authority,
+                strip_prefix: strip(false, d),
+            }
+        }
+        _ => {
+            only_for("index", "`static`", d);
+            only_for("spa", "`static`", d);
+            only_for("strip_prefix", "`static`, `service` and `proxy`", d);
+            only_for("max_body", "`service` and `proxy`", d);
+            only_for("timeout", "`service` and `proxy`", d);
+            let to = section.string("redirect", "URL", d, |text| {
+                let valid = (text.starts_with("https://") || text.starts_with("http://") || text.starts_with('/'))
+                    && !text.contains(char::is_whitespace);
+                valid.then(|| text.to_owned()).ok_or_else(|| {
+                    Invalid::Expected(
+                        "expected an absolute URL such as \"https://example.org/\" or a path such as \"/new\"".into(),
+                    )
+                })
+            })?;
+            let status = match section.integer("status", 300..=399, d) {
+                Some(code @ (301 | 302 | 303 | 307 | 308)) => code as u16,
+                Some(_) => {
+                    let span = section
+                        .get("status")
+                        .map(|v| v.span())
+                        .unwrap_or_else(|| section.span());
+                    d.error(
+                        span,
+                        "invalid `status` for a redirect: expected 301, 302, 303, 307 or 308",
+                    );
+                    308
+                }
+                None => 308,
+            };
+            RouteTarget::Redirect { to, status }
+        }
+    };
+    if matches!(target, RouteTarget::Static { .. }) {
+        only_for("max_body", "`service` and `proxy`", d);
+        only_for("timeout", "`service` and `proxy`", d);
+    }
+    let max_body = section.size("max_body", d);
+    let timeout = section.duration("timeout", false, d);
+    Some(RouteConfig {
+        host,
+        path,
+        target,
+        max_body,
+        timeout,
+    })
+}
+
+fn check_service(
+    section: &Section<'_, '_>,
+    name: &str,
+    services: &BTreeMap<String, ServiceConfig>,
+    d: &mut Diagnostics<'_>,
+) {
+    let span = section
+        .get("service")
+        .map(|v| v.span())
+        .unwrap_or_else(|| section.span());
+    match services.get(name) {
+        Some(service) if service.ports.is_none() => d.error(
+            span,
+            format!(
+                "service `{name}` has no port, so the gateway cannot reach it: add \
+                 `port = 8000` to [service.{name}] and start it on {{port}}"
+            ),
+        ),
+        Some(_) => {}
+        None => {
+            let known: Vec<&str> = services.keys().map(String::as_str).collect();
+            let message = unknown_name(
+                format!("unknown service `{name}` {}", section.place()),
+                name,
+                &known,
+                "expected the name of a [service.NAME] in this file",
+            );
+            d.error(span, message);
+        }
+    }
+}
+
+/// `http://HOST:PORT` (a path is not allowed: the request's path is kept) → `HOST:PORT`.
+fn upstream_authority(text: &str) -> Result<String, Invalid> {
+    const EXPECTED: &str =
+        "expected an http:// URL of a host and port, such as \"http://127.0.0.1:9000\"";
+    let rest = text.strip_prefix("http://").ok_or_else(|| {
+        Invalid::Expected(if text.starts_with("https://") {
+            format!("https upstreams are not supported; {EXPECTED}")
+        } else {
+            EXPECTED.into()
+        })
+    })?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err(Invalid::Expected(format!(
+            "{EXPECTED}, without a path (the request's own path is sent)"
+        )));
+    }
+    let port_ok = authority
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok {
+        return Err(Invalid::Expected(EXPECTED.into()));
+    }
+    Ok(authority.to_owned())
+}
+
+fn bool_key(section: &Section<'_, '_>, key: &str, d: &mut Diagnostics<'_>) -> Option<bool> {
+    let value = section.get(key)?;
+    match value.get_ref() {
+        DeValue::Boolean(b) => Some(*b),
+        _ => {
+            section.wrong_type(key, value, "true or false", d);
+            None
+        }
+    }
+}
+
+fn describe(section: &Section<'_, '_>, path: &str) -> String {
+    format!("for `{path}` {}", section.place())
+}
+
+/// Two routes with the same host and path: the second could never match.
+fn report_duplicate_routes(routes: &[(RouteConfig, Range<usize>)], d: &mut Diagnostics<'_>) {
+    for (i, (route, span)) in routes.iter().enumerate() {
+        let earlier = routes[..i]
+            .iter()
+            .any(|(r, _)| r.host == route.host && r.path == route.path);
+        if earlier {
+            d.error(
+                span.clone(),
+                format!(
+                    "a second route for path `{}`{}: it would never match; expected each host \
+                     and path once",
+                    route.path,
+                    route
+                        .host
+                        .as_deref()
+                        .map(|h| format!(" on host `{h}`"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+    }
+}

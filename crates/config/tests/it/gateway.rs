@@ -1,0 +1,261 @@
+//! `[gateway]` and `[[gateway.route]]`: what is accepted, and every mistake refused with its
+//! place and what would be right.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_config::{AccessLogFormat, AcmeChallenge, RouteTarget, TlsConfig};
+
+use crate::{diagnostics, valid, with_app};
+
+#[test]
+fn a_full_gateway_reads_with_its_defaults() {
+    let config = valid(&with_app(
+        r#"
+[service.api]
+command = "gunicorn -b 127.0.0.1:{port} app:app"
+port = 8000
+instances = 2
+
+[gateway]
+listen = ["0.0.0.0:8443", "[::1]:8443"]
+tls = { cert = "certs/fullchain.pem", key = "/etc/berth/privkey.pem" }
+http = "0.0.0.0:8080"
+
+[[gateway.route]]
+path = "/"
+static = "dist"
+spa = true
+
+[[gateway.route]]
+host = "API.example.org"
+path = "/api/"
+service = "api"
+timeout = "5s"
+max_body = "1MiB"
+
+[[gateway.route]]
+path = "/old"
+redirect = "https://example.org/new/"
+status = 301
+
+[[gateway.route]]
+path = "/legacy"
+proxy = "http://127.0.0.1:9000"
+strip_prefix = true
+"#,
+    ));
+    let g = config.gateway.expect("a gateway");
+    assert_eq!(
+        g.listen,
+        [
+            "0.0.0.0:8443".parse::<SocketAddr>().unwrap(),
+            "[::1]:8443".parse().unwrap()
+        ]
+    );
+    assert_eq!(
+        g.tls,
+        Some(TlsConfig::Files {
+            cert: PathBuf::from("certs/fullchain.pem"),
+            key: PathBuf::from("/etc/berth/privkey.pem"),
+        })
+    );
+    assert_eq!(g.http, Some("0.0.0.0:8080".parse().unwrap()));
+    assert_eq!(g.access_log, AccessLogFormat::Combined);
+    assert_eq!(g.max_body, 10 << 20);
+    assert_eq!(g.timeout, Duration::from_secs(60));
+    assert_eq!(g.connect_timeout, Duration::from_secs(5));
+    assert_eq!(g.routes.len(), 4);
+    assert_eq!(
+        g.routes[0].target,
+        RouteTarget::Static {
+            dir: PathBuf::from("dist"),
+            index: "index.html".into(),
+            spa: true,
+            strip_prefix: true,
+        }
+    );
+    assert_eq!(g.routes[1].host.as_deref(), Some("api.example.org"));
+    assert_eq!(g.routes[1].path, "/api");
+    assert_eq!(
+        g.routes[1].target,
+        RouteTarget::Service {
+            name: "api".into(),
+            strip_prefix: false
+        }
+    );
+    assert_eq!(g.routes[1].timeout, Some(Duration::from_secs(5)));
+    assert_eq!(g.routes[1].max_body, Some(1 << 20));
+    assert_eq!(
+        g.routes[2].target,
+        RouteTarget::Redirect {
+            to: "https://example.org/new/".into(),
+            status: 301
+        }
+    );
+    assert_eq!(
+        g.routes[3].target,
+        RouteTarget::Proxy {
+            authority: "127.0.0.1:9000".into(),
+            strip_prefix: true
+        }
+    );
+}
+
+#[test]
+fn acme_and_self_signed_tls() {
+    let config = valid(&with_app(
+        r#"
+[gateway]
+listen = "0.0.0.0:443"
+tls = { acme = "ops@example.org", domains = ["example.org", "www.example.org"], challenge = "tls-alpn-01", directory = "https://localhost:14000/dir", ca = "pebble.pem" }
+access_log = "json"
+
+[[gateway.route]]
+proxy = "http://localhost:9000/"
+"#,
+    ));
+    let g = config.gateway.unwrap();
+    let Some(TlsConfig::Acme(acme)) = g.tls else {
+        panic!("expected ACME, got {:?}", g.tls);
+    };
+    assert_eq!(acme.email, "ops@example.org");
+    assert_eq!(acme.domains, ["example.org", "www.example.org"]);
+    assert_eq!(acme.challenge, AcmeChallenge::TlsAlpn01);
+    assert_eq!(acme.directory, "https://localhost:14000/dir");
+    assert_eq!(acme.ca, Some(PathBuf::from("pebble.pem")));
+    assert_eq!(acme.renew_before, Duration::from_secs(30 * 86_400));
+    assert_eq!(g.access_log, AccessLogFormat::Json);
+    assert_eq!(g.routes[0].path, "/");
+
+    let config = valid(&with_app(
+        "[gateway]\nlisten = \"127.0.0.1:8443\"\ntls = \"self-signed\"\n\n[[gateway.route]]\nredirect = \"/elsewhere\"\n",
+    ));
+    assert_eq!(config.gateway.unwrap().tls, Some(TlsConfig::SelfSigned));
+}
+
+#[test]
+fn mistakes_are_refused_at_their_place() {
+    let cases: &[(&str, (usize, usize), &str)] = &[
+        (
+            "[gateway]\nlisten = \"8443\"\n[[gateway.route]]\nstatic = \"d\"\n",
+            (5, 10),
+            "invalid address \"8443\" for `listen` in [gateway]: expected an IP address and port",
+        ),
+        (
+            "[gateway]\n[[gateway.route]]\nstatic = \"d\"\n",
+            (4, 1),
+            "missing `listen` in [gateway]",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n",
+            (4, 1),
+            "[gateway] has no routes",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\npath = \"/x\"\n",
+            (6, 1),
+            "a route for `/x` in [gateway.route#1] needs exactly one of",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nstatic = \"d\"\nproxy = \"http://h:1\"\n",
+            (6, 1),
+            "found `static` and `proxy`",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nservice = \"apj\"\n",
+            (7, 11),
+            "unknown service `apj` in [gateway.route#1]; expected the name of a [service.NAME]",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nproxy = \"http://h:1/api\"\n",
+            (7, 9),
+            "without a path",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nproxy = \"https://h:1\"\n",
+            (7, 9),
+            "https upstreams are not supported",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\npath = \"api\"\nstatic = \"d\"\n",
+            (7, 8),
+            "expected a path prefix starting with `/`",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nredirect = \"/x\"\nstatus = 200\n",
+            (8, 10),
+            "expected an integer from 300 to 399",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nstatic = \"d\"\nstatus = 301\n",
+            (8, 1),
+            "`status` applies to `redirect` routes only",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\ntls = \"selfsigned\"\n[[gateway.route]]\nstatic = \"d\"\n",
+            (6, 7),
+            "expected \"self-signed\", { cert",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\ntls = { cert = \"c.pem\" }\n[[gateway.route]]\nstatic = \"d\"\n",
+            (6, 7),
+            "missing `key` in `tls`",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\nhttp = \"0.0.0.0:80\"\n[[gateway.route]]\nstatic = \"d\"\n",
+            (6, 1),
+            "has no `tls`",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\ntls = { acme = \"a@b.org\", domains = [\"b.org\"] }\n[[gateway.route]]\nstatic = \"d\"\n",
+            (6, 1),
+            "no `http` listener",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\ntls = { acme = \"a@b.org\", domains = [\"10.0.0.1\"], challenge = \"tls-alpn-01\" }\n[[gateway.route]]\nstatic = \"d\"\n",
+            (6, 38),
+            "no certificates for IP addresses",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\naccess_log = \"short\"\n[[gateway.route]]\nstatic = \"d\"\n",
+            (6, 14),
+            "expected \"combined\", \"json\" or \"off\"",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nstatic = \"d\"\n[[gateway.route]]\npath = \"/\"\nstatic = \"e\"\n",
+            (8, 1),
+            "a second route for path `/`",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nstatic = \"d\"\nspa = \"yes\"\n",
+            (8, 7),
+            "wrong type for `spa` in [gateway.route#1]: found a string, expected true or false",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (rest, at, part) in cases {
+        let found = diagnostics(&with_app(rest));
+        let ok = found.len() == 1
+            && found[0].message.contains(part)
+            && (found[0].line, found[0].column) == *at;
+        if !ok {
+            wrong.push(format!("{rest}\n  want {at:?} {part}\n  got {found:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+#[test]
+fn a_service_without_a_port_cannot_be_routed_to() {
+    let found = diagnostics(&with_app(
+        "[service.worker]\ncommand = \"sleep 1000\"\n\n[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nservice = \"worker\"\n",
+    ));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].message.contains("service `worker` has no port"),
+        "{}",
+        found[0].message
+    );
+}

@@ -1,0 +1,83 @@
+//! Per-route counts, kept with atomics so that counting costs the request path nothing
+//! it would notice.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The counts of one route.
+#[derive(Debug, Default)]
+pub(crate) struct Counter {
+    requests: AtomicU64,
+    by_class: [AtomicU64; 5],
+    micros: AtomicU64,
+}
+
+impl Counter {
+    /// Counts one answered request.
+    pub(crate) fn record(&self, status: u16, took: Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        self.micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, route: String, target: &'static str) -> RouteStats {
+        let requests = self.requests.load(Ordering::Relaxed);
+        let class = |i: usize| self.by_class[i].load(Ordering::Relaxed);
+        let micros = self.micros.load(Ordering::Relaxed);
+        RouteStats {
+            route,
+            target,
+            requests,
+            status_2xx: class(1),
+            status_3xx: class(2),
+            status_4xx: class(3),
+            status_5xx: class(4),
+            mean_ms: if requests == 0 {
+                0.0
+            } else {
+                micros as f64 / requests as f64 / 1000.0
+            },
+        }
+    }
+}
+
+/// What the dashboard shows of a route since berth started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteStats {
+    /// The route: its host (if any) and path prefix.
+    pub route: String,
+    /// `static`, `proxy` or `redirect`.
+    pub target: &'static str,
+    /// Requests answered.
+    pub requests: u64,
+    /// … with a 2xx status.
+    pub status_2xx: u64,
+    /// … with a 3xx status.
+    pub status_3xx: u64,
+    /// … with a 4xx status.
+    pub status_4xx: u64,
+    /// … with a 5xx status.
+    pub status_5xx: u64,
+    /// The mean time to the response's head, in milliseconds.
+    pub mean_ms: f64,
+}
+
+impl RouteStats {
+    /// As the API shows it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "route": self.route,
+            "target": self.target,
+            "requests": self.requests,
+            "status_2xx": self.status_2xx,
+            "status_3xx": self.status_3xx,
+            "status_4xx": self.status_4xx,
+            "status_5xx": self.status_5xx,
+            "mean_ms": (self.mean_ms * 1000.0).round() / 1000.0,
+        })
+    }
+}

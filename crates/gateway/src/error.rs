@@ -1,0 +1,43 @@
+//! What can stop the gateway from starting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}; stop what uses it or choose another address")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A certificate or key file could not be read or used.
+    #[error("TLS: {}: {detail}", path.display())]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong, and what would be right.
+        detail: String,
+    },
+    /// A static route's directory is missing or unreadable.
+    #[error("the static directory {} of route `{route}` {detail}", dir.display())]
+    StaticDir {
+        /// The route's name.
+        route: String,
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The access log cannot be opened.
+    #[error("cannot open the access log {}: {source}", path.display())]
+    AccessLog {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+}

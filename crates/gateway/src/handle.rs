@@ -1,0 +1,316 @@
+//! One request: find its route, let the route's target answer, count it and log it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{CONTENT_LENGTH, HOST, REFERER, USER_AGENT};
+use hyper::{Request, Response, StatusCode, Version};
+
+use crate::Backends;
+use crate::access_log::{AccessLogger, Entry};
+use crate::body::Body;
+use crate::counters::{Counter, RouteStats};
+use crate::error::GatewayError;
+use crate::proxy::{Context, Proxy};
+use crate::reply;
+use crate::router::{Router, strip};
+use crate::spec::{RouteSpec, Target};
+use crate::statics::StaticFiles;
+
+/// What every connection of the gateway shares.
+pub(crate) struct Shared {
+    router: Router,
+    routes: Vec<Route>,
+    log: Option<AccessLogger>,
+}
+
+struct Route {
+    name: String,
+    path: String,
+    answer: Answer,
+    counter: Counter,
+}
+
+enum Answer {
+    Static {
+        files: StaticFiles,
+        strip_prefix: bool,
+    },
+    Proxy(Box<Proxy>),
+    Redirect {
+        to: String,
+        status: StatusCode,
+    },
+}
+
+impl Answer {
+    fn kind(&self) -> &'static str {
+        match self {
+            Answer::Static { .. } => "static",
+            Answer::Proxy(_) => "proxy",
+            Answer::Redirect { .. } => "redirect",
+        }
+    }
+}
+
+/// Who is asking, and how they connected.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Conn {
+    pub(crate) peer: SocketAddr,
+    pub(crate) tls: bool,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        specs: &[RouteSpec],
+        backends: Arc<dyn Backends>,
+        log: Option<AccessLogger>,
+    ) -> Result<Self, GatewayError> {
+        let mut routes = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let name = spec.name();
+            let answer = match &spec.target {
+                Target::Static(s) => Answer::Static {
+                    files: StaticFiles::new(s, &name)?,
+                    strip_prefix: s.strip_prefix,
+                },
+                Target::Proxy {
+                    upstream,
+                    strip_prefix,
+                    max_body,
+                    timeout,
+                    connect_timeout,
+                } => Answer::Proxy(Box::new(Proxy::new(
+                    upstream.clone(),
+                    backends.clone(),
+                    *strip_prefix,
+                    *max_body,
+                    *timeout,
+                    *connect_timeout,
+                ))),
+                Target::Redirect { to, status } => Answer::Redirect {
+                    to: to.clone(),
+                    status: StatusCode::from_u16(*status).unwrap_or(StatusCode::PERMANENT_REDIRECT),
+                },
+            };
+            routes.push(Route {
+                name,
+                path: spec.path.clone(),
+                answer,
+                counter: Counter::default(),
+            });
+        }
+        Ok(Self {
+            router: Router::new(specs),
+            routes,
+            log,
+        })
+    }
+
+    pub(crate) fn stats(&self) -> Vec<RouteStats> {
+        self.routes
+            .iter()
+            .map(|r| r.counter.snapshot(r.name.clone(), r.answer.kind()))
+            .collect()
+    }
+}
+
+/// The request's host: the URI's (HTTP/2, absolute form) or the `Host` header's, without
+/// a port, lowercase.
+pub(crate) fn host_of<B>(req: &Request<B>) -> String {
+    let raw = req
+        .uri()
+        .host()
+        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or_default();
+    let without_port = if raw.starts_with('[') {
+        // [::1]:8443
+        raw.split_once(']')
+            .map_or(raw, |(h, _)| h.trim_start_matches('['))
+    } else {
+        raw.rsplit_once(':').map_or(raw, |(h, _)| h)
+    };
+    without_port.to_ascii_lowercase()
+}
+
+fn version_str(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Answers one request; never fails (errors become responses).
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: Conn,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let host = host_of(&req);
+    let Some(index) = shared.router.find(&host, req.uri().path()) else {
+        let response = reply::no_route(&host, req.uri().path());
+        if let Some(log) = &shared.log {
+            log_line(log, &conn, &req, &response, started, "-");
+        }
+        return Ok(response);
+    };
+    let route = &shared.routes[index];
+    // What the log needs of the request, taken before the request is consumed.
+    let logged = shared.log.as_ref().map(|_| RequestLine::of(&req));
+
+    let response = match &route.answer {
+        Answer::Static {
+            files,
+            strip_prefix,
+        } => {
+            let full_path = req.uri().path();
+            let path = if *strip_prefix {
+                strip(&route.path, full_path)
+            } else {
+                full_path
+            };
+            files.serve(
+                req.method(),
+                path,
+                req.uri().query(),
+                full_path,
+                req.headers(),
+            )
+        }
+        Answer::Proxy(proxy) => {
+            let cx = Context {
+                peer: conn.peer,
+                tls: conn.tls,
+                route: &route.name,
+                prefix: &route.path,
+            };
+            proxy.forward(req, cx).await
+        }
+        Answer::Redirect { to, status } => {
+            let location = redirect_target(to, &route.path, req.uri().path(), req.uri().query());
+            reply::redirect(*status, &location)
+        }
+    };
+    let took = started.elapsed();
+    route.counter.record(response.status().as_u16(), took);
+    if let (Some(log), Some(line)) = (&shared.log, logged) {
+        line.write(log, &conn, &response, took, &route.name);
+    }
+    Ok(response)
+}
+
+/// `to`, with the rest of the path appended when `to` ends with `/`.
+fn redirect_target(to: &str, prefix: &str, path: &str, query: Option<&str>) -> String {
+    if !to.ends_with('/') {
+        return to.to_owned();
+    }
+    let rest = strip(prefix, path).trim_start_matches('/');
+    match query {
+        Some(q) => format!("{to}{rest}?{q}"),
+        None => format!("{to}{rest}"),
+    }
+}
+
+/// The parts of a request an access log line shows.
+struct RequestLine {
+    at: SystemTime,
+    method: String,
+    target: String,
+    version: &'static str,
+    referer: Option<String>,
+    agent: Option<String>,
+}
+
+impl RequestLine {
+    fn of<B>(req: &Request<B>) -> Self {
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v: &hyper::header::HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            at: SystemTime::now(),
+            method: req.method().to_string(),
+            target: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |pq| pq.to_string()),
+            version: version_str(req.version()),
+            referer: header(REFERER),
+            agent: header(USER_AGENT),
+        }
+    }
+
+    fn write(
+        self,
+        log: &AccessLogger,
+        conn: &Conn,
+        response: &Response<Body>,
+        took: std::time::Duration,
+        route: &str,
+    ) {
+        log.log(&Entry {
+            peer: conn.peer,
+            user: None,
+            at: self.at,
+            method: &self.method,
+            target: &self.target,
+            version: self.version,
+            status: response.status().as_u16(),
+            bytes: response
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .or_else(|| response.body().size_hint().exact()),
+            referer: self.referer.as_deref(),
+            agent: self.agent.as_deref(),
+            took,
+            route,
+        });
+    }
+}
+
+fn log_line<B>(
+    log: &AccessLogger,
+    conn: &Conn,
+    req: &Request<B>,
+    response: &Response<Body>,
+    started: Instant,
+    route: &str,
+) {
+    RequestLine::of(req).write(log, conn, response, started.elapsed(), route);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_lose_their_port_and_case() {
+        let req = |h: &str| Request::builder().header(HOST, h).body(()).unwrap();
+        assert_eq!(host_of(&req("Example.ORG:8443")), "example.org");
+        assert_eq!(host_of(&req("[::1]:8443")), "::1");
+        assert_eq!(host_of(&req("localhost")), "localhost");
+    }
+
+    #[test]
+    fn redirects_keep_the_rest_of_the_path_when_asked() {
+        assert_eq!(
+            redirect_target("https://new.example/", "/old", "/old/a/b", Some("x=1")),
+            "https://new.example/a/b?x=1"
+        );
+        assert_eq!(
+            redirect_target("https://new.example/page", "/old", "/old/a", None),
+            "https://new.example/page"
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! berth's HTTP front door: it listens (plain HTTP or TLS, HTTP/1.1 and HTTP/2), matches
+//! each request to a route by host and path prefix, and answers it from a static
+//! directory, a supervised service's ready instances, a fixed upstream, or a redirect.
+//!
+//! # Layout
+//! - [`spec`]: what to serve ([`GatewaySpec`], [`RouteSpec`], …), built by the server
+//!   from the config;
+//! - `server`: [`Gateway`]: binds the listeners, accepts connections, serves them with
+//!   hyper until told to stop, then drains;
+//! - `router`: picks the route of a request (the most specific host, then the longest
+//!   path prefix on whole segments);
+//! - `handle`: one request, from the route to the response, counted and logged;
+//! - `statics`: files of a directory (index files, SPA fallback, ETag and
+//!   Last-Modified, ranges, precompressed siblings, nothing outside the directory);
+//! - `proxy`: requests to an upstream (round robin over ready instances, idempotent
+//!   retries on connect failure, WebSockets, `X-Forwarded-*`, timeouts, a body limit);
+//! - `tls`: certificates from files (reloaded when they change) or made on the spot
+//!   (`self-signed`), and the resolver that picks one per handshake;
+//! - `access_log`: one line per request, combined or JSON, written off the request path;
+//! - `counters`: per-route counts for the dashboard;
+//! - `reply`: the gateway's own responses (JSON errors, redirects).
+
+mod access_log;
+mod body;
+mod counters;
+mod error;
+mod handle;
+mod proxy;
+mod reply;
+mod router;
+mod server;
+pub mod spec;
+mod statics;
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use counters::RouteStats;
+pub use error::GatewayError;
+pub use server::Gateway;
+pub use spec::{
+    AccessLog, AccessLogFormat, GatewaySpec, RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
+};
+
+/// Checks what [`Gateway::start`] would refuse, short of binding: every static
+/// directory exists, and certificate files load and match their keys.
+pub fn check(spec: &GatewaySpec) -> Result<(), GatewayError> {
+    for route in &spec.routes {
+        if let Target::Static(s) = &route.target {
+            statics::StaticFiles::new(s, &route.name())?;
+        }
+    }
+    if let Some(TlsSpec::Files { cert, key }) = &spec.tls {
+        tls::load_files(cert, key)?;
+    }
+    Ok(())
+}
+
+/// Where the instances of a service can be reached: implemented by the server over the
+/// supervisor. Called once per proxied request, so it must be cheap.
+pub trait Backends: Send + Sync + 'static {
+    /// The addresses of the instances of `service` that are ready now, in a stable order.
+    fn ready(&self, service: &str) -> Arc<[SocketAddr]>;
+}

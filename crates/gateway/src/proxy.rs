@@ -1,0 +1,434 @@
+//! Requests to an upstream: the ready instances of a service (round robin) or a fixed
+//! address.
+//!
+//! - Connections to upstreams are kept alive and pooled per instance.
+//! - A request that failed before its response began (the instance refused the
+//!   connection, or dropped it) is retried on the next instance when it is idempotent
+//!   and has no body, as nginx's `proxy_next_upstream error` does; the instance is
+//!   skipped for [`DOWN_FOR`] (the supervisor's view catches up on its own).
+//! - Hop-by-hop headers are dropped, `X-Forwarded-For`, `-Proto` and `-Host` are set, and
+//!   any `X-Berth-*` header the client sent is removed: those carry the identity berth
+//!   vouches for, and only berth may set them.
+//! - A body larger than the limit is refused with 413, up front when the client declared
+//!   its length, or as soon as the stream passes the limit.
+//! - `Upgrade` requests (WebSockets) are forwarded and, once the upstream answers 101,
+//!   both connections are spliced together.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{
+    CONNECTION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, UPGRADE,
+};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::Backends;
+use crate::body::{Body, BoxError, empty};
+use crate::reply;
+use crate::spec::Upstream;
+
+/// How long an instance that refused a connection is skipped.
+pub(crate) const DOWN_FOR: Duration = Duration::from_secs(2);
+/// The most instances one idempotent request tries.
+const MAX_TRIES: usize = 3;
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// What the proxy knows of the request besides the request itself.
+pub(crate) struct Context<'a> {
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    /// Whether the client came over TLS.
+    pub(crate) tls: bool,
+    /// The route's name, for logs.
+    pub(crate) route: &'a str,
+    /// The route's path prefix.
+    pub(crate) prefix: &'a str,
+}
+
+/// One proxy route's upstream and settings.
+pub(crate) struct Proxy {
+    client: Client<HttpConnector, Body>,
+    upstream: Upstream,
+    backends: Arc<dyn Backends>,
+    strip_prefix: bool,
+    max_body: u64,
+    timeout: Duration,
+    next: AtomicUsize,
+    any_down: AtomicBool,
+    down: Mutex<HashMap<SocketAddr, Instant>>,
+}
+
+impl Proxy {
+    pub(crate) fn new(
+        upstream: Upstream,
+        backends: Arc<dyn Backends>,
+        strip_prefix: bool,
+        max_body: u64,
+        timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        Self {
+            client,
+            upstream,
+            backends,
+            strip_prefix,
+            max_body,
+            timeout,
+            next: AtomicUsize::new(0),
+            any_down: AtomicBool::new(false),
+            down: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forwards `req` and returns the upstream's response, or the gateway's own error.
+    pub(crate) async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        cx: Context<'_>,
+    ) -> Response<Body> {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body) {
+            return too_large(self.max_body);
+        }
+        let upgrade = wants_upgrade(&req);
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path();
+        let path = if self.strip_prefix {
+            crate::router::strip(cx.prefix, path)
+        } else {
+            path
+        };
+        let path_and_query = match parts.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        };
+        let headers = forward_headers(&parts, &cx, upgrade);
+
+        let no_body = body.is_end_stream();
+        let retryable = no_body && is_idempotent(&parts.method) && !upgrade;
+        let mut body = if no_body {
+            Some(empty())
+        } else {
+            Some(
+                Limited::new(body, self.max_body as usize)
+                    .map_err(|e| e as BoxError)
+                    .boxed_unsync(),
+            )
+        };
+
+        let Some(addrs) = self.candidates() else {
+            let mut response = reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_ready_instance",
+                format!(
+                    "{} has no ready instance; try again shortly",
+                    self.describe()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        };
+        let tries = if retryable {
+            addrs.len().min(MAX_TRIES)
+        } else {
+            1
+        };
+        for (i, authority) in addrs.iter().take(tries).enumerate() {
+            let last = i + 1 == tries;
+            let uri = match Uri::try_from(format!("http://{authority}{path_and_query}")) {
+                Ok(uri) => uri,
+                Err(_) => {
+                    return reply::error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        "the request's path cannot be forwarded",
+                    );
+                }
+            };
+            let mut out = Request::new(body.take().unwrap_or_else(empty));
+            *out.method_mut() = parts.method.clone();
+            *out.uri_mut() = uri;
+            *out.version_mut() = Version::HTTP_11;
+            *out.headers_mut() = headers.clone();
+            if !last {
+                // Only an empty body is retried, so the next try gets an empty one too.
+                body = Some(empty());
+            }
+            match tokio::time::timeout(self.timeout, self.client.request(out)).await {
+                Ok(Ok(mut response)) => {
+                    if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        splice(client_upgrade, hyper::upgrade::on(&mut response));
+                        return response
+                            .map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
+                    }
+                    strip_hop_by_hop(response.headers_mut());
+                    return response.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
+                }
+                Ok(Err(e)) if is_too_large(&e) => return too_large(self.max_body),
+                Ok(Err(e)) => {
+                    tracing::warn!(route = cx.route, upstream = %authority, error = %e, "the upstream failed");
+                    // An instance that refused or dropped the connection is skipped for a
+                    // while; a retryable request (idempotent, no body) goes to the next.
+                    self.mark_down(authority);
+                    if !last {
+                        continue;
+                    }
+                    return if e.is_connect() {
+                        reply::error(
+                            StatusCode::BAD_GATEWAY,
+                            "upstream_unreachable",
+                            format!("{} did not accept the connection", self.describe()),
+                        )
+                    } else {
+                        reply::error(
+                            StatusCode::BAD_GATEWAY,
+                            "upstream_failed",
+                            format!(
+                                "{} closed the connection without a complete response",
+                                self.describe()
+                            ),
+                        )
+                    };
+                }
+                Err(_) => {
+                    tracing::warn!(route = cx.route, upstream = %authority, timeout = ?self.timeout, "the upstream timed out");
+                    return reply::error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "upstream_timeout",
+                        format!(
+                            "{} did not answer within {}",
+                            self.describe(),
+                            humanize(self.timeout)
+                        ),
+                    );
+                }
+            }
+        }
+        unreachable_no_tries()
+    }
+
+    /// Where to send this request, in order: round robin over the ready instances,
+    /// those that refused a connection lately last.
+    /// `None` when the service has no ready instance.
+    fn candidates(&self) -> Option<Vec<String>> {
+        let name = match &self.upstream {
+            Upstream::Fixed(authority) => return Some(vec![authority.clone()]),
+            Upstream::Service(name) => name,
+        };
+        let ready = self.backends.ready(name);
+        if ready.is_empty() {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut order: Vec<SocketAddr> = (0..ready.len())
+            .map(|i| ready[(start + i) % ready.len()])
+            .collect();
+        if self.any_down.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+            down.retain(|_, until| *until > now);
+            if down.is_empty() {
+                self.any_down.store(false, Ordering::Relaxed);
+            } else {
+                // Stable: the healthy keep their round-robin order, the down go last.
+                order.sort_by_key(|addr| down.contains_key(addr));
+            }
+        }
+        Some(order.into_iter().map(|a| a.to_string()).collect())
+    }
+
+    fn mark_down(&self, authority: &str) {
+        if let Ok(addr) = authority.parse::<SocketAddr>() {
+            let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+            down.insert(addr, Instant::now() + DOWN_FOR);
+            self.any_down.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.upstream {
+            Upstream::Service(name) => format!("service `{name}`"),
+            Upstream::Fixed(_) => "the upstream".to_owned(),
+        }
+    }
+}
+
+/// `tries` is at least 1 and every try returns; kept out of line for clarity.
+fn unreachable_no_tries() -> Response<Body> {
+    reply::error(
+        StatusCode::BAD_GATEWAY,
+        "upstream_unreachable",
+        "no upstream was tried",
+    )
+}
+
+fn too_large(max: u64) -> Response<Body> {
+    reply::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body exceeds this route's limit of {max} bytes (`max_body`)"),
+    )
+}
+
+fn is_too_large(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// An HTTP/1.1 `Connection: upgrade` request with an `Upgrade` header.
+fn wants_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(UPGRADE)
+        && req
+            .headers()
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// The request's headers as the upstream gets them.
+fn forward_headers(
+    parts: &hyper::http::request::Parts,
+    cx: &Context<'_>,
+    upgrade: bool,
+) -> HeaderMap {
+    let mut headers = parts.headers.clone();
+    let upgrade_to = upgrade.then(|| headers.get(UPGRADE).cloned()).flatten();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(UPGRADE);
+    // Identity headers are berth's to set; a client's are forgeries.
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-berth-"))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+    if let Some(to) = upgrade_to {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, to);
+    }
+    let host = parts.headers.get(HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
+    });
+    if let Some(host) = host {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+        headers.insert(HOST, host);
+    }
+    let ip = cx.peer.ip().to_string();
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let chain = match parts.headers.get(&xff).and_then(|v| v.to_str().ok()) {
+        Some(before) => format!("{before}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::try_from(chain) {
+        headers.insert(xff, v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if cx.tls { "https" } else { "http" }),
+    );
+    headers
+}
+
+/// Drops hop-by-hop headers, and every header the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for name in named {
+        headers.remove(name.as_str());
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Once both sides have switched protocols, copies bytes both ways until either ends.
+fn splice(client: Option<hyper::upgrade::OnUpgrade>, upstream: hyper::upgrade::OnUpgrade) {
+    let Some(client) = client else { return };
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::debug!(error = %e, "an upgrade did not complete");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(error = %e, "an upgraded connection ended with an error");
+        }
+    });
+}
+
+/// `60s` → "60 seconds", for messages.
+fn humanize(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 1.0 {
+        format!("{} ms", d.as_millis())
+    } else if secs == 1.0 {
+        "1 second".to_owned()
+    } else {
+        format!("{} seconds", secs)
+    }
+}

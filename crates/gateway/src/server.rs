@@ -1,0 +1,310 @@
+//! [`Gateway`]: the listeners and their connections, from bind to drain.
+//!
+//! Every listener gets an accept task; every connection a task of its own, tracked so
+//! that [`Gateway::stop`] can wait for them. On stop, the listeners close at once, each
+//! connection is told to finish (HTTP/1.1 after its current response, HTTP/2 with a
+//! GOAWAY), and whatever still runs after the grace period is dropped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::Backends;
+use crate::access_log::AccessLogger;
+use crate::counters::RouteStats;
+use crate::error::GatewayError;
+use crate::handle::{Conn, Shared, handle, host_of};
+use crate::reply;
+use crate::spec::{GatewaySpec, TlsSpec};
+use crate::tls;
+
+/// How long a client may take to send a request's head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running gateway.
+pub struct Gateway {
+    addrs: Vec<SocketAddr>,
+    tls: bool,
+    http_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    connections: TaskTracker,
+}
+
+impl Gateway {
+    /// Binds every listener, loads the certificate and starts serving. Fails before
+    /// serving anything if a listener cannot be bound, a certificate does not load or a
+    /// static directory is missing.
+    pub async fn start(
+        spec: GatewaySpec,
+        backends: Arc<dyn Backends>,
+    ) -> Result<Self, GatewayError> {
+        let stop = CancellationToken::new();
+        let tls = match &spec.tls {
+            Some(t) => Some(tls::setup(t, &spec.tls_dir)?),
+            None => None,
+        };
+        let log = match &spec.access_log {
+            Some(log) => Some(AccessLogger::start(log)?),
+            None => None,
+        };
+        let shared = Arc::new(Shared::new(&spec.routes, backends, log)?);
+
+        let mut listeners = Vec::new();
+        for addr in &spec.listen {
+            listeners.push(bind(*addr).await?);
+        }
+        let plain = match spec.http {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let http_addr = plain.as_ref().and_then(|l| l.local_addr().ok());
+
+        if let (Some(TlsSpec::Files { cert, key }), Some(t)) = (&spec.tls, &tls) {
+            tls::watch_files(
+                t.certificates.clone(),
+                cert.clone(),
+                key.clone(),
+                spec.tls_reload_every,
+                stop.clone(),
+            );
+        }
+        let connections = TaskTracker::new();
+        let acceptor = tls.as_ref().map(|t| TlsAcceptor::from(t.config.clone()));
+        for listener in listeners {
+            let serve = Serve {
+                shared: shared.clone(),
+                acceptor: acceptor.clone(),
+                stop: stop.clone(),
+                connections: connections.clone(),
+            };
+            tokio::spawn(serve.accept_loop(listener));
+        }
+        if let Some(listener) = plain {
+            let https_port = addrs.first().map_or(443, |a| a.port());
+            tokio::spawn(redirect_loop(
+                listener,
+                https_port,
+                stop.clone(),
+                connections.clone(),
+            ));
+        }
+        for addr in &addrs {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            tracing::info!(%addr, scheme, routes = spec.routes.len(), "gateway listening");
+        }
+        Ok(Self {
+            addrs,
+            tls: tls.is_some(),
+            http_addr,
+            shared,
+            stop,
+            connections,
+        })
+    }
+
+    /// The bound addresses of `listen`, in order (the real ports when 0 was asked).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The bound address of the HTTP→HTTPS redirect listener, if any.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Each route's counts since start.
+    pub fn stats(&self) -> Vec<RouteStats> {
+        self.shared.stats()
+    }
+
+    /// What `GET /v1/gateway` shows: the listeners and each route's counts.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "listen": self.addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "tls": self.tls,
+            "http": self.http_addr.map(|a| a.to_string()),
+            "routes": self.stats().iter().map(RouteStats::to_json).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Stops accepting, lets open connections finish their current requests for up to
+    /// `grace`, then drops what remains.
+    pub async fn stop(&self, grace: Duration) {
+        self.stop.cancel();
+        self.connections.close();
+        if tokio::time::timeout(grace, self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.connections.len(),
+                "gateway connections still open after the grace period; dropping them"
+            );
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { addr, source })
+}
+
+/// What an accept loop needs.
+struct Serve {
+    shared: Arc<Shared>,
+    acceptor: Option<TlsAcceptor>,
+    stop: CancellationToken,
+    connections: TaskTracker,
+}
+
+impl Serve {
+    async fn accept_loop(self, listener: TcpListener) {
+        let this = Arc::new(self);
+        loop {
+            let accepted = tokio::select! {
+                _ = this.stop.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(error = %e, "gateway cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let this2 = this.clone();
+            this.connections
+                .spawn(async move { this2.connection(stream, peer).await });
+        }
+    }
+
+    async fn connection(&self, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        match &self.acceptor {
+            None => {
+                self.serve_io(stream, Conn { peer, tls: false }).await;
+            }
+            Some(acceptor) => {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => self.serve_io(tls, Conn { peer, tls: true }).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            }
+        }
+    }
+
+    async fn serve_io<I>(&self, io: I, conn: Conn)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        let service = service_fn(move |req: Request<Incoming>| handle(shared.clone(), conn, req));
+        serve_connection(io, service, &self.stop).await;
+    }
+}
+
+/// Serves one connection until it ends, or until `stop`, then finishes gracefully.
+async fn serve_connection<I, S>(io: I, service: S, stop: &CancellationToken)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = hyper::Response<crate::body::Body>>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "gateway connection ended with an error");
+            }
+        }
+        _ = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// The plain-HTTP listener beside a TLS one: everything is redirected to HTTPS.
+async fn redirect_loop(
+    listener: TcpListener,
+    https_port: u16,
+    stop: CancellationToken,
+    connections: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| async move {
+                Ok::<_, std::convert::Infallible>(to_https(&req, https_port))
+            });
+            serve_connection(stream, service, &stop).await;
+        });
+    }
+}
+
+fn to_https<B>(req: &Request<B>, https_port: u16) -> hyper::Response<crate::body::Body> {
+    let host = host_of(req);
+    if host.is_empty() {
+        return reply::error(
+            StatusCode::BAD_REQUEST,
+            "no_host",
+            "the request names no host, so it cannot be redirected to HTTPS",
+        );
+    }
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    let path = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    reply::redirect(
+        StatusCode::PERMANENT_REDIRECT,
+        &format!("https://{host}{port}{path}"),
+    )
+}

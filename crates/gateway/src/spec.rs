@@ -1,0 +1,128 @@
+//! What the gateway serves: listeners, certificates and routes, already validated.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the gateway needs to start.
+#[derive(Debug, Clone)]
+pub struct GatewaySpec {
+    /// The addresses to listen on; each serves every route.
+    pub listen: Vec<SocketAddr>,
+    /// The certificate source; `None` serves plain HTTP on `listen`.
+    pub tls: Option<TlsSpec>,
+    /// A plain-HTTP listener that redirects to HTTPS (only with `tls`).
+    pub http: Option<SocketAddr>,
+    /// The routes, in the order they were written.
+    pub routes: Vec<RouteSpec>,
+    /// Where and how requests are logged; `None` logs nothing.
+    pub access_log: Option<AccessLog>,
+    /// A directory of berth's own for TLS material (the self-signed certificate).
+    pub tls_dir: PathBuf,
+    /// How often certificate files are checked for changes.
+    pub tls_reload_every: Duration,
+}
+
+/// Where the certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSpec {
+    /// PEM files: the chain (leaf first) and the private key.
+    Files {
+        /// The certificate chain.
+        cert: PathBuf,
+        /// The private key.
+        key: PathBuf,
+    },
+    /// A certificate for `localhost`, made once and kept in `tls_dir`.
+    SelfSigned,
+}
+
+/// The access log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    /// Its file; appended to.
+    pub path: PathBuf,
+    /// Its line format.
+    pub format: AccessLogFormat,
+}
+
+/// An access log line's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// Apache/nginx "combined", plus the request time in seconds.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+/// One route.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    /// An exact host, `*.example.org`, or `None` for any host. Lowercase.
+    pub host: Option<String>,
+    /// A path prefix that matches whole segments: `/api` matches `/api` and `/api/x`,
+    /// not `/apix`. `/` matches everything.
+    pub path: String,
+    /// What answers.
+    pub target: Target,
+}
+
+impl RouteSpec {
+    /// `host path`, as logs and counters name the route.
+    pub fn name(&self) -> String {
+        match &self.host {
+            Some(host) => format!("{host}{}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
+/// What answers a route's requests.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Files of a directory.
+    Static(StaticSpec),
+    /// An upstream HTTP server.
+    Proxy {
+        /// Which.
+        upstream: Upstream,
+        /// Remove the route's path prefix before forwarding.
+        strip_prefix: bool,
+        /// The largest request body forwarded, in bytes.
+        max_body: u64,
+        /// How long the upstream may take to start its response.
+        timeout: Duration,
+        /// How long connecting may take.
+        connect_timeout: Duration,
+    },
+    /// A redirect.
+    Redirect {
+        /// The target; when it ends with `/`, the rest of the path after the route's
+        /// prefix is appended.
+        to: String,
+        /// 301, 302, 303, 307 or 308.
+        status: u16,
+    },
+}
+
+/// A static directory.
+#[derive(Debug, Clone)]
+pub struct StaticSpec {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The file served for a directory.
+    pub index: String,
+    /// Serve the root index for paths that match no file (single-page apps).
+    pub spa: bool,
+    /// Remove the route's prefix before looking the file up.
+    pub strip_prefix: bool,
+}
+
+/// Where a proxy route's requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// The ready instances of a supervised service, by name.
+    Service(String),
+    /// A fixed `host:port`.
+    Fixed(String),
+}

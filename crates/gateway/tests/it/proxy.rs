@@ -1,0 +1,360 @@
+//! Proxying: headers in and out, limits and timeouts, round robin, an instance dying
+//! under load, and a WebSocket through the proxy.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use berth_gateway::Upstream;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::{FixedBackends, curl, proxy_route, spec, start};
+
+/// An upstream test server: answers with JSON describing the request (and which
+/// instance it is), sleeps on `/slow`, and echoes raw bytes after a 101 on `/ws`.
+struct Upstream_ {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn upstream(instance: usize) -> Upstream_ {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            conns.spawn(async move {
+                let service = service_fn(move |req| answer(instance, req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+        // Dropping the task drops `conns`, which aborts every connection: a dead instance.
+    });
+    Upstream_ { addr, task }
+}
+
+async fn answer(
+    instance: usize,
+    mut req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() == "/ws" {
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let mut io = TokioIo::new(upgraded);
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        return Ok(Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-accept", "test")
+            .body(Full::new(Bytes::new()))
+            .unwrap());
+    }
+    if req.uri().path().ends_with("/slow") {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let headers: serde_json::Map<String, Value> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or(""))))
+        .collect();
+    let method = req.method().to_string();
+    let path = req.uri().to_string();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let reply = json!({
+        "instance": instance,
+        "method": method,
+        "path": path,
+        "headers": headers,
+        "body_len": body.len(),
+    });
+    Ok(Response::builder()
+        .header("content-type", "application/json")
+        .header("connection", "keep-alive")
+        .header("keep-alive", "timeout=5")
+        .body(Full::new(Bytes::from(reply.to_string())))
+        .unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_are_set_and_forged_identity_is_stripped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = upstream(0).await;
+    let routes = vec![
+        proxy_route("/api", Upstream::Fixed(up.addr.to_string()), true),
+        proxy_route("/keep", Upstream::Fixed(up.addr.to_string()), false),
+    ];
+    let (gateway, base) = start(spec(routes, tmp.path()), Arc::new(FixedBackends::default())).await;
+    let (code, body) = curl(&[
+        "-H",
+        "X-Berth-User: admin",
+        "-H",
+        "X-Berth-Roles: admin",
+        "-H",
+        "x-berth-anything: forged",
+        "-H",
+        "X-Forwarded-For: 203.0.113.9",
+        "-H",
+        "Connection: keep-alive, X-Drop-Me",
+        "-H",
+        "X-Drop-Me: 1",
+        &format!("{base}/api/items?page=2"),
+    ])
+    .await;
+    assert_eq!(code, "200", "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["path"], "/items?page=2");
+    let h = &seen["headers"];
+    for forged in [
+        "x-berth-user",
+        "x-berth-roles",
+        "x-berth-anything",
+        "x-drop-me",
+    ] {
+        assert!(
+            h.get(forged).is_none(),
+            "{forged} reached the upstream: {h}"
+        );
+    }
+    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], base.trim_start_matches("http://"));
+    assert_eq!(h["host"], base.trim_start_matches("http://"));
+
+    // Without strip_prefix the path is kept; hop-by-hop response headers are dropped.
+    let head = crate::curl_head(&[&format!("{base}/keep/x")]).await;
+    assert!(!head.contains("keep-alive: timeout"), "{head}");
+    let (_, body) = curl(&[&format!("{base}/keep/x")]).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["path"],
+        "/keep/x"
+    );
+    gateway.stop(Duration::from_secs(1)).await;
+    up.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_limits_timeouts_and_missing_instances_get_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = upstream(0).await;
+    let backends = Arc::new(FixedBackends::default());
+    let routes = vec![
+        proxy_route("/fixed", Upstream::Fixed(up.addr.to_string()), false),
+        proxy_route("/svc", Upstream::Service("api".into()), false),
+        proxy_route("/down", Upstream::Fixed("127.0.0.1:1".into()), false),
+    ];
+    let (gateway, base) = start(spec(routes, tmp.path()), backends.clone()).await;
+
+    // The limit is 1024 bytes: declared too large, and streamed too large (chunked).
+    let big = "x".repeat(2000);
+    let (code, body) = curl(&["--data-binary", &big, &format!("{base}/fixed/upload")]).await;
+    assert_eq!(code, "413", "{body}");
+    assert!(body.contains("1024 bytes"), "{body}");
+    let (code, body) = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &big,
+        &format!("{base}/fixed/upload"),
+    ])
+    .await;
+    assert_eq!(code, "413", "{body}");
+    let (code, body) = curl(&["--data-binary", "small", &format!("{base}/fixed/upload")]).await;
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["body_len"], 5);
+
+    // The route's timeout is 2 s; the upstream takes 5.
+    let started = std::time::Instant::now();
+    let (code, body) = curl(&[&format!("{base}/fixed/slow")]).await;
+    assert_eq!(code, "504", "{body}");
+    assert!(body.contains("did not answer within 2 seconds"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    let (code, body) = curl(&[&format!("{base}/svc/x")]).await;
+    assert_eq!(code, "503", "{body}");
+    assert!(
+        body.contains("service `api` has no ready instance"),
+        "{body}"
+    );
+    let (code, body) = curl(&[&format!("{base}/down/x")]).await;
+    assert_eq!(code, "502", "{body}");
+    assert!(
+        !body.contains("127.0.0.1:1"),
+        "the upstream's address leaked: {body}"
+    );
+    gateway.stop(Duration::from_secs(1)).await;
+    up.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_and_an_instance_dying_under_load_costs_no_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ups = [upstream(0).await, upstream(1).await, upstream(2).await];
+    let backends = Arc::new(FixedBackends::default());
+    backends.set("api", ups.iter().map(|u| u.addr).collect());
+    let (gateway, base) = start(
+        spec(
+            vec![proxy_route("/", Upstream::Service("api".into()), false)],
+            tmp.path(),
+        ),
+        backends.clone(),
+    )
+    .await;
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let get = |client: hyper_util::client::legacy::Client<_, _>, url: String| async move {
+        let response = client
+            .get(url.parse().unwrap())
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if status != StatusCode::OK {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+        }
+        let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        Ok::<usize, String>(v["instance"].as_u64().unwrap() as usize)
+    };
+    let mut seen = [0usize; 3];
+    for _ in 0..30 {
+        seen[get(client.clone(), format!("{base}/rr")).await.unwrap()] += 1;
+    }
+    assert_eq!(seen, [10, 10, 10], "round robin over three instances");
+
+    // Load from 8 clients; instance 1 dies a third of the way in. The supervisor has not
+    // noticed (the backends still list it), so the gateway must skip it by itself.
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (client, base, done) = (client.clone(), base.clone(), done.clone());
+        clients.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for _ in 0..150 {
+                if let Err(e) = get(client.clone(), format!("{base}/load")).await {
+                    failures.push(e);
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            failures
+        }));
+    }
+    while done.load(Ordering::Relaxed) < 400 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    ups[1].task.abort();
+    let mut failures = Vec::new();
+    for c in clients {
+        failures.extend(c.await.unwrap());
+    }
+    assert_eq!(done.load(Ordering::Relaxed), 1200);
+    assert!(
+        failures.is_empty(),
+        "{} failed requests: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let stats = gateway.stats();
+    assert_eq!(stats[0].requests, 1230);
+    assert_eq!(stats[0].status_2xx, 1230);
+    gateway.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_is_echoed_through_the_proxy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = upstream(0).await;
+    let (gateway, base) = start(
+        spec(
+            vec![proxy_route(
+                "/",
+                Upstream::Fixed(up.addr.to_string()),
+                false,
+            )],
+            tmp.path(),
+        ),
+        Arc::new(FixedBackends::default()),
+    )
+    .await;
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    // A masked text frame "hello", as a browser sends it, comes back byte for byte.
+    let frame = [
+        0x81,
+        0x85,
+        1,
+        2,
+        3,
+        4,
+        b'h' ^ 1,
+        b'e' ^ 2,
+        b'l' ^ 3,
+        b'l' ^ 4,
+        b'o' ^ 1,
+    ];
+    for _ in 0..3 {
+        stream.write_all(&frame).await.unwrap();
+        let mut back = [0u8; 11];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut back))
+            .await
+            .expect("the echo arrives")
+            .unwrap();
+        assert_eq!(back, frame);
+    }
+    drop(stream);
+    gateway.stop(Duration::from_secs(1)).await;
+    up.task.abort();
+}

@@ -1,0 +1,160 @@
+//! `[gateway]` → the gateway's spec, and the supervisor's ready instances as the
+//! gateway's [`Backends`].
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use berth_config::{AccessLogFormat, Config, RouteTarget, TlsConfig};
+use berth_gateway::{
+    AccessLog, Backends, GatewaySpec, RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
+};
+use berth_supervise::{InstanceState, Supervisor};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+/// How often certificate files are checked for changes.
+const TLS_RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// The gateway's spec, if the config has a `[gateway]`. ACME is not served yet: the
+/// caller reports it.
+pub fn gateway_spec(config: &Config) -> anyhow::Result<Option<GatewaySpec>> {
+    let Some(g) = &config.gateway else {
+        return Ok(None);
+    };
+    let tls = match &g.tls {
+        None => None,
+        Some(TlsConfig::Files { cert, key }) => Some(TlsSpec::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        Some(TlsConfig::SelfSigned) => Some(TlsSpec::SelfSigned),
+        Some(TlsConfig::Acme(_)) => anyhow::bail!(
+            "[gateway] tls = {{ acme = … }}: automatic certificates are not available in this \
+             build yet; use certificate files or \"self-signed\""
+        ),
+    };
+    let routes = g
+        .routes
+        .iter()
+        .map(|r| RouteSpec {
+            host: r.host.clone(),
+            path: r.path.clone(),
+            target: match &r.target {
+                RouteTarget::Static {
+                    dir,
+                    index,
+                    spa,
+                    strip_prefix,
+                } => Target::Static(StaticSpec {
+                    dir: dir.clone(),
+                    index: index.clone(),
+                    spa: *spa,
+                    strip_prefix: *strip_prefix,
+                }),
+                RouteTarget::Service { name, strip_prefix } => Target::Proxy {
+                    upstream: Upstream::Service(name.clone()),
+                    strip_prefix: *strip_prefix,
+                    max_body: r.max_body.unwrap_or(g.max_body),
+                    timeout: r.timeout.unwrap_or(g.timeout),
+                    connect_timeout: g.connect_timeout,
+                },
+                RouteTarget::Proxy {
+                    authority,
+                    strip_prefix,
+                } => Target::Proxy {
+                    upstream: Upstream::Fixed(authority.clone()),
+                    strip_prefix: *strip_prefix,
+                    max_body: r.max_body.unwrap_or(g.max_body),
+                    timeout: r.timeout.unwrap_or(g.timeout),
+                    connect_timeout: g.connect_timeout,
+                },
+                RouteTarget::Redirect { to, status } => Target::Redirect {
+                    to: to.clone(),
+                    status: *status,
+                },
+            },
+        })
+        .collect();
+    let access_log = match g.access_log {
+        AccessLogFormat::Off => None,
+        format => Some(AccessLog {
+            path: crate::services::log_dir(config).join("access.log"),
+            format: match format {
+                AccessLogFormat::Json => berth_gateway::AccessLogFormat::Json,
+                _ => berth_gateway::AccessLogFormat::Combined,
+            },
+        }),
+    };
+    Ok(Some(GatewaySpec {
+        listen: g.listen.clone(),
+        tls,
+        http: g.http,
+        routes,
+        access_log,
+        tls_dir: config.app.data_dir.join("tls"),
+        tls_reload_every: TLS_RELOAD_EVERY,
+    }))
+}
+
+/// The ready instances of every service, refreshed on each supervisor event (and once a
+/// second, in case an event was missed).
+pub struct ServiceBackends {
+    ready: RwLock<HashMap<String, Arc<[SocketAddr]>>>,
+    empty: Arc<[SocketAddr]>,
+}
+
+impl ServiceBackends {
+    /// Starts following `supervisor` until `stop`.
+    pub fn follow(supervisor: Arc<Supervisor>, stop: CancellationToken) -> Arc<Self> {
+        let this = Arc::new(Self {
+            ready: RwLock::new(HashMap::new()),
+            empty: Arc::from(Vec::new()),
+        });
+        this.refresh(&supervisor);
+        let mut events = supervisor.subscribe();
+        let me = this.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    event = events.recv() => {
+                        if let Err(RecvError::Closed) = event {
+                            return;
+                        }
+                    }
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                me.refresh(&supervisor);
+            }
+        });
+        this
+    }
+
+    fn refresh(&self, supervisor: &Supervisor) {
+        let mut map: HashMap<String, Vec<SocketAddr>> = HashMap::new();
+        for s in supervisor.status() {
+            let entry = map.entry(s.service.clone()).or_default();
+            if let (InstanceState::Running, Some(port)) = (s.state, s.port) {
+                entry.push(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+            }
+        }
+        let map = map
+            .into_iter()
+            .map(|(name, addrs)| (name, Arc::from(addrs)))
+            .collect();
+        *self.ready.write().unwrap_or_else(|e| e.into_inner()) = map;
+    }
+}
+
+impl Backends for ServiceBackends {
+    fn ready(&self, service: &str) -> Arc<[SocketAddr]> {
+        self.ready
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| self.empty.clone())
+    }
+}
