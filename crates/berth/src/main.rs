@@ -14,6 +14,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: the gateway's request path allocates a little
+/// per request, and glibc's allocator showed as 8% of a proxied request's CPU time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// berth runs your app's back office: durable job queues with retries, handlers that run
 /// commands or POST to your app, and an API to watch and steer them.
 #[derive(Debug, Parser)]

@@ -40,4 +40,7 @@ pub enum GatewayError {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// A worker thread could not be started.
+    #[error("cannot start a gateway worker thread: {0}")]
+    Worker(std::io::Error),
 }

@@ -21,22 +21,25 @@ use crate::spec::{RouteSpec, Target};
 use crate::statics::StaticFiles;
 
 /// What every connection of the gateway shares.
+///
+/// Each worker thread has its own, made by [`Shared::fork`]: the proxies' connection
+/// pools are the thread's own, while static files, counters and the log are shared.
 pub(crate) struct Shared {
-    router: Router,
+    router: Arc<Router>,
     routes: Vec<Route>,
-    log: Option<AccessLogger>,
+    log: Option<Arc<AccessLogger>>,
 }
 
 struct Route {
     name: String,
     path: String,
     answer: Answer,
-    counter: Counter,
+    counter: Arc<Counter>,
 }
 
 enum Answer {
     Static {
-        files: StaticFiles,
+        files: Arc<StaticFiles>,
         strip_prefix: bool,
     },
     Proxy(Box<Proxy>),
@@ -74,7 +77,7 @@ impl Shared {
             let name = spec.name();
             let answer = match &spec.target {
                 Target::Static(s) => Answer::Static {
-                    files: StaticFiles::new(s, &name)?,
+                    files: Arc::new(StaticFiles::new(s, &name)?),
                     strip_prefix: s.strip_prefix,
                 },
                 Target::Proxy {
@@ -100,14 +103,46 @@ impl Shared {
                 name,
                 path: spec.path.clone(),
                 answer,
-                counter: Counter::default(),
+                counter: Arc::default(),
             });
         }
         Ok(Self {
-            router: Router::new(specs),
+            router: Arc::new(Router::new(specs)),
             routes,
-            log,
+            log: log.map(Arc::new),
         })
+    }
+
+    /// The same routes for another worker thread.
+    pub(crate) fn fork(&self) -> Self {
+        let routes = self
+            .routes
+            .iter()
+            .map(|r| Route {
+                name: r.name.clone(),
+                path: r.path.clone(),
+                answer: match &r.answer {
+                    Answer::Static {
+                        files,
+                        strip_prefix,
+                    } => Answer::Static {
+                        files: files.clone(),
+                        strip_prefix: *strip_prefix,
+                    },
+                    Answer::Proxy(proxy) => Answer::Proxy(Box::new(proxy.fork())),
+                    Answer::Redirect { to, status } => Answer::Redirect {
+                        to: to.clone(),
+                        status: *status,
+                    },
+                },
+                counter: r.counter.clone(),
+            })
+            .collect();
+        Self {
+            router: self.router.clone(),
+            routes,
+            log: self.log.clone(),
+        }
     }
 
     pub(crate) fn stats(&self) -> Vec<RouteStats> {

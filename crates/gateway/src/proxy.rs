@@ -25,10 +25,11 @@ use hyper::body::{Body as _, Incoming};
 use hyper::header::{
     CONNECTION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, UPGRADE,
 };
+use hyper::http::uri::{Authority, PathAndQuery};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::Backends;
 use crate::body::{Body, BoxError, empty};
@@ -68,10 +69,22 @@ pub(crate) struct Context<'a> {
 pub(crate) struct Proxy {
     client: Client<HttpConnector, Body>,
     upstream: Upstream,
+    /// A fixed upstream's authority, parsed once (`None` if it does not parse, which
+    /// the config's checks rule out).
+    fixed: Option<Authority>,
     backends: Arc<dyn Backends>,
     strip_prefix: bool,
     max_body: u64,
     timeout: Duration,
+    connect_timeout: Duration,
+    /// Shared by every worker's copy, so that the rotation and the instances found
+    /// down are the same whichever worker a request lands on.
+    health: Arc<Health>,
+}
+
+/// The round robin's position and the instances that failed lately.
+#[derive(Default)]
+struct Health {
     next: AtomicUsize,
     any_down: AtomicBool,
     down: Mutex<HashMap<SocketAddr, Instant>>,
@@ -90,20 +103,40 @@ impl Proxy {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
         let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(1024)
             .build(connector);
+        let fixed = match &upstream {
+            Upstream::Fixed(a) => Authority::try_from(a.as_str()).ok(),
+            Upstream::Service(_) => None,
+        };
         Self {
             client,
             upstream,
+            fixed,
             backends,
             strip_prefix,
             max_body,
             timeout,
-            next: AtomicUsize::new(0),
-            any_down: AtomicBool::new(false),
-            down: Mutex::new(HashMap::new()),
+            connect_timeout,
+            health: Arc::default(),
         }
+    }
+
+    /// The same upstream with a connection pool of its own, for another worker thread
+    /// (a pooled connection is best used from the thread that drives it).
+    pub(crate) fn fork(&self) -> Self {
+        let mut copy = Self::new(
+            self.upstream.clone(),
+            self.backends.clone(),
+            self.strip_prefix,
+            self.max_body,
+            self.timeout,
+            self.connect_timeout,
+        );
+        copy.health = self.health.clone();
+        copy
     }
 
     /// Forwards `req` and returns the upstream's response, or the gateway's own error.
@@ -124,17 +157,14 @@ impl Proxy {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
         let (parts, body) = req.into_parts();
-        let path = parts.uri.path();
-        let path = if self.strip_prefix {
-            crate::router::strip(cx.prefix, path)
-        } else {
-            path
+        let Some(path_and_query) = self.upstream_path(&parts.uri, cx.prefix) else {
+            return reply::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request's path cannot be forwarded",
+            );
         };
-        let path_and_query = match parts.uri.query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.to_owned(),
-        };
-        let headers = forward_headers(&parts, &cx, upgrade);
+        let mut headers = Some(forward_headers(&parts, &cx, upgrade));
 
         let no_body = body.is_end_stream();
         let retryable = no_body && is_idempotent(&parts.method) && !upgrade;
@@ -169,21 +199,27 @@ impl Proxy {
         };
         for (i, authority) in addrs.iter().take(tries).enumerate() {
             let last = i + 1 == tries;
-            let uri = match Uri::try_from(format!("http://{authority}{path_and_query}")) {
-                Ok(uri) => uri,
-                Err(_) => {
-                    return reply::error(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        "the request's path cannot be forwarded",
-                    );
-                }
+            let mut uri = hyper::http::uri::Parts::default();
+            uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
+            uri.authority = Some(authority.clone());
+            uri.path_and_query = Some(path_and_query.clone());
+            let Ok(uri) = Uri::from_parts(uri) else {
+                return reply::error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "the request's path cannot be forwarded",
+                );
             };
             let mut out = Request::new(body.take().unwrap_or_else(empty));
             *out.method_mut() = parts.method.clone();
             *out.uri_mut() = uri;
             *out.version_mut() = Version::HTTP_11;
-            *out.headers_mut() = headers.clone();
+            // The last try takes the headers; earlier ones copy them.
+            *out.headers_mut() = if last {
+                headers.take().unwrap_or_default()
+            } else {
+                headers.clone().unwrap_or_default()
+            };
             if !last {
                 // Only an empty body is retried, so the next try gets an empty one too.
                 body = Some(empty());
@@ -243,39 +279,63 @@ impl Proxy {
 
     /// Where to send this request, in order: round robin over the ready instances,
     /// those that refused a connection lately last.
-    /// `None` when the service has no ready instance.
-    fn candidates(&self) -> Option<Vec<String>> {
+    /// The request's path and query as the upstream gets it; `None` if it cannot be
+    /// put back together (it always can when taken from a valid URI).
+    fn upstream_path(&self, uri: &Uri, prefix: &str) -> Option<PathAndQuery> {
+        if !self.strip_prefix {
+            return Some(
+                uri.path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            );
+        }
+        let path = crate::router::strip(prefix, uri.path());
+        let joined = match uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        };
+        PathAndQuery::try_from(joined).ok()
+    }
+
+    /// Where to send this request, in order: round robin over the ready instances,
+    /// those that failed lately last. `None` when the service has no ready instance.
+    fn candidates(&self) -> Option<Vec<Authority>> {
         let name = match &self.upstream {
-            Upstream::Fixed(authority) => return Some(vec![authority.clone()]),
+            Upstream::Fixed(_) => return self.fixed.clone().map(|a| vec![a]),
             Upstream::Service(name) => name,
         };
         let ready = self.backends.ready(name);
         if ready.is_empty() {
             return None;
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let start = self.health.next.fetch_add(1, Ordering::Relaxed);
         let mut order: Vec<SocketAddr> = (0..ready.len())
             .map(|i| ready[(start + i) % ready.len()])
             .collect();
-        if self.any_down.load(Ordering::Relaxed) {
+        if self.health.any_down.load(Ordering::Relaxed) {
             let now = Instant::now();
-            let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+            let mut down = self.health.down.lock().unwrap_or_else(|e| e.into_inner());
             down.retain(|_, until| *until > now);
             if down.is_empty() {
-                self.any_down.store(false, Ordering::Relaxed);
+                self.health.any_down.store(false, Ordering::Relaxed);
             } else {
                 // Stable: the healthy keep their round-robin order, the down go last.
                 order.sort_by_key(|addr| down.contains_key(addr));
             }
         }
-        Some(order.into_iter().map(|a| a.to_string()).collect())
+        Some(
+            order
+                .into_iter()
+                .filter_map(|a| Authority::try_from(a.to_string()).ok())
+                .collect(),
+        )
     }
 
-    fn mark_down(&self, authority: &str) {
-        if let Ok(addr) = authority.parse::<SocketAddr>() {
-            let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+    fn mark_down(&self, authority: &Authority) {
+        if let Ok(addr) = authority.as_str().parse::<SocketAddr>() {
+            let mut down = self.health.down.lock().unwrap_or_else(|e| e.into_inner());
             down.insert(addr, Instant::now() + DOWN_FOR);
-            self.any_down.store(true, Ordering::Relaxed);
+            self.health.any_down.store(true, Ordering::Relaxed);
         }
     }
 
@@ -346,13 +406,15 @@ fn forward_headers(
     strip_hop_by_hop(&mut headers);
     headers.remove(UPGRADE);
     // Identity headers are berth's to set; a client's are forgeries.
-    let forged: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-berth-"))
-        .cloned()
-        .collect();
-    for name in forged {
-        headers.remove(name);
+    if headers.keys().any(|k| k.as_str().starts_with("x-berth-")) {
+        let forged: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("x-berth-"))
+            .cloned()
+            .collect();
+        for name in forged {
+            headers.remove(name);
+        }
     }
     if let Some(to) = upgrade_to {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -386,6 +448,16 @@ fn forward_headers(
 
 /// Drops hop-by-hop headers, and every header the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(CONNECTION) {
+        strip_connection_named(headers);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Drops the headers the `Connection` header names (other than the hop-by-hop list).
+fn strip_connection_named(headers: &mut HeaderMap) {
     let named: Vec<String> = headers
         .get_all(CONNECTION)
         .iter()
@@ -396,9 +468,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .collect();
     for name in named {
         headers.remove(name.as_str());
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
     }
 }
 

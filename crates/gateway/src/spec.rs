@@ -21,6 +21,9 @@ pub struct GatewaySpec {
     pub tls_dir: PathBuf,
     /// How often certificate files are checked for changes.
     pub tls_reload_every: Duration,
+    /// Worker threads, each with its own event loop and upstream connections (the
+    /// server passes the number of CPUs).
+    pub workers: usize,
 }
 
 /// Where the certificate comes from.

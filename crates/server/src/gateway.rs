@@ -95,6 +95,7 @@ pub fn gateway_spec(config: &Config) -> anyhow::Result<Option<GatewaySpec>> {
         access_log,
         tls_dir: config.app.data_dir.join("tls"),
         tls_reload_every: TLS_RELOAD_EVERY,
+        workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
     }))
 }
 

@@ -289,12 +289,16 @@ impl Daemon {
     /// rest are released to run again on the next start; then the API closes.
     pub async fn stop(self) {
         tracing::info!(grace = ?self.grace, "stopping: no new jobs; waiting for running ones");
-        if let Some(gateway) = &self.gateway {
-            gateway.stop(self.grace).await;
-        }
         // Workers waiting in a long poll get an empty answer now, and no new leases.
         self.queues.close();
-        self.runtime.stop().await;
+        // The gateway's requests and the running jobs finish side by side, within one
+        // grace period, before the services they may need stop.
+        let gateway = async {
+            if let Some(gateway) = &self.gateway {
+                gateway.stop(self.grace).await;
+            }
+        };
+        tokio::join!(gateway, self.runtime.stop());
         // Jobs first (their handlers may post to services), then services in reverse
         // dependency order.
         self.supervisor.stop().await;

@@ -52,6 +52,7 @@ pub fn spec(routes: Vec<RouteSpec>, tls_dir: &Path) -> GatewaySpec {
         access_log: None,
         tls_dir: tls_dir.to_path_buf(),
         tls_reload_every: Duration::from_millis(100),
+        workers: 2,
     }
 }
 
