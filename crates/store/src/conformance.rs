@@ -12,6 +12,7 @@ use crate::StoreError;
 use crate::model::*;
 use crate::store::{FetchRequest, Store};
 
+pub use crate::conformance_auth::*;
 pub use crate::conformance_flows::*;
 
 /// A store under test, with whatever must live as long as it (a temp dir, a database).
@@ -53,7 +54,9 @@ macro_rules! conformance_suite {
             batch_splits_failed_chunks_down_to_single_items, batch_cancel_cancels_unfinished_jobs,
             workflow_diamond_passes_results, workflow_failure_cancels_and_retry_resumes,
             workflow_optional_step_lets_children_run, workflow_cancel_and_deadline,
-            flows_survive_purge_and_prune, flows_export_and_refuse_conflicting_import);
+            flows_survive_purge_and_prune, flows_export_and_refuse_conflicting_import,
+            users_are_added_changed_and_removed, failed_logins_lock_and_reset,
+            tokens_expire_and_are_revoked, sessions_end_and_are_pruned, auth_exports_and_imports);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -12,6 +12,7 @@
 //! - [`error`]: the store's error type, [`StoreError`].
 //! - `conformance` (feature `conformance`): the cases every backend must pass.
 
+pub mod auth;
 pub mod error;
 pub mod flows;
 pub mod model;
@@ -24,8 +25,11 @@ pub mod transfer;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(feature = "conformance")]
+mod conformance_auth;
+#[cfg(feature = "conformance")]
 mod conformance_flows;
 
+pub use auth::*;
 pub use error::{Result, StoreError};
 pub use flows::*;
 pub use model::*;

@@ -8,6 +8,7 @@
 
 use async_trait::async_trait;
 
+use crate::auth::{AuthDump, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord};
 use crate::error::Result;
 use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
@@ -243,4 +244,88 @@ pub trait Store: Send + Sync + 'static {
     fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         None
     }
+
+    /// Adds a user; `Conflict` if the name is taken.
+    async fn user_create(
+        &self,
+        name: &str,
+        password_hash: &str,
+        roles: Vec<String>,
+        now: Timestamp,
+    ) -> Result<UserRecord>;
+
+    /// Changes a user's password (which also ends their sessions and any lockout) and/or
+    /// roles; `NotFound` if there is no such user.
+    async fn user_update(
+        &self,
+        name: &str,
+        password_hash: Option<String>,
+        roles: Option<Vec<String>>,
+        now: Timestamp,
+    ) -> Result<UserRecord>;
+
+    /// Removes a user with their tokens and sessions; `NotFound` if there is none.
+    async fn user_remove(&self, name: &str) -> Result<()>;
+
+    /// One user.
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>>;
+
+    /// Every user, by name.
+    async fn users(&self) -> Result<Vec<UserRecord>>;
+
+    /// Counts a failed login of `name` (nothing if there is no such user); returns until
+    /// when the user is locked out, if this failure locked them.
+    async fn login_failed(
+        &self,
+        name: &str,
+        lockout: Lockout,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>>;
+
+    /// A successful login: the count of failures starts over.
+    async fn login_succeeded(&self, name: &str) -> Result<()>;
+
+    /// Stores a token; `NotFound` if its user does not exist.
+    async fn token_create(&self, token: NewToken) -> Result<()>;
+
+    /// Deletes a token; `NotFound` if there is none with that id.
+    async fn token_revoke(&self, id: &str) -> Result<()>;
+
+    /// Every token, newest first.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>>;
+
+    /// The unexpired token with this secret hash, and its user.
+    async fn token_user(
+        &self,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<(TokenRecord, UserRecord)>>;
+
+    /// Stores a session of `user` under the hash of its id.
+    async fn session_create(
+        &self,
+        hash: &str,
+        user: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// The unexpired session with this id hash, and its user.
+    async fn session_user(
+        &self,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<(SessionRecord, UserRecord)>>;
+
+    /// Ends a session (logout); nothing if there is none.
+    async fn session_delete(&self, hash: &str) -> Result<()>;
+
+    /// Deletes sessions that ended before `now`.
+    async fn prune_sessions(&self, now: Timestamp) -> Result<u64>;
+
+    /// Users and tokens, for copying to another store.
+    async fn export_auth(&self) -> Result<AuthDump>;
+
+    /// Inserts what [`export_auth`](Self::export_auth) returned, into an empty store.
+    async fn import_auth(&self, dump: AuthDump) -> Result<()>;
 }

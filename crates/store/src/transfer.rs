@@ -1,7 +1,8 @@
 //! Copying a whole store into another: how an embedded install moves to PostgreSQL
 //! (`berth store migrate`). Jobs keep their ids, states and histories; paused queues stay
 //! paused; schedules, batches and workflows keep their ids and states; recorded events
-//! follow in order; the job counts are checked at the end.
+//! follow in order; users and API tokens are copied (login sessions are not: people log
+//! in again); the job counts are checked at the end.
 
 use crate::error::{Result, StoreError};
 use crate::model::{EventFilter, Timestamp};
@@ -21,6 +22,8 @@ pub struct CopyReport {
     pub events: u64,
     /// Schedules, batches and workflows copied.
     pub flows: u64,
+    /// Users copied (with their tokens).
+    pub users: u64,
 }
 
 /// Copies every job and queue state of `from` into `to`. Refuses a target that already
@@ -66,12 +69,16 @@ pub async fn copy_all(
     let dump = from.export_flows().await?;
     let flows = (dump.schedules.len() + dump.batches.len() + dump.workflows.len()) as u64;
     to.import_flows(dump).await?;
+    let auth = from.export_auth().await?;
+    let users = auth.users.len() as u64;
+    to.import_auth(auth).await?;
     let events = copy_events(from, to).await?;
     Ok(CopyReport {
         jobs: copied,
         paused_queues: paused,
         events,
         flows,
+        users,
     })
 }
 

@@ -80,14 +80,16 @@ pub async fn run(ctx: &Ctx, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
             "paused_queues": report.paused_queues,
             "events": report.events,
             "schedules_batches_workflows": report.flows,
+            "users": report.users,
             "target": describe,
         }));
     } else {
         println!(
-            "copied {} jobs, {} paused queue(s), {} schedule(s), batch(es) and workflow(s) and {} event(s) to {describe}; the counts match.",
+            "copied {} jobs, {} paused queue(s), {} schedule(s), batch(es) and workflow(s), {} user(s) with their tokens and {} event(s) to {describe}; the counts match.",
             report.jobs,
             report.paused_queues.len(),
             report.flows,
+            report.users,
             report.events
         );
         println!(

@@ -147,6 +147,37 @@ CREATE TABLE berth_workflow_steps (
 CREATE INDEX berth_jobs_batch ON berth_jobs (batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX berth_jobs_workflow ON berth_jobs (workflow_id) WHERE workflow_id IS NOT NULL;
 "#,
+    // 5: the gateway's users, API tokens and login sessions.
+    r#"
+CREATE TABLE berth_users (
+    name          TEXT    PRIMARY KEY,
+    password_hash TEXT    NOT NULL,
+    roles         JSONB   NOT NULL DEFAULT '[]',
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until  BIGINT,
+    created_at    BIGINT  NOT NULL,
+    updated_at    BIGINT  NOT NULL
+);
+
+CREATE TABLE berth_tokens (
+    id         TEXT    PRIMARY KEY,
+    hash       TEXT    NOT NULL UNIQUE,
+    user_name  TEXT    NOT NULL REFERENCES berth_users (name) ON DELETE CASCADE,
+    label      TEXT    NOT NULL DEFAULT '',
+    created_at BIGINT  NOT NULL,
+    expires_at BIGINT
+);
+CREATE INDEX berth_tokens_user ON berth_tokens (user_name);
+
+CREATE TABLE berth_sessions (
+    hash       TEXT    PRIMARY KEY,
+    user_name  TEXT    NOT NULL REFERENCES berth_users (name) ON DELETE CASCADE,
+    created_at BIGINT  NOT NULL,
+    expires_at BIGINT  NOT NULL
+);
+CREATE INDEX berth_sessions_user ON berth_sessions (user_name);
+CREATE INDEX berth_sessions_expiry ON berth_sessions (expires_at);
+"#,
 ];
 
 /// The schema version this build writes.

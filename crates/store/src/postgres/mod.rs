@@ -10,6 +10,7 @@
 //!   wake-ups, reconnecting after a failure (and then waking every queue, since
 //!   notifications may have been missed).
 
+mod auth;
 mod events;
 mod flows;
 mod jobs;
@@ -25,6 +26,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 
+use crate::auth::{AuthDump, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord};
 use crate::error::{Result, StoreError};
 use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
@@ -487,6 +489,116 @@ impl Store for PostgresStore {
 
     async fn import_flows(&self, dump: FlowsDump) -> Result<()> {
         self.in_tx(move |tx| Box::pin(async move { flows::import(tx, &dump).await }))
+            .await
+    }
+
+    async fn user_create(
+        &self,
+        name: &str,
+        password_hash: &str,
+        roles: Vec<String>,
+        now: Timestamp,
+    ) -> Result<UserRecord> {
+        with_client!(self, c => auth::user_create(&*c, name, password_hash, roles, now).await)
+    }
+
+    async fn user_update(
+        &self,
+        name: &str,
+        password_hash: Option<String>,
+        roles: Option<Vec<String>>,
+        now: Timestamp,
+    ) -> Result<UserRecord> {
+        let name = name.to_owned();
+        self.in_tx(move |tx| {
+            Box::pin(async move {
+                auth::user_update(tx, &name, password_hash.as_deref(), roles, now).await
+            })
+        })
+        .await
+    }
+
+    async fn user_remove(&self, name: &str) -> Result<()> {
+        with_client!(self, c => auth::user_remove(&*c, name).await)
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        with_client!(self, c => auth::user(&*c, name).await)
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>> {
+        with_client!(self, c => auth::users(&*c).await)
+    }
+
+    async fn login_failed(
+        &self,
+        name: &str,
+        lockout: Lockout,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>> {
+        let name = name.to_owned();
+        self.in_tx(move |tx| {
+            Box::pin(async move { auth::login_failed(tx, &name, lockout, now).await })
+        })
+        .await
+    }
+
+    async fn login_succeeded(&self, name: &str) -> Result<()> {
+        with_client!(self, c => auth::login_succeeded(&*c, name).await)
+    }
+
+    async fn token_create(&self, token: NewToken) -> Result<()> {
+        with_client!(self, c => auth::token_create(&*c, &token).await)
+    }
+
+    async fn token_revoke(&self, id: &str) -> Result<()> {
+        with_client!(self, c => auth::token_revoke(&*c, id).await)
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        with_client!(self, c => auth::tokens(&*c).await)
+    }
+
+    async fn token_user(
+        &self,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<(TokenRecord, UserRecord)>> {
+        with_client!(self, c => auth::token_user(&*c, hash, now).await)
+    }
+
+    async fn session_create(
+        &self,
+        hash: &str,
+        user: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        with_client!(self, c => auth::session_create(&*c, hash, user, expires_at, now).await)
+    }
+
+    async fn session_user(
+        &self,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<(SessionRecord, UserRecord)>> {
+        with_client!(self, c => auth::session_user(&*c, hash, now).await)
+    }
+
+    async fn session_delete(&self, hash: &str) -> Result<()> {
+        with_client!(self, c => auth::session_delete(&*c, hash).await)
+    }
+
+    async fn prune_sessions(&self, now: Timestamp) -> Result<u64> {
+        with_client!(self, c => auth::prune_sessions(&*c, now).await)
+    }
+
+    async fn export_auth(&self) -> Result<AuthDump> {
+        with_client!(self, c => auth::export(&*c).await)
+    }
+
+    async fn import_auth(&self, dump: AuthDump) -> Result<()> {
+        self.in_tx(move |tx| Box::pin(async move { auth::import(tx, &dump).await }))
             .await
     }
 

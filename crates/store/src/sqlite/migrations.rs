@@ -165,6 +165,38 @@ CREATE TABLE workflow_steps (
 CREATE INDEX jobs_batch ON jobs (batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX jobs_workflow ON jobs (workflow_id) WHERE workflow_id IS NOT NULL;
 "#,
+    // 5: the gateway's users, API tokens and login sessions.
+    r#"
+CREATE TABLE users (
+    name          TEXT    PRIMARY KEY,
+    password_hash TEXT    NOT NULL,
+    roles         TEXT    NOT NULL DEFAULT '[]',
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until  INTEGER,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Only a hash of a token or a session id is kept: a copy of the database opens nothing.
+CREATE TABLE tokens (
+    id         TEXT    PRIMARY KEY,
+    hash       TEXT    NOT NULL UNIQUE,
+    user_name  TEXT    NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    label      TEXT    NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER
+);
+CREATE INDEX tokens_user ON tokens (user_name);
+
+CREATE TABLE sessions (
+    hash       TEXT    PRIMARY KEY,
+    user_name  TEXT    NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_user ON sessions (user_name);
+CREATE INDEX sessions_expiry ON sessions (expires_at);
+"#,
 ];
 
 /// The schema version this build writes.

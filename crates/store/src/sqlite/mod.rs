@@ -4,6 +4,7 @@
 //! [`writer`]). Reads run on a small pool of read-only connections in tokio's blocking
 //! pool, so a long listing never waits behind the writer, nor the writer behind it (WAL).
 
+mod auth;
 mod events;
 mod flows;
 mod jobs;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
+use crate::auth::{AuthDump, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord};
 use crate::error::{Result, StoreError};
 use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
@@ -448,6 +450,134 @@ impl Store for SqliteStore {
 
     fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         Some(self.wake_tx.subscribe())
+    }
+
+    async fn user_create(
+        &self,
+        name: &str,
+        password_hash: &str,
+        roles: Vec<String>,
+        now: Timestamp,
+    ) -> Result<UserRecord> {
+        let (name, hash) = (name.to_owned(), password_hash.to_owned());
+        self.writer
+            .write(move |c| auth::user_create(c, &name, &hash, roles, now))
+            .await
+    }
+
+    async fn user_update(
+        &self,
+        name: &str,
+        password_hash: Option<String>,
+        roles: Option<Vec<String>>,
+        now: Timestamp,
+    ) -> Result<UserRecord> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |c| auth::user_update(c, &name, password_hash.as_deref(), roles, now))
+            .await
+    }
+
+    async fn user_remove(&self, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |c| auth::user_remove(c, &name))
+            .await
+    }
+
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        let name = name.to_owned();
+        self.read(move |c| auth::user(c, &name)).await
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>> {
+        self.read(auth::users).await
+    }
+
+    async fn login_failed(
+        &self,
+        name: &str,
+        lockout: Lockout,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |c| auth::login_failed(c, &name, lockout, now))
+            .await
+    }
+
+    async fn login_succeeded(&self, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |c| auth::login_succeeded(c, &name))
+            .await
+    }
+
+    async fn token_create(&self, token: NewToken) -> Result<()> {
+        self.writer
+            .write(move |c| auth::token_create(c, &token))
+            .await
+    }
+
+    async fn token_revoke(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.writer.write(move |c| auth::token_revoke(c, &id)).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.read(auth::tokens).await
+    }
+
+    async fn token_user(
+        &self,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<(TokenRecord, UserRecord)>> {
+        let hash = hash.to_owned();
+        self.read(move |c| auth::token_user(c, &hash, now)).await
+    }
+
+    async fn session_create(
+        &self,
+        hash: &str,
+        user: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        let (hash, user) = (hash.to_owned(), user.to_owned());
+        self.writer
+            .write(move |c| auth::session_create(c, &hash, &user, expires_at, now))
+            .await
+    }
+
+    async fn session_user(
+        &self,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<(SessionRecord, UserRecord)>> {
+        let hash = hash.to_owned();
+        self.read(move |c| auth::session_user(c, &hash, now)).await
+    }
+
+    async fn session_delete(&self, hash: &str) -> Result<()> {
+        let hash = hash.to_owned();
+        self.writer
+            .write(move |c| auth::session_delete(c, &hash))
+            .await
+    }
+
+    async fn prune_sessions(&self, now: Timestamp) -> Result<u64> {
+        self.writer
+            .write(move |c| auth::prune_sessions(c, now))
+            .await
+    }
+
+    async fn export_auth(&self) -> Result<AuthDump> {
+        self.read(auth::export).await
+    }
+
+    async fn import_auth(&self, dump: AuthDump) -> Result<()> {
+        self.writer.write(move |c| auth::import(c, &dump)).await
     }
 
     async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {
