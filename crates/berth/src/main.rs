@@ -95,6 +95,12 @@ enum Command {
     /// Move the embedded store to PostgreSQL.
     #[command(subcommand)]
     Store(commands::store::StoreCommand),
+    /// The users who can log in to the gateway's routes with `auth`.
+    #[command(subcommand)]
+    User(commands::user::UserCommand),
+    /// API tokens for the gateway's routes with `auth = "token"`.
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
     /// Measure enqueue, burn-down and pickup latency on this machine.
     Bench(commands::bench::Args),
 }

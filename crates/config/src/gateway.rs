@@ -22,6 +22,9 @@ const GATEWAY_KEYS: &[&str] = &[
     "max_body",
     "timeout",
     "connect_timeout",
+    "session",
+    "lockout_after",
+    "lockout_for",
     "route",
 ];
 const ROUTE_KEYS: &[&str] = &[
@@ -37,6 +40,8 @@ const ROUTE_KEYS: &[&str] = &[
     "spa",
     "max_body",
     "timeout",
+    "auth",
+    "roles",
 ];
 const TLS_FILE_KEYS: &[&str] = &["cert", "key"];
 const ACME_KEYS: &[&str] = &[
@@ -73,8 +78,23 @@ pub struct GatewayConfig {
     pub timeout: Duration,
     /// `connect_timeout` (default 5s): how long connecting to an upstream may take.
     pub connect_timeout: Duration,
+    /// `session` (default 12h): how long a login lasts.
+    pub session: Duration,
+    /// `lockout_after` (default 5): failed logins in a row that lock a user out.
+    pub lockout_after: u32,
+    /// `lockout_for` (default 15m): how long the lockout lasts.
+    pub lockout_for: Duration,
     /// The `[[gateway.route]]`s, in file order.
     pub routes: Vec<RouteConfig>,
+}
+
+/// `auth`: how a route's callers prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    /// `"login"`: the login form and a session cookie.
+    Login,
+    /// `"token"`: `Authorization: Bearer` with an API token.
+    Token,
 }
 
 /// `tls`: where the certificate comes from.
@@ -146,6 +166,10 @@ pub struct RouteConfig {
     pub max_body: Option<u64>,
     /// `timeout`: overrides the gateway's.
     pub timeout: Option<Duration>,
+    /// `auth`: who may ask (absent: anyone).
+    pub auth: Option<AuthKind>,
+    /// `roles`: with `auth`, the caller needs one of these.
+    pub roles: Vec<String>,
 }
 
 /// Where a route sends its requests.
@@ -278,6 +302,15 @@ pub(crate) fn gateway(
     let connect_timeout = section
         .duration("connect_timeout", false, d)
         .unwrap_or(Duration::from_secs(5));
+    let session = section
+        .duration("session", false, d)
+        .unwrap_or(Duration::from_secs(12 * 3600));
+    let lockout_after = section
+        .integer("lockout_after", 1..=1000, d)
+        .map_or(5, |n| n as u32);
+    let lockout_for = section
+        .duration("lockout_for", false, d)
+        .unwrap_or(Duration::from_secs(15 * 60));
     let mut routes = Vec::new();
     let tables = section.table_array("route", "an array of tables such as [[gateway.route]]", d);
     if tables.is_empty() && section.get("route").is_none() {
@@ -302,6 +335,9 @@ pub(crate) fn gateway(
         max_body,
         timeout,
         connect_timeout,
+        session,
+        lockout_after,
+        lockout_for,
         routes,
     })
 }
@@ -599,12 +635,51 @@ fn route(
     }
     let max_body = section.size("max_body", d);
     let timeout = section.duration("timeout", false, d);
+    let auth = section.string("auth", "value", d, |text| match text {
+        "login" => Ok(AuthKind::Login),
+        "token" => Ok(AuthKind::Token),
+        _ => Err(Invalid::Expected(
+            "expected \"login\" (a login form and a session cookie) or \"token\" (an API token)"
+                .into(),
+        )),
+    });
+    if matches!(target, RouteTarget::Redirect { .. }) {
+        only_for("auth", "`static`, `service` and `proxy`", d);
+    }
+    let roles = section
+        .string_list(
+            "roles",
+            "role",
+            "a role name such as \"admin\"",
+            d,
+            |text| {
+                let valid = !text.is_empty()
+                    && text.len() <= 64
+                    && text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                valid.then(|| text.to_owned()).ok_or_else(|| {
+                    Invalid::Expected(
+                        "expected letters, digits, `_` and `-`, such as \"admin\"".into(),
+                    )
+                })
+            },
+        )
+        .unwrap_or_default();
+    if !roles.is_empty() && section.get("auth").is_none() {
+        d.error(
+            section.key_span("roles").unwrap_or_else(|| section.span()),
+            "`roles` needs `auth` on the same route: add `auth = \"login\"` or `auth = \"token\"`",
+        );
+    }
     Some(RouteConfig {
         host,
         path,
         target,
         max_body,
         timeout,
+        auth,
+        roles,
     })
 }
 

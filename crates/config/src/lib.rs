@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::Diagnostic;
 pub use gateway::{
-    AccessLogFormat, AcmeChallenge, AcmeConfig, GatewayConfig, LETS_ENCRYPT, RouteConfig,
+    AccessLogFormat, AcmeChallenge, AcmeConfig, AuthKind, GatewayConfig, LETS_ENCRYPT, RouteConfig,
     RouteTarget, TlsConfig,
 };
 pub use model::{

@@ -43,4 +43,10 @@ pub enum GatewayError {
     /// A worker thread could not be started.
     #[error("cannot start a gateway worker thread: {0}")]
     Worker(std::io::Error),
+    /// A route asks for a login or a token, but the gateway was given no store.
+    #[error("route `{route}` has `auth`, which needs the store of users; none was given")]
+    NoStore {
+        /// The route's name.
+        route: String,
+    },
 }

@@ -11,13 +11,14 @@ use hyper::{Request, Response, StatusCode, Version};
 
 use crate::Backends;
 use crate::access_log::{AccessLogger, Entry};
+use crate::auth::Auth;
 use crate::body::Body;
 use crate::counters::{Counter, RouteStats};
 use crate::error::GatewayError;
 use crate::proxy::{Context, Proxy};
 use crate::reply;
 use crate::router::{Router, strip};
-use crate::spec::{RouteSpec, Target};
+use crate::spec::{RouteAuth, RouteSpec, Target};
 use crate::statics::StaticFiles;
 
 /// What every connection of the gateway shares.
@@ -28,6 +29,7 @@ pub(crate) struct Shared {
     router: Arc<Router>,
     routes: Vec<Route>,
     log: Option<Arc<AccessLogger>>,
+    auth: Option<Arc<Auth>>,
 }
 
 struct Route {
@@ -35,6 +37,7 @@ struct Route {
     path: String,
     answer: Answer,
     counter: Arc<Counter>,
+    auth: Option<RouteAuth>,
 }
 
 enum Answer {
@@ -71,6 +74,7 @@ impl Shared {
         specs: &[RouteSpec],
         backends: Arc<dyn Backends>,
         log: Option<AccessLogger>,
+        auth: Option<Arc<Auth>>,
     ) -> Result<Self, GatewayError> {
         let mut routes = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -104,12 +108,14 @@ impl Shared {
                 path: spec.path.clone(),
                 answer,
                 counter: Arc::default(),
+                auth: spec.auth.clone(),
             });
         }
         Ok(Self {
             router: Arc::new(Router::new(specs)),
             routes,
             log: log.map(Arc::new),
+            auth,
         })
     }
 
@@ -136,12 +142,14 @@ impl Shared {
                     },
                 },
                 counter: r.counter.clone(),
+                auth: r.auth.clone(),
             })
             .collect();
         Self {
             router: self.router.clone(),
             routes,
             log: self.log.clone(),
+            auth: self.auth.clone(),
         }
     }
 
@@ -189,6 +197,16 @@ pub(crate) async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let host = host_of(&req);
+    if req.uri().path().starts_with("/_berth/")
+        && let Some(auth) = &shared.auth
+    {
+        let logged = shared.log.as_ref().map(|_| RequestLine::of(&req));
+        let response = auth.own_page(req, conn.peer.ip(), conn.tls).await;
+        if let (Some(log), Some(line)) = (&shared.log, logged) {
+            line.write(log, &conn, &response, started.elapsed(), "/_berth", None);
+        }
+        return Ok(response);
+    }
     let Some(index) = shared.router.find(&host, req.uri().path()) else {
         let response = reply::no_route(&host, req.uri().path());
         if let Some(log) = &shared.log {
@@ -200,6 +218,20 @@ pub(crate) async fn handle(
     // What the log needs of the request, taken before the request is consumed.
     let logged = shared.log.as_ref().map(|_| RequestLine::of(&req));
 
+    let identity = match (&route.auth, &shared.auth) {
+        (Some(rule), Some(auth)) => match auth.check(rule, &req).await {
+            Ok(identity) => Some(identity),
+            Err(refused) => {
+                let took = started.elapsed();
+                route.counter.record(refused.status().as_u16(), took);
+                if let (Some(log), Some(line)) = (&shared.log, logged) {
+                    line.write(log, &conn, &refused, took, &route.name, None);
+                }
+                return Ok(refused);
+            }
+        },
+        _ => None,
+    };
     let response = match &route.answer {
         Answer::Static {
             files,
@@ -225,6 +257,7 @@ pub(crate) async fn handle(
                 tls: conn.tls,
                 route: &route.name,
                 prefix: &route.path,
+                identity: identity.as_ref(),
             };
             proxy.forward(req, cx).await
         }
@@ -236,7 +269,8 @@ pub(crate) async fn handle(
     let took = started.elapsed();
     route.counter.record(response.status().as_u16(), took);
     if let (Some(log), Some(line)) = (&shared.log, logged) {
-        line.write(log, &conn, &response, took, &route.name);
+        let user = identity.as_ref().map(|i| i.user.as_str());
+        line.write(log, &conn, &response, took, &route.name, user);
     }
     Ok(response)
 }
@@ -291,10 +325,11 @@ impl RequestLine {
         response: &Response<Body>,
         took: std::time::Duration,
         route: &str,
+        user: Option<&str>,
     ) {
         log.log(&Entry {
             peer: conn.peer,
-            user: None,
+            user,
             at: self.at,
             method: &self.method,
             target: &self.target,
@@ -322,7 +357,7 @@ fn log_line<B>(
     started: Instant,
     route: &str,
 ) {
-    RequestLine::of(req).write(log, conn, response, started.elapsed(), route);
+    RequestLine::of(req).write(log, conn, response, started.elapsed(), route, None);
 }
 
 #[cfg(test)]

@@ -16,11 +16,13 @@
 //!   retries on connect failure, WebSockets, `X-Forwarded-*`, timeouts, a body limit);
 //! - `tls`: certificates from files (reloaded when they change) or made on the spot
 //!   (`self-signed`), and the resolver that picks one per handshake;
+//! - [`auth`]: login sessions, API tokens and roles, over the store's users;
 //! - `access_log`: one line per request, combined or JSON, written off the request path;
 //! - `counters`: per-route counts for the dashboard;
 //! - `reply`: the gateway's own responses (JSON errors, redirects).
 
 mod access_log;
+pub mod auth;
 mod body;
 mod counters;
 mod error;
@@ -40,7 +42,8 @@ pub use counters::RouteStats;
 pub use error::GatewayError;
 pub use server::Gateway;
 pub use spec::{
-    AccessLog, AccessLogFormat, GatewaySpec, RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
+    AccessLog, AccessLogFormat, AuthMethod, GatewaySpec, LoginSpec, RouteAuth, RouteSpec,
+    StaticSpec, Target, TlsSpec, Upstream,
 };
 
 /// Checks what [`Gateway::start`] would refuse, short of binding: every static

@@ -63,6 +63,8 @@ pub(crate) struct Context<'a> {
     pub(crate) route: &'a str,
     /// The route's path prefix.
     pub(crate) prefix: &'a str,
+    /// Who the caller is, when the route asks.
+    pub(crate) identity: Option<&'a crate::auth::Identity>,
 }
 
 /// One proxy route's upstream and settings.
@@ -443,6 +445,9 @@ fn forward_headers(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(if cx.tls { "https" } else { "http" }),
     );
+    if let Some(identity) = cx.identity {
+        identity.headers(&mut headers);
+    }
     headers
 }
 

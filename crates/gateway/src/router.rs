@@ -113,6 +113,7 @@ mod tests {
                 timeout: std::time::Duration::from_secs(1),
                 connect_timeout: std::time::Duration::from_secs(1),
             },
+            auth: None,
         }
     }
 

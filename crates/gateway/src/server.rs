@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::Backends;
 use crate::access_log::AccessLogger;
+use crate::auth::Auth;
 use crate::counters::RouteStats;
 use crate::error::GatewayError;
 use crate::handle::{Conn, Shared, handle, host_of};
@@ -60,6 +61,7 @@ impl Gateway {
     pub async fn start(
         spec: GatewaySpec,
         backends: Arc<dyn Backends>,
+        store: Option<Arc<dyn berth_store::Store>>,
     ) -> Result<Self, GatewayError> {
         let stop = CancellationToken::new();
         let tls = match &spec.tls {
@@ -70,7 +72,20 @@ impl Gateway {
             Some(log) => Some(AccessLogger::start(log)?),
             None => None,
         };
-        let shared = Arc::new(Shared::new(&spec.routes, backends, log)?);
+        let auth = match (&store, spec.routes.iter().find(|r| r.auth.is_some())) {
+            (Some(store), Some(_)) => Some(Arc::new(Auth::new(
+                store.clone(),
+                spec.login.session_ttl,
+                spec.login.lockout,
+            ))),
+            (None, Some(route)) => {
+                return Err(GatewayError::NoStore {
+                    route: route.name(),
+                });
+            }
+            (_, None) => None,
+        };
+        let shared = Arc::new(Shared::new(&spec.routes, backends, log, auth)?);
 
         let mut listeners = Vec::new();
         for addr in &spec.listen {

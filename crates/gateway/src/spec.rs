@@ -21,6 +21,8 @@ pub struct GatewaySpec {
     pub tls_dir: PathBuf,
     /// How often certificate files are checked for changes.
     pub tls_reload_every: Duration,
+    /// Login sessions' lifetime and the lockout after failed logins.
+    pub login: LoginSpec,
     /// Worker threads, each with its own event loop and upstream connections (the
     /// server passes the number of CPUs).
     pub workers: usize,
@@ -68,6 +70,47 @@ pub struct RouteSpec {
     pub path: String,
     /// What answers.
     pub target: Target,
+    /// Who may ask; `None` for anyone.
+    pub auth: Option<RouteAuth>,
+}
+
+/// A route's access rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteAuth {
+    /// How the caller proves who they are.
+    pub method: AuthMethod,
+    /// The caller needs one of these roles; empty for any logged-in user.
+    pub roles: Vec<String>,
+}
+
+/// How a caller proves who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// A session cookie from the login form.
+    Login,
+    /// `Authorization: Bearer` with an API token.
+    Token,
+}
+
+/// Sessions and lockouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginSpec {
+    /// How long a login lasts.
+    pub session_ttl: Duration,
+    /// Failed logins in a row that lock a user out, and for how long.
+    pub lockout: berth_store::Lockout,
+}
+
+impl Default for LoginSpec {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(12 * 3600),
+            lockout: berth_store::Lockout {
+                after: 5,
+                lasts: Duration::from_secs(15 * 60),
+            },
+        }
+    }
 }
 
 impl RouteSpec {

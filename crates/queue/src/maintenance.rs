@@ -183,6 +183,8 @@ pub async fn prune(queues: &Queues, now: Timestamp) -> Result<u64> {
         .store()
         .prune_flows(now.minus(FLOW_RETENTION))
         .await?;
+    // Login sessions that ended are of no use to anyone.
+    queues.store().prune_sessions(now).await?;
     Ok(total)
 }
 

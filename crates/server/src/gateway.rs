@@ -6,9 +6,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use berth_config::{AccessLogFormat, Config, RouteTarget, TlsConfig};
+use berth_config::{AccessLogFormat, AuthKind, Config, RouteTarget, TlsConfig};
 use berth_gateway::{
-    AccessLog, Backends, GatewaySpec, RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
+    AccessLog, AuthMethod, Backends, GatewaySpec, LoginSpec, RouteAuth, RouteSpec, StaticSpec,
+    Target, TlsSpec, Upstream,
 };
 use berth_supervise::{InstanceState, Supervisor};
 use tokio::sync::broadcast::error::RecvError;
@@ -75,6 +76,13 @@ pub fn gateway_spec(config: &Config) -> anyhow::Result<Option<GatewaySpec>> {
                     status: *status,
                 },
             },
+            auth: r.auth.map(|kind| RouteAuth {
+                method: match kind {
+                    AuthKind::Login => AuthMethod::Login,
+                    AuthKind::Token => AuthMethod::Token,
+                },
+                roles: r.roles.clone(),
+            }),
         })
         .collect();
     let access_log = match g.access_log {
@@ -95,6 +103,13 @@ pub fn gateway_spec(config: &Config) -> anyhow::Result<Option<GatewaySpec>> {
         access_log,
         tls_dir: config.app.data_dir.join("tls"),
         tls_reload_every: TLS_RELOAD_EVERY,
+        login: LoginSpec {
+            session_ttl: g.session,
+            lockout: berth_store::Lockout {
+                after: g.lockout_after,
+                lasts: g.lockout_for,
+            },
+        },
         workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
     }))
 }

@@ -140,7 +140,8 @@ impl Daemon {
                 let backends =
                     gateway::ServiceBackends::follow(supervisor.clone(), stop_events.clone());
                 Some(Arc::new(
-                    berth_gateway::Gateway::start(spec, backends).await?,
+                    berth_gateway::Gateway::start(spec, backends, Some(queues.store().clone()))
+                        .await?,
                 ))
             }
             None => None,

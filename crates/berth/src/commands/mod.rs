@@ -13,7 +13,9 @@ pub mod schedule;
 pub mod service;
 pub mod status;
 pub mod store;
+pub mod token;
 pub mod up;
+pub mod user;
 pub mod workflow;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +59,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workflow(c) => runtime()?.block_on(workflow::run(&ctx, c)),
         Command::Bench(args) => runtime()?.block_on(bench::run(&ctx, args)),
         Command::Store(c) => runtime()?.block_on(store::run(&ctx, c)),
+        Command::User(c) => runtime()?.block_on(user::run(&ctx, c)),
+        Command::Token(c) => runtime()?.block_on(token::run(&ctx, c)),
     }
 }
 

@@ -224,3 +224,140 @@ async fn an_instance_killed_under_load_costs_no_request() {
     running(&p, 3).await;
     stop(&mut child);
 }
+
+/// Runs `berth ARGS` in `dir` with `input` on stdin.
+fn run_with_input(dir: &std::path::Path, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = crate::berth()
+        .current_dir(dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_tokens_from_the_command_line_open_guarded_routes() {
+    let port = berth_testkit::free_port_run(4);
+    let listen = port + 3;
+    let p = project(
+        port,
+        1,
+        &format!(
+            "[gateway]\nlisten = \"127.0.0.1:{listen}\"\n\n\
+             [[gateway.route]]\npath = \"/api\"\nservice = \"api\"\nauth = \"token\"\nroles = [\"robot\"]\n\n\
+             [[gateway.route]]\npath = \"/app\"\nservice = \"api\"\nauth = \"login\"\n"
+        ),
+    );
+    // Users and tokens can be set up before berth first runs.
+    let (code, out, err) = parts(&run_with_input(
+        p.dir(),
+        &["user", "add", "ci", "--role", "robot", "--password-stdin"],
+        "ci-password-1\n",
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("added user `ci` with the role `robot`"),
+        "{out}"
+    );
+    let (code, _, err) = parts(&run_with_input(
+        p.dir(),
+        &["user", "add", "ci"],
+        "another-password\n",
+    ));
+    assert_eq!(code, 5, "a second `ci` is a conflict: {err}");
+    assert!(err.contains("exists already"), "{err}");
+    let (code, _, err) = parts(&run_with_input(
+        p.dir(),
+        &["user", "add", "short"],
+        "1234\n",
+    ));
+    assert_eq!(code, 6, "an invalid argument: {err}");
+    assert!(err.contains("at least 8 characters"), "{err}");
+    let (code, _, err) = parts(&run_with_input(
+        p.dir(),
+        &["user", "passwd", "nobody"],
+        "whatever-1\n",
+    ));
+    assert_eq!(code, 4, "{err}");
+    let (code, _, err) = parts(&run_with_input(
+        p.dir(),
+        &["user", "add", "alice"],
+        "alice-password\n",
+    ));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = parts(&run_in(p.dir(), &["user", "list"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("ci") && out.contains("robot") && out.contains("alice"),
+        "{out}"
+    );
+
+    let (code, secret, err) = parts(&run_in(
+        p.dir(),
+        &["token", "create", "ci", "--label", "deploys"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let secret = secret.trim().to_owned();
+    assert!(secret.starts_with("berth_"), "{secret}");
+    let id = err
+        .split_whitespace()
+        .nth(1)
+        .expect("the token's id")
+        .to_owned();
+    assert!(id.starts_with("tok_"), "{err}");
+    let (_, alice_token, _) = parts(&run_in(p.dir(), &["token", "create", "alice"]));
+
+    let mut child = up(p.dir()).await;
+    running(&p, 1).await;
+    let base = format!("http://127.0.0.1:{listen}");
+    let bearer = format!("Authorization: Bearer {secret}");
+    let (code, body) = curl(&["-H", &bearer, &format!("{base}/api/x")]);
+    assert_eq!(code, "200", "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["headers"]["x-berth-user"], "ci");
+    // alice's token is valid but she lacks the role.
+    let alice = format!("Authorization: Bearer {}", alice_token.trim());
+    assert_eq!(curl(&["-H", &alice, &format!("{base}/api/x")]).0, "403");
+    // The login route takes a CLI-made user's password.
+    let jar = p.dir().join("jar.txt");
+    let jar = jar.to_str().unwrap();
+    let (code, _) = curl(&[
+        "-c",
+        jar,
+        "--data-urlencode",
+        "user=alice",
+        "--data-urlencode",
+        "password=alice-password",
+        &format!("{base}/_berth/login"),
+    ]);
+    assert_eq!(code, "303");
+    assert_eq!(curl(&["-b", jar, &format!("{base}/app/y")]).0, "200");
+
+    let (code, out, _) = parts(&run_in(p.dir(), &["token", "list"]));
+    assert_eq!(code, 0);
+    assert!(out.contains(&id) && out.contains("deploys"), "{out}");
+    let (code, _, err) = parts(&run_in(p.dir(), &["token", "revoke", &id]));
+    assert_eq!(code, 0, "{err}");
+    let c = bearer.clone();
+    wait_until("the revoked token refused", Duration::from_secs(10), || {
+        let c = c.clone();
+        let url = format!("{base}/api/x");
+        async move { (curl(&["-H", &c, &url]).0 == "401").then_some(()) }
+    })
+    .await;
+    let (code, _, _) = parts(&run_in(p.dir(), &["user", "remove", "alice"]));
+    assert_eq!(code, 0);
+    let (code, _, err) = parts(&run_in(p.dir(), &["user", "remove", "alice"]));
+    assert_eq!(code, 4, "{err}");
+    stop(&mut child);
+}

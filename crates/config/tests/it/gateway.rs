@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use berth_config::{AccessLogFormat, AcmeChallenge, RouteTarget, TlsConfig};
+use berth_config::{AccessLogFormat, AcmeChallenge, AuthKind, RouteTarget, TlsConfig};
 
 use crate::{diagnostics, valid, with_app};
 
@@ -245,6 +245,53 @@ fn mistakes_are_refused_at_their_place() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+#[test]
+fn auth_roles_and_login_settings() {
+    let config = valid(&with_app(
+        "[gateway]\nlisten = \"127.0.0.1:1\"\nsession = \"8h\"\nlockout_after = 3\nlockout_for = \"1h\"\n\n\
+         [[gateway.route]]\npath = \"/admin\"\nproxy = \"http://127.0.0.1:9\"\nauth = \"login\"\nroles = [\"admin\", \"ops\"]\n\n\
+         [[gateway.route]]\npath = \"/api\"\nproxy = \"http://127.0.0.1:9\"\nauth = \"token\"\n",
+    ));
+    let g = config.gateway.unwrap();
+    assert_eq!(g.session, Duration::from_secs(8 * 3600));
+    assert_eq!(
+        (g.lockout_after, g.lockout_for),
+        (3, Duration::from_secs(3600))
+    );
+    assert_eq!(g.routes[0].auth, Some(AuthKind::Login));
+    assert_eq!(g.routes[0].roles, ["admin", "ops"]);
+    assert_eq!(g.routes[1].auth, Some(AuthKind::Token));
+    assert!(g.routes[1].roles.is_empty());
+
+    let cases: &[(&str, &str)] = &[
+        (
+            "auth = \"basic\"",
+            "expected \"login\" (a login form and a session cookie) or \"token\"",
+        ),
+        (
+            "roles = [\"admin\"]",
+            "`roles` needs `auth` on the same route",
+        ),
+        (
+            "auth = \"login\"\nroles = [\"ad min\"]",
+            "invalid role \"ad min\"",
+        ),
+    ];
+    for (keys, part) in cases {
+        let found = diagnostics(&with_app(&format!(
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nproxy = \"http://127.0.0.1:9\"\n{keys}\n"
+        )));
+        assert!(
+            found.len() == 1 && found[0].message.contains(part),
+            "{keys}: {found:#?}"
+        );
+    }
+    let found = diagnostics(&with_app(
+        "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nredirect = \"/x\"\nauth = \"login\"\n",
+    ));
+    assert!(found[0].message.contains("`auth` applies to"), "{found:#?}");
 }
 
 #[test]

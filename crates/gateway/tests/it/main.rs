@@ -2,6 +2,7 @@
 //! client, over HTTP/1.1, HTTP/2 and TLS) and by hyper, in front of real upstream
 //! servers started by the tests.
 
+mod auth;
 mod proxy;
 mod statics;
 mod tls;
@@ -52,6 +53,7 @@ pub fn spec(routes: Vec<RouteSpec>, tls_dir: &Path) -> GatewaySpec {
         access_log: None,
         tls_dir: tls_dir.to_path_buf(),
         tls_reload_every: Duration::from_millis(100),
+        login: berth_gateway::LoginSpec::default(),
         workers: 2,
     }
 }
@@ -59,7 +61,7 @@ pub fn spec(routes: Vec<RouteSpec>, tls_dir: &Path) -> GatewaySpec {
 /// Starts the gateway; returns it and its base URL.
 pub async fn start(spec: GatewaySpec, backends: Arc<FixedBackends>) -> (Gateway, String) {
     let tls = spec.tls.is_some();
-    let gateway = Gateway::start(spec, backends)
+    let gateway = Gateway::start(spec, backends, None)
         .await
         .expect("gateway starts");
     let addr = gateway.local_addrs()[0];
@@ -83,6 +85,7 @@ pub fn proxy_route(path: &str, upstream: Upstream, strip_prefix: bool) -> RouteS
             timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
         },
+        auth: None,
     }
 }
 

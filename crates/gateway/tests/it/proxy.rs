@@ -22,12 +22,15 @@ use crate::{FixedBackends, curl, proxy_route, spec, start};
 
 /// An upstream test server: answers with JSON describing the request (and which
 /// instance it is), sleeps on `/slow`, and echoes raw bytes after a 101 on `/ws`.
-struct Upstream_ {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+pub struct Upstream_ {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its accept loop; aborting it kills the instance.
+    pub task: tokio::task::JoinHandle<()>,
 }
 
-async fn upstream(instance: usize) -> Upstream_ {
+/// Starts an upstream test server that calls itself `instance`.
+pub async fn upstream(instance: usize) -> Upstream_ {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {

@@ -17,6 +17,7 @@ fn static_route(path: &str, dir: &std::path::Path, spa: bool) -> RouteSpec {
             spa,
             strip_prefix: true,
         }),
+        auth: None,
     }
 }
 

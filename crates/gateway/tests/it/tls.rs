@@ -22,6 +22,7 @@ fn site(dir: &Path) -> Vec<RouteSpec> {
             spa: false,
             strip_prefix: true,
         }),
+        auth: None,
     }]
 }
 
@@ -151,7 +152,7 @@ async fn bad_certificate_files_are_refused_at_start() {
             spec(site(tmp.path()), &tmp.path().join("tls")),
             TlsSpec::Files { cert, key },
         );
-        let err = match Gateway::start(spec, Arc::new(FixedBackends::default())).await {
+        let err = match Gateway::start(spec, Arc::new(FixedBackends::default()), None).await {
             Ok(_) => panic!("a bad pair was accepted ({expected})"),
             Err(e) => e,
         };

@@ -1,0 +1,679 @@
+//! Who is asking: login sessions (a form at `/_berth/login`, a cookie), bearer tokens,
+//! and the roles a route asks for.
+//!
+//! - Passwords are argon2id hashes (the `argon2` crate's defaults: 19 MiB, 2 passes);
+//!   tokens and session ids are 32 random bytes, stored only as their SHA-256.
+//! - The session cookie is `HttpOnly`, `SameSite=Lax`, and `Secure` on TLS listeners.
+//! - Failed logins are slowed down (a growing pause per client address, up to
+//!   [`MAX_PAUSE`]) and lock the user out after `lockout.after` failures in a row for
+//!   `lockout.lasts`; a client address with [`MAX_FAILURES_PER_ADDR`] failures in
+//!   [`FAILURE_WINDOW`] is refused outright for the rest of the window.
+//! - Lookups are cached for [`CACHE_FOR`], so that a request does not wait on the store;
+//!   a logout on this node ends the session here at once, elsewhere within that time.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use berth_store::{Lockout, Store, Timestamp};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{
+    ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue, LOCATION,
+    RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::body::{Body, empty, full};
+use crate::reply;
+use crate::spec::{AuthMethod, RouteAuth};
+
+/// The session cookie's name.
+pub(crate) const COOKIE_NAME: &str = "berth_session";
+/// Where the login form lives; every path under `/_berth/` is the gateway's own.
+pub(crate) const LOGIN_PATH: &str = "/_berth/login";
+/// Where a session ends.
+pub(crate) const LOGOUT_PATH: &str = "/_berth/logout";
+/// How long a looked-up session or token is trusted without asking the store again.
+pub(crate) const CACHE_FOR: Duration = Duration::from_secs(5);
+/// The longest pause before a failed login is answered.
+pub(crate) const MAX_PAUSE: Duration = Duration::from_secs(4);
+/// Failed logins from one address within [`FAILURE_WINDOW`] before it is refused.
+pub(crate) const MAX_FAILURES_PER_ADDR: u32 = 20;
+/// The window of [`MAX_FAILURES_PER_ADDR`].
+pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// The largest login form accepted.
+const MAX_FORM: usize = 8 << 10;
+/// Shortest password `berth user add` accepts.
+pub const MIN_PASSWORD: usize = 8;
+
+/// An argon2id PHC string for `password`.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| "the system's random source failed".to_owned())?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("cannot hash the password: {e}"))
+}
+
+/// Whether `password` matches the PHC string `hash`.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A new API token: its public id (`tok_…`), its secret (`berth_…`, shown once) and the
+/// secret's hash (stored).
+pub fn new_token() -> Result<(String, String, String), String> {
+    let id = format!("tok_{}", random_hex(6)?);
+    let secret = format!("berth_{}", random_hex(32)?);
+    let hash = sha256_hex(&secret);
+    Ok((id, secret, hash))
+}
+
+/// The SHA-256 of `text`, in lowercase hex.
+pub fn sha256_hex(text: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
+}
+
+fn random_hex(n: usize) -> Result<String, String> {
+    let mut bytes = vec![0u8; n];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| "the system's random source failed".to_owned())?;
+    Ok(hex(&bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The user a request comes from, as forwarded to the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) user: String,
+    pub(crate) roles: Vec<String>,
+    pub(crate) method: AuthMethod,
+}
+
+impl Identity {
+    /// The headers that carry the identity to the service (`X-Berth-User`,
+    /// `X-Berth-Roles`, `X-Berth-Auth`); the client's own `X-Berth-*` are removed
+    /// before these are set.
+    pub(crate) fn headers(&self, headers: &mut HeaderMap) {
+        let pairs = [
+            ("x-berth-user", self.user.clone()),
+            ("x-berth-roles", self.roles.join(",")),
+            (
+                "x-berth-auth",
+                match self.method {
+                    AuthMethod::Login => "login".to_owned(),
+                    AuthMethod::Token => "token".to_owned(),
+                },
+            ),
+        ];
+        for (name, value) in pairs {
+            if let Ok(v) = HeaderValue::try_from(value) {
+                headers.insert(name, v);
+            }
+        }
+    }
+}
+
+struct Cached {
+    identity: Option<Identity>,
+    until: Instant,
+}
+
+/// Sessions, tokens and logins over the store; shared by every worker.
+pub(crate) struct Auth {
+    store: Arc<dyn Store>,
+    session_ttl: Duration,
+    lockout: Lockout,
+    cache: Mutex<HashMap<String, Cached>>,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Verified against when the user does not exist, so that the answer takes as long.
+    dummy_hash: String,
+}
+
+impl Auth {
+    pub(crate) fn new(store: Arc<dyn Store>, session_ttl: Duration, lockout: Lockout) -> Self {
+        Self {
+            store,
+            session_ttl,
+            lockout,
+            cache: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            dummy_hash: hash_password("not a password anyone has").unwrap_or_default(),
+        }
+    }
+
+    /// The identity for a route that asks for `auth`, or the response that refuses it.
+    pub(crate) async fn check<B>(
+        &self,
+        auth: &RouteAuth,
+        req: &Request<B>,
+    ) -> Result<Identity, Response<Body>> {
+        let found = match auth.method {
+            AuthMethod::Login => match session_cookie(req.headers()) {
+                Some(id) => self.lookup(AuthMethod::Login, &sha256_hex(&id)).await,
+                None => None,
+            },
+            AuthMethod::Token => match bearer(req.headers()) {
+                Some(token) => self.lookup(AuthMethod::Token, &sha256_hex(&token)).await,
+                None => None,
+            },
+        };
+        let Some(identity) = found else {
+            return Err(match auth.method {
+                AuthMethod::Login if wants_html(req) => {
+                    let next = req
+                        .uri()
+                        .path_and_query()
+                        .map_or("/", |pq| pq.as_str())
+                        .to_owned();
+                    see_other(&format!("{LOGIN_PATH}?next={}", encode_component(&next)))
+                }
+                AuthMethod::Login => reply::error(
+                    StatusCode::UNAUTHORIZED,
+                    "login_required",
+                    format!("this route needs a login; sign in at {LOGIN_PATH}"),
+                ),
+                AuthMethod::Token => {
+                    let mut r = reply::error(
+                        StatusCode::UNAUTHORIZED,
+                        "token_required",
+                        "this route needs a valid API token: `Authorization: Bearer berth_…` (create one with `berth token create USER`)",
+                    );
+                    r.headers_mut().insert(
+                        WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"berth\""),
+                    );
+                    r
+                }
+            });
+        };
+        if !auth.roles.is_empty() && !identity.roles.iter().any(|r| auth.roles.contains(r)) {
+            return Err(reply::error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "`{}` lacks the role this route needs: one of {}",
+                    identity.user,
+                    auth.roles.join(", ")
+                ),
+            ));
+        }
+        Ok(identity)
+    }
+
+    /// The session or token with this hash, from the cache or the store.
+    async fn lookup(&self, method: AuthMethod, hash: &str) -> Option<Identity> {
+        let key = format!("{method:?}:{hash}");
+        let now = Instant::now();
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && hit.until > now
+        {
+            return hit.identity.clone();
+        }
+        let at = Timestamp::now();
+        let found = match method {
+            AuthMethod::Login => self
+                .store
+                .session_user(hash, at)
+                .await
+                .map(|r| r.map(|(_, u)| u)),
+            AuthMethod::Token => self
+                .store
+                .token_user(hash, at)
+                .await
+                .map(|r| r.map(|(_, u)| u)),
+        };
+        let identity = match found {
+            Ok(user) => user.map(|u| Identity {
+                user: u.name,
+                roles: u.roles,
+                method,
+            }),
+            Err(e) => {
+                // Not cached: the next request asks again.
+                tracing::warn!(error = %e, "cannot look a session or token up");
+                return None;
+            }
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 100_000 {
+            cache.retain(|_, c| c.until > now);
+        }
+        cache.insert(
+            key,
+            Cached {
+                identity: identity.clone(),
+                until: now + CACHE_FOR,
+            },
+        );
+        identity
+    }
+
+    /// Answers a request under `/_berth/`.
+    pub(crate) async fn own_page(
+        &self,
+        req: Request<Incoming>,
+        peer: IpAddr,
+        tls: bool,
+    ) -> Response<Body> {
+        match (req.method(), req.uri().path()) {
+            (&Method::GET | &Method::HEAD, LOGIN_PATH) => {
+                let next = query_param(req.uri().query(), "next").unwrap_or_else(|| "/".into());
+                login_form(StatusCode::OK, &next, None)
+            }
+            (&Method::POST, LOGIN_PATH) => self.login(req, peer, tls).await,
+            (&Method::POST | &Method::GET, LOGOUT_PATH) => self.logout(req.headers(), tls).await,
+            _ => reply::error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "paths under /_berth/ are berth's own; there are {LOGIN_PATH} and {LOGOUT_PATH}"
+                ),
+            ),
+        }
+    }
+
+    async fn login(&self, req: Request<Incoming>, peer: IpAddr, tls: bool) -> Response<Body> {
+        if let Some(wait) = self.refused_for(peer) {
+            return too_many(wait);
+        }
+        let body = match Limited::new(req.into_body(), MAX_FORM).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return reply::error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "form_too_large",
+                    format!("the login form is limited to {MAX_FORM} bytes"),
+                );
+            }
+        };
+        let form = parse_form(&body);
+        let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+        let (name, password) = (field("user"), field("password"));
+        let next = safe_next(&field("next"));
+        if name.is_empty() || password.is_empty() {
+            return login_form(
+                StatusCode::BAD_REQUEST,
+                &next,
+                Some("Enter your name and password."),
+            );
+        }
+        let now = Timestamp::now();
+        let user = match self.store.user(&name).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a user to log in");
+                return reply::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "logins cannot be checked right now; try again shortly",
+                );
+            }
+        };
+        if let Some(until) = user
+            .as_ref()
+            .and_then(|u| u.locked_until)
+            .filter(|t| *t > now)
+        {
+            let wait = until.since(now);
+            return login_form_status(
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                &format!(
+                    "Too many failed logins for this name; try again in {} minutes.",
+                    wait.as_secs().div_ceil(60)
+                ),
+                Some(wait),
+            );
+        }
+        let hash = user
+            .as_ref()
+            .map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let given = password.clone();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &given))
+            .await
+            .unwrap_or(false)
+            && user.is_some();
+        if !ok {
+            let failures = self.count_failure(peer);
+            let locked = self
+                .store
+                .login_failed(&name, self.lockout, now)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot count a failed login");
+                    None
+                });
+            tokio::time::sleep(pause_after(failures)).await;
+            tracing::info!(user = %name, %peer, "failed login");
+            let message = match locked {
+                Some(_) => format!(
+                    "Wrong name or password. This name is now locked for {} minutes.",
+                    self.lockout.lasts.as_secs().div_ceil(60)
+                ),
+                None => "Wrong name or password.".to_owned(),
+            };
+            return login_form(StatusCode::UNAUTHORIZED, &next, Some(&message));
+        }
+        let _ = self.store.login_succeeded(&name).await;
+        let Ok(id) = random_hex(32) else {
+            return reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no_randomness",
+                "the system's random source failed",
+            );
+        };
+        let expires = now.plus(self.session_ttl);
+        if let Err(e) = self
+            .store
+            .session_create(&sha256_hex(&id), &name, expires, now)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot store a session");
+            return reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the session cannot be stored right now; try again shortly",
+            );
+        }
+        tracing::info!(user = %name, %peer, "logged in");
+        let mut response = see_other(&next);
+        let cookie = format!(
+            "{COOKIE_NAME}={id}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+            self.session_ttl.as_secs(),
+            if tls { "; Secure" } else { "" }
+        );
+        if let Ok(v) = HeaderValue::try_from(cookie) {
+            response.headers_mut().insert(SET_COOKIE, v);
+        }
+        response
+    }
+
+    async fn logout(&self, headers: &HeaderMap, tls: bool) -> Response<Body> {
+        if let Some(id) = session_cookie(headers) {
+            let hash = sha256_hex(&id);
+            let _ = self.store.session_delete(&hash).await;
+            self.cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&format!("{:?}:{hash}", AuthMethod::Login));
+        }
+        let mut response = see_other(LOGIN_PATH);
+        let cookie = format!(
+            "{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
+            if tls { "; Secure" } else { "" }
+        );
+        if let Ok(v) = HeaderValue::try_from(cookie) {
+            response.headers_mut().insert(SET_COOKIE, v);
+        }
+        response
+    }
+
+    /// `Some(wait)` when `peer` failed too often lately.
+    fn refused_for(&self, peer: IpAddr) -> Option<Duration> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, since) = failures.get(&peer)?;
+        let elapsed = since.elapsed();
+        (*count >= MAX_FAILURES_PER_ADDR && elapsed < FAILURE_WINDOW)
+            .then(|| FAILURE_WINDOW - elapsed)
+    }
+
+    /// Counts a failure of `peer`; returns its failures in the current window.
+    fn count_failure(&self, peer: IpAddr) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() > 100_000 {
+            failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let entry = failures.entry(peer).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= FAILURE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+        entry.0
+    }
+}
+
+/// 250 ms after the first failure, doubling, up to [`MAX_PAUSE`].
+pub(crate) fn pause_after(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(8);
+    (Duration::from_millis(250) * 2u32.pow(doublings)).min(MAX_PAUSE)
+}
+
+fn too_many(wait: Duration) -> Response<Body> {
+    let mut r = reply::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failed_logins",
+        format!(
+            "too many failed logins from this address; try again in {} minutes",
+            wait.as_secs().div_ceil(60)
+        ),
+    );
+    if let Ok(v) = HeaderValue::try_from(wait.as_secs().to_string()) {
+        r.headers_mut().insert(RETRY_AFTER, v);
+    }
+    r
+}
+
+fn see_other(location: &str) -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::try_from(location) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Only a path of this site: never `//host` or `https://…` (an open redirect).
+fn safe_next(next: &str) -> String {
+    let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    if ok { next.to_owned() } else { "/".to_owned() }
+}
+
+fn wants_html<B>(req: &Request<B>) -> bool {
+    (req.method() == Method::GET || req.method() == Method::HEAD)
+        && req
+            .headers()
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE_NAME)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// `application/x-www-form-urlencoded`, decoded; bad escapes leave a field empty.
+fn parse_form(body: &Bytes) -> HashMap<String, String> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode_component(k), decode_component(v)))
+        .collect()
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| decode_component(v))
+}
+
+fn decode_component(text: &str) -> String {
+    crate::statics::percent_decode(&text.replace('+', " ")).unwrap_or_default()
+}
+
+fn encode_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn login_form(status: StatusCode, next: &str, error: Option<&str>) -> Response<Body> {
+    login_form_status(status, next, error.unwrap_or_default(), None)
+}
+
+fn login_form_status(
+    status: StatusCode,
+    next: &str,
+    error: &str,
+    retry_after: Option<Duration>,
+) -> Response<Body> {
+    let error = if error.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p class=\"error\" role=\"alert\">{}</p>",
+            html_escape(error)
+        )
+    };
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Sign in</title><style>\
+         body{{font-family:system-ui,sans-serif;display:flex;justify-content:center;margin-top:12vh}}\
+         form{{display:flex;flex-direction:column;gap:.6em;width:18em}}\
+         input,button{{font:inherit;padding:.45em}}.error{{color:#b00020}}</style></head>\
+         <body><form method=\"post\" action=\"{LOGIN_PATH}\"><h1>Sign in</h1>{error}\
+         <label>Name <input name=\"user\" autocomplete=\"username\" required autofocus></label>\
+         <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <input type=\"hidden\" name=\"next\" value=\"{}\">\
+         <button type=\"submit\">Sign in</button></form></body></html>\n",
+        html_escape(&safe_next(next))
+    );
+    let mut r = Response::new(full(page));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if let Some(wait) = retry_after
+        && let Ok(v) = HeaderValue::try_from(wait.as_secs().to_string())
+    {
+        h.insert(RETRY_AFTER, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password(&hash, "correct horse"));
+        assert!(!verify_password(&hash, "correct horse "));
+        assert!(!verify_password("not a hash", "x"));
+    }
+
+    #[test]
+    fn tokens_are_random_and_only_their_hash_is_kept() {
+        let (id, secret, hash) = new_token().unwrap();
+        let (id2, secret2, _) = new_token().unwrap();
+        assert!(id.starts_with("tok_") && secret.starts_with("berth_"));
+        assert_ne!((id, secret.clone()), (id2, secret2));
+        assert_eq!(hash, sha256_hex(&secret));
+        assert_eq!(hash.len(), 64);
+    }
+
+    #[test]
+    fn next_never_leaves_the_site() {
+        assert_eq!(safe_next("/admin?x=1"), "/admin?x=1");
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "evil",
+            "/\\evil",
+            "",
+        ] {
+            assert_eq!(safe_next(bad), "/", "{bad}");
+        }
+    }
+
+    #[test]
+    fn pauses_grow_and_stop_growing() {
+        assert_eq!(pause_after(1), Duration::from_millis(250));
+        assert_eq!(pause_after(2), Duration::from_millis(500));
+        assert_eq!(pause_after(5), Duration::from_secs(4));
+        assert_eq!(pause_after(50), MAX_PAUSE);
+    }
+
+    #[test]
+    fn forms_and_cookies_are_read() {
+        let form = parse_form(&Bytes::from_static(
+            b"user=al+ice&password=p%26ss&next=%2Fx",
+        ));
+        assert_eq!(form["user"], "al ice");
+        assert_eq!(form["password"], "p&ss");
+        assert_eq!(form["next"], "/x");
+        let mut h = HeaderMap::new();
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; berth_session=abc; b=2"),
+        );
+        assert_eq!(session_cookie(&h).as_deref(), Some("abc"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer berth_xyz"));
+        assert_eq!(bearer(&h).as_deref(), Some("berth_xyz"));
+    }
+}
