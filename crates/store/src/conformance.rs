@@ -56,7 +56,8 @@ macro_rules! conformance_suite {
             workflow_optional_step_lets_children_run, workflow_cancel_and_deadline,
             flows_survive_purge_and_prune, flows_export_and_refuse_conflicting_import,
             users_are_added_changed_and_removed, failed_logins_lock_and_reset,
-            tokens_expire_and_are_revoked, sessions_end_and_are_pruned, auth_exports_and_imports);
+            tokens_expire_and_are_revoked, sessions_end_and_are_pruned, auth_exports_and_imports,
+            budgets_add_up_reset_and_alert_once, settings_are_set_and_cleared);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

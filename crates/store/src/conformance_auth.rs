@@ -240,3 +240,62 @@ pub async fn auth_exports_and_imports(s: &dyn Store) {
     s.import_auth(dump.clone()).await.unwrap();
     assert_eq!(s.export_auth().await.unwrap(), dump);
 }
+
+/// Budgets: spending adds up within a period, a new period starts over, each alert level
+/// is raised once, and a reset empties the period.
+pub async fn budgets_add_up_reset_and_alert_once(s: &dyn Store) {
+    let p1 = at(0);
+    let p2 = at(86_400);
+    assert_eq!(
+        s.budget_add("nlu", p1, 2_000, at(1)).await.unwrap().spent,
+        2_000
+    );
+    let b = s.budget_add("nlu", p1, 3_000, at(2)).await.unwrap();
+    assert_eq!((b.period_start, b.spent, b.alerted), (p1, 5_000, 0));
+    assert!(s.budget_alert("nlu", p1, 80).await.unwrap());
+    assert!(
+        !s.budget_alert("nlu", p1, 80).await.unwrap(),
+        "raised twice"
+    );
+    assert!(s.budget_alert("nlu", p1, 100).await.unwrap());
+    // A node whose clock lags adds to the current period.
+    let lagging = s
+        .budget_add("nlu", at(0).minus(Duration::from_secs(1)), 1, at(3))
+        .await
+        .unwrap();
+    assert_eq!((lagging.period_start, lagging.spent), (p1, 5_001));
+    // The next period starts over, alerts too.
+    let b = s.budget_add("nlu", p2, 7, at(86_401)).await.unwrap();
+    assert_eq!((b.period_start, b.spent, b.alerted), (p2, 7, 0));
+    assert!(
+        !s.budget_alert("nlu", p1, 80).await.unwrap(),
+        "an old period's alert"
+    );
+    s.budget_add("other", p2, 1, at(86_402)).await.unwrap();
+    s.budget_reset("nlu", p2, at(86_403)).await.unwrap();
+    let all = s.budgets().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].0, "nlu");
+    assert_eq!((all[0].1.spent, all[0].1.alerted), (0, 0));
+    // Resetting a budget that never spent creates it empty.
+    s.budget_reset("fresh", p2, at(86_404)).await.unwrap();
+    assert_eq!(s.budgets().await.unwrap().len(), 3);
+}
+
+/// Settings: set, replaced, cleared.
+pub async fn settings_are_set_and_cleared(s: &dyn Store) {
+    assert_eq!(s.setting("maintenance").await.unwrap(), None);
+    let on = serde_json::json!({"message": "back at 5"});
+    s.set_setting("maintenance", Some(on.clone()), at(1))
+        .await
+        .unwrap();
+    assert_eq!(s.setting("maintenance").await.unwrap(), Some(on));
+    let other = serde_json::json!({"message": null});
+    s.set_setting("maintenance", Some(other.clone()), at(2))
+        .await
+        .unwrap();
+    assert_eq!(s.setting("maintenance").await.unwrap(), Some(other));
+    s.set_setting("maintenance", None, at(3)).await.unwrap();
+    s.set_setting("maintenance", None, at(4)).await.unwrap();
+    assert_eq!(s.setting("maintenance").await.unwrap(), None);
+}

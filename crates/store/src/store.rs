@@ -8,7 +8,9 @@
 
 use async_trait::async_trait;
 
-use crate::auth::{AuthDump, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord};
+use crate::auth::{
+    AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
+};
 use crate::error::Result;
 use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
@@ -328,4 +330,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts what [`export_auth`](Self::export_auth) returned, into an empty store.
     async fn import_auth(&self, dump: AuthDump) -> Result<()>;
+
+    /// Adds `delta` (millionths) to budget `name` in the period starting `period_start`
+    /// and returns the budget's state after it.
+    async fn budget_add(
+        &self,
+        name: &str,
+        period_start: Timestamp,
+        delta: i64,
+        now: Timestamp,
+    ) -> Result<BudgetState>;
+
+    /// Raises budget `name`'s alert level for the period starting `period_start` to
+    /// `level`; `true` only for the one call that raised it (so one node sends it).
+    async fn budget_alert(&self, name: &str, period_start: Timestamp, level: i32) -> Result<bool>;
+
+    /// Every budget's stored state, by name.
+    async fn budgets(&self) -> Result<Vec<(String, BudgetState)>>;
+
+    /// Starts budget `name` over: nothing spent in the period starting `period_start`.
+    async fn budget_reset(&self, name: &str, period_start: Timestamp, now: Timestamp)
+    -> Result<()>;
+
+    /// A setting (JSON), if set.
+    async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>>;
+
+    /// Sets (or, with `None`, clears) a setting.
+    async fn set_setting(
+        &self,
+        key: &str,
+        value: Option<serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<()>;
 }

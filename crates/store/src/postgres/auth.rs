@@ -3,8 +3,8 @@
 use tokio_postgres::{GenericClient, Row};
 
 use crate::auth::{
-    AuthDump, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord, after_failure,
-    normalize_roles,
+    AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
+    after_failure, normalize_roles,
 };
 use crate::error::{Result, StoreError};
 use crate::model::Timestamp;
@@ -340,4 +340,126 @@ pub(crate) async fn import(c: &impl GenericClient, dump: &AuthDump) -> Result<()
         token_create(c, t).await?;
     }
     Ok(())
+}
+
+pub(crate) async fn budget_add(
+    c: &impl GenericClient,
+    name: &str,
+    period_start: Timestamp,
+    delta: i64,
+    now: Timestamp,
+) -> Result<BudgetState> {
+    // One statement: a newer period starts over, the same (or an older) one adds.
+    let row = c
+        .query_one(
+            "INSERT INTO berth_budgets AS b (name, period_start, spent, alerted, updated_at) \
+             VALUES ($1, $2, $3, 0, $4) \
+             ON CONFLICT (name) DO UPDATE SET \
+               spent = CASE WHEN b.period_start < excluded.period_start THEN excluded.spent \
+                            ELSE b.spent + excluded.spent END, \
+               alerted = CASE WHEN b.period_start < excluded.period_start THEN 0 \
+                              ELSE b.alerted END, \
+               period_start = GREATEST(b.period_start, excluded.period_start), \
+               updated_at = excluded.updated_at \
+             RETURNING period_start, spent, alerted",
+            &[&name, &period_start.0, &delta, &now.0],
+        )
+        .await
+        .map_err(db("adding to a budget"))?;
+    Ok(BudgetState {
+        period_start: Timestamp(row.get(0)),
+        spent: row.get(1),
+        alerted: row.get(2),
+    })
+}
+
+pub(crate) async fn budget_alert(
+    c: &impl GenericClient,
+    name: &str,
+    period_start: Timestamp,
+    level: i32,
+) -> Result<bool> {
+    c.execute(
+        "UPDATE berth_budgets SET alerted = $3 \
+         WHERE name = $1 AND period_start = $2 AND alerted < $3",
+        &[&name, &period_start.0, &level],
+    )
+    .await
+    .map(|n| n == 1)
+    .map_err(db("recording a budget alert"))
+}
+
+pub(crate) async fn budgets(c: &impl GenericClient) -> Result<Vec<(String, BudgetState)>> {
+    c.query(
+        "SELECT name, period_start, spent, alerted FROM berth_budgets ORDER BY name",
+        &[],
+    )
+    .await
+    .map(|rows| {
+        rows.iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    BudgetState {
+                        period_start: Timestamp(r.get(1)),
+                        spent: r.get(2),
+                        alerted: r.get(3),
+                    },
+                )
+            })
+            .collect()
+    })
+    .map_err(db("listing budgets"))
+}
+
+pub(crate) async fn budget_reset(
+    c: &impl GenericClient,
+    name: &str,
+    period_start: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO berth_budgets (name, period_start, spent, alerted, updated_at) \
+         VALUES ($1, $2, 0, 0, $3) \
+         ON CONFLICT (name) DO UPDATE SET period_start = excluded.period_start, spent = 0, \
+           alerted = 0, updated_at = excluded.updated_at",
+        &[&name, &period_start.0, &now.0],
+    )
+    .await
+    .map(|_| ())
+    .map_err(db("resetting a budget"))
+}
+
+pub(crate) async fn setting(
+    c: &impl GenericClient,
+    key: &str,
+) -> Result<Option<serde_json::Value>> {
+    c.query_opt("SELECT value FROM berth_settings WHERE key = $1", &[&key])
+        .await
+        .map(|r| r.map(|r| r.get(0)))
+        .map_err(db("reading a setting"))
+}
+
+pub(crate) async fn set_setting(
+    c: &impl GenericClient,
+    key: &str,
+    value: Option<&serde_json::Value>,
+    now: Timestamp,
+) -> Result<()> {
+    let result = match value {
+        Some(v) => {
+            c.execute(
+                "INSERT INTO berth_settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
+                   updated_at = excluded.updated_at",
+                &[&key, v, &now.0],
+            )
+            .await
+        }
+        None => {
+            c.execute("DELETE FROM berth_settings WHERE key = $1", &[&key])
+                .await
+        }
+    };
+    result.map(|_| ()).map_err(db("writing a setting"))
 }

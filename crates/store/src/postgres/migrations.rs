@@ -178,6 +178,22 @@ CREATE TABLE berth_sessions (
 CREATE INDEX berth_sessions_user ON berth_sessions (user_name);
 CREATE INDEX berth_sessions_expiry ON berth_sessions (expires_at);
 "#,
+    // 6: the gateway's budgets and settings (maintenance mode).
+    r#"
+CREATE TABLE berth_budgets (
+    name         TEXT    PRIMARY KEY,
+    period_start BIGINT  NOT NULL,
+    spent        BIGINT  NOT NULL DEFAULT 0,
+    alerted      INTEGER NOT NULL DEFAULT 0,
+    updated_at   BIGINT  NOT NULL
+);
+
+CREATE TABLE berth_settings (
+    key        TEXT    PRIMARY KEY,
+    value      JSONB   NOT NULL,
+    updated_at BIGINT  NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

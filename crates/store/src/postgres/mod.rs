@@ -26,7 +26,9 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 
-use crate::auth::{AuthDump, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord};
+use crate::auth::{
+    AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
+};
 use crate::error::{Result, StoreError};
 use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
@@ -595,6 +597,46 @@ impl Store for PostgresStore {
 
     async fn export_auth(&self) -> Result<AuthDump> {
         with_client!(self, c => auth::export(&*c).await)
+    }
+
+    async fn budget_add(
+        &self,
+        name: &str,
+        period_start: Timestamp,
+        delta: i64,
+        now: Timestamp,
+    ) -> Result<BudgetState> {
+        with_client!(self, c => auth::budget_add(&*c, name, period_start, delta, now).await)
+    }
+
+    async fn budget_alert(&self, name: &str, period_start: Timestamp, level: i32) -> Result<bool> {
+        with_client!(self, c => auth::budget_alert(&*c, name, period_start, level).await)
+    }
+
+    async fn budgets(&self) -> Result<Vec<(String, BudgetState)>> {
+        with_client!(self, c => auth::budgets(&*c).await)
+    }
+
+    async fn budget_reset(
+        &self,
+        name: &str,
+        period_start: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        with_client!(self, c => auth::budget_reset(&*c, name, period_start, now).await)
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>> {
+        with_client!(self, c => auth::setting(&*c, key).await)
+    }
+
+    async fn set_setting(
+        &self,
+        key: &str,
+        value: Option<serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<()> {
+        with_client!(self, c => auth::set_setting(&*c, key, value.as_ref(), now).await)
     }
 
     async fn import_auth(&self, dump: AuthDump) -> Result<()> {

@@ -197,6 +197,23 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_user ON sessions (user_name);
 CREATE INDEX sessions_expiry ON sessions (expires_at);
 "#,
+    // 6: the gateway's budgets and settings (maintenance mode).
+    r#"
+-- Spending in millionths of the budget's unit, so that sums are exact.
+CREATE TABLE budgets (
+    name         TEXT    PRIMARY KEY,
+    period_start INTEGER NOT NULL,
+    spent        INTEGER NOT NULL DEFAULT 0,
+    alerted      INTEGER NOT NULL DEFAULT 0,
+    updated_at   INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE settings (
+    key        TEXT    PRIMARY KEY,
+    value      TEXT    NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The schema version this build writes.

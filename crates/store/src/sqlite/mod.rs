@@ -19,7 +19,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::auth::{AuthDump, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord};
+use crate::auth::{
+    AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
+};
 use crate::error::{Result, StoreError};
 use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
@@ -578,6 +580,59 @@ impl Store for SqliteStore {
 
     async fn import_auth(&self, dump: AuthDump) -> Result<()> {
         self.writer.write(move |c| auth::import(c, &dump)).await
+    }
+
+    async fn budget_add(
+        &self,
+        name: &str,
+        period_start: Timestamp,
+        delta: i64,
+        now: Timestamp,
+    ) -> Result<BudgetState> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |c| auth::budget_add(c, &name, period_start, delta, now))
+            .await
+    }
+
+    async fn budget_alert(&self, name: &str, period_start: Timestamp, level: i32) -> Result<bool> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |c| auth::budget_alert(c, &name, period_start, level))
+            .await
+    }
+
+    async fn budgets(&self) -> Result<Vec<(String, BudgetState)>> {
+        self.read(auth::budgets).await
+    }
+
+    async fn budget_reset(
+        &self,
+        name: &str,
+        period_start: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |c| auth::budget_reset(c, &name, period_start, now))
+            .await
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>> {
+        let key = key.to_owned();
+        self.read(move |c| auth::setting(c, &key)).await
+    }
+
+    async fn set_setting(
+        &self,
+        key: &str,
+        value: Option<serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let key = key.to_owned();
+        self.writer
+            .write(move |c| auth::set_setting(c, &key, value.as_ref(), now))
+            .await
     }
 
     async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {
