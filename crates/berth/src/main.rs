@@ -101,6 +101,9 @@ enum Command {
     /// API tokens for the gateway's routes with `auth = "token"`.
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
+    /// The gateway's budgets: what they spent this period; start one over.
+    #[command(subcommand)]
+    Budget(commands::budget::BudgetCommand),
     /// Measure enqueue, burn-down and pickup latency on this machine.
     Bench(commands::bench::Args),
 }

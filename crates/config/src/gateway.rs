@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
+use crate::budget::BudgetConfig;
 use crate::diagnostic::Diagnostics;
 use crate::model::ServiceConfig;
 use crate::section::{Invalid, Section, unknown_name};
@@ -42,6 +43,7 @@ const ROUTE_KEYS: &[&str] = &[
     "timeout",
     "auth",
     "roles",
+    "budget",
 ];
 const TLS_FILE_KEYS: &[&str] = &["cert", "key"];
 const ACME_KEYS: &[&str] = &[
@@ -170,6 +172,8 @@ pub struct RouteConfig {
     pub auth: Option<AuthKind>,
     /// `roles`: with `auth`, the caller needs one of these.
     pub roles: Vec<String>,
+    /// `budget`: the `[budget.NAME]` this route's requests spend.
+    pub budget: Option<String>,
 }
 
 /// Where a route sends its requests.
@@ -227,6 +231,7 @@ pub(crate) fn gateway(
     section: &Section<'_, '_>,
     config_dir: &Path,
     services: &BTreeMap<String, ServiceConfig>,
+    budgets: &BTreeMap<String, BudgetConfig>,
     d: &mut Diagnostics<'_>,
 ) -> Option<GatewayConfig> {
     section.check_keys(GATEWAY_KEYS, d);
@@ -321,7 +326,7 @@ pub(crate) fn gateway(
         );
     }
     for table in &tables {
-        if let Some(route) = route(table, config_dir, services, d) {
+        if let Some(route) = route(table, config_dir, services, budgets, d) {
             routes.push((route, table.span()));
         }
     }
@@ -488,6 +493,7 @@ fn route(
     section: &Section<'_, '_>,
     config_dir: &Path,
     services: &BTreeMap<String, ServiceConfig>,
+    budgets: &BTreeMap<String, BudgetConfig>,
     d: &mut Diagnostics<'_>,
 ) -> Option<RouteConfig> {
     section.check_keys(ROUTE_KEYS, d);
@@ -672,6 +678,24 @@ fn route(
             "`roles` needs `auth` on the same route: add `auth = \"login\"` or `auth = \"token\"`",
         );
     }
+    if !matches!(
+        target,
+        RouteTarget::Service { .. } | RouteTarget::Proxy { .. }
+    ) {
+        only_for("budget", "`service` and `proxy`", d);
+    }
+    let budget = section.string("budget", "budget", d, |text| {
+        if budgets.contains_key(text) {
+            return Ok(text.to_owned());
+        }
+        let known: Vec<&str> = budgets.keys().map(String::as_str).collect();
+        Err(Invalid::Message(unknown_name(
+            format!("unknown budget `{text}` for `budget` {}", section.place()),
+            text,
+            &known,
+            "expected the name of a [budget.NAME] in this file",
+        )))
+    });
     Some(RouteConfig {
         host,
         path,
@@ -680,6 +704,7 @@ fn route(
         timeout,
         auth,
         roles,
+        budget,
     })
 }
 

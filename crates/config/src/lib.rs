@@ -11,6 +11,7 @@
 //!   bad values at their exact location.
 //! - `validate.rs`: the known keys of every table and the rules that turn the
 //!   raw document into a [`Config`], collecting all problems rather than the first.
+//! - `budget.rs`: the `[budget.NAME]` tables.
 //! - `gateway.rs`: the `[gateway]` table and its `[[gateway.route]]`s.
 //! - `service.rs`: the `[service.NAME]` tables, and `depends_on` checked across
 //!   them (unknown names, cycles).
@@ -20,6 +21,7 @@
 //! - `diagnostic.rs`: [`Diagnostic`], and byte spans turned into line and column.
 //! - `starter.rs`: [`STARTER`], the commented config written by `berth init`.
 
+mod budget;
 mod diagnostic;
 mod gateway;
 mod model;
@@ -32,6 +34,7 @@ mod workflow;
 
 use std::path::{Path, PathBuf};
 
+pub use budget::{BudgetConfig, BudgetPeriod};
 pub use diagnostic::Diagnostic;
 pub use gateway::{
     AccessLogFormat, AcmeChallenge, AcmeConfig, AuthKind, GatewayConfig, LETS_ENCRYPT, RouteConfig,

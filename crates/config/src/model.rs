@@ -27,6 +27,8 @@ pub struct Config {
     pub workflows: BTreeMap<String, crate::workflow::WorkflowConfig>,
     /// The `[gateway]` table, if any.
     pub gateway: Option<crate::gateway::GatewayConfig>,
+    /// One entry per `[budget.NAME]` table, keyed by NAME.
+    pub budgets: BTreeMap<String, crate::budget::BudgetConfig>,
 }
 
 /// The `[app]` table: what the application is called and where its state lives.

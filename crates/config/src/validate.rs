@@ -20,13 +20,13 @@ use crate::section::{Invalid, Section};
 
 /// Top-level tables that this version understands.
 const TOP_KEYS: &[&str] = &[
-    "app", "api", "queue", "service", "schedule", "workflow", "gateway",
+    "app", "api", "queue", "service", "schedule", "workflow", "gateway", "budget",
 ];
 
 /// Top-level tables that later versions of berth add. They get a clear "not
 /// supported yet" instead of "unknown key", so that a config written for a
 /// newer berth explains itself.
-pub(crate) const FUTURE_SECTIONS: &[&str] = &["ingest", "backup", "notify", "budget"];
+pub(crate) const FUTURE_SECTIONS: &[&str] = &["ingest", "backup", "notify"];
 
 const APP_KEYS: &[&str] = &[
     "name",
@@ -91,16 +91,21 @@ pub(crate) fn config(document: &DeTable<'_>, path: &Path, d: &mut Diagnostics<'_
         Some(section) => crate::schedule::schedules(&section, &queues, &workflows, d),
         None => BTreeMap::new(),
     };
+    let budgets = match root.table("budget", "tables such as [budget.nlu]", d) {
+        Some(section) => crate::budget::budgets(&section, d),
+        None => BTreeMap::new(),
+    };
     let gateway = match root.table("gateway", "a table such as [gateway]", d) {
         Some(section) => {
             let config_dir = path.parent().unwrap_or(Path::new(""));
-            crate::gateway::gateway(&section, config_dir, &services, d)
+            crate::gateway::gateway(&section, config_dir, &services, &budgets, d)
         }
         None => None,
     };
     Config {
         path: path.to_path_buf(),
         gateway,
+        budgets,
         app,
         api,
         queues,

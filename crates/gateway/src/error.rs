@@ -43,10 +43,22 @@ pub enum GatewayError {
     /// A worker thread could not be started.
     #[error("cannot start a gateway worker thread: {0}")]
     Worker(std::io::Error),
-    /// A route asks for a login or a token, but the gateway was given no store.
-    #[error("route `{route}` has `auth`, which needs the store of users; none was given")]
+    /// A route asks for a login or a token, or spends a budget, but the gateway was given
+    /// no store.
+    #[error("route `{route}` has `auth` or `budget`, which need the store; none was given")]
     NoStore {
         /// The route's name.
         route: String,
     },
+    /// A route names a budget that was not given.
+    #[error("route `{route}` spends budget `{budget}`, which is not configured")]
+    NoBudget {
+        /// The route's name.
+        route: String,
+        /// The budget's name.
+        budget: String,
+    },
+    /// The store could not be read at start.
+    #[error("cannot read the budgets from the store: {0}")]
+    Store(berth_store::StoreError),
 }

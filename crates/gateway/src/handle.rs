@@ -13,6 +13,7 @@ use crate::Backends;
 use crate::access_log::{AccessLogger, Entry};
 use crate::auth::Auth;
 use crate::body::Body;
+use crate::budget::{Budget, Budgets};
 use crate::counters::{Counter, RouteStats};
 use crate::error::GatewayError;
 use crate::proxy::{Context, Proxy};
@@ -30,6 +31,7 @@ pub(crate) struct Shared {
     routes: Vec<Route>,
     log: Option<Arc<AccessLogger>>,
     auth: Option<Arc<Auth>>,
+    budgets: Option<Arc<Budgets>>,
 }
 
 struct Route {
@@ -38,6 +40,7 @@ struct Route {
     answer: Answer,
     counter: Arc<Counter>,
     auth: Option<RouteAuth>,
+    budget: Option<Arc<Budget>>,
 }
 
 enum Answer {
@@ -75,6 +78,7 @@ impl Shared {
         backends: Arc<dyn Backends>,
         log: Option<AccessLogger>,
         auth: Option<Arc<Auth>>,
+        budgets: Option<Arc<Budgets>>,
     ) -> Result<Self, GatewayError> {
         let mut routes = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -103,12 +107,22 @@ impl Shared {
                     status: StatusCode::from_u16(*status).unwrap_or(StatusCode::PERMANENT_REDIRECT),
                 },
             };
+            let budget = match &spec.budget {
+                None => None,
+                Some(b) => Some(budgets.as_ref().and_then(|all| all.get(b)).ok_or_else(|| {
+                    GatewayError::NoBudget {
+                        route: name.clone(),
+                        budget: b.clone(),
+                    }
+                })?),
+            };
             routes.push(Route {
                 name,
                 path: spec.path.clone(),
                 answer,
                 counter: Arc::default(),
                 auth: spec.auth.clone(),
+                budget,
             });
         }
         Ok(Self {
@@ -116,6 +130,7 @@ impl Shared {
             routes,
             log: log.map(Arc::new),
             auth,
+            budgets,
         })
     }
 
@@ -143,6 +158,7 @@ impl Shared {
                 },
                 counter: r.counter.clone(),
                 auth: r.auth.clone(),
+                budget: r.budget.clone(),
             })
             .collect();
         Self {
@@ -150,6 +166,7 @@ impl Shared {
             routes,
             log: self.log.clone(),
             auth: self.auth.clone(),
+            budgets: self.budgets.clone(),
         }
     }
 
@@ -232,7 +249,25 @@ pub(crate) async fn handle(
         },
         _ => None,
     };
-    let response = match &route.answer {
+    // A spent budget refuses before anything reaches the service.
+    let budget = match (&route.budget, &shared.budgets) {
+        (Some(b), Some(all)) => {
+            let now = all.now();
+            if let Err(refused) = b.admit(now) {
+                let refused = *refused;
+                let took = started.elapsed();
+                route.counter.record(refused.status().as_u16(), took);
+                if let (Some(log), Some(line)) = (&shared.log, logged) {
+                    let user = identity.as_ref().map(|i| i.user.as_str());
+                    line.write(log, &conn, &refused, took, &route.name, user);
+                }
+                return Ok(refused);
+            }
+            Some((b, all))
+        }
+        _ => None,
+    };
+    let mut response = match &route.answer {
         Answer::Static {
             files,
             strip_prefix,
@@ -266,6 +301,9 @@ pub(crate) async fn handle(
             reply::redirect(*status, &location)
         }
     };
+    if let Some((b, all)) = budget {
+        b.charge_reported(response.headers_mut(), all.now());
+    }
     let took = started.elapsed();
     route.counter.record(response.status().as_u16(), took);
     if let (Some(log), Some(line)) = (&shared.log, logged) {

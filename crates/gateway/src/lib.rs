@@ -17,6 +17,8 @@
 //! - `tls`: certificates from files (reloaded when they change) or made on the spot
 //!   (`self-signed`), and the resolver that picks one per handshake;
 //! - [`auth`]: login sessions, API tokens and roles, over the store's users;
+//! - `budget`: spending limits per calendar period, enforced before a request is
+//!   forwarded and kept in the store;
 //! - `access_log`: one line per request, combined or JSON, written off the request path;
 //! - `counters`: per-route counts for the dashboard;
 //! - `reply`: the gateway's own responses (JSON errors, redirects).
@@ -24,6 +26,7 @@
 mod access_log;
 pub mod auth;
 mod body;
+mod budget;
 mod counters;
 mod error;
 mod handle;
@@ -38,12 +41,13 @@ mod tls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use budget::period_bounds;
 pub use counters::RouteStats;
 pub use error::GatewayError;
 pub use server::Gateway;
 pub use spec::{
-    AccessLog, AccessLogFormat, AuthMethod, GatewaySpec, LoginSpec, RouteAuth, RouteSpec,
-    StaticSpec, Target, TlsSpec, Upstream,
+    AccessLog, AccessLogFormat, AuthMethod, BudgetSpec, Clock, GatewaySpec, LoginSpec, Period,
+    RouteAuth, RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
 };
 
 /// Checks what [`Gateway::start`] would refuse, short of binding: every static

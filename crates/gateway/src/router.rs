@@ -114,6 +114,7 @@ mod tests {
                 connect_timeout: std::time::Duration::from_secs(1),
             },
             auth: None,
+            budget: None,
         }
     }
 

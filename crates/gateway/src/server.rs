@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 use crate::Backends;
 use crate::access_log::AccessLogger;
 use crate::auth::Auth;
+use crate::budget::Budgets;
 use crate::counters::RouteStats;
 use crate::error::GatewayError;
 use crate::handle::{Conn, Shared, handle, host_of};
@@ -52,6 +53,8 @@ pub struct Gateway {
     kill: CancellationToken,
     connections: TaskTracker,
     workers: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Budgets' flusher; its last flush runs at stop.
+    flusher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Gateway {
@@ -72,6 +75,25 @@ impl Gateway {
             Some(log) => Some(AccessLogger::start(log)?),
             None => None,
         };
+        let budgets = match (&store, spec.budgets.is_empty()) {
+            (Some(store), false) => Some(Arc::new(
+                Budgets::load(
+                    &spec.budgets,
+                    store.clone(),
+                    spec.clock.clone(),
+                    spec.node.clone(),
+                )
+                .await
+                .map_err(GatewayError::Store)?,
+            )),
+            (None, false) => {
+                let route = spec.routes.iter().find(|r| r.budget.is_some());
+                return Err(GatewayError::NoStore {
+                    route: route.map_or_else(|| "-".to_owned(), |r| r.name()),
+                });
+            }
+            (_, true) => None,
+        };
         let auth = match (&store, spec.routes.iter().find(|r| r.auth.is_some())) {
             (Some(store), Some(_)) => Some(Arc::new(Auth::new(
                 store.clone(),
@@ -85,7 +107,16 @@ impl Gateway {
             }
             (_, None) => None,
         };
-        let shared = Arc::new(Shared::new(&spec.routes, backends, log, auth)?);
+        let shared = Arc::new(Shared::new(
+            &spec.routes,
+            backends,
+            log,
+            auth,
+            budgets.clone(),
+        )?);
+        let kill = CancellationToken::new();
+        // The last flush comes after the connections drained (see `stop`).
+        let flusher = budgets.map(|b| b.spawn_flusher(kill.clone()));
 
         let mut listeners = Vec::new();
         for addr in &spec.listen {
@@ -111,7 +142,6 @@ impl Gateway {
             );
         }
         let connections = TaskTracker::new();
-        let kill = CancellationToken::new();
         let acceptor = tls.as_ref().map(|t| TlsAcceptor::from(t.config.clone()));
         let mut workers = Vec::new();
         let mut senders = Vec::new();
@@ -160,6 +190,7 @@ impl Gateway {
             kill,
             connections,
             workers: std::sync::Mutex::new(workers),
+            flusher: std::sync::Mutex::new(flusher),
         })
     }
 
@@ -202,7 +233,16 @@ impl Gateway {
                 "gateway connections still open after the grace period; dropping them"
             );
         }
+        // Then the workers end, and the budgets' flusher makes its last flush.
         self.kill.cancel();
+        let flusher = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(flusher) = flusher {
+            let _ = flusher.await;
+        }
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         let _ = tokio::task::spawn_blocking(move || {
             for w in workers {

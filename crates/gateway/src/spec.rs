@@ -23,6 +23,12 @@ pub struct GatewaySpec {
     pub tls_reload_every: Duration,
     /// Login sessions' lifetime and the lockout after failed logins.
     pub login: LoginSpec,
+    /// The budgets routes may spend.
+    pub budgets: Vec<BudgetSpec>,
+    /// Where budgets' time comes from (their periods and resets).
+    pub clock: Clock,
+    /// This node's name, for recorded events.
+    pub node: String,
     /// Worker threads, each with its own event loop and upstream connections (the
     /// server passes the number of CPUs).
     pub workers: usize,
@@ -72,6 +78,58 @@ pub struct RouteSpec {
     pub target: Target,
     /// Who may ask; `None` for anyone.
     pub auth: Option<RouteAuth>,
+    /// The budget its requests spend (proxy routes only).
+    pub budget: Option<String>,
+}
+
+/// A spending limit per calendar period.
+#[derive(Debug, Clone)]
+pub struct BudgetSpec {
+    /// Its name.
+    pub name: String,
+    /// The limit, in millionths of the budget's unit.
+    pub limit: i64,
+    /// Day or month.
+    pub period: Period,
+    /// Where the day or month begins.
+    pub tz: jiff::tz::TimeZone,
+    /// Charged when a request is let through, in millionths.
+    pub cost_per_request: i64,
+    /// The response header in which the service reports a request's cost.
+    pub cost_header: Option<hyper::header::HeaderName>,
+    /// The status of a refusal once the budget is spent (402 or 429).
+    pub status: hyper::StatusCode,
+}
+
+/// A budget's period, aligned to the calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    /// Midnight to midnight.
+    Day,
+    /// The first of the month to the first of the next.
+    Month,
+}
+
+/// Where time comes from: the system's clock, or a test's.
+#[derive(Clone)]
+pub struct Clock(pub std::sync::Arc<dyn Fn() -> berth_store::Timestamp + Send + Sync>);
+
+impl Clock {
+    /// The system's clock.
+    pub fn system() -> Self {
+        Self(std::sync::Arc::new(berth_store::Timestamp::now))
+    }
+
+    /// The time now.
+    pub fn now(&self) -> berth_store::Timestamp {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 /// A route's access rule.

@@ -6,10 +6,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use berth_config::{AccessLogFormat, AuthKind, Config, RouteTarget, TlsConfig};
+use anyhow::Context;
+use berth_config::{
+    AccessLogFormat, AuthKind, BudgetConfig, BudgetPeriod, Config, RouteTarget, TlsConfig,
+};
 use berth_gateway::{
-    AccessLog, AuthMethod, Backends, GatewaySpec, LoginSpec, RouteAuth, RouteSpec, StaticSpec,
-    Target, TlsSpec, Upstream,
+    AccessLog, AuthMethod, Backends, BudgetSpec, Clock, GatewaySpec, LoginSpec, Period, RouteAuth,
+    RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
 };
 use berth_supervise::{InstanceState, Supervisor};
 use tokio::sync::broadcast::error::RecvError;
@@ -20,7 +23,13 @@ const TLS_RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 /// The gateway's spec, if the config has a `[gateway]`. ACME is not served yet: the
 /// caller reports it.
-pub fn gateway_spec(config: &Config) -> anyhow::Result<Option<GatewaySpec>> {
+///
+/// `clock` and `node` serve the budgets (their periods, and the events they record).
+pub fn gateway_spec(
+    config: &Config,
+    clock: Clock,
+    node: &str,
+) -> anyhow::Result<Option<GatewaySpec>> {
     let Some(g) = &config.gateway else {
         return Ok(None);
     };
@@ -76,6 +85,7 @@ pub fn gateway_spec(config: &Config) -> anyhow::Result<Option<GatewaySpec>> {
                     status: *status,
                 },
             },
+            budget: r.budget.clone(),
             auth: r.auth.map(|kind| RouteAuth {
                 method: match kind {
                     AuthKind::Login => AuthMethod::Login,
@@ -110,8 +120,41 @@ pub fn gateway_spec(config: &Config) -> anyhow::Result<Option<GatewaySpec>> {
                 lasts: g.lockout_for,
             },
         },
+        budgets: config
+            .budgets
+            .values()
+            .map(budget_spec)
+            .collect::<anyhow::Result<_>>()?,
+        clock,
+        node: node.to_owned(),
         workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
     }))
+}
+
+/// Millionths of a budget's unit.
+fn micros(amount: f64) -> i64 {
+    (amount * 1_000_000.0).round() as i64
+}
+
+/// A `[budget.NAME]` as the gateway enforces it.
+pub fn budget_spec(b: &BudgetConfig) -> anyhow::Result<BudgetSpec> {
+    Ok(BudgetSpec {
+        name: b.name.clone(),
+        limit: micros(b.limit),
+        period: match b.period {
+            BudgetPeriod::Day => Period::Day,
+            BudgetPeriod::Month => Period::Month,
+        },
+        tz: berth_cron::time_zone(&b.timezone)?,
+        cost_per_request: micros(b.cost_per_request),
+        cost_header: b
+            .cost_header
+            .as_deref()
+            .map(hyper::header::HeaderName::try_from)
+            .transpose()
+            .with_context(|| format!("budget `{}`: a bad `cost_header`", b.name))?,
+        status: hyper::StatusCode::from_u16(b.status)?,
+    })
 }
 
 /// The ready instances of every service, refreshed on each supervisor event (and once a

@@ -107,14 +107,23 @@ impl Daemon {
             config.app.leader_ttl,
         )
         .await?;
-        let queues = Queues::for_node(store, options.clock, specs::queue_specs(config), &node_name)
-            .with_lease_ttl(config.app.lease_ttl);
+        let queues = Queues::for_node(
+            store,
+            options.clock.clone(),
+            specs::queue_specs(config),
+            &node_name,
+        )
+        .with_lease_ttl(config.app.lease_ttl);
         for name in options.handlers.keys() {
             queues.spec(name)?;
         }
         // Services are checked (env files, free ports) before anything starts.
         let service_specs = services::service_specs(config)?;
-        let gateway_spec = gateway::gateway_spec(config)?;
+        let gateway_clock = {
+            let clock = options.clock.clone();
+            berth_gateway::Clock(Arc::new(move || clock.now()))
+        };
+        let gateway_spec = gateway::gateway_spec(config, gateway_clock, &node_name)?;
         for s in config.services.values() {
             services::check_ports(s)?;
         }

@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod budget;
 pub mod check;
 pub mod gateway;
 pub mod init;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(c) => runtime()?.block_on(store::run(&ctx, c)),
         Command::User(c) => runtime()?.block_on(user::run(&ctx, c)),
         Command::Token(c) => runtime()?.block_on(token::run(&ctx, c)),
+        Command::Budget(c) => runtime()?.block_on(budget::run(&ctx, c)),
     }
 }
 

@@ -361,3 +361,55 @@ async fn users_and_tokens_from_the_command_line_open_guarded_routes() {
     assert_eq!(code, 4, "{err}");
     stop(&mut child);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_is_enforced_listed_and_reset_from_the_command_line() {
+    let port = berth_testkit::free_port_run(4);
+    let listen = port + 3;
+    let p = project(
+        port,
+        1,
+        &format!(
+            "[budget.nlu]\nlimit = 0.004\nperiod = \"month\"\ncost_per_request = 0.002\n\n\
+             [gateway]\nlisten = \"127.0.0.1:{listen}\"\naccess_log = \"off\"\n\n\
+             [[gateway.route]]\npath = \"/api\"\nservice = \"api\"\nbudget = \"nlu\"\n"
+        ),
+    );
+    let mut child = up(p.dir()).await;
+    running(&p, 1).await;
+    let url = format!("http://127.0.0.1:{listen}/api/ask");
+    assert_eq!(curl(&[&url]).0, "200");
+    assert_eq!(curl(&[&url]).0, "200");
+    let (code, body) = curl(&[&url]);
+    assert_eq!(code, "402", "{body}");
+    assert!(
+        body.contains("\"budget\":\"nlu\"") && body.contains("resets_at"),
+        "{body}"
+    );
+    // The spending reaches the store within a second.
+    let listed = wait_until("the spending listed", Duration::from_secs(10), || async {
+        let (_, out, _) = parts(&run_in(p.dir(), &["budget", "list"]));
+        out.contains("100.0%").then_some(out)
+    })
+    .await;
+    assert!(
+        listed.contains("nlu") && listed.contains("0.004") && listed.contains("month"),
+        "{listed}"
+    );
+    let (code, out, err) = parts(&run_in(p.dir(), &["budget", "reset", "nlu"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("starts over"), "{out}");
+    wait_until(
+        "the reset seen by the gateway",
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move { (curl(&[&url]).0 == "200").then_some(()) }
+        },
+    )
+    .await;
+    let (code, _, err) = parts(&run_in(p.dir(), &["budget", "reset", "nope"]));
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("expected one of: nlu"), "{err}");
+    stop(&mut child);
+}

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use berth_config::{AccessLogFormat, AcmeChallenge, AuthKind, RouteTarget, TlsConfig};
+use berth_config::{
+    AccessLogFormat, AcmeChallenge, AuthKind, BudgetPeriod, RouteTarget, TlsConfig,
+};
 
 use crate::{diagnostics, valid, with_app};
 
@@ -305,4 +307,74 @@ fn a_service_without_a_port_cannot_be_routed_to() {
         "{}",
         found[0].message
     );
+}
+
+#[test]
+fn budgets_and_the_routes_that_spend_them() {
+    let config = valid(&with_app(
+        "[budget.nlu]\nlimit = 10.0\nperiod = \"day\"\ntimezone = \"Europe/Berlin\"\ncost_per_request = 0.002\n\n\
+         [budget.metered]\nlimit = 5\ncost_header = \"X-Cost\"\nstatus = 429\n\n\
+         [gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nproxy = \"http://127.0.0.1:9\"\nbudget = \"nlu\"\n",
+    ));
+    let nlu = &config.budgets["nlu"];
+    assert_eq!(
+        (nlu.limit, nlu.period, nlu.timezone.as_str()),
+        (10.0, BudgetPeriod::Day, "Europe/Berlin")
+    );
+    assert_eq!(
+        (nlu.cost_per_request, nlu.cost_header.as_deref(), nlu.status),
+        (0.002, None, 402)
+    );
+    let metered = &config.budgets["metered"];
+    assert_eq!(
+        (
+            metered.period,
+            metered.cost_header.as_deref(),
+            metered.status
+        ),
+        (BudgetPeriod::Month, Some("x-cost"), 429)
+    );
+    assert_eq!(
+        config.gateway.unwrap().routes[0].budget.as_deref(),
+        Some("nlu")
+    );
+
+    let cases: &[(&str, &str)] = &[
+        (
+            "[budget.b]\ncost_per_request = 1\n",
+            "missing `limit` in [budget.b]",
+        ),
+        (
+            "[budget.b]\nlimit = 0\ncost_per_request = 1\n",
+            "expected a number greater than zero",
+        ),
+        ("[budget.b]\nlimit = 1\n", "[budget.b] charges nothing"),
+        (
+            "[budget.b]\nlimit = 1\ncost_per_request = 1\nperiod = \"week\"\n",
+            "expected \"day\" or \"month\"",
+        ),
+        (
+            "[budget.b]\nlimit = 1\ncost_per_request = 1\nstatus = 403\n",
+            "expected 402 or 429",
+        ),
+        (
+            "[budget.b]\nlimit = 1\ncost_per_request = 1\ntimezone = \"Mars/Base\"\n",
+            "Mars/Base",
+        ),
+        (
+            "[budget.b]\nlimit = 1\ncost_per_request = 1\n[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nproxy = \"http://h:1\"\nbudget = \"c\"\n",
+            "unknown budget `c`",
+        ),
+        (
+            "[budget.b]\nlimit = 1\ncost_per_request = 1\n[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nstatic = \"d\"\nbudget = \"b\"\n",
+            "`budget` applies to `service` and `proxy` routes only",
+        ),
+    ];
+    for (text, part) in cases {
+        let found = diagnostics(&with_app(text));
+        assert!(
+            found.len() == 1 && found[0].message.contains(part),
+            "{text}: {found:#?}"
+        );
+    }
 }

@@ -158,6 +158,7 @@ fn defaults() {
             schedules: BTreeMap::new(),
             workflows: BTreeMap::new(),
             gateway: None,
+            budgets: BTreeMap::new(),
         }
     );
 }

@@ -3,6 +3,7 @@
 //! servers started by the tests.
 
 mod auth;
+mod budget;
 mod proxy;
 mod statics;
 mod tls;
@@ -54,6 +55,9 @@ pub fn spec(routes: Vec<RouteSpec>, tls_dir: &Path) -> GatewaySpec {
         tls_dir: tls_dir.to_path_buf(),
         tls_reload_every: Duration::from_millis(100),
         login: berth_gateway::LoginSpec::default(),
+        budgets: Vec::new(),
+        clock: berth_gateway::Clock::system(),
+        node: "test".into(),
         workers: 2,
     }
 }
@@ -86,6 +90,7 @@ pub fn proxy_route(path: &str, upstream: Upstream, strip_prefix: bool) -> RouteS
             connect_timeout: Duration::from_secs(1),
         },
         auth: None,
+        budget: None,
     }
 }
 

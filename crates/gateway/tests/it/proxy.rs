@@ -100,8 +100,14 @@ async fn answer(
         "headers": headers,
         "body_len": body.len(),
     });
+    let cost = if path.ends_with("/costly") {
+        "0.6"
+    } else {
+        "0"
+    };
     Ok(Response::builder()
         .header("content-type", "application/json")
+        .header("x-cost", cost)
         .header("connection", "keep-alive")
         .header("keep-alive", "timeout=5")
         .body(Full::new(Bytes::from(reply.to_string())))

@@ -18,6 +18,7 @@ fn static_route(path: &str, dir: &std::path::Path, spa: bool) -> RouteSpec {
             strip_prefix: true,
         }),
         auth: None,
+        budget: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn site(dir: &Path) -> Vec<RouteSpec> {
             strip_prefix: true,
         }),
         auth: None,
+        budget: None,
     }]
 }
 
