@@ -104,6 +104,9 @@ enum Command {
     /// The gateway's budgets: what they spent this period; start one over.
     #[command(subcommand)]
     Budget(commands::budget::BudgetCommand),
+    /// Maintenance mode: a 503 page for everyone but admins, on every node.
+    #[command(subcommand)]
+    Maintenance(commands::maintenance::MaintenanceCommand),
     /// Measure enqueue, burn-down and pickup latency on this machine.
     Bench(commands::bench::Args),
 }

@@ -44,7 +44,9 @@ const ROUTE_KEYS: &[&str] = &[
     "auth",
     "roles",
     "budget",
+    "rate_limit",
 ];
+const RATE_LIMIT_KEYS: &[&str] = &["per_address", "per_user", "burst"];
 const TLS_FILE_KEYS: &[&str] = &["cert", "key"];
 const ACME_KEYS: &[&str] = &[
     "acme",
@@ -174,6 +176,19 @@ pub struct RouteConfig {
     pub roles: Vec<String>,
     /// `budget`: the `[budget.NAME]` this route's requests spend.
     pub budget: Option<String>,
+    /// `rate_limit`: token buckets per client address and per user.
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// `rate_limit = { per_address = "10/s", per_user = "600/min", burst = 20 }`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitConfig {
+    /// Requests per second each client address may make, if limited.
+    pub per_address: Option<f64>,
+    /// Requests per second each user may make (routes with `auth`), if limited.
+    pub per_user: Option<f64>,
+    /// `burst`: how many requests may come at once (default: the count in the rate).
+    pub burst: Option<u32>,
 }
 
 /// Where a route sends its requests.
@@ -696,6 +711,10 @@ fn route(
             "expected the name of a [budget.NAME] in this file",
         )))
     });
+    let rate_limit = rate_limit(section, auth.is_some(), d);
+    if matches!(target, RouteTarget::Redirect { .. }) {
+        only_for("rate_limit", "`static`, `service` and `proxy`", d);
+    }
     Some(RouteConfig {
         host,
         path,
@@ -705,7 +724,67 @@ fn route(
         auth,
         roles,
         budget,
+        rate_limit,
     })
+}
+
+fn rate_limit(
+    section: &Section<'_, '_>,
+    has_auth: bool,
+    d: &mut Diagnostics<'_>,
+) -> Option<RateLimitConfig> {
+    const FORM: &str =
+        "a table such as rate_limit = { per_address = \"10/s\", per_user = \"600/min\" }";
+    let table = section.table("rate_limit", FORM, d)?;
+    table.check_keys(RATE_LIMIT_KEYS, d);
+    let rate = |key: &str, d: &mut Diagnostics<'_>| {
+        table.string(key, "rate", d, |text| {
+            parse_rate(text).ok_or_else(|| {
+                Invalid::Expected(
+                    "expected requests per unit of time, such as \"10/s\", \"600/min\" or \"5000/h\"".into(),
+                )
+            })
+        })
+    };
+    let per_address = rate("per_address", d);
+    let per_user = rate("per_user", d);
+    let burst = table.integer("burst", 1..=1_000_000, d).map(|n| n as u32);
+    if per_user.is_some() && !has_auth {
+        d.error(
+            table.key_span("per_user").unwrap_or_else(|| table.span()),
+            "`per_user` limits the callers a route knows, and this route has no `auth`: add `auth = \"login\"` or `auth = \"token\"`, or use `per_address`",
+        );
+    }
+    if table.get("per_address").is_none() && table.get("per_user").is_none() {
+        d.error(
+            table.span(),
+            format!("`rate_limit` limits nothing: expected {FORM}"),
+        );
+        return None;
+    }
+    Some(RateLimitConfig {
+        per_address,
+        per_user,
+        burst,
+    })
+}
+
+/// `"10/s"` → 10.0 per second; `None` for anything else (or a rate of zero).
+fn parse_rate(text: &str) -> Option<f64> {
+    let (count, unit) = text.split_once('/')?;
+    let count: f64 = count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|c: &f64| c.is_finite() && *c > 0.0)?;
+    let seconds = match unit.trim() {
+        "s" | "sec" | "second" => 1.0,
+        "m" | "min" | "minute" => 60.0,
+        "h" | "hour" => 3600.0,
+        "d" | "day" => 86_400.0,
+        _ => return None,
+    };
+    Some(count / seconds)
 }
 
 fn check_service(

@@ -37,8 +37,8 @@ use std::path::{Path, PathBuf};
 pub use budget::{BudgetConfig, BudgetPeriod};
 pub use diagnostic::Diagnostic;
 pub use gateway::{
-    AccessLogFormat, AcmeChallenge, AcmeConfig, AuthKind, GatewayConfig, LETS_ENCRYPT, RouteConfig,
-    RouteTarget, TlsConfig,
+    AccessLogFormat, AcmeChallenge, AcmeConfig, AuthKind, GatewayConfig, LETS_ENCRYPT,
+    RateLimitConfig, RouteConfig, RouteTarget, TlsConfig,
 };
 pub use model::{
     Api, App, Backoff, CheckConfig, Config, CrashLoopConfig, Durability, Handler, LiveConfig,

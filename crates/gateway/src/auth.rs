@@ -219,6 +219,19 @@ impl Auth {
         Ok(identity)
     }
 
+    /// Whoever the request says it is, by session cookie or bearer token, if anyone.
+    pub(crate) async fn identify<B>(&self, req: &Request<B>) -> Option<Identity> {
+        if let Some(id) = session_cookie(req.headers())
+            && let Some(found) = self.lookup(AuthMethod::Login, &sha256_hex(&id)).await
+        {
+            return Some(found);
+        }
+        match bearer(req.headers()) {
+            Some(token) => self.lookup(AuthMethod::Token, &sha256_hex(&token)).await,
+            None => None,
+        }
+    }
+
     /// The session or token with this hash, from the cache or the store.
     async fn lookup(&self, method: AuthMethod, hash: &str) -> Option<Identity> {
         let key = format!("{method:?}:{hash}");

@@ -11,11 +11,12 @@ use hyper::{Request, Response, StatusCode, Version};
 
 use crate::Backends;
 use crate::access_log::{AccessLogger, Entry};
-use crate::auth::Auth;
+use crate::auth::{Auth, Identity};
 use crate::body::Body;
 use crate::budget::{Budget, Budgets};
 use crate::counters::{Counter, RouteStats};
 use crate::error::GatewayError;
+use crate::limits::{ADMIN_ROLE, Maintenance, RouteLimits, maintenance_page};
 use crate::proxy::{Context, Proxy};
 use crate::reply;
 use crate::router::{Router, strip};
@@ -32,6 +33,7 @@ pub(crate) struct Shared {
     log: Option<Arc<AccessLogger>>,
     auth: Option<Arc<Auth>>,
     budgets: Option<Arc<Budgets>>,
+    maintenance: Option<Arc<Maintenance>>,
 }
 
 struct Route {
@@ -41,6 +43,7 @@ struct Route {
     counter: Arc<Counter>,
     auth: Option<RouteAuth>,
     budget: Option<Arc<Budget>>,
+    limits: Option<Arc<RouteLimits>>,
 }
 
 enum Answer {
@@ -79,6 +82,7 @@ impl Shared {
         log: Option<AccessLogger>,
         auth: Option<Arc<Auth>>,
         budgets: Option<Arc<Budgets>>,
+        maintenance: Option<Arc<Maintenance>>,
     ) -> Result<Self, GatewayError> {
         let mut routes = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -123,6 +127,10 @@ impl Shared {
                 counter: Arc::default(),
                 auth: spec.auth.clone(),
                 budget,
+                limits: spec
+                    .rate_limit
+                    .as_ref()
+                    .map(|l| Arc::new(RouteLimits::new(l))),
             });
         }
         Ok(Self {
@@ -131,6 +139,7 @@ impl Shared {
             log: log.map(Arc::new),
             auth,
             budgets,
+            maintenance,
         })
     }
 
@@ -159,6 +168,7 @@ impl Shared {
                 counter: r.counter.clone(),
                 auth: r.auth.clone(),
                 budget: r.budget.clone(),
+                limits: r.limits.clone(),
             })
             .collect();
         Self {
@@ -167,6 +177,7 @@ impl Shared {
             log: self.log.clone(),
             auth: self.auth.clone(),
             budgets: self.budgets.clone(),
+            maintenance: self.maintenance.clone(),
         }
     }
 
@@ -224,6 +235,25 @@ pub(crate) async fn handle(
         }
         return Ok(response);
     }
+    // Maintenance mode: everyone but admins gets its page.
+    let mut known: Option<Option<Identity>> = None;
+    if let Some(message) = shared.maintenance.as_ref().and_then(|m| m.current()) {
+        let who = match &shared.auth {
+            Some(auth) => auth.identify(&req).await,
+            None => None,
+        };
+        if !who
+            .as_ref()
+            .is_some_and(|i| i.roles.iter().any(|r| r == ADMIN_ROLE))
+        {
+            let response = maintenance_page(&req, &message);
+            if let Some(log) = &shared.log {
+                log_line(log, &conn, &req, &response, started, "-");
+            }
+            return Ok(response);
+        }
+        known = Some(who);
+    }
     let Some(index) = shared.router.find(&host, req.uri().path()) else {
         let response = reply::no_route(&host, req.uri().path());
         if let Some(log) = &shared.log {
@@ -234,34 +264,39 @@ pub(crate) async fn handle(
     let route = &shared.routes[index];
     // What the log needs of the request, taken before the request is consumed.
     let logged = shared.log.as_ref().map(|_| RequestLine::of(&req));
-
+    let refuse = |refused: Response<Body>, logged: Option<RequestLine>, user: Option<&str>| {
+        let took = started.elapsed();
+        route.counter.record(refused.status().as_u16(), took);
+        if let (Some(log), Some(line)) = (&shared.log, logged) {
+            line.write(log, &conn, &refused, took, &route.name, user);
+        }
+        Ok(refused)
+    };
+    // A flood from one address is turned away before anything else is asked.
+    if let Some(limits) = &route.limits
+        && let Err(refused) = limits.admit(conn.peer.ip())
+    {
+        return refuse(*refused, logged, None);
+    }
     let identity = match (&route.auth, &shared.auth) {
         (Some(rule), Some(auth)) => match auth.check(rule, &req).await {
             Ok(identity) => Some(identity),
-            Err(refused) => {
-                let took = started.elapsed();
-                route.counter.record(refused.status().as_u16(), took);
-                if let (Some(log), Some(line)) = (&shared.log, logged) {
-                    line.write(log, &conn, &refused, took, &route.name, None);
-                }
-                return Ok(refused);
-            }
+            Err(refused) => return refuse(refused, logged, None),
         },
-        _ => None,
+        _ => known.flatten(),
     };
+    if let (Some(limits), Some(identity)) = (&route.limits, &identity)
+        && let Err(refused) = limits.admit_user(&identity.user)
+    {
+        return refuse(*refused, logged, Some(&identity.user));
+    }
     // A spent budget refuses before anything reaches the service.
     let budget = match (&route.budget, &shared.budgets) {
         (Some(b), Some(all)) => {
             let now = all.now();
             if let Err(refused) = b.admit(now) {
-                let refused = *refused;
-                let took = started.elapsed();
-                route.counter.record(refused.status().as_u16(), took);
-                if let (Some(log), Some(line)) = (&shared.log, logged) {
-                    let user = identity.as_ref().map(|i| i.user.as_str());
-                    line.write(log, &conn, &refused, took, &route.name, user);
-                }
-                return Ok(refused);
+                let user = identity.as_ref().map(|i| i.user.as_str());
+                return refuse(*refused, logged, user);
             }
             Some((b, all))
         }

@@ -19,6 +19,8 @@
 //! - [`auth`]: login sessions, API tokens and roles, over the store's users;
 //! - `budget`: spending limits per calendar period, enforced before a request is
 //!   forwarded and kept in the store;
+//! - `limits`: rate limits (token buckets per address and per user) and maintenance
+//!   mode;
 //! - `access_log`: one line per request, combined or JSON, written off the request path;
 //! - `counters`: per-route counts for the dashboard;
 //! - `reply`: the gateway's own responses (JSON errors, redirects).
@@ -30,6 +32,7 @@ mod budget;
 mod counters;
 mod error;
 mod handle;
+mod limits;
 mod proxy;
 mod reply;
 mod router;
@@ -44,6 +47,7 @@ use std::sync::Arc;
 pub use budget::period_bounds;
 pub use counters::RouteStats;
 pub use error::GatewayError;
+pub use limits::{ADMIN_ROLE, MAINTENANCE_KEY, RateLimitSpec};
 pub use server::Gateway;
 pub use spec::{
     AccessLog, AccessLogFormat, AuthMethod, BudgetSpec, Clock, GatewaySpec, LoginSpec, Period,

@@ -115,6 +115,7 @@ mod tests {
             },
             auth: None,
             budget: None,
+            rate_limit: None,
         }
     }
 

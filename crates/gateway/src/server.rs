@@ -32,6 +32,7 @@ use crate::budget::Budgets;
 use crate::counters::RouteStats;
 use crate::error::GatewayError;
 use crate::handle::{Conn, Shared, handle, host_of};
+use crate::limits::Maintenance;
 use crate::reply;
 use crate::spec::{GatewaySpec, TlsSpec};
 use crate::tls;
@@ -94,8 +95,9 @@ impl Gateway {
             }
             (_, true) => None,
         };
+        // With a store, logins work on every gateway (maintenance mode lets admins in).
         let auth = match (&store, spec.routes.iter().find(|r| r.auth.is_some())) {
-            (Some(store), Some(_)) => Some(Arc::new(Auth::new(
+            (Some(store), _) => Some(Arc::new(Auth::new(
                 store.clone(),
                 spec.login.session_ttl,
                 spec.login.lockout,
@@ -105,7 +107,15 @@ impl Gateway {
                     route: route.name(),
                 });
             }
-            (_, None) => None,
+            (None, None) => None,
+        };
+        let maintenance = match &store {
+            Some(store) => {
+                let m = Arc::new(Maintenance::default());
+                m.load(store.as_ref()).await;
+                Some(m)
+            }
+            None => None,
         };
         let shared = Arc::new(Shared::new(
             &spec.routes,
@@ -113,10 +123,14 @@ impl Gateway {
             log,
             auth,
             budgets.clone(),
+            maintenance.clone(),
         )?);
         let kill = CancellationToken::new();
         // The last flush comes after the connections drained (see `stop`).
         let flusher = budgets.map(|b| b.spawn_flusher(kill.clone()));
+        if let (Some(m), Some(store)) = (maintenance, &store) {
+            tokio::spawn(m.follow(store.clone(), kill.clone()));
+        }
 
         let mut listeners = Vec::new();
         for addr in &spec.listen {

@@ -80,6 +80,8 @@ pub struct RouteSpec {
     pub auth: Option<RouteAuth>,
     /// The budget its requests spend (proxy routes only).
     pub budget: Option<String>,
+    /// Its rate limits.
+    pub rate_limit: Option<crate::limits::RateLimitSpec>,
 }
 
 /// A spending limit per calendar period.

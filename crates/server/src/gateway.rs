@@ -86,6 +86,11 @@ pub fn gateway_spec(
                 },
             },
             budget: r.budget.clone(),
+            rate_limit: r.rate_limit.map(|l| berth_gateway::RateLimitSpec {
+                per_address: l.per_address,
+                per_user: l.per_user,
+                burst: l.burst,
+            }),
             auth: r.auth.map(|kind| RouteAuth {
                 method: match kind {
                     AuthKind::Login => AuthMethod::Login,

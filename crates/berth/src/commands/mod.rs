@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod init;
 pub mod job;
 pub mod logs;
+pub mod maintenance;
 pub mod ps;
 pub mod queue;
 pub mod schedule;
@@ -63,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(c) => runtime()?.block_on(user::run(&ctx, c)),
         Command::Token(c) => runtime()?.block_on(token::run(&ctx, c)),
         Command::Budget(c) => runtime()?.block_on(budget::run(&ctx, c)),
+        Command::Maintenance(c) => runtime()?.block_on(maintenance::run(&ctx, c)),
     }
 }
 

@@ -413,3 +413,51 @@ async fn a_budget_is_enforced_listed_and_reset_from_the_command_line() {
     assert!(err.contains("expected one of: nlu"), "{err}");
     stop(&mut child);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_mode_from_the_command_line() {
+    let port = berth_testkit::free_port_run(4);
+    let listen = port + 3;
+    let p = project(
+        port,
+        1,
+        &format!(
+            "[gateway]\nlisten = \"127.0.0.1:{listen}\"\naccess_log = \"off\"\n\n\
+             [[gateway.route]]\nservice = \"api\"\n"
+        ),
+    );
+    let mut child = up(p.dir()).await;
+    running(&p, 1).await;
+    let url = format!("http://127.0.0.1:{listen}/x");
+    assert_eq!(curl(&[&url]).0, "200");
+    let (code, out, err) = parts(&run_in(
+        p.dir(),
+        &["maintenance", "on", "--message", "Upgrading the database."],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("maintenance mode is on"), "{out}");
+    let page = wait_until("the maintenance page", Duration::from_secs(10), || {
+        let url = url.clone();
+        async move {
+            let (code, body) = curl(&["-H", "Accept: text/html", &url]);
+            (code == "503").then_some(body)
+        }
+    })
+    .await;
+    assert!(page.contains("Upgrading the database."), "{page}");
+    let (_, out, _) = parts(&run_in(p.dir(), &["maintenance", "status"]));
+    assert!(
+        out.starts_with("on since") && out.contains("Upgrading"),
+        "{out}"
+    );
+    let (code, _, _) = parts(&run_in(p.dir(), &["maintenance", "off"]));
+    assert_eq!(code, 0);
+    wait_until("service again", Duration::from_secs(10), || {
+        let url = url.clone();
+        async move { (curl(&[&url]).0 == "200").then_some(()) }
+    })
+    .await;
+    let (_, out, _) = parts(&run_in(p.dir(), &["maintenance", "status"]));
+    assert_eq!(out.trim(), "off");
+    stop(&mut child);
+}

@@ -378,3 +378,44 @@ fn budgets_and_the_routes_that_spend_them() {
         );
     }
 }
+
+#[test]
+fn rate_limits() {
+    let config = valid(&with_app(
+        "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nproxy = \"http://127.0.0.1:9\"\nauth = \"token\"\n\
+         rate_limit = { per_address = \"10/s\", per_user = \"600/min\", burst = 20 }\n",
+    ));
+    let limit = config.gateway.unwrap().routes[0].rate_limit.unwrap();
+    assert_eq!(
+        (limit.per_address, limit.per_user, limit.burst),
+        (Some(10.0), Some(10.0), Some(20))
+    );
+    let cases: &[(&str, &str)] = &[
+        (
+            "rate_limit = { per_address = \"ten/s\" }",
+            "expected requests per unit of time",
+        ),
+        (
+            "rate_limit = { per_address = \"10/week\" }",
+            "expected requests per unit of time",
+        ),
+        (
+            "rate_limit = { per_user = \"1/s\" }",
+            "`per_user` limits the callers a route knows",
+        ),
+        ("rate_limit = { burst = 5 }", "`rate_limit` limits nothing"),
+        (
+            "rate_limit = { per_adress = \"1/s\" }",
+            "did you mean `per_address`",
+        ),
+    ];
+    for (keys, part) in cases {
+        let found = diagnostics(&with_app(&format!(
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nproxy = \"http://127.0.0.1:9\"\n{keys}\n"
+        )));
+        assert!(
+            found.iter().any(|d| d.message.contains(part)),
+            "{keys}: {found:#?}"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 
 mod auth;
 mod budget;
+mod limits;
 mod proxy;
 mod statics;
 mod tls;
@@ -91,6 +92,7 @@ pub fn proxy_route(path: &str, upstream: Upstream, strip_prefix: bool) -> RouteS
         },
         auth: None,
         budget: None,
+        rate_limit: None,
     }
 }
 

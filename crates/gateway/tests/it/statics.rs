@@ -19,6 +19,7 @@ fn static_route(path: &str, dir: &std::path::Path, spa: bool) -> RouteSpec {
         }),
         auth: None,
         budget: None,
+        rate_limit: None,
     }
 }
 

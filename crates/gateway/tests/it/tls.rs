@@ -24,6 +24,7 @@ fn site(dir: &Path) -> Vec<RouteSpec> {
         }),
         auth: None,
         budget: None,
+        rate_limit: None,
     }]
 }
 
