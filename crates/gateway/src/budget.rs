@@ -131,6 +131,10 @@ impl Budget {
             hyper::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        r.headers_mut().insert(
+            hyper::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
         let wait = next.since(now).as_secs().max(1);
         if let Ok(v) = HeaderValue::try_from(wait.to_string()) {
             r.headers_mut().insert(RETRY_AFTER, v);
@@ -233,11 +237,12 @@ impl Budgets {
     /// 80% and 100% events this node is first to see.
     pub(crate) async fn flush(&self) {
         let now = self.clock.now();
-        let stored: HashMap<String, BudgetState> = match self.store.budgets().await {
-            Ok(all) => all.into_iter().collect(),
+        // `None` when the store cannot be read: then a budget keeps what it knew.
+        let stored: Option<HashMap<String, BudgetState>> = match self.store.budgets().await {
+            Ok(all) => Some(all.into_iter().collect()),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the budgets");
-                HashMap::new()
+                None
             }
         };
         for (name, budget) in &self.by_name {
@@ -256,17 +261,16 @@ impl Budgets {
                 }
             } else {
                 // Nothing to add; another node's spending (or a reset) may have moved it.
-                Some(
-                    stored
-                        .get(name)
+                stored.as_ref().map(|all| {
+                    all.get(name)
                         .copied()
                         .filter(|s| s.period_start >= period_start)
                         .unwrap_or(BudgetState {
                             period_start,
                             spent: 0,
                             alerted: 0,
-                        }),
-                )
+                        })
+                })
             };
             budget.settle(period_start, pending, state);
             if let Some(state) = state {
