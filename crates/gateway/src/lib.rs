@@ -14,6 +14,7 @@
 //!   Last-Modified, ranges, precompressed siblings, nothing outside the directory);
 //! - `proxy`: requests to an upstream (round robin over ready instances, idempotent
 //!   retries on connect failure, WebSockets, `X-Forwarded-*`, timeouts, a body limit);
+//! - `acme`: certificates ordered from an ACME server and kept renewed;
 //! - `tls`: certificates from files (reloaded when they change) or made on the spot
 //!   (`self-signed`), and the resolver that picks one per handshake;
 //! - [`auth`]: login sessions, API tokens and roles, over the store's users;
@@ -26,6 +27,7 @@
 //! - `reply`: the gateway's own responses (JSON errors, redirects).
 
 mod access_log;
+mod acme;
 pub mod auth;
 mod body;
 mod budget;
@@ -44,6 +46,7 @@ mod tls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use acme::{AcmeSpec, Challenge};
 pub use budget::period_bounds;
 pub use counters::RouteStats;
 pub use error::GatewayError;

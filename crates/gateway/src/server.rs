@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::Backends;
 use crate::access_log::AccessLogger;
+use crate::acme::{ACME_TLS_ALPN, Pending};
 use crate::auth::Auth;
 use crate::budget::Budgets;
 use crate::counters::RouteStats;
@@ -182,13 +183,25 @@ impl Gateway {
         for listener in listeners {
             tokio::spawn(accept_loop(listener, senders.clone(), stop.clone()));
         }
+        let pending = tls.as_ref().map(|t| t.pending.clone()).unwrap_or_default();
         if let Some(listener) = plain {
             let https_port = addrs.first().map_or(443, |a| a.port());
             tokio::spawn(redirect_loop(
                 listener,
                 https_port,
+                pending.clone(),
                 stop.clone(),
                 connections.clone(),
+            ));
+        }
+        if let (Some(TlsSpec::Acme(acme)), Some(t)) = (&spec.tls, &tls) {
+            tokio::spawn(crate::acme::keep_renewed(
+                acme.clone(),
+                spec.tls_dir.join("acme"),
+                t.acme_not_after,
+                t.certificates.clone(),
+                pending.clone(),
+                kill.clone(),
             ));
         }
         for addr in &addrs {
@@ -340,6 +353,8 @@ impl Serve {
             }
             Some(acceptor) => {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    // An ACME validator only checks the handshake (RFC 8737 §3).
+                    Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {}
                     Ok(Ok(tls)) => self.serve_io(tls, Conn { peer, tls: true }).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -427,6 +442,7 @@ where
 async fn redirect_loop(
     listener: TcpListener,
     https_port: u16,
+    pending: Arc<Pending>,
     stop: CancellationToken,
     connections: TaskTracker,
 ) {
@@ -441,13 +457,37 @@ async fn redirect_loop(
         };
         let _ = stream.set_nodelay(true);
         let stop = stop.clone();
+        let pending = pending.clone();
         connections.spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| async move {
-                Ok::<_, std::convert::Infallible>(to_https(&req, https_port))
+            let service = service_fn(move |req: Request<Incoming>| {
+                let answer = acme_answer(&req, &pending);
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        answer.unwrap_or_else(|| to_https(&req, https_port)),
+                    )
+                }
             });
             serve_connection(stream, service, &stop).await;
         });
     }
+}
+
+/// The answer to an ACME `http-01` challenge, if the request asks for one berth holds.
+fn acme_answer<B>(
+    req: &Request<B>,
+    pending: &Pending,
+) -> Option<hyper::Response<crate::body::Body>> {
+    let token = req
+        .uri()
+        .path()
+        .strip_prefix("/.well-known/acme-challenge/")?;
+    let answer = pending.http_answer(token)?;
+    let mut response = hyper::Response::new(crate::body::full(answer));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/octet-stream"),
+    );
+    Some(response)
 }
 
 fn to_https<B>(req: &Request<B>, https_port: u16) -> hyper::Response<crate::body::Body> {

@@ -46,6 +46,8 @@ pub enum TlsSpec {
     },
     /// A certificate for `localhost`, made once and kept in `tls_dir`.
     SelfSigned,
+    /// Certificates from an ACME server, kept in `tls_dir/acme` and renewed.
+    Acme(crate::acme::AcmeSpec),
 }
 
 /// The access log.

@@ -14,6 +14,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
 
+use crate::acme::{ACME_TLS_ALPN, Challenge, Pending};
 use crate::error::GatewayError;
 use crate::spec::TlsSpec;
 
@@ -27,22 +28,31 @@ const SELF_SIGNED_RENEW: Duration = Duration::from_secs(30 * 86_400);
 #[derive(Debug)]
 pub(crate) struct Certificates {
     current: RwLock<Arc<CertifiedKey>>,
+    /// ACME `tls-alpn-01` answers, for clients that offer only `acme-tls/1`.
+    pending: Arc<Pending>,
 }
 
 impl Certificates {
-    fn new(key: CertifiedKey) -> Self {
+    fn new(key: CertifiedKey, pending: Arc<Pending>) -> Self {
         Self {
             current: RwLock::new(Arc::new(key)),
+            pending,
         }
     }
 
-    fn replace(&self, key: CertifiedKey) {
+    pub(crate) fn replace(&self, key: CertifiedKey) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(key);
     }
 }
 
 impl ResolvesServerCert for Certificates {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN));
+        if acme {
+            return self.pending.alpn_cert(hello.server_name()?);
+        }
         Some(
             self.current
                 .read()
@@ -62,16 +72,33 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 pub(crate) struct Tls {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) certificates: Arc<Certificates>,
+    /// ACME's pending challenges, answered by the listeners.
+    pub(crate) pending: Arc<Pending>,
+    /// With ACME: when the certificate served now expires (`None`: a temporary one).
+    pub(crate) acme_not_after: Option<SystemTime>,
 }
 
 /// Loads (or makes) the certificate of `spec`, into a config that offers HTTP/2 and
 /// HTTP/1.1.
 pub(crate) fn setup(spec: &TlsSpec, tls_dir: &Path) -> Result<Tls, GatewayError> {
+    let mut acme_not_after = None;
     let key = match spec {
         TlsSpec::Files { cert, key } => load_files(cert, key)?,
         TlsSpec::SelfSigned => self_signed(tls_dir)?,
+        TlsSpec::Acme(acme) => match crate::acme::kept(acme, &tls_dir.join("acme")) {
+            Some((key, not_after)) => {
+                acme_not_after = Some(not_after);
+                key
+            }
+            // Until the first order completes, a throwaway certificate for the domains.
+            None => temporary(&acme.domains).map_err(|detail| GatewayError::Tls {
+                path: tls_dir.to_path_buf(),
+                detail,
+            })?,
+        },
     };
-    let certificates = Arc::new(Certificates::new(key));
+    let pending = Arc::new(Pending::default());
+    let certificates = Arc::new(Certificates::new(key, pending.clone()));
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| GatewayError::Tls {
@@ -81,9 +108,14 @@ pub(crate) fn setup(spec: &TlsSpec, tls_dir: &Path) -> Result<Tls, GatewayError>
         .with_no_client_auth()
         .with_cert_resolver(certificates.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if matches!(spec, TlsSpec::Acme(a) if a.challenge == Challenge::TlsAlpn01) {
+        config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     Ok(Tls {
         config: Arc::new(config),
         certificates,
+        pending,
+        acme_not_after,
     })
 }
 
@@ -110,21 +142,50 @@ pub(crate) fn load_files(cert: &Path, key: &Path) -> Result<CertifiedKey, Gatewa
             format!("no usable private key ({e}); expected a PEM PKCS#8, PKCS#1 or SEC1 key"),
         )
     })?;
+    certified(chain, der).map_err(|detail| {
+        tls_error(
+            key,
+            detail.replace(
+                "the certificate",
+                &format!("the certificate in {}", cert.display()),
+            ),
+        )
+    })
+}
+
+/// A chain and its key from PEM text.
+pub(crate) fn certified_from_pem(chain: &str, key: &str) -> Result<CertifiedKey, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not a PEM certificate chain: {e}"))?;
+    if chain.is_empty() {
+        return Err("no certificate in the chain".into());
+    }
+    let der = PrivateKeyDer::from_pem_slice(key.as_bytes())
+        .map_err(|e| format!("no usable private key: {e}"))?;
+    certified(chain, der)
+}
+
+fn certified(
+    chain: Vec<CertificateDer<'static>>,
+    der: PrivateKeyDer<'static>,
+) -> Result<CertifiedKey, String> {
     let signing = provider()
         .key_provider
         .load_private_key(der)
-        .map_err(|e| tls_error(key, format!("the key cannot be used: {e}")))?;
+        .map_err(|e| format!("the key cannot be used: {e}"))?;
     let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|e| {
-        tls_error(
-            key,
-            format!(
-                "does not belong to the certificate in {} ({e})",
-                cert.display()
-            ),
-        )
-    })?;
+    certified
+        .keys_match()
+        .map_err(|e| format!("does not belong to the certificate ({e})"))?;
     Ok(certified)
+}
+
+/// A throwaway self-signed certificate for `names`, served until ACME delivers.
+fn temporary(names: &[String]) -> Result<CertifiedKey, String> {
+    let made = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| format!("cannot make a temporary certificate: {e}"))?;
+    certified_from_pem(&made.cert.pem(), &made.signing_key.serialize_pem())
 }
 
 /// The development certificate for `localhost`, `127.0.0.1` and `::1`: reused from
@@ -162,7 +223,7 @@ fn self_signed(tls_dir: &Path) -> Result<CertifiedKey, GatewayError> {
 }
 
 /// Writes a file readable by its owner only, through a temporary file and a rename.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");

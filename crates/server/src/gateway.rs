@@ -21,8 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// How often certificate files are checked for changes.
 const TLS_RELOAD_EVERY: Duration = Duration::from_secs(5);
 
-/// The gateway's spec, if the config has a `[gateway]`. ACME is not served yet: the
-/// caller reports it.
+/// The gateway's spec, if the config has a `[gateway]`.
 ///
 /// `clock` and `node` serve the budgets (their periods, and the events they record).
 pub fn gateway_spec(
@@ -40,10 +39,17 @@ pub fn gateway_spec(
             key: key.clone(),
         }),
         Some(TlsConfig::SelfSigned) => Some(TlsSpec::SelfSigned),
-        Some(TlsConfig::Acme(_)) => anyhow::bail!(
-            "[gateway] tls = {{ acme = … }}: automatic certificates are not available in this \
-             build yet; use certificate files or \"self-signed\""
-        ),
+        Some(TlsConfig::Acme(a)) => Some(TlsSpec::Acme(berth_gateway::AcmeSpec {
+            email: a.email.clone(),
+            domains: a.domains.clone(),
+            directory: a.directory.clone(),
+            challenge: match a.challenge {
+                berth_config::AcmeChallenge::Http01 => berth_gateway::Challenge::Http01,
+                berth_config::AcmeChallenge::TlsAlpn01 => berth_gateway::Challenge::TlsAlpn01,
+            },
+            ca: a.ca.clone(),
+            renew_before: a.renew_before,
+        })),
     };
     let routes = g
         .routes

@@ -2,6 +2,7 @@
 //! client, over HTTP/1.1, HTTP/2 and TLS) and by hyper, in front of real upstream
 //! servers started by the tests.
 
+mod acme;
 mod auth;
 mod budget;
 mod limits;
