@@ -91,9 +91,7 @@ pub(crate) fn kept(spec: &AcmeSpec, dir: &Path) -> Option<(CertifiedKey, SystemT
     let chain = std::fs::read_to_string(dir.join("cert.pem")).ok()?;
     let key = std::fs::read_to_string(dir.join("key.pem")).ok()?;
     let domains = std::fs::read_to_string(dir.join("domains")).ok()?;
-    if domains.lines().collect::<Vec<_>>()
-        != spec.domains.iter().map(String::as_str).collect::<Vec<_>>()
-    {
+    if domains != kept_key(spec) {
         return None;
     }
     let certified = certified_from_pem(&chain, &key).ok()?;
@@ -255,7 +253,7 @@ async fn order(
     write_private(&dir.join("key.pem"), key_pem.as_bytes()).map_err(|e| io("the key", e))?;
     write_private(&dir.join("cert.pem"), chain_pem.as_bytes())
         .map_err(|e| io("the certificate", e))?;
-    write_private(&dir.join("domains"), spec.domains.join("\n").as_bytes())
+    write_private(&dir.join("domains"), kept_key(spec).as_bytes())
         .map_err(|e| io("the domain list", e))?;
     Ok((certified, expires))
 }
@@ -268,7 +266,10 @@ async fn account(spec: &AcmeSpec, dir: &Path) -> Result<Account, String> {
         None => Account::builder().map_err(|e| format!("cannot set up an HTTPS client: {e}")),
     };
     let path = dir.join("account.json");
+    // An account belongs to one ACME server and contact: another makes a new one.
+    let kept_for = std::fs::read_to_string(dir.join("account-for")).unwrap_or_default();
     if let Ok(text) = std::fs::read_to_string(&path)
+        && kept_for == account_key(spec)
         && let Ok(credentials) = serde_json::from_str::<AccountCredentials>(&text)
     {
         match builder()?.from_credentials(credentials).await {
@@ -294,7 +295,19 @@ async fn account(spec: &AcmeSpec, dir: &Path) -> Result<Account, String> {
     let text = serde_json::to_string(&credentials).map_err(|e| e.to_string())?;
     write_private(&path, text.as_bytes())
         .map_err(|e| format!("cannot keep the ACME account in {}: {e}", path.display()))?;
+    write_private(&dir.join("account-for"), account_key(spec).as_bytes())
+        .map_err(|e| format!("cannot keep the ACME account in {}: {e}", dir.display()))?;
     Ok(account)
+}
+
+/// What a kept certificate is for: its domains, and the server that issued it.
+fn kept_key(spec: &AcmeSpec) -> String {
+    format!("{}\ndirectory {}", spec.domains.join("\n"), spec.directory)
+}
+
+/// What an account is for: the directory and the contact.
+fn account_key(spec: &AcmeSpec) -> String {
+    format!("{}\n{}", spec.directory, spec.email)
 }
 
 /// The `tls-alpn-01` validation certificate for `domain` (RFC 8737). It is not checked
