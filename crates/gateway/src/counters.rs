@@ -1,6 +1,7 @@
 //! Per-route counts, kept with atomics so that counting costs the request path nothing
 //! it would notice.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -23,25 +24,32 @@ impl Counter {
         self.micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
+}
 
-    pub(crate) fn snapshot(&self, route: String, target: &'static str) -> RouteStats {
-        let requests = self.requests.load(Ordering::Relaxed);
-        let class = |i: usize| self.by_class[i].load(Ordering::Relaxed);
-        let micros = self.micros.load(Ordering::Relaxed);
-        RouteStats {
-            route,
-            target,
-            requests,
-            status_2xx: class(1),
-            status_3xx: class(2),
-            status_4xx: class(3),
-            status_5xx: class(4),
-            mean_ms: if requests == 0 {
-                0.0
-            } else {
-                micros as f64 / requests as f64 / 1000.0
-            },
-        }
+/// The sum of one route's counters (one per worker thread, so that counting never makes
+/// two cores fight over a cache line).
+pub(crate) fn snapshot(
+    counters: &[Arc<Counter>],
+    route: String,
+    target: &'static str,
+) -> RouteStats {
+    let sum = |f: &dyn Fn(&Counter) -> u64| counters.iter().map(|c| f(c)).sum::<u64>();
+    let requests = sum(&|c| c.requests.load(Ordering::Relaxed));
+    let class = |i: usize| sum(&|c| c.by_class[i].load(Ordering::Relaxed));
+    let micros = sum(&|c| c.micros.load(Ordering::Relaxed));
+    RouteStats {
+        route,
+        target,
+        requests,
+        status_2xx: class(1),
+        status_3xx: class(2),
+        status_4xx: class(3),
+        status_5xx: class(4),
+        mean_ms: if requests == 0 {
+            0.0
+        } else {
+            micros as f64 / requests as f64 / 1000.0
+        },
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use hyper::body::{Body as _, Incoming};
@@ -40,7 +40,10 @@ struct Route {
     name: String,
     path: String,
     answer: Answer,
+    /// This worker's counts of the route.
     counter: Arc<Counter>,
+    /// Every worker's counts of the route, summed for the dashboard.
+    counters: Arc<Mutex<Vec<Arc<Counter>>>>,
     auth: Option<RouteAuth>,
     budget: Option<Arc<Budget>>,
     limits: Option<Arc<RouteLimits>>,
@@ -111,6 +114,7 @@ impl Shared {
                     status: StatusCode::from_u16(*status).unwrap_or(StatusCode::PERMANENT_REDIRECT),
                 },
             };
+            let counter = Arc::new(Counter::default());
             let budget = match &spec.budget {
                 None => None,
                 Some(b) => Some(budgets.as_ref().and_then(|all| all.get(b)).ok_or_else(|| {
@@ -124,7 +128,8 @@ impl Shared {
                 name,
                 path: spec.path.clone(),
                 answer,
-                counter: Arc::default(),
+                counter: counter.clone(),
+                counters: Arc::new(Mutex::new(vec![counter])),
                 auth: spec.auth.clone(),
                 budget,
                 limits: spec
@@ -165,7 +170,15 @@ impl Shared {
                         status: *status,
                     },
                 },
-                counter: r.counter.clone(),
+                counter: {
+                    let own = Arc::new(Counter::default());
+                    r.counters
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(own.clone());
+                    own
+                },
+                counters: r.counters.clone(),
                 auth: r.auth.clone(),
                 budget: r.budget.clone(),
                 limits: r.limits.clone(),
@@ -184,7 +197,10 @@ impl Shared {
     pub(crate) fn stats(&self) -> Vec<RouteStats> {
         self.routes
             .iter()
-            .map(|r| r.counter.snapshot(r.name.clone(), r.answer.kind()))
+            .map(|r| {
+                let all = r.counters.lock().unwrap_or_else(|e| e.into_inner());
+                crate::counters::snapshot(&all, r.name.clone(), r.answer.kind())
+            })
             .collect()
     }
 }

@@ -158,7 +158,7 @@ impl Proxy {
         let upgrade = wants_upgrade(&req);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let Some(path_and_query) = self.upstream_path(&parts.uri, cx.prefix) else {
             return reply::error(
                 StatusCode::BAD_REQUEST,
@@ -166,7 +166,7 @@ impl Proxy {
                 "the request's path cannot be forwarded",
             );
         };
-        let mut headers = Some(forward_headers(&parts, &cx, upgrade));
+        let mut headers = Some(forward_headers(&mut parts, &cx, upgrade));
 
         let no_body = body.is_end_stream();
         let retryable = no_body && is_idempotent(&parts.method) && !upgrade;
@@ -399,11 +399,25 @@ fn wants_upgrade<B>(req: &Request<B>) -> bool {
 
 /// The request's headers as the upstream gets them.
 fn forward_headers(
-    parts: &hyper::http::request::Parts,
+    parts: &mut hyper::http::request::Parts,
     cx: &Context<'_>,
     upgrade: bool,
 ) -> HeaderMap {
-    let mut headers = parts.headers.clone();
+    // Taken, not copied: the request's own headers become the upstream's.
+    let mut headers = std::mem::take(&mut parts.headers);
+    // What the client said, before the headers are edited.
+    let host = headers.get(HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
+    });
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let ip = cx.peer.ip().to_string();
+    let chain = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
+        Some(before) => format!("{before}, {ip}"),
+        None => ip,
+    };
     let upgrade_to = upgrade.then(|| headers.get(UPGRADE).cloned()).flatten();
     strip_hop_by_hop(&mut headers);
     headers.remove(UPGRADE);
@@ -422,22 +436,10 @@ fn forward_headers(
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, to);
     }
-    let host = parts.headers.get(HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
-    });
     if let Some(host) = host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
         headers.insert(HOST, host);
     }
-    let ip = cx.peer.ip().to_string();
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let chain = match parts.headers.get(&xff).and_then(|v| v.to_str().ok()) {
-        Some(before) => format!("{before}, {ip}"),
-        None => ip,
-    };
     if let Ok(v) = HeaderValue::try_from(chain) {
         headers.insert(xff, v);
     }
