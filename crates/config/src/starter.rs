@@ -126,4 +126,26 @@ timeout = "1m"
 # handler = { run = "cat" }
 # max_attempts = 3
 # heartbeat_timeout = "1m"
+
+# The HTTP gateway: TLS, static files, your services, logins, budgets.
+# See docs/gateway.md.
+# [gateway]
+# listen = "0.0.0.0:8443"
+# tls = "self-signed"    # or { cert = "fullchain.pem", key = "privkey.pem" },
+#                        # or { acme = "you@example.org", domains = ["example.org"] }
+# [[gateway.route]]
+# path = "/"
+# static = "dist"
+# spa = true
+# [[gateway.route]]
+# path = "/api"
+# service = "web"        # a [service.NAME] with a port
+# auth = "login"         # users: berth user add NAME
+# budget = "nlu"
+
+# A spending limit for routes that call a paid API.
+# [budget.nlu]
+# limit = 10.0
+# period = "month"
+# cost_per_request = 0.002
 "#;

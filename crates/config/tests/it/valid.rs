@@ -117,6 +117,17 @@ fn starter_comments_show_the_defaults() {
         .expect("the example workflow");
     assert_eq!(publish.steps["render"].parents, vec!["fetch"]);
     assert_eq!(publish.steps["render"].queue.max_attempts, 3);
+    // The example gateway serves a static dir and the web service behind a login and
+    // a budget.
+    let gateway = uncommented.gateway.take().expect("the example gateway");
+    assert_eq!(gateway.tls, Some(berth_config::TlsConfig::SelfSigned));
+    assert_eq!(gateway.routes.len(), 2);
+    assert_eq!(gateway.routes[1].budget.as_deref(), Some("nlu"));
+    let nlu = uncommented
+        .budgets
+        .remove("nlu")
+        .expect("the example budget");
+    assert_eq!((nlu.limit, nlu.cost_per_request), (10.0, 0.002));
     assert_eq!(uncommented, valid(STARTER));
 }
 
