@@ -49,6 +49,8 @@ pub(crate) const MAX_FAILURES_PER_ADDR: u32 = 20;
 pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// The largest login form accepted.
 const MAX_FORM: usize = 8 << 10;
+/// How long the login form may take to arrive.
+const FORM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shortest password `berth user add` accepts.
 pub const MIN_PASSWORD: usize = 8;
 
@@ -146,6 +148,8 @@ pub(crate) struct Auth {
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     /// Verified against when the user does not exist, so that the answer takes as long.
     dummy_hash: String,
+    /// Password checks running at once (each takes 19 MiB and a core for a while).
+    verifying: Arc<tokio::sync::Semaphore>,
 }
 
 impl Auth {
@@ -157,6 +161,9 @@ impl Auth {
             cache: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             dummy_hash: hash_password("not a password anyone has").unwrap_or_default(),
+            verifying: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 
@@ -297,7 +304,7 @@ impl Auth {
                 login_form(StatusCode::OK, &next, None)
             }
             (&Method::POST, LOGIN_PATH) => self.login(req, peer, tls).await,
-            (&Method::POST | &Method::GET, LOGOUT_PATH) => self.logout(req.headers(), tls).await,
+            (&Method::POST, LOGOUT_PATH) => self.logout(req.headers(), tls).await,
             _ => reply::error(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -312,13 +319,25 @@ impl Auth {
         if let Some(wait) = self.refused_for(peer) {
             return too_many(wait);
         }
-        let body = match Limited::new(req.into_body(), MAX_FORM).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
+        let body = match tokio::time::timeout(
+            FORM_TIMEOUT,
+            Limited::new(req.into_body(), MAX_FORM).collect(),
+        )
+        .await
+        {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => {
                 return reply::error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "form_too_large",
                     format!("the login form is limited to {MAX_FORM} bytes"),
+                );
+            }
+            Err(_) => {
+                return reply::error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "form_too_slow",
+                    "the login form did not arrive in time",
                 );
             }
         };
@@ -364,23 +383,36 @@ impl Auth {
         let hash = user
             .as_ref()
             .map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
+        // At most one check per core at a time; the rest are told to come back.
+        let Ok(_permit) = self.verifying.clone().try_acquire_owned() else {
+            let mut r = reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many logins at once; try again in a moment",
+            );
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        };
+        // Counted before the check, and taken back on success, so that parallel guesses
+        // meet the lockout as early as sequential ones.
+        let failures = self.count_failure(peer);
+        let locked = self
+            .store
+            .login_failed(&name, self.lockout, now)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot count a failed login");
+                None
+            });
         let given = password.clone();
         let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &given))
             .await
             .unwrap_or(false)
             && user.is_some();
         if !ok {
-            let failures = self.count_failure(peer);
-            let locked = self
-                .store
-                .login_failed(&name, self.lockout, now)
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "cannot count a failed login");
-                    None
-                });
             tokio::time::sleep(pause_after(failures)).await;
-            tracing::info!(user = %name, %peer, "failed login");
+            tracing::info!(user = ?name, %peer, "failed login");
             let message = match locked {
                 Some(_) => format!(
                     "Wrong name or password. This name is now locked for {} minutes.",
@@ -390,6 +422,7 @@ impl Auth {
             };
             return login_form(StatusCode::UNAUTHORIZED, &next, Some(&message));
         }
+        self.forget_failure(peer);
         let _ = self.store.login_succeeded(&name).await;
         let Ok(id) = random_hex(32) else {
             return reply::error(
@@ -427,7 +460,14 @@ impl Auth {
     async fn logout(&self, headers: &HeaderMap, tls: bool) -> Response<Body> {
         if let Some(id) = session_cookie(headers) {
             let hash = sha256_hex(&id);
-            let _ = self.store.session_delete(&hash).await;
+            if let Err(e) = self.store.session_delete(&hash).await {
+                tracing::warn!(error = %e, "cannot end a session");
+                return reply::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the session cannot be ended right now; try again shortly",
+                );
+            }
             self.cache
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -451,6 +491,14 @@ impl Auth {
         let elapsed = since.elapsed();
         (*count >= MAX_FAILURES_PER_ADDR && elapsed < FAILURE_WINDOW)
             .then(|| FAILURE_WINDOW - elapsed)
+    }
+
+    /// Takes back the failure counted for `peer` before a check that succeeded.
+    fn forget_failure(&self, peer: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = failures.get_mut(&peer) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
     }
 
     /// Counts a failure of `peer`; returns its failures in the current window.
@@ -502,7 +550,10 @@ fn see_other(location: &str) -> Response<Body> {
 
 /// Only a path of this site: never `//host` or `https://…` (an open redirect).
 fn safe_next(next: &str) -> String {
-    let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    // Browsers drop tabs and newlines from URLs: `/\t/evil` would become `//evil`.
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains(|c: char| c == '\\' || c.is_control() || c.is_whitespace());
     if ok { next.to_owned() } else { "/".to_owned() }
 }
 

@@ -46,6 +46,8 @@ struct Local {
     stored: i64,
     /// Charged here since the last flush.
     pending: i64,
+    /// Being flushed now: still spent until the store's answer counts it.
+    flushing: i64,
 }
 
 impl Budget {
@@ -58,19 +60,23 @@ impl Budget {
                 period_start: start,
                 stored: 0,
                 pending: 0,
+                flushing: 0,
             };
         }
-        let spent = local.stored + local.pending;
+        let spent = local
+            .stored
+            .saturating_add(local.pending)
+            .saturating_add(local.flushing);
         let cost = self.spec.cost_per_request;
         let over = if cost > 0 {
-            spent + cost > self.spec.limit
+            spent.saturating_add(cost) > self.spec.limit
         } else {
             spent >= self.spec.limit
         };
         if over {
             return Err(Box::new(self.refusal(spent, now, next)));
         }
-        local.pending += cost;
+        local.pending = local.pending.saturating_add(cost);
         Ok(())
     }
 
@@ -99,9 +105,12 @@ impl Budget {
                 period_start: start,
                 stored: 0,
                 pending: 0,
+                flushing: 0,
             };
         }
-        local.pending += (cost * MICROS).round() as i64;
+        // A cost beyond the whole limit is the limit: enough to spend it.
+        let micros = (cost * MICROS).round().min(self.spec.limit as f64) as i64;
+        local.pending = local.pending.saturating_add(micros);
     }
 
     fn refusal(&self, spent: i64, now: Timestamp, next: Timestamp) -> Response<Body> {
@@ -146,12 +155,14 @@ impl Budget {
     fn take_pending(&self) -> (Timestamp, i64) {
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
         let pending = std::mem::take(&mut local.pending);
+        local.flushing = pending;
         (local.period_start, pending)
     }
 
     /// After a flush: the store's total (or, if the flush failed, the charges back).
     fn settle(&self, period_start: Timestamp, flushed: i64, state: Option<BudgetState>) {
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        local.flushing = 0;
         match state {
             Some(state) if state.period_start >= local.period_start => {
                 if state.period_start > local.period_start {
@@ -162,7 +173,9 @@ impl Budget {
                 local.stored = state.spent;
             }
             Some(_) => {}
-            None if local.period_start == period_start => local.pending += flushed,
+            None if local.period_start == period_start => {
+                local.pending = local.pending.saturating_add(flushed)
+            }
             None => {}
         }
     }
@@ -212,6 +225,7 @@ impl Budgets {
                         period_start: start,
                         stored: 0,
                         pending: 0,
+                        flushing: 0,
                     }),
                 };
                 (s.name.clone(), Arc::new(budget))

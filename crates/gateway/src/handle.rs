@@ -220,7 +220,87 @@ pub(crate) fn host_of<B>(req: &Request<B>) -> String {
     } else {
         raw.rsplit_once(':').map_or(raw, |(h, _)| h)
     };
-    without_port.to_ascii_lowercase()
+    // `example.org.` is `example.org`.
+    without_port.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Puts the request in the one form that routing, files and services all read the same
+/// way, or refuses it: the `Host` header and the URI's authority must agree; `%XX` of
+/// unreserved characters is decoded; an encoded `/`, `\` or NUL, a raw `\`, an empty
+/// segment (`//`) and `.` or `..` segments are refused. Without this, `//admin`,
+/// `/./admin` or `/%61dmin` could miss a guarded route and still reach the same page.
+pub(crate) fn canonicalize<B>(req: &mut Request<B>) -> Result<(), &'static str> {
+    let bad = |message: &'static str| message;
+    if let (Some(authority), Some(host)) = (
+        req.uri().host(),
+        req.headers().get(HOST).and_then(|h| h.to_str().ok()),
+    ) {
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        if !authority
+            .trim_matches(['[', ']'])
+            .eq_ignore_ascii_case(host.trim_matches(['[', ']']))
+        {
+            return Err(bad(
+                "the request names two different hosts (its target and its Host header)",
+            ));
+        }
+    }
+    let raw = req.uri().path();
+    let mut path = String::with_capacity(raw.len());
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let Some(byte) = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            else {
+                return Err(bad("the path holds a bad percent-escape"));
+            };
+            match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    path.push(byte as char)
+                }
+                b'/' | b'\\' | 0 => {
+                    return Err(bad("the path holds an encoded `/`, `\\` or NUL"));
+                }
+                _ => path.push_str(&raw[i..i + 3]),
+            }
+            i += 3;
+        } else if bytes[i].is_ascii() {
+            path.push(bytes[i] as char);
+            i += 1;
+        } else {
+            return Err(bad(
+                "the path holds a byte that is not ASCII; percent-encode it",
+            ));
+        }
+    }
+    if path.contains('\\') {
+        return Err(bad("the path holds a backslash"));
+    }
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    for (n, segment) in segments.iter().enumerate() {
+        if *segment == "." || *segment == ".." {
+            return Err(bad("`.` and `..` are not allowed in paths"));
+        }
+        // An empty segment is only allowed last (a trailing slash).
+        if segment.is_empty() && n != last {
+            return Err(bad("the path holds an empty segment (`//`)"));
+        }
+    }
+    if path != raw {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(pq.parse().map_err(|_| bad("the path cannot be read"))?);
+        *req.uri_mut() =
+            hyper::Uri::from_parts(parts).map_err(|_| bad("the path cannot be read"))?;
+    }
+    Ok(())
 }
 
 fn version_str(v: Version) -> &'static str {
@@ -237,9 +317,16 @@ fn version_str(v: Version) -> &'static str {
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     conn: Conn,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
+    if let Err(why) = canonicalize(&mut req) {
+        let refused = reply::error(StatusCode::BAD_REQUEST, "bad_request", why);
+        if let Some(log) = &shared.log {
+            log_line(log, &conn, &req, &refused, started, "-");
+        }
+        return Ok(refused);
+    }
     let host = host_of(&req);
     if req.uri().path().starts_with("/_berth/")
         && let Some(auth) = &shared.auth
@@ -454,11 +541,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn paths_are_put_in_one_form_or_refused() {
+        let canon = |target: &str, host: Option<&str>| {
+            let mut b = Request::builder().uri(target);
+            if let Some(h) = host {
+                b = b.header(HOST, h);
+            }
+            let mut req = b.body(()).unwrap();
+            canonicalize(&mut req)
+                .map(|()| req.uri().to_string())
+                .map_err(|_| 400)
+        };
+        assert_eq!(
+            canon("/%61dmin/%7Eu?q=%2F", None),
+            Ok("/admin/~u?q=%2F".into())
+        );
+        assert_eq!(canon("/a%20b/", None), Ok("/a%20b/".into()));
+        for bad in [
+            "//admin",
+            "/./admin",
+            "/x/../admin",
+            "/a/.",
+            "/a%2fb",
+            "/a%5cb",
+            "/a%00",
+            "/a%zz",
+        ] {
+            assert_eq!(canon(bad, None), Err(400), "{bad}");
+        }
+        assert_eq!(
+            canon("http://www.example.org/x", Some("admin.example.org")),
+            Err(400)
+        );
+        assert_eq!(
+            canon("http://www.example.org/x", Some("WWW.example.org:80")),
+            Ok("http://www.example.org/x".into())
+        );
+    }
+
+    #[test]
     fn hosts_lose_their_port_and_case() {
         let req = |h: &str| Request::builder().header(HOST, h).body(()).unwrap();
         assert_eq!(host_of(&req("Example.ORG:8443")), "example.org");
         assert_eq!(host_of(&req("[::1]:8443")), "::1");
         assert_eq!(host_of(&req("localhost")), "localhost");
+        assert_eq!(host_of(&req("admin.example.org.")), "admin.example.org");
     }
 
     #[test]

@@ -422,15 +422,24 @@ fn forward_headers(
     strip_hop_by_hop(&mut headers);
     headers.remove(UPGRADE);
     // Identity headers are berth's to set; a client's are forgeries.
-    if headers.keys().any(|k| k.as_str().starts_with("x-berth-")) {
-        let forged: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| k.as_str().starts_with("x-berth-"))
-            .cloned()
-            .collect();
-        for name in forged {
+    // `x_berth_user` counts too: CGI-style servers read `_` as `-`.
+    let forged = |k: &HeaderName| {
+        let name = k.as_str();
+        name.len() >= 8 && name[..8].replace('_', "-") == "x-berth-"
+    };
+    if headers.keys().any(forged) {
+        let names: Vec<HeaderName> = headers.keys().filter(|k| forged(k)).cloned().collect();
+        for name in names {
             headers.remove(name);
         }
+    }
+    // berth's own credentials are for berth: the session cookie, and a token it checked.
+    strip_session_cookie(&mut headers);
+    if cx
+        .identity
+        .is_some_and(|i| i.method == crate::spec::AuthMethod::Token)
+    {
+        headers.remove(hyper::header::AUTHORIZATION);
     }
     if let Some(to) = upgrade_to {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -451,6 +460,34 @@ fn forward_headers(
         identity.headers(&mut headers);
     }
     headers
+}
+
+/// Removes berth's session cookie from the `Cookie` headers, keeping the app's own.
+fn strip_session_cookie(headers: &mut HeaderMap) {
+    let prefix = format!("{}=", crate::auth::COOKIE_NAME);
+    let has = headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(&prefix));
+    if !has {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && !pair.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(hyper::header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(v) = HeaderValue::try_from(kept.join("; "))
+    {
+        headers.insert(hyper::header::COOKIE, v);
+    }
 }
 
 /// Drops hop-by-hop headers, and every header the `Connection` header names.

@@ -57,6 +57,8 @@ pub struct Gateway {
     workers: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Budgets' flusher; its last flush runs at stop.
     flusher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The accept loops, which own the listening sockets.
+    loops: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Gateway {
@@ -180,19 +182,26 @@ impl Gateway {
                 .map_err(GatewayError::Worker)?;
             workers.push(worker);
         }
+        // The accept loops own the listeners: `stop` waits for them, so that the ports
+        // are free again when it returns.
+        let mut loops = Vec::new();
         for listener in listeners {
-            tokio::spawn(accept_loop(listener, senders.clone(), stop.clone()));
+            loops.push(tokio::spawn(accept_loop(
+                listener,
+                senders.clone(),
+                stop.clone(),
+            )));
         }
         let pending = tls.as_ref().map(|t| t.pending.clone()).unwrap_or_default();
         if let Some(listener) = plain {
             let https_port = addrs.first().map_or(443, |a| a.port());
-            tokio::spawn(redirect_loop(
+            loops.push(tokio::spawn(redirect_loop(
                 listener,
                 https_port,
                 pending.clone(),
                 stop.clone(),
                 connections.clone(),
-            ));
+            )));
         }
         if let (Some(TlsSpec::Acme(acme)), Some(t)) = (&spec.tls, &tls) {
             tokio::spawn(crate::acme::keep_renewed(
@@ -218,6 +227,7 @@ impl Gateway {
             connections,
             workers: std::sync::Mutex::new(workers),
             flusher: std::sync::Mutex::new(flusher),
+            loops: std::sync::Mutex::new(loops),
         })
     }
 
@@ -250,6 +260,10 @@ impl Gateway {
     /// `grace`, then drops what remains.
     pub async fn stop(&self, grace: Duration) {
         self.stop.cancel();
+        let loops = std::mem::take(&mut *self.loops.lock().unwrap_or_else(|e| e.into_inner()));
+        for l in loops {
+            let _ = l.await;
+        }
         self.connections.close();
         if tokio::time::timeout(grace, self.connections.wait())
             .await
@@ -422,7 +436,12 @@ where
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+    // An idle HTTP/2 connection is pinged, and closed if the pings go unanswered.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {

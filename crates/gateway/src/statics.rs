@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::fs::Metadata;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -40,6 +40,8 @@ pub(crate) const CACHE_FILE_MAX: u64 = 2 << 20;
 pub(crate) const CACHE_TOTAL_MAX: u64 = 64 << 20;
 /// Chunk size when streaming a larger file.
 const CHUNK: usize = 256 << 10;
+/// How long a client may take to accept the next chunk of a large file.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One static route's directory.
 #[derive(Debug)]
@@ -354,17 +356,19 @@ fn not_found() -> Response<Body> {
     reply::error(StatusCode::NOT_FOUND, "not_found", "no such file")
 }
 
-/// Streams `start..end` of a file too large for the cache, off the async threads.
+/// Streams `start..end` of a file too large for the cache. Each read is its own short
+/// blocking call (tokio's file), so a client that stops reading holds no thread.
 fn stream_file(path: PathBuf, start: u64, end: u64) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
-    tokio::task::spawn_blocking(move || {
-        let result = (|| -> std::io::Result<()> {
-            let mut file = std::fs::File::open(&path)?;
-            file.seek(SeekFrom::Start(start))?;
-            let mut left = end - start;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(2);
+    tokio::spawn(async move {
+        let result = async {
+            let mut file = tokio::fs::File::open(&path).await?;
+            file.seek(SeekFrom::Start(start)).await?;
+            let mut left = end.saturating_sub(start);
             while left > 0 {
                 let mut buf = vec![0; CHUNK.min(left as usize)];
-                let n = file.read(&mut buf)?;
+                let n = file.read(&mut buf).await?;
                 if n == 0 {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
@@ -373,15 +377,19 @@ fn stream_file(path: PathBuf, start: u64, end: u64) -> Body {
                 }
                 buf.truncate(n);
                 left -= n as u64;
-                if tx.blocking_send(Ok(Frame::data(Bytes::from(buf)))).is_err() {
-                    // The client went away.
+                // A client gone, or too slow for a minute: stop reading.
+                let sent =
+                    tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(Frame::data(Bytes::from(buf)))))
+                        .await;
+                if !matches!(sent, Ok(Ok(()))) {
                     return Ok(());
                 }
             }
             Ok(())
-        })();
+        }
+        .await;
         if let Err(e) = result {
-            let _ = tx.blocking_send(Err(Box::new(e)));
+            let _ = tx.send(Err(Box::new(e))).await;
         }
     });
     ChannelBody { rx }.boxed_unsync()
@@ -439,13 +447,13 @@ fn parse_range(header: &str, len: u64) -> RangeAsk {
             len
         } else {
             match b.parse::<u64>() {
-                Ok(last) if last >= start => (last + 1).min(len),
+                Ok(last) if last >= start => last.saturating_add(1).min(len),
                 _ => return RangeAsk::Whole,
             }
         };
         (start, end)
     };
-    if range.0 >= len {
+    if range.0 >= len || range.0 >= range.1 {
         RangeAsk::Unsatisfiable
     } else {
         RangeAsk::Part(range.0, range.1)
@@ -602,6 +610,7 @@ mod tests {
         assert_eq!(part("bytes=0-1,5-6"), "whole");
         assert_eq!(part("items=0-1"), "whole");
         assert_eq!(part("bytes=9-3"), "whole");
+        assert_eq!(part("bytes=5-18446744073709551615"), "5..100");
     }
 
     #[test]
