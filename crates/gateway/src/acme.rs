@@ -131,7 +131,19 @@ pub(crate) async fn keep_renewed(
         let needed = not_after.is_none_or(|t| due(t, spec.renew_before).is_some());
         let wait = if needed {
             tracing::info!(domains = ?spec.domains, directory = %spec.directory, "ordering a certificate over ACME");
-            match order(&spec, &dir, &pending).await {
+            let ordered = order(&spec, &dir, &pending).await;
+            // Whatever happened, no challenge answer outlives its order.
+            pending
+                .http
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            pending
+                .alpn
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            match ordered {
                 Ok((certified, expires)) => {
                     certificates.replace(certified);
                     not_after = Some(expires);

@@ -386,8 +386,13 @@ fn is_idempotent(method: &Method) -> bool {
 
 /// An HTTP/1.1 `Connection: upgrade` request with an `Upgrade` header.
 fn wants_upgrade<B>(req: &Request<B>) -> bool {
+    // Only WebSockets: other upgrades (h2c, say) are not passed through.
     req.version() == Version::HTTP_11
-        && req.headers().contains_key(UPGRADE)
+        && req
+            .headers()
+            .get(UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
         && req
             .headers()
             .get_all(CONNECTION)
@@ -432,6 +437,15 @@ fn forward_headers(
         for name in names {
             headers.remove(name);
         }
+    }
+    // What the client claims about addresses and ports is not passed on as fact.
+    for name in [
+        "forwarded",
+        "x-real-ip",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+    ] {
+        headers.remove(name);
     }
     // berth's own credentials are for berth: the session cookie, and a token it checked.
     strip_session_cookie(&mut headers);

@@ -313,7 +313,13 @@ impl StaticFiles {
         }
         // A new or changed file: check where it really is, then read it if small.
         let real = path.canonicalize().ok()?;
-        if !real.starts_with(&self.root) {
+        let inside = real.strip_prefix(&self.root).ok()?;
+        // A symlink must not lead into a hidden directory (`.git`) either.
+        let hidden = inside.components().any(|c| {
+            let name = c.as_os_str().to_string_lossy();
+            name.starts_with('.') && name != ".well-known"
+        });
+        if hidden {
             return None;
         }
         let content = if stamp.len <= CACHE_FILE_MAX {

@@ -133,6 +133,10 @@ async fn forwarded_headers_are_set_and_forged_identity_is_stripped() {
         "-H",
         "X-Forwarded-For: 203.0.113.9",
         "-H",
+        "Forwarded: for=203.0.113.9",
+        "-H",
+        "X-Real-IP: 203.0.113.9",
+        "-H",
         "Connection: keep-alive, X-Drop-Me",
         "-H",
         "X-Drop-Me: 1",
@@ -148,6 +152,8 @@ async fn forwarded_headers_are_set_and_forged_identity_is_stripped() {
         "x-berth-roles",
         "x-berth-anything",
         "x-drop-me",
+        "forwarded",
+        "x-real-ip",
     ] {
         assert!(
             h.get(forged).is_none(),

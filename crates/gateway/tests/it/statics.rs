@@ -40,6 +40,9 @@ fn site() -> tempfile::TempDir {
     std::fs::write(tmp.path().join("secret.txt"), "outside").unwrap();
     std::os::unix::fs::symlink(tmp.path().join("secret.txt"), root.join("leak.txt")).unwrap();
     std::os::unix::fs::symlink(tmp.path(), root.join("up")).unwrap();
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::write(root.join(".git/config"), "SECRET=git").unwrap();
+    std::os::unix::fs::symlink(root.join(".git/config"), root.join("gitconfig")).unwrap();
     tmp
 }
 
@@ -108,7 +111,13 @@ async fn path_traversal_and_hidden_files_are_refused() {
     }
     // Symlinks that lead out of the directory are not followed out, and hidden files are
     // not found even with the SPA fallback on.
-    for attempt in ["/leak.txt", "/up/secret.txt", "/.env", "/docs/.git/config"] {
+    for attempt in [
+        "/leak.txt",
+        "/up/secret.txt",
+        "/.env",
+        "/docs/.git/config",
+        "/gitconfig",
+    ] {
         let (code, body) = curl(&["--path-as-is", &format!("{base}{attempt}")]).await;
         assert_eq!(code, "404", "{attempt}: {body}");
         assert!(
