@@ -246,6 +246,10 @@ pub(crate) fn canonicalize<B>(req: &mut Request<B>) -> Result<(), &'static str> 
         }
     }
     let raw = req.uri().path();
+    // The common case, checked without copying: nothing to decode, nothing to refuse.
+    if !raw.contains(['%', '\\']) && raw.is_ascii() && segments_ok(raw) {
+        return Ok(());
+    }
     let mut path = String::with_capacity(raw.len());
     let bytes = raw.as_bytes();
     let mut i = 0;
@@ -279,16 +283,10 @@ pub(crate) fn canonicalize<B>(req: &mut Request<B>) -> Result<(), &'static str> 
     if path.contains('\\') {
         return Err(bad("the path holds a backslash"));
     }
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let last = segments.len().saturating_sub(1);
-    for (n, segment) in segments.iter().enumerate() {
-        if *segment == "." || *segment == ".." {
-            return Err(bad("`.` and `..` are not allowed in paths"));
-        }
-        // An empty segment is only allowed last (a trailing slash).
-        if segment.is_empty() && n != last {
-            return Err(bad("the path holds an empty segment (`//`)"));
-        }
+    if !segments_ok(&path) {
+        return Err(bad(
+            "the path holds an empty segment (`//`), or a `.` or `..` segment",
+        ));
     }
     if path != raw {
         let pq = match req.uri().query() {
@@ -301,6 +299,18 @@ pub(crate) fn canonicalize<B>(req: &mut Request<B>) -> Result<(), &'static str> 
             hyper::Uri::from_parts(parts).map_err(|_| bad("the path cannot be read"))?;
     }
     Ok(())
+}
+
+/// No empty segment but a trailing slash, and no `.` or `..` segment.
+fn segments_ok(path: &str) -> bool {
+    let mut segments = path.split('/').skip(1).peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        if segment == "." || segment == ".." || (segment.is_empty() && !last) {
+            return false;
+        }
+    }
+    true
 }
 
 fn version_str(v: Version) -> &'static str {

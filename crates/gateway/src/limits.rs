@@ -145,16 +145,24 @@ fn too_many(whose: &str, wait: Duration) -> Response<Body> {
 /// Maintenance mode as this node last read it.
 #[derive(Debug, Default)]
 pub(crate) struct Maintenance {
+    /// Read on every request: a plain load, which two cores can share without
+    /// contention (a lock's read would write to its cache line each time).
+    on: std::sync::atomic::AtomicBool,
     state: RwLock<Option<String>>,
 }
 
 impl Maintenance {
     /// `Some(message)` while maintenance mode is on.
     pub(crate) fn current(&self) -> Option<String> {
+        if !self.on.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn set(&self, message: Option<String>) {
+        self.on
+            .store(message.is_some(), std::sync::atomic::Ordering::Relaxed);
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = message;
     }
 

@@ -429,8 +429,12 @@ fn forward_headers(
     // Identity headers are berth's to set; a client's are forgeries.
     // `x_berth_user` counts too: CGI-style servers read `_` as `-`.
     let forged = |k: &HeaderName| {
-        let name = k.as_str();
-        name.len() >= 8 && name[..8].replace('_', "-") == "x-berth-"
+        let name = k.as_str().as_bytes();
+        name.len() >= 8
+            && name[..8]
+                .iter()
+                .zip(b"x-berth-")
+                .all(|(a, b)| a == b || (*a == b'_' && *b == b'-'))
     };
     if headers.keys().any(forged) {
         let names: Vec<HeaderName> = headers.keys().filter(|k| forged(k)).cloned().collect();
@@ -478,6 +482,9 @@ fn forward_headers(
 
 /// Removes berth's session cookie from the `Cookie` headers, keeping the app's own.
 fn strip_session_cookie(headers: &mut HeaderMap) {
+    if !headers.contains_key(hyper::header::COOKIE) {
+        return;
+    }
     let prefix = format!("{}=", crate::auth::COOKIE_NAME);
     let has = headers
         .get_all(hyper::header::COOKIE)
