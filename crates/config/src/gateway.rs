@@ -562,7 +562,7 @@ fn route(
         return None;
     }
     let strip = |default: bool, d: &mut Diagnostics<'_>| {
-        bool_key(section, "strip_prefix", d).unwrap_or(default)
+        section.boolean("strip_prefix", d).unwrap_or(default)
     };
     let only_for = |key: &str, kind: &str, d: &mut Diagnostics<'_>| {
         if let Some(span) = section.key_span(key) {
@@ -588,7 +588,7 @@ fn route(
                     })
                 })
                 .unwrap_or_else(|| "index.html".to_owned());
-            let spa = bool_key(section, "spa", d).unwrap_or(false);
+            let spa = section.boolean("spa", d).unwrap_or(false);
             RouteTarget::Static {
                 dir,
                 index,
@@ -843,17 +843,6 @@ fn upstream_authority(text: &str) -> Result<String, Invalid> {
         return Err(Invalid::Expected(EXPECTED.into()));
     }
     Ok(authority.to_owned())
-}
-
-fn bool_key(section: &Section<'_, '_>, key: &str, d: &mut Diagnostics<'_>) -> Option<bool> {
-    let value = section.get(key)?;
-    match value.get_ref() {
-        DeValue::Boolean(b) => Some(*b),
-        _ => {
-            section.wrong_type(key, value, "true or false", d);
-            None
-        }
-    }
 }
 
 fn describe(section: &Section<'_, '_>, path: &str) -> String {

@@ -384,6 +384,18 @@ impl<'a, 'i> Section<'a, 'i> {
         out
     }
 
+    /// `true` or `false` under `key`.
+    pub(crate) fn boolean(&self, key: &str, d: &mut Diagnostics<'_>) -> Option<bool> {
+        let value = self.get(key)?;
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(key, value, "true or false", d);
+                None
+            }
+        }
+    }
+
     /// An integer within `range` under `key`.
     pub(crate) fn integer(
         &self,

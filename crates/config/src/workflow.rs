@@ -83,16 +83,7 @@ fn workflow(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> W
         let mut queue = QueueConfig::new(*step_name);
         queue.max_attempts = STEP_MAX_ATTEMPTS;
         let queue = queue_settings(queue, table, d);
-        let optional = match table.get("optional") {
-            Some(v) => match v.get_ref() {
-                DeValue::Boolean(b) => *b,
-                _ => {
-                    table.wrong_type("optional", v, "true or false", d);
-                    false
-                }
-            },
-            None => false,
-        };
+        let optional = table.boolean("optional", d).unwrap_or(false);
         let parents = parents(step_name, table, &names, d);
         if let Some(span) = table.key_span("parents") {
             parents_at.insert((*step_name).to_owned(), span);
