@@ -11,24 +11,6 @@ use berth_gateway::{AcmeSpec, Challenge, Gateway, RouteSpec, StaticSpec, Target,
 
 use crate::{FixedBackends, curl, spec};
 
-/// A free port in 20000–32000 (outside the kernel's ephemeral range).
-fn free_port() -> u16 {
-    loop {
-        let port = 20_000 + (std::process::id() as u16 % 97) * 100 + fastrand_u16() % 100;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn fastrand_u16() -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    (nanos / 1000) as u16
-}
-
 struct Pebble {
     child: Child,
     dir: String,
@@ -70,8 +52,9 @@ fn pebble_with_validity(dir: &Path, validity: Option<u64>) -> Pebble {
     std::fs::write(dir.join("pebble-ca.pem"), ca_cert.pem()).unwrap();
     std::fs::write(dir.join("pebble-cert.pem"), leaf_cert.pem()).unwrap();
     std::fs::write(dir.join("pebble-key.pem"), leaf_key.serialize_pem()).unwrap();
-    let (acme_port, mgmt_port, http_port, tls_port) =
-        (free_port(), free_port(), free_port(), free_port());
+    // Four distinct free ports below the kernel's ephemeral range.
+    let first = berth_testkit::free_port_run(4);
+    let (acme_port, mgmt_port, http_port, tls_port) = (first, first + 1, first + 2, first + 3);
     let mut config = serde_json::json!({"pebble": {
         "listenAddress": format!("127.0.0.1:{acme_port}"),
         "managementListenAddress": format!("127.0.0.1:{mgmt_port}"),
