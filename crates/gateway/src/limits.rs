@@ -166,9 +166,13 @@ impl Maintenance {
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = message;
     }
 
-    /// Reads the setting now, then every [`MAINTENANCE_POLL`] until `stop`.
+    /// Reads the setting every [`MAINTENANCE_POLL`] until `stop` (`load` read it at start).
     pub(crate) async fn follow(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
         loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(MAINTENANCE_POLL) => {}
+            }
             match store.setting(MAINTENANCE_KEY).await {
                 Ok(value) => {
                     let next = value.map(|v| message_of(&v));
@@ -181,10 +185,6 @@ impl Maintenance {
                     self.set(next);
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the maintenance setting"),
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(MAINTENANCE_POLL) => {}
             }
         }
     }

@@ -166,3 +166,49 @@ async fn a_cost_the_service_reports_is_charged_and_hidden() {
     let metered = stored.iter().find(|(n, _)| n == "metered").unwrap().1;
     assert_eq!((metered.spent, metered.alerted), (1_200_000, 100));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossing_80_and_100_percent_records_one_event_each() {
+    let s = setup().await;
+    let kinds = |store: Arc<dyn Store>| async move {
+        store
+            .events(EventFilter {
+                source: Some("budget".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event.kind)
+            .collect::<Vec<_>>()
+    };
+    // 4 of 5 requests' worth: 80 %. The stop's flush records it.
+    let (gateway, base) = start(&s).await;
+    for _ in 0..4 {
+        assert_eq!(curl(&[&format!("{base}/nlu/ask")]).await.0, "200");
+    }
+    gateway.stop(Duration::from_secs(1)).await;
+    assert_eq!(kinds(s.store.clone()).await, ["budget.80"]);
+    // The fifth spends it: 100 %, once; the 80 % is not sent again.
+    let (gateway, base) = start(&s).await;
+    assert_eq!(curl(&[&format!("{base}/nlu/ask")]).await.0, "200");
+    assert_eq!(curl(&[&format!("{base}/nlu/ask")]).await.0, "402");
+    gateway.stop(Duration::from_secs(1)).await;
+    let (gateway, _) = start(&s).await;
+    gateway.stop(Duration::from_secs(1)).await;
+    assert_eq!(kinds(s.store.clone()).await, ["budget.100", "budget.80"]);
+    let message = s
+        .store
+        .events(EventFilter {
+            source: Some("budget".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0)
+        .event
+        .message;
+    assert_eq!(message, "budget `nlu` is at 100%: 0.01 of 0.01");
+}
