@@ -328,6 +328,8 @@ impl Proxy {
         Some(
             order
                 .into_iter()
+                // Only as many as a request may try are spelled out.
+                .take(MAX_TRIES)
                 .filter_map(|a| Authority::try_from(a.to_string()).ok())
                 .collect(),
         )
