@@ -61,6 +61,15 @@ const TARGETS: &str = "exactly one of `static = \"dist\"`, `service = \"api\"`, 
 const LISTEN_EXPECTED: &str =
     "expected an IP address and port such as \"0.0.0.0:443\" or \"127.0.0.1:8080\"";
 
+/// A role name: 1 to 64 letters, digits, `_` or `-` (routes' `roles`, `berth user`).
+pub fn valid_role(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 /// Let's Encrypt's production directory, the default ACME server.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
@@ -674,12 +683,7 @@ fn route(
             "a role name such as \"admin\"",
             d,
             |text| {
-                let valid = !text.is_empty()
-                    && text.len() <= 64
-                    && text
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                valid.then(|| text.to_owned()).ok_or_else(|| {
+                valid_role(text).then(|| text.to_owned()).ok_or_else(|| {
                     Invalid::Expected(
                         "expected letters, digits, `_` and `-`, such as \"admin\"".into(),
                     )

@@ -38,7 +38,7 @@ pub use budget::{BudgetConfig, BudgetPeriod};
 pub use diagnostic::Diagnostic;
 pub use gateway::{
     AccessLogFormat, AcmeChallenge, AcmeConfig, AuthKind, GatewayConfig, LETS_ENCRYPT,
-    RateLimitConfig, RouteConfig, RouteTarget, TlsConfig,
+    RateLimitConfig, RouteConfig, RouteTarget, TlsConfig, valid_role,
 };
 pub use model::{
     Api, App, Backoff, CheckConfig, Config, CrashLoopConfig, Durability, Handler, LiveConfig,

@@ -203,12 +203,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 
 fn check_roles(roles: &[String]) -> anyhow::Result<()> {
     for role in roles {
-        let valid = !role.is_empty()
-            && role.len() <= 64
-            && role
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !valid {
+        if !berth_config::valid_role(role) {
             bail!(UsageError(format!(
                 "invalid role {role:?}: expected letters, digits, `_` and `-`, such as \"admin\""
             )));
