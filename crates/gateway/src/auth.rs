@@ -147,7 +147,8 @@ pub(crate) struct Auth {
     cache: Mutex<HashMap<String, Cached>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     /// Verified against when the user does not exist, so that the answer takes as long.
-    dummy_hash: String,
+    /// Made at the first login for an unknown name, not at every start.
+    dummy_hash: Arc<std::sync::OnceLock<String>>,
     /// Password checks running at once (each takes 19 MiB and a core for a while).
     verifying: Arc<tokio::sync::Semaphore>,
 }
@@ -160,7 +161,7 @@ impl Auth {
             lockout,
             cache: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
-            dummy_hash: hash_password("not a password anyone has").unwrap_or_default(),
+            dummy_hash: Arc::default(),
             verifying: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
@@ -380,9 +381,7 @@ impl Auth {
                 Some(wait),
             );
         }
-        let hash = user
-            .as_ref()
-            .map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
         // At most one check per core at a time; the rest are told to come back.
         let Ok(_permit) = self.verifying.clone().try_acquire_owned() else {
             let mut r = reply::error(
@@ -406,9 +405,17 @@ impl Auth {
                 None
             });
         let given = password.clone();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &given))
-            .await
-            .unwrap_or(false)
+        let dummy = self.dummy_hash.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            let hash = hash.unwrap_or_else(|| {
+                dummy
+                    .get_or_init(|| hash_password("not a password anyone has").unwrap_or_default())
+                    .clone()
+            });
+            verify_password(&hash, &given)
+        })
+        .await
+        .unwrap_or(false)
             && user.is_some();
         if !ok {
             tokio::time::sleep(pause_after(failures)).await;
