@@ -1,5 +1,6 @@
 //! One request: find its route, let the route's target answer, count it and log it.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -28,28 +29,28 @@ use crate::statics::StaticFiles;
 /// Each worker thread has its own, made by [`Shared::fork`]: the proxies' connection
 /// pools are the thread's own, while static files, counters and the log are shared.
 pub(crate) struct Shared {
-    router: Arc<Router>,
-    routes: Vec<Route>,
-    log: Option<Arc<AccessLogger>>,
-    auth: Option<Arc<Auth>>,
-    budgets: Option<Arc<Budgets>>,
-    maintenance: Option<Arc<Maintenance>>,
+    pub(crate) router: Arc<Router>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) log: Option<Arc<AccessLogger>>,
+    pub(crate) auth: Option<Arc<Auth>>,
+    pub(crate) budgets: Option<Arc<Budgets>>,
+    pub(crate) maintenance: Option<Arc<Maintenance>>,
 }
 
-struct Route {
-    name: String,
-    path: String,
-    answer: Answer,
+pub(crate) struct Route {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) answer: Answer,
     /// This worker's counts of the route.
-    counter: Arc<Counter>,
+    pub(crate) counter: Arc<Counter>,
     /// Every worker's counts of the route, summed for the dashboard.
-    counters: Arc<Mutex<Vec<Arc<Counter>>>>,
-    auth: Option<RouteAuth>,
-    budget: Option<Arc<Budget>>,
-    limits: Option<Arc<RouteLimits>>,
+    pub(crate) counters: Arc<Mutex<Vec<Arc<Counter>>>>,
+    pub(crate) auth: Option<RouteAuth>,
+    pub(crate) budget: Option<Arc<Budget>>,
+    pub(crate) limits: Option<Arc<RouteLimits>>,
 }
 
-enum Answer {
+pub(crate) enum Answer {
     Static {
         files: Arc<StaticFiles>,
         strip_prefix: bool,
@@ -194,6 +195,19 @@ impl Shared {
         }
     }
 
+    /// Closes the plain path's upstream connections idle for too long (`all`: every one).
+    pub(crate) fn prune_pools(&self, all: bool) {
+        for route in &self.routes {
+            if let Answer::Proxy(proxy) = &route.answer {
+                if all {
+                    proxy.pool().clear();
+                } else {
+                    proxy.pool().prune();
+                }
+            }
+        }
+    }
+
     pub(crate) fn stats(&self) -> Vec<RouteStats> {
         self.routes
             .iter()
@@ -213,6 +227,12 @@ pub(crate) fn host_of<B>(req: &Request<B>) -> String {
         .host()
         .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or_default();
+    host_key(raw).into_owned()
+}
+
+/// A host as routes match it: without a port or a trailing dot, lowercase (borrowed when
+/// it already is).
+pub(crate) fn host_key(raw: &str) -> Cow<'_, str> {
     let without_port = if raw.starts_with('[') {
         // [::1]:8443
         raw.split_once(']')
@@ -221,7 +241,18 @@ pub(crate) fn host_of<B>(req: &Request<B>) -> String {
         raw.rsplit_once(':').map_or(raw, |(h, _)| h)
     };
     // `example.org.` is `example.org`.
-    without_port.trim_end_matches('.').to_ascii_lowercase()
+    let host = without_port.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+/// Whether a path is already in the one form [`canonicalize`] puts paths in (the common
+/// case, checked without copying).
+pub(crate) fn is_canonical(path: &str) -> bool {
+    !path.contains(['%', '\\']) && path.is_ascii() && segments_ok(path)
 }
 
 /// Puts the request in the one form that routing, files and services all read the same
@@ -246,8 +277,8 @@ pub(crate) fn canonicalize<B>(req: &mut Request<B>) -> Result<(), &'static str> 
         }
     }
     let raw = req.uri().path();
-    // The common case, checked without copying: nothing to decode, nothing to refuse.
-    if !raw.contains(['%', '\\']) && raw.is_ascii() && segments_ok(raw) {
+    // The common case: nothing to decode, nothing to refuse.
+    if is_canonical(raw) {
         return Ok(());
     }
     let mut path = String::with_capacity(raw.len());

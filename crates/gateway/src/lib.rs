@@ -35,6 +35,7 @@ mod counters;
 mod error;
 mod handle;
 mod limits;
+mod plain;
 mod proxy;
 mod reply;
 mod router;

@@ -153,6 +153,11 @@ pub(crate) struct Maintenance {
 
 impl Maintenance {
     /// `Some(message)` while maintenance mode is on.
+    /// Whether maintenance mode is on (one atomic load).
+    pub(crate) fn is_on(&self) -> bool {
+        self.on.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(crate) fn current(&self) -> Option<String> {
         if !self.on.load(std::sync::atomic::Ordering::Relaxed) {
             return None;

@@ -42,7 +42,7 @@ pub(crate) const DOWN_FOR: Duration = Duration::from_secs(2);
 const MAX_TRIES: usize = 3;
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
+pub(crate) const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -82,6 +82,21 @@ pub(crate) struct Proxy {
     /// Shared by every worker's copy, so that the rotation and the instances found
     /// down are the same whichever worker a request lands on.
     health: Arc<Health>,
+    /// A fixed upstream's address when it is an IP address and port (the plain path
+    /// serves those; a host name is resolved by the general path's connector).
+    fixed_addr: Option<SocketAddr>,
+    /// This worker's idle connections of the plain path.
+    pool: crate::plain::Pool,
+}
+
+/// Why no upstream answered.
+pub(crate) enum Failure {
+    /// No instance accepted the connection.
+    Unreachable,
+    /// The connection broke before a complete response head.
+    Broken,
+    /// No response head within the route's timeout.
+    Timeout,
 }
 
 /// The round robin's position and the instances that failed lately.
@@ -113,6 +128,10 @@ impl Proxy {
             Upstream::Fixed(a) => Authority::try_from(a.as_str()).ok(),
             Upstream::Service(_) => None,
         };
+        let fixed_addr = match &upstream {
+            Upstream::Fixed(a) => a.parse().ok(),
+            Upstream::Service(_) => None,
+        };
         Self {
             client,
             upstream,
@@ -123,6 +142,8 @@ impl Proxy {
             timeout,
             connect_timeout,
             health: Arc::default(),
+            fixed_addr,
+            pool: crate::plain::Pool::default(),
         }
     }
 
@@ -181,18 +202,7 @@ impl Proxy {
         };
 
         let Some(addrs) = self.candidates() else {
-            let mut response = reply::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_ready_instance",
-                format!(
-                    "{} has no ready instance; try again shortly",
-                    self.describe()
-                ),
-            );
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
+            return self.no_ready_instance();
         };
         let tries = if retryable {
             addrs.len().min(MAX_TRIES)
@@ -245,42 +255,21 @@ impl Proxy {
                     if !last {
                         continue;
                     }
-                    return if e.is_connect() {
-                        reply::error(
-                            StatusCode::BAD_GATEWAY,
-                            "upstream_unreachable",
-                            format!("{} did not accept the connection", self.describe()),
-                        )
+                    return self.failure_reply(if e.is_connect() {
+                        Failure::Unreachable
                     } else {
-                        reply::error(
-                            StatusCode::BAD_GATEWAY,
-                            "upstream_failed",
-                            format!(
-                                "{} closed the connection without a complete response",
-                                self.describe()
-                            ),
-                        )
-                    };
+                        Failure::Broken
+                    });
                 }
                 Err(_) => {
                     tracing::warn!(route = cx.route, upstream = %authority, timeout = ?self.timeout, "the upstream timed out");
-                    return reply::error(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "upstream_timeout",
-                        format!(
-                            "{} did not answer within {}",
-                            self.describe(),
-                            humanize(self.timeout)
-                        ),
-                    );
+                    return self.failure_reply(Failure::Timeout);
                 }
             }
         }
         unreachable_no_tries()
     }
 
-    /// Where to send this request, in order: round robin over the ready instances,
-    /// those that refused a connection lately last.
     /// The request's path and query as the upstream gets it; `None` if it cannot be
     /// put back together (it always can when taken from a valid URI).
     fn upstream_path(&self, uri: &Uri, prefix: &str) -> Option<PathAndQuery> {
@@ -306,6 +295,50 @@ impl Proxy {
             Upstream::Fixed(_) => return self.fixed.clone().map(|a| vec![a]),
             Upstream::Service(name) => name,
         };
+        Some(
+            self.order(name)?
+                .into_iter()
+                .filter_map(|a| Authority::try_from(a.to_string()).ok())
+                .collect(),
+        )
+    }
+
+    /// [`Self::candidates`] as addresses, for the plain path (which serves only the
+    /// upstreams that have them: see [`Self::plain_capable`]).
+    pub(crate) fn plain_candidates(&self) -> Option<Vec<SocketAddr>> {
+        match &self.upstream {
+            Upstream::Fixed(_) => self.fixed_addr.map(|a| vec![a]),
+            Upstream::Service(name) => self.order(name),
+        }
+    }
+
+    /// Whether the plain path can reach this upstream by address.
+    pub(crate) fn plain_capable(&self) -> bool {
+        match &self.upstream {
+            Upstream::Fixed(_) => self.fixed_addr.is_some(),
+            Upstream::Service(_) => true,
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &crate::plain::Pool {
+        &self.pool
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    pub(crate) fn strips_prefix(&self) -> bool {
+        self.strip_prefix
+    }
+
+    /// The ready instances of `service` in the order a request tries them: round robin,
+    /// those that failed lately last, at most [`MAX_TRIES`].
+    fn order(&self, name: &str) -> Option<Vec<SocketAddr>> {
         let ready = self.backends.ready(name);
         if ready.is_empty() {
             return None;
@@ -325,21 +358,64 @@ impl Proxy {
                 order.sort_by_key(|addr| down.contains_key(addr));
             }
         }
-        Some(
-            order
-                .into_iter()
-                // Only as many as a request may try are spelled out.
-                .take(MAX_TRIES)
-                .filter_map(|a| Authority::try_from(a.to_string()).ok())
-                .collect(),
-        )
+        order.truncate(MAX_TRIES);
+        Some(order)
     }
 
     fn mark_down(&self, authority: &Authority) {
         if let Ok(addr) = authority.as_str().parse::<SocketAddr>() {
-            let mut down = self.health.down.lock().unwrap_or_else(|e| e.into_inner());
-            down.insert(addr, Instant::now() + DOWN_FOR);
-            self.health.any_down.store(true, Ordering::Relaxed);
+            self.mark_down_addr(addr);
+        }
+    }
+
+    /// Skips `addr` for [`DOWN_FOR`].
+    pub(crate) fn mark_down_addr(&self, addr: SocketAddr) {
+        let mut down = self.health.down.lock().unwrap_or_else(|e| e.into_inner());
+        down.insert(addr, Instant::now() + DOWN_FOR);
+        self.health.any_down.store(true, Ordering::Relaxed);
+    }
+
+    /// 503 with `Retry-After`: the service has no ready instance.
+    pub(crate) fn no_ready_instance(&self) -> Response<Body> {
+        let mut response = reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_ready_instance",
+            format!(
+                "{} has no ready instance; try again shortly",
+                self.describe()
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    }
+
+    /// The gateway's answer when no upstream answered.
+    pub(crate) fn failure_reply(&self, failure: Failure) -> Response<Body> {
+        match failure {
+            Failure::Unreachable => reply::error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                format!("{} did not accept the connection", self.describe()),
+            ),
+            Failure::Broken => reply::error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_failed",
+                format!(
+                    "{} closed the connection without a complete response",
+                    self.describe()
+                ),
+            ),
+            Failure::Timeout => reply::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!(
+                    "{} did not answer within {}",
+                    self.describe(),
+                    humanize(self.timeout)
+                ),
+            ),
         }
     }
 

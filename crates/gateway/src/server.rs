@@ -34,6 +34,7 @@ use crate::counters::RouteStats;
 use crate::error::GatewayError;
 use crate::handle::{Conn, Shared, handle, host_of};
 use crate::limits::Maintenance;
+use crate::plain;
 use crate::reply;
 use crate::spec::{GatewaySpec, TlsSpec};
 use crate::tls;
@@ -332,7 +333,17 @@ impl Serve {
             }
         };
         let this = Arc::new(self);
+        let worker = this.clone();
         runtime.block_on(async move {
+            // Idle upstream connections past their time are closed even on a quiet route.
+            let pruned = this.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(15));
+                loop {
+                    every.tick().await;
+                    pruned.shared.prune_pools(false);
+                }
+            });
             loop {
                 let (stream, peer) = tokio::select! {
                     _ = kill.cancelled() => return,
@@ -357,13 +368,24 @@ impl Serve {
                     .spawn(async move { this2.connection(stream, peer).await });
             }
         });
+        // The pooled upstream connections belong to this worker's runtime: they close
+        // with it.
+        drop(runtime);
+        worker.shared.prune_pools(true);
     }
 
     async fn connection(&self, stream: TcpStream, peer: SocketAddr) {
         let _ = stream.set_nodelay(true);
         match &self.acceptor {
             None => {
-                self.serve_io(stream, Conn { peer, tls: false }).await;
+                let conn = Conn { peer, tls: false };
+                // Plain HTTP/1.1 first takes the lean path; what it does not serve goes
+                // to hyper with the bytes already read.
+                if let plain::Outcome::Handoff(rest) =
+                    plain::serve(&self.shared, stream, conn, &self.stop).await
+                {
+                    self.serve_io(rest, conn).await;
+                }
             }
             Some(acceptor) => {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

@@ -41,7 +41,26 @@ pub(crate) const CACHE_TOTAL_MAX: u64 = 64 << 20;
 /// Chunk size when streaming a larger file.
 const CHUNK: usize = 256 << 10;
 /// How long a client may take to accept the next chunk of a large file.
-const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// From this size on, a plain connection sends the file with `sendfile` (from the page
+/// cache to the socket, no copy through berth's memory) rather than from the body.
+const SENDFILE_MIN: u64 = 64 << 10;
+
+/// A response extension naming the bytes of a file its body holds, for a connection
+/// that can hand them to the socket itself (`sendfile`). The body is still whole: a
+/// connection that does not use the extension sends the body instead.
+#[derive(Debug, Clone)]
+pub(crate) struct FileRange {
+    pub(crate) path: PathBuf,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    /// The file that was checked to lie inside the root; one opened later must be the
+    /// same file (same inode and device, same length).
+    pub(crate) ino: u64,
+    pub(crate) dev: u64,
+    pub(crate) len: u64,
+    pub(crate) mtime: SystemTime,
+}
 
 /// One static route's directory.
 #[derive(Debug)]
@@ -291,6 +310,17 @@ impl StaticFiles {
         if method == Method::HEAD {
             return Some(response);
         }
+        if end - start >= SENDFILE_MIN {
+            response.extensions_mut().insert(FileRange {
+                path: path.to_path_buf(),
+                start,
+                end,
+                ino: stamp.ino,
+                dev: stamp.dev,
+                len: stamp.len,
+                mtime: stamp.mtime,
+            });
+        }
         let body = match content {
             Some(bytes) => full(bytes.slice(start as usize..end as usize)),
             None => stream_file(path.to_path_buf(), start, end),
@@ -363,50 +393,62 @@ fn not_found() -> Response<Body> {
 }
 
 /// Streams `start..end` of a file too large for the cache. Each read is its own short
-/// blocking call (tokio's file), so a client that stops reading holds no thread.
+/// blocking call (tokio's file), so a client that stops reading holds no thread. The
+/// reader starts at the first poll: a body that is never sent reads nothing.
 fn stream_file(path: PathBuf, start: u64, end: u64) -> Body {
+    FileBody {
+        pending: Some((path, start, end)),
+        rx: None,
+    }
+    .boxed_unsync()
+}
+
+/// Reads `path` from `start` to `end` into `tx`, one chunk at a time.
+async fn read_chunks(
+    path: PathBuf,
+    start: u64,
+    end: u64,
+    tx: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, BoxError>>,
+) {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(2);
-    tokio::spawn(async move {
-        let result = async {
-            let mut file = tokio::fs::File::open(&path).await?;
-            file.seek(SeekFrom::Start(start)).await?;
-            let mut left = end.saturating_sub(start);
-            while left > 0 {
-                let mut buf = vec![0; CHUNK.min(left as usize)];
-                let n = file.read(&mut buf).await?;
-                if n == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the file shrank while it was sent",
-                    ));
-                }
-                buf.truncate(n);
-                left -= n as u64;
-                // A client gone, or too slow for a minute: stop reading.
-                let sent =
-                    tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(Frame::data(Bytes::from(buf)))))
-                        .await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    return Ok(());
-                }
+    let result = async {
+        let mut file = tokio::fs::File::open(&path).await?;
+        file.seek(SeekFrom::Start(start)).await?;
+        let mut left = end.saturating_sub(start);
+        while left > 0 {
+            let mut buf = vec![0; CHUNK.min(left as usize)];
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file shrank while it was sent",
+                ));
             }
-            Ok(())
+            buf.truncate(n);
+            left -= n as u64;
+            // A client gone, or too slow for a minute: stop reading.
+            let sent =
+                tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(Frame::data(Bytes::from(buf)))))
+                    .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                return Ok(());
+            }
         }
-        .await;
-        if let Err(e) = result {
-            let _ = tx.send(Err(Box::new(e))).await;
-        }
-    });
-    ChannelBody { rx }.boxed_unsync()
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = tx.send(Err(Box::new(e))).await;
+    }
 }
 
-/// Frames arriving over a channel from a blocking reader.
-struct ChannelBody {
-    rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, BoxError>>,
+/// A large file's bytes, read by a task started at the first poll.
+struct FileBody {
+    pending: Option<(PathBuf, u64, u64)>,
+    rx: Option<tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, BoxError>>>,
 }
 
-impl hyper::body::Body for ChannelBody {
+impl hyper::body::Body for FileBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -414,7 +456,22 @@ impl hyper::body::Body for ChannelBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.rx.poll_recv(cx)
+        if let Some((path, start, end)) = self.pending.take() {
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            tokio::spawn(read_chunks(path, start, end, tx));
+            self.rx = Some(rx);
+        }
+        match &mut self.rx {
+            Some(rx) => rx.poll_recv(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match &self.pending {
+            Some((_, start, end)) => hyper::body::SizeHint::with_exact(end.saturating_sub(*start)),
+            None => hyper::body::SizeHint::default(),
+        }
     }
 }
 

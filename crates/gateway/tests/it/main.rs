@@ -6,6 +6,7 @@ mod acme;
 mod auth;
 mod budget;
 mod limits;
+mod plain;
 mod proxy;
 mod statics;
 mod tls;
