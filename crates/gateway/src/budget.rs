@@ -50,19 +50,31 @@ struct Local {
     flushing: i64,
 }
 
+impl Local {
+    /// Nothing spent yet in the period that starts at `start`.
+    fn new(start: Timestamp) -> Self {
+        Self {
+            period_start: start,
+            stored: 0,
+            pending: 0,
+            flushing: 0,
+        }
+    }
+
+    /// Starts over when `start` begins a later period than the one counted.
+    fn roll(&mut self, start: Timestamp) {
+        if self.period_start < start {
+            *self = Self::new(start);
+        }
+    }
+}
+
 impl Budget {
     /// Whether a request may go through now; charges its `cost_per_request` if so.
     pub(crate) fn admit(&self, now: Timestamp) -> Result<(), Box<Response<Body>>> {
         let (start, next) = period_bounds(&self.spec, now);
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        if local.period_start < start {
-            *local = Local {
-                period_start: start,
-                stored: 0,
-                pending: 0,
-                flushing: 0,
-            };
-        }
+        local.roll(start);
         let spent = local
             .stored
             .saturating_add(local.pending)
@@ -100,14 +112,7 @@ impl Budget {
         };
         let (start, _) = period_bounds(&self.spec, now);
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        if local.period_start < start {
-            *local = Local {
-                period_start: start,
-                stored: 0,
-                pending: 0,
-                flushing: 0,
-            };
-        }
+        local.roll(start);
         // A cost beyond the whole limit is the limit: enough to spend it.
         let micros = (cost * MICROS).round().min(self.spec.limit as f64) as i64;
         local.pending = local.pending.saturating_add(micros);
@@ -221,12 +226,7 @@ impl Budgets {
                 let (start, _) = period_bounds(s, now);
                 let budget = Budget {
                     spec: s.clone(),
-                    local: Mutex::new(Local {
-                        period_start: start,
-                        stored: 0,
-                        pending: 0,
-                        flushing: 0,
-                    }),
+                    local: Mutex::new(Local::new(start)),
                 };
                 (s.name.clone(), Arc::new(budget))
             })

@@ -265,16 +265,11 @@ pub(crate) fn canonicalize<B>(req: &mut Request<B>) -> Result<(), &'static str> 
     if let (Some(authority), Some(host)) = (
         req.uri().host(),
         req.headers().get(HOST).and_then(|h| h.to_str().ok()),
-    ) {
-        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        if !authority
-            .trim_matches(['[', ']'])
-            .eq_ignore_ascii_case(host.trim_matches(['[', ']']))
-        {
-            return Err(bad(
-                "the request names two different hosts (its target and its Host header)",
-            ));
-        }
+    ) && host_key(authority) != host_key(host)
+    {
+        return Err(bad(
+            "the request names two different hosts (its target and its Host header)",
+        ));
     }
     let raw = req.uri().path();
     // The common case: nothing to decode, nothing to refuse.
@@ -617,6 +612,15 @@ mod tests {
         assert_eq!(
             canon("http://www.example.org/x", Some("WWW.example.org:80")),
             Ok("http://www.example.org/x".into())
+        );
+        // IPv6 with and without a port.
+        assert_eq!(
+            canon("http://[::1]/x", Some("[::1]")),
+            Ok("http://[::1]/x".into())
+        );
+        assert_eq!(
+            canon("http://[::1]:8080/x", Some("[::1]:8080")),
+            Ok("http://[::1]:8080/x".into())
         );
     }
 

@@ -152,12 +152,12 @@ pub(crate) struct Maintenance {
 }
 
 impl Maintenance {
-    /// `Some(message)` while maintenance mode is on.
     /// Whether maintenance mode is on (one atomic load).
     pub(crate) fn is_on(&self) -> bool {
         self.on.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// `Some(message)` while maintenance mode is on.
     pub(crate) fn current(&self) -> Option<String> {
         if !self.on.load(std::sync::atomic::Ordering::Relaxed) {
             return None;
@@ -218,10 +218,7 @@ pub(crate) fn maintenance_page<B>(req: &Request<B>, message: &str) -> Response<B
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     let mut r = if html {
-        let escaped = message
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
+        let escaped = crate::auth::html_escape(message);
         let page = format!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -17,7 +17,7 @@
 //! connection, with every byte read so far, to hyper for the rest of its life. So the
 //! framing of request bodies, and every error about a malformed request, stay hyper's.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
@@ -41,7 +41,7 @@ use crate::body::Body;
 use crate::handle::{Answer, Conn, Route, Shared, host_key, is_canonical};
 use crate::proxy::{HOP_BY_HOP, Proxy};
 use crate::router::strip;
-use crate::statics::{FileRange, SEND_TIMEOUT};
+use crate::statics::{FileRange, SEND_TIMEOUT, StaticFiles};
 
 /// The most header lines a head may have here (hyper's default too); more go to hyper.
 const MAX_HEADERS: usize = 100;
@@ -99,7 +99,17 @@ pub(crate) async fn serve(
         let at = SystemTime::now();
         let sent = match kind {
             Kind::Proxy(proxy) => forward(proxy, route, &head, &conn, &mut stream, &mut out).await,
-            Kind::Static => serve_static(route, &head, &mut stream, &mut out).await,
+            Kind::Static {
+                files,
+                strip_prefix,
+            } => {
+                let path = if strip_prefix {
+                    strip(&route.path, head.path)
+                } else {
+                    head.path
+                };
+                serve_static(files, path, &head, &mut stream, &mut out).await
+            }
         };
         let took = started.elapsed();
         route.counter.record(sent.status, took);
@@ -292,7 +302,10 @@ fn plain_target_byte(b: u8) -> bool {
 
 enum Kind<'s> {
     Proxy(&'s Proxy),
-    Static,
+    Static {
+        files: &'s StaticFiles,
+        strip_prefix: bool,
+    },
 }
 
 /// The route that answers `head` here, following the general path's order (its own
@@ -324,9 +337,16 @@ fn pick<'s>(shared: &'s Shared, head: &Head<'_>) -> Option<(&'s Route, Kind<'s>)
         {
             Some((route, Kind::Proxy(proxy)))
         }
-        Answer::Static { .. } if head.is(&Method::GET) || head.is(&Method::HEAD) => {
-            Some((route, Kind::Static))
-        }
+        Answer::Static {
+            files,
+            strip_prefix,
+        } if head.is(&Method::GET) || head.is(&Method::HEAD) => Some((
+            route,
+            Kind::Static {
+                files,
+                strip_prefix: *strip_prefix,
+            },
+        )),
         _ => None,
     }
 }
@@ -339,31 +359,15 @@ struct Sent {
     keep_open: bool,
 }
 
-impl Sent {
-    fn failed(status: u16) -> Self {
-        Self {
-            status,
-            bytes: None,
-            keep_open: false,
-        }
-    }
-}
-
 // ---- static files ----
 
 async fn serve_static(
-    route: &Route,
+    files: &StaticFiles,
+    path: &str,
     head: &Head<'_>,
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
 ) -> Sent {
-    let Answer::Static {
-        files,
-        strip_prefix,
-    } = &route.answer
-    else {
-        return Sent::failed(500);
-    };
     // Only the headers a static answer reads.
     let mut asked = HeaderMap::new();
     for h in head.headers {
@@ -385,11 +389,6 @@ async fn serve_static(
         Method::HEAD
     } else {
         Method::GET
-    };
-    let path = if *strip_prefix {
-        strip(&route.path, head.path)
-    } else {
-        head.path
     };
     let response = files.serve(&method, path, head.query, head.path, &asked);
     write_response(stream, out, response, method == Method::HEAD).await
@@ -418,7 +417,9 @@ async fn write_response(
     let no_body_status = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     if declared.is_none() && !no_body_status {
         match exact {
-            Some(n) => header(out, b"content-length", n.to_string().as_bytes()),
+            Some(n) => {
+                let _ = write!(out, "content-length: {n}\r\n");
+            }
             None => header(out, b"transfer-encoding", b"chunked"),
         }
     }
@@ -479,7 +480,7 @@ async fn write_response(
         written_total += data.len() as u64;
         let written = if chunked {
             out.clear();
-            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            let _ = write!(out, "{:x}\r\n", data.len());
             out.extend_from_slice(data);
             out.extend_from_slice(b"\r\n");
             stream.write_all(out).await
@@ -780,16 +781,8 @@ fn request_head(proxy: &Proxy, route: &Route, head: &Head<'_>, conn: &Conn, out:
         out.extend_from_slice(before);
         out.extend_from_slice(b", ");
     }
-    let mut ip = [0u8; 48];
-    let ip = {
-        use std::io::Write;
-        let mut w = &mut ip[..];
-        let _ = write!(w, "{}", conn.peer.ip());
-        let left = w.len();
-        &ip[..48 - left]
-    };
-    out.extend_from_slice(ip);
-    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n\r\n");
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{}\r\nx-forwarded-proto: http\r\n\r\n", conn.peer.ip());
 }
 
 /// Whether a `Connection` header among `headers` names `name` (which makes it
@@ -1011,7 +1004,7 @@ fn response_head(
     }
     // The length is sent where it frames the body, or answers HEAD or a 304.
     if let (Some(n), false) = (length, chunked || other_coding) {
-        header(out, b"content-length", n.to_string().as_bytes());
+        let _ = write!(out, "content-length: {n}\r\n");
     }
     match framing {
         Framing::Chunked => header(out, b"transfer-encoding", b"chunked"),
@@ -1055,11 +1048,7 @@ async fn relay(
     let relayed = match reply.framing {
         Framing::None => {
             sent.bytes = reply.logged_len;
-            if stream.write_all(out).await.is_ok() {
-                Relayed::Whole
-            } else {
-                Relayed::Broken
-            }
+            send_rest(stream, out).await
         }
         Framing::Length(n) => {
             sent.bytes = Some(n);
@@ -1098,54 +1087,20 @@ async fn relay_length(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
 ) -> Relayed {
-    let have = (up.buf.len() as u64).min(n) as usize;
-    let mut left = n - have as u64;
-    // The whole of a small response is often read already: one write for all of it.
-    if left == 0 || out.len() + (n as usize) <= COALESCE_MAX {
-        out.extend_from_slice(&up.buf[..have]);
-        up.buf.advance(have);
-    } else {
-        if stream.write_all(out).await.is_err() {
-            return Relayed::Broken;
-        }
-        out.clear();
-        if stream.write_all(&up.buf[..have]).await.is_err() {
-            return Relayed::Broken;
-        }
-        up.buf.advance(have);
-    }
-    while left > 0 {
-        up.buf.clear();
-        up.buf.reserve(READ_CHUNK);
-        match up.stream.read_buf(&mut up.buf).await {
-            Ok(0) | Err(_) => {
-                // Whatever was gathered still goes out, then the connection closes.
-                let _ = stream.write_all(out).await;
-                return Relayed::Broken;
-            }
-            Ok(_) => {}
-        }
+    let mut left = n;
+    loop {
+        // A small response is often read whole already: it goes out with its head.
         let take = (up.buf.len() as u64).min(left) as usize;
-        left -= take as u64;
-        if out.is_empty() {
-            if stream.write_all(&up.buf[..take]).await.is_err() {
-                return Relayed::Broken;
-            }
-        } else {
-            out.extend_from_slice(&up.buf[..take]);
-            if left == 0 || out.len() > COALESCE_MAX {
-                if stream.write_all(out).await.is_err() {
-                    return Relayed::Broken;
-                }
-                out.clear();
-            }
-        }
+        out.extend_from_slice(&up.buf[..take]);
         up.buf.advance(take);
+        left -= take as u64;
+        if left == 0 {
+            return send_rest(stream, out).await;
+        }
+        if !pass_on(up, stream, out).await {
+            return Relayed::Broken;
+        }
     }
-    if !out.is_empty() && stream.write_all(out).await.is_err() {
-        return Relayed::Broken;
-    }
-    Relayed::Whole
 }
 
 /// Relays a chunked body as it is, reading its framing to find where it ends.
@@ -1156,52 +1111,49 @@ async fn relay_chunked(up: &mut Upstream, stream: &mut TcpStream, out: &mut Vec<
             Ok(Some(end)) => {
                 out.extend_from_slice(&up.buf[..end]);
                 up.buf.advance(end);
-                return if stream.write_all(out).await.is_ok() {
-                    Relayed::Whole
-                } else {
-                    Relayed::Broken
-                };
+                return send_rest(stream, out).await;
             }
-            Ok(None) => {
-                out.extend_from_slice(&up.buf);
-                up.buf.clear();
-            }
+            Ok(None) => out.extend_from_slice(&up.buf),
             Err(()) => {
                 let _ = stream.write_all(out).await;
                 return Relayed::Broken;
             }
         }
-        if out.len() >= COALESCE_MAX || !out.is_empty() && up.buf.is_empty() {
-            if stream.write_all(out).await.is_err() {
-                return Relayed::Broken;
-            }
-            out.clear();
-        }
-        up.buf.reserve(READ_CHUNK);
-        match up.stream.read_buf(&mut up.buf).await {
-            Ok(0) | Err(_) => return Relayed::Broken,
-            Ok(_) => {}
+        if !pass_on(up, stream, out).await {
+            return Relayed::Broken;
         }
     }
 }
 
 /// Relays a body that ends when the upstream closes.
 async fn relay_until_close(up: &mut Upstream, stream: &mut TcpStream, out: &mut Vec<u8>) {
-    out.extend_from_slice(&up.buf);
-    up.buf.clear();
-    if stream.write_all(out).await.is_err() {
-        return;
-    }
     loop {
-        up.buf.clear();
-        up.buf.reserve(READ_CHUNK);
-        match up.stream.read_buf(&mut up.buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        if stream.write_all(&up.buf).await.is_err() {
+        out.extend_from_slice(&up.buf);
+        if !pass_on(up, stream, out).await {
             return;
         }
+    }
+}
+
+/// Sends what `out` gathered, then reads the upstream's next bytes into its emptied
+/// buffer; `false` when either side is gone.
+async fn pass_on(up: &mut Upstream, stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
+    if !out.is_empty() {
+        if stream.write_all(out).await.is_err() {
+            return false;
+        }
+        out.clear();
+    }
+    up.buf.clear();
+    up.buf.reserve(READ_CHUNK);
+    matches!(up.stream.read_buf(&mut up.buf).await, Ok(n) if n > 0)
+}
+
+/// Sends the rest of a response.
+async fn send_rest(stream: &mut TcpStream, out: &[u8]) -> Relayed {
+    match stream.write_all(out).await {
+        Ok(()) => Relayed::Whole,
+        Err(_) => Relayed::Broken,
     }
 }
 

@@ -302,7 +302,7 @@ impl Queues {
                 "`max` must be between 1 and 1000".into(),
             ));
         }
-        let lease = spec.lease_ttl.map_or(lease, |cap| lease.min(cap));
+        let lease = capped(spec, lease);
         let deadline = tokio::time::Instant::now() + wait;
         let waker = self.waker(queue);
         loop {
@@ -368,8 +368,12 @@ impl Queues {
     }
 
     /// Extends an external worker's lease. False: the attempt is no longer current.
+    /// The lease is capped as at [`Self::lease`] (a step's `heartbeat_timeout`).
     pub async fn heartbeat(&self, attempt: AttemptRef, lease: Duration) -> Result<bool> {
-        self.pulled_job(attempt.id).await?;
+        let job = self.pulled_job(attempt.id).await?;
+        let lease = self
+            .spec(&job.queue)
+            .map_or(lease, |spec| capped(spec, lease));
         let now = self.now();
         let r = self
             .inner
@@ -603,4 +607,10 @@ impl Drop for Tracked {
     fn drop(&mut self) {
         self.queues.running().remove(&self.attempt);
     }
+}
+
+/// A worker's asked-for lease, no longer than the queue's own lease TTL (a workflow
+/// step's `heartbeat_timeout`), so that a worker must heartbeat within it.
+fn capped(spec: &QueueSpec, asked: Duration) -> Duration {
+    spec.lease_ttl.map_or(asked, |cap| asked.min(cap))
 }

@@ -54,56 +54,55 @@ pub fn gateway_spec(
     let routes = g
         .routes
         .iter()
-        .map(|r| RouteSpec {
-            host: r.host.clone(),
-            path: r.path.clone(),
-            target: match &r.target {
-                RouteTarget::Static {
-                    dir,
-                    index,
-                    spa,
-                    strip_prefix,
-                } => Target::Static(StaticSpec {
-                    dir: dir.clone(),
-                    index: index.clone(),
-                    spa: *spa,
-                    strip_prefix: *strip_prefix,
+        .map(|r| {
+            let proxy = |upstream, strip_prefix| Target::Proxy {
+                upstream,
+                strip_prefix,
+                max_body: r.max_body.unwrap_or(g.max_body),
+                timeout: r.timeout.unwrap_or(g.timeout),
+                connect_timeout: g.connect_timeout,
+            };
+            RouteSpec {
+                host: r.host.clone(),
+                path: r.path.clone(),
+                target: match &r.target {
+                    RouteTarget::Static {
+                        dir,
+                        index,
+                        spa,
+                        strip_prefix,
+                    } => Target::Static(StaticSpec {
+                        dir: dir.clone(),
+                        index: index.clone(),
+                        spa: *spa,
+                        strip_prefix: *strip_prefix,
+                    }),
+                    RouteTarget::Service { name, strip_prefix } => {
+                        proxy(Upstream::Service(name.clone()), *strip_prefix)
+                    }
+                    RouteTarget::Proxy {
+                        authority,
+                        strip_prefix,
+                    } => proxy(Upstream::Fixed(authority.clone()), *strip_prefix),
+                    RouteTarget::Redirect { to, status } => Target::Redirect {
+                        to: to.clone(),
+                        status: *status,
+                    },
+                },
+                budget: r.budget.clone(),
+                rate_limit: r.rate_limit.map(|l| berth_gateway::RateLimitSpec {
+                    per_address: l.per_address,
+                    per_user: l.per_user,
+                    burst: l.burst,
                 }),
-                RouteTarget::Service { name, strip_prefix } => Target::Proxy {
-                    upstream: Upstream::Service(name.clone()),
-                    strip_prefix: *strip_prefix,
-                    max_body: r.max_body.unwrap_or(g.max_body),
-                    timeout: r.timeout.unwrap_or(g.timeout),
-                    connect_timeout: g.connect_timeout,
-                },
-                RouteTarget::Proxy {
-                    authority,
-                    strip_prefix,
-                } => Target::Proxy {
-                    upstream: Upstream::Fixed(authority.clone()),
-                    strip_prefix: *strip_prefix,
-                    max_body: r.max_body.unwrap_or(g.max_body),
-                    timeout: r.timeout.unwrap_or(g.timeout),
-                    connect_timeout: g.connect_timeout,
-                },
-                RouteTarget::Redirect { to, status } => Target::Redirect {
-                    to: to.clone(),
-                    status: *status,
-                },
-            },
-            budget: r.budget.clone(),
-            rate_limit: r.rate_limit.map(|l| berth_gateway::RateLimitSpec {
-                per_address: l.per_address,
-                per_user: l.per_user,
-                burst: l.burst,
-            }),
-            auth: r.auth.map(|kind| RouteAuth {
-                method: match kind {
-                    AuthKind::Login => AuthMethod::Login,
-                    AuthKind::Token => AuthMethod::Token,
-                },
-                roles: r.roles.clone(),
-            }),
+                auth: r.auth.map(|kind| RouteAuth {
+                    method: match kind {
+                        AuthKind::Login => AuthMethod::Login,
+                        AuthKind::Token => AuthMethod::Token,
+                    },
+                    roles: r.roles.clone(),
+                }),
+            }
         })
         .collect();
     let access_log = match g.access_log {

@@ -95,7 +95,8 @@ pub enum JobCommand {
     },
 }
 
-fn parse_args(raw: Option<String>) -> anyhow::Result<Value> {
+/// `--args`: JSON given inline, or `-` to read it from stdin; `{}` when absent.
+pub(crate) fn parse_args(raw: Option<String>) -> anyhow::Result<Value> {
     let text = match raw.as_deref() {
         None => return Ok(json!({})),
         Some("-") => std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?,
@@ -103,7 +104,7 @@ fn parse_args(raw: Option<String>) -> anyhow::Result<Value> {
     };
     serde_json::from_str(&text).map_err(|e| {
         UsageError(format!(
-            "the job args are not valid JSON ({e}); expected e.g. '{{\"user\": 42}}'"
+            "--args is not valid JSON ({e}); give an object such as '{{\"user\": 42}}'"
         ))
         .into()
     })

@@ -8,7 +8,6 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::{Ctx, encode};
-use crate::exit::UsageError;
 use crate::output;
 
 /// Workflow subcommands.
@@ -18,7 +17,7 @@ pub enum WorkflowCommand {
     Start {
         /// The workflow's name.
         name: String,
-        /// Its input, as JSON (default {}).
+        /// Its input, as JSON (default {}); `-` reads it from stdin.
         #[arg(long)]
         args: Option<String>,
         /// Wait until it finishes; exit 0 only if it completed.
@@ -59,14 +58,7 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let v = match cmd {
         WorkflowCommand::Start { name, args, wait } => {
-            let input: Value = match args {
-                Some(a) => serde_json::from_str(&a).map_err(|e| {
-                    UsageError(format!(
-                        "--args is not valid JSON ({e}); give an object such as '{{\"doc\": 7}}'"
-                    ))
-                })?,
-                None => json!({}),
-            };
+            let input = super::job::parse_args(args)?;
             let mut v = client
                 .post("/v1/workflows", json!({ "name": name, "args": input }))
                 .await?;

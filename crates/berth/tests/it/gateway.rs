@@ -202,9 +202,10 @@ async fn an_instance_killed_under_load_costs_no_request() {
             failures
         }));
     }
-    while done.load(Ordering::Relaxed) < 200 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    wait_until("200 requests done", Duration::from_secs(30), || async {
+        (done.load(Ordering::Relaxed) >= 200).then_some(())
+    })
+    .await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(victim as i32),
         nix::sys::signal::Signal::SIGKILL,

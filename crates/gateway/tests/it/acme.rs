@@ -7,9 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_gateway::{AcmeSpec, Challenge, Gateway, RouteSpec, StaticSpec, Target, TlsSpec};
+use berth_gateway::{AcmeSpec, Challenge, Gateway, TlsSpec};
 
-use crate::{FixedBackends, curl, spec};
+use crate::{FixedBackends, curl, spec, static_route};
 
 struct Pebble {
     child: Child,
@@ -97,19 +97,7 @@ fn pebble_with_validity(dir: &Path, validity: Option<u64>) -> Pebble {
 fn gateway_spec(p: &Pebble, dir: &Path, challenge: Challenge) -> berth_gateway::GatewaySpec {
     std::fs::create_dir_all(dir.join("site")).unwrap();
     std::fs::write(dir.join("site/index.html"), "issued").unwrap();
-    let routes = vec![RouteSpec {
-        host: None,
-        path: "/".into(),
-        target: Target::Static(StaticSpec {
-            dir: dir.join("site"),
-            index: "index.html".into(),
-            spa: false,
-            strip_prefix: true,
-        }),
-        auth: None,
-        budget: None,
-        rate_limit: None,
-    }];
+    let routes = vec![static_route("/", &dir.join("site"), false)];
     let mut s = spec(routes, &dir.join("tls"));
     s.listen = vec![format!("127.0.0.1:{}", p.tls_port).parse().unwrap()];
     if challenge == Challenge::Http01 {

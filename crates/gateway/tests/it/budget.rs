@@ -159,8 +159,17 @@ async fn a_cost_the_service_reports_is_charged_and_hidden() {
         body.contains("budget `metered` is spent: 1.2 of 1 this month"),
         "{body}"
     );
-    // Let the flusher run once, then check that 80% and 100% each alerted once.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The flusher (not only the last flush at stop) stores the spending and the alerts.
+    berth_testkit::wait_until(
+        "the flusher stores the spending",
+        Duration::from_secs(10),
+        || async {
+            let stored = s.store.budgets().await.ok()?;
+            let metered = stored.iter().find(|(n, _)| n == "metered")?.1;
+            (metered.spent == 1_200_000).then_some(())
+        },
+    )
+    .await;
     gateway.stop(Duration::from_secs(1)).await;
     let stored = s.store.budgets().await.unwrap();
     let metered = stored.iter().find(|(n, _)| n == "metered").unwrap().1;

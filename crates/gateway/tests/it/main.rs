@@ -18,7 +18,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_gateway::{Backends, Gateway, GatewaySpec, RouteSpec, Target, TlsSpec, Upstream};
+use berth_gateway::{
+    Backends, Gateway, GatewaySpec, RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
+};
 
 /// Backends the test sets by hand.
 #[derive(Default)]
@@ -78,6 +80,23 @@ pub async fn start(spec: GatewaySpec, backends: Arc<FixedBackends>) -> (Gateway,
         format!("http://{addr}")
     };
     (gateway, base)
+}
+
+/// A static route serving `dir` (prefix stripped, `index.html`).
+pub fn static_route(path: &str, dir: &Path, spa: bool) -> RouteSpec {
+    RouteSpec {
+        host: None,
+        path: path.into(),
+        target: Target::Static(StaticSpec {
+            dir: dir.to_path_buf(),
+            index: "index.html".into(),
+            spa,
+            strip_prefix: true,
+        }),
+        auth: None,
+        budget: None,
+        rate_limit: None,
+    }
 }
 
 /// A proxy route to `upstream`.

@@ -288,9 +288,10 @@ async fn round_robin_and_an_instance_dying_under_load_costs_no_request() {
             failures
         }));
     }
-    while done.load(Ordering::Relaxed) < 400 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    berth_testkit::wait_until("400 requests done", Duration::from_secs(30), || async {
+        (done.load(Ordering::Relaxed) >= 400).then_some(())
+    })
+    .await;
     ups[1].task.abort();
     let mut failures = Vec::new();
     for c in clients {

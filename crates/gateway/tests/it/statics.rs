@@ -3,25 +3,7 @@
 
 use std::sync::Arc;
 
-use berth_gateway::{RouteSpec, StaticSpec, Target};
-
-use crate::{FixedBackends, curl, curl_head, spec, start};
-
-fn static_route(path: &str, dir: &std::path::Path, spa: bool) -> RouteSpec {
-    RouteSpec {
-        host: None,
-        path: path.into(),
-        target: Target::Static(StaticSpec {
-            dir: dir.to_path_buf(),
-            index: "index.html".into(),
-            spa,
-            strip_prefix: true,
-        }),
-        auth: None,
-        budget: None,
-        rate_limit: None,
-    }
-}
+use crate::{FixedBackends, curl, curl_head, spec, start, static_route};
 
 /// site/ with index.html, app.js (+ .gz and .br), docs/index.html, big.bin (3 MiB),
 /// .env; and beside it, outside the root, secret.txt with a symlink to it inside.

@@ -6,26 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_gateway::{Gateway, GatewayError, RouteSpec, StaticSpec, Target, TlsSpec};
+use berth_gateway::{Gateway, GatewayError, RouteSpec, TlsSpec};
 
-use crate::{FixedBackends, curl, curl_head, spec, start, with_tls};
+use crate::{FixedBackends, curl, curl_head, spec, start, static_route, with_tls};
 
 fn site(dir: &Path) -> Vec<RouteSpec> {
     std::fs::create_dir_all(dir.join("site")).unwrap();
     std::fs::write(dir.join("site/index.html"), "secure").unwrap();
-    vec![RouteSpec {
-        host: None,
-        path: "/".into(),
-        target: Target::Static(StaticSpec {
-            dir: dir.join("site"),
-            index: "index.html".into(),
-            spa: false,
-            strip_prefix: true,
-        }),
-        auth: None,
-        budget: None,
-        rate_limit: None,
-    }]
+    vec![static_route("/", &dir.join("site"), false)]
 }
 
 /// A self-signed certificate for `name`, written as `name.pem` and `name.key`.

@@ -76,6 +76,35 @@ async fn an_expired_lease_is_rescued_and_the_late_completion_is_refused() {
 }
 
 #[tokio::test]
+async fn a_heartbeat_cannot_stretch_a_lease_past_the_queues_cap() {
+    // A workflow step's `heartbeat_timeout` is its queue's lease cap: 10 s here.
+    let mut capped = spec("q", HandlerSpec::Pull);
+    capped.lease_ttl = Some(Duration::from_secs(10));
+    let f = fixture(vec![capped]);
+    let id = f.queues.enqueue(vec![push()]).await.unwrap()[0].id;
+    let hour = Duration::from_secs(3600);
+    f.queues
+        .lease("q", "w1", 1, Duration::ZERO, hour)
+        .await
+        .unwrap();
+    f.clock.advance(Duration::from_secs(5));
+    assert!(
+        f.queues
+            .heartbeat(AttemptRef { id, attempt: 1 }, hour)
+            .await
+            .unwrap()
+    );
+    // The heartbeat asked for an hour and got 10 s: past them, the attempt is rescued.
+    f.clock.advance(Duration::from_secs(11));
+    assert_eq!(
+        maintenance::rescue_expired(&f.queues, f.queues.now())
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
 async fn orphans_of_a_previous_run_are_rescued_at_once_but_others_keep_theirs() {
     let f = fixture(vec![spec("q", HandlerSpec::Pull)]);
     let ids = f

@@ -300,7 +300,7 @@ fn batch_job_final(
 ) -> Result<()> {
     let row: Option<(String, String, String, u32, i32)> = conn
         .prepare_cached(
-            "SELECT j.args, j.queue, j.kind, b.max_attempts, b.priority FROM jobs j \
+            "SELECT j.args, j.queue, j.kind, b.max_attempts, j.priority FROM jobs j \
              JOIN batches b ON b.id = j.batch_id WHERE j.id = ?1",
         )
         .and_then(|mut s| {
