@@ -14,6 +14,7 @@ use crate::store::{FetchRequest, Store};
 
 pub use crate::conformance_auth::*;
 pub use crate::conformance_flows::*;
+pub use crate::conformance_messages::*;
 
 /// A store under test, with whatever must live as long as it (a temp dir, a database).
 pub struct Subject {
@@ -57,7 +58,9 @@ macro_rules! conformance_suite {
             flows_survive_purge_and_prune, flows_export_and_refuse_conflicting_import,
             users_are_added_changed_and_removed, failed_logins_lock_and_reset,
             tokens_expire_and_are_revoked, sessions_end_and_are_pruned, auth_exports_and_imports,
-            budgets_add_up_reset_and_alert_once, settings_are_set_and_cleared);
+            budgets_add_up_reset_and_alert_once, settings_are_set_and_cleared,
+            messages_are_stored_and_listed, messages_start_jobs_and_workflows,
+            dead_letters_replay, messages_are_pruned_and_copied);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

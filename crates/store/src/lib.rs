@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`flows`]: schedules, batches and workflows, and the rules for advancing them;
+//! - [`messages`]: what ingests took in, and dead letters.
 //! - [`model`]: jobs, states, timestamps and the other values crossing the boundary.
 //! - [`store`]: the [`Store`] trait every backend implements.
 //! - [`sqlite`]: the embedded default: one writer thread with group commit, WAL, durable
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod error;
 pub mod flows;
+pub mod messages;
 pub mod model;
 pub mod postgres;
 mod rules;
@@ -28,10 +30,13 @@ pub mod conformance;
 mod conformance_auth;
 #[cfg(feature = "conformance")]
 mod conformance_flows;
+#[cfg(feature = "conformance")]
+mod conformance_messages;
 
 pub use auth::*;
 pub use error::{Result, StoreError};
 pub use flows::*;
+pub use messages::{Message, MessageFilter, NewMessage, Replay};
 pub use model::*;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};

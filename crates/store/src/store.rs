@@ -16,6 +16,7 @@ use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
 };
+use crate::messages::{Message, MessageFilter, NewMessage, Replay};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -362,4 +363,29 @@ pub trait Store: Send + Sync + 'static {
         value: Option<serde_json::Value>,
         now: Timestamp,
     ) -> Result<()>;
+
+    /// Stores messages and dead letters in one transaction, in order, starting what each
+    /// stored message starts. Returns their ids.
+    async fn message_insert(&self, messages: Vec<NewMessage>) -> Result<Vec<i64>>;
+
+    /// One message or dead letter.
+    async fn message(&self, id: i64) -> Result<Option<Message>>;
+
+    /// Messages (or dead letters) matching a filter, newest first.
+    async fn messages(&self, filter: MessageFilter) -> Result<Vec<Message>>;
+
+    /// Writes the outcome of validating dead letter `id` again: with no errors it becomes
+    /// a stored message and starts what `replay` starts; otherwise its errors are
+    /// replaced. `NotFound` if there is no such message, `Conflict` if it is not dead.
+    async fn message_replay(&self, id: i64, replay: Replay, now: Timestamp) -> Result<Message>;
+
+    /// Deletes up to `limit` of an ingest's messages and dead letters received before
+    /// `before`. Returns how many.
+    async fn prune_messages(&self, ingest: &str, before: Timestamp, limit: u32) -> Result<u64>;
+
+    /// Messages with an id above `after_id`, oldest first, at most `limit`, for copying.
+    async fn export_messages(&self, after_id: i64, limit: u32) -> Result<Vec<Message>>;
+
+    /// Writes messages exactly as exported (ids kept), in one transaction.
+    async fn import_messages(&self, messages: Vec<Message>) -> Result<()>;
 }

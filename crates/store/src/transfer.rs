@@ -2,7 +2,8 @@
 //! (`berth store migrate`). Jobs keep their ids, states and histories; paused queues stay
 //! paused; schedules, batches and workflows keep their ids and states; recorded events
 //! follow in order; users and API tokens are copied (login sessions are not: people log
-//! in again); the job counts are checked at the end.
+//! in again); ingested messages and dead letters keep their ids; the job counts are
+//! checked at the end.
 
 use crate::error::{Result, StoreError};
 use crate::model::{EventFilter, Timestamp};
@@ -24,6 +25,8 @@ pub struct CopyReport {
     pub flows: u64,
     /// Users copied (with their tokens).
     pub users: u64,
+    /// Ingested messages and dead letters copied.
+    pub messages: u64,
 }
 
 /// Copies every job and queue state of `from` into `to`. Refuses a target that already
@@ -73,7 +76,19 @@ pub async fn copy_all(
     let users = auth.users.len() as u64;
     to.import_auth(auth).await?;
     let events = copy_events(from, to).await?;
+    let mut messages = 0u64;
+    let mut after = 0i64;
+    loop {
+        let page = from.export_messages(after, PAGE).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.id;
+        messages += page.len() as u64;
+        to.import_messages(page).await?;
+    }
     Ok(CopyReport {
+        messages,
         jobs: copied,
         paused_queues: paused,
         events,

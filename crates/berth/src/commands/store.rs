@@ -81,16 +81,18 @@ pub async fn run(ctx: &Ctx, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
             "events": report.events,
             "schedules_batches_workflows": report.flows,
             "users": report.users,
+            "messages": report.messages,
             "target": describe,
         }));
     } else {
         println!(
-            "copied {} jobs, {} paused queue(s), {} schedule(s), batch(es) and workflow(s), {} user(s) with their tokens and {} event(s) to {describe}; the counts match.",
+            "copied {} jobs, {} paused queue(s), {} schedule(s), batch(es) and workflow(s), {} user(s) with their tokens, {} event(s) and {} ingested message(s) to {describe}; the counts match.",
             report.jobs,
             report.paused_queues.len(),
             report.flows,
             report.users,
-            report.events
+            report.events,
+            report.messages
         );
         println!(
             "Next: set `store = \"postgres://…\"` in [app] (or BERTH_STORE) and start berth. The SQLite file is left as it was."

@@ -100,6 +100,31 @@ pub(crate) async fn schedule_prepare(
         .ok_or_else(|| not_found("schedule", name))
 }
 
+/// Enqueues the job or starts the workflow, inside the caller's transaction.
+pub(crate) async fn start(
+    c: &impl GenericClient,
+    start: &Start,
+    now: Timestamp,
+    woken: &mut Vec<String>,
+) -> Result<Fired> {
+    Ok(match start {
+        Start::Job(job) => {
+            let ins = jobs::insert(c, std::slice::from_ref(job), now).await?;
+            if ins[0].state == JobState::Available {
+                woken.push(job.queue.clone());
+            }
+            Fired {
+                job_id: Some(ins[0].id),
+                workflow_id: None,
+            }
+        }
+        Start::Workflow(w) => Fired {
+            job_id: None,
+            workflow_id: Some(workflow_start(c, w, now, woken).await?),
+        },
+    })
+}
+
 pub(crate) async fn schedule_fire(
     c: &impl GenericClient,
     f: &ScheduleFire,
@@ -134,20 +159,7 @@ pub(crate) async fn schedule_fire(
                 workflow_id: None,
             }));
         }
-        Some(Start::Job(job)) => {
-            let ins = jobs::insert(c, std::slice::from_ref(job), now).await?;
-            if ins[0].state == JobState::Available {
-                woken.push(job.queue.clone());
-            }
-            Fired {
-                job_id: Some(ins[0].id),
-                workflow_id: None,
-            }
-        }
-        Some(Start::Workflow(w)) => Fired {
-            job_id: None,
-            workflow_id: Some(workflow_start(c, w, now, woken).await?),
-        },
+        Some(s) => start(c, s, now, woken).await?,
     };
     c.execute(
         "UPDATE berth_schedules SET last_planned_at = $1, last_fired_at = $2, last_job_id = $3, \

@@ -194,6 +194,26 @@ CREATE TABLE berth_settings (
     updated_at BIGINT  NOT NULL
 );
 "#,
+    // 7: messages taken in by ingests, and dead letters.
+    r#"
+CREATE TABLE berth_messages (
+    id          BIGSERIAL PRIMARY KEY,
+    ingest      TEXT    NOT NULL,
+    device      TEXT,
+    topic       TEXT    NOT NULL,
+    kind        TEXT,
+    payload     BYTEA   NOT NULL,
+    received_at BIGINT  NOT NULL,
+    dead        BOOLEAN NOT NULL DEFAULT FALSE,
+    errors      JSONB   NOT NULL DEFAULT '[]',
+    job_id      BIGINT,
+    workflow_id BIGINT,
+    replayed_at BIGINT
+);
+CREATE INDEX berth_messages_ingest_time ON berth_messages (ingest, received_at);
+CREATE INDEX berth_messages_dead ON berth_messages (id) WHERE dead;
+CREATE INDEX berth_messages_device ON berth_messages (device, id) WHERE device IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes.

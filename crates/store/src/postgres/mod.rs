@@ -14,6 +14,7 @@ mod auth;
 mod events;
 mod flows;
 mod jobs;
+mod messages;
 mod migrations;
 mod nodes;
 mod pool;
@@ -34,6 +35,7 @@ use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
 };
+use crate::messages::{Message, MessageFilter, NewMessage, Replay};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -637,6 +639,44 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<()> {
         with_client!(self, c => auth::set_setting(&*c, key, value.as_ref(), now).await)
+    }
+
+    async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<i64>> {
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.waking_tx(move |tx, woken| {
+            Box::pin(async move { messages::insert(tx, &new, woken).await })
+        })
+        .await
+    }
+
+    async fn message(&self, id: i64) -> Result<Option<Message>> {
+        with_client!(self, c => messages::get(&*c, id).await)
+    }
+
+    async fn messages(&self, filter: MessageFilter) -> Result<Vec<Message>> {
+        with_client!(self, c => messages::list(&*c, &filter).await)
+    }
+
+    async fn message_replay(&self, id: i64, replay: Replay, now: Timestamp) -> Result<Message> {
+        self.waking_tx(move |tx, woken| {
+            Box::pin(async move { messages::replay(tx, id, &replay, now, woken).await })
+        })
+        .await
+    }
+
+    async fn prune_messages(&self, ingest: &str, before: Timestamp, limit: u32) -> Result<u64> {
+        with_client!(self, c => messages::prune(&*c, ingest, before, limit).await)
+    }
+
+    async fn export_messages(&self, after_id: i64, limit: u32) -> Result<Vec<Message>> {
+        with_client!(self, c => messages::export(&*c, after_id, limit).await)
+    }
+
+    async fn import_messages(&self, new: Vec<Message>) -> Result<()> {
+        self.in_tx(move |tx| Box::pin(async move { messages::import(tx, &new).await }))
+            .await
     }
 
     async fn import_auth(&self, dump: AuthDump) -> Result<()> {

@@ -101,6 +101,31 @@ pub(crate) fn schedule_prepare(
     schedule(conn, name)?.ok_or_else(|| not_found("schedule", name))
 }
 
+/// Enqueues the job or starts the workflow, inside the caller's transaction.
+pub(crate) fn start(
+    conn: &Connection,
+    start: &Start,
+    now: Timestamp,
+    woken: &mut Vec<String>,
+) -> Result<Fired> {
+    Ok(match start {
+        Start::Job(job) => {
+            let ins = jobs::insert(conn, std::slice::from_ref(job), now)?;
+            if ins[0].state == JobState::Available {
+                woken.push(job.queue.clone());
+            }
+            Fired {
+                job_id: Some(ins[0].id),
+                workflow_id: None,
+            }
+        }
+        Start::Workflow(w) => Fired {
+            job_id: None,
+            workflow_id: Some(workflow_start(conn, w, now, woken)?),
+        },
+    })
+}
+
 pub(crate) fn schedule_fire(
     conn: &Connection,
     f: &ScheduleFire,
@@ -136,20 +161,7 @@ pub(crate) fn schedule_fire(
                 workflow_id: None,
             }));
         }
-        Some(Start::Job(job)) => {
-            let ins = jobs::insert(conn, std::slice::from_ref(job), now)?;
-            if ins[0].state == JobState::Available {
-                woken.push(job.queue.clone());
-            }
-            Fired {
-                job_id: Some(ins[0].id),
-                workflow_id: None,
-            }
-        }
-        Some(Start::Workflow(w)) => Fired {
-            job_id: None,
-            workflow_id: Some(workflow_start(conn, w, now, woken)?),
-        },
+        Some(s) => start(conn, s, now, woken)?,
     };
     conn.prepare_cached(
         "UPDATE schedules SET last_planned_at = ?1, last_fired_at = ?2, last_job_id = ?3, \

@@ -214,6 +214,27 @@ CREATE TABLE settings (
     updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // 7: messages taken in by ingests, and dead letters.
+    r#"
+CREATE TABLE messages (
+    id          INTEGER PRIMARY KEY,
+    ingest      TEXT    NOT NULL,
+    device      TEXT,
+    topic       TEXT    NOT NULL,
+    kind        TEXT,
+    payload     BLOB    NOT NULL,
+    received_at INTEGER NOT NULL,
+    dead        INTEGER NOT NULL DEFAULT 0,
+    errors      TEXT    NOT NULL DEFAULT '[]',
+    job_id      INTEGER,
+    workflow_id INTEGER,
+    replayed_at INTEGER
+);
+-- Retention and time filters per ingest; dead letters on their own; per device.
+CREATE INDEX messages_ingest_time ON messages (ingest, received_at);
+CREATE INDEX messages_dead ON messages (id) WHERE dead = 1;
+CREATE INDEX messages_device ON messages (device, id) WHERE device IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -8,6 +8,7 @@ mod auth;
 mod events;
 mod flows;
 mod jobs;
+mod messages;
 mod migrations;
 mod nodes;
 mod writer;
@@ -27,6 +28,7 @@ use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
 };
+use crate::messages::{Message, MessageFilter, NewMessage, Replay};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -669,5 +671,41 @@ impl Store for SqliteStore {
 
     async fn leader(&self) -> Result<LeaderLease> {
         self.read(nodes::leader).await
+    }
+
+    async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<i64>> {
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write_waking(move |c, woken| messages::insert(c, &new, woken))
+            .await
+    }
+
+    async fn message(&self, id: i64) -> Result<Option<Message>> {
+        self.read(move |c| messages::get(c, id)).await
+    }
+
+    async fn messages(&self, filter: MessageFilter) -> Result<Vec<Message>> {
+        self.read(move |c| messages::list(c, &filter)).await
+    }
+
+    async fn message_replay(&self, id: i64, replay: Replay, now: Timestamp) -> Result<Message> {
+        self.write_waking(move |c, woken| messages::replay(c, id, &replay, now, woken))
+            .await
+    }
+
+    async fn prune_messages(&self, ingest: &str, before: Timestamp, limit: u32) -> Result<u64> {
+        let ingest = ingest.to_string();
+        self.writer
+            .write(move |c| messages::prune(c, &ingest, before, limit))
+            .await
+    }
+
+    async fn export_messages(&self, after_id: i64, limit: u32) -> Result<Vec<Message>> {
+        self.read(move |c| messages::export(c, after_id, limit)).await
+    }
+
+    async fn import_messages(&self, new: Vec<Message>) -> Result<()> {
+        self.writer.write(move |c| messages::import(c, &new)).await
     }
 }

@@ -1,0 +1,136 @@
+//! Messages taken in by an ingest (MQTT, dropped files, webhooks), as stored: the ones
+//! that passed validation, and the dead letters that did not, kept with their original
+//! bytes and every reason so that they can be replayed after a fix.
+
+use serde::{Deserialize, Serialize};
+
+use crate::flows::Start;
+use crate::model::Timestamp;
+
+/// A message to store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewMessage {
+    /// The ingest that took it in (`[ingest.NAME]`).
+    pub ingest: String,
+    /// The device it came from, if the ingest names devices.
+    pub device: Option<String>,
+    /// Where it came from: the MQTT topic, the file's name, the webhook's path.
+    pub topic: String,
+    /// Its kind, from the classifier (`None` for a dead letter, or when not classified).
+    pub kind: Option<String>,
+    /// The bytes exactly as received.
+    pub payload: Vec<u8>,
+    /// When it arrived.
+    pub received_at: Timestamp,
+    /// Why it was refused; non-empty makes it a dead letter.
+    pub errors: Vec<String>,
+    /// A job or workflow to start with it, in the same transaction (never for a dead
+    /// letter). The store adds `"message_id"` to the job's args or the workflow's input
+    /// when they are JSON objects.
+    pub start: Option<Start>,
+}
+
+/// A stored message or dead letter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Its id, increasing in arrival order.
+    pub id: i64,
+    /// The ingest that took it in.
+    pub ingest: String,
+    /// The device it came from.
+    pub device: Option<String>,
+    /// The topic, file name or path it came from.
+    pub topic: String,
+    /// Its kind.
+    pub kind: Option<String>,
+    /// The bytes exactly as received.
+    pub payload: Vec<u8>,
+    /// When it arrived.
+    pub received_at: Timestamp,
+    /// A dead letter: refused, with `errors` saying why.
+    pub dead: bool,
+    /// Why it was refused (the last validation's reasons, for a dead letter).
+    pub errors: Vec<String>,
+    /// The job started with it.
+    pub job_id: Option<i64>,
+    /// The workflow started with it.
+    pub workflow_id: Option<i64>,
+    /// When it was last replayed.
+    pub replayed_at: Option<Timestamp>,
+}
+
+/// Which messages to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageFilter {
+    /// Only this ingest's.
+    pub ingest: Option<String>,
+    /// Only this device's.
+    pub device: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Dead letters instead of stored messages.
+    pub dead: bool,
+    /// Received at or after this time.
+    pub since: Option<Timestamp>,
+    /// Received before this time.
+    pub until: Option<Timestamp>,
+    /// Only ids below this one (the next page of a newest-first list).
+    pub before_id: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// The outcome of validating a dead letter again, to be written by
+/// [`Store::message_replay`](crate::Store::message_replay).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replay {
+    /// The device, as the ingest now reads it.
+    pub device: Option<String>,
+    /// The kind, as the ingest now classifies it.
+    pub kind: Option<String>,
+    /// Why it is still refused; empty makes it a stored message.
+    pub errors: Vec<String>,
+    /// What to start now that it passed (ignored while `errors` is non-empty).
+    pub start: Option<Start>,
+}
+
+/// `args` with `"message_id": id` added when it is a JSON object (jobs and workflows
+/// started by a message learn which one).
+pub(crate) fn with_message_id(start: &Start, id: i64) -> Start {
+    let mut start = start.clone();
+    let value = match &mut start {
+        Start::Job(job) => &mut job.args,
+        Start::Workflow(workflow) => &mut workflow.input,
+    };
+    if let Some(object) = value.as_object_mut() {
+        object.insert("message_id".into(), id.into());
+    }
+    start
+}
+
+/// The errors as stored: a JSON array of strings.
+pub(crate) fn errors_json(errors: &[String]) -> String {
+    serde_json::to_string(errors).unwrap_or_else(|_| "[]".into())
+}
+
+/// The errors read back; a damaged value reads as one error saying so.
+pub(crate) fn errors_from_json(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_else(|_| vec![format!("unreadable errors: {text}")])
+}
+
+/// Refuses a replay of a message that is not a dead letter.
+pub(crate) fn may_replay(message: &Message) -> crate::Result<()> {
+    if message.dead {
+        Ok(())
+    } else {
+        Err(crate::StoreError::Conflict(format!(
+            "message {} is not a dead letter: it was stored{}; only dead letters can be replayed",
+            message.id,
+            if message.replayed_at.is_some() {
+                " (by an earlier replay)"
+            } else {
+                ""
+            }
+        )))
+    }
+}

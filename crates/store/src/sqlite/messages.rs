@@ -1,0 +1,195 @@
+//! The SQL for ingested messages and dead letters.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::flows::start;
+use crate::error::{Result, StoreError};
+use crate::flows::Fired;
+use crate::messages::{
+    Message, MessageFilter, NewMessage, Replay, errors_from_json, errors_json, may_replay,
+    with_message_id,
+};
+use crate::model::Timestamp;
+
+fn db(action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::db(action, e)
+}
+
+const COLUMNS: &str = "id, ingest, device, topic, kind, payload, received_at, dead, errors, \
+                       job_id, workflow_id, replayed_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: r.get(0)?,
+        ingest: r.get(1)?,
+        device: r.get(2)?,
+        topic: r.get(3)?,
+        kind: r.get(4)?,
+        payload: r.get(5)?,
+        received_at: Timestamp(r.get(6)?),
+        dead: r.get(7)?,
+        errors: errors_from_json(&r.get::<_, String>(8)?),
+        job_id: r.get(9)?,
+        workflow_id: r.get(10)?,
+        replayed_at: r.get::<_, Option<i64>>(11)?.map(Timestamp),
+    })
+}
+
+pub(crate) fn insert(
+    conn: &Connection,
+    messages: &[NewMessage],
+    woken: &mut Vec<String>,
+) -> Result<Vec<i64>> {
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO messages (ingest, device, topic, kind, payload, received_at, dead, errors) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(db("storing messages"))?;
+    let mut ids = Vec::with_capacity(messages.len());
+    for m in messages {
+        let dead = !m.errors.is_empty();
+        insert
+            .execute(params![
+                m.ingest,
+                m.device,
+                m.topic,
+                m.kind,
+                m.payload,
+                m.received_at.0,
+                dead,
+                errors_json(&m.errors)
+            ])
+            .map_err(db("storing messages"))?;
+        let id = conn.last_insert_rowid();
+        if let (Some(s), false) = (&m.start, dead) {
+            let fired = start(conn, &with_message_id(s, id), m.received_at, woken)?;
+            set_started(conn, id, fired)?;
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+fn set_started(conn: &Connection, id: i64, fired: Fired) -> Result<()> {
+    conn.prepare_cached("UPDATE messages SET job_id = ?1, workflow_id = ?2 WHERE id = ?3")
+        .and_then(|mut s| s.execute(params![fired.job_id, fired.workflow_id, id]))
+        .map(drop)
+        .map_err(db("storing messages"))
+}
+
+pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<Message>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id], from_row).optional())
+        .map_err(db("reading a message"))
+}
+
+pub(crate) fn list(conn: &Connection, f: &MessageFilter) -> Result<Vec<Message>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM messages \
+         WHERE dead = ?1 AND (?2 IS NULL OR ingest = ?2) AND (?3 IS NULL OR device = ?3) \
+           AND (?4 IS NULL OR kind = ?4) AND (?5 IS NULL OR received_at >= ?5) \
+           AND (?6 IS NULL OR received_at < ?6) AND (?7 IS NULL OR id < ?7) \
+         ORDER BY id DESC LIMIT ?8"
+    ))
+    .and_then(|mut s| {
+        s.query_map(
+            params![
+                f.dead,
+                f.ingest,
+                f.device,
+                f.kind,
+                f.since.map(|t| t.0),
+                f.until.map(|t| t.0),
+                f.before_id,
+                f.limit.clamp(1, 10_000)
+            ],
+            from_row,
+        )?
+        .collect()
+    })
+    .map_err(db("listing messages"))
+}
+
+pub(crate) fn replay(
+    conn: &Connection,
+    id: i64,
+    replay: &Replay,
+    now: Timestamp,
+    woken: &mut Vec<String>,
+) -> Result<Message> {
+    let message = get(conn, id)?
+        .ok_or_else(|| StoreError::NotFound(format!("no message with id {id}")))?;
+    may_replay(&message)?;
+    let dead = !replay.errors.is_empty();
+    conn.prepare_cached(
+        "UPDATE messages SET device = ?1, kind = ?2, dead = ?3, errors = ?4, replayed_at = ?5 \
+         WHERE id = ?6",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            replay.device,
+            replay.kind,
+            dead,
+            errors_json(&replay.errors),
+            now.0,
+            id
+        ])
+    })
+    .map_err(db("replaying a message"))?;
+    if let (Some(s), false) = (&replay.start, dead) {
+        let fired = start(conn, &with_message_id(s, id), now, woken)?;
+        set_started(conn, id, fired)?;
+    }
+    get(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("no message with id {id}")))
+}
+
+pub(crate) fn prune(
+    conn: &Connection,
+    ingest: &str,
+    before: Timestamp,
+    limit: u32,
+) -> Result<u64> {
+    conn.prepare_cached(
+        "DELETE FROM messages WHERE id IN \
+         (SELECT id FROM messages WHERE ingest = ?1 AND received_at < ?2 LIMIT ?3)",
+    )
+    .and_then(|mut s| s.execute(params![ingest, before.0, limit]))
+    .map(|n| n as u64)
+    .map_err(db("forgetting old messages"))
+}
+
+pub(crate) fn export(conn: &Connection, after_id: i64, limit: u32) -> Result<Vec<Message>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2"
+    ))
+    .and_then(|mut s| s.query_map(params![after_id, limit], from_row)?.collect())
+    .map_err(db("exporting messages"))
+}
+
+pub(crate) fn import(conn: &Connection, messages: &[Message]) -> Result<()> {
+    let mut insert = conn
+        .prepare_cached(&format!(
+            "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        ))
+        .map_err(db("importing messages"))?;
+    for m in messages {
+        insert
+            .execute(params![
+                m.id,
+                m.ingest,
+                m.device,
+                m.topic,
+                m.kind,
+                m.payload,
+                m.received_at.0,
+                m.dead,
+                errors_json(&m.errors),
+                m.job_id,
+                m.workflow_id,
+                m.replayed_at.map(|t| t.0)
+            ])
+            .map_err(db("importing messages"))?;
+    }
+    Ok(())
+}
