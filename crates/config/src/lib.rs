@@ -24,6 +24,7 @@
 mod budget;
 mod diagnostic;
 mod gateway;
+mod ingest;
 mod model;
 mod schedule;
 mod section;
@@ -40,6 +41,7 @@ pub use gateway::{
     AccessLogFormat, AcmeChallenge, AcmeConfig, AuthKind, GatewayConfig, LETS_ENCRYPT,
     RateLimitConfig, RouteConfig, RouteTarget, TlsConfig, valid_role,
 };
+pub use ingest::{Allow, IngestConfig, IngestStart, MqttConfig, Pick, topic_filter_error};
 pub use model::{
     Api, App, Backoff, CheckConfig, Config, CrashLoopConfig, Durability, Handler, LiveConfig,
     PortRange, ProbeConfig, QueueConfig, Restart, Retention, ServiceBackoff, ServiceConfig,

@@ -29,6 +29,8 @@ pub struct Config {
     pub gateway: Option<crate::gateway::GatewayConfig>,
     /// One entry per `[budget.NAME]` table, keyed by NAME.
     pub budgets: BTreeMap<String, crate::budget::BudgetConfig>,
+    /// One entry per `[ingest.NAME]` table, keyed by NAME.
+    pub ingests: BTreeMap<String, crate::ingest::IngestConfig>,
 }
 
 /// The `[app]` table: what the application is called and where its state lives.

@@ -20,13 +20,13 @@ use crate::section::{Invalid, Section};
 
 /// Top-level tables that this version understands.
 const TOP_KEYS: &[&str] = &[
-    "app", "api", "queue", "service", "schedule", "workflow", "gateway", "budget",
+    "app", "api", "queue", "service", "schedule", "workflow", "gateway", "budget", "ingest",
 ];
 
 /// Top-level tables that later versions of berth add. They get a clear "not
 /// supported yet" instead of "unknown key", so that a config written for a
 /// newer berth explains itself.
-pub(crate) const FUTURE_SECTIONS: &[&str] = &["ingest", "backup", "notify"];
+pub(crate) const FUTURE_SECTIONS: &[&str] = &["backup", "notify"];
 
 const APP_KEYS: &[&str] = &[
     "name",
@@ -102,9 +102,17 @@ pub(crate) fn config(document: &DeTable<'_>, path: &Path, d: &mut Diagnostics<'_
         }
         None => None,
     };
+    let ingests = match root.table("ingest", "tables such as [ingest.stands]", d) {
+        Some(section) => {
+            let config_dir = path.parent().unwrap_or(Path::new(""));
+            crate::ingest::ingests(&section, config_dir, &queues, &workflows, d)
+        }
+        None => BTreeMap::new(),
+    };
     Config {
         path: path.to_path_buf(),
         gateway,
+        ingests,
         budgets,
         app,
         api,

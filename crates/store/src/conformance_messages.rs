@@ -2,12 +2,12 @@
 
 use serde_json::json;
 
+use crate::StoreError;
 use crate::conformance::{at, state};
 use crate::flows::{NewStep, NewWorkflow, Start};
 use crate::messages::{MessageFilter, NewMessage, Replay};
 use crate::model::{JobState, NewJob};
 use crate::store::Store;
-use crate::StoreError;
 
 fn message(ingest: &str, device: &str, kind: &str, secs: u64) -> NewMessage {
     NewMessage {
@@ -27,7 +27,10 @@ fn dead(ingest: &str, payload: &[u8], secs: u64) -> NewMessage {
         device: None,
         kind: None,
         payload: payload.to_vec(),
-        errors: vec!["at /seq: \"x\" is not of type \"integer\"".into(), "second".into()],
+        errors: vec![
+            "at /seq: \"x\" is not of type \"integer\"".into(),
+            "second".into(),
+        ],
         ..message(ingest, "-", "-", secs)
     }
 }
@@ -70,7 +73,10 @@ pub async fn messages_are_stored_and_listed(s: &dyn Store) {
 
     let letters = s.messages(filter(true)).await.unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].payload, bytes, "dead letters keep their exact bytes");
+    assert_eq!(
+        letters[0].payload, bytes,
+        "dead letters keep their exact bytes"
+    );
     assert!(letters[0].dead);
     assert_eq!(letters[0].errors.len(), 2);
     assert_eq!(s.message(ids[2]).await.unwrap().unwrap(), letters[0]);
@@ -166,7 +172,11 @@ pub async fn messages_start_jobs_and_workflows(s: &dyn Store) {
 
     let letter = s.message(ids[1]).await.unwrap().unwrap();
     assert_eq!((letter.job_id, letter.workflow_id), (None, None));
-    assert_eq!(s.count_jobs().await.unwrap(), 2, "one job, one workflow step");
+    assert_eq!(
+        s.count_jobs().await.unwrap(),
+        2,
+        "one job, one workflow step"
+    );
 
     let third = s.message(ids[2]).await.unwrap().unwrap();
     let wf = s

@@ -42,7 +42,7 @@ fn unknown_top_level_table() {
     assert_eq!((line, column), (4, 2));
     assert_eq!(
         message,
-        "unknown key `queues` at the top level; did you mean `queue`? expected one of: app, api, queue, service, schedule, workflow, gateway, budget"
+        "unknown key `queues` at the top level; did you mean `queue`? expected one of: app, api, queue, service, schedule, workflow, gateway, budget, ingest"
     );
 }
 
@@ -295,7 +295,7 @@ fn toml_syntax_error() {
 
 #[test]
 fn unsupported_future_sections() {
-    let text = with_app("[ingest.stands]\ntopics = []\n\n[notify.admins]\nemail = []\n");
+    let text = with_app("[backup]\nkeep = {}\n\n[notify.admins]\nemail = []\n");
     let found = diagnostics(&text);
     let found: Vec<_> = found
         .iter()
@@ -307,7 +307,7 @@ fn unsupported_future_sections() {
             (
                 4,
                 2,
-                "`[ingest]` is not supported by this version of berth yet"
+                "`[backup]` is not supported by this version of berth yet"
             ),
             (
                 7,

@@ -5,6 +5,7 @@ mod errors;
 mod files;
 mod flows;
 mod gateway;
+mod ingest;
 mod services;
 mod valid;
 

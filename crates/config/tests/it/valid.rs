@@ -170,6 +170,7 @@ fn defaults() {
             workflows: BTreeMap::new(),
             gateway: None,
             budgets: BTreeMap::new(),
+            ingests: BTreeMap::new(),
         }
     );
 }

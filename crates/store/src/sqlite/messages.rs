@@ -118,8 +118,8 @@ pub(crate) fn replay(
     now: Timestamp,
     woken: &mut Vec<String>,
 ) -> Result<Message> {
-    let message = get(conn, id)?
-        .ok_or_else(|| StoreError::NotFound(format!("no message with id {id}")))?;
+    let message =
+        get(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("no message with id {id}")))?;
     may_replay(&message)?;
     let dead = !replay.errors.is_empty();
     conn.prepare_cached(
@@ -144,12 +144,7 @@ pub(crate) fn replay(
     get(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("no message with id {id}")))
 }
 
-pub(crate) fn prune(
-    conn: &Connection,
-    ingest: &str,
-    before: Timestamp,
-    limit: u32,
-) -> Result<u64> {
+pub(crate) fn prune(conn: &Connection, ingest: &str, before: Timestamp, limit: u32) -> Result<u64> {
     conn.prepare_cached(
         "DELETE FROM messages WHERE id IN \
          (SELECT id FROM messages WHERE ingest = ?1 AND received_at < ?2 LIMIT ?3)",

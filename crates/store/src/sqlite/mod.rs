@@ -702,7 +702,8 @@ impl Store for SqliteStore {
     }
 
     async fn export_messages(&self, after_id: i64, limit: u32) -> Result<Vec<Message>> {
-        self.read(move |c| messages::export(c, after_id, limit)).await
+        self.read(move |c| messages::export(c, after_id, limit))
+            .await
     }
 
     async fn import_messages(&self, new: Vec<Message>) -> Result<()> {

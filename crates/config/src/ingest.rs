@@ -1,0 +1,425 @@
+//! The `[ingest.NAME]` tables: where device messages come from (an embedded MQTT broker),
+//! how they are checked (a JSON Schema), classified and attributed to a device, and what
+//! is done with them (stored, turned into a job or a workflow start).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::DeValue;
+
+use crate::diagnostic::Diagnostics;
+use crate::model::QueueConfig;
+use crate::section::{Invalid, Section};
+use crate::workflow::WorkflowConfig;
+
+const INGEST_KEYS: &[&str] = &[
+    "mqtt",
+    "topics",
+    "schema",
+    "classify",
+    "device",
+    "store",
+    "job",
+    "workflow",
+    "retention",
+    "max_payload",
+    "credentials",
+    "allow",
+];
+const MQTT_KEYS: &[&str] = &["listen", "websocket", "auth"];
+const JOB_KEYS: &[&str] = &["queue", "kind"];
+const ALLOW_KEYS: &[&str] = &["user", "role", "publish", "subscribe"];
+
+/// One `[ingest.NAME]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestConfig {
+    /// The table key.
+    pub name: String,
+    /// `mqtt`: the embedded broker's listeners.
+    pub mqtt: Option<MqttConfig>,
+    /// `topics`: the topic filters whose messages this ingest takes in (MQTT wildcards
+    /// `+` and `#`).
+    pub topics: Vec<String>,
+    /// `schema`: a JSON Schema file (drafts 7 and 2020-12), resolved against the config
+    /// file's directory.
+    pub schema: Option<PathBuf>,
+    /// `classify`: where a message's kind comes from.
+    pub classify: Option<Pick>,
+    /// `device`: where the device's name comes from.
+    pub device: Option<Pick>,
+    /// `store` (default true): keep every valid message in the store.
+    pub store: bool,
+    /// `job` or `workflow`: what each valid message starts.
+    pub start: Option<IngestStart>,
+    /// `retention` (default 30d): how long messages and dead letters are kept.
+    pub retention: Duration,
+    /// `max_payload` (default 256 KiB): larger payloads become dead letters.
+    pub max_payload: u64,
+    /// `credentials`: user name → the environment variable holding the password, for
+    /// devices that are not berth users.
+    pub credentials: BTreeMap<String, String>,
+    /// `[[ingest.NAME.allow]]`: topic permissions; none means every logged-in client may
+    /// publish and subscribe anywhere.
+    pub allow: Vec<Allow>,
+}
+
+/// The `mqtt` table: the embedded broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttConfig {
+    /// `listen`: the MQTT-over-TCP address.
+    pub listen: Option<SocketAddr>,
+    /// `websocket`: the MQTT-over-WebSocket address.
+    pub websocket: Option<SocketAddr>,
+    /// `auth` (default `"password"`): whether clients must log in.
+    pub anonymous: bool,
+}
+
+/// Where a value is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick {
+    /// A JSON pointer into the payload, such as `/type`.
+    Pointer(String),
+    /// A topic segment, counted from 1.
+    Segment(usize),
+}
+
+/// What a valid message starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestStart {
+    /// `job = { queue = "stands", kind = "…" }`; without `kind`, the message's kind (or
+    /// the ingest's name when unclassified).
+    Job {
+        /// The queue.
+        queue: String,
+        /// The job kind.
+        kind: Option<String>,
+    },
+    /// `workflow = "NAME"`.
+    Workflow {
+        /// The workflow.
+        name: String,
+    },
+}
+
+/// One `[[ingest.NAME.allow]]` entry: topics a user or role may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    /// `user`: this user only.
+    pub user: Option<String>,
+    /// `role`: every berth user with this role.
+    pub role: Option<String>,
+    /// `publish`: topic filters it may publish to (`%u` stands for the user's name).
+    pub publish: Vec<String>,
+    /// `subscribe`: topic filters it may subscribe to (`%u` as above).
+    pub subscribe: Vec<String>,
+}
+
+pub(crate) fn ingests(
+    section: &Section<'_, '_>,
+    config_dir: &Path,
+    queues: &BTreeMap<String, QueueConfig>,
+    workflows: &BTreeMap<String, WorkflowConfig>,
+    d: &mut Diagnostics<'_>,
+) -> BTreeMap<String, IngestConfig> {
+    let mut out = BTreeMap::new();
+    for (name, table) in section.named_tables("ingest", "stands", d) {
+        if let Some(i) = ingest(name, &table, config_dir, queues, workflows, d) {
+            out.insert(name.to_owned(), i);
+        }
+    }
+    out
+}
+
+/// Checks an MQTT topic filter: `/`-separated levels, `+` alone in a level, `#` alone in
+/// the last one.
+pub fn topic_filter_error(filter: &str) -> Option<&'static str> {
+    if filter.is_empty() {
+        return Some("a topic filter cannot be empty");
+    }
+    if filter.contains('\0') {
+        return Some("a topic filter cannot contain NUL");
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
+            return Some("`#` must stand alone as the last level, as in \"stands/#\"");
+        }
+        if level.contains('+') && *level != "+" {
+            return Some("`+` must stand alone in its level, as in \"+/inbound\"");
+        }
+    }
+    None
+}
+
+fn filters(section: &Section<'_, '_>, key: &str, d: &mut Diagnostics<'_>) -> Option<Vec<String>> {
+    section.string_list(
+        key,
+        "topic filter",
+        "a topic filter such as \"+/inbound\"",
+        d,
+        |f| match topic_filter_error(f) {
+            None => Ok(f.to_owned()),
+            Some(why) => Err(Invalid::Expected(format!(
+                "expected a topic filter such as \"+/inbound\" or \"stands/#\": {why}"
+            ))),
+        },
+    )
+}
+
+fn pick(section: &Section<'_, '_>, key: &str, d: &mut Diagnostics<'_>) -> Option<Pick> {
+    let value = section.get(key)?;
+    let expected = "a JSON pointer such as \"/type\", or a topic segment counted from 1 such as 2";
+    match value.get_ref() {
+        DeValue::Integer(_) => section
+            .integer(key, 1..=64, d)
+            .map(|n| Pick::Segment(n as usize)),
+        DeValue::String(_) => section.string(key, "JSON pointer", d, |p| {
+            if p.starts_with('/') {
+                Ok(Pick::Pointer(p.to_owned()))
+            } else {
+                Err(Invalid::Expected(format!("expected {expected}")))
+            }
+        }),
+        _ => {
+            section.wrong_type(key, value, expected, d);
+            None
+        }
+    }
+}
+
+fn ingest(
+    name: &str,
+    section: &Section<'_, '_>,
+    config_dir: &Path,
+    queues: &BTreeMap<String, QueueConfig>,
+    workflows: &BTreeMap<String, WorkflowConfig>,
+    d: &mut Diagnostics<'_>,
+) -> Option<IngestConfig> {
+    section.check_keys(INGEST_KEYS, d);
+    let mqtt = section
+        .table("mqtt", "a table such as { listen = \"0.0.0.0:1883\" }", d)
+        .map(|m| {
+            m.check_keys(MQTT_KEYS, d);
+            let addr = |key: &str, d: &mut Diagnostics<'_>| {
+                m.string(key, "address", d, |a| {
+                    a.parse::<SocketAddr>().map_err(|_| {
+                        Invalid::Expected(
+                            "expected an address with a port, such as \"0.0.0.0:1883\"".into(),
+                        )
+                    })
+                })
+            };
+            let listen = addr("listen", d);
+            let websocket = addr("websocket", d);
+            if m.get("listen").is_none() && m.get("websocket").is_none() {
+                d.error(
+                    m.span(),
+                    format!(
+                        "`mqtt` of [ingest.{name}] has no listener: expected \
+                         `listen = \"0.0.0.0:1883\"`, `websocket = \"0.0.0.0:8083\"`, or both"
+                    ),
+                );
+            }
+            let anonymous = m
+                .string("auth", "auth", d, |a| match a {
+                    "password" => Ok(false),
+                    "anonymous" => Ok(true),
+                    _ => Err(Invalid::Expected(
+                        "expected \"password\" (clients log in as berth users or with \
+                         `credentials`) or \"anonymous\""
+                            .into(),
+                    )),
+                })
+                .unwrap_or(false);
+            MqttConfig {
+                listen,
+                websocket,
+                anonymous,
+            }
+        });
+    if mqtt.is_none() && section.get("mqtt").is_none() {
+        d.error(
+            section.span(),
+            format!(
+                "[ingest.{name}] has no source: expected `mqtt = {{ listen = \"0.0.0.0:1883\" }}`"
+            ),
+        );
+    }
+    let topics = filters(section, "topics", d).unwrap_or_default();
+    if section.get("topics").is_none() {
+        d.error(
+            section.span(),
+            format!(
+                "missing `topics` in [ingest.{name}]: expected the topic filters to take in, \
+                 such as `topics = [\"+/inbound\"]`"
+            ),
+        );
+    }
+    let schema = section.path("schema", "\"protocol.schema.json\"", config_dir, d);
+    let classify = pick(section, "classify", d);
+    let device = pick(section, "device", d);
+    let store = section.boolean("store", d).unwrap_or(true);
+    let start = start(name, section, queues, workflows, d);
+    if !store
+        && start.is_none()
+        && section.get("job").is_none()
+        && section.get("workflow").is_none()
+    {
+        d.error(
+            section.span(),
+            format!(
+                "[ingest.{name}] has `store = false` and nothing to start, so every message \
+                 would be thrown away: expected `job = {{ queue = \"…\" }}`, \
+                 `workflow = \"…\"`, or `store = true`"
+            ),
+        );
+    }
+    let retention = section
+        .duration("retention", false, d)
+        .unwrap_or(Duration::from_secs(30 * 86_400));
+    let max_payload = section.size("max_payload", d).unwrap_or(256 * 1024);
+    if max_payload > 64 * 1024 * 1024 {
+        d.error(
+            section
+                .get("max_payload")
+                .map(|v| v.span())
+                .unwrap_or(section.span()),
+            "invalid `max_payload`: expected at most \"64MiB\"",
+        );
+    }
+    let mut credentials = BTreeMap::new();
+    if let Some(c) = section.table(
+        "credentials",
+        "a table such as { stand01 = \"STAND01_PASSWORD\" }",
+        d,
+    ) {
+        for (user, _) in c.entries() {
+            let user: &str = user.get_ref().as_ref();
+            if let Some(var) = c.string(user, "variable name", d, |v| {
+                let ok = !v.is_empty()
+                    && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !v.starts_with(|c: char| c.is_ascii_digit());
+                if ok {
+                    Ok(v.to_owned())
+                } else {
+                    Err(Invalid::Expected(
+                        "expected the name of an environment variable that holds the \
+                         password, such as \"STAND01_PASSWORD\" (the password never sits in \
+                         this file)"
+                            .into(),
+                    ))
+                }
+            }) {
+                credentials.insert(user.to_owned(), var);
+            }
+        }
+    }
+    let mut allow = Vec::new();
+    for a in section.table_array("allow", "tables such as [[ingest.NAME.allow]]", d) {
+        a.check_keys(ALLOW_KEYS, d);
+        let text = |key: &str, d: &mut Diagnostics<'_>| {
+            a.string(key, key, d, |v| {
+                if v.is_empty() {
+                    Err(Invalid::Expected(format!("expected a {key} name")))
+                } else {
+                    Ok(v.to_owned())
+                }
+            })
+        };
+        let user = text("user", d);
+        let role = text("role", d);
+        if (a.get("user").is_some()) == (a.get("role").is_some()) {
+            d.error(
+                a.span(),
+                format!(
+                    "an [[ingest.{name}.allow]] entry names whom it allows: expected either \
+                     `user = \"stand01\"` or `role = \"stands\"`"
+                ),
+            );
+        }
+        allow.push(Allow {
+            user,
+            role,
+            publish: filters(&a, "publish", d).unwrap_or_default(),
+            subscribe: filters(&a, "subscribe", d).unwrap_or_default(),
+        });
+    }
+    Some(IngestConfig {
+        name: name.to_owned(),
+        mqtt,
+        topics,
+        schema,
+        classify,
+        device,
+        store,
+        start,
+        retention,
+        max_payload,
+        credentials,
+        allow,
+    })
+}
+
+fn start(
+    name: &str,
+    section: &Section<'_, '_>,
+    queues: &BTreeMap<String, QueueConfig>,
+    workflows: &BTreeMap<String, WorkflowConfig>,
+    d: &mut Diagnostics<'_>,
+) -> Option<IngestStart> {
+    if section.get("job").is_some() && section.get("workflow").is_some() {
+        d.error(
+            section.span(),
+            format!("[ingest.{name}] has both `job` and `workflow`: expected one of them"),
+        );
+        return None;
+    }
+    if section.get("workflow").is_some() {
+        return section.string("workflow", "workflow", d, |w| {
+            if workflows.contains_key(w) {
+                return Ok(IngestStart::Workflow { name: w.to_owned() });
+            }
+            let names: Vec<&str> = workflows.keys().map(String::as_str).collect();
+            Err(Invalid::Message(crate::section::unknown_name(
+                format!("unknown workflow `{w}` in [ingest.{name}]"),
+                w,
+                &names,
+                "no [workflow.NAME] is defined",
+            )))
+        });
+    }
+    let job = section.table("job", "a table such as { queue = \"stands\" }", d)?;
+    job.check_keys(JOB_KEYS, d);
+    if job.get("queue").is_none() {
+        d.error(
+            job.span(),
+            format!(
+                "missing `queue` in `job` of [ingest.{name}]: expected {{ queue = \"stands\" }}"
+            ),
+        );
+    }
+    let queue = job.string("queue", "queue", d, |q| {
+        if queues.contains_key(q) {
+            return Ok(q.to_owned());
+        }
+        let names: Vec<&str> = queues.keys().map(String::as_str).collect();
+        Err(Invalid::Message(crate::section::unknown_name(
+            format!("unknown queue `{q}` in `job` of [ingest.{name}]"),
+            q,
+            &names,
+            "no [queue.NAME] is defined",
+        )))
+    })?;
+    let kind = job.string("kind", "kind", d, |k| {
+        if k.trim().is_empty() {
+            Err(Invalid::Expected(
+                "expected a job kind such as \"reading\"".into(),
+            ))
+        } else {
+            Ok(k.to_owned())
+        }
+    });
+    Some(IngestStart::Job { queue, kind })
+}
