@@ -263,7 +263,11 @@ measure() {
 }
 
 rows=()
-row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); }
+failed=0
+row() { # SHAPE MESSAGES SECONDS RATE NOTES; a run without a rate has failed
+  rows+=("| $1 | $2 | $3 | $4 | $5 |")
+  [ "$4" != - ] || failed=1
+}
 
 # ---- mosquitto ---------------------------------------------------------------------
 
@@ -340,7 +344,8 @@ run_baseline() { # BATCH LABEL
   dead=$(count_rows "$dir/baseline.db" 'SELECT count(*) FROM dead_letters')
   drops=$(mosquitto_drops "$mq_log")
   note="publishing took $(secs "$pub_elapsed") s; $final rows, $dead dead letters"
-  [ "$final" = "$N" ] || note="COUNT MISMATCH: $note"
+  [ "$final" = "$N" ] || { note="COUNT MISMATCH: $note"; failed=1; }
+  [ "$dead" = 0 ] || failed=1
   [ "$drops" = 0 ] || note="$note; mosquitto logged $drops drop warnings"
   log "  $final rows in $(secs "$elapsed") s ($(rate "$N" "$elapsed") msg/s); $(tail -n 1 "$dir/handler.log")"
   row "Mosquitto + Python handler, $label" "$N" "$(secs "$elapsed")" "$(rate "$N" "$elapsed")" "$note"
@@ -363,7 +368,9 @@ name = "bench"
 data_dir = "$data"
 
 [ingest.stands]
-mqtt = { listen = "127.0.0.1:$port" }
+# auth: berth's default is "password"; mosquitto_pub logs in with nothing here, as it
+# does against the baseline's mosquitto (allow_anonymous true).
+mqtt = { listen = "127.0.0.1:$port", auth = "anonymous" }
 topics = ["+/inbound"]
 schema = "protocol.schema.json"
 classify = "/type"
@@ -391,7 +398,8 @@ EOF
   stop_server "$bpid"
   dead=$(count_rows "$data/berth.db" 'SELECT count(*) FROM messages WHERE dead <> 0')
   note="publishing took $(secs "$pub_elapsed") s; $final rows, $dead dead"
-  [ "$final" = "$N" ] || note="COUNT MISMATCH: $note"
+  [ "$final" = "$N" ] || { note="COUNT MISMATCH: $note"; failed=1; }
+  [ "$dead" = 0 ] || failed=1
   log "  $final rows in $(secs "$elapsed") s ($(rate "$N" "$elapsed") msg/s)"
   row "berth (embedded MQTT, SQLite store)" "$N" "$(secs "$elapsed")" "$(rate "$N" "$elapsed")" "$note"
 }
@@ -419,3 +427,4 @@ echo
 echo "| shape | messages | seconds | stored msg/s | notes |"
 echo "| --- | ---: | ---: | ---: | --- |"
 printf '%s\n' "${rows[@]}"
+[ "$failed" = 0 ] # the exit status: 1 if any run failed

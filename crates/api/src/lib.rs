@@ -47,6 +47,8 @@ pub struct AppState {
     pub scheduler: berth_schedule::Scheduler,
     /// The HTTP gateway, when the config has a `[gateway]`.
     pub gateway: Option<Arc<berth_gateway::Gateway>>,
+    /// The ingests, when the config has any `[ingest.NAME]`.
+    pub ingests: Option<Arc<berth_ingest::Ingests>>,
 }
 
 /// Re-reading and applying the config, which the server implements.
@@ -69,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::batches::routes())
         .merge(routes::workflows::routes())
         .merge(routes::gateway::routes())
+        .merge(routes::messages::routes())
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,

@@ -89,6 +89,9 @@ enum Command {
     /// Run items as a batch of jobs; list, show, cancel, retry failed items.
     #[command(subcommand)]
     Batch(commands::batch::BatchCommand),
+    /// Ingested messages and dead letters: list, show, replay.
+    #[command(subcommand)]
+    Messages(commands::messages::MessagesCommand),
     /// Start, list, show, cancel and retry workflows.
     #[command(subcommand)]
     Workflow(commands::workflow::WorkflowCommand),

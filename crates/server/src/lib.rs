@@ -13,6 +13,7 @@
 
 mod events;
 pub mod gateway;
+pub mod ingest;
 pub mod lock;
 pub mod orphans;
 mod reload;
@@ -86,6 +87,7 @@ pub struct Daemon {
     stop_events: CancellationToken,
     recorder: JoinHandle<()>,
     gateway: Option<Arc<berth_gateway::Gateway>>,
+    ingests: Option<Arc<berth_ingest::Ingests>>,
     _lock: DataDirLock,
 }
 
@@ -143,6 +145,7 @@ impl Daemon {
             workflows.clone(),
             specs::schedule_defs(config).map_err(anyhow::Error::msg)?,
         );
+        let ingest_specs = ingest::ingest_specs(config, &queues, &workflows)?;
         // The gateway binds before the API: a taken port stops the start early.
         let gateway = match gateway_spec {
             Some(spec) => {
@@ -155,7 +158,9 @@ impl Daemon {
             }
             None => None,
         };
+        let ingests = ingest::start(ingest_specs, &queues).await?;
         let state = AppState {
+            ingests: ingests.clone(),
             gateway: gateway.clone(),
             workflows: workflows.clone(),
             scheduler: scheduler.clone(),
@@ -261,6 +266,7 @@ impl Daemon {
             stop_events,
             recorder,
             gateway,
+            ingests,
             _lock: lock,
         })
     }
@@ -286,6 +292,14 @@ impl Daemon {
         self.tcp_addr
     }
 
+    /// The bound MQTT addresses of ingest `name` (TCP, then WebSocket).
+    pub fn mqtt_addrs(&self, name: &str) -> Vec<SocketAddr> {
+        self.ingests
+            .as_ref()
+            .map(|i| i.mqtt_addrs(name))
+            .unwrap_or_default()
+    }
+
     /// The gateway's bound addresses (the real ports when 0 was asked), if it runs.
     pub fn gateway_addrs(&self) -> Vec<SocketAddr> {
         self.gateway
@@ -308,7 +322,13 @@ impl Daemon {
                 gateway.stop(self.grace).await;
             }
         };
-        tokio::join!(gateway, self.runtime.stop());
+        // The brokers close their connections and store what they took in.
+        let ingests = async {
+            if let Some(ingests) = self.ingests.clone() {
+                ingests.stop().await;
+            }
+        };
+        tokio::join!(gateway, ingests, self.runtime.stop());
         // Jobs first (their handlers may post to services), then services in reverse
         // dependency order.
         self.supervisor.stop().await;

@@ -241,7 +241,7 @@ async fn events(
 }
 
 /// An RFC 3339 time, or a duration before now.
-fn since(text: &str) -> ApiResult<Timestamp> {
+pub(crate) fn since(text: &str) -> ApiResult<Timestamp> {
     if let Ok(d) = humantime::parse_duration(text) {
         return Ok(Timestamp::now().minus(d));
     }

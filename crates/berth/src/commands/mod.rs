@@ -9,6 +9,7 @@ pub mod init;
 pub mod job;
 pub mod logs;
 pub mod maintenance;
+pub mod messages;
 pub mod ps;
 pub mod queue;
 pub mod schedule;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schedule(c) => runtime()?.block_on(schedule::run(&ctx, c)),
         Command::Batch(c) => runtime()?.block_on(batch::run(&ctx, c)),
         Command::Workflow(c) => runtime()?.block_on(workflow::run(&ctx, c)),
+        Command::Messages(c) => runtime()?.block_on(messages::run(&ctx, c)),
         Command::Bench(args) => runtime()?.block_on(bench::run(&ctx, args)),
         Command::Store(c) => runtime()?.block_on(store::run(&ctx, c)),
         Command::User(c) => runtime()?.block_on(user::run(&ctx, c)),

@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod flows;
 mod gateway;
+mod ingest;
 mod services;
 
 use std::path::Path;
@@ -66,7 +67,7 @@ pub fn parts(o: &Output) -> (i32, String, String) {
 /// Starts `berth up` in `dir` and waits until its API answers.
 pub async fn up(dir: &Path) -> Child {
     let log = std::fs::File::create(dir.join("berth-up.log")).unwrap();
-    let mut child = berth()
+    let child = berth()
         .current_dir(dir)
         .arg("up")
         .env("BERTH_LOG", "info")
@@ -74,6 +75,11 @@ pub async fn up(dir: &Path) -> Child {
         .stderr(log)
         .spawn()
         .expect("start berth up");
+    wait_for_api(dir, child).await
+}
+
+/// Waits until the `berth up` in `dir` answers on its API; fails if it exits first.
+pub async fn wait_for_api(dir: &Path, mut child: Child) -> Child {
     let client = berth_testkit::Project::client_for(dir);
     for _ in 0..500 {
         if client.get("/v1/status").await.is_ok() {

@@ -1,0 +1,119 @@
+//! Ingested messages and dead letters: list, show, replay after a schema fix.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use berth_store::{Message, MessageFilter};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::services::since;
+use super::{Shared, id_of};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/messages", get(list))
+        .route("/v1/messages/{id}", get(show))
+        .route("/v1/messages/{id}/replay", post(replay))
+}
+
+/// Listing filters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    ingest: Option<String>,
+    device: Option<String>,
+    kind: Option<String>,
+    dead: Option<bool>,
+    since: Option<String>,
+    until: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// A message as the API shows it: the payload as JSON when it is JSON, else as text
+/// when it is UTF-8, else as hex.
+pub fn view(m: &Message) -> Value {
+    let mut v = json!({
+        "id": m.id,
+        "ingest": m.ingest,
+        "device": m.device,
+        "topic": m.topic,
+        "kind": m.kind,
+        "received_at": m.received_at,
+        "dead": m.dead,
+        "errors": m.errors,
+        "job_id": m.job_id,
+        "workflow_id": m.workflow_id,
+        "replayed_at": m.replayed_at,
+        "size": m.payload.len(),
+    });
+    if let Ok(payload) = serde_json::from_slice::<Value>(&m.payload) {
+        v["payload"] = payload;
+    } else if let Ok(text) = std::str::from_utf8(&m.payload) {
+        v["payload_text"] = json!(text);
+    } else {
+        let hex: String = m.payload.iter().map(|b| format!("{b:02x}")).collect();
+        v["payload_hex"] = json!(hex);
+    }
+    v
+}
+
+async fn list(
+    state: Shared,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let filter = MessageFilter {
+        ingest: q.ingest,
+        device: q.device,
+        kind: q.kind,
+        dead: q.dead.unwrap_or(false),
+        since: q.since.as_deref().map(since).transpose()?,
+        until: q.until.as_deref().map(since).transpose()?,
+        before_id: q.before,
+        limit: q.limit.unwrap_or(50).clamp(1, 10_000),
+    };
+    let messages = state.queues.store().messages(filter).await?;
+    Ok(Json(
+        json!({ "messages": messages.iter().map(view).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn show(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = id_of(&id)?;
+    match state.queues.store().message(id).await? {
+        Some(m) => Ok(Json(view(&m))),
+        None => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: format!("no message with id {id}"),
+        }),
+    }
+}
+
+async fn replay(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = id_of(&id)?;
+    let Some(ingests) = &state.ingests else {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "no_ingest",
+            message: "this berth runs no [ingest.NAME]; add the ingest back to the config to replay its dead letters".into(),
+        });
+    };
+    match ingests.replay(id).await {
+        Ok(m) => Ok(Json(view(&m))),
+        Err(berth_ingest::IngestError::Store(e)) => Err(e.into()),
+        Err(e) => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: e.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,171 @@
+//! `berth messages list|dead|show|replay`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{Ctx, encode};
+use crate::output;
+
+/// Message subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MessagesCommand {
+    /// Stored messages, newest first.
+    List(Filter),
+    /// Dead letters (messages that failed their checks), newest first, with why.
+    Dead(Filter),
+    /// One message or dead letter, with its payload.
+    Show {
+        /// The message id.
+        id: i64,
+    },
+    /// Check a dead letter again with its ingest's current schema (after a fix): valid,
+    /// it is stored and starts its job; still invalid, its reasons are updated.
+    Replay {
+        /// The dead letter's id.
+        id: i64,
+    },
+}
+
+/// Which messages.
+#[derive(Debug, Args)]
+pub struct Filter {
+    /// Only of this ingest.
+    #[arg(long)]
+    ingest: Option<String>,
+    /// Only from this device.
+    #[arg(long)]
+    device: Option<String>,
+    /// Only of this kind.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Received since: a duration before now ("1h") or a time ("2026-11-22T10:00:00Z").
+    #[arg(long)]
+    since: Option<String>,
+    /// Received before: a duration before now or a time.
+    #[arg(long)]
+    until: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// Runs a messages subcommand.
+pub async fn run(ctx: &Ctx, cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
+    let client = ctx.client()?;
+    let (filter, dead) = match cmd {
+        MessagesCommand::List(f) => (f, false),
+        MessagesCommand::Dead(f) => (f, true),
+        MessagesCommand::Show { id } => {
+            show(ctx, &client.get(&format!("/v1/messages/{id}")).await?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        MessagesCommand::Replay { id } => {
+            let v = client
+                .post(&format!("/v1/messages/{id}/replay"), json!({}))
+                .await?;
+            show(ctx, &v);
+            return Ok(if v["dead"] == false {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+    };
+    let mut path = format!("/v1/messages?limit={}&dead={dead}", filter.limit);
+    for (key, value) in [
+        ("ingest", filter.ingest),
+        ("device", filter.device),
+        ("kind", filter.kind),
+        ("since", filter.since),
+        ("until", filter.until),
+    ] {
+        if let Some(v) = value {
+            path.push_str(&format!("&{key}={}", encode(&v)));
+        }
+    }
+    let v = client.get(&path).await?;
+    if ctx.json {
+        output::json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = v["messages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            let mut row = vec![
+                m["id"].to_string(),
+                output::cell(&m["received_at"]),
+                output::cell(&m["ingest"]),
+                output::cell(&m["device"]),
+                output::cell(&m["topic"]),
+            ];
+            if dead {
+                row.push(m["errors"][0].as_str().unwrap_or("-").to_owned());
+            } else {
+                row.push(output::cell(&m["kind"]));
+                row.push(m["size"].to_string());
+            }
+            row
+        })
+        .collect();
+    if dead {
+        output::table(
+            &["ID", "RECEIVED", "INGEST", "DEVICE", "TOPIC", "FIRST ERROR"],
+            &rows,
+        );
+    } else {
+        output::table(
+            &[
+                "ID", "RECEIVED", "INGEST", "DEVICE", "TOPIC", "KIND", "BYTES",
+            ],
+            &rows,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(ctx: &Ctx, v: &Value) {
+    if ctx.json {
+        output::json(v);
+        return;
+    }
+    println!(
+        "message {} ({}): {} from {} on {}, {} at {}",
+        v["id"],
+        output::cell(&v["ingest"]),
+        if v["dead"] == true {
+            "dead letter"
+        } else {
+            "stored"
+        },
+        output::cell(&v["device"]),
+        output::cell(&v["topic"]),
+        output::cell(&v["kind"]),
+        output::cell(&v["received_at"]),
+    );
+    for e in v["errors"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        println!("  error: {}", e.as_str().unwrap_or_default());
+    }
+    if let Some(id) = v["job_id"].as_i64() {
+        println!("  job: {id}");
+    }
+    if let Some(id) = v["workflow_id"].as_i64() {
+        println!("  workflow: {id}");
+    }
+    let payload = if !v["payload"].is_null() {
+        v["payload"].to_string()
+    } else if let Some(t) = v["payload_text"].as_str() {
+        t.to_owned()
+    } else {
+        format!("(hex) {}", v["payload_hex"].as_str().unwrap_or_default())
+    };
+    println!("  payload: {payload}");
+}

@@ -1,0 +1,364 @@
+//! `[ingest.NAME]` under `berth up`, driven by real MQTT clients: mosquitto_pub and
+//! mosquitto_sub (MQTT 3.1.1 and 5 over TCP) and Python's paho-mqtt (TCP and WebSocket).
+//! Logins against berth's users and per-ingest credentials, forbidden topics, QoS 0, 1
+//! and 2, retained messages, and every kind of bad payload dead-lettered with its reasons
+//! and replayed after the schema is fixed.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use berth_testkit::{free_port_run, wait_until};
+use serde_json::Value;
+
+use crate::{parts, run_in, stop};
+
+const SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "required": ["type", "seq"],
+  "properties": {"type": {"enum": ["status", "result"]}, "seq": {"type": "integer"}}
+}"#;
+
+fn tool(name: &str) -> Command {
+    let mut c = Command::new(name);
+    c.stdin(Stdio::null());
+    c
+}
+
+fn pub_(port: u16, login: (&str, &str), topic: &str, payload: &str, extra: &[&str]) -> Output {
+    tool("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            login.0,
+            "-P",
+            login.1,
+        ])
+        .args(["-t", topic, "-m", payload, "-d"])
+        .args(extra)
+        .output()
+        .expect("run mosquitto_pub (apt-get install mosquitto-clients)")
+}
+
+async fn messages(dir: &Path, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["--json", "messages"];
+    all.extend_from_slice(args);
+    let out = run_in(dir, &all);
+    let (code, stdout, stderr) = parts(&out);
+    assert_eq!(code, 0, "berth messages {args:?}: {stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    v["messages"].as_array().unwrap().clone()
+}
+
+const PAHO: &str = r#"
+import json, sys, threading
+import paho.mqtt.client as mqtt
+
+port, ws_port = int(sys.argv[1]), int(sys.argv[2])
+out = {}
+
+# MQTT 3.1.1 over TCP, QoS 2, and a subscription that gets the retained message.
+got = threading.Event()
+def on_message(c, userdata, msg):
+    out["retained"] = [msg.topic, msg.payload.decode(), msg.retain]
+    got.set()
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="paho-tcp", protocol=mqtt.MQTTv311)
+c.username_pw_set("stand02", "device-secret")
+c.on_message = on_message
+c.connect("127.0.0.1", port)
+c.loop_start()
+info = c.publish("stand02/inbound", json.dumps({"type": "result", "seq": 7}), qos=2)
+info.wait_for_publish(10)
+out["qos2"] = info.is_published()
+c.subscribe("lab/config", qos=1)
+out["got_retained"] = got.wait(10)
+c.disconnect(); c.loop_stop()
+
+# MQTT 5 over WebSocket: a valid message, then one the schema refuses (reason code).
+acks = {}
+def on_publish(c, userdata, mid, reason_code, properties):
+    acks[mid] = reason_code.value
+w = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="paho-ws", transport="websockets", protocol=mqtt.MQTTv5)
+w.username_pw_set("alice", "alice-password")
+w.on_publish = on_publish
+w.connect("127.0.0.1", ws_port)
+w.loop_start()
+ok = w.publish("stand01/inbound", json.dumps({"type": "status", "seq": 8}), qos=1)
+bad = w.publish("stand01/inbound", json.dumps({"type": "status", "seq": "eight"}), qos=1)
+ok.wait_for_publish(10); bad.wait_for_publish(10)
+out["ws_ok"] = acks.get(ok.mid)
+out["ws_bad"] = acks.get(bad.mid)
+w.disconnect(); w.loop_stop()
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn mqtt_clients_are_checked_stored_and_dead_lettered() {
+    let port = free_port_run(2);
+    let ws_port = port + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("protocol.schema.json"), SCHEMA).unwrap();
+    std::fs::write(d.join("paho_check.py"), PAHO).unwrap();
+    std::fs::write(
+        d.join("berth.toml"),
+        format!(
+            r#"[app]
+name = "ingest"
+shutdown_grace = "2s"
+
+[queue.stands]
+handler = "pull"
+
+[ingest.stands]
+mqtt = {{ listen = "127.0.0.1:{port}", websocket = "127.0.0.1:{ws_port}" }}
+topics = ["+/inbound"]
+schema = "protocol.schema.json"
+classify = "/type"
+device = 1
+job = {{ queue = "stands" }}
+max_payload = "1KiB"
+credentials = {{ stand02 = "STAND02_PASSWORD" }}
+
+[[ingest.stands.allow]]
+role = "stands"
+publish = ["%u/inbound", "stand01/inbound", "lab/#"]
+subscribe = ["lab/#", "%u/#"]
+
+[[ingest.stands.allow]]
+user = "stand02"
+publish = ["stand02/inbound"]
+subscribe = ["lab/#"]
+"#
+        ),
+    )
+    .unwrap();
+    // A berth user with the role that the permissions name.
+    let add = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .current_dir(d)
+        .args([
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "stands",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    add.stdin
+        .as_ref()
+        .unwrap()
+        .write_all(b"alice-password\n")
+        .unwrap();
+    let added = add.wait_with_output().unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    // The device password reaches the daemon through its environment.
+    let mut daemon = {
+        let log = std::fs::File::create(d.join("berth-up.log")).unwrap();
+        let child = crate::berth()
+            .current_dir(d)
+            .arg("up")
+            .env("BERTH_LOG", "info")
+            .env("STAND02_PASSWORD", "device-secret")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        crate::wait_for_api(d, child).await
+    };
+    let alice = ("alice", "alice-password");
+
+    // Wrong passwords are refused, for berth users and device credentials alike.
+    for login in [("alice", "nope"), ("stand02", "nope"), ("nobody", "x")] {
+        let out = pub_(port, login, "alice/inbound", "{}", &["-q", "1"]);
+        let (code, stdout, stderr) = parts(&out);
+        assert_ne!(code, 0, "{login:?} got in: {stdout}{stderr}");
+        assert!(
+            format!("{stdout}{stderr}").contains("bad user name or password"),
+            "{login:?}: {stdout}{stderr}"
+        );
+    }
+
+    // A subscriber that sees what is routed, started before the publishes.
+    let sub = tool("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            "alice",
+            "-P",
+            "alice-password",
+        ])
+        .args(["-t", "alice/#", "-v", "-C", "1", "-W", "20"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Valid at QoS 1 (3.1.1) and QoS 0.
+    let out = pub_(
+        port,
+        alice,
+        "alice/inbound",
+        r#"{"type":"status","seq":1}"#,
+        &["-q", "1"],
+    );
+    assert_eq!(parts(&out).0, 0, "{:?}", parts(&out));
+    let out = pub_(
+        port,
+        alice,
+        "alice/inbound",
+        r#"{"type":"result","seq":2}"#,
+        &["-q", "0"],
+    );
+    assert_eq!(parts(&out).0, 0);
+    // MQTT 5: schema violation → PUBACK 0x99 (153); forbidden topic → 0x87 (135).
+    let v5 = ["-q", "1", "-V", "mqttv5"];
+    let out = pub_(
+        port,
+        alice,
+        "alice/inbound",
+        r#"{"type":"other","seq":"x"}"#,
+        &v5,
+    );
+    assert!(parts(&out).1.contains("RC:153"), "{:?}", parts(&out));
+    let out = pub_(
+        port,
+        alice,
+        "bob/inbound",
+        r#"{"type":"status","seq":3}"#,
+        &v5,
+    );
+    assert!(parts(&out).1.contains("RC:135"), "{:?}", parts(&out));
+    // Malformed JSON and an oversized payload (3.1.1: acknowledged, dead-lettered).
+    let out = pub_(port, alice, "alice/inbound", "{not json", &["-q", "1"]);
+    assert_eq!(parts(&out).0, 0);
+    let big = format!(
+        r#"{{"type":"status","seq":4,"pad":"{}"}}"#,
+        "x".repeat(2000)
+    );
+    let out = pub_(port, alice, "alice/inbound", &big, &["-q", "1"]);
+    assert_eq!(parts(&out).0, 0);
+    // A retained message on a plain (non-ingest) topic, for paho's subscription.
+    let out = pub_(port, alice, "lab/config", "interval=5", &["-q", "1", "-r"]);
+    assert_eq!(parts(&out).0, 0);
+
+    let routed = sub.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&routed.stdout).trim(),
+        r#"alice/inbound {"type":"status","seq":1}"#
+    );
+
+    // paho-mqtt: 3.1.1 over TCP at QoS 2 with device credentials, then MQTT 5 over
+    // WebSocket with a refusal's reason code.
+    let out = tool("python3")
+        .current_dir(d)
+        .args(["paho_check.py", &port.to_string(), &ws_port.to_string()])
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = parts(&out);
+    assert_eq!(code, 0, "paho: {stdout}{stderr} (pip install paho-mqtt)");
+    let paho: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(paho["qos2"], true);
+    assert_eq!(paho["got_retained"], true);
+    assert_eq!(
+        paho["retained"],
+        serde_json::json!(["lab/config", "interval=5", true])
+    );
+    assert_eq!(paho["ws_ok"], 0);
+    assert_eq!(paho["ws_bad"], 153);
+
+    // Stored: alice's two, stand02's QoS 2 one, the WebSocket one; each started a job.
+    let stored = wait_until("4 stored messages", Duration::from_secs(10), || async {
+        let m = messages(d, &["list"]).await;
+        (m.len() == 4).then_some(m)
+    })
+    .await;
+    let devices: Vec<&str> = stored
+        .iter()
+        .map(|m| m["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(devices, ["stand01", "stand02", "alice", "alice"]);
+    assert!(stored.iter().all(|m| m["job_id"].is_i64()), "{stored:?}");
+    assert_eq!(stored[1]["kind"], "result");
+    assert_eq!(
+        stored[1]["payload"],
+        serde_json::json!({"type": "result", "seq": 7})
+    );
+    let jobs = run_in(d, &["--json", "job", "list", "--queue", "stands"]);
+    let jobs: Value = serde_json::from_str(&parts(&jobs).1).unwrap();
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 4);
+    assert_eq!(jobs["jobs"][0]["args"]["payload"]["seq"], 8);
+
+    // Dead: schema violation (every reason), malformed JSON, oversized, and the
+    // WebSocket one; newest first, with their exact bytes.
+    let dead = messages(d, &["dead"]).await;
+    assert_eq!(dead.len(), 4, "{dead:#?}");
+    let errors = |m: &Value| m["errors"].as_array().unwrap().len();
+    assert!(
+        dead[0]["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("at /seq:")
+    );
+    assert!(
+        dead[1]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("more than max_payload (1024 bytes)")
+    );
+    assert_eq!(dead[1]["size"], big.len());
+    assert!(
+        dead[2]["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("the payload is not JSON")
+    );
+    assert_eq!(dead[2]["payload_text"], "{not json");
+    assert_eq!(errors(&dead[3]), 2, "type and seq: {:?}", dead[3]["errors"]);
+    let stdout = parts(&run_in(d, &["messages", "dead"])).1;
+    assert!(
+        stdout.contains("FIRST ERROR") && stdout.contains("not JSON"),
+        "{stdout}"
+    );
+
+    // Replay after a schema fix: seq may now be a string.
+    let replay = |id: i64| run_in(d, &["--json", "messages", "replay", &id.to_string()]);
+    let ws_dead = dead[0]["id"].as_i64().unwrap();
+    assert_eq!(parts(&replay(ws_dead)).0, 1, "still invalid before the fix");
+    std::fs::write(
+        d.join("protocol.schema.json"),
+        SCHEMA.replace(
+            r#""seq": {"type": "integer"}"#,
+            r#""seq": {"type": ["integer", "string"]}"#,
+        ),
+    )
+    .unwrap();
+    let out = replay(ws_dead);
+    let (code, stdout, stderr) = parts(&out);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let fixed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(fixed["dead"], false);
+    assert!(fixed["job_id"].is_i64());
+    assert_eq!(messages(d, &["list", "--device", "stand01"]).await.len(), 2);
+    let again = parts(&replay(ws_dead));
+    assert_ne!(again.0, 0);
+    assert!(again.2.contains("not a dead letter"), "{again:?}");
+
+    stop(&mut daemon);
+}

@@ -1,0 +1,229 @@
+//! berth's ingest: device messages in, checked, stored.
+//!
+//! Each `[ingest.NAME]` runs:
+//! - a source: [`mqtt`], an embedded MQTT broker (its topics filtered by the ingest's
+//!   `topics`);
+//! - the [`pipeline`]: size, JSON, the JSON Schema, then the kind and the device;
+//! - one [`writer`] task that stores messages and dead letters in batches, one
+//!   transaction each, and starts their jobs or workflows in the same transaction;
+//! - a pruner that forgets messages older than the ingest's retention.
+//!
+//! # Layout
+//! - [`pipeline`]: the checks, and what a valid message starts;
+//! - `writer`: the batching writer and its acknowledgements;
+//! - [`mqtt`]: the broker (codec, connections, sessions, permissions, WebSocket);
+//! - [`error`]: the ingest's error type, [`IngestError`].
+
+pub mod error;
+pub mod mqtt;
+pub mod pipeline;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_store::{Message, Store, Timestamp};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use error::IngestError;
+pub use mqtt::{AllowRule, AuthSpec, MqttSpec};
+pub use pipeline::{Checked, Checker, Pick, Starter};
+
+/// Messages waiting for the writer before publishers are held back.
+const BACKLOG: usize = 16_384;
+
+/// How often old messages are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// How often the schema file is checked for changes.
+const SCHEMA_EVERY: Duration = Duration::from_secs(5);
+
+/// One ingest, as configured.
+pub struct IngestSpec {
+    /// `[ingest.NAME]`.
+    pub name: String,
+    /// The topic filters it takes in.
+    pub topics: Vec<String>,
+    /// Its checks.
+    pub checker: Checker,
+    /// Keep valid messages in the store (`store = true`).
+    pub keep: bool,
+    /// How long messages and dead letters are kept.
+    pub retention: Duration,
+    /// The embedded broker and who may use it.
+    pub mqtt: Option<(MqttSpec, AuthSpec)>,
+}
+
+/// What the sources of one ingest share.
+pub(crate) struct Core {
+    pub name: String,
+    topics: Vec<String>,
+    pub checker: Checker,
+    pub submit: mpsc::Sender<writer::Submit>,
+    pub store: Arc<dyn Store>,
+    max_payload: usize,
+}
+
+impl Core {
+    /// Whether a message on `topic` is this ingest's.
+    pub fn takes(&self, topic: &str) -> bool {
+        self.topics.iter().any(|f| mqtt::matches(topic, f))
+    }
+
+    pub fn checker_max_payload(&self) -> usize {
+        self.max_payload
+    }
+}
+
+/// Every running ingest of this node.
+pub struct Ingests {
+    cores: BTreeMap<String, Arc<Core>>,
+    addrs: BTreeMap<String, Vec<SocketAddr>>,
+    tasks: tokio::sync::Mutex<Vec<Tasks>>,
+    store: Arc<dyn Store>,
+    stop: CancellationToken,
+}
+
+struct Tasks {
+    listeners: Option<mqtt::Listeners>,
+    close_writer: CancellationToken,
+    writer: JoinHandle<()>,
+    pruner: JoinHandle<()>,
+}
+
+impl Ingests {
+    /// Starts every ingest: binds its listeners (a taken port fails the start), its
+    /// writer and its pruner.
+    pub async fn start(specs: Vec<IngestSpec>, store: Arc<dyn Store>) -> Result<Self, IngestError> {
+        let stop = CancellationToken::new();
+        let mut cores = BTreeMap::new();
+        let mut addrs = BTreeMap::new();
+        let mut tasks = Vec::new();
+        for spec in specs {
+            let close_writer = CancellationToken::new();
+            let (submit, writer) =
+                writer::spawn(store.clone(), spec.keep, BACKLOG, close_writer.clone());
+            let core = Arc::new(Core {
+                name: spec.name.clone(),
+                topics: spec.topics,
+                max_payload: spec.checker.max_payload(),
+                checker: spec.checker,
+                submit,
+                store: store.clone(),
+            });
+            let listeners = match spec.mqtt {
+                Some((m, auth)) => {
+                    match mqtt::Listeners::start(core.clone(), &m, auth, stop.child_token()).await {
+                        Ok(l) => Some(l),
+                        Err(e) => {
+                            stop.cancel();
+                            close_writer.cancel();
+                            return Err(e);
+                        }
+                    }
+                }
+                None => None,
+            };
+            addrs.insert(
+                spec.name.clone(),
+                listeners
+                    .as_ref()
+                    .map(|l| l.local_addrs().to_vec())
+                    .unwrap_or_default(),
+            );
+            let pruner = tokio::spawn(upkeep(core.clone(), spec.retention, stop.clone()));
+            cores.insert(spec.name, core);
+            tasks.push(Tasks {
+                listeners,
+                close_writer,
+                writer,
+                pruner,
+            });
+        }
+        Ok(Self {
+            cores,
+            addrs,
+            tasks: tokio::sync::Mutex::new(tasks),
+            store,
+            stop,
+        })
+    }
+
+    /// The bound MQTT addresses of ingest `name` (TCP, then WebSocket).
+    pub fn mqtt_addrs(&self, name: &str) -> Vec<SocketAddr> {
+        self.addrs.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Checks dead letter `id` again with its ingest's current schema: valid, it becomes
+    /// a stored message and starts what the ingest starts; still invalid, its reasons are
+    /// replaced.
+    pub async fn replay(&self, id: i64) -> Result<Message, IngestError> {
+        let message = self
+            .store
+            .message(id)
+            .await?
+            .ok_or_else(|| IngestError::Unknown(format!("no message with id {id}")))?;
+        let Some(core) = self.cores.get(&message.ingest) else {
+            return Err(IngestError::Unknown(format!(
+                "message {id} came from ingest `{}`, which this config no longer has; add \
+                 [ingest.{}] back to replay it",
+                message.ingest, message.ingest
+            )));
+        };
+        core.checker.refresh();
+        let replay = core.checker.replay(&message.topic, &message.payload);
+        Ok(self
+            .store
+            .message_replay(id, replay, Timestamp::now())
+            .await?)
+    }
+
+    /// Closes the listeners, then lets the writers store what they hold.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().await);
+        for t in tasks {
+            if let Some(l) = t.listeners {
+                l.stop().await;
+            }
+            t.close_writer.cancel();
+            let _ = t.writer.await;
+            let _ = t.pruner.await;
+        }
+    }
+}
+
+/// Picks up a changed schema file every few seconds, and forgets messages older than
+/// the retention every minute.
+async fn upkeep(core: Arc<Core>, retention: Duration, stop: CancellationToken) {
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    loop {
+        core.checker.refresh();
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(tokio::time::Instant::now());
+            prune(core.store.as_ref(), &core.name, retention).await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SCHEMA_EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+async fn prune(store: &dyn Store, ingest: &str, retention: Duration) {
+    let before = Timestamp::now().minus(retention);
+    loop {
+        match store.prune_messages(ingest, before, 5_000).await {
+            Ok(5_000) => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(ingest = %ingest, error = %e, "cannot prune old messages");
+                return;
+            }
+        }
+    }
+}

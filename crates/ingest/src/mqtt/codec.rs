@@ -1,0 +1,518 @@
+//! MQTT 3.1.1 and 5 packets in one shape. The bytes are read and written by rumqttc's
+//! codecs (`mqttbytes::v4` and `v5`); this module picks the version from the CONNECT
+//! packet and maps both versions' packets to the few the broker acts on.
+
+use bytes::{Bytes, BytesMut};
+use rumqttc::mqttbytes::{self as m4, v4};
+use rumqttc::v5::mqttbytes::{self as m5, v5};
+
+pub(crate) use rumqttc::mqttbytes::QoS;
+
+/// The protocol version a client spoke in its CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    /// MQTT 3.1.1 (protocol level 4).
+    V4,
+    /// MQTT 5 (protocol level 5).
+    V5,
+}
+
+/// What can go wrong reading a packet.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// More bytes are needed.
+    Incomplete,
+    /// The packet is larger than the limit.
+    TooLarge(usize),
+    /// Not a well-formed packet of this version.
+    Malformed(String),
+}
+
+/// A packet from a client.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    Connect(Connect),
+    Publish(Publish),
+    PubAck(u16),
+    PubRec(u16),
+    PubRel(u16),
+    PubComp(u16),
+    Subscribe {
+        pkid: u16,
+        filters: Vec<(String, QoS)>,
+    },
+    Unsubscribe {
+        pkid: u16,
+        filters: Vec<String>,
+    },
+    PingReq,
+    Disconnect,
+    /// A packet the broker does not expect from a client (a CONNACK, an AUTH).
+    Unexpected(&'static str),
+}
+
+/// A CONNECT.
+#[derive(Debug)]
+pub(crate) struct Connect {
+    pub version: Version,
+    pub client_id: String,
+    pub clean: bool,
+    pub keep_alive: u16,
+    pub login: Option<(String, String)>,
+    pub will: Option<Publish>,
+}
+
+/// A PUBLISH, either way.
+#[derive(Debug, Clone)]
+pub(crate) struct Publish {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    pub dup: bool,
+    pub pkid: u16,
+}
+
+/// Why a publish was not taken, for an MQTT 5 acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    NotAuthorized,
+    PayloadFormatInvalid,
+    UnspecifiedError,
+}
+
+/// A packet to a client.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    ConnAck {
+        code: ConnCode,
+        session_present: bool,
+    },
+    Publish(Publish),
+    PubAck {
+        pkid: u16,
+        refused: Option<(Refusal, String)>,
+    },
+    PubRec {
+        pkid: u16,
+        refused: Option<(Refusal, String)>,
+    },
+    PubRel(u16),
+    PubComp(u16),
+    /// One entry per filter: the granted QoS, or `None` for refused.
+    SubAck {
+        pkid: u16,
+        granted: Vec<Option<QoS>>,
+    },
+    UnsubAck {
+        pkid: u16,
+        count: usize,
+    },
+    PingResp,
+    /// MQTT 5 only: why the server closes the connection.
+    Disconnect(DisconnectCode),
+}
+
+/// A CONNACK's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnCode {
+    Accepted,
+    BadLogin,
+    NotAuthorized,
+    BadClientId,
+}
+
+/// Why the server disconnects (MQTT 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DisconnectCode {
+    ProtocolError,
+    PacketTooLarge,
+    ServerShuttingDown,
+    KeepAliveTimeout,
+    SessionTakenOver,
+}
+
+/// Reads the protocol level of a CONNECT at the front of `buf` without consuming it.
+pub(crate) fn connect_version(buf: &[u8]) -> Result<Version, ReadError> {
+    if buf.is_empty() {
+        return Err(ReadError::Incomplete);
+    }
+    if buf[0] >> 4 != 1 {
+        return Err(ReadError::Malformed(
+            "the first packet must be CONNECT".into(),
+        ));
+    }
+    // The remaining length: 1 to 4 bytes.
+    let mut i = 1;
+    loop {
+        let Some(&b) = buf.get(i) else {
+            return Err(ReadError::Incomplete);
+        };
+        i += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        if i > 4 {
+            return Err(ReadError::Malformed("malformed remaining length".into()));
+        }
+    }
+    // The protocol name (a 2-byte length and "MQTT" or "MQIsdp"), then the level.
+    let Some(len) = buf.get(i..i + 2) else {
+        return Err(ReadError::Incomplete);
+    };
+    let name_len = u16::from_be_bytes([len[0], len[1]]) as usize;
+    let Some(&level) = buf.get(i + 2 + name_len) else {
+        return Err(ReadError::Incomplete);
+    };
+    match level {
+        4 => Ok(Version::V4),
+        5 => Ok(Version::V5),
+        3 => Err(ReadError::Malformed(
+            "MQTT 3.1 (protocol level 3) is not supported; use MQTT 3.1.1 or 5".into(),
+        )),
+        other => Err(ReadError::Malformed(format!(
+            "unknown protocol level {other}; expected 4 (MQTT 3.1.1) or 5"
+        ))),
+    }
+}
+
+fn v4_error(e: m4::Error, max: usize) -> ReadError {
+    match e {
+        m4::Error::InsufficientBytes(_) => ReadError::Incomplete,
+        m4::Error::PayloadSizeLimitExceeded(n) => ReadError::TooLarge(n.max(max + 1)),
+        other => ReadError::Malformed(other.to_string()),
+    }
+}
+
+fn v5_error(e: m5::Error, max: usize) -> ReadError {
+    match e {
+        m5::Error::InsufficientBytes(_) => ReadError::Incomplete,
+        m5::Error::PayloadSizeLimitExceeded { pkt_size, .. } => {
+            ReadError::TooLarge(pkt_size.max(max + 1))
+        }
+        other => ReadError::Malformed(other.to_string()),
+    }
+}
+
+fn qos5(q: m5::QoS) -> QoS {
+    match q {
+        m5::QoS::AtMostOnce => QoS::AtMostOnce,
+        m5::QoS::AtLeastOnce => QoS::AtLeastOnce,
+        m5::QoS::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+fn to_qos5(q: QoS) -> m5::QoS {
+    match q {
+        QoS::AtMostOnce => m5::QoS::AtMostOnce,
+        QoS::AtLeastOnce => m5::QoS::AtLeastOnce,
+        QoS::ExactlyOnce => m5::QoS::ExactlyOnce,
+    }
+}
+
+/// Reads one packet from the front of `buf`, consuming it.
+pub(crate) fn read(
+    version: Version,
+    buf: &mut BytesMut,
+    max: usize,
+) -> Result<Incoming, ReadError> {
+    match version {
+        Version::V4 => read4(buf, max),
+        Version::V5 => read5(buf, max),
+    }
+}
+
+fn read4(buf: &mut BytesMut, max: usize) -> Result<Incoming, ReadError> {
+    let packet = v4::Packet::read(buf, max).map_err(|e| v4_error(e, max))?;
+    Ok(match packet {
+        v4::Packet::Connect(c) => Incoming::Connect(Connect {
+            version: Version::V4,
+            client_id: c.client_id,
+            clean: c.clean_session,
+            keep_alive: c.keep_alive,
+            login: c.login.map(|l| (l.username, l.password)),
+            will: c.last_will.map(|w| Publish {
+                topic: w.topic,
+                payload: w.message,
+                qos: w.qos,
+                retain: w.retain,
+                dup: false,
+                pkid: 0,
+            }),
+        }),
+        v4::Packet::Publish(p) => Incoming::Publish(Publish {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            dup: p.dup,
+            pkid: p.pkid,
+        }),
+        v4::Packet::PubAck(a) => Incoming::PubAck(a.pkid),
+        v4::Packet::PubRec(a) => Incoming::PubRec(a.pkid),
+        v4::Packet::PubRel(a) => Incoming::PubRel(a.pkid),
+        v4::Packet::PubComp(a) => Incoming::PubComp(a.pkid),
+        v4::Packet::Subscribe(s) => Incoming::Subscribe {
+            pkid: s.pkid,
+            filters: s.filters.into_iter().map(|f| (f.path, f.qos)).collect(),
+        },
+        v4::Packet::Unsubscribe(u) => Incoming::Unsubscribe {
+            pkid: u.pkid,
+            filters: u.topics,
+        },
+        v4::Packet::PingReq => Incoming::PingReq,
+        v4::Packet::Disconnect => Incoming::Disconnect,
+        v4::Packet::ConnAck(_) => Incoming::Unexpected("CONNACK"),
+        v4::Packet::SubAck(_) => Incoming::Unexpected("SUBACK"),
+        v4::Packet::UnsubAck(_) => Incoming::Unexpected("UNSUBACK"),
+        v4::Packet::PingResp => Incoming::Unexpected("PINGRESP"),
+    })
+}
+
+fn read5(buf: &mut BytesMut, max: usize) -> Result<Incoming, ReadError> {
+    let limit = u32::try_from(max).unwrap_or(u32::MAX);
+    let packet = v5::Packet::read(buf, Some(limit)).map_err(|e| v5_error(e, max))?;
+    Ok(match packet {
+        v5::Packet::Connect(c, will, login) => Incoming::Connect(Connect {
+            version: Version::V5,
+            client_id: c.client_id,
+            clean: c.clean_start,
+            keep_alive: c.keep_alive,
+            login: login.map(|l| (l.username, l.password)),
+            will: will.and_then(|w| {
+                Some(Publish {
+                    topic: String::from_utf8(w.topic.to_vec()).ok()?,
+                    payload: w.message,
+                    qos: qos5(w.qos),
+                    retain: w.retain,
+                    dup: false,
+                    pkid: 0,
+                })
+            }),
+        }),
+        v5::Packet::Publish(p) => {
+            let Ok(topic) = String::from_utf8(p.topic.to_vec()) else {
+                return Err(ReadError::Malformed("the topic is not UTF-8".into()));
+            };
+            if topic.is_empty() {
+                return Err(ReadError::Malformed(
+                    "an empty topic (topic aliases are not supported)".into(),
+                ));
+            }
+            Incoming::Publish(Publish {
+                topic,
+                payload: p.payload,
+                qos: qos5(p.qos),
+                retain: p.retain,
+                dup: p.dup,
+                pkid: p.pkid,
+            })
+        }
+        v5::Packet::PubAck(a) => Incoming::PubAck(a.pkid),
+        v5::Packet::PubRec(a) => Incoming::PubRec(a.pkid),
+        v5::Packet::PubRel(a) => Incoming::PubRel(a.pkid),
+        v5::Packet::PubComp(a) => Incoming::PubComp(a.pkid),
+        v5::Packet::Subscribe(s) => Incoming::Subscribe {
+            pkid: s.pkid,
+            filters: s
+                .filters
+                .into_iter()
+                .map(|f| (f.path, qos5(f.qos)))
+                .collect(),
+        },
+        v5::Packet::Unsubscribe(u) => Incoming::Unsubscribe {
+            pkid: u.pkid,
+            filters: u.filters,
+        },
+        v5::Packet::PingReq(_) => Incoming::PingReq,
+        v5::Packet::Disconnect(_) => Incoming::Disconnect,
+        v5::Packet::Auth(_) => Incoming::Unexpected("AUTH"),
+        v5::Packet::ConnAck(_) => Incoming::Unexpected("CONNACK"),
+        v5::Packet::SubAck(_) => Incoming::Unexpected("SUBACK"),
+        v5::Packet::UnsubAck(_) => Incoming::Unexpected("UNSUBACK"),
+        v5::Packet::PingResp(_) => Incoming::Unexpected("PINGRESP"),
+    })
+}
+
+/// Appends `packet` to `buf` in the client's version. A packet the version has no way to
+/// say (a DISCONNECT from the server in 3.1.1) writes nothing.
+pub(crate) fn write(version: Version, packet: Outgoing, buf: &mut BytesMut) {
+    // Writing into a BytesMut fails only for sizes MQTT cannot express, which the broker
+    // never builds (payloads are capped far below 256 MiB).
+    let written = match version {
+        Version::V4 => write4(packet, buf),
+        Version::V5 => write5(packet, buf),
+    };
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "could not encode an MQTT packet");
+    }
+}
+
+fn write4(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
+    let p = match packet {
+        Outgoing::ConnAck {
+            code,
+            session_present,
+        } => v4::Packet::ConnAck(v4::ConnAck {
+            session_present,
+            code: match code {
+                ConnCode::Accepted => v4::ConnectReturnCode::Success,
+                ConnCode::BadLogin => v4::ConnectReturnCode::BadUserNamePassword,
+                ConnCode::NotAuthorized => v4::ConnectReturnCode::NotAuthorized,
+                ConnCode::BadClientId => v4::ConnectReturnCode::BadClientId,
+            },
+        }),
+        Outgoing::Publish(p) => v4::Packet::Publish(v4::Publish {
+            dup: p.dup,
+            qos: p.qos,
+            retain: p.retain,
+            topic: p.topic,
+            pkid: p.pkid,
+            payload: p.payload,
+        }),
+        // 3.1.1 has no way to refuse a publish: it is acknowledged and dropped.
+        Outgoing::PubAck { pkid, .. } => v4::Packet::PubAck(v4::PubAck { pkid }),
+        Outgoing::PubRec { pkid, .. } => v4::Packet::PubRec(v4::PubRec { pkid }),
+        Outgoing::PubRel(pkid) => v4::Packet::PubRel(v4::PubRel { pkid }),
+        Outgoing::PubComp(pkid) => v4::Packet::PubComp(v4::PubComp { pkid }),
+        Outgoing::SubAck { pkid, granted } => v4::Packet::SubAck(v4::SubAck {
+            pkid,
+            return_codes: granted
+                .into_iter()
+                .map(|g| match g {
+                    Some(q) => v4::SubscribeReasonCode::Success(q),
+                    None => v4::SubscribeReasonCode::Failure,
+                })
+                .collect(),
+        }),
+        Outgoing::UnsubAck { pkid, .. } => v4::Packet::UnsubAck(v4::UnsubAck { pkid }),
+        Outgoing::PingResp => v4::Packet::PingResp,
+        Outgoing::Disconnect(_) => return Ok(()),
+    };
+    p.write(buf, usize::MAX)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn reason_string(text: String) -> Option<String> {
+    // Kept short: it travels in every refusal.
+    let mut text = text;
+    if text.len() > 512 {
+        let mut cut = 509;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    Some(text)
+}
+
+fn write5(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
+    let p = match packet {
+        Outgoing::ConnAck {
+            code,
+            session_present,
+        } => v5::Packet::ConnAck(v5::ConnAck {
+            session_present,
+            code: match code {
+                ConnCode::Accepted => v5::ConnectReturnCode::Success,
+                ConnCode::BadLogin => v5::ConnectReturnCode::BadUserNamePassword,
+                ConnCode::NotAuthorized => v5::ConnectReturnCode::NotAuthorized,
+                ConnCode::BadClientId => v5::ConnectReturnCode::ClientIdentifierNotValid,
+            },
+            properties: Some(v5::ConnAckProperties {
+                session_expiry_interval: None,
+                receive_max: None,
+                max_qos: None,
+                retain_available: None,
+                max_packet_size: None,
+                assigned_client_identifier: None,
+                topic_alias_max: Some(0),
+                reason_string: None,
+                user_properties: Vec::new(),
+                wildcard_subscription_available: None,
+                subscription_identifiers_available: Some(0),
+                shared_subscription_available: Some(0),
+                server_keep_alive: None,
+                response_information: None,
+                server_reference: None,
+                authentication_method: None,
+                authentication_data: None,
+            }),
+        }),
+        Outgoing::Publish(p) => v5::Packet::Publish(v5::Publish {
+            dup: p.dup,
+            qos: to_qos5(p.qos),
+            retain: p.retain,
+            topic: Bytes::from(p.topic.into_bytes()),
+            pkid: p.pkid,
+            payload: p.payload,
+            properties: None,
+        }),
+        Outgoing::PubAck { pkid, refused } => v5::Packet::PubAck(v5::PubAck {
+            pkid,
+            reason: match refused.as_ref().map(|r| r.0) {
+                None => v5::PubAckReason::Success,
+                Some(Refusal::NotAuthorized) => v5::PubAckReason::NotAuthorized,
+                Some(Refusal::PayloadFormatInvalid) => v5::PubAckReason::PayloadFormatInvalid,
+                Some(Refusal::UnspecifiedError) => v5::PubAckReason::UnspecifiedError,
+            },
+            properties: refused.map(|(_, text)| v5::PubAckProperties {
+                reason_string: reason_string(text),
+                user_properties: Vec::new(),
+            }),
+        }),
+        Outgoing::PubRec { pkid, refused } => v5::Packet::PubRec(v5::PubRec {
+            pkid,
+            reason: match refused.as_ref().map(|r| r.0) {
+                None => v5::PubRecReason::Success,
+                Some(Refusal::NotAuthorized) => v5::PubRecReason::NotAuthorized,
+                Some(Refusal::PayloadFormatInvalid) => v5::PubRecReason::PayloadFormatInvalid,
+                Some(Refusal::UnspecifiedError) => v5::PubRecReason::UnspecifiedError,
+            },
+            properties: refused.map(|(_, text)| v5::PubRecProperties {
+                reason_string: reason_string(text),
+                user_properties: Vec::new(),
+            }),
+        }),
+        Outgoing::PubRel(pkid) => v5::Packet::PubRel(v5::PubRel {
+            pkid,
+            reason: v5::PubRelReason::Success,
+            properties: None,
+        }),
+        Outgoing::PubComp(pkid) => v5::Packet::PubComp(v5::PubComp {
+            pkid,
+            reason: v5::PubCompReason::Success,
+            properties: None,
+        }),
+        Outgoing::SubAck { pkid, granted } => v5::Packet::SubAck(v5::SubAck {
+            pkid,
+            return_codes: granted
+                .into_iter()
+                .map(|g| match g {
+                    Some(q) => v5::SubscribeReasonCode::Success(to_qos5(q)),
+                    None => v5::SubscribeReasonCode::NotAuthorized,
+                })
+                .collect(),
+            properties: None,
+        }),
+        Outgoing::UnsubAck { pkid, count } => v5::Packet::UnsubAck(v5::UnsubAck {
+            pkid,
+            reasons: vec![v5::UnsubAckReason::Success; count],
+            properties: None,
+        }),
+        Outgoing::PingResp => v5::Packet::PingResp(v5::PingResp),
+        Outgoing::Disconnect(code) => v5::Packet::Disconnect(v5::Disconnect {
+            reason_code: match code {
+                DisconnectCode::ProtocolError => v5::DisconnectReasonCode::ProtocolError,
+                DisconnectCode::PacketTooLarge => v5::DisconnectReasonCode::PacketTooLarge,
+                DisconnectCode::ServerShuttingDown => v5::DisconnectReasonCode::ServerShuttingDown,
+                DisconnectCode::KeepAliveTimeout => v5::DisconnectReasonCode::KeepAliveTimeout,
+                DisconnectCode::SessionTakenOver => v5::DisconnectReasonCode::SessionTakenOver,
+            },
+            properties: None,
+        }),
+    };
+    p.write(buf, None).map(drop).map_err(|e| e.to_string())
+}

@@ -1,0 +1,251 @@
+//! The embedded MQTT broker: MQTT 3.1.1 and 5 over TCP and WebSocket, logins against
+//! berth's users or per-ingest credentials, topic permissions, retained messages, QoS 0,
+//! 1 and 2, and sessions that outlive a connection (in memory). Messages on the ingest's
+//! topics go through its checks and are acknowledged (QoS 1 and 2) only once stored;
+//! every valid message is also routed to the broker's subscribers.
+//!
+//! Limits, by design: sessions, their queued messages and retained messages live in
+//! memory, so a restart of berth forgets them (every stored message is in the store);
+//! a subscriber that falls more than [`QUEUE`] messages behind loses the newest; no
+//! shared subscriptions, topic aliases or enhanced (AUTH) authentication.
+
+mod auth;
+mod codec;
+mod conn;
+mod topic;
+mod ws;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::{AllowRule, AuthSpec};
+use codec::{Publish, QoS};
+pub(crate) use topic::matches;
+
+use crate::Core;
+use crate::error::IngestError;
+
+/// Messages queued for one subscriber, connected or not.
+const QUEUE: usize = 10_000;
+
+/// The embedded broker's listeners.
+#[derive(Debug, Clone, Default)]
+pub struct MqttSpec {
+    /// MQTT over TCP.
+    pub listen: Option<SocketAddr>,
+    /// MQTT over WebSocket (subprotocol `mqtt`, any path).
+    pub websocket: Option<SocketAddr>,
+}
+
+/// A subscriber's link: its outgoing queue while connected.
+struct Session {
+    subscriptions: Vec<(String, QoS)>,
+    /// Set while a connection serves the session.
+    link: Option<Link>,
+    /// Kept after the connection ends (clean session off).
+    persistent: bool,
+    /// Messages for a persistent session while it is offline.
+    queued: VecDeque<Publish>,
+}
+
+struct Link {
+    tx: mpsc::Sender<Publish>,
+    /// Ends the connection (a new one took the session over).
+    kick: CancellationToken,
+    id: u64,
+}
+
+pub(crate) struct Broker {
+    core: Arc<Core>,
+    auth: auth::Auth,
+    sessions: Mutex<HashMap<String, Session>>,
+    retained: Mutex<BTreeMap<String, Publish>>,
+    next_link: std::sync::atomic::AtomicU64,
+    /// The largest packet read; larger ones close the connection.
+    max_packet: usize,
+}
+
+/// The running listeners of one ingest's broker.
+pub struct Listeners {
+    addrs: Vec<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+    stop: CancellationToken,
+}
+
+impl Listeners {
+    /// Binds the listeners and starts accepting.
+    pub(crate) async fn start(
+        core: Arc<Core>,
+        spec: &MqttSpec,
+        auth: AuthSpec,
+        stop: CancellationToken,
+    ) -> Result<Self, IngestError> {
+        let max_packet = (core.checker_max_payload() * 4).clamp(1 << 20, 256 << 20);
+        let broker = Arc::new(Broker {
+            auth: auth::Auth::new(auth, core.store.clone()),
+            core,
+            sessions: Mutex::new(HashMap::new()),
+            retained: Mutex::new(BTreeMap::new()),
+            next_link: Default::default(),
+            max_packet,
+        });
+        let mut addrs = Vec::new();
+        let mut tasks = Vec::new();
+        for (addr, websocket) in [(spec.listen, false), (spec.websocket, true)] {
+            let Some(addr) = addr else { continue };
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| IngestError::Bind {
+                    ingest: broker.core.name.clone(),
+                    addr,
+                    detail: e.to_string(),
+                })?;
+            let local = listener.local_addr().map_err(|e| IngestError::Bind {
+                ingest: broker.core.name.clone(),
+                addr,
+                detail: e.to_string(),
+            })?;
+            tracing::info!(ingest = %broker.core.name, addr = %local, websocket, "MQTT listener up");
+            addrs.push(local);
+            tasks.push(tokio::spawn(accept(
+                broker.clone(),
+                listener,
+                websocket,
+                stop.clone(),
+            )));
+        }
+        Ok(Self { addrs, tasks, stop })
+    }
+
+    /// The bound addresses: TCP first, then WebSocket, as configured.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops accepting and closes every connection.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn accept(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    websocket: bool,
+    stop: CancellationToken,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "MQTT accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let broker = broker.clone();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            if websocket {
+                let handshake =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), ws::accept(stream));
+                match handshake.await {
+                    Ok(Ok(ws)) => conn::serve(broker, ws, peer, stop).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "WebSocket handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "WebSocket handshake timed out"),
+                }
+            } else {
+                conn::serve(broker, stream, peer, stop).await;
+            }
+        });
+    }
+    // Connections see the same token and end; wait for their goodbyes.
+    while connections.join_next().await.is_some() {}
+}
+
+impl Broker {
+    /// Hands `p` to every session subscribed to its topic, at the lower of the two QoS.
+    fn route(&self, p: &Publish) {
+        let mut sessions = self.sessions.lock().expect("sessions poisoned");
+        for (client, s) in sessions.iter_mut() {
+            let Some(qos) = s
+                .subscriptions
+                .iter()
+                .filter(|(f, _)| topic::matches(&p.topic, f))
+                .map(|(_, q)| *q)
+                .max_by_key(|q| *q as u8)
+            else {
+                continue;
+            };
+            let out = Publish {
+                qos: min_qos(p.qos, qos),
+                retain: false,
+                dup: false,
+                pkid: 0,
+                ..p.clone()
+            };
+            match &s.link {
+                Some(link) => {
+                    let full = link.tx.try_send(out).is_err();
+                    if full {
+                        tracing::warn!(client = %client, topic = %p.topic, "subscriber too slow: message dropped");
+                    }
+                }
+                None if s.persistent && out.qos != QoS::AtMostOnce => {
+                    if s.queued.len() >= QUEUE {
+                        s.queued.pop_front();
+                    }
+                    s.queued.push_back(out);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Keeps (or, with an empty payload, forgets) the retained message of a topic.
+    fn retain(&self, p: &Publish) {
+        let mut retained = self.retained.lock().expect("retained poisoned");
+        if p.payload.is_empty() {
+            retained.remove(&p.topic);
+        } else {
+            retained.insert(p.topic.clone(), p.clone());
+        }
+    }
+
+    /// The retained messages that match `filter`.
+    fn retained_for(&self, filter: &str, qos: QoS) -> Vec<Publish> {
+        self.retained
+            .lock()
+            .expect("retained poisoned")
+            .values()
+            .filter(|p| topic::matches(&p.topic, filter))
+            .map(|p| Publish {
+                qos: min_qos(p.qos, qos),
+                retain: true,
+                dup: false,
+                pkid: 0,
+                ..p.clone()
+            })
+            .collect()
+    }
+}
+
+fn min_qos(a: QoS, b: QoS) -> QoS {
+    if (a as u8) <= (b as u8) { a } else { b }
+}

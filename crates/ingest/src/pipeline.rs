@@ -1,0 +1,364 @@
+//! The checks every message passes through, whatever brought it: size, JSON, the
+//! schema, then its kind and device. The outcome names every reason a message was
+//! refused, so that a dead letter explains itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use berth_store::{NewMessage, Replay, Start, Timestamp};
+use serde_json::Value;
+
+use crate::error::IngestError;
+
+/// Where a value is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick {
+    /// A JSON pointer into the payload, such as `/type`.
+    Pointer(String),
+    /// A topic segment, counted from 1.
+    Segment(usize),
+}
+
+/// Builds what a valid message starts, from its kind and the job's args (or workflow's
+/// input); `None` starts nothing.
+pub type Starter = Arc<dyn Fn(&str, Value) -> Option<Start> + Send + Sync>;
+
+/// How one ingest checks its messages.
+pub struct Checker {
+    ingest: String,
+    schema: Option<Schema>,
+    classify: Option<Pick>,
+    device: Option<Pick>,
+    max_payload: usize,
+    starter: Option<Starter>,
+}
+
+/// The compiled schema and the file it came from, compiled again when the file changes.
+struct Schema {
+    path: PathBuf,
+    current: RwLock<(Option<SystemTime>, Arc<jsonschema::Validator>)>,
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// What the checks found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The device, if it could be read.
+    pub device: Option<String>,
+    /// The kind, if it could be read.
+    pub kind: Option<String>,
+    /// Every reason to refuse the message; empty means valid.
+    pub errors: Vec<String>,
+}
+
+impl Checker {
+    /// A checker for ingest `ingest`. The schema file is read and compiled here, so a
+    /// schema that is not JSON, or not a valid schema, stops the start.
+    pub fn new(
+        ingest: &str,
+        schema: Option<&Path>,
+        classify: Option<Pick>,
+        device: Option<Pick>,
+        max_payload: usize,
+        starter: Option<Starter>,
+    ) -> Result<Self, IngestError> {
+        let schema = match schema {
+            None => None,
+            Some(path) => Some(Schema {
+                path: path.to_path_buf(),
+                current: RwLock::new((modified(path), Arc::new(compile(ingest, path)?))),
+            }),
+        };
+        Ok(Self {
+            ingest: ingest.to_owned(),
+            schema,
+            classify,
+            device,
+            max_payload,
+            starter,
+        })
+    }
+
+    /// The ingest's name.
+    pub fn ingest(&self) -> &str {
+        &self.ingest
+    }
+
+    /// Payloads above this many bytes become dead letters.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    /// Compiles the schema again if its file changed since. A file that no longer
+    /// compiles is reported and the schema in use is kept. Returns whether it changed.
+    pub fn refresh(&self) -> bool {
+        let Some(schema) = &self.schema else {
+            return false;
+        };
+        let now = modified(&schema.path);
+        if now == schema.current.read().expect("schema lock poisoned").0 {
+            return false;
+        }
+        match compile(&self.ingest, &schema.path) {
+            Ok(v) => {
+                *schema.current.write().expect("schema lock poisoned") = (now, Arc::new(v));
+                tracing::info!(ingest = %self.ingest, path = %schema.path.display(), "schema changed: compiled again");
+                true
+            }
+            Err(e) => {
+                // Remember the time so the same broken file is reported once.
+                schema.current.write().expect("schema lock poisoned").0 = now;
+                tracing::error!(error = %e, "the changed schema is not used; the previous one stays");
+                false
+            }
+        }
+    }
+
+    /// Checks one message that arrived on `topic`.
+    pub fn check(&self, topic: &str, payload: &[u8]) -> Checked {
+        self.check_value(topic, payload).0
+    }
+
+    fn check_value(&self, topic: &str, payload: &[u8]) -> (Checked, Option<Value>) {
+        let mut out = Checked {
+            device: None,
+            kind: None,
+            errors: Vec::new(),
+        };
+        // The topic segments need no payload.
+        if let Some(Pick::Segment(n)) = &self.device {
+            out.device = segment(topic, *n, "device", &mut out.errors);
+        }
+        if let Some(Pick::Segment(n)) = &self.classify {
+            out.kind = segment(topic, *n, "kind", &mut out.errors);
+        }
+        if payload.len() > self.max_payload {
+            out.errors.push(format!(
+                "the payload is {} bytes, more than max_payload ({} bytes)",
+                payload.len(),
+                self.max_payload
+            ));
+            return (out, None);
+        }
+        let value: Value = match serde_json::from_slice(payload) {
+            Ok(v) => v,
+            Err(e) => {
+                out.errors.push(format!("the payload is not JSON: {e}"));
+                return (out, None);
+            }
+        };
+        if let Some(schema) = &self.schema {
+            let validator = schema
+                .current
+                .read()
+                .expect("schema lock poisoned")
+                .1
+                .clone();
+            for e in validator.iter_errors(&value) {
+                let at = e.instance_path().as_str();
+                let at = if at.is_empty() { "/" } else { at };
+                out.errors.push(format!(
+                    "at {at}: {e} (schema {})",
+                    e.schema_path().as_str()
+                ));
+            }
+        }
+        if let Some(Pick::Pointer(p)) = &self.device {
+            out.device = pointer(&value, p, "device", &mut out.errors);
+        }
+        if let Some(Pick::Pointer(p)) = &self.classify {
+            out.kind = pointer(&value, p, "kind", &mut out.errors);
+        }
+        (out, Some(value))
+    }
+
+    /// The message to store for `payload`, checked, with what it starts if valid.
+    pub fn message(&self, topic: &str, payload: Vec<u8>, received_at: Timestamp) -> NewMessage {
+        let (checked, value) = self.check_value(topic, &payload);
+        let start = match (checked.errors.is_empty(), value) {
+            (true, Some(value)) => self.start(topic, &checked, value),
+            _ => None,
+        };
+        NewMessage {
+            ingest: self.ingest.clone(),
+            device: checked.device,
+            topic: topic.to_owned(),
+            kind: checked.kind,
+            payload,
+            received_at,
+            errors: checked.errors,
+            start,
+        }
+    }
+
+    /// The outcome of checking a stored dead letter again.
+    pub fn replay(&self, topic: &str, payload: &[u8]) -> Replay {
+        let (checked, value) = self.check_value(topic, payload);
+        let start = match (checked.errors.is_empty(), value) {
+            (true, Some(value)) => self.start(topic, &checked, value),
+            _ => None,
+        };
+        Replay {
+            device: checked.device,
+            kind: checked.kind,
+            errors: checked.errors,
+            start,
+        }
+    }
+
+    fn start(&self, topic: &str, checked: &Checked, payload: Value) -> Option<Start> {
+        let starter = self.starter.as_ref()?;
+        let kind = checked.kind.as_deref().unwrap_or(&self.ingest);
+        let args = serde_json::json!({
+            "ingest": self.ingest,
+            "device": checked.device,
+            "topic": topic,
+            "kind": checked.kind,
+            "payload": payload,
+        });
+        starter(kind, args)
+    }
+}
+
+fn compile(ingest: &str, path: &Path) -> Result<jsonschema::Validator, IngestError> {
+    let bad = |detail: String| IngestError::Schema {
+        ingest: ingest.to_owned(),
+        path: path.to_path_buf(),
+        detail,
+    };
+    let text = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let schema: Value =
+        serde_json::from_slice(&text).map_err(|e| bad(format!("it is not JSON: {e}")))?;
+    jsonschema::validator_for(&schema).map_err(|e| {
+        let at = e.instance_path().as_str().to_owned();
+        bad(format!(
+            "it is not a valid JSON Schema: {e} (at {})",
+            if at.is_empty() { "/" } else { &at }
+        ))
+    })
+}
+
+fn segment(topic: &str, n: usize, what: &str, errors: &mut Vec<String>) -> Option<String> {
+    match topic.split('/').nth(n - 1) {
+        Some(s) if !s.is_empty() => Some(s.to_owned()),
+        _ => {
+            errors.push(format!(
+                "the topic {topic:?} has no segment {n} to read the {what} from"
+            ));
+            None
+        }
+    }
+}
+
+fn pointer(value: &Value, p: &str, what: &str, errors: &mut Vec<String>) -> Option<String> {
+    match value.pointer(p) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
+        Some(other) => {
+            errors.push(format!(
+                "the {what} at {p} must be a non-empty string or a number, not {other}"
+            ));
+            None
+        }
+        None => {
+            errors.push(format!(
+                "the payload has nothing at {p} to read the {what} from"
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checker(schema: &str) -> (Checker, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        std::fs::write(&path, schema).unwrap();
+        let c = Checker::new(
+            "stands",
+            Some(&path),
+            Some(Pick::Pointer("/type".into())),
+            Some(Pick::Segment(1)),
+            64,
+            None,
+        )
+        .unwrap();
+        (c, dir)
+    }
+
+    const SCHEMA: &str = r#"{"$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object", "required": ["type", "seq"],
+        "properties": {"type": {"enum": ["status", "result"]}, "seq": {"type": "integer"}}}"#;
+
+    #[test]
+    fn valid_messages_are_classified_and_attributed() {
+        let (c, _dir) = checker(SCHEMA);
+        assert_eq!(
+            c.check("s1/inbound", br#"{"type":"status","seq":1}"#),
+            Checked {
+                device: Some("s1".into()),
+                kind: Some("status".into()),
+                errors: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn every_reason_is_kept() {
+        let (c, _dir) = checker(SCHEMA);
+        let got = c.check("s1/inbound", br#"{"type":"other","seq":"x"}"#);
+        assert_eq!(got.errors.len(), 2, "{:?}", got.errors);
+        assert!(got.errors.iter().any(|e| e.starts_with("at /type:")));
+        assert!(got.errors.iter().any(|e| e.starts_with("at /seq:")));
+        let got = c.check("s1/inbound", b"{not json");
+        assert!(
+            got.errors[0].starts_with("the payload is not JSON"),
+            "{got:?}"
+        );
+        let got = c.check("s1/inbound", &[b' '; 65]);
+        assert_eq!(
+            got.errors,
+            ["the payload is 65 bytes, more than max_payload (64 bytes)"]
+        );
+        let got = c.check("/x", br#"{"seq":1}"#);
+        assert!(
+            got.errors.iter().any(|e| e.contains("no segment 1")),
+            "{got:?}"
+        );
+        assert!(
+            got.errors.iter().any(|e| e.contains("nothing at /type")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn draft_7_schemas_and_bad_schemas() {
+        let (c, _dir) = checker(
+            r#"{"$schema": "http://json-schema.org/draft-07/schema#",
+                "properties": {"seq": {"type": "integer", "exclusiveMinimum": 0}}}"#,
+        );
+        assert!(c.check("s/x", br#"{"type":"a","seq":1}"#).errors.is_empty());
+        assert_eq!(c.check("s/x", br#"{"type":"a","seq":0}"#).errors.len(), 1);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.json");
+        std::fs::write(&path, r#"{"type": 12}"#).unwrap();
+        let err = Checker::new("stands", Some(&path), None, None, 64, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("not a valid JSON Schema"), "{err}");
+        std::fs::write(&path, "{").unwrap();
+        let err = Checker::new("stands", Some(&path), None, None, 64, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("not JSON"), "{err}");
+    }
+}

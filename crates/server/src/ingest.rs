@@ -1,0 +1,132 @@
+//! The `[ingest.NAME]` tables, in the ingest crate's terms.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use berth_config::{Config, IngestStart, Pick};
+use berth_ingest::{AllowRule, AuthSpec, Checker, IngestSpec, MqttSpec, Starter};
+use berth_queue::Queues;
+use berth_store::{NewJob, Start};
+use berth_workflow::Workflows;
+
+fn pick(p: &Pick) -> berth_ingest::Pick {
+    match p {
+        Pick::Pointer(p) => berth_ingest::Pick::Pointer(p.clone()),
+        Pick::Segment(n) => berth_ingest::Pick::Segment(*n),
+    }
+}
+
+/// Every ingest of the config. Schemas are compiled and passwords read here, before
+/// anything starts, so that a bad schema or a missing password stops the start.
+pub fn ingest_specs(
+    config: &Config,
+    queues: &Queues,
+    workflows: &Workflows,
+) -> anyhow::Result<Vec<IngestSpec>> {
+    let mut specs = Vec::new();
+    for i in config.ingests.values() {
+        let starter: Option<Starter> = match &i.start {
+            None => None,
+            Some(IngestStart::Job { queue, kind }) => {
+                let max_attempts = queues.spec(queue)?.max_attempts;
+                let (queue, fixed, tag) =
+                    (queue.clone(), kind.clone(), format!("ingest:{}", i.name));
+                Some(Arc::new(move |kind: &str, args| {
+                    let mut job = NewJob::new(
+                        queue.clone(),
+                        fixed.clone().unwrap_or_else(|| kind.to_owned()),
+                        args,
+                    );
+                    job.max_attempts = max_attempts;
+                    job.tags = vec![tag.clone()];
+                    Some(Start::Job(job))
+                }))
+            }
+            Some(IngestStart::Workflow { name }) => {
+                let (workflows, name, by) = (
+                    workflows.clone(),
+                    name.clone(),
+                    format!("ingest:{}", i.name),
+                );
+                Some(Arc::new(move |_: &str, args| {
+                    match workflows.instance(&name, args, &by) {
+                        Ok(w) => Some(Start::Workflow(w)),
+                        Err(e) => {
+                            tracing::error!(workflow = %name, error = %e, "cannot start the workflow of an ingested message");
+                            None
+                        }
+                    }
+                }))
+            }
+        };
+        let checker = Checker::new(
+            &i.name,
+            i.schema.as_deref(),
+            i.classify.as_ref().map(pick),
+            i.device.as_ref().map(pick),
+            usize::try_from(i.max_payload).unwrap_or(usize::MAX),
+            starter,
+        )?;
+        let mqtt = match &i.mqtt {
+            None => None,
+            Some(m) => {
+                let mut credentials = HashMap::new();
+                for (user, var) in &i.credentials {
+                    let password = std::env::var(var).map_err(|_| {
+                        berth_ingest::IngestError::MissingPassword {
+                            ingest: i.name.clone(),
+                            user: user.clone(),
+                            var: var.clone(),
+                        }
+                    })?;
+                    credentials.insert(user.clone(), password);
+                }
+                let allow = i
+                    .allow
+                    .iter()
+                    .map(|a| AllowRule {
+                        user: a.user.clone(),
+                        role: a.role.clone(),
+                        publish: a.publish.clone(),
+                        subscribe: a.subscribe.clone(),
+                    })
+                    .collect();
+                Some((
+                    MqttSpec {
+                        listen: m.listen,
+                        websocket: m.websocket,
+                    },
+                    AuthSpec {
+                        anonymous: m.anonymous,
+                        credentials,
+                        allow,
+                    },
+                ))
+            }
+        };
+        specs.push(IngestSpec {
+            name: i.name.clone(),
+            topics: i.topics.clone(),
+            checker,
+            keep: i.store,
+            retention: i.retention,
+            mqtt,
+        });
+    }
+    Ok(specs)
+}
+
+/// Starts the ingests, if the config has any.
+pub async fn start(
+    specs: Vec<IngestSpec>,
+    queues: &Queues,
+) -> anyhow::Result<Option<Arc<berth_ingest::Ingests>>> {
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let ingests = berth_ingest::Ingests::start(specs, queues.store().clone())
+        .await
+        .context("cannot start the ingests")?;
+    Ok(Some(Arc::new(ingests)))
+}
