@@ -258,7 +258,7 @@ async fn store_migrate_moves_an_embedded_install_to_postgres() {
     let (code, out, err) = parts(&run_in(p.dir(), &["store", "migrate", "--to", &url]));
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("copied 1201 jobs, 1 paused queue(s), 0 schedule(s), batch(es) and workflow(s), 0 user(s) with their tokens and 2 event(s)"),
+        out.contains("copied 1201 jobs, 1 paused queue(s), 0 schedule(s), batch(es) and workflow(s), 0 user(s) with their tokens, 2 event(s) and 0 ingested message(s)"),
         "{out}"
     );
     assert!(err.contains("copying jobs: 1201 of 1201"), "{err}");
