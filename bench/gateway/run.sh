@@ -45,7 +45,8 @@ for d in "$DURATION" "$WARMUP"; do
   [[ $d =~ ^[0-9]+[smh]?$ ]] || { echo "not a wrk duration: $d (e.g. 10s, 1m)" >&2; exit 2; }
 done
 
-log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 have() { [ -n "$1" ] && [ -x "$1" ]; }
 
 NGINX=${NGINX:-$(command -v nginx || true)}
@@ -63,76 +64,16 @@ fi
 work=$(mktemp -d -t berth-gateway.XXXXXX)
 chmod 755 "$work" # nginx workers may run as another user than the master
 wrk_pid='' # the wrk running now, if any
-groups=() # process groups started here (each server is its own group leader)
 
-alive() { # PID: exists and is not a zombie
-  local s
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-  s=${s##*) }
-  [ "${s%% *}" != Z ]
-}
-group_alive() { # PGID: any process of that group left
-  local f s
-  for f in /proc/[0-9]*/stat; do
-    { read -r s <"$f"; } 2>/dev/null || continue
-    s=${s##*) }
-    read -r -a s <<<"$s"
-    [ "${s[0]}" != Z ] && [ "${s[2]}" = "$1" ] && return 0
-  done
-  return 1
-}
-stop_group() { # PGID: SIGTERM to the group, up to 10 s of grace, then SIGKILL
-  local i
-  kill -TERM -- "-$1" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do group_alive "$1" || break; sleep 0.1; done
-  kill -KILL -- "-$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
 cleanup() {
-  local g
   set +e
   [ -n "$wrk_pid" ] && kill -TERM "$wrk_pid" 2>/dev/null
-  for g in ${groups[@]+"${groups[@]}"}; do stop_group "$g"; done
+  stop_groups
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-launch() { # DIR CMD...: starts a server in its own process group, cwd DIR; sets srv_pid
-  local dir=$1
-  shift
-  (cd "$dir" && exec setsid "$@") >"$dir/out.log" 2>&1 </dev/null &
-  srv_pid=$!
-  groups+=("$srv_pid")
-}
-stop_server() { # PID
-  local g keep=()
-  stop_group "$1"
-  for g in "${groups[@]}"; do [ "$g" = "$1" ] || keep+=("$g"); done
-  groups=(${keep[@]+"${keep[@]}"})
-}
-
-# ---- ports -------------------------------------------------------------------------
-
-picked=" "
-port_busy() { # PORT: something listens or is connected on it locally, or we took it
-  case $picked in *" $1 "*) return 0 ;; esac
-  if command -v ss >/dev/null; then
-    [ -n "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ]
-  else
-    (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-  fi
-}
-free_port() { # sets port: a free one in 20000-32000
-  local i
-  for ((i = 0; i < 200; i++)); do
-    port=$((20000 + RANDOM % 12001))
-    port_busy "$port" || { picked+="$port "; return 0; }
-  done
-  echo "no free port found in 20000-32000" >&2
-  exit 1
-}
 
 # ---- configs -----------------------------------------------------------------------
 
@@ -169,21 +110,21 @@ start_nginx() { # DIR TEMPLATE PORT [UP]
   mkdir -p "$dir"
   render "$here/$2" "$dir/nginx.conf" USER="$nginx_user" DIR="$dir" PORT="$3" \
     UP="${4:-0}" WWW="$work/www"
-  launch "$dir" "$NGINX" -p "$dir/" -c nginx.conf ${nginx_e[@]+"${nginx_e[@]}"}
+  launch "$dir" "$dir/out.log" "$NGINX" -p "$dir/" -c nginx.conf ${nginx_e[@]+"${nginx_e[@]}"}
 }
 start_caddy() { # DIR PORT UP
   local dir=$1
   mkdir -p "$dir/xdg/config" "$dir/xdg/data"
   render "$here/Caddyfile" "$dir/Caddyfile" DIR="$dir" PORT="$2" UP="$3" WWW="$work/www"
   # HOME and XDG_* inside the work dir: caddy writes nothing outside it.
-  launch "$dir" env HOME="$dir" XDG_CONFIG_HOME="$dir/xdg/config" XDG_DATA_HOME="$dir/xdg/data" \
+  launch "$dir" "$dir/out.log" env HOME="$dir" XDG_CONFIG_HOME="$dir/xdg/config" XDG_DATA_HOME="$dir/xdg/data" \
     "$CADDY" run --config "$dir/Caddyfile" --adapter caddyfile
 }
 start_berth() { # DIR PORT UP
   local dir=$1
   mkdir -p "$dir"
   render "$here/berth.toml" "$dir/berth.toml" PORT="$2" UP="$3" WWW="$work/www"
-  launch "$dir" "$BERTH" up
+  launch "$dir" "$dir/out.log" "$BERTH" up
 }
 
 wait_http() { # PID URL: until URL answers 200 (up to 15 s) while PID lives

@@ -53,8 +53,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 BERTH=${BERTH:-$root/target/release/berth}
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "$*"; exit 1; }
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$here/../lib.sh"
 
 # ---- tools -------------------------------------------------------------------------
 
@@ -91,32 +91,8 @@ fi
 
 work=$(mktemp -d -t berth-ingest.XXXXXX)
 chmod 755 "$work" # mosquitto started as root drops to its own user
-groups=()         # process groups started here (each server leads its own)
 pubs=()           # mosquitto_pub processes running now
 
-alive() { # PID: exists and is not a zombie
-  local s
-  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
-  s=${s##*) }
-  [ "${s%% *}" != Z ]
-}
-group_alive() { # PGID: any process of that group left
-  local f s
-  for f in /proc/[0-9]*/stat; do
-    { read -r s <"$f"; } 2>/dev/null || continue
-    s=${s##*) }
-    read -r -a s <<<"$s"
-    [ "${s[0]}" != Z ] && [ "${s[2]}" = "$1" ] && return 0
-  done
-  return 1
-}
-stop_group() { # PGID: SIGTERM to the group, up to 10 s of grace, then SIGKILL
-  local i
-  kill -TERM -- "-$1" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do group_alive "$1" || break; sleep 0.1; done
-  kill -KILL -- "-$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
 stop_pubs() {
   local p
   for p in ${pubs[@]+"${pubs[@]}"}; do kill -TERM "$p" 2>/dev/null || true; done
@@ -124,58 +100,16 @@ stop_pubs() {
   pubs=()
 }
 cleanup() {
-  local g
   set +e
   stop_pubs
-  for g in ${groups[@]+"${groups[@]}"}; do stop_group "$g"; done
+  stop_groups
   if [ "${KEEP:-0}" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-launch() { # DIR LOG CMD...: starts a server in its own process group, cwd DIR; sets srv_pid
-  local dir=$1 out=$2
-  shift 2
-  (cd "$dir" && exec setsid "$@") >"$out" 2>&1 </dev/null &
-  srv_pid=$!
-  groups+=("$srv_pid")
-}
-stop_server() { # PID
-  local g keep=()
-  stop_group "$1"
-  for g in "${groups[@]}"; do [ "$g" = "$1" ] || keep+=("$g"); done
-  groups=(${keep[@]+"${keep[@]}"})
-}
-
-# ---- ports and polling -------------------------------------------------------------
-
-picked=" "
-port_busy() { # PORT: something listens or is connected on it locally, or we took it
-  case $picked in *" $1 "*) return 0 ;; esac
-  if command -v ss >/dev/null; then
-    [ -n "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ]
-  else
-    (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-  fi
-}
-free_port() { # sets port: a free one in 20000-32000
-  local i
-  for ((i = 0; i < 200; i++)); do
-    port=$((20000 + RANDOM % 12001))
-    port_busy "$port" || { picked+="$port "; return 0; }
-  done
-  die "no free port found in 20000-32000"
-}
-wait_port() { # PID PORT: until PORT accepts connections (up to 15 s) while PID lives
-  local i
-  for ((i = 0; i < 150; i++)); do
-    alive "$1" || return 1
-    (: <"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# ---- timing ----------------------------------------------------------------------
 
 now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
 secs() { # MICROSECONDS: as seconds with 2 decimals
