@@ -132,6 +132,16 @@ pub(crate) fn ingests(
     out
 }
 
+/// Whether `name` is a valid login name (a berth user or a device): 1 to 128 letters,
+/// digits, `.`, `_`, `-` or `@` (so never an MQTT wildcard or level separator).
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
 /// Checks an MQTT topic filter: `/`-separated levels, `+` alone in a level, `#` alone in
 /// the last one.
 pub fn topic_filter_error(filter: &str) -> Option<&'static str> {
@@ -248,6 +258,17 @@ fn ingest(
         );
     }
     let topics = filters(section, "topics", d).unwrap_or_default();
+    if let Some(value) = section.get("topics")
+        && matches!(value.get_ref(), DeValue::Array(items) if items.is_empty())
+    {
+        d.error(
+            value.span(),
+            format!(
+                "empty `topics` in [ingest.{name}]: the ingest would take nothing in; expected \
+                 filters such as `topics = [\"+/inbound\"]`"
+            ),
+        );
+    }
     if section.get("topics").is_none() {
         d.error(
             section.span(),
@@ -295,8 +316,17 @@ fn ingest(
         "a table such as { stand01 = \"STAND01_PASSWORD\" }",
         d,
     ) {
-        for (user, _) in c.entries() {
-            let user: &str = user.get_ref().as_ref();
+        for (key, _) in c.entries() {
+            let user: &str = key.get_ref().as_ref();
+            if !valid_user_name(user) {
+                d.error(
+                    key.span(),
+                    format!(
+                        "invalid device name `{user}` in `credentials` of [ingest.{name}]: \
+                         expected 1 to 128 letters, digits, `.`, `_`, `-` or `@`, such as stand01"
+                    ),
+                );
+            }
             if let Some(var) = c.string(user, "variable name", d, |v| {
                 let ok = !v.is_empty()
                     && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -345,6 +375,43 @@ fn ingest(
             publish: filters(&a, "publish", d).unwrap_or_default(),
             subscribe: filters(&a, "subscribe", d).unwrap_or_default(),
         });
+    }
+    let place = |key: &str| section.key_span(key).unwrap_or_else(|| section.span());
+    match &mqtt {
+        None => {
+            for key in ["credentials", "allow"] {
+                if section.get(key).is_some() {
+                    d.error(
+                        place(key),
+                        format!(
+                            "`{key}` in [ingest.{name}] is for MQTT clients, but the ingest has \
+                             no `mqtt` listener"
+                        ),
+                    );
+                }
+            }
+        }
+        Some(m) => {
+            if m.anonymous && section.get("allow").is_some() {
+                d.error(
+                    place("allow"),
+                    format!(
+                        "[ingest.{name}] has `auth = \"anonymous\"` and `allow` entries, which \
+                         name users that never log in: expected `auth = \"password\"`, or no \
+                         `allow`"
+                    ),
+                );
+            }
+            if m.listen.is_some() && m.listen == m.websocket {
+                d.error(
+                    place("mqtt"),
+                    format!(
+                        "`mqtt` of [ingest.{name}] has `listen` and `websocket` on the same \
+                         address: expected two ports, such as 1883 and 8083"
+                    ),
+                );
+            }
+        }
     }
     Some(IngestConfig {
         name: name.to_owned(),

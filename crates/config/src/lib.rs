@@ -41,7 +41,9 @@ pub use gateway::{
     AccessLogFormat, AcmeChallenge, AcmeConfig, AuthKind, GatewayConfig, LETS_ENCRYPT,
     RateLimitConfig, RouteConfig, RouteTarget, TlsConfig, valid_role,
 };
-pub use ingest::{Allow, IngestConfig, IngestStart, MqttConfig, Pick, topic_filter_error};
+pub use ingest::{
+    Allow, IngestConfig, IngestStart, MqttConfig, Pick, topic_filter_error, valid_user_name,
+};
 pub use model::{
     Api, App, Backoff, CheckConfig, Config, CrashLoopConfig, Durability, Handler, LiveConfig,
     PortRange, ProbeConfig, QueueConfig, Restart, Retention, ServiceBackoff, ServiceConfig,

@@ -188,12 +188,7 @@ fn describe_roles(roles: &[String]) -> String {
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {
-    let valid = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if !valid {
+    if !berth_config::valid_user_name(name) {
         bail!(UsageError(format!(
             "invalid user name {name:?}: expected 1 to 128 letters, digits, `.`, `_`, `-` or `@`, such as \"alice\""
         )));

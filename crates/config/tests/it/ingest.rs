@@ -129,3 +129,54 @@ publish = ["x"]
     }
     assert_eq!(messages.len(), expect.len(), "{}", messages.join("\n"));
 }
+
+#[test]
+fn logins_and_listeners_that_cannot_work_are_refused() {
+    let found = diagnostics(&with_app(
+        r#"
+[ingest.a]
+mqtt = { listen = "127.0.0.1:1883", websocket = "127.0.0.1:1883", auth = "anonymous" }
+topics = []
+credentials = { "+" = "PLUS_PASSWORD" }
+
+[[ingest.a.allow]]
+user = "x"
+publish = ["%u/inbound"]
+
+[ingest.b]
+topics = ["x"]
+mqtt = { listen = "127.0.0.1:1884" }
+workflow = "none"
+credentials = { "stand/01" = "S" }
+"#,
+    ));
+    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+    let expect = [
+        "`listen` and `websocket` on the same address",
+        "empty `topics` in [ingest.a]",
+        "invalid device name `+` in `credentials` of [ingest.a]",
+        "has `auth = \"anonymous\"` and `allow` entries",
+        "invalid device name `stand/01`",
+        "unknown workflow `none` in [ingest.b]",
+    ];
+    for e in expect {
+        assert!(
+            messages.iter().any(|m| m.contains(e)),
+            "no message contains {e:?}; got:\n{}",
+            messages.join("\n")
+        );
+    }
+    assert_eq!(messages.len(), expect.len(), "{}", messages.join("\n"));
+
+    // Without `mqtt`, device logins and permissions have nothing to apply to.
+    let found = diagnostics(&with_app(
+        "[queue.q]\n\n[ingest.c]\ntopics = [\"x\"]\njob = { queue = \"q\" }\ncredentials = { d = \"D\" }\n",
+    ));
+    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`credentials` in [ingest.c] is for MQTT clients")),
+        "{messages:?}"
+    );
+}
