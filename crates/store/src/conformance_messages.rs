@@ -17,9 +17,20 @@ fn message(ingest: &str, device: &str, kind: &str, secs: u64) -> NewMessage {
         kind: Some(kind.into()),
         payload: format!(r#"{{"type":"{kind}","n":{secs}}}"#).into_bytes(),
         received_at: at(secs),
+        keep: true,
         errors: Vec::new(),
         start: None,
     }
+}
+
+/// Inserts messages that are all kept; their ids.
+async fn insert(s: &dyn Store, messages: Vec<NewMessage>) -> Vec<i64> {
+    s.message_insert(messages)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|id| id.expect("a kept message has an id"))
+        .collect()
 }
 
 fn dead(ingest: &str, payload: &[u8], secs: u64) -> NewMessage {
@@ -47,18 +58,24 @@ fn filter(dead: bool) -> MessageFilter {
 /// device, kind and time, newest first, page by page.
 pub async fn messages_are_stored_and_listed(s: &dyn Store) {
     let bytes: Vec<u8> = vec![0xff, 0x00, b'{', 0x80];
-    let ids = s
-        .message_insert(vec![
+    let ids = insert(
+        s,
+        vec![
             message("stands", "s1", "status", 1),
             message("stands", "s2", "result", 2),
             dead("stands", &bytes, 3),
             message("stands", "s1", "result", 4),
             message("lab", "s1", "status", 5),
-        ])
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(ids.len(), 5);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in order: {ids:?}");
+    // Each id is its own message's.
+    for (i, id) in ids.iter().enumerate() {
+        let m = s.message(*id).await.unwrap().unwrap();
+        assert_eq!(m.received_at, at(i as u64 + 1), "message {id}");
+    }
 
     let stored = s.messages(filter(false)).await.unwrap();
     assert_eq!(
@@ -147,8 +164,9 @@ pub async fn messages_start_jobs_and_workflows(s: &dyn Store) {
         deadline: None,
         started_by: "ingest:stands".into(),
     };
-    let ids = s
-        .message_insert(vec![
+    let ids = insert(
+        s,
+        vec![
             NewMessage {
                 start: Some(Start::Job(job.clone())),
                 ..message("stands", "s1", "status", 1)
@@ -161,9 +179,9 @@ pub async fn messages_start_jobs_and_workflows(s: &dyn Store) {
                 start: Some(Start::Workflow(workflow)),
                 ..message("stands", "s2", "result", 3)
             },
-        ])
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     let first = s.message(ids[0]).await.unwrap().unwrap();
     let job_id = first.job_id.expect("the stored message started a job");
     let started = s.job(job_id).await.unwrap().unwrap();
@@ -185,16 +203,46 @@ pub async fn messages_start_jobs_and_workflows(s: &dyn Store) {
         .unwrap()
         .unwrap();
     assert_eq!(wf.input, json!({"message_id": ids[2]}));
+
+    // Not kept (`store = false`): the job starts in the same transaction, without a
+    // message row; a dead letter is kept all the same.
+    let got = s
+        .message_insert(vec![
+            NewMessage {
+                keep: false,
+                start: Some(Start::Job(job.clone())),
+                ..message("stands", "s3", "status", 4)
+            },
+            NewMessage {
+                keep: false,
+                ..dead("stands", b"[", 5)
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(got[0], None);
+    assert!(got[1].is_some(), "dead letters are always kept");
+    assert_eq!(s.count_jobs().await.unwrap(), 3);
+    let jobs = s
+        .list_jobs(crate::model::JobFilter {
+            queue: Some("stands".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs[0].args,
+        json!({"device": "s1"}),
+        "no message id to give"
+    );
+    assert_eq!(s.messages(filter(false)).await.unwrap().len(), 2);
 }
 
 /// A dead letter replayed with errors stays dead with the new reasons; replayed clean it
 /// becomes a stored message and starts its job; a stored message cannot be replayed.
 pub async fn dead_letters_replay(s: &dyn Store) {
-    let ids = s
-        .message_insert(vec![dead("stands", br#"{"seq":"x"}"#, 1)])
-        .await
-        .unwrap();
-    let id = ids[0];
+    let id = insert(s, vec![dead("stands", br#"{"seq":"x"}"#, 1)]).await[0];
     let still = s
         .message_replay(
             id,
@@ -256,15 +304,17 @@ pub async fn dead_letters_replay(s: &dyn Store) {
 /// Retention deletes one ingest's old messages and dead letters, in bounded rounds, and
 /// nothing of other ingests or newer ones; export and import keep every field.
 pub async fn messages_are_pruned_and_copied(s: &dyn Store) {
-    s.message_insert(vec![
-        message("stands", "s1", "status", 1),
-        dead("stands", b"x", 2),
-        message("stands", "s1", "status", 3),
-        message("lab", "s1", "status", 1),
-        message("stands", "s1", "status", 10),
-    ])
-    .await
-    .unwrap();
+    insert(
+        s,
+        vec![
+            message("stands", "s1", "status", 1),
+            dead("stands", b"x", 2),
+            message("stands", "s1", "status", 3),
+            message("lab", "s1", "status", 1),
+            message("stands", "s1", "status", 10),
+        ],
+    )
+    .await;
     assert_eq!(s.prune_messages("stands", at(5), 2).await.unwrap(), 2);
     assert_eq!(s.prune_messages("stands", at(5), 2).await.unwrap(), 1);
     assert_eq!(s.prune_messages("stands", at(5), 2).await.unwrap(), 0);
@@ -277,16 +327,18 @@ pub async fn messages_are_pruned_and_copied(s: &dyn Store) {
     );
     assert_eq!(s.export_messages(left[0].id, 100).await.unwrap(), left[1..]);
 
-    // Emptied and imported back: the same rows, and new ids above them.
+    // Emptied: a new message never takes an old one's id.
+    let highest = left[1].id;
     for ingest in ["stands", "lab"] {
         s.prune_messages(ingest, at(1_000), 100).await.unwrap();
     }
     assert!(s.export_messages(0, 100).await.unwrap().is_empty());
+    let fresh = insert(s, vec![message("lab", "s3", "status", 30)]).await[0];
+    assert!(fresh > highest, "{fresh} reuses an id up to {highest}");
+    s.prune_messages("lab", at(1_000), 100).await.unwrap();
+    // Imported back: the same rows, and new ids above them.
     s.import_messages(left.clone()).await.unwrap();
     assert_eq!(s.export_messages(0, 100).await.unwrap(), left);
-    let next = s
-        .message_insert(vec![message("lab", "s2", "status", 20)])
-        .await
-        .unwrap();
-    assert!(next[0] > left[1].id);
+    let next = insert(s, vec![message("lab", "s2", "status", 20)]).await;
+    assert!(next[0] > fresh);
 }

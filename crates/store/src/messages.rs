@@ -22,12 +22,36 @@ pub struct NewMessage {
     pub payload: Vec<u8>,
     /// When it arrived.
     pub received_at: Timestamp,
+    /// Keep it once valid; `false` only starts what it starts (a dead letter is always
+    /// kept).
+    pub keep: bool,
     /// Why it was refused; non-empty makes it a dead letter.
     pub errors: Vec<String>,
     /// A job or workflow to start with it, in the same transaction (never for a dead
     /// letter). The store adds `"message_id"` to the job's args or the workflow's input
-    /// when they are JSON objects.
+    /// when they are JSON objects and the message is kept.
     pub start: Option<Start>,
+}
+
+impl NewMessage {
+    /// A dead letter: refused, kept with its reasons, starting nothing.
+    pub fn is_dead(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// Whether it gets a row of its own.
+    pub fn is_kept(&self) -> bool {
+        self.keep || self.is_dead()
+    }
+
+    /// What it starts: nothing for a dead letter; with `id`, the message's id added.
+    pub(crate) fn start_for(&self, id: Option<i64>) -> Option<Start> {
+        match (&self.start, self.is_dead(), id) {
+            (Some(s), false, Some(id)) => Some(with_message_id(s, id)),
+            (Some(s), false, None) => Some(s.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// A stored message or dead letter.
@@ -94,9 +118,26 @@ pub struct Replay {
     pub start: Option<Start>,
 }
 
+impl MessageFilter {
+    /// The limit, within 1 to 10,000.
+    pub fn limit(&self) -> u32 {
+        self.limit.clamp(1, 10_000)
+    }
+}
+
+impl Replay {
+    /// What to start now: nothing while it is still refused; with the message's id.
+    pub(crate) fn start_for(&self, id: i64) -> Option<Start> {
+        match (&self.start, self.errors.is_empty()) {
+            (Some(s), true) => Some(with_message_id(s, id)),
+            _ => None,
+        }
+    }
+}
+
 /// `args` with `"message_id": id` added when it is a JSON object (jobs and workflows
 /// started by a message learn which one).
-pub(crate) fn with_message_id(start: &Start, id: i64) -> Start {
+fn with_message_id(start: &Start, id: i64) -> Start {
     let mut start = start.clone();
     let value = match &mut start {
         Start::Job(job) => &mut job.args,

@@ -365,8 +365,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
 
     /// Stores messages and dead letters in one transaction, in order, starting what each
-    /// stored message starts. Returns their ids.
-    async fn message_insert(&self, messages: Vec<NewMessage>) -> Result<Vec<i64>>;
+    /// valid message starts. Returns their ids (`None` for a valid message that is not
+    /// kept). Ids only grow, even after every message was pruned.
+    async fn message_insert(&self, messages: Vec<NewMessage>) -> Result<Vec<Option<i64>>>;
 
     /// One message or dead letter.
     async fn message(&self, id: i64) -> Result<Option<Message>>;

@@ -1,13 +1,12 @@
 //! The SQL for ingested messages and dead letters on PostgreSQL.
 
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
 use super::flows::start;
 use crate::error::{Result, StoreError};
 use crate::flows::Fired;
-use crate::messages::{
-    Message, MessageFilter, NewMessage, Replay, errors_json, may_replay, with_message_id,
-};
+use crate::messages::{Message, MessageFilter, NewMessage, Replay, errors_json, may_replay};
 use crate::model::Timestamp;
 
 fn db(action: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
@@ -38,55 +37,100 @@ pub(crate) async fn insert(
     c: &impl GenericClient,
     messages: &[NewMessage],
     woken: &mut Vec<String>,
-) -> Result<Vec<i64>> {
-    // One statement for the batch; WITH ORDINALITY keeps the ids in the given order.
-    let n = messages.len();
-    let (mut ingest, mut device, mut topic, mut kind) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut payload, mut received, mut dead, mut errors) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for m in messages {
-        ingest.push(m.ingest.as_str());
-        device.push(m.device.as_deref());
-        topic.push(m.topic.as_str());
-        kind.push(m.kind.as_deref());
-        payload.push(m.payload.as_slice());
-        received.push(m.received_at.0);
-        dead.push(!m.errors.is_empty());
-        errors.push(errors_json(&m.errors));
-    }
-    let rows = c
+) -> Result<Vec<Option<i64>>> {
+    let kept: Vec<&NewMessage> = messages.iter().filter(|m| m.is_kept()).collect();
+    // The ids first, ascending, so that each row gets the id of its place in the batch
+    // (the order in which an INSERT … SELECT draws from the sequence is not promised).
+    let mut new_ids: Vec<i64> = c
         .query(
-            "INSERT INTO berth_messages (ingest, device, topic, kind, payload, received_at, dead, errors) \
-             SELECT ingest, device, topic, kind, payload, received_at, dead, errors::jsonb \
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], \
-                         $6::bigint[], $7::bool[], $8::text[]) \
-                  WITH ORDINALITY AS m(ingest, device, topic, kind, payload, received_at, dead, errors, n) \
-             ORDER BY n RETURNING id",
+            "SELECT nextval(pg_get_serial_sequence('berth_messages', 'id')) \
+             FROM generate_series(1, $1::bigint)",
+            &[&(kept.len() as i64)],
+        )
+        .await
+        .map_err(db("storing messages"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    new_ids.sort_unstable();
+    if !kept.is_empty() {
+        let mut cols = Columns::default();
+        for m in &kept {
+            cols.push(m);
+        }
+        c.execute(
+            "INSERT INTO berth_messages (id, ingest, device, topic, kind, payload, received_at, dead, errors) \
+             SELECT id, ingest, device, topic, kind, payload, received_at, dead, errors::jsonb \
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                         $6::bytea[], $7::bigint[], $8::bool[], $9::text[]) \
+                  AS m(id, ingest, device, topic, kind, payload, received_at, dead, errors)",
             &[
-                &ingest, &device, &topic, &kind, &payload, &received, &dead, &errors,
+                &new_ids,
+                &cols.ingest,
+                &cols.device,
+                &cols.topic,
+                &cols.kind,
+                &cols.payload,
+                &cols.received,
+                &cols.dead,
+                &cols.errors,
             ],
         )
         .await
         .map_err(db("storing messages"))?;
-    // RETURNING follows the insert order, which ORDER BY n fixed.
-    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    ids.sort_unstable();
-    for (m, &id) in messages.iter().zip(&ids) {
-        if let (Some(s), false) = (&m.start, !m.errors.is_empty()) {
-            let fired = start(c, &with_message_id(s, id), m.received_at, woken).await?;
-            set_started(c, id, fired).await?;
+    }
+    let mut next = new_ids.into_iter();
+    let mut ids = Vec::with_capacity(messages.len());
+    let mut started: (Vec<i64>, Vec<Option<i64>>, Vec<Option<i64>>) = Default::default();
+    for m in messages {
+        let id = if m.is_kept() { next.next() } else { None };
+        if let Some(s) = m.start_for(id) {
+            let fired = start(c, &s, m.received_at, woken).await?;
+            if let Some(id) = id {
+                started.0.push(id);
+                started.1.push(fired.job_id);
+                started.2.push(fired.workflow_id);
+            }
         }
+        ids.push(id);
+    }
+    if !started.0.is_empty() {
+        c.execute(
+            "UPDATE berth_messages m SET job_id = s.job_id, workflow_id = s.workflow_id \
+             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS s(id, job_id, workflow_id) \
+             WHERE m.id = s.id",
+            &[&started.0, &started.1, &started.2],
+        )
+        .await
+        .map_err(db("storing messages"))?;
     }
     Ok(ids)
+}
+
+/// A batch of messages as column arrays, for one `unnest` insert.
+#[derive(Default)]
+struct Columns<'a> {
+    ingest: Vec<&'a str>,
+    device: Vec<Option<&'a str>>,
+    topic: Vec<&'a str>,
+    kind: Vec<Option<&'a str>>,
+    payload: Vec<&'a [u8]>,
+    received: Vec<i64>,
+    dead: Vec<bool>,
+    errors: Vec<String>,
+}
+
+impl<'a> Columns<'a> {
+    fn push(&mut self, m: &'a NewMessage) {
+        self.ingest.push(&m.ingest);
+        self.device.push(m.device.as_deref());
+        self.topic.push(&m.topic);
+        self.kind.push(m.kind.as_deref());
+        self.payload.push(&m.payload);
+        self.received.push(m.received_at.0);
+        self.dead.push(m.is_dead());
+        self.errors.push(errors_json(&m.errors));
+    }
 }
 
 async fn set_started(c: &impl GenericClient, id: i64, fired: Fired) -> Result<()> {
@@ -110,30 +154,31 @@ pub(crate) async fn get(c: &impl GenericClient, id: i64) -> Result<Option<Messag
 }
 
 pub(crate) async fn list(c: &impl GenericClient, f: &MessageFilter) -> Result<Vec<Message>> {
-    let rows = c
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM berth_messages \
-                 WHERE dead = $1 AND ($2::text IS NULL OR ingest = $2) \
-                   AND ($3::text IS NULL OR device = $3) AND ($4::text IS NULL OR kind = $4) \
-                   AND ($5::bigint IS NULL OR received_at >= $5) \
-                   AND ($6::bigint IS NULL OR received_at < $6) \
-                   AND ($7::bigint IS NULL OR id < $7) \
-                 ORDER BY id DESC LIMIT $8"
-            ),
-            &[
-                &f.dead,
-                &f.ingest,
-                &f.device,
-                &f.kind,
-                &f.since.map(|t| t.0),
-                &f.until.map(|t| t.0),
-                &f.before_id,
-                &i64::from(f.limit.clamp(1, 10_000)),
-            ],
-        )
-        .await
-        .map_err(db("listing messages"))?;
+    // Only the filters given, so that the indexes serve (the partial one on dead
+    // letters needs the literal).
+    let mut sql = format!(
+        "SELECT {COLUMNS} FROM berth_messages WHERE dead = {}",
+        f.dead
+    );
+    let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let since = f.since.map(|t| t.0);
+    let until = f.until.map(|t| t.0);
+    let given: [(&str, Option<&(dyn ToSql + Sync)>); 6] = [
+        ("ingest =", f.ingest.as_ref().map(|v| v as _)),
+        ("device =", f.device.as_ref().map(|v| v as _)),
+        ("kind =", f.kind.as_ref().map(|v| v as _)),
+        ("received_at >=", since.as_ref().map(|v| v as _)),
+        ("received_at <", until.as_ref().map(|v| v as _)),
+        ("id <", f.before_id.as_ref().map(|v| v as _)),
+    ];
+    for (clause, value) in given {
+        if let Some(v) = value {
+            args.push(v);
+            sql.push_str(&format!(" AND {clause} ${}", args.len()));
+        }
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", f.limit()));
+    let rows = c.query(&sql, &args).await.map_err(db("listing messages"))?;
     Ok(rows.iter().map(from_row).collect())
 }
 
@@ -155,6 +200,7 @@ pub(crate) async fn replay(
         .ok_or_else(not_found)?;
     may_replay(&from_row(&row))?;
     let dead = !replay.errors.is_empty();
+    let start_now = replay.start_for(id);
     c.execute(
         "UPDATE berth_messages SET device = $1, kind = $2, dead = $3, errors = $4::text::jsonb, \
          replayed_at = $5 WHERE id = $6",
@@ -169,8 +215,8 @@ pub(crate) async fn replay(
     )
     .await
     .map_err(db("replaying a message"))?;
-    if let (Some(s), false) = (&replay.start, dead) {
-        let fired = start(c, &with_message_id(s, id), now, woken).await?;
+    if let Some(s) = start_now {
+        let fired = start(c, &s, now, woken).await?;
         set_started(c, id, fired).await?;
     }
     get(c, id).await?.ok_or_else(not_found)
@@ -236,10 +282,11 @@ pub(crate) async fn import(c: &impl GenericClient, messages: &[Message]) -> Resu
         .await
         .map_err(db("importing messages"))?;
     }
-    // Later inserts get ids above every imported one.
+    // Later inserts get ids above every imported one (and the sequence never goes back).
     c.execute(
         "SELECT setval(pg_get_serial_sequence('berth_messages', 'id'), \
-         GREATEST((SELECT COALESCE(max(id), 0) FROM berth_messages), 1))",
+         GREATEST((SELECT COALESCE(max(id), 0) FROM berth_messages), \
+                  (SELECT last_value FROM berth_messages_id_seq), 1))",
         &[],
     )
     .await

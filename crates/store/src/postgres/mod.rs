@@ -641,7 +641,7 @@ impl Store for PostgresStore {
         with_client!(self, c => auth::set_setting(&*c, key, value.as_ref(), now).await)
     }
 
-    async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<i64>> {
+    async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<Option<i64>>> {
         if new.is_empty() {
             return Ok(Vec::new());
         }

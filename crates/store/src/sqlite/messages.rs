@@ -7,7 +7,6 @@ use crate::error::{Result, StoreError};
 use crate::flows::Fired;
 use crate::messages::{
     Message, MessageFilter, NewMessage, Replay, errors_from_json, errors_json, may_replay,
-    with_message_id,
 };
 use crate::model::Timestamp;
 
@@ -39,7 +38,7 @@ pub(crate) fn insert(
     conn: &Connection,
     messages: &[NewMessage],
     woken: &mut Vec<String>,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<Option<i64>>> {
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO messages (ingest, device, topic, kind, payload, received_at, dead, errors) \
@@ -48,23 +47,28 @@ pub(crate) fn insert(
         .map_err(db("storing messages"))?;
     let mut ids = Vec::with_capacity(messages.len());
     for m in messages {
-        let dead = !m.errors.is_empty();
-        insert
-            .execute(params![
-                m.ingest,
-                m.device,
-                m.topic,
-                m.kind,
-                m.payload,
-                m.received_at.0,
-                dead,
-                errors_json(&m.errors)
-            ])
-            .map_err(db("storing messages"))?;
-        let id = conn.last_insert_rowid();
-        if let (Some(s), false) = (&m.start, dead) {
-            let fired = start(conn, &with_message_id(s, id), m.received_at, woken)?;
-            set_started(conn, id, fired)?;
+        let id = if m.is_kept() {
+            insert
+                .execute(params![
+                    m.ingest,
+                    m.device,
+                    m.topic,
+                    m.kind,
+                    m.payload,
+                    m.received_at.0,
+                    m.is_dead(),
+                    errors_json(&m.errors)
+                ])
+                .map_err(db("storing messages"))?;
+            Some(conn.last_insert_rowid())
+        } else {
+            None
+        };
+        if let Some(s) = m.start_for(id) {
+            let fired = start(conn, &s, m.received_at, woken)?;
+            if let Some(id) = id {
+                set_started(conn, id, fired)?;
+            }
         }
         ids.push(id);
     }
@@ -85,30 +89,42 @@ pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<Message>> {
 }
 
 pub(crate) fn list(conn: &Connection, f: &MessageFilter) -> Result<Vec<Message>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM messages \
-         WHERE dead = ?1 AND (?2 IS NULL OR ingest = ?2) AND (?3 IS NULL OR device = ?3) \
-           AND (?4 IS NULL OR kind = ?4) AND (?5 IS NULL OR received_at >= ?5) \
-           AND (?6 IS NULL OR received_at < ?6) AND (?7 IS NULL OR id < ?7) \
-         ORDER BY id DESC LIMIT ?8"
-    ))
-    .and_then(|mut s| {
-        s.query_map(
-            params![
-                f.dead,
-                f.ingest,
-                f.device,
-                f.kind,
-                f.since.map(|t| t.0),
-                f.until.map(|t| t.0),
-                f.before_id,
-                f.limit.clamp(1, 10_000)
-            ],
-            from_row,
-        )?
-        .collect()
-    })
-    .map_err(db("listing messages"))
+    // Only the filters given, so that the indexes serve (the partial one on dead
+    // letters needs the literal).
+    let mut sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE dead = {}",
+        i32::from(f.dead)
+    );
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(i) = &f.ingest {
+        arg(&mut sql, " AND ingest = ?", i.clone().into());
+    }
+    if let Some(d) = &f.device {
+        arg(&mut sql, " AND device = ?", d.clone().into());
+    }
+    if let Some(k) = &f.kind {
+        arg(&mut sql, " AND kind = ?", k.clone().into());
+    }
+    if let Some(t) = f.since {
+        arg(&mut sql, " AND received_at >= ?", t.0.into());
+    }
+    if let Some(t) = f.until {
+        arg(&mut sql, " AND received_at < ?", t.0.into());
+    }
+    if let Some(b) = f.before_id {
+        arg(&mut sql, " AND id < ?", b.into());
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", f.limit()));
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map(rusqlite::params_from_iter(args.iter()), from_row)?
+                .collect()
+        })
+        .map_err(db("listing messages"))
 }
 
 pub(crate) fn replay(
@@ -122,6 +138,7 @@ pub(crate) fn replay(
         get(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("no message with id {id}")))?;
     may_replay(&message)?;
     let dead = !replay.errors.is_empty();
+    let start_now = replay.start_for(id);
     conn.prepare_cached(
         "UPDATE messages SET device = ?1, kind = ?2, dead = ?3, errors = ?4, replayed_at = ?5 \
          WHERE id = ?6",
@@ -137,8 +154,8 @@ pub(crate) fn replay(
         ])
     })
     .map_err(db("replaying a message"))?;
-    if let (Some(s), false) = (&replay.start, dead) {
-        let fired = start(conn, &with_message_id(s, id), now, woken)?;
+    if let Some(s) = start_now {
+        let fired = start(conn, &s, now, woken)?;
         set_started(conn, id, fired)?;
     }
     get(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("no message with id {id}")))

@@ -216,8 +216,10 @@ CREATE TABLE settings (
 "#,
     // 7: messages taken in by ingests, and dead letters.
     r#"
+-- AUTOINCREMENT: ids are never reused, even once retention pruned every message (jobs
+-- keep the id of the message that started them).
 CREATE TABLE messages (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     ingest      TEXT    NOT NULL,
     device      TEXT,
     topic       TEXT    NOT NULL,

@@ -673,7 +673,7 @@ impl Store for SqliteStore {
         self.read(nodes::leader).await
     }
 
-    async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<i64>> {
+    async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<Option<i64>>> {
         if new.is_empty() {
             return Ok(Vec::new());
         }
