@@ -139,32 +139,124 @@ struct Cached {
     until: Instant,
 }
 
+/// Why a password login was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The store cannot be read.
+    Unavailable,
+    /// The user is locked out after repeated failures, for this long still.
+    Locked(Duration),
+    /// Too many checks are running; try again in a moment.
+    Busy,
+    /// Wrong name or password; `locked` when this failure locked the user out.
+    Wrong {
+        /// This failure locked the user.
+        locked: bool,
+    },
+}
+
+/// Checks berth users' passwords against the store, for every door that takes them (the
+/// login form, the MQTT broker): locked-out users are refused before the check, a
+/// failure is counted before the check (so that parallel guesses meet the lockout as
+/// early as sequential ones) and taken back on success, an unknown name costs as much as
+/// a known one, and only one check per core runs at a time.
+pub struct Passwords {
+    store: Arc<dyn Store>,
+    lockout: Lockout,
+    /// Verified against when the user does not exist, so that the answer takes as long.
+    /// Made at the first login for an unknown name, not at every start.
+    dummy_hash: std::sync::OnceLock<String>,
+    /// Password checks running at once (each takes 19 MiB and a core for a while).
+    verifying: Arc<tokio::sync::Semaphore>,
+}
+
+impl Passwords {
+    /// Checks over `store`, locking users out as `lockout` says.
+    pub fn new(store: Arc<dyn Store>, lockout: Lockout) -> Self {
+        Self {
+            store,
+            lockout,
+            dummy_hash: std::sync::OnceLock::new(),
+            verifying: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
+        }
+    }
+
+    /// How long a lockout lasts.
+    pub fn lockout(&self) -> Lockout {
+        self.lockout
+    }
+
+    /// The user, if `password` is theirs.
+    pub async fn check(
+        &self,
+        name: &str,
+        password: &str,
+        now: Timestamp,
+    ) -> Result<berth_store::UserRecord, Refused> {
+        let user = self.store.user(name).await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot read a user to log in");
+            Refused::Unavailable
+        })?;
+        if let Some(until) = user
+            .as_ref()
+            .and_then(|u| u.locked_until)
+            .filter(|t| *t > now)
+        {
+            return Err(Refused::Locked(until.since(now)));
+        }
+        let Ok(_permit) = self.verifying.clone().try_acquire_owned() else {
+            return Err(Refused::Busy);
+        };
+        let locked = self
+            .store
+            .login_failed(name, self.lockout, now)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot count a failed login");
+                None
+            });
+        let hash = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => self
+                .dummy_hash
+                .get_or_init(|| hash_password("not a password anyone has").unwrap_or_default())
+                .clone(),
+        };
+        let given = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &given))
+            .await
+            .unwrap_or(false);
+        match user {
+            Some(user) if ok => {
+                let _ = self.store.login_succeeded(name).await;
+                Ok(user)
+            }
+            _ => Err(Refused::Wrong {
+                locked: locked.is_some(),
+            }),
+        }
+    }
+}
+
 /// Sessions, tokens and logins over the store; shared by every worker.
 pub(crate) struct Auth {
     store: Arc<dyn Store>,
     session_ttl: Duration,
-    lockout: Lockout,
+    passwords: Passwords,
     cache: Mutex<HashMap<String, Cached>>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-    /// Verified against when the user does not exist, so that the answer takes as long.
-    /// Made at the first login for an unknown name, not at every start.
-    dummy_hash: Arc<std::sync::OnceLock<String>>,
-    /// Password checks running at once (each takes 19 MiB and a core for a while).
-    verifying: Arc<tokio::sync::Semaphore>,
 }
 
 impl Auth {
     pub(crate) fn new(store: Arc<dyn Store>, session_ttl: Duration, lockout: Lockout) -> Self {
         Self {
+            passwords: Passwords::new(store.clone(), lockout),
             store,
             session_ttl,
-            lockout,
             cache: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
-            dummy_hash: Arc::default(),
-            verifying: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            )),
         }
     }
 
@@ -354,83 +446,52 @@ impl Auth {
             );
         }
         let now = Timestamp::now();
-        let user = match self.store.user(&name).await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read a user to log in");
+        let failures = self.count_failure(peer);
+        match self.passwords.check(&name, &password, now).await {
+            Ok(_) => {}
+            Err(Refused::Unavailable) => {
                 return reply::error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "store_unavailable",
                     "logins cannot be checked right now; try again shortly",
                 );
             }
-        };
-        if let Some(until) = user
-            .as_ref()
-            .and_then(|u| u.locked_until)
-            .filter(|t| *t > now)
-        {
-            let wait = until.since(now);
-            return login_form_status(
-                StatusCode::TOO_MANY_REQUESTS,
-                &next,
-                &format!(
-                    "Too many failed logins for this name; try again in {} minutes.",
-                    wait.as_secs().div_ceil(60)
-                ),
-                Some(wait),
-            );
-        }
-        let hash = user.as_ref().map(|u| u.password_hash.clone());
-        // At most one check per core at a time; the rest are told to come back.
-        let Ok(_permit) = self.verifying.clone().try_acquire_owned() else {
-            let mut r = reply::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "too many logins at once; try again in a moment",
-            );
-            r.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
-        };
-        // Counted before the check, and taken back on success, so that parallel guesses
-        // meet the lockout as early as sequential ones.
-        let failures = self.count_failure(peer);
-        let locked = self
-            .store
-            .login_failed(&name, self.lockout, now)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "cannot count a failed login");
-                None
-            });
-        let given = password.clone();
-        let dummy = self.dummy_hash.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            let hash = hash.unwrap_or_else(|| {
-                dummy
-                    .get_or_init(|| hash_password("not a password anyone has").unwrap_or_default())
-                    .clone()
-            });
-            verify_password(&hash, &given)
-        })
-        .await
-        .unwrap_or(false)
-            && user.is_some();
-        if !ok {
-            tokio::time::sleep(pause_after(failures)).await;
-            tracing::info!(user = ?name, %peer, "failed login");
-            let message = match locked {
-                Some(_) => format!(
-                    "Wrong name or password. This name is now locked for {} minutes.",
-                    self.lockout.lasts.as_secs().div_ceil(60)
-                ),
-                None => "Wrong name or password.".to_owned(),
-            };
-            return login_form(StatusCode::UNAUTHORIZED, &next, Some(&message));
+            Err(Refused::Locked(wait)) => {
+                return login_form_status(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &next,
+                    &format!(
+                        "Too many failed logins for this name; try again in {} minutes.",
+                        wait.as_secs().div_ceil(60)
+                    ),
+                    Some(wait),
+                );
+            }
+            Err(Refused::Busy) => {
+                let mut r = reply::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "too many logins at once; try again in a moment",
+                );
+                r.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
+            Err(Refused::Wrong { locked }) => {
+                tokio::time::sleep(pause_after(failures)).await;
+                tracing::info!(user = ?name, %peer, "failed login");
+                let message = if locked {
+                    format!(
+                        "Wrong name or password. This name is now locked for {} minutes.",
+                        self.passwords.lockout().lasts.as_secs().div_ceil(60)
+                    )
+                } else {
+                    "Wrong name or password.".to_owned()
+                };
+                return login_form(StatusCode::UNAUTHORIZED, &next, Some(&message));
+            }
         }
         self.forget_failure(peer);
-        let _ = self.store.login_succeeded(&name).await;
         let Ok(id) = random_hex(32) else {
             return reply::error(
                 StatusCode::INTERNAL_SERVER_ERROR,

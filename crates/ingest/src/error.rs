@@ -38,9 +38,19 @@ pub enum IngestError {
         /// The variable.
         var: String,
     },
-    /// No such ingest.
-    #[error("{0}")]
-    Unknown(String),
+    /// No message has that id.
+    #[error("no message with id {0}")]
+    NoMessage(i64),
+    /// The message's ingest is no longer configured.
+    #[error(
+        "message {id} came from ingest `{ingest}`, which this config no longer has; add [ingest.{ingest}] back to replay it"
+    )]
+    IngestGone {
+        /// The message.
+        id: i64,
+        /// Its ingest.
+        ingest: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] berth_store::StoreError),

@@ -24,14 +24,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_queue::Clock;
 use berth_store::{Message, Store, Timestamp};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use error::IngestError;
-pub use mqtt::{AllowRule, AuthSpec, MqttSpec};
-pub use pipeline::{Checked, Checker, Pick, Starter};
+pub use mqtt::{AllowRule, AuthSpec, LoginRefusal, MqttSpec, UserLogin};
+pub use pipeline::{Checker, Pick, Starter};
 
 /// Messages waiting for the writer before publishers are held back.
 const BACKLOG: usize = 16_384;
@@ -50,8 +51,6 @@ pub struct IngestSpec {
     pub topics: Vec<String>,
     /// Its checks.
     pub checker: Checker,
-    /// Keep valid messages in the store (`store = true`).
-    pub keep: bool,
     /// How long messages and dead letters are kept.
     pub retention: Duration,
     /// The embedded broker and who may use it.
@@ -65,7 +64,7 @@ pub(crate) struct Core {
     pub checker: Checker,
     pub submit: mpsc::Sender<writer::Submit>,
     pub store: Arc<dyn Store>,
-    max_payload: usize,
+    clock: Arc<dyn Clock>,
 }
 
 impl Core {
@@ -74,8 +73,9 @@ impl Core {
         self.topics.iter().any(|f| mqtt::matches(topic, f))
     }
 
-    pub fn checker_max_payload(&self) -> usize {
-        self.max_payload
+    /// The current time, from the server's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 }
 
@@ -98,22 +98,25 @@ struct Tasks {
 impl Ingests {
     /// Starts every ingest: binds its listeners (a taken port fails the start), its
     /// writer and its pruner.
-    pub async fn start(specs: Vec<IngestSpec>, store: Arc<dyn Store>) -> Result<Self, IngestError> {
+    pub async fn start(
+        specs: Vec<IngestSpec>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, IngestError> {
         let stop = CancellationToken::new();
         let mut cores = BTreeMap::new();
         let mut addrs = BTreeMap::new();
         let mut tasks = Vec::new();
         for spec in specs {
             let close_writer = CancellationToken::new();
-            let (submit, writer) =
-                writer::spawn(store.clone(), spec.keep, BACKLOG, close_writer.clone());
+            let (submit, writer) = writer::spawn(store.clone(), BACKLOG, close_writer.clone());
             let core = Arc::new(Core {
                 name: spec.name.clone(),
                 topics: spec.topics,
-                max_payload: spec.checker.max_payload(),
                 checker: spec.checker,
                 submit,
                 store: store.clone(),
+                clock: clock.clone(),
             });
             let listeners = match spec.mqtt {
                 Some((m, auth)) => {
@@ -166,20 +169,16 @@ impl Ingests {
             .store
             .message(id)
             .await?
-            .ok_or_else(|| IngestError::Unknown(format!("no message with id {id}")))?;
+            .ok_or(IngestError::NoMessage(id))?;
         let Some(core) = self.cores.get(&message.ingest) else {
-            return Err(IngestError::Unknown(format!(
-                "message {id} came from ingest `{}`, which this config no longer has; add \
-                 [ingest.{}] back to replay it",
-                message.ingest, message.ingest
-            )));
+            return Err(IngestError::IngestGone {
+                id,
+                ingest: message.ingest,
+            });
         };
-        core.checker.refresh();
+        refresh(core).await;
         let replay = core.checker.replay(&message.topic, &message.payload);
-        Ok(self
-            .store
-            .message_replay(id, replay, Timestamp::now())
-            .await?)
+        Ok(self.store.message_replay(id, replay, core.now()).await?)
     }
 
     /// Closes the listeners, then lets the writers store what they hold.
@@ -202,10 +201,11 @@ impl Ingests {
 async fn upkeep(core: Arc<Core>, retention: Duration, stop: CancellationToken) {
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
-        core.checker.refresh();
+        refresh(&core).await;
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(tokio::time::Instant::now());
-            prune(core.store.as_ref(), &core.name, retention).await;
+            let before = core.now().minus(retention);
+            prune(core.store.as_ref(), &core.name, before).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(SCHEMA_EVERY) => {}
@@ -214,8 +214,13 @@ async fn upkeep(core: Arc<Core>, retention: Duration, stop: CancellationToken) {
     }
 }
 
-async fn prune(store: &dyn Store, ingest: &str, retention: Duration) {
-    let before = Timestamp::now().minus(retention);
+/// Compiles the schema again if its file changed, off the async threads.
+async fn refresh(core: &Arc<Core>) {
+    let core = core.clone();
+    let _ = tokio::task::spawn_blocking(move || core.checker.refresh()).await;
+}
+
+async fn prune(store: &dyn Store, ingest: &str, before: Timestamp) {
     loop {
         match store.prune_messages(ingest, before, 5_000).await {
             Ok(5_000) => continue,

@@ -21,8 +21,8 @@ pub enum Pick {
 }
 
 /// Builds what a valid message starts, from its kind and the job's args (or workflow's
-/// input); `None` starts nothing.
-pub type Starter = Arc<dyn Fn(&str, Value) -> Option<Start> + Send + Sync>;
+/// input); an error makes the message a dead letter with that reason.
+pub type Starter = Arc<dyn Fn(&str, Value) -> Result<Start, String> + Send + Sync>;
 
 /// How one ingest checks its messages.
 pub struct Checker {
@@ -32,32 +32,36 @@ pub struct Checker {
     device: Option<Pick>,
     max_payload: usize,
     starter: Option<Starter>,
+    keep: bool,
 }
 
 /// The compiled schema and the file it came from, compiled again when the file changes.
 struct Schema {
     path: PathBuf,
-    current: RwLock<(Option<SystemTime>, Arc<jsonschema::Validator>)>,
+    current: RwLock<(Option<Stamp>, Arc<jsonschema::Validator>)>,
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// What tells a changed file: its modification time and length.
+type Stamp = (SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    std::fs::metadata(path)
+        .and_then(|m| Ok((m.modified()?, m.len())))
+        .ok()
 }
 
 /// What the checks found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checked {
-    /// The device, if it could be read.
-    pub device: Option<String>,
-    /// The kind, if it could be read.
-    pub kind: Option<String>,
+struct Checked {
+    device: Option<String>,
+    kind: Option<String>,
     /// Every reason to refuse the message; empty means valid.
-    pub errors: Vec<String>,
+    errors: Vec<String>,
 }
 
 impl Checker {
     /// A checker for ingest `ingest`. The schema file is read and compiled here, so a
-    /// schema that is not JSON, or not a valid schema, stops the start.
+    /// schema that is not JSON, or not a valid schema, stops the start. `keep` false:
+    /// valid messages only start what they start (dead letters are always kept).
     pub fn new(
         ingest: &str,
         schema: Option<&Path>,
@@ -65,12 +69,13 @@ impl Checker {
         device: Option<Pick>,
         max_payload: usize,
         starter: Option<Starter>,
+        keep: bool,
     ) -> Result<Self, IngestError> {
         let schema = match schema {
             None => None,
             Some(path) => Some(Schema {
                 path: path.to_path_buf(),
-                current: RwLock::new((modified(path), Arc::new(compile(ingest, path)?))),
+                current: RwLock::new((stamp(path), Arc::new(compile(ingest, path)?))),
             }),
         };
         Ok(Self {
@@ -80,12 +85,8 @@ impl Checker {
             device,
             max_payload,
             starter,
+            keep,
         })
-    }
-
-    /// The ingest's name.
-    pub fn ingest(&self) -> &str {
-        &self.ingest
     }
 
     /// Payloads above this many bytes become dead letters.
@@ -99,7 +100,7 @@ impl Checker {
         let Some(schema) = &self.schema else {
             return false;
         };
-        let now = modified(&schema.path);
+        let now = stamp(&schema.path);
         if now == schema.current.read().expect("schema lock poisoned").0 {
             return false;
         }
@@ -116,11 +117,6 @@ impl Checker {
                 false
             }
         }
-    }
-
-    /// Checks one message that arrived on `topic`.
-    pub fn check(&self, topic: &str, payload: &[u8]) -> Checked {
-        self.check_value(topic, payload).0
     }
 
     fn check_value(&self, topic: &str, payload: &[u8]) -> (Checked, Option<Value>) {
@@ -178,11 +174,7 @@ impl Checker {
 
     /// The message to store for `payload`, checked, with what it starts if valid.
     pub fn message(&self, topic: &str, payload: Vec<u8>, received_at: Timestamp) -> NewMessage {
-        let (checked, value) = self.check_value(topic, &payload);
-        let start = match (checked.errors.is_empty(), value) {
-            (true, Some(value)) => self.start(topic, &checked, value),
-            _ => None,
-        };
+        let checked = self.replay(topic, &payload);
         NewMessage {
             ingest: self.ingest.clone(),
             device: checked.device,
@@ -190,37 +182,38 @@ impl Checker {
             kind: checked.kind,
             payload,
             received_at,
+            keep: self.keep,
             errors: checked.errors,
-            start,
+            start: checked.start,
         }
     }
 
-    /// The outcome of checking a stored dead letter again.
+    /// The outcome of checking `payload` (again, for a stored dead letter).
     pub fn replay(&self, topic: &str, payload: &[u8]) -> Replay {
-        let (checked, value) = self.check_value(topic, payload);
-        let start = match (checked.errors.is_empty(), value) {
-            (true, Some(value)) => self.start(topic, &checked, value),
-            _ => None,
-        };
+        let (mut checked, value) = self.check_value(topic, payload);
+        let mut start = None;
+        if let (true, Some(value), Some(starter)) =
+            (checked.errors.is_empty(), value, &self.starter)
+        {
+            let kind = checked.kind.as_deref().unwrap_or(&self.ingest);
+            let args = serde_json::json!({
+                "ingest": self.ingest,
+                "device": checked.device,
+                "topic": topic,
+                "kind": checked.kind,
+                "payload": value,
+            });
+            match starter(kind, args) {
+                Ok(s) => start = Some(s),
+                Err(why) => checked.errors.push(why),
+            }
+        }
         Replay {
             device: checked.device,
             kind: checked.kind,
             errors: checked.errors,
             start,
         }
-    }
-
-    fn start(&self, topic: &str, checked: &Checked, payload: Value) -> Option<Start> {
-        let starter = self.starter.as_ref()?;
-        let kind = checked.kind.as_deref().unwrap_or(&self.ingest);
-        let args = serde_json::json!({
-            "ingest": self.ingest,
-            "device": checked.device,
-            "topic": topic,
-            "kind": checked.kind,
-            "payload": payload,
-        });
-        starter(kind, args)
     }
 }
 
@@ -243,7 +236,7 @@ fn compile(ingest: &str, path: &Path) -> Result<jsonschema::Validator, IngestErr
 }
 
 fn segment(topic: &str, n: usize, what: &str, errors: &mut Vec<String>) -> Option<String> {
-    match topic.split('/').nth(n - 1) {
+    match n.checked_sub(1).and_then(|i| topic.split('/').nth(i)) {
         Some(s) if !s.is_empty() => Some(s.to_owned()),
         _ => {
             errors.push(format!(
@@ -288,6 +281,7 @@ mod tests {
             Some(Pick::Segment(1)),
             64,
             None,
+            true,
         )
         .unwrap();
         (c, dir)
@@ -300,34 +294,31 @@ mod tests {
     #[test]
     fn valid_messages_are_classified_and_attributed() {
         let (c, _dir) = checker(SCHEMA);
+        let got = c.replay("s1/inbound", br#"{"type":"status","seq":1}"#);
         assert_eq!(
-            c.check("s1/inbound", br#"{"type":"status","seq":1}"#),
-            Checked {
-                device: Some("s1".into()),
-                kind: Some("status".into()),
-                errors: vec![]
-            }
+            (got.device.as_deref(), got.kind.as_deref(), got.errors.len()),
+            (Some("s1"), Some("status"), 0)
         );
     }
 
     #[test]
     fn every_reason_is_kept() {
         let (c, _dir) = checker(SCHEMA);
-        let got = c.check("s1/inbound", br#"{"type":"other","seq":"x"}"#);
+        let got = c.replay("s1/inbound", br#"{"type":"other","seq":"x"}"#);
         assert_eq!(got.errors.len(), 2, "{:?}", got.errors);
         assert!(got.errors.iter().any(|e| e.starts_with("at /type:")));
         assert!(got.errors.iter().any(|e| e.starts_with("at /seq:")));
-        let got = c.check("s1/inbound", b"{not json");
+        let got = c.replay("s1/inbound", b"{not json");
         assert!(
             got.errors[0].starts_with("the payload is not JSON"),
             "{got:?}"
         );
-        let got = c.check("s1/inbound", &[b' '; 65]);
+        let got = c.replay("s1/inbound", &[b' '; 65]);
         assert_eq!(
             got.errors,
             ["the payload is 65 bytes, more than max_payload (64 bytes)"]
         );
-        let got = c.check("/x", br#"{"seq":1}"#);
+        let got = c.replay("/x", br#"{"seq":1}"#);
         assert!(
             got.errors.iter().any(|e| e.contains("no segment 1")),
             "{got:?}"
@@ -344,18 +335,22 @@ mod tests {
             r#"{"$schema": "http://json-schema.org/draft-07/schema#",
                 "properties": {"seq": {"type": "integer", "exclusiveMinimum": 0}}}"#,
         );
-        assert!(c.check("s/x", br#"{"type":"a","seq":1}"#).errors.is_empty());
-        assert_eq!(c.check("s/x", br#"{"type":"a","seq":0}"#).errors.len(), 1);
+        assert!(
+            c.replay("s/x", br#"{"type":"a","seq":1}"#)
+                .errors
+                .is_empty()
+        );
+        assert_eq!(c.replay("s/x", br#"{"type":"a","seq":0}"#).errors.len(), 1);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.json");
         std::fs::write(&path, r#"{"type": 12}"#).unwrap();
-        let err = Checker::new("stands", Some(&path), None, None, 64, None)
+        let err = Checker::new("stands", Some(&path), None, None, 64, None, true)
             .err()
             .unwrap()
             .to_string();
         assert!(err.contains("not a valid JSON Schema"), "{err}");
         std::fs::write(&path, "{").unwrap();
-        let err = Checker::new("stands", Some(&path), None, None, 64, None)
+        let err = Checker::new("stands", Some(&path), None, None, 64, None, true)
             .err()
             .unwrap()
             .to_string();

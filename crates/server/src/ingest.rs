@@ -5,10 +5,31 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use berth_config::{Config, IngestStart, Pick};
-use berth_ingest::{AllowRule, AuthSpec, Checker, IngestSpec, MqttSpec, Starter};
-use berth_queue::Queues;
-use berth_store::{NewJob, Start};
+use berth_gateway::auth::{Passwords, Refused};
+use berth_ingest::{
+    AllowRule, AuthSpec, Checker, IngestSpec, LoginRefusal, MqttSpec, Starter, UserLogin,
+};
+use berth_queue::{Clock, Queues};
+use berth_store::{Lockout, NewJob, Start};
 use berth_workflow::Workflows;
+
+/// Berth users logging in to an MQTT listener, checked as the gateway checks them.
+struct Users {
+    passwords: Passwords,
+    clock: Arc<dyn Clock>,
+}
+
+#[async_trait::async_trait]
+impl UserLogin for Users {
+    async fn check(&self, name: &str, password: &str) -> Result<Vec<String>, LoginRefusal> {
+        match self.passwords.check(name, password, self.clock.now()).await {
+            Ok(user) => Ok(user.roles),
+            Err(Refused::Wrong { .. }) => Err(LoginRefusal::Wrong),
+            Err(Refused::Locked(_)) => Err(LoginRefusal::Locked),
+            Err(Refused::Busy | Refused::Unavailable) => Err(LoginRefusal::Unavailable),
+        }
+    }
+}
 
 fn pick(p: &Pick) -> berth_ingest::Pick {
     match p {
@@ -23,7 +44,20 @@ pub fn ingest_specs(
     config: &Config,
     queues: &Queues,
     workflows: &Workflows,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Vec<IngestSpec>> {
+    // The gateway's lockout, so that a user locked out of one door is out of both.
+    let lockout = config.gateway.as_ref().map_or_else(
+        || berth_gateway::LoginSpec::default().lockout,
+        |g| Lockout {
+            after: g.lockout_after,
+            lasts: g.lockout_for,
+        },
+    );
+    let users: Arc<dyn UserLogin> = Arc::new(Users {
+        passwords: Passwords::new(queues.store().clone(), lockout),
+        clock,
+    });
     let mut specs = Vec::new();
     for i in config.ingests.values() {
         let starter: Option<Starter> = match &i.start {
@@ -40,7 +74,7 @@ pub fn ingest_specs(
                     );
                     job.max_attempts = max_attempts;
                     job.tags = vec![tag.clone()];
-                    Some(Start::Job(job))
+                    Ok(Start::Job(job))
                 }))
             }
             Some(IngestStart::Workflow { name }) => {
@@ -50,13 +84,10 @@ pub fn ingest_specs(
                     format!("ingest:{}", i.name),
                 );
                 Some(Arc::new(move |_: &str, args| {
-                    match workflows.instance(&name, args, &by) {
-                        Ok(w) => Some(Start::Workflow(w)),
-                        Err(e) => {
-                            tracing::error!(workflow = %name, error = %e, "cannot start the workflow of an ingested message");
-                            None
-                        }
-                    }
+                    workflows
+                        .instance(&name, args, &by)
+                        .map(Start::Workflow)
+                        .map_err(|e| format!("cannot start workflow `{name}`: {e}"))
                 }))
             }
         };
@@ -67,6 +98,7 @@ pub fn ingest_specs(
             i.device.as_ref().map(pick),
             usize::try_from(i.max_payload).unwrap_or(usize::MAX),
             starter,
+            i.store,
         )?;
         let mqtt = match &i.mqtt {
             None => None,
@@ -100,6 +132,7 @@ pub fn ingest_specs(
                     AuthSpec {
                         anonymous: m.anonymous,
                         credentials,
+                        users: Some(users.clone()),
                         allow,
                     },
                 ))
@@ -109,7 +142,6 @@ pub fn ingest_specs(
             name: i.name.clone(),
             topics: i.topics.clone(),
             checker,
-            keep: i.store,
             retention: i.retention,
             mqtt,
         });
@@ -121,11 +153,12 @@ pub fn ingest_specs(
 pub async fn start(
     specs: Vec<IngestSpec>,
     queues: &Queues,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Option<Arc<berth_ingest::Ingests>>> {
     if specs.is_empty() {
         return Ok(None);
     }
-    let ingests = berth_ingest::Ingests::start(specs, queues.store().clone())
+    let ingests = berth_ingest::Ingests::start(specs, queues.store().clone(), clock)
         .await
         .context("cannot start the ingests")?;
     Ok(Some(Arc::new(ingests)))

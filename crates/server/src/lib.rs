@@ -145,7 +145,8 @@ impl Daemon {
             workflows.clone(),
             specs::schedule_defs(config).map_err(anyhow::Error::msg)?,
         );
-        let ingest_specs = ingest::ingest_specs(config, &queues, &workflows)?;
+        let ingest_specs =
+            ingest::ingest_specs(config, &queues, &workflows, options.clock.clone())?;
         // The gateway binds before the API: a taken port stops the start early.
         let gateway = match gateway_spec {
             Some(spec) => {
@@ -158,7 +159,7 @@ impl Daemon {
             }
             None => None,
         };
-        let ingests = ingest::start(ingest_specs, &queues).await?;
+        let ingests = ingest::start(ingest_specs, &queues, options.clock.clone()).await?;
         let state = AppState {
             ingests: ingests.clone(),
             gateway: gateway.clone(),

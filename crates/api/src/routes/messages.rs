@@ -11,7 +11,9 @@ use berth_store::{Message, MessageFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::services::since;
+use berth_ingest::IngestError;
+
+use super::services::time;
 use super::{Shared, id_of};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -37,8 +39,8 @@ struct ListQuery {
     limit: Option<u32>,
 }
 
-/// A message as the API shows it: the payload as JSON when it is JSON, else as text
-/// when it is UTF-8, else as hex.
+/// A message as the API shows it: its bytes as `payload_text` (UTF-8) or `payload_hex`,
+/// and, when they are JSON, parsed as `payload`.
 pub fn view(m: &Message) -> Value {
     let mut v = json!({
         "id": m.id,
@@ -56,7 +58,8 @@ pub fn view(m: &Message) -> Value {
     });
     if let Ok(payload) = serde_json::from_slice::<Value>(&m.payload) {
         v["payload"] = payload;
-    } else if let Ok(text) = std::str::from_utf8(&m.payload) {
+    }
+    if let Ok(text) = std::str::from_utf8(&m.payload) {
         v["payload_text"] = json!(text);
     } else {
         let hex: String = m.payload.iter().map(|b| format!("{b:02x}")).collect();
@@ -75,10 +78,10 @@ async fn list(
         device: q.device,
         kind: q.kind,
         dead: q.dead.unwrap_or(false),
-        since: q.since.as_deref().map(since).transpose()?,
-        until: q.until.as_deref().map(since).transpose()?,
+        since: q.since.as_deref().map(|t| time("since", t)).transpose()?,
+        until: q.until.as_deref().map(|t| time("until", t)).transpose()?,
         before_id: q.before,
-        limit: q.limit.unwrap_or(50).clamp(1, 10_000),
+        limit: q.limit.unwrap_or(50),
     };
     let messages = state.queues.store().messages(filter).await?;
     Ok(Json(
@@ -109,10 +112,15 @@ async fn replay(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>>
     };
     match ingests.replay(id).await {
         Ok(m) => Ok(Json(view(&m))),
-        Err(berth_ingest::IngestError::Store(e)) => Err(e.into()),
-        Err(e) => Err(ApiError {
+        Err(IngestError::Store(e)) => Err(e.into()),
+        Err(e @ IngestError::NoMessage(_)) => Err(ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
+            message: e.to_string(),
+        }),
+        Err(e) => Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "no_ingest",
             message: e.to_string(),
         }),
     }

@@ -210,7 +210,7 @@ async fn events(
     let Query(q) = query?;
     let since = match &q.since {
         None => None,
-        Some(text) => Some(since(text)?),
+        Some(text) => Some(time("since", text)?),
     };
     let limit = q.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
@@ -240,19 +240,19 @@ async fn events(
     Ok(Json(json!({ "events": events })))
 }
 
-/// An RFC 3339 time, or a duration before now.
-pub(crate) fn since(text: &str) -> ApiResult<Timestamp> {
+/// An RFC 3339 time, or a duration before now, given as `name`.
+pub(crate) fn time(name: &str, text: &str) -> ApiResult<Timestamp> {
     if let Ok(d) = humantime::parse_duration(text) {
         return Ok(Timestamp::now().minus(d));
     }
     text.parse::<Timestamp>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid",
-                format!(
-                    "since {text:?} is neither a duration such as \"1h\" nor a time such as \"2026-11-22T10:00:00Z\""
-                ),
-            )
-        })
+        ApiError::bad_request(
+            "invalid",
+            format!(
+                "{name} {text:?} is neither a duration such as \"1h\" nor a time such as \"2026-11-22T10:00:00Z\""
+            ),
+        )
+    })
 }
 
 async fn reload(state: Shared) -> ApiResult<Json<Value>> {

@@ -160,12 +160,10 @@ fn show(ctx: &Ctx, v: &Value) {
     if let Some(id) = v["workflow_id"].as_i64() {
         println!("  workflow: {id}");
     }
-    let payload = if !v["payload"].is_null() {
-        v["payload"].to_string()
-    } else if let Some(t) = v["payload_text"].as_str() {
-        t.to_owned()
-    } else {
-        format!("(hex) {}", v["payload_hex"].as_str().unwrap_or_default())
+    // The bytes as they arrived.
+    let payload = match v["payload_text"].as_str() {
+        Some(t) => t.to_owned(),
+        None => format!("(hex) {}", v["payload_hex"].as_str().unwrap_or_default()),
     };
     println!("  payload: {payload}");
 }

@@ -4,17 +4,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use berth_store::{Lockout, Store, Timestamp};
-
 use super::codec::ConnCode;
 use super::topic::{covers, matches};
 
-/// Failed logins in a row that lock a berth user out, and for how long.
-const LOCKOUT: Lockout = Lockout {
-    after: 10,
-    lasts: Duration::from_secs(15 * 60),
-};
+/// How long a wrong device password holds its connection before the refusal (slows
+/// guessing; device passwords have no lockout).
+const WRONG_PASSWORD_PAUSE: Duration = Duration::from_secs(1);
 
 /// One permission entry (`[[ingest.NAME.allow]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,131 +24,132 @@ pub struct AllowRule {
     pub subscribe: Vec<String>,
 }
 
+/// Why a berth user's login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefusal {
+    /// Wrong name or password.
+    Wrong,
+    /// Locked out after repeated failures.
+    Locked,
+    /// The check cannot be made now (the store is down, too many checks at once).
+    Unavailable,
+}
+
+/// Checks berth users' passwords (the server gives the gateway's checker, so that both
+/// doors share its lockout, its cost for unknown names and its limit on checks at once).
+#[async_trait::async_trait]
+pub trait UserLogin: Send + Sync {
+    /// The user's roles, if `password` is theirs.
+    async fn check(&self, name: &str, password: &str) -> Result<Vec<String>, LoginRefusal>;
+}
+
 /// How clients log in.
 pub struct AuthSpec {
     /// No login needed.
     pub anonymous: bool,
     /// Per-ingest devices: name → password (read from the environment at start).
     pub credentials: HashMap<String, String>,
+    /// Berth users, when they may log in.
+    pub users: Option<Arc<dyn UserLogin>>,
     /// Topic permissions; empty allows every topic.
     pub allow: Vec<AllowRule>,
 }
 
-/// Who a connected client is.
+/// Who a connected client is, with its permissions spelled out at login.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Identity {
     pub user: Option<String>,
-    pub roles: Vec<String>,
+    /// The filters it may publish to; `None`: every topic.
+    publish: Option<Vec<String>>,
+    /// The filters it may subscribe within; `None`: every topic.
+    subscribe: Option<Vec<String>>,
+}
+
+impl Identity {
+    /// Whether it may publish to `topic`.
+    pub(crate) fn may_publish(&self, topic: &str) -> bool {
+        self.publish
+            .as_ref()
+            .is_none_or(|filters| filters.iter().any(|f| matches(topic, f)))
+    }
+
+    /// Whether it may subscribe to `filter`.
+    pub(crate) fn may_subscribe(&self, filter: &str) -> bool {
+        self.subscribe
+            .as_ref()
+            .is_none_or(|patterns| patterns.iter().any(|p| covers(p, filter)))
+    }
 }
 
 pub(crate) struct Auth {
     spec: AuthSpec,
-    store: Arc<dyn Store>,
-}
-
-fn same(a: &[u8], b: &[u8]) -> bool {
-    // Length leaks; the contents do not.
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Auth {
-    pub(crate) fn new(spec: AuthSpec, store: Arc<dyn Store>) -> Self {
-        Self { spec, store }
+    pub(crate) fn new(spec: AuthSpec) -> Self {
+        Self { spec }
     }
 
     /// Checks a CONNECT's credentials.
     pub(crate) async fn login(
         &self,
         login: Option<(String, String)>,
-        now: Timestamp,
     ) -> Result<Identity, ConnCode> {
         let Some((name, password)) = login else {
             return if self.spec.anonymous {
-                Ok(Identity::default())
+                Ok(self.identity(None, &[]))
             } else {
                 Err(ConnCode::NotAuthorized)
             };
         };
         if let Some(expected) = self.spec.credentials.get(&name) {
-            return if same(expected.as_bytes(), password.as_bytes()) {
-                Ok(Identity {
-                    user: Some(name),
-                    roles: Vec::new(),
-                })
-            } else {
-                Err(ConnCode::BadLogin)
+            // Compared as hashes: how long the comparison takes says nothing of the password.
+            let hash = |text: &str| ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+            let same = hash(expected).as_ref() == hash(&password).as_ref();
+            if !same {
+                tokio::time::sleep(WRONG_PASSWORD_PAUSE).await;
+                return Err(ConnCode::BadLogin);
+            }
+            return Ok(self.identity(Some(name), &[]));
+        }
+        let Some(users) = &self.spec.users else {
+            return Err(ConnCode::BadLogin);
+        };
+        match users.check(&name, &password).await {
+            Ok(roles) => Ok(self.identity(Some(name), &roles)),
+            Err(LoginRefusal::Wrong) => Err(ConnCode::BadLogin),
+            Err(LoginRefusal::Locked) => Err(ConnCode::NotAuthorized),
+            Err(LoginRefusal::Unavailable) => Err(ConnCode::Unavailable),
+        }
+    }
+
+    /// The identity of `user` with `roles`: the union of the entries that name either,
+    /// with `%u` spelled out.
+    fn identity(&self, user: Option<String>, roles: &[String]) -> Identity {
+        if self.spec.allow.is_empty() {
+            return Identity {
+                user,
+                publish: None,
+                subscribe: None,
             };
         }
-        let user = match self.store.user(&name).await {
-            Ok(Some(user)) => user,
-            Ok(None) => return Err(ConnCode::BadLogin),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the user for an MQTT login");
-                return Err(ConnCode::NotAuthorized);
-            }
+        let expand = |p: &String| match &user {
+            Some(u) => p.replace("%u", u),
+            None => p.clone(),
         };
-        if user.locked_until.is_some_and(|until| until > now) {
-            return Err(ConnCode::NotAuthorized);
-        }
-        let hash = user.password_hash.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    argon2::Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
-        if ok {
-            if user.failed_logins > 0 {
-                let _ = self.store.login_succeeded(&name).await;
-            }
-            Ok(Identity {
-                user: Some(name),
-                roles: user.roles,
+        let mine: Vec<&AllowRule> = self
+            .spec
+            .allow
+            .iter()
+            .filter(|r| {
+                r.user.is_some() && r.user == user
+                    || r.role.as_ref().is_some_and(|role| roles.contains(role))
             })
-        } else {
-            if let Ok(Some(until)) = self.store.login_failed(&name, LOCKOUT, now).await {
-                tracing::warn!(user = %name, until = ?until, "MQTT logins of this user are locked after repeated failures");
-            }
-            Err(ConnCode::BadLogin)
+            .collect();
+        Identity {
+            publish: Some(mine.iter().flat_map(|r| &r.publish).map(expand).collect()),
+            subscribe: Some(mine.iter().flat_map(|r| &r.subscribe).map(expand).collect()),
+            user,
         }
-    }
-
-    fn rules<'a>(&'a self, who: &'a Identity) -> impl Iterator<Item = &'a AllowRule> + 'a {
-        self.spec.allow.iter().filter(move |r| {
-            r.user.is_some() && r.user == who.user
-                || r.role.as_ref().is_some_and(|role| who.roles.contains(role))
-        })
-    }
-
-    fn expand(pattern: &str, who: &Identity) -> String {
-        match &who.user {
-            Some(user) => pattern.replace("%u", user),
-            None => pattern.to_owned(),
-        }
-    }
-
-    /// Whether `who` may publish to `topic`.
-    pub(crate) fn may_publish(&self, who: &Identity, topic: &str) -> bool {
-        self.spec.allow.is_empty()
-            || self.rules(who).any(|r| {
-                r.publish
-                    .iter()
-                    .any(|p| matches(topic, &Self::expand(p, who)))
-            })
-    }
-
-    /// Whether `who` may subscribe to `filter`.
-    pub(crate) fn may_subscribe(&self, who: &Identity, filter: &str) -> bool {
-        self.spec.allow.is_empty()
-            || self.rules(who).any(|r| {
-                r.subscribe
-                    .iter()
-                    .any(|p| covers(&Self::expand(p, who), filter))
-            })
     }
 }

@@ -56,7 +56,11 @@ pub(crate) enum Incoming {
 pub(crate) struct Connect {
     pub version: Version,
     pub client_id: String,
+    /// Start afresh: forget the session the client id had.
     pub clean: bool,
+    /// Keep the session after the connection ends (3.1.1: clean session off; 5: a
+    /// session expiry interval above 0).
+    pub persistent: bool,
     pub keep_alive: u16,
     pub login: Option<(String, String)>,
     pub will: Option<Publish>,
@@ -87,22 +91,22 @@ pub(crate) enum Outgoing {
     ConnAck {
         code: ConnCode,
         session_present: bool,
+        /// The client id the server gave a client that sent none (MQTT 5).
+        assigned: Option<String>,
     },
     Publish(Publish),
-    PubAck {
-        pkid: u16,
-        refused: Option<(Refusal, String)>,
-    },
-    PubRec {
+    /// PUBACK (QoS 1) or PUBREC (QoS 2), refusing with a reason (MQTT 5 only).
+    Ack {
+        qos: QoS,
         pkid: u16,
         refused: Option<(Refusal, String)>,
     },
     PubRel(u16),
     PubComp(u16),
-    /// One entry per filter: the granted QoS, or `None` for refused.
+    /// One entry per filter.
     SubAck {
         pkid: u16,
-        granted: Vec<Option<QoS>>,
+        granted: Vec<Granted>,
     },
     UnsubAck {
         pkid: u16,
@@ -113,6 +117,14 @@ pub(crate) enum Outgoing {
     Disconnect(DisconnectCode),
 }
 
+/// What a SUBACK says of one filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Granted {
+    Qos(QoS),
+    NotAuthorized,
+    InvalidFilter,
+}
+
 /// A CONNACK's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConnCode {
@@ -120,6 +132,7 @@ pub(crate) enum ConnCode {
     BadLogin,
     NotAuthorized,
     BadClientId,
+    Unavailable,
 }
 
 /// Why the server disconnects (MQTT 5).
@@ -229,6 +242,7 @@ fn read4(buf: &mut BytesMut, max: usize) -> Result<Incoming, ReadError> {
             version: Version::V4,
             client_id: c.client_id,
             clean: c.clean_session,
+            persistent: !c.clean_session,
             keep_alive: c.keep_alive,
             login: c.login.map(|l| (l.username, l.password)),
             will: c.last_will.map(|w| Publish {
@@ -273,23 +287,35 @@ fn read5(buf: &mut BytesMut, max: usize) -> Result<Incoming, ReadError> {
     let limit = u32::try_from(max).unwrap_or(u32::MAX);
     let packet = v5::Packet::read(buf, Some(limit)).map_err(|e| v5_error(e, max))?;
     Ok(match packet {
-        v5::Packet::Connect(c, will, login) => Incoming::Connect(Connect {
-            version: Version::V5,
-            client_id: c.client_id,
-            clean: c.clean_start,
-            keep_alive: c.keep_alive,
-            login: login.map(|l| (l.username, l.password)),
-            will: will.and_then(|w| {
-                Some(Publish {
-                    topic: String::from_utf8(w.topic.to_vec()).ok()?,
+        v5::Packet::Connect(c, will, login) => {
+            let will = match will {
+                None => None,
+                Some(w) => Some(Publish {
+                    topic: String::from_utf8(w.topic.to_vec()).map_err(|_| {
+                        ReadError::Malformed("the will's topic is not UTF-8".into())
+                    })?,
                     payload: w.message,
                     qos: qos5(w.qos),
                     retain: w.retain,
                     dup: false,
                     pkid: 0,
-                })
-            }),
-        }),
+                }),
+            };
+            let expiry = c
+                .properties
+                .as_ref()
+                .and_then(|p| p.session_expiry_interval)
+                .unwrap_or(0);
+            Incoming::Connect(Connect {
+                version: Version::V5,
+                client_id: c.client_id,
+                clean: c.clean_start,
+                persistent: expiry > 0,
+                keep_alive: c.keep_alive,
+                login: login.map(|l| (l.username, l.password)),
+                will,
+            })
+        }
         v5::Packet::Publish(p) => {
             let Ok(topic) = String::from_utf8(p.topic.to_vec()) else {
                 return Err(ReadError::Malformed("the topic is not UTF-8".into()));
@@ -353,6 +379,7 @@ fn write4(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
         Outgoing::ConnAck {
             code,
             session_present,
+            ..
         } => v4::Packet::ConnAck(v4::ConnAck {
             session_present,
             code: match code {
@@ -360,6 +387,7 @@ fn write4(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
                 ConnCode::BadLogin => v4::ConnectReturnCode::BadUserNamePassword,
                 ConnCode::NotAuthorized => v4::ConnectReturnCode::NotAuthorized,
                 ConnCode::BadClientId => v4::ConnectReturnCode::BadClientId,
+                ConnCode::Unavailable => v4::ConnectReturnCode::ServiceUnavailable,
             },
         }),
         Outgoing::Publish(p) => v4::Packet::Publish(v4::Publish {
@@ -371,8 +399,12 @@ fn write4(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
             payload: p.payload,
         }),
         // 3.1.1 has no way to refuse a publish: it is acknowledged and dropped.
-        Outgoing::PubAck { pkid, .. } => v4::Packet::PubAck(v4::PubAck { pkid }),
-        Outgoing::PubRec { pkid, .. } => v4::Packet::PubRec(v4::PubRec { pkid }),
+        Outgoing::Ack {
+            qos: QoS::ExactlyOnce,
+            pkid,
+            ..
+        } => v4::Packet::PubRec(v4::PubRec { pkid }),
+        Outgoing::Ack { pkid, .. } => v4::Packet::PubAck(v4::PubAck { pkid }),
         Outgoing::PubRel(pkid) => v4::Packet::PubRel(v4::PubRel { pkid }),
         Outgoing::PubComp(pkid) => v4::Packet::PubComp(v4::PubComp { pkid }),
         Outgoing::SubAck { pkid, granted } => v4::Packet::SubAck(v4::SubAck {
@@ -380,8 +412,10 @@ fn write4(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
             return_codes: granted
                 .into_iter()
                 .map(|g| match g {
-                    Some(q) => v4::SubscribeReasonCode::Success(q),
-                    None => v4::SubscribeReasonCode::Failure,
+                    Granted::Qos(q) => v4::SubscribeReasonCode::Success(q),
+                    Granted::NotAuthorized | Granted::InvalidFilter => {
+                        v4::SubscribeReasonCode::Failure
+                    }
                 })
                 .collect(),
         }),
@@ -394,9 +428,8 @@ fn write4(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn reason_string(text: String) -> Option<String> {
-    // Kept short: it travels in every refusal.
-    let mut text = text;
+/// A reason string, kept short: it travels in every refusal.
+fn reason_string(mut text: String) -> String {
     if text.len() > 512 {
         let mut cut = 509;
         while !text.is_char_boundary(cut) {
@@ -405,7 +438,7 @@ fn reason_string(text: String) -> Option<String> {
         text.truncate(cut);
         text.push_str("...");
     }
-    Some(text)
+    text
 }
 
 fn write5(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
@@ -413,6 +446,7 @@ fn write5(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
         Outgoing::ConnAck {
             code,
             session_present,
+            assigned,
         } => v5::Packet::ConnAck(v5::ConnAck {
             session_present,
             code: match code {
@@ -420,6 +454,7 @@ fn write5(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
                 ConnCode::BadLogin => v5::ConnectReturnCode::BadUserNamePassword,
                 ConnCode::NotAuthorized => v5::ConnectReturnCode::NotAuthorized,
                 ConnCode::BadClientId => v5::ConnectReturnCode::ClientIdentifierNotValid,
+                ConnCode::Unavailable => v5::ConnectReturnCode::ServerUnavailable,
             },
             properties: Some(v5::ConnAckProperties {
                 session_expiry_interval: None,
@@ -427,7 +462,7 @@ fn write5(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
                 max_qos: None,
                 retain_available: None,
                 max_packet_size: None,
-                assigned_client_identifier: None,
+                assigned_client_identifier: assigned,
                 topic_alias_max: Some(0),
                 reason_string: None,
                 user_properties: Vec::new(),
@@ -450,32 +485,45 @@ fn write5(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
             payload: p.payload,
             properties: None,
         }),
-        Outgoing::PubAck { pkid, refused } => v5::Packet::PubAck(v5::PubAck {
-            pkid,
-            reason: match refused.as_ref().map(|r| r.0) {
-                None => v5::PubAckReason::Success,
-                Some(Refusal::NotAuthorized) => v5::PubAckReason::NotAuthorized,
-                Some(Refusal::PayloadFormatInvalid) => v5::PubAckReason::PayloadFormatInvalid,
-                Some(Refusal::UnspecifiedError) => v5::PubAckReason::UnspecifiedError,
-            },
-            properties: refused.map(|(_, text)| v5::PubAckProperties {
-                reason_string: reason_string(text),
-                user_properties: Vec::new(),
-            }),
-        }),
-        Outgoing::PubRec { pkid, refused } => v5::Packet::PubRec(v5::PubRec {
-            pkid,
-            reason: match refused.as_ref().map(|r| r.0) {
-                None => v5::PubRecReason::Success,
-                Some(Refusal::NotAuthorized) => v5::PubRecReason::NotAuthorized,
-                Some(Refusal::PayloadFormatInvalid) => v5::PubRecReason::PayloadFormatInvalid,
-                Some(Refusal::UnspecifiedError) => v5::PubRecReason::UnspecifiedError,
-            },
-            properties: refused.map(|(_, text)| v5::PubRecProperties {
-                reason_string: reason_string(text),
-                user_properties: Vec::new(),
-            }),
-        }),
+        Outgoing::Ack { qos, pkid, refused } => {
+            let (reason, text) = match refused {
+                None => (None, None),
+                Some((r, text)) => (Some(r), Some(reason_string(text))),
+            };
+            if qos == QoS::ExactlyOnce {
+                v5::Packet::PubRec(v5::PubRec {
+                    pkid,
+                    reason: match reason {
+                        None => v5::PubRecReason::Success,
+                        Some(Refusal::NotAuthorized) => v5::PubRecReason::NotAuthorized,
+                        Some(Refusal::PayloadFormatInvalid) => {
+                            v5::PubRecReason::PayloadFormatInvalid
+                        }
+                        Some(Refusal::UnspecifiedError) => v5::PubRecReason::UnspecifiedError,
+                    },
+                    properties: text.map(|t| v5::PubRecProperties {
+                        reason_string: Some(t),
+                        user_properties: Vec::new(),
+                    }),
+                })
+            } else {
+                v5::Packet::PubAck(v5::PubAck {
+                    pkid,
+                    reason: match reason {
+                        None => v5::PubAckReason::Success,
+                        Some(Refusal::NotAuthorized) => v5::PubAckReason::NotAuthorized,
+                        Some(Refusal::PayloadFormatInvalid) => {
+                            v5::PubAckReason::PayloadFormatInvalid
+                        }
+                        Some(Refusal::UnspecifiedError) => v5::PubAckReason::UnspecifiedError,
+                    },
+                    properties: text.map(|t| v5::PubAckProperties {
+                        reason_string: Some(t),
+                        user_properties: Vec::new(),
+                    }),
+                })
+            }
+        }
         Outgoing::PubRel(pkid) => v5::Packet::PubRel(v5::PubRel {
             pkid,
             reason: v5::PubRelReason::Success,
@@ -491,8 +539,9 @@ fn write5(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
             return_codes: granted
                 .into_iter()
                 .map(|g| match g {
-                    Some(q) => v5::SubscribeReasonCode::Success(to_qos5(q)),
-                    None => v5::SubscribeReasonCode::NotAuthorized,
+                    Granted::Qos(q) => v5::SubscribeReasonCode::Success(to_qos5(q)),
+                    Granted::NotAuthorized => v5::SubscribeReasonCode::NotAuthorized,
+                    Granted::InvalidFilter => v5::SubscribeReasonCode::TopicFilterInvalid,
                 })
                 .collect(),
             properties: None,

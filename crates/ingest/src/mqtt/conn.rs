@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use berth_store::Timestamp;
 use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -15,21 +14,27 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Identity;
 use super::codec::{
-    self, ConnCode, DisconnectCode, Incoming, Outgoing, Publish, QoS, ReadError, Refusal, Version,
+    self, ConnCode, DisconnectCode, Granted, Incoming, Outgoing, Publish, QoS, ReadError, Refusal,
+    Version,
 };
 use super::ws::Transport;
-use super::{Broker, Link, QUEUE, Session, topic};
-use crate::writer::{Done, Stored, Submit};
+use super::{Broker, Link, QUEUE, Session, TAKEOVER_WAIT, topic};
+use crate::writer::{Done, Outcome, Stored, Submit};
 
 /// How long a client has to send its CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a connection ended, for the log.
+/// Room for a CONNECT beyond its will's payload (ids, names, properties).
+const CONNECT_OVERHEAD: usize = 64 * 1024;
+
+/// Why a connection ends.
 enum End {
     /// The client said DISCONNECT.
     Clean,
-    /// The client went away, broke the protocol, or the server stopped.
-    Other(String),
+    /// The client is gone (closed, unreachable, not reading).
+    Lost(String),
+    /// The server closes it, saying why to an MQTT 5 client.
+    Close(DisconnectCode, String),
 }
 
 pub(crate) async fn serve<T: Transport>(
@@ -39,8 +44,11 @@ pub(crate) async fn serve<T: Transport>(
     stop: CancellationToken,
 ) {
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
+    let connect_limit = broker
+        .max_packet
+        .min(broker.core.checker.max_payload() + CONNECT_OVERHEAD);
     let connect = tokio::select! {
-        c = tokio::time::timeout(CONNECT_TIMEOUT, read_connect(&mut io, &mut rbuf, broker.max_packet)) => c,
+        c = tokio::time::timeout(CONNECT_TIMEOUT, read_connect(&mut io, &mut rbuf, connect_limit)) => c,
         _ = stop.cancelled() => return,
     };
     let connect = match connect {
@@ -55,133 +63,150 @@ pub(crate) async fn serve<T: Transport>(
         }
     };
     let version = connect.version;
-    let mut wbuf = BytesMut::with_capacity(16 * 1024);
     let link_id = broker.next_link.fetch_add(1, Ordering::Relaxed);
-    let client_id = if connect.client_id.is_empty() {
-        if !connect.clean {
-            codec::write(
-                version,
-                Outgoing::ConnAck {
-                    code: ConnCode::BadClientId,
-                    session_present: false,
-                },
-                &mut wbuf,
-            );
-            let _ = io.write(&wbuf).await;
+    let refuse = |code| {
+        let mut buf = BytesMut::new();
+        codec::write(
+            version,
+            Outgoing::ConnAck {
+                code,
+                session_present: false,
+                assigned: None,
+            },
+            &mut buf,
+        );
+        buf
+    };
+    // 3.1.1 lets a client without an id have only a clean session; 5 gives it one.
+    let (client_id, assigned) = match (connect.client_id.is_empty(), version) {
+        (false, _) => (connect.client_id.clone(), None),
+        (true, Version::V4) if !connect.clean => {
+            let _ = io.write(&refuse(ConnCode::BadClientId)).await;
             return;
         }
-        format!("berth-{link_id}")
-    } else {
-        connect.client_id.clone()
+        (true, _) => {
+            let id = format!("berth-{link_id}");
+            (id.clone(), (version == Version::V5).then_some(id))
+        }
     };
-    let who = match broker
-        .auth
-        .login(connect.login.clone(), Timestamp::now())
-        .await
-    {
+    let who = match broker.auth.login(connect.login.clone()).await {
         Ok(who) => who,
         Err(code) => {
             tracing::info!(%peer, client = %client_id, user = ?connect.login.as_ref().map(|l| &l.0), ?code, "MQTT login refused");
-            codec::write(
-                version,
-                Outgoing::ConnAck {
-                    code,
-                    session_present: false,
-                },
-                &mut wbuf,
-            );
-            let _ = io.write(&wbuf).await;
+            let _ = io.write(&refuse(code)).await;
             return;
         }
     };
+    if let Some(will) = &connect.will
+        && (topic::name_error(&will.topic).is_some() || !who.may_publish(&will.topic))
+    {
+        tracing::info!(%peer, client = %client_id, topic = %will.topic, "MQTT will refused: not a topic this client may publish to");
+        let _ = io.write(&refuse(ConnCode::NotAuthorized)).await;
+        return;
+    }
     let (tx, mut rx) = mpsc::channel::<Publish>(QUEUE);
     let kick = CancellationToken::new();
-    let (session_present, queued) = {
-        let mut sessions = broker.sessions.lock().expect("sessions poisoned");
-        let session = sessions
-            .entry(client_id.clone())
-            .or_insert_with(|| Session {
-                subscriptions: Vec::new(),
-                link: None,
-                persistent: false,
-                queued: Default::default(),
-            });
-        if let Some(old) = session.link.take() {
-            old.kick.cancel();
-        }
-        let present = !connect.clean && session.persistent;
-        if !present {
-            session.subscriptions.clear();
-            session.queued.clear();
-        }
-        session.persistent = !connect.clean;
-        session.link = Some(Link {
-            tx,
-            kick: kick.clone(),
-            id: link_id,
-        });
-        (present, std::mem::take(&mut session.queued))
+    let ended = CancellationToken::new();
+    let link = Link {
+        tx,
+        kick: kick.clone(),
+        ended: ended.clone(),
+        id: link_id,
     };
+    let (session_present, resumed) = take_session(&broker, &client_id, &connect, link).await;
     tracing::debug!(%peer, client = %client_id, user = ?who.user, ?version, "MQTT client connected");
-    codec::write(
-        version,
-        Outgoing::ConnAck {
-            code: ConnCode::Accepted,
-            session_present,
-        },
-        &mut wbuf,
-    );
     let mut c = Conn {
         broker: broker.clone(),
         version,
         who,
-        wbuf,
+        wbuf: BytesMut::with_capacity(16 * 1024),
         next_pkid: 1,
         inflight: HashMap::new(),
-        awaiting_comp: HashSet::new(),
-        incoming_qos2: HashSet::new(),
+        unreleased: resumed.unreleased.iter().copied().collect(),
+        received: resumed.received.iter().map(|&id| (id, true)).collect(),
         acks: mpsc::unbounded_channel(),
         client_id: client_id.clone(),
+        link_id,
     };
-    for p in queued {
+    c.out(Outgoing::ConnAck {
+        code: ConnCode::Accepted,
+        session_present,
+        assigned,
+    });
+    for &pkid in &resumed.unreleased {
+        c.out(Outgoing::PubRel(pkid));
+    }
+    for p in resumed.queued {
         c.send(p);
     }
-    let keep_alive = Duration::from_secs(u64::from(connect.keep_alive) * 3 / 2);
+    let keep_alive = Duration::from_millis(u64::from(connect.keep_alive) * 1500);
     let end = c
         .run(&mut io, &mut rbuf, &mut rx, keep_alive, &stop, &kick)
         .await;
-    if let (End::Other(why), Some(will)) = (&end, &connect.will) {
-        tracing::debug!(client = %client_id, why, "publishing the will of a lost MQTT client");
-        if c.broker.auth.may_publish(&c.who, &will.topic) {
-            if will.retain {
-                broker.retain(will);
+    match &end {
+        End::Clean => {}
+        End::Lost(why) | End::Close(_, why) => {
+            tracing::debug!(%peer, client = %client_id, why, "MQTT connection ended");
+            if let Some(will) = &connect.will {
+                c.take_in(will, None).await;
             }
-            broker.route(will);
         }
     }
-    if let End::Other(why) = &end {
-        tracing::debug!(%peer, client = %client_id, why, "MQTT connection ended");
+    c.hand_back(&mut rx);
+    ended.cancel();
+}
+
+/// What a resumed session brings along.
+#[derive(Default)]
+struct Resumed {
+    queued: std::collections::VecDeque<Publish>,
+    unreleased: Vec<u16>,
+    received: Vec<u16>,
+}
+
+/// Installs `link` as the session of `client_id`, first ending the connection that
+/// served it (and waiting a moment for it to hand back what it owed). Returns whether a
+/// session was resumed, and what it brings.
+async fn take_session(
+    broker: &Broker,
+    client_id: &str,
+    connect: &codec::Connect,
+    link: Link,
+) -> (bool, Resumed) {
+    let previous = {
+        let mut sessions = broker.sessions.lock().expect("sessions poisoned");
+        sessions
+            .get_mut(client_id)
+            .and_then(|s| s.link.take())
+            .map(|old| {
+                old.kick.cancel();
+                old.ended
+            })
+    };
+    if let Some(ended) = previous {
+        let _ = tokio::time::timeout(TAKEOVER_WAIT, ended.cancelled()).await;
     }
-    // The session stays (persistent) with what was not yet delivered, or goes.
     let mut sessions = broker.sessions.lock().expect("sessions poisoned");
-    if let Some(session) = sessions.get_mut(&client_id)
-        && session.link.as_ref().is_some_and(|l| l.id == link_id)
-    {
-        if session.persistent {
-            session.link = None;
-            let mut unacked: Vec<(u16, Publish)> = c.inflight.drain().collect();
-            unacked.sort_by_key(|(pkid, _)| *pkid);
-            for (_, mut p) in unacked {
-                p.dup = true;
-                session.queued.push_back(p);
-            }
-            while let Ok(p) = rx.try_recv() {
-                session.queued.push_back(p);
-            }
-        } else {
-            sessions.remove(&client_id);
-        }
+    let session = sessions.entry(client_id.to_owned()).or_default();
+    if let Some(other) = session.link.take() {
+        // Another connection came in meanwhile; the newest one wins.
+        other.kick.cancel();
     }
+    let present = !connect.clean && session.persistent;
+    let resumed = if present {
+        Resumed {
+            queued: std::mem::take(&mut session.queued),
+            unreleased: std::mem::take(&mut session.unreleased),
+            received: std::mem::take(&mut session.received),
+        }
+    } else {
+        broker.count_subscriptions(0, session.subscriptions.len());
+        *session = Session::default();
+        Resumed::default()
+    };
+    session.persistent = connect.persistent;
+    session.link = Some(link);
+    (present, resumed)
 }
 
 /// Reads until a whole CONNECT has arrived.
@@ -191,16 +216,14 @@ async fn read_connect<T: Transport>(
     max: usize,
 ) -> Result<codec::Connect, String> {
     loop {
-        match codec::connect_version(buf) {
-            Ok(version) => match codec::read(version, buf, max) {
-                Ok(Incoming::Connect(c)) => return Ok(c),
-                Ok(_) => return Err("the first packet must be CONNECT".into()),
-                Err(ReadError::Incomplete) => {}
-                Err(ReadError::TooLarge(n)) => return Err(format!("a CONNECT of {n} bytes")),
-                Err(ReadError::Malformed(m)) => return Err(m),
-            },
+        let read = codec::connect_version(buf).and_then(|v| codec::read(v, buf, max));
+        match read {
+            Ok(Incoming::Connect(c)) => return Ok(c),
+            Ok(_) => return Err("the first packet must be CONNECT".into()),
             Err(ReadError::Incomplete) => {}
-            Err(ReadError::TooLarge(n)) => return Err(format!("a CONNECT of {n} bytes")),
+            Err(ReadError::TooLarge(n)) => {
+                return Err(format!("a CONNECT of {n} bytes, above {max}"));
+            }
             Err(ReadError::Malformed(m)) => return Err(m),
         }
         match io.read(buf).await {
@@ -220,15 +243,17 @@ struct Conn {
     /// Outgoing QoS 1 and 2 publishes not yet acknowledged (PUBACK, PUBREC).
     inflight: HashMap<u16, Publish>,
     /// Outgoing QoS 2 publishes whose PUBREL was sent.
-    awaiting_comp: HashSet<u16>,
-    /// Incoming QoS 2 publishes taken in, until their PUBREL.
-    incoming_qos2: HashSet<u16>,
+    unreleased: HashSet<u16>,
+    /// Incoming QoS 2 publishes taken in, until their PUBREL: `true` once acknowledged
+    /// (stored), `false` while the store has not answered.
+    received: HashMap<u16, bool>,
     /// Outcomes of this client's messages from the ingest's writer.
     acks: (
         mpsc::UnboundedSender<Stored>,
         mpsc::UnboundedReceiver<Stored>,
     ),
     client_id: String,
+    link_id: u64,
 }
 
 impl Conn {
@@ -242,60 +267,38 @@ impl Conn {
         kick: &CancellationToken,
     ) -> End {
         let mut deadline = Instant::now() + keep_alive;
-        loop {
+        let end = loop {
             if !self.wbuf.is_empty() {
-                if let Err(e) = io.write(&self.wbuf).await {
-                    return End::Other(format!("write failed: {e}"));
+                // A client that stops reading must not hold up a stop or a takeover.
+                let written = tokio::select! {
+                    w = io.write(&self.wbuf) => w,
+                    _ = stop.cancelled() => break End::Lost("berth is stopping and the client is not reading".into()),
+                    _ = kick.cancelled() => break End::Lost("taken over while the client was not reading".into()),
+                };
+                if let Err(e) = written {
+                    break End::Lost(format!("write failed: {e}"));
                 }
                 self.wbuf.clear();
             }
-            tokio::select! {
+            let turn = tokio::select! {
                 biased;
-                _ = stop.cancelled() => {
-                    return self.close(io, DisconnectCode::ServerShuttingDown, "berth is stopping").await;
-                }
-                _ = kick.cancelled() => {
-                    return self.close(io, DisconnectCode::SessionTakenOver, "another connection took the session over").await;
-                }
+                _ = stop.cancelled() => Some(End::Close(DisconnectCode::ServerShuttingDown, "berth is stopping".into())),
+                _ = kick.cancelled() => Some(End::Close(DisconnectCode::SessionTakenOver, "another connection took the session over".into())),
                 Some(stored) = self.acks.1.recv() => {
-                    if let Some(end) = self.stored(stored) {
-                        return end;
-                    }
+                    self.stored(stored);
                     while let Ok(stored) = self.acks.1.try_recv() {
-                        if let Some(end) = self.stored(stored) {
-                            return end;
-                        }
+                        self.stored(stored);
                     }
+                    None
                 }
-                read = io.read(rbuf) => {
-                    match read {
-                        Ok(0) => return End::Other("the client closed the connection".into()),
-                        Ok(_) => {}
-                        Err(e) => return End::Other(format!("read failed: {e}")),
+                read = io.read(rbuf) => match read {
+                    Ok(0) => Some(End::Lost("the client closed the connection".into())),
+                    Ok(_) => {
+                        deadline = Instant::now() + keep_alive;
+                        self.packets(rbuf).await
                     }
-                    deadline = Instant::now() + keep_alive;
-                    loop {
-                        match codec::read(self.version, rbuf, self.broker.max_packet) {
-                            Ok(packet) => {
-                                if let Some(end) = self.incoming(packet).await {
-                                    if let End::Other(why) = &end {
-                                        let why = why.clone();
-                                        return self.close(io, DisconnectCode::ProtocolError, &why).await;
-                                    }
-                                    return end;
-                                }
-                            }
-                            Err(ReadError::Incomplete) => break,
-                            Err(ReadError::TooLarge(n)) => {
-                                let why = format!("a packet of {n} bytes, above the limit of {}", self.broker.max_packet);
-                                return self.close(io, DisconnectCode::PacketTooLarge, &why).await;
-                            }
-                            Err(ReadError::Malformed(m)) => {
-                                return self.close(io, DisconnectCode::ProtocolError, &format!("malformed packet: {m}")).await;
-                            }
-                        }
-                    }
-                }
+                    Err(e) => Some(End::Lost(format!("read failed: {e}"))),
+                },
                 Some(p) = rx.recv() => {
                     self.send(p);
                     for _ in 0..256 {
@@ -304,36 +307,72 @@ impl Conn {
                             Err(_) => break,
                         }
                     }
+                    None
                 }
                 _ = tokio::time::sleep_until(deadline), if !keep_alive.is_zero() => {
-                    return self.close(io, DisconnectCode::KeepAliveTimeout, "no packet within 1.5 times the keep-alive").await;
+                    Some(End::Close(DisconnectCode::KeepAliveTimeout, "no packet within 1.5 times the keep-alive".into()))
+                }
+            };
+            if let Some(end) = turn {
+                break end;
+            }
+        };
+        if let End::Close(code, _) = &end {
+            codec::write(self.version, Outgoing::Disconnect(*code), &mut self.wbuf);
+            let _ = tokio::time::timeout(Duration::from_secs(1), io.write(&self.wbuf)).await;
+        }
+        end
+    }
+
+    /// Acts on every whole packet in `rbuf`.
+    async fn packets(&mut self, rbuf: &mut BytesMut) -> Option<End> {
+        loop {
+            match codec::read(self.version, rbuf, self.broker.max_packet) {
+                Ok(packet) => {
+                    if let Some(end) = self.incoming(packet).await {
+                        return Some(end);
+                    }
+                }
+                Err(ReadError::Incomplete) => return None,
+                Err(ReadError::TooLarge(n)) => {
+                    let why = format!(
+                        "a packet of {n} bytes, above the limit of {}",
+                        self.broker.max_packet
+                    );
+                    return Some(End::Close(DisconnectCode::PacketTooLarge, why));
+                }
+                Err(ReadError::Malformed(m)) => {
+                    let why = format!("malformed packet: {m}");
+                    return Some(End::Close(DisconnectCode::ProtocolError, why));
                 }
             }
         }
-    }
-
-    /// Says why (MQTT 5) and ends.
-    async fn close<T: Transport>(&mut self, io: &mut T, code: DisconnectCode, why: &str) -> End {
-        codec::write(self.version, Outgoing::Disconnect(code), &mut self.wbuf);
-        let _ = tokio::time::timeout(Duration::from_secs(1), io.write(&self.wbuf)).await;
-        self.wbuf.clear();
-        End::Other(why.to_owned())
     }
 
     fn out(&mut self, packet: Outgoing) {
         codec::write(self.version, packet, &mut self.wbuf);
     }
 
-    /// Sends a routed publish, giving QoS 1 and 2 a packet id.
+    /// Acknowledges an incoming publish (nothing for QoS 0).
+    fn ack(&mut self, qos: QoS, pkid: u16, refused: Option<(Refusal, String)>) {
+        if qos != QoS::AtMostOnce {
+            self.out(Outgoing::Ack { qos, pkid, refused });
+        }
+    }
+
+    /// Sends a routed publish. QoS 1 and 2 get a packet id; a resend (`dup`) keeps its
+    /// own.
     fn send(&mut self, mut p: Publish) {
         if p.qos != QoS::AtMostOnce {
-            // Skip ids still in use; 0 is not an id.
-            for _ in 0..u16::MAX {
-                let id = self.next_pkid;
-                self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
-                if !self.inflight.contains_key(&id) && !self.awaiting_comp.contains(&id) {
-                    p.pkid = id;
-                    break;
+            let keep = p.dup && p.pkid != 0 && !self.in_use(p.pkid);
+            if !keep {
+                for _ in 0..u16::MAX {
+                    let id = self.next_pkid;
+                    self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+                    if !self.in_use(id) {
+                        p.pkid = id;
+                        break;
+                    }
                 }
             }
             self.inflight.insert(p.pkid, p.clone());
@@ -341,38 +380,35 @@ impl Conn {
         self.out(Outgoing::Publish(p));
     }
 
+    fn in_use(&self, id: u16) -> bool {
+        self.inflight.contains_key(&id) || self.unreleased.contains(&id)
+    }
+
     /// The writer's outcome for one of this client's messages: the acknowledgement.
-    fn stored(&mut self, s: Stored) -> Option<End> {
-        if !s.ok && self.version == Version::V4 {
-            // 3.1.1 cannot say "not stored": the client will send it again on reconnect.
-            return Some(End::Other(
-                "the store failed; closing so the client resends".into(),
-            ));
-        }
-        let refused = if !s.ok {
-            Some((
+    fn stored(&mut self, s: Stored) {
+        let refused = match s.outcome {
+            Outcome::Stored => None,
+            Outcome::Dead(why) => Some((Refusal::PayloadFormatInvalid, why)),
+            // 3.1.1 cannot say "not stored": no acknowledgement, so the client sends it
+            // again (on reconnect).
+            Outcome::Failed if self.version == Version::V4 => {
+                self.received.remove(&s.pkid);
+                return;
+            }
+            Outcome::Failed => Some((
                 Refusal::UnspecifiedError,
                 "the message could not be stored; publish it again".to_owned(),
-            ))
-        } else {
-            s.refused.map(|why| (Refusal::PayloadFormatInvalid, why))
+            )),
         };
-        if s.qos == 2 {
-            if refused.is_some() {
-                // A refusal ends the QoS 2 flow; no PUBREL follows.
-                self.incoming_qos2.remove(&s.tag);
+        if s.qos == QoS::ExactlyOnce {
+            // An MQTT 5 refusal ends the QoS 2 flow: no PUBREL follows.
+            if refused.is_some() && self.version == Version::V5 {
+                self.received.remove(&s.pkid);
+            } else {
+                self.received.insert(s.pkid, true);
             }
-            self.out(Outgoing::PubRec {
-                pkid: s.tag,
-                refused,
-            });
-        } else {
-            self.out(Outgoing::PubAck {
-                pkid: s.tag,
-                refused,
-            });
         }
-        None
+        self.ack(s.qos, s.pkid, refused);
     }
 
     async fn incoming(&mut self, packet: Incoming) -> Option<End> {
@@ -383,31 +419,39 @@ impl Conn {
             }
             Incoming::PubRec(pkid) => {
                 self.inflight.remove(&pkid);
-                self.awaiting_comp.insert(pkid);
+                self.unreleased.insert(pkid);
                 self.out(Outgoing::PubRel(pkid));
             }
             Incoming::PubRel(pkid) => {
-                self.incoming_qos2.remove(&pkid);
+                self.received.remove(&pkid);
                 self.out(Outgoing::PubComp(pkid));
             }
             Incoming::PubComp(pkid) => {
-                self.awaiting_comp.remove(&pkid);
+                self.unreleased.remove(&pkid);
             }
             Incoming::Subscribe { pkid, filters } => self.subscribe(pkid, filters),
             Incoming::Unsubscribe { pkid, filters } => {
                 let count = filters.len();
-                let mut sessions = self.broker.sessions.lock().expect("sessions poisoned");
-                if let Some(s) = sessions.get_mut(&self.client_id) {
+                self.with_session(|broker, s| {
+                    let before = s.subscriptions.len();
                     s.subscriptions.retain(|(f, _)| !filters.contains(f));
-                }
-                drop(sessions);
+                    broker.count_subscriptions(0, before - s.subscriptions.len());
+                });
                 self.out(Outgoing::UnsubAck { pkid, count });
             }
             Incoming::PingReq => self.out(Outgoing::PingResp),
             Incoming::Disconnect => return Some(End::Clean),
-            Incoming::Connect(_) => return Some(End::Other("a second CONNECT".into())),
+            Incoming::Connect(_) => {
+                return Some(End::Close(
+                    DisconnectCode::ProtocolError,
+                    "a second CONNECT".into(),
+                ));
+            }
             Incoming::Unexpected(what) => {
-                return Some(End::Other(format!("a {what} packet from a client")));
+                return Some(End::Close(
+                    DisconnectCode::ProtocolError,
+                    format!("a {what} packet from a client"),
+                ));
             }
         }
         None
@@ -415,105 +459,104 @@ impl Conn {
 
     async fn publish(&mut self, p: Publish) -> Option<End> {
         if let Some(why) = topic::name_error(&p.topic) {
-            return Some(End::Other(format!("PUBLISH to {:?}: {why}", p.topic)));
-        }
-        if p.qos == QoS::ExactlyOnce && self.incoming_qos2.contains(&p.pkid) {
-            // A resend of one already taken in: acknowledge again, keep once.
-            self.out(Outgoing::PubRec {
-                pkid: p.pkid,
-                refused: None,
-            });
-            return None;
-        }
-        if !self.broker.auth.may_publish(&self.who, &p.topic) {
-            tracing::info!(client = %self.client_id, user = ?self.who.user, topic = %p.topic, "MQTT publish refused: not allowed on this topic");
-            let refused = Some((
-                Refusal::NotAuthorized,
-                format!("not allowed to publish to {}", p.topic),
+            return Some(End::Close(
+                DisconnectCode::ProtocolError,
+                format!("PUBLISH to {:?}: {why}", p.topic),
             ));
-            match p.qos {
-                QoS::AtMostOnce => {}
-                QoS::AtLeastOnce => self.out(Outgoing::PubAck {
-                    pkid: p.pkid,
-                    refused,
-                }),
-                QoS::ExactlyOnce => self.out(Outgoing::PubRec {
-                    pkid: p.pkid,
-                    refused,
-                }),
+        }
+        if p.qos == QoS::ExactlyOnce
+            && let Some(&acked) = self.received.get(&p.pkid)
+        {
+            // A resend of one already taken in: acknowledged again once stored, kept once.
+            if acked {
+                self.ack(p.qos, p.pkid, None);
             }
             return None;
         }
-        let core = &self.broker.core;
-        if !core.takes(&p.topic) {
+        if !self.who.may_publish(&p.topic) {
+            tracing::info!(client = %self.client_id, user = ?self.who.user, topic = %p.topic, "MQTT publish refused: not allowed on this topic");
+            let why = format!("not allowed to publish to {}", p.topic);
+            self.ack(p.qos, p.pkid, Some((Refusal::NotAuthorized, why)));
+            return None;
+        }
+        if !self.broker.core.takes(&p.topic) {
             // Not the ingest's: a plain broker's job.
-            if p.retain {
-                self.broker.retain(&p);
+            self.broker.pass_on(&p);
+            if p.qos == QoS::ExactlyOnce {
+                self.received.insert(p.pkid, true);
             }
-            self.broker.route(&p);
-            match p.qos {
-                QoS::AtMostOnce => {}
-                QoS::AtLeastOnce => self.out(Outgoing::PubAck {
-                    pkid: p.pkid,
-                    refused: None,
-                }),
-                QoS::ExactlyOnce => {
-                    self.incoming_qos2.insert(p.pkid);
-                    self.out(Outgoing::PubRec {
-                        pkid: p.pkid,
-                        refused: None,
-                    });
-                }
-            }
+            self.ack(p.qos, p.pkid, None);
             return None;
         }
+        let done = (p.qos != QoS::AtMostOnce).then(|| Done {
+            tx: self.acks.0.clone(),
+            pkid: p.pkid,
+            qos: p.qos,
+        });
+        if p.qos == QoS::ExactlyOnce {
+            self.received.insert(p.pkid, false);
+        }
+        if !self.take_in(&p, done).await {
+            return Some(End::Close(
+                DisconnectCode::ServerShuttingDown,
+                "the ingest is stopping".into(),
+            ));
+        }
+        None
+    }
+
+    /// Checks a message on one of the ingest's topics, passes it on if valid, and hands
+    /// it to the writer. `false` when the writer has stopped.
+    async fn take_in(&self, p: &Publish, done: Option<Done>) -> bool {
+        let core = &self.broker.core;
         let message = core
             .checker
-            .message(&p.topic, p.payload.to_vec(), Timestamp::now());
+            .message(&p.topic, p.payload.to_vec(), core.now());
         if message.errors.is_empty() {
-            if p.retain {
-                self.broker.retain(&p);
-            }
-            self.broker.route(&p);
+            self.broker.pass_on(p);
         } else {
             tracing::debug!(client = %self.client_id, topic = %p.topic, errors = ?message.errors, "dead letter");
         }
-        let qos = p.qos as u8;
-        if p.qos == QoS::ExactlyOnce {
-            self.incoming_qos2.insert(p.pkid);
-        }
-        let done = (qos > 0).then(|| Done {
-            tx: self.acks.0.clone(),
-            tag: p.pkid,
-            qos,
-        });
-        if core.submit.send(Submit { message, done }).await.is_err() {
-            return Some(End::Other("the ingest is stopping".into()));
-        }
-        None
+        core.submit.send(Submit { message, done }).await.is_ok()
+    }
+
+    /// Runs `f` on this connection's session, if it still holds it.
+    fn with_session<R>(&self, f: impl FnOnce(&Broker, &mut Session) -> R) -> Option<R> {
+        let mut sessions = self.broker.sessions.lock().expect("sessions poisoned");
+        let session = sessions
+            .get_mut(&self.client_id)
+            .filter(|s| s.link.as_ref().is_some_and(|l| l.id == self.link_id))?;
+        Some(f(&self.broker, session))
     }
 
     fn subscribe(&mut self, pkid: u16, filters: Vec<(String, QoS)>) {
         let mut granted = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
-        {
-            let mut sessions = self.broker.sessions.lock().expect("sessions poisoned");
-            let Some(session) = sessions.get_mut(&self.client_id) else {
-                return;
-            };
-            for (filter, qos) in filters {
-                let ok = topic::filter_error(&filter).is_none()
-                    && self.broker.auth.may_subscribe(&self.who, &filter);
-                if !ok {
-                    tracing::info!(client = %self.client_id, user = ?self.who.user, %filter, "MQTT subscription refused");
-                    granted.push(None);
-                    continue;
+        for (filter, qos) in filters {
+            let g = if topic::filter_error(&filter).is_some() {
+                Granted::InvalidFilter
+            } else if !self.who.may_subscribe(&filter) {
+                Granted::NotAuthorized
+            } else {
+                let added = self.with_session(|broker, s| {
+                    let before = s.subscriptions.len();
+                    s.subscriptions.retain(|(f, _)| *f != filter);
+                    s.subscriptions.push((filter.clone(), qos));
+                    broker.count_subscriptions(s.subscriptions.len(), before);
+                });
+                match added {
+                    Some(()) => Granted::Qos(qos),
+                    // Taken over meanwhile: this connection is ending.
+                    None => Granted::NotAuthorized,
                 }
-                session.subscriptions.retain(|(f, _)| *f != filter);
-                session.subscriptions.push((filter.clone(), qos));
-                granted.push(Some(qos));
-                retained.push((filter, qos));
+            };
+            match g {
+                Granted::Qos(_) => retained.push((filter, qos)),
+                _ => {
+                    tracing::info!(client = %self.client_id, user = ?self.who.user, %filter, ?g, "MQTT subscription refused")
+                }
             }
+            granted.push(g);
         }
         self.out(Outgoing::SubAck { pkid, granted });
         for (filter, qos) in retained {
@@ -521,5 +564,45 @@ impl Conn {
                 self.send(p);
             }
         }
+    }
+
+    /// Leaves the session with what is still owed (persistent), or forgets it.
+    fn hand_back(&mut self, rx: &mut mpsc::Receiver<Publish>) {
+        let mut sessions = self.broker.sessions.lock().expect("sessions poisoned");
+        let Some(session) = sessions.get_mut(&self.client_id) else {
+            return;
+        };
+        // Ours, or taken from us by a connection that waits for this hand-back.
+        if session.link.as_ref().is_some_and(|l| l.id != self.link_id) {
+            return;
+        }
+        if !session.persistent {
+            let subs = session.subscriptions.len();
+            if session.link.is_some() {
+                sessions.remove(&self.client_id);
+                self.broker.count_subscriptions(0, subs);
+            }
+            return;
+        }
+        session.link = None;
+        let mut unacked: Vec<(u16, Publish)> = self.inflight.drain().collect();
+        unacked.sort_by_key(|(pkid, _)| *pkid);
+        let mut owed: std::collections::VecDeque<Publish> = unacked
+            .into_iter()
+            .map(|(_, mut p)| {
+                p.dup = true;
+                p
+            })
+            .collect();
+        owed.append(&mut session.queued);
+        while let Ok(p) = rx.try_recv() {
+            owed.push_back(p);
+        }
+        while owed.len() > QUEUE {
+            owed.pop_front();
+        }
+        session.queued = owed;
+        session.unreleased = self.unreleased.drain().collect();
+        session.received = self.received.drain().map(|(id, _)| id).collect();
     }
 }

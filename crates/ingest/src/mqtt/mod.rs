@@ -5,9 +5,10 @@
 //! every valid message is also routed to the broker's subscribers.
 //!
 //! Limits, by design: sessions, their queued messages and retained messages live in
-//! memory, so a restart of berth forgets them (every stored message is in the store);
-//! a subscriber that falls more than [`QUEUE`] messages behind loses the newest; no
-//! shared subscriptions, topic aliases or enhanced (AUTH) authentication.
+//! memory, so a restart of berth forgets them (every stored message is in the store); a
+//! connected subscriber that falls more than [`QUEUE`] messages behind loses the newest,
+//! an offline session keeps the last [`QUEUE`]; no shared subscriptions, topic aliases or
+//! enhanced (AUTH) authentication.
 
 mod auth;
 mod codec;
@@ -24,8 +25,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::{AllowRule, AuthSpec};
-use codec::{Publish, QoS};
+pub use auth::{AllowRule, AuthSpec, LoginRefusal, UserLogin};
+use codec::Publish;
+pub(crate) use codec::QoS;
 pub(crate) use topic::matches;
 
 use crate::Core;
@@ -33,6 +35,13 @@ use crate::error::IngestError;
 
 /// Messages queued for one subscriber, connected or not.
 const QUEUE: usize = 10_000;
+
+/// Connections one listener serves at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 10_000;
+
+/// How long a new connection waits for the one it takes a session over from to hand
+/// back what it had not delivered.
+const TAKEOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The embedded broker's listeners.
 #[derive(Debug, Clone, Default)]
@@ -43,21 +52,29 @@ pub struct MqttSpec {
     pub websocket: Option<SocketAddr>,
 }
 
-/// A subscriber's link: its outgoing queue while connected.
+/// What the broker keeps of a client id: its subscriptions, and, between connections of
+/// a persistent session, what is still owed either way.
+#[derive(Default)]
 struct Session {
     subscriptions: Vec<(String, QoS)>,
     /// Set while a connection serves the session.
     link: Option<Link>,
-    /// Kept after the connection ends (clean session off).
+    /// Kept after the connection ends.
     persistent: bool,
-    /// Messages for a persistent session while it is offline.
+    /// Messages not yet delivered (unacknowledged ones marked `dup`, with their ids).
     queued: VecDeque<Publish>,
+    /// Outgoing QoS 2 ids whose PUBREL was sent and whose PUBCOMP has not come.
+    unreleased: Vec<u16>,
+    /// Incoming QoS 2 ids taken in and not yet released by the client.
+    received: Vec<u16>,
 }
 
 struct Link {
     tx: mpsc::Sender<Publish>,
     /// Ends the connection (a new one took the session over).
     kick: CancellationToken,
+    /// Cancelled once the connection has handed its session back.
+    ended: CancellationToken,
     id: u64,
 }
 
@@ -67,6 +84,8 @@ pub(crate) struct Broker {
     sessions: Mutex<HashMap<String, Session>>,
     retained: Mutex<BTreeMap<String, Publish>>,
     next_link: std::sync::atomic::AtomicU64,
+    /// Subscriptions of every session, so that a publish nobody wants takes no lock.
+    subscriptions: std::sync::atomic::AtomicUsize,
     /// The largest packet read; larger ones close the connection.
     max_packet: usize,
 }
@@ -86,13 +105,14 @@ impl Listeners {
         auth: AuthSpec,
         stop: CancellationToken,
     ) -> Result<Self, IngestError> {
-        let max_packet = (core.checker_max_payload() * 4).clamp(1 << 20, 256 << 20);
+        let max_packet = (core.checker.max_payload() * 4).clamp(1 << 20, 256 << 20);
         let broker = Arc::new(Broker {
-            auth: auth::Auth::new(auth, core.store.clone()),
+            auth: auth::Auth::new(auth),
             core,
             sessions: Mutex::new(HashMap::new()),
             retained: Mutex::new(BTreeMap::new()),
             next_link: Default::default(),
+            subscriptions: Default::default(),
             max_packet,
         });
         let mut addrs = Vec::new();
@@ -144,6 +164,7 @@ async fn accept(
     stop: CancellationToken,
 ) {
     let mut connections = tokio::task::JoinSet::new();
+    let room = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -158,10 +179,15 @@ async fn accept(
                 continue;
             }
         };
+        let Ok(permit) = room.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "MQTT connection refused: {MAX_CONNECTIONS} already open");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let broker = broker.clone();
         let stop = stop.clone();
         connections.spawn(async move {
+            let _permit = permit;
             if websocket {
                 let handshake =
                     tokio::time::timeout(std::time::Duration::from_secs(10), ws::accept(stream));
@@ -182,6 +208,13 @@ async fn accept(
 impl Broker {
     /// Hands `p` to every session subscribed to its topic, at the lower of the two QoS.
     fn route(&self, p: &Publish) {
+        if self
+            .subscriptions
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            return;
+        }
         let mut sessions = self.sessions.lock().expect("sessions poisoned");
         for (client, s) in sessions.iter_mut() {
             let Some(qos) = s
@@ -216,6 +249,21 @@ impl Broker {
                 None => {}
             }
         }
+    }
+
+    /// Retains (if flagged) and routes a message that passed.
+    fn pass_on(&self, p: &Publish) {
+        if p.retain {
+            self.retain(p);
+        }
+        self.route(p);
+    }
+
+    /// Counts subscriptions added (`+`) or removed (`-`).
+    fn count_subscriptions(&self, added: usize, removed: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.subscriptions.fetch_add(added, Relaxed);
+        self.subscriptions.fetch_sub(removed, Relaxed);
     }
 
     /// Keeps (or, with an empty payload, forgets) the retained message of a topic.
