@@ -286,9 +286,8 @@ run_baseline() { # BATCH LABEL
 }
 
 # ==== run_berth =====================================================================
-# berth's embedded MQTT listener with the same schema, topics and classification.
-# The [ingest] feature is being built: the config below is written as specified and
-# may need adjusting to what the implementation finally reads.
+# berth's embedded MQTT listener with the same schema, topics and classification
+# (anonymous, as the baseline's mosquitto; no job per message).
 run_berth() {
   local dir=$work/berth bpid data note dead
   log "berth: embedded MQTT ingest ($BERTH)"

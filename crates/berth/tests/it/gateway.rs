@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
 
-use crate::{parts, run_in, stop, up};
+use crate::{parts, run_in, run_with_input, stop, up};
 
 /// A tiny app server: answers every GET with JSON naming its port and the headers it got.
 const APP: &str = r#"
@@ -227,25 +227,6 @@ async fn an_instance_killed_under_load_costs_no_request() {
 }
 
 /// Runs `berth ARGS` in `dir` with `input` on stdin.
-fn run_with_input(dir: &std::path::Path, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = crate::berth()
-        .current_dir(dir)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_and_tokens_from_the_command_line_open_guarded_routes() {
     let port = berth_testkit::free_port_run(4);

@@ -30,6 +30,26 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .expect("run berth")
 }
 
+/// Runs `berth ARGS` in `dir` with `input` on its standard input.
+pub fn run_with_input(dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = berth()
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run berth");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("berth output")
+}
+
 /// Runs `berth ARGS` in `dir` that is expected to exit by itself (a refused start, say);
 /// kills it and fails the test if it is still running after `limit`.
 pub fn run_expecting_exit(dir: &Path, args: &[&str], limit: Duration) -> Output {
@@ -66,20 +86,21 @@ pub fn parts(o: &Output) -> (i32, String, String) {
 
 /// Starts `berth up` in `dir` and waits until its API answers.
 pub async fn up(dir: &Path) -> Child {
+    up_with_env(dir, &[]).await
+}
+
+/// `up` with more variables in berth's environment.
+pub async fn up_with_env(dir: &Path, env: &[(&str, &str)]) -> Child {
     let log = std::fs::File::create(dir.join("berth-up.log")).unwrap();
-    let child = berth()
+    let mut child = berth()
         .current_dir(dir)
         .arg("up")
         .env("BERTH_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .expect("start berth up");
-    wait_for_api(dir, child).await
-}
-
-/// Waits until the `berth up` in `dir` answers on its API; fails if it exits first.
-pub async fn wait_for_api(dir: &Path, mut child: Child) -> Child {
     let client = berth_testkit::Project::client_for(dir);
     for _ in 0..500 {
         if client.get("/v1/status").await.is_ok() {
