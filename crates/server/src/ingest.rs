@@ -163,3 +163,36 @@ pub async fn start(
         .context("cannot start the ingests")?;
     Ok(Some(Arc::new(ingests)))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The config (which depends on nothing) and the broker check topic filters each
+    /// with their own copy of one rule; they must agree.
+    #[test]
+    fn config_and_broker_agree_on_topic_filters() {
+        for f in [
+            "#",
+            "+",
+            "a/b",
+            "+/inbound",
+            "a/#",
+            "a/+/b",
+            "/",
+            "a//b",
+            "",
+            "a#",
+            "a/#/b",
+            "a+",
+            "+a/b",
+            "a/b#",
+            "\0",
+            "$SYS/#",
+        ] {
+            assert_eq!(
+                berth_config::topic_filter_error(f).is_some(),
+                berth_ingest::mqtt::filter_error(f).is_some(),
+                "{f:?}"
+            );
+        }
+    }
+}

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub use auth::{AllowRule, AuthSpec, LoginRefusal, UserLogin};
 use codec::Publish;
 pub(crate) use codec::QoS;
+pub use topic::filter_error;
 pub(crate) use topic::matches;
 
 use crate::Core;

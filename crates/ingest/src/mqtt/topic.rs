@@ -48,8 +48,10 @@ pub(crate) fn name_error(topic: &str) -> Option<&'static str> {
     }
 }
 
-/// Why a topic filter cannot be subscribed to, if it cannot.
-pub(crate) fn filter_error(filter: &str) -> Option<&'static str> {
+/// Why a topic filter cannot be subscribed to, if it cannot. The config checks its
+/// `topics` by the same rule (`berth_config::topic_filter_error`; the server's tests hold
+/// the two together).
+pub fn filter_error(filter: &str) -> Option<&'static str> {
     if filter.is_empty() {
         return Some("the filter is empty");
     }
