@@ -1,5 +1,6 @@
-//! The `[ingest.NAME]` tables: where device messages come from (an embedded MQTT broker),
-//! how they are checked (a JSON Schema), classified and attributed to a device, and what
+//! The `[ingest.NAME]` tables: where device messages come from (an embedded MQTT broker,
+//! an external broker, a webhook on the gateway) and files (a watched directory), how
+//! messages are checked (a JSON Schema), classified and attributed to a device, and what
 //! is done with them (stored, turned into a job or a workflow start).
 
 use std::collections::BTreeMap;
@@ -27,8 +28,15 @@ const INGEST_KEYS: &[&str] = &[
     "max_payload",
     "credentials",
     "allow",
+    "dir",
+    "webhook",
+    "broker",
 ];
-const MQTT_KEYS: &[&str] = &["listen", "websocket", "auth"];
+const MQTT_KEYS: &[&str] = &["listen", "websocket", "auth", "tls"];
+const TLS_KEYS: &[&str] = &["cert", "key"];
+const DIR_KEYS: &[&str] = &["watch", "processing", "done", "error", "pattern", "settle"];
+const WEBHOOK_KEYS: &[&str] = &["path", "auth", "roles"];
+const BROKER_KEYS: &[&str] = &["url", "user", "password_env", "client_id", "qos"];
 const JOB_KEYS: &[&str] = &["queue", "kind"];
 const ALLOW_KEYS: &[&str] = &["user", "role", "publish", "subscribe"];
 
@@ -63,6 +71,70 @@ pub struct IngestConfig {
     /// `[[ingest.NAME.allow]]`: topic permissions; none means every logged-in client may
     /// publish and subscribe anywhere.
     pub allow: Vec<Allow>,
+    /// `dir`: a watched directory whose files each start a job.
+    pub dir: Option<DirConfig>,
+    /// `webhook`: a path on the gateway whose POSTed bodies are messages.
+    pub webhook: Option<WebhookConfig>,
+    /// `broker`: an external MQTT broker to subscribe to (instead of `mqtt`).
+    pub broker: Option<BrokerConfig>,
+}
+
+/// `dir = { watch = "import", … }`: files dropped into `watch` move to `processing`, are
+/// handled by a job each, then move to `done`, or to `error` with a log beside them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirConfig {
+    /// `watch`: where files are dropped.
+    pub watch: PathBuf,
+    /// `processing` (default `watch/processing`): where a file waits for its job.
+    pub processing: PathBuf,
+    /// `done` (default `watch/done`): where a file goes once its job completed.
+    pub done: PathBuf,
+    /// `error` (default `watch/error`): where a file goes when its job failed for good,
+    /// with `NAME.error.log` beside it.
+    pub error: PathBuf,
+    /// `pattern` (default `"*"`): file names taken (`*` and `?` wildcards); names
+    /// starting with `.` are never taken.
+    pub patterns: Vec<String>,
+    /// `settle` (default 2s): a file is taken once unchanged for this long.
+    pub settle: Duration,
+}
+
+/// `webhook = { path = "/hooks/stands", auth = "token" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// `path`: the gateway path (a prefix: what follows it is the message's topic).
+    pub path: String,
+    /// `auth` (default `"token"`): how callers prove who they are; `None` for `"none"`.
+    pub auth: Option<crate::gateway::AuthKind>,
+    /// `roles`: with `auth`, the caller needs one of these.
+    pub roles: Vec<String>,
+}
+
+/// `broker = { url = "mqtt://host:1883", … }`: an existing broker berth subscribes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// The broker's host.
+    pub host: String,
+    /// Its port (default 1883).
+    pub port: u16,
+    /// `user`: the login name, if the broker wants one.
+    pub user: Option<String>,
+    /// `password_env`: the environment variable holding the password.
+    pub password_env: Option<String>,
+    /// `client_id` (default `berth-NAME`): a persistent session is kept under it, so
+    /// that messages published while berth is down wait for it.
+    pub client_id: String,
+    /// `qos` (default 1): the QoS of the subscriptions.
+    pub qos: u8,
+}
+
+/// `tls = { cert = "…", key = "…" }` of an MQTT listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// The private key (PEM).
+    pub key: PathBuf,
 }
 
 /// The `mqtt` table: the embedded broker.
@@ -74,6 +146,8 @@ pub struct MqttConfig {
     pub websocket: Option<SocketAddr>,
     /// `auth` (default `"password"`): whether clients must log in.
     pub anonymous: bool,
+    /// `tls`: the listeners speak MQTT over TLS (and WebSocket over TLS).
+    pub tls: Option<TlsFiles>,
 }
 
 /// Where a value is read from.
@@ -243,20 +317,61 @@ fn ingest(
                     )),
                 })
                 .unwrap_or(false);
+            let tls = m
+                .table(
+                    "tls",
+                    "a table such as { cert = \"cert.pem\", key = \"key.pem\" }",
+                    d,
+                )
+                .and_then(|t| {
+                    t.check_keys(TLS_KEYS, d);
+                    let cert = t.path("cert", "\"fullchain.pem\"", config_dir, d);
+                    let key = t.path("key", "\"privkey.pem\"", config_dir, d);
+                    if t.get("cert").is_none() || t.get("key").is_none() {
+                        d.error(
+                            t.span(),
+                            format!(
+                                "`tls` of [ingest.{name}.mqtt] needs both files: expected \
+                                 {{ cert = \"fullchain.pem\", key = \"privkey.pem\" }}"
+                            ),
+                        );
+                    }
+                    Some(TlsFiles {
+                        cert: cert?,
+                        key: key?,
+                    })
+                });
             MqttConfig {
                 listen,
                 websocket,
                 anonymous,
+                tls,
             }
         });
-    if mqtt.is_none() && section.get("mqtt").is_none() {
+    let dir = dir(name, section, config_dir, d);
+    let webhook = webhook(name, section, d);
+    let broker = broker(name, section, d);
+    let sources = ["mqtt", "broker", "dir", "webhook"];
+    if sources.iter().all(|k| section.get(k).is_none()) {
         d.error(
             section.span(),
             format!(
-                "[ingest.{name}] has no source: expected `mqtt = {{ listen = \"0.0.0.0:1883\" }}`"
+                "[ingest.{name}] has no source: expected `mqtt = {{ listen = \"0.0.0.0:1883\" }}`, \
+                 `broker = {{ url = \"mqtt://127.0.0.1:1883\" }}`, `dir = {{ watch = \"import\" }}` \
+                 or `webhook = {{ path = \"/hooks/{name}\" }}`"
             ),
         );
     }
+    if section.get("mqtt").is_some() && section.get("broker").is_some() {
+        d.error(
+            place_of(section, "broker"),
+            format!(
+                "[ingest.{name}] has both `mqtt` (berth's own broker) and `broker` (an external \
+                 one): expected one of them"
+            ),
+        );
+    }
+    let takes_topics = section.get("mqtt").is_some() || section.get("broker").is_some();
     let topics = filters(section, "topics", d).unwrap_or_default();
     if let Some(value) = section.get("topics")
         && matches!(value.get_ref(), DeValue::Array(items) if items.is_empty())
@@ -269,7 +384,17 @@ fn ingest(
             ),
         );
     }
-    if section.get("topics").is_none() {
+    let any_source = sources.iter().any(|k| section.get(k).is_some());
+    if any_source && !takes_topics && section.get("topics").is_some() {
+        d.error(
+            place_of(section, "topics"),
+            format!(
+                "`topics` in [ingest.{name}] filters MQTT messages, but the ingest has no \
+                 `mqtt` or `broker`: remove it (a webhook's topic is the rest of its path)"
+            ),
+        );
+    }
+    if takes_topics && section.get("topics").is_none() {
         d.error(
             section.span(),
             format!(
@@ -283,6 +408,41 @@ fn ingest(
     let device = pick(section, "device", d);
     let store = section.boolean("store", d).unwrap_or(true);
     let start = start(name, section, queues, workflows, d);
+    if section.get("dir").is_some() {
+        if section.get("job").is_none() {
+            d.error(
+                place_of(section, "dir"),
+                format!(
+                    "[ingest.{name}] has `dir` but no `job`: each dropped file is handled by a \
+                     job; expected `job = {{ queue = \"imports\" }}`"
+                ),
+            );
+        }
+        if section.get("workflow").is_some() {
+            d.error(
+                place_of(section, "workflow"),
+                format!(
+                    "[ingest.{name}] has `dir` and `workflow`: a dropped file starts one job \
+                     (`job = {{ queue = \"…\" }}`); start the workflow from that job, or put \
+                     the webhook or MQTT source in an ingest of its own"
+                ),
+            );
+        }
+        let message_source = ["mqtt", "broker", "webhook"]
+            .iter()
+            .any(|k| section.get(k).is_some());
+        for key in ["schema", "classify", "device"] {
+            if !message_source && section.get(key).is_some() {
+                d.error(
+                    place_of(section, key),
+                    format!(
+                        "`{key}` in [ingest.{name}] checks messages, but the ingest only takes \
+                         files (`dir`), which are handed to their job as they are: remove it"
+                    ),
+                );
+            }
+        }
+    }
     if !store
         && start.is_none()
         && section.get("job").is_none()
@@ -328,10 +488,7 @@ fn ingest(
                 );
             }
             if let Some(var) = c.string(user, "variable name", d, |v| {
-                let ok = !v.is_empty()
-                    && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !v.starts_with(|c: char| c.is_ascii_digit());
-                if ok {
+                if valid_env_name(v) {
                     Ok(v.to_owned())
                 } else {
                     Err(Invalid::Expected(
@@ -376,7 +533,7 @@ fn ingest(
             subscribe: filters(&a, "subscribe", d).unwrap_or_default(),
         });
     }
-    let place = |key: &str| section.key_span(key).unwrap_or_else(|| section.span());
+    let place = |key: &str| place_of(section, key);
     match &mqtt {
         None => {
             for key in ["credentials", "allow"] {
@@ -426,7 +583,271 @@ fn ingest(
         max_payload,
         credentials,
         allow,
+        dir,
+        webhook,
+        broker,
     })
+}
+
+fn place_of(section: &Section<'_, '_>, key: &str) -> std::ops::Range<usize> {
+    section.key_span(key).unwrap_or_else(|| section.span())
+}
+
+/// A file-name pattern: `*` and `?` wildcards, no `/`.
+fn pattern_error(p: &str) -> Option<&'static str> {
+    if p.is_empty() {
+        Some("a pattern cannot be empty")
+    } else if p.contains('/') {
+        Some("a pattern matches file names, so it cannot contain `/`")
+    } else {
+        None
+    }
+}
+
+fn dir(
+    name: &str,
+    section: &Section<'_, '_>,
+    config_dir: &Path,
+    d: &mut Diagnostics<'_>,
+) -> Option<DirConfig> {
+    let t = section.table("dir", "a table such as { watch = \"import\" }", d)?;
+    t.check_keys(DIR_KEYS, d);
+    if t.get("watch").is_none() {
+        d.error(
+            t.span(),
+            format!(
+                "missing `watch` in `dir` of [ingest.{name}]: expected the directory files are \
+                 dropped into, such as {{ watch = \"import\" }}"
+            ),
+        );
+    }
+    let watch = t.path("watch", "\"import\"", config_dir, d)?;
+    let sub = |key: &str, d: &mut Diagnostics<'_>| {
+        t.path(key, &format!("\"import/{key}\""), config_dir, d)
+            .unwrap_or_else(|| watch.join(key))
+    };
+    let processing = sub("processing", d);
+    let done = sub("done", d);
+    let error = sub("error", d);
+    let patterns = t
+        .string_list(
+            "pattern",
+            "pattern",
+            "a file-name pattern such as \"*.csv\"",
+            d,
+            |p| match pattern_error(p) {
+                None => Ok(p.to_owned()),
+                Some(why) => Err(Invalid::Expected(format!(
+                    "expected a file-name pattern such as \"*.csv\": {why}"
+                ))),
+            },
+        )
+        .unwrap_or_else(|| vec!["*".to_owned()]);
+    let settle = t
+        .duration("settle", true, d)
+        .unwrap_or(Duration::from_secs(2));
+    let all = [
+        ("watch", &watch),
+        ("processing", &processing),
+        ("done", &done),
+        ("error", &error),
+    ];
+    for (i, (a, pa)) in all.iter().enumerate() {
+        for (b, pb) in &all[i + 1..] {
+            if pa == pb {
+                d.error(
+                    t.span(),
+                    format!(
+                        "`{a}` and `{b}` in `dir` of [ingest.{name}] are the same directory \
+                         ({}): expected four different directories",
+                        pa.display()
+                    ),
+                );
+            }
+        }
+    }
+    Some(DirConfig {
+        watch,
+        processing,
+        done,
+        error,
+        patterns,
+        settle,
+    })
+}
+
+fn webhook(
+    name: &str,
+    section: &Section<'_, '_>,
+    d: &mut Diagnostics<'_>,
+) -> Option<WebhookConfig> {
+    let t = section.table("webhook", "a table such as { path = \"/hooks/stands\" }", d)?;
+    t.check_keys(WEBHOOK_KEYS, d);
+    if t.get("path").is_none() {
+        d.error(
+            t.span(),
+            format!(
+                "missing `path` in `webhook` of [ingest.{name}]: expected the gateway path it \
+                 answers, such as {{ path = \"/hooks/{name}\" }}"
+            ),
+        );
+    }
+    let path = t.string("path", "path", d, |p| {
+        let ok = p.starts_with('/')
+            && p.len() > 1
+            && !p.ends_with('/')
+            && !p.contains(['?', '#', ' ', '%', '\\'])
+            && !p
+                .split('/')
+                .skip(1)
+                .any(|s| s.is_empty() || s == "." || s == "..");
+        if ok && !p.starts_with("/_berth/") {
+            Ok(p.to_owned())
+        } else {
+            Err(Invalid::Expected(
+                "expected a path such as \"/hooks/stands\": starting with `/`, without a \
+                 trailing `/`, empty or dot segments, a query or `/_berth/`"
+                    .into(),
+            ))
+        }
+    });
+    let auth = t
+        .string("auth", "value", d, |a| match a {
+            "token" => Ok(Some(crate::gateway::AuthKind::Token)),
+            "login" => Ok(Some(crate::gateway::AuthKind::Login)),
+            "none" => Ok(None),
+            _ => Err(Invalid::Expected(
+                "expected \"token\" (an API token, the default), \"login\" (a session \
+                 cookie) or \"none\" (anyone who can reach the gateway)"
+                    .into(),
+            )),
+        })
+        .unwrap_or(Some(crate::gateway::AuthKind::Token));
+    let roles = t
+        .string_list("roles", "role", "a role name such as \"devices\"", d, |r| {
+            crate::gateway::valid_role(r)
+                .then(|| r.to_owned())
+                .ok_or_else(|| {
+                    Invalid::Expected(
+                        "expected letters, digits, `_` and `-`, such as \"devices\"".into(),
+                    )
+                })
+        })
+        .unwrap_or_default();
+    if auth.is_none() && !roles.is_empty() {
+        d.error(
+            t.span(),
+            format!(
+                "`webhook` of [ingest.{name}] has `roles` and `auth = \"none\"`: roles need a \
+                 caller who logs in; expected `auth = \"token\"`, or no `roles`"
+            ),
+        );
+    }
+    Some(WebhookConfig {
+        path: path?,
+        auth,
+        roles,
+    })
+}
+
+fn broker(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Option<BrokerConfig> {
+    let t = section.table(
+        "broker",
+        "a table such as { url = \"mqtt://127.0.0.1:1883\" }",
+        d,
+    )?;
+    t.check_keys(BROKER_KEYS, d);
+    if t.get("url").is_none() {
+        d.error(
+            t.span(),
+            format!(
+                "missing `url` in `broker` of [ingest.{name}]: expected {{ url = \"mqtt://127.0.0.1:1883\" }}"
+            ),
+        );
+    }
+    let url = t.string("url", "URL", d, |u| {
+        parse_mqtt_url(u).ok_or_else(|| {
+            Invalid::Expected(
+                "expected mqtt://HOST or mqtt://HOST:PORT, such as \"mqtt://127.0.0.1:1883\" \
+                 (the login goes in `user` and `password_env`, not in the URL)"
+                    .into(),
+            )
+        })
+    });
+    let user = t.string("user", "user name", d, |u| {
+        if u.is_empty() {
+            Err(Invalid::Expected("expected the broker's login name".into()))
+        } else {
+            Ok(u.to_owned())
+        }
+    });
+    let password_env = t.string("password_env", "variable name", d, |v| {
+        if valid_env_name(v) {
+            Ok(v.to_owned())
+        } else {
+            Err(Invalid::Expected(
+                "expected the name of an environment variable that holds the password, such \
+                 as \"BROKER_PASSWORD\""
+                    .into(),
+            ))
+        }
+    });
+    if password_env.is_some() && user.is_none() && t.get("user").is_none() {
+        d.error(
+            t.span(),
+            format!("`broker` of [ingest.{name}] has `password_env` but no `user`: expected both"),
+        );
+    }
+    let client_id = t
+        .string("client_id", "client id", d, |c| {
+            if c.is_empty() || c.len() > 128 || c.contains(['/', '+', '#']) {
+                Err(Invalid::Expected(
+                    "expected 1 to 128 characters without `/`, `+` or `#`, such as \"berth-stands\""
+                        .into(),
+                ))
+            } else {
+                Ok(c.to_owned())
+            }
+        })
+        .unwrap_or_else(|| format!("berth-{name}"));
+    let qos = t.integer("qos", 0..=2, d).map(|q| q as u8).unwrap_or(1);
+    let (host, port) = url?;
+    Some(BrokerConfig {
+        host,
+        port,
+        user,
+        password_env,
+        client_id,
+        qos,
+    })
+}
+
+/// `mqtt://HOST[:PORT]`, with no path, login or query.
+fn parse_mqtt_url(u: &str) -> Option<(String, u16)> {
+    let rest = u.strip_prefix("mqtt://")?;
+    if rest.is_empty() || rest.contains(['/', '@', '?', '#']) {
+        return None;
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        let port = match after {
+            "" => 1883,
+            p => p.strip_prefix(':')?.parse().ok()?,
+        };
+        (h.to_owned(), port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), p.parse().ok()?),
+            None => (rest.to_owned(), 1883),
+        }
+    };
+    (!host.is_empty() && port != 0).then_some((host, port))
+}
+
+fn valid_env_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !v.starts_with(|c: char| c.is_ascii_digit())
 }
 
 fn start(

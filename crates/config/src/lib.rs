@@ -42,7 +42,8 @@ pub use gateway::{
     RateLimitConfig, RouteConfig, RouteTarget, TlsConfig, valid_role,
 };
 pub use ingest::{
-    Allow, IngestConfig, IngestStart, MqttConfig, Pick, topic_filter_error, valid_user_name,
+    Allow, BrokerConfig, DirConfig, IngestConfig, IngestStart, MqttConfig, Pick, TlsFiles,
+    WebhookConfig, topic_filter_error, valid_user_name,
 };
 pub use model::{
     Api, App, Backoff, CheckConfig, Config, CrashLoopConfig, Durability, Handler, LiveConfig,

@@ -109,6 +109,7 @@ pub(crate) fn config(document: &DeTable<'_>, path: &Path, d: &mut Diagnostics<'_
         }
         None => BTreeMap::new(),
     };
+    webhooks_need_the_gateway(&root, &ingests, gateway.as_ref(), d);
     Config {
         path: path.to_path_buf(),
         gateway,
@@ -491,6 +492,59 @@ mod tests {
             "127.0.0.1:8000/jobs",
         ] {
             assert!(check_post_url(bad).is_err(), "{bad}");
+        }
+    }
+}
+
+/// A webhook is a path on the gateway: there must be one, and no route may have the same
+/// path.
+fn webhooks_need_the_gateway(
+    root: &Section<'_, '_>,
+    ingests: &BTreeMap<String, crate::IngestConfig>,
+    gateway: Option<&crate::GatewayConfig>,
+    d: &mut Diagnostics<'_>,
+) {
+    let span = root
+        .get("ingest")
+        .map(|v| v.span())
+        .unwrap_or_else(|| root.span());
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for i in ingests.values() {
+        let Some(hook) = &i.webhook else { continue };
+        match gateway {
+            None => d.error(
+                span.clone(),
+                format!(
+                    "[ingest.{}] has a `webhook`, which the gateway answers, but there is no \
+                     [gateway]: add one, such as [gateway] listen = \"0.0.0.0:8080\"",
+                    i.name
+                ),
+            ),
+            Some(g) => {
+                if g.routes
+                    .iter()
+                    .any(|r| r.host.is_none() && r.path == hook.path)
+                {
+                    d.error(
+                        span.clone(),
+                        format!(
+                            "the `webhook` path {} of [ingest.{}] is also a [[gateway.route]] \
+                             path: expected a path of its own, such as \"/hooks/{}\"",
+                            hook.path, i.name, i.name
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(other) = seen.insert(&hook.path, &i.name) {
+            d.error(
+                span.clone(),
+                format!(
+                    "[ingest.{other}] and [ingest.{}] have the same `webhook` path {}: expected \
+                     one path each",
+                    i.name, hook.path
+                ),
+            );
         }
     }
 }

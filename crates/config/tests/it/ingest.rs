@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use berth_config::{Allow, IngestStart, MqttConfig, Pick};
+use berth_config::{
+    Allow, AuthKind, BrokerConfig, DirConfig, IngestStart, MqttConfig, Pick, TlsFiles,
+    WebhookConfig,
+};
 
 use crate::{diagnostics, valid, with_app};
 
@@ -45,6 +48,7 @@ store = true
             listen: Some("0.0.0.0:1883".parse().unwrap()),
             websocket: Some("127.0.0.1:8083".parse().unwrap()),
             anonymous: false,
+            tls: None,
         })
     );
     assert_eq!(i.topics, ["+/inbound", "lab/#"]);
@@ -179,4 +183,136 @@ credentials = { "stand/01" = "S" }
             .any(|m| m.contains("`credentials` in [ingest.c] is for MQTT clients")),
         "{messages:?}"
     );
+}
+
+#[test]
+fn files_webhooks_external_brokers_and_tls_read_with_their_defaults() {
+    let config = valid(&with_app(
+        r##"
+[queue.imports]
+handler = "pull"
+
+[gateway]
+listen = "127.0.0.1:8080"
+
+[[gateway.route]]
+path = "/"
+proxy = "http://127.0.0.1:9000"
+
+[ingest.imports]
+dir = { watch = "import", pattern = ["*.csv", "*.json"] }
+job = { queue = "imports", kind = "import" }
+
+[ingest.hooks]
+webhook = { path = "/hooks/stands", roles = ["devices"] }
+classify = "/type"
+
+[ingest.remote]
+broker = { url = "mqtt://broker.local", user = "berth", password_env = "BROKER_PASSWORD" }
+topics = ["+/inbound"]
+
+[ingest.secure]
+mqtt = { listen = "0.0.0.0:8883", tls = { cert = "cert.pem", key = "key.pem" } }
+topics = ["#"]
+"##,
+    ));
+    let i = &config.ingests["imports"];
+    assert_eq!(
+        i.dir,
+        Some(DirConfig {
+            watch: "import".into(),
+            processing: "import/processing".into(),
+            done: "import/done".into(),
+            error: "import/error".into(),
+            patterns: vec!["*.csv".into(), "*.json".into()],
+            settle: Duration::from_secs(2),
+        })
+    );
+    assert!(i.topics.is_empty() && i.mqtt.is_none());
+    assert_eq!(
+        config.ingests["hooks"].webhook,
+        Some(WebhookConfig {
+            path: "/hooks/stands".into(),
+            auth: Some(AuthKind::Token),
+            roles: vec!["devices".into()],
+        })
+    );
+    assert_eq!(
+        config.ingests["remote"].broker,
+        Some(BrokerConfig {
+            host: "broker.local".into(),
+            port: 1883,
+            user: Some("berth".into()),
+            password_env: Some("BROKER_PASSWORD".into()),
+            client_id: "berth-remote".into(),
+            qos: 1,
+        })
+    );
+    assert_eq!(
+        config.ingests["secure"].mqtt.as_ref().unwrap().tls,
+        Some(TlsFiles {
+            cert: "cert.pem".into(),
+            key: "key.pem".into(),
+        })
+    );
+}
+
+#[test]
+fn sources_that_cannot_work_are_refused() {
+    let found = diagnostics(&with_app(
+        r#"
+[queue.q]
+handler = "pull"
+
+[workflow.w.step.a]
+handler = { run = "true" }
+
+[ingest.a]
+dir = { watch = "in", done = "in", pattern = "sub/*.csv" }
+topics = ["x"]
+schema = "s.json"
+workflow = "w"
+
+[ingest.b]
+webhook = { path = "hooks/b/", auth = "basic" }
+
+[ingest.c]
+broker = { url = "tcp://x:1883", qos = 3 }
+mqtt = { listen = "127.0.0.1:1883", tls = { cert = "c.pem" } }
+topics = ["x"]
+
+[ingest.d]
+broker = { url = "mqtt://user:pw@x" }
+topics = ["x"]
+
+[ingest.e]
+webhook = { path = "/hooks/e", auth = "none", roles = ["x"] }
+"#,
+    ));
+    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+    let expect = [
+        "`watch` and `done` in `dir` of [ingest.a] are the same directory",
+        "a pattern matches file names, so it cannot contain `/`",
+        "`topics` in [ingest.a] filters MQTT messages",
+        "`schema` in [ingest.a] checks messages",
+        "[ingest.a] has `dir` but no `job`",
+        "[ingest.a] has `dir` and `workflow`",
+        "invalid path \"hooks/b/\" for `path` in [ingest.b.webhook]",
+        "invalid value \"basic\" for `auth` in [ingest.b.webhook]",
+        "invalid URL \"tcp://x:1883\" for `url` in [ingest.c.broker]",
+        "`qos`",
+        "[ingest.c] has both `mqtt` (berth's own broker) and `broker`",
+        "`tls` of [ingest.c.mqtt] needs both files",
+        "invalid URL \"mqtt://user:pw@x\"",
+        "has `roles` and `auth = \"none\"`",
+        "[ingest.e] has a `webhook`, which the gateway answers, but there is no [gateway]",
+    ];
+    for e in expect {
+        assert!(
+            messages.iter().any(|m| m.contains(e)),
+            "no message contains {e:?}; got:\n{}",
+            messages.join("\n")
+        );
+    }
+    assert_eq!(messages.len(), expect.len(), "{}", messages.join("\n"));
 }
