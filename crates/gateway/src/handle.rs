@@ -21,7 +21,7 @@ use crate::limits::{ADMIN_ROLE, Maintenance, RouteLimits, maintenance_page};
 use crate::proxy::{Context, Proxy};
 use crate::reply;
 use crate::router::{Router, strip};
-use crate::spec::{RouteAuth, RouteSpec, Target};
+use crate::spec::{HookSink, RouteAuth, RouteSpec, Target};
 use crate::statics::StaticFiles;
 
 /// What every connection of the gateway shares.
@@ -60,6 +60,11 @@ pub(crate) enum Answer {
         to: String,
         status: StatusCode,
     },
+    Hook {
+        ingest: String,
+        sink: HookSink,
+        max_body: u64,
+    },
 }
 
 impl Answer {
@@ -68,6 +73,7 @@ impl Answer {
             Answer::Static { .. } => "static",
             Answer::Proxy(_) => "proxy",
             Answer::Redirect { .. } => "redirect",
+            Answer::Hook { .. } => "webhook",
         }
     }
 }
@@ -113,6 +119,15 @@ impl Shared {
                 Target::Redirect { to, status } => Answer::Redirect {
                     to: to.clone(),
                     status: StatusCode::from_u16(*status).unwrap_or(StatusCode::PERMANENT_REDIRECT),
+                },
+                Target::Hook {
+                    ingest,
+                    sink,
+                    max_body,
+                } => Answer::Hook {
+                    ingest: ingest.clone(),
+                    sink: sink.clone(),
+                    max_body: *max_body,
                 },
             };
             let counter = Arc::new(Counter::default());
@@ -169,6 +184,15 @@ impl Shared {
                     Answer::Redirect { to, status } => Answer::Redirect {
                         to: to.clone(),
                         status: *status,
+                    },
+                    Answer::Hook {
+                        ingest,
+                        sink,
+                        max_body,
+                    } => Answer::Hook {
+                        ingest: ingest.clone(),
+                        sink: sink.clone(),
+                        max_body: *max_body,
                     },
                 },
                 counter: {
@@ -474,6 +498,11 @@ pub(crate) async fn handle(
             let location = redirect_target(to, &route.path, req.uri().path(), req.uri().query());
             reply::redirect(*status, &location)
         }
+        Answer::Hook {
+            ingest,
+            sink,
+            max_body,
+        } => hook(req, &route.path, ingest, sink, *max_body).await,
     };
     if let Some((b, all)) = budget {
         b.charge_reported(response.headers_mut(), all.now());
@@ -485,6 +514,66 @@ pub(crate) async fn handle(
         line.write(log, &conn, &response, took, &route.name, user);
     }
     Ok(response)
+}
+
+/// A webhook request: a POST whose body becomes a message of `ingest`, its topic the rest
+/// of the path after the route's.
+async fn hook(
+    req: Request<Incoming>,
+    prefix: &str,
+    ingest: &str,
+    sink: &HookSink,
+    max_body: u64,
+) -> Response<Body> {
+    use http_body_util::{BodyExt, Limited};
+    if req.method() != hyper::Method::POST {
+        let mut r = reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "a webhook takes POST requests, with the message as the body",
+        );
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("POST"),
+        );
+        return r;
+    }
+    let topic = strip(prefix, req.uri().path())
+        .trim_start_matches('/')
+        .to_owned();
+    let too_large = || {
+        reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds this webhook's limit of {max_body} bytes"),
+        )
+    };
+    if req.body().size_hint().lower() > max_body {
+        return too_large();
+    }
+    let body = match Limited::new(req.into_body(), max_body as usize)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(_) => {
+            return reply::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request body could not be read to its end",
+            );
+        }
+    };
+    let answer = sink.0.take(ingest, &topic, body).await;
+    let mut response = Response::new(crate::body::full(answer.body.to_string()));
+    *response.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// `to`, with the rest of the path appended when `to` ends with `/`.

@@ -1,6 +1,7 @@
 //! berth's HTTP front door: it listens (plain HTTP or TLS, HTTP/1.1 and HTTP/2), matches
 //! each request to a route by host and path prefix, and answers it from a static
-//! directory, a supervised service's ready instances, a fixed upstream, or a redirect.
+//! directory, a supervised service's ready instances, a fixed upstream, a redirect, or an
+//! ingest's webhook.
 //!
 //! # Layout
 //! - [`spec`]: what to serve ([`GatewaySpec`], [`RouteSpec`], …), built by the server
@@ -42,7 +43,7 @@ mod router;
 mod server;
 pub mod spec;
 mod statics;
-mod tls;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,8 +55,8 @@ pub use error::GatewayError;
 pub use limits::{ADMIN_ROLE, MAINTENANCE_KEY, RateLimitSpec};
 pub use server::Gateway;
 pub use spec::{
-    AccessLog, AccessLogFormat, AuthMethod, BudgetSpec, Clock, GatewaySpec, LoginSpec, Period,
-    RouteAuth, RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
+    AccessLog, AccessLogFormat, AuthMethod, BudgetSpec, Clock, GatewaySpec, HookReply, HookSink,
+    Hooks, LoginSpec, Period, RouteAuth, RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
 };
 
 /// Checks what [`Gateway::start`] would refuse, short of binding: every static

@@ -211,6 +211,45 @@ pub enum Target {
         /// 301, 302, 303, 307 or 308.
         status: u16,
     },
+    /// An ingest's webhook: POSTed bodies become messages.
+    Hook {
+        /// The ingest.
+        ingest: String,
+        /// Where the bodies go.
+        sink: HookSink,
+        /// The largest body taken, in bytes.
+        max_body: u64,
+    },
+}
+
+/// What a webhook's request became: an HTTP status and a JSON body.
+pub struct HookReply {
+    /// The status (202 stored, 422 refused and kept as a dead letter, 503 …).
+    pub status: u16,
+    /// The body.
+    pub body: serde_json::Value,
+}
+
+/// Takes the bodies POSTed to webhook routes: the server hands them to the ingest.
+pub trait Hooks: Send + Sync + 'static {
+    /// Takes `body`, POSTed to the webhook of `ingest` with `topic` (the rest of the
+    /// path after the route's).
+    fn take(
+        &self,
+        ingest: &str,
+        topic: &str,
+        body: bytes::Bytes,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HookReply> + Send + '_>>;
+}
+
+/// The [`Hooks`] a webhook route hands its requests to.
+#[derive(Clone)]
+pub struct HookSink(pub std::sync::Arc<dyn Hooks>);
+
+impl std::fmt::Debug for HookSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HookSink")
+    }
 }
 
 /// A static directory.

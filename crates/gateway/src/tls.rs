@@ -119,6 +119,26 @@ pub(crate) fn setup(spec: &TlsSpec, tls_dir: &Path) -> Result<Tls, GatewayError>
     })
 }
 
+/// A TLS config for another of berth's listeners (the MQTT broker's) from PEM files,
+/// loaded and checked as the gateway's are, offering the `alpn` protocols.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, GatewayError> {
+    let key = load_files(cert, key)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| GatewayError::Tls {
+            path: cert.to_path_buf(),
+            detail: format!("cannot set up TLS: {e}"),
+        })?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)));
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
 /// Reads a certificate chain and its key, and checks that they belong together.
 pub(crate) fn load_files(cert: &Path, key: &Path) -> Result<CertifiedKey, GatewayError> {
     let tls_error = |path: &Path, detail: String| GatewayError::Tls {

@@ -38,6 +38,25 @@ pub enum IngestError {
         /// The variable.
         var: String,
     },
+    /// A directory of `dir` cannot be used.
+    #[error("[ingest.{ingest}] dir: {path}: {detail}")]
+    Dir {
+        /// The ingest.
+        ingest: String,
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// No ingest takes webhooks under that name.
+    #[error("no ingest `{0}` with a webhook")]
+    NoWebhook(String),
+    /// The ingest is stopping and takes nothing new.
+    #[error("[ingest.{0}] is stopping")]
+    Stopping(String),
+    /// The store did not take the message.
+    #[error("[ingest.{0}] could not store the message; try again")]
+    NotStored(String),
     /// No message has that id.
     #[error("no message with id {0}")]
     NoMessage(i64),

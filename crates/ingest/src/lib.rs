@@ -1,8 +1,10 @@
 //! berth's ingest: device messages in, checked, stored.
 //!
 //! Each `[ingest.NAME]` runs:
-//! - a source: [`mqtt`], an embedded MQTT broker (its topics filtered by the ingest's
-//!   `topics`);
+//! - its sources: [`mqtt`], an embedded MQTT broker (its topics filtered by the ingest's
+//!   `topics`); [`client`], a subscriber to an external broker; [`files`], a watched
+//!   directory whose files each start a job; a webhook, whose requests the gateway hands
+//!   to [`Ingests::webhook`];
 //! - the [`pipeline`]: size, JSON, the JSON Schema, then the kind and the device;
 //! - one [`writer`] task that stores messages and dead letters in batches, one
 //!   transaction each, and starts their jobs or workflows in the same transaction;
@@ -11,10 +13,16 @@
 //! # Layout
 //! - [`pipeline`]: the checks, and what a valid message starts;
 //! - `writer`: the batching writer and its acknowledgements;
-//! - [`mqtt`]: the broker (codec, connections, sessions, permissions, WebSocket);
+//! - [`mqtt`]: the broker (codec, connections, sessions, permissions, WebSocket, TLS);
+//! - [`client`]: the external broker's subscriber (acknowledges once stored);
+//! - [`files`]: dropped files (processing, done, error, resumed after a crash);
+//! - [`feed`]: the live stream of stored messages and dead letters;
 //! - [`error`]: the ingest's error type, [`IngestError`].
 
+pub mod client;
 pub mod error;
+pub mod feed;
+pub mod files;
 pub mod mqtt;
 pub mod pipeline;
 mod writer;
@@ -30,7 +38,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use client::BrokerSpec;
 pub use error::IngestError;
+pub use feed::Feed;
+pub use files::DirSpec;
 pub use mqtt::{AllowRule, AuthSpec, LoginRefusal, MqttSpec, UserLogin};
 pub use pipeline::{Checker, Pick, Starter};
 
@@ -55,6 +66,12 @@ pub struct IngestSpec {
     pub retention: Duration,
     /// The embedded broker and who may use it.
     pub mqtt: Option<(MqttSpec, AuthSpec)>,
+    /// An external broker to subscribe to.
+    pub broker: Option<BrokerSpec>,
+    /// A watched directory.
+    pub dir: Option<DirSpec>,
+    /// Whether the gateway hands it webhook requests.
+    pub webhook: bool,
 }
 
 /// What the sources of one ingest share.
@@ -82,6 +99,9 @@ impl Core {
 /// Every running ingest of this node.
 pub struct Ingests {
     cores: BTreeMap<String, Arc<Core>>,
+    /// The ingests that take webhooks.
+    hooks: std::collections::BTreeSet<String>,
+    feed: Feed,
     addrs: BTreeMap<String, Vec<SocketAddr>>,
     tasks: tokio::sync::Mutex<Vec<Tasks>>,
     store: Arc<dyn Store>,
@@ -90,6 +110,8 @@ pub struct Ingests {
 
 struct Tasks {
     listeners: Option<mqtt::Listeners>,
+    /// The external broker's subscriber and the directory watcher.
+    sources: Vec<JoinHandle<()>>,
     close_writer: CancellationToken,
     writer: JoinHandle<()>,
     pruner: JoinHandle<()>,
@@ -104,12 +126,20 @@ impl Ingests {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, IngestError> {
         let stop = CancellationToken::new();
+        let feed = Feed::default();
         let mut cores = BTreeMap::new();
+        let mut hooks = std::collections::BTreeSet::new();
         let mut addrs = BTreeMap::new();
         let mut tasks = Vec::new();
+        for spec in &specs {
+            if let Some(dir) = &spec.dir {
+                files::prepare(&spec.name, dir)?;
+            }
+        }
         for spec in specs {
             let close_writer = CancellationToken::new();
-            let (submit, writer) = writer::spawn(store.clone(), BACKLOG, close_writer.clone());
+            let (submit, writer) =
+                writer::spawn(store.clone(), feed.clone(), BACKLOG, close_writer.clone());
             let core = Arc::new(Core {
                 name: spec.name.clone(),
                 topics: spec.topics,
@@ -138,10 +168,31 @@ impl Ingests {
                     .map(|l| l.local_addrs().to_vec())
                     .unwrap_or_default(),
             );
+            let mut sources = Vec::new();
+            if let Some(broker) = spec.broker {
+                let topics = core.topics.clone();
+                sources.push(tokio::spawn(client::run(
+                    core.clone(),
+                    topics,
+                    broker,
+                    stop.child_token(),
+                )));
+            }
+            if let Some(dir) = spec.dir {
+                sources.push(tokio::spawn(files::run(
+                    core.clone(),
+                    dir,
+                    stop.child_token(),
+                )));
+            }
+            if spec.webhook {
+                hooks.insert(spec.name.clone());
+            }
             let pruner = tokio::spawn(upkeep(core.clone(), spec.retention, stop.clone()));
             cores.insert(spec.name, core);
             tasks.push(Tasks {
                 listeners,
+                sources,
                 close_writer,
                 writer,
                 pruner,
@@ -149,6 +200,8 @@ impl Ingests {
         }
         Ok(Self {
             cores,
+            hooks,
+            feed,
             addrs,
             tasks: tokio::sync::Mutex::new(tasks),
             store,
@@ -159,6 +212,42 @@ impl Ingests {
     /// The bound MQTT addresses of ingest `name` (TCP, then WebSocket).
     pub fn mqtt_addrs(&self, name: &str) -> Vec<SocketAddr> {
         self.addrs.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The live stream of stored messages and dead letters.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
+    }
+
+    /// Takes a webhook's body for ingest `name`: checked like any message, then stored
+    /// (or kept as a dead letter) before this returns.
+    pub async fn webhook(
+        &self,
+        name: &str,
+        topic: &str,
+        body: Vec<u8>,
+    ) -> Result<Hooked, IngestError> {
+        let core = self
+            .cores
+            .get(name)
+            .filter(|_| self.hooks.contains(name))
+            .ok_or_else(|| IngestError::NoWebhook(name.to_owned()))?;
+        let message = core.checker.message(topic, body, core.now());
+        let errors = message.errors.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        core.submit
+            .send(writer::Submit {
+                message,
+                done: Some(writer::Done::Reply(tx)),
+            })
+            .await
+            .map_err(|_| IngestError::Stopping(name.to_owned()))?;
+        match rx.await {
+            Ok((writer::Outcome::Stored, id)) => Ok(Hooked::Stored(id)),
+            Ok((writer::Outcome::Dead(_), id)) => Ok(Hooked::Dead { id, errors }),
+            Ok((writer::Outcome::Failed, _)) => Err(IngestError::NotStored(name.to_owned())),
+            Err(_) => Err(IngestError::Stopping(name.to_owned())),
+        }
     }
 
     /// Checks dead letter `id` again with its ingest's current schema: valid, it becomes
@@ -189,11 +278,28 @@ impl Ingests {
             if let Some(l) = t.listeners {
                 l.stop().await;
             }
+            for s in t.sources {
+                let _ = s.await;
+            }
             t.close_writer.cancel();
             let _ = t.writer.await;
             let _ = t.pruner.await;
         }
     }
+}
+
+/// What became of a webhook's body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hooked {
+    /// Valid and stored (the id is `None` when the ingest keeps no messages).
+    Stored(Option<i64>),
+    /// Refused and kept as a dead letter, for these reasons.
+    Dead {
+        /// The dead letter's id.
+        id: Option<i64>,
+        /// Every reason.
+        errors: Vec<String>,
+    },
 }
 
 /// Picks up a changed schema file every few seconds, and forgets messages older than

@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
-use berth_store::{NewMessage, Store};
-use tokio::sync::mpsc;
+use berth_store::{Message, NewMessage, Store};
+
+use crate::feed::Feed;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::mqtt::QoS;
@@ -33,11 +35,16 @@ pub(crate) struct Stored {
     pub outcome: Outcome,
 }
 
-/// Where to report a message's outcome: an MQTT publish awaiting its acknowledgement.
-pub(crate) struct Done {
-    pub tx: mpsc::UnboundedSender<Stored>,
-    pub pkid: u16,
-    pub qos: QoS,
+/// Where to report a message's outcome.
+pub(crate) enum Done {
+    /// An MQTT publish awaiting its acknowledgement.
+    Mqtt {
+        tx: mpsc::UnboundedSender<Stored>,
+        pkid: u16,
+        qos: QoS,
+    },
+    /// A webhook request awaiting its answer: the outcome and the message's id.
+    Reply(oneshot::Sender<(Outcome, Option<i64>)>),
 }
 
 /// A message for the writer.
@@ -50,6 +57,7 @@ pub(crate) struct Submit {
 /// stores what is waiting, and ends.
 pub(crate) fn spawn(
     store: Arc<dyn Store>,
+    feed: Feed,
     capacity: usize,
     close: CancellationToken,
 ) -> (mpsc::Sender<Submit>, tokio::task::JoinHandle<()>) {
@@ -62,7 +70,7 @@ pub(crate) fn spawn(
                 _ = close.cancelled() => {
                     rx.close();
                     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                        write(store.as_ref(), &mut batch).await;
+                        write(store.as_ref(), &feed, &mut batch).await;
                     }
                     return;
                 }
@@ -70,13 +78,13 @@ pub(crate) fn spawn(
             if n == 0 {
                 return;
             }
-            write(store.as_ref(), &mut batch).await;
+            write(store.as_ref(), &feed, &mut batch).await;
         }
     });
     (tx, task)
 }
 
-async fn write(store: &dyn Store, batch: &mut Vec<Submit>) {
+async fn write(store: &dyn Store, feed: &Feed, batch: &mut Vec<Submit>) {
     let mut messages = Vec::with_capacity(batch.len());
     let mut answers = Vec::with_capacity(batch.len());
     for s in batch.drain(..) {
@@ -84,25 +92,56 @@ async fn write(store: &dyn Store, batch: &mut Vec<Submit>) {
         messages.push(s.message);
         answers.push((s.done, dead));
     }
-    let ok = match store.message_insert(messages).await {
-        Ok(_) => true,
+    // Only a listener makes the stream copy the messages.
+    let watched = feed.watched().then(|| messages.clone());
+    let ids = match store.message_insert(messages).await {
+        Ok(ids) => Some(ids),
         Err(e) => {
             tracing::error!(error = %e, "cannot store ingested messages");
-            false
+            None
         }
     };
-    for (done, dead) in answers {
-        if let Some(d) = done {
-            let outcome = match (ok, dead) {
-                (false, _) => Outcome::Failed,
-                (true, Some(why)) => Outcome::Dead(why),
-                (true, None) => Outcome::Stored,
-            };
-            let _ = d.tx.send(Stored {
-                pkid: d.pkid,
-                qos: d.qos,
-                outcome,
-            });
+    if let (Some(ids), Some(messages)) = (&ids, watched) {
+        for (m, id) in messages.into_iter().zip(ids) {
+            if let Some(id) = id {
+                feed.send(stored(m, *id));
+            }
         }
+    }
+    for (i, (done, dead)) in answers.into_iter().enumerate() {
+        let Some(d) = done else { continue };
+        let outcome = match (ids.is_some(), dead) {
+            (false, _) => Outcome::Failed,
+            (true, Some(why)) => Outcome::Dead(why),
+            (true, None) => Outcome::Stored,
+        };
+        match d {
+            Done::Mqtt { tx, pkid, qos } => {
+                let _ = tx.send(Stored { pkid, qos, outcome });
+            }
+            Done::Reply(tx) => {
+                let id = ids.as_ref().and_then(|ids| ids[i]);
+                let _ = tx.send((outcome, id));
+            }
+        }
+    }
+}
+
+/// A message as stored under `id`, for the live stream.
+fn stored(m: NewMessage, id: i64) -> Message {
+    let dead = m.is_dead();
+    Message {
+        id,
+        ingest: m.ingest,
+        device: m.device,
+        topic: m.topic,
+        kind: m.kind,
+        payload: m.payload,
+        received_at: m.received_at,
+        dead,
+        errors: m.errors,
+        job_id: None,
+        workflow_id: None,
+        replayed_at: None,
     }
 }

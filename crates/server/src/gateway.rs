@@ -11,8 +11,8 @@ use berth_config::{
     AccessLogFormat, AuthKind, BudgetConfig, BudgetPeriod, Config, RouteTarget, TlsConfig,
 };
 use berth_gateway::{
-    AccessLog, AuthMethod, Backends, BudgetSpec, Clock, GatewaySpec, LoginSpec, Period, RouteAuth,
-    RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
+    AccessLog, AuthMethod, Backends, BudgetSpec, Clock, GatewaySpec, HookSink, LoginSpec, Period,
+    RouteAuth, RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
 };
 use berth_supervise::{InstanceState, Supervisor};
 use tokio::sync::broadcast::error::RecvError;
@@ -23,11 +23,13 @@ const TLS_RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 /// The gateway's spec, if the config has a `[gateway]`.
 ///
-/// `clock` and `node` serve the budgets (their periods, and the events they record).
+/// `clock` and `node` serve the budgets (their periods, and the events they record);
+/// `hooks` takes the requests of the ingests' webhooks.
 pub fn gateway_spec(
     config: &Config,
     clock: Clock,
     node: &str,
+    hooks: HookSink,
 ) -> anyhow::Result<Option<GatewaySpec>> {
     let Some(g) = &config.gateway else {
         return Ok(None);
@@ -51,7 +53,14 @@ pub fn gateway_spec(
             renew_before: a.renew_before,
         })),
     };
-    let routes = g
+    let auth = |kind: AuthKind, roles: &[String]| RouteAuth {
+        method: match kind {
+            AuthKind::Login => AuthMethod::Login,
+            AuthKind::Token => AuthMethod::Token,
+        },
+        roles: roles.to_vec(),
+    };
+    let mut routes: Vec<RouteSpec> = g
         .routes
         .iter()
         .map(|r| {
@@ -95,16 +104,26 @@ pub fn gateway_spec(
                     per_user: l.per_user,
                     burst: l.burst,
                 }),
-                auth: r.auth.map(|kind| RouteAuth {
-                    method: match kind {
-                        AuthKind::Login => AuthMethod::Login,
-                        AuthKind::Token => AuthMethod::Token,
-                    },
-                    roles: r.roles.clone(),
-                }),
+                auth: r.auth.map(|kind| auth(kind, &r.roles)),
             }
         })
         .collect();
+    // Each webhook is a route of its own, whose requests the ingest takes.
+    for i in config.ingests.values() {
+        let Some(hook) = &i.webhook else { continue };
+        routes.push(RouteSpec {
+            host: None,
+            path: hook.path.clone(),
+            target: Target::Hook {
+                ingest: i.name.clone(),
+                sink: hooks.clone(),
+                max_body: i.max_payload.saturating_add(1),
+            },
+            budget: None,
+            rate_limit: None,
+            auth: hook.auth.map(|kind| auth(kind, &hook.roles)),
+        });
+    }
     let access_log = match g.access_log {
         AccessLogFormat::Off => None,
         format => Some(AccessLog {

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use berth_config::{Config, IngestStart, Pick};
 use berth_gateway::auth::{Passwords, Refused};
+use berth_gateway::{HookReply, Hooks};
 use berth_ingest::{
-    AllowRule, AuthSpec, Checker, IngestSpec, LoginRefusal, MqttSpec, Starter, UserLogin,
+    AllowRule, AuthSpec, BrokerSpec, Checker, DirSpec, Hooked, IngestError, IngestSpec, Ingests,
+    LoginRefusal, MqttSpec, Starter, UserLogin,
 };
 use berth_queue::{Clock, Queues};
 use berth_store::{Lockout, NewJob, Start};
 use berth_workflow::Workflows;
+use serde_json::json;
 
 /// Berth users logging in to an MQTT listener, checked as the gateway checks them.
 struct Users {
@@ -91,6 +94,18 @@ pub fn ingest_specs(
                 }))
             }
         };
+        let dir = match (&i.dir, &starter) {
+            (Some(d), Some(job)) => Some(DirSpec {
+                watch: d.watch.clone(),
+                processing: d.processing.clone(),
+                done: d.done.clone(),
+                error: d.error.clone(),
+                patterns: d.patterns.clone(),
+                settle: d.settle,
+                job: job.clone(),
+            }),
+            _ => None,
+        };
         let checker = Checker::new(
             &i.name,
             i.schema.as_deref(),
@@ -100,6 +115,32 @@ pub fn ingest_specs(
             starter,
             i.store,
         )?;
+        let broker = match &i.broker {
+            None => None,
+            Some(b) => {
+                let login = match (&b.user, &b.password_env) {
+                    (Some(user), Some(var)) => {
+                        let password = std::env::var(var).map_err(|_| {
+                            berth_ingest::IngestError::MissingPassword {
+                                ingest: i.name.clone(),
+                                user: user.clone(),
+                                var: var.clone(),
+                            }
+                        })?;
+                        Some((user.clone(), password))
+                    }
+                    (Some(user), None) => Some((user.clone(), String::new())),
+                    _ => None,
+                };
+                Some(BrokerSpec {
+                    host: b.host.clone(),
+                    port: b.port,
+                    login,
+                    client_id: b.client_id.clone(),
+                    qos: b.qos,
+                })
+            }
+        };
         let mqtt = match &i.mqtt {
             None => None,
             Some(m) => {
@@ -124,10 +165,19 @@ pub fn ingest_specs(
                         subscribe: a.subscribe.clone(),
                     })
                     .collect();
+                let tls = match &m.tls {
+                    None => None,
+                    Some(t) => Some(
+                        berth_gateway::tls::server_config(&t.cert, &t.key, &[]).with_context(
+                            || format!("[ingest.{}] mqtt: cannot use the TLS files", i.name),
+                        )?,
+                    ),
+                };
                 Some((
                     MqttSpec {
                         listen: m.listen,
                         websocket: m.websocket,
+                        tls,
                     },
                     AuthSpec {
                         anonymous: m.anonymous,
@@ -144,6 +194,9 @@ pub fn ingest_specs(
             checker,
             retention: i.retention,
             mqtt,
+            broker,
+            dir,
+            webhook: i.webhook.is_some(),
         });
     }
     Ok(specs)
@@ -162,6 +215,57 @@ pub async fn start(
         .await
         .context("cannot start the ingests")?;
     Ok(Some(Arc::new(ingests)))
+}
+
+/// The gateway's webhook routes, answered by the ingests once they run (the gateway
+/// starts first).
+#[derive(Default)]
+pub struct Webhooks {
+    ingests: std::sync::OnceLock<Arc<Ingests>>,
+}
+
+impl Webhooks {
+    /// From now on, requests go to `ingests`.
+    pub fn serve(&self, ingests: Arc<Ingests>) {
+        let _ = self.ingests.set(ingests);
+    }
+}
+
+impl Hooks for Webhooks {
+    fn take(
+        &self,
+        ingest: &str,
+        topic: &str,
+        body: bytes::Bytes,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HookReply> + Send + '_>> {
+        let (ingest, topic) = (ingest.to_owned(), topic.to_owned());
+        Box::pin(async move {
+            let reply = |status, body| HookReply { status, body };
+            let Some(ingests) = self.ingests.get() else {
+                return reply(
+                    503,
+                    json!({"error": "unavailable", "message": "the ingest is starting; try again"}),
+                );
+            };
+            match ingests.webhook(&ingest, &topic, body.to_vec()).await {
+                Ok(Hooked::Stored(id)) => reply(202, json!({ "stored": true, "id": id })),
+                Ok(Hooked::Dead { id, errors }) => reply(
+                    422,
+                    json!({
+                        "error": "invalid_message",
+                        "message": "the message was refused and kept as a dead letter",
+                        "id": id,
+                        "errors": errors,
+                    }),
+                ),
+                Err(e @ (IngestError::Stopping(_) | IngestError::NotStored(_))) => reply(
+                    503,
+                    json!({"error": "unavailable", "message": e.to_string()}),
+                ),
+                Err(e) => reply(404, json!({"error": "not_found", "message": e.to_string()})),
+            }
+        })
+    }
 }
 
 #[cfg(test)]

@@ -125,7 +125,13 @@ impl Daemon {
             let clock = options.clock.clone();
             berth_gateway::Clock(Arc::new(move || clock.now()))
         };
-        let gateway_spec = gateway::gateway_spec(config, gateway_clock, &node_name)?;
+        let webhooks = Arc::new(ingest::Webhooks::default());
+        let gateway_spec = gateway::gateway_spec(
+            config,
+            gateway_clock,
+            &node_name,
+            berth_gateway::HookSink(webhooks.clone()),
+        )?;
         for s in config.services.values() {
             services::check_ports(s)?;
         }
@@ -160,6 +166,9 @@ impl Daemon {
             None => None,
         };
         let ingests = ingest::start(ingest_specs, &queues, options.clock.clone()).await?;
+        if let Some(i) = &ingests {
+            webhooks.serve(i.clone());
+        }
         let state = AppState {
             ingests: ingests.clone(),
             gateway: gateway.clone(),

@@ -10,9 +10,14 @@ use crate::output;
 /// Validates the config and summarises it.
 pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let config = ctx.config()?;
-    if let Some(spec) =
-        berth_server::gateway::gateway_spec(&config, berth_gateway::Clock::system(), "check")?
-    {
+    if let Some(spec) = berth_server::gateway::gateway_spec(
+        &config,
+        berth_gateway::Clock::system(),
+        "check",
+        berth_gateway::HookSink(std::sync::Arc::new(
+            berth_server::ingest::Webhooks::default(),
+        )),
+    )? {
         berth_gateway::check(&spec)?;
     }
     if ctx.json {

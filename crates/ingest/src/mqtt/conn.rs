@@ -488,7 +488,7 @@ impl Conn {
             self.ack(p.qos, p.pkid, None);
             return None;
         }
-        let done = (p.qos != QoS::AtMostOnce).then(|| Done {
+        let done = (p.qos != QoS::AtMostOnce).then(|| Done::Mqtt {
             tx: self.acks.0.clone(),
             pkid: p.pkid,
             qos: p.qos,

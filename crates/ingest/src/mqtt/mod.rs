@@ -51,6 +51,8 @@ pub struct MqttSpec {
     pub listen: Option<SocketAddr>,
     /// MQTT over WebSocket (subprotocol `mqtt`, any path).
     pub websocket: Option<SocketAddr>,
+    /// TLS on both listeners (MQTT over TLS, WebSocket over TLS).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What the broker keeps of a client id: its subscriptions, and, between connections of
@@ -132,12 +134,14 @@ impl Listeners {
                 addr,
                 detail: e.to_string(),
             })?;
-            tracing::info!(ingest = %broker.core.name, addr = %local, websocket, "MQTT listener up");
+            let tls = spec.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+            tracing::info!(ingest = %broker.core.name, addr = %local, websocket, tls = tls.is_some(), "MQTT listener up");
             addrs.push(local);
             tasks.push(tokio::spawn(accept(
                 broker.clone(),
                 listener,
                 websocket,
+                tls,
                 stop.clone(),
             )));
         }
@@ -162,6 +166,7 @@ async fn accept(
     broker: Arc<Broker>,
     listener: TcpListener,
     websocket: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: CancellationToken,
 ) {
     let mut connections = tokio::task::JoinSet::new();
@@ -187,23 +192,46 @@ async fn accept(
         let _ = stream.set_nodelay(true);
         let broker = broker.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
-            if websocket {
-                let handshake =
-                    tokio::time::timeout(std::time::Duration::from_secs(10), ws::accept(stream));
-                match handshake.await {
-                    Ok(Ok(ws)) => conn::serve(broker, ws, peer, stop).await,
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "WebSocket handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "WebSocket handshake timed out"),
-                }
-            } else {
-                conn::serve(broker, stream, peer, stop).await;
+            match tls {
+                None => serve(broker, stream, websocket, peer, stop).await,
+                Some(tls) => match tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => serve(broker, stream, websocket, peer, stop).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
             }
         });
     }
     // Connections see the same token and end; wait for their goodbyes.
     while connections.join_next().await.is_some() {}
+}
+
+/// How long a client may take over its TLS or WebSocket handshake.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves one connection, as MQTT over the stream itself or over a WebSocket on it.
+async fn serve<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    websocket: bool,
+    peer: SocketAddr,
+    stop: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    S: ws::Transport,
+{
+    if websocket {
+        match tokio::time::timeout(HANDSHAKE, ws::accept(stream)).await {
+            Ok(Ok(ws)) => conn::serve(broker, ws, peer, stop).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "WebSocket handshake failed"),
+            Err(_) => tracing::debug!(%peer, "WebSocket handshake timed out"),
+        }
+    } else {
+        conn::serve(broker, stream, peer, stop).await;
+    }
 }
 
 impl Broker {

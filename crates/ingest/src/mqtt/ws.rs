@@ -6,8 +6,9 @@ use std::io;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::{Message, http};
@@ -20,20 +21,28 @@ pub(crate) trait Transport: Send {
     fn write(&mut self, bytes: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
 }
 
-impl Transport for TcpStream {
-    async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
-        }
-        self.read_buf(buf).await
-    }
+/// A byte stream carrying MQTT packets as they are: TCP, or TLS over TCP.
+macro_rules! plain_transport {
+    ($t:ty) => {
+        impl Transport for $t {
+            async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+                if buf.capacity() - buf.len() < 4096 {
+                    buf.reserve(16 * 1024);
+                }
+                self.read_buf(buf).await
+            }
 
-    async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.write_all(bytes).await
-    }
+            async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+                self.write_all(bytes).await
+            }
+        }
+    };
 }
 
-impl Transport for WebSocketStream<TcpStream> {
+plain_transport!(TcpStream);
+plain_transport!(TlsStream<TcpStream>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WebSocketStream<S> {
     async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         loop {
             match self.next().await {
@@ -63,7 +72,9 @@ impl Transport for WebSocketStream<TcpStream> {
 }
 
 /// Completes the WebSocket handshake, agreeing on the `mqtt` subprotocol when asked.
-pub(crate) async fn accept(stream: TcpStream) -> Result<WebSocketStream<TcpStream>, String> {
+pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+) -> Result<WebSocketStream<S>, String> {
     // The error type is tungstenite's, not ours to shrink.
     #[allow(clippy::result_large_err)]
     let pick = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {

@@ -1,0 +1,516 @@
+//! Dropped files: `dir = { watch, processing, done, error, pattern }`.
+//!
+//! A file in `watch` whose name matches a pattern is taken once it is complete: unchanged
+//! (size and modification time) for `settle`, which a file renamed in whole already is at
+//! the first look. It is renamed into `processing` (never over another file of the same
+//! name), and a job is started for it with the file's path in its args. When the job
+//! completes the file moves to `done`; when it is discarded or cancelled the file moves
+//! to `error` with `NAME.error.log` beside it, holding every attempt's error. A name
+//! already taken in `done` or `error` gets a number (`data.2.csv`).
+//!
+//! Crash safety: the state is where the file is, plus its job. The job is tagged with
+//! the file's identity (name, inode, modification time), so on a restart every file
+//! still in `processing` finds its job again, or gets one if berth stopped between the
+//! rename and the insert. No file is left behind, and none starts a second job.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use berth_store::{Job, JobFilter, JobState, NewJob, Start};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::Core;
+use crate::error::IngestError;
+use crate::pipeline::Starter;
+
+/// How often the directories are looked at.
+const POLL: Duration = Duration::from_millis(500);
+
+/// A watched directory.
+#[derive(Clone)]
+pub struct DirSpec {
+    /// Where files are dropped.
+    pub watch: PathBuf,
+    /// Where a file waits for its job.
+    pub processing: PathBuf,
+    /// Where a file goes once its job completed.
+    pub done: PathBuf,
+    /// Where a file goes when its job failed for good.
+    pub error: PathBuf,
+    /// File names taken (`*` and `?`).
+    pub patterns: Vec<String>,
+    /// How long a file must stay unchanged before it is taken.
+    pub settle: Duration,
+    /// Makes the job of a file from its args.
+    pub job: Starter,
+}
+
+/// Creates the directories and checks that files can be renamed between them (one file
+/// system), so that a mistake stops the start instead of every file.
+pub(crate) fn prepare(ingest: &str, spec: &DirSpec) -> Result<(), IngestError> {
+    let bad = |path: &Path, detail: String| IngestError::Dir {
+        ingest: ingest.to_owned(),
+        path: path.to_path_buf(),
+        detail,
+    };
+    let mut device = None;
+    for dir in [&spec.watch, &spec.processing, &spec.done, &spec.error] {
+        std::fs::create_dir_all(dir).map_err(|e| bad(dir, format!("cannot create it: {e}")))?;
+        let meta = std::fs::metadata(dir).map_err(|e| bad(dir, e.to_string()))?;
+        match device {
+            None => device = Some(meta.dev()),
+            Some(d) if d != meta.dev() => {
+                return Err(bad(
+                    dir,
+                    format!(
+                        "it is on another file system than {}; files move between watch, \
+                         processing, done and error by renaming, so all four must be on one",
+                        spec.watch.display()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A file in `processing` and the job handling it.
+struct Tracked {
+    name: OsString,
+}
+
+struct Watcher {
+    core: Arc<Core>,
+    spec: DirSpec,
+    /// Files seen in `watch` at the last look, with their size and modification time.
+    seen: HashMap<OsString, (u64, SystemTime)>,
+    /// Files in `processing`, by job id.
+    tracked: BTreeMap<i64, Tracked>,
+    /// Names already reported as waiting or unusable, so each is said once.
+    reported: HashMap<OsString, &'static str>,
+}
+
+/// Watches the directory until `stop`: first finds the jobs of files left in
+/// `processing`, then takes new files and moves finished ones.
+pub(crate) async fn run(core: Arc<Core>, spec: DirSpec, stop: CancellationToken) {
+    let mut w = Watcher {
+        core,
+        spec,
+        seen: HashMap::new(),
+        tracked: BTreeMap::new(),
+        reported: HashMap::new(),
+    };
+    w.recover().await;
+    loop {
+        w.finish().await;
+        w.take().await;
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// What makes a file this file: its name, inode and modification time, which a rename
+/// keeps and a new file of the same name does not share.
+fn identity(ingest: &str, name: &str, meta: &std::fs::Metadata) -> String {
+    format!(
+        "file:{ingest}:{name}:{}:{}.{}",
+        meta.ino(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    )
+}
+
+impl Watcher {
+    fn ingest(&self) -> &str {
+        &self.core.name
+    }
+
+    /// Files left in `processing` by an earlier run: each finds its job by its identity,
+    /// or gets one.
+    async fn recover(&mut self) {
+        let files = match list(&self.spec.processing) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(ingest = %self.ingest(), dir = %self.spec.processing.display(), error = %e, "cannot read the processing directory");
+                return;
+            }
+        };
+        for (name, meta) in files {
+            let Some(text) = name.to_str().map(str::to_owned) else {
+                continue;
+            };
+            let key = identity(self.ingest(), &text, &meta);
+            let found = self
+                .core
+                .store
+                .list_jobs(JobFilter {
+                    tag: Some(key.clone()),
+                    limit: 1,
+                    ..Default::default()
+                })
+                .await;
+            match found {
+                Ok(jobs) if !jobs.is_empty() => {
+                    tracing::info!(ingest = %self.ingest(), file = %text, job = jobs[0].id, "resuming a file left in processing");
+                    self.tracked.insert(jobs[0].id, Tracked { name });
+                }
+                Ok(_) => {
+                    tracing::info!(ingest = %self.ingest(), file = %text, "a file in processing has no job yet: starting it");
+                    self.start(name, &meta).await;
+                }
+                Err(e) => {
+                    tracing::error!(ingest = %self.ingest(), file = %text, error = %e, "cannot look up the job of a file in processing; trying again at the next start");
+                }
+            }
+        }
+    }
+
+    /// Starts the job of a file now in `processing`.
+    async fn start(&mut self, name: OsString, meta: &std::fs::Metadata) {
+        let text = name.to_string_lossy().into_owned();
+        let key = identity(self.ingest(), &text, meta);
+        let path = absolute(&self.spec.processing.join(&name));
+        let args = json!({
+            "ingest": self.ingest(),
+            "file": path.to_string_lossy(),
+            "name": text,
+            "size": meta.len(),
+        });
+        let mut job = match (self.spec.job)(self.ingest(), args) {
+            Ok(Start::Job(job)) => job,
+            Ok(Start::Workflow(_)) | Err(_) => {
+                tracing::error!(ingest = %self.ingest(), file = %text, "a dropped file can only start a job");
+                return;
+            }
+        };
+        job.tags.push(key.clone());
+        job.unique_key = Some(key);
+        let inserted = self
+            .core
+            .store
+            .insert(vec![NewJob { ..job }], self.core.now())
+            .await;
+        match inserted {
+            Ok(ids) => {
+                let id = ids[0].id;
+                tracing::info!(ingest = %self.ingest(), file = %text, job = id, "file taken");
+                self.tracked.insert(id, Tracked { name });
+            }
+            Err(e) => {
+                // The file stays in processing; the next start finds it without a job.
+                tracing::error!(ingest = %self.ingest(), file = %text, error = %e, "cannot start the job of a file; it waits in processing until the next start");
+            }
+        }
+    }
+
+    /// Moves the files whose jobs have finished.
+    async fn finish(&mut self) {
+        let mut finished: Vec<(i64, Option<Job>)> = Vec::new();
+        for &id in self.tracked.keys() {
+            match self.core.store.job(id).await {
+                Ok(Some(job)) if job.state.is_final() => finished.push((id, Some(job))),
+                Ok(Some(_)) => {}
+                Ok(None) => finished.push((id, None)),
+                Err(e) => {
+                    tracing::warn!(ingest = %self.ingest(), job = id, error = %e, "cannot read a file's job");
+                    return;
+                }
+            }
+        }
+        for (id, job) in finished {
+            let Some(t) = self.tracked.remove(&id) else {
+                continue;
+            };
+            let from = self.spec.processing.join(&t.name);
+            let spec = self.spec.clone();
+            let ingest = self.core.name.clone();
+            let moved = tokio::task::spawn_blocking(move || {
+                settle_file(&spec, &from, &t.name, id, job.as_ref())
+            })
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            match moved {
+                Ok((to, ok)) => {
+                    if ok {
+                        tracing::info!(ingest = %ingest, job = id, file = %to.display(), "file done");
+                    } else {
+                        tracing::warn!(ingest = %ingest, job = id, file = %to.display(), "file failed: moved to the error directory with its log");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(ingest = %ingest, job = id, error = %e, "cannot move a finished file; trying again at the next start");
+                }
+            }
+        }
+    }
+
+    /// Takes the complete files of `watch` into `processing` and starts their jobs.
+    async fn take(&mut self) {
+        let files = match list(&self.spec.watch) {
+            Ok(f) => f,
+            Err(e) => {
+                if self
+                    .reported
+                    .insert(OsString::new(), "unreadable")
+                    .is_none()
+                {
+                    tracing::error!(ingest = %self.ingest(), dir = %self.spec.watch.display(), error = %e, "cannot read the watched directory");
+                }
+                return;
+            }
+        };
+        let now = SystemTime::now();
+        let mut seen = HashMap::with_capacity(files.len());
+        let mut ready = Vec::new();
+        for (name, meta) in files {
+            let Some(text) = name.to_str() else {
+                if self.reported.insert(name.clone(), "not UTF-8").is_none() {
+                    tracing::warn!(ingest = %self.ingest(), file = ?name, "a dropped file's name is not UTF-8: it is left where it is; rename it");
+                }
+                continue;
+            };
+            if !self.spec.patterns.iter().any(|p| glob(p, text)) {
+                continue;
+            }
+            let stamp = (meta.len(), meta.modified().unwrap_or(now));
+            let quiet = now
+                .duration_since(stamp.1)
+                .is_ok_and(|age| age >= self.spec.settle);
+            // A file is complete when nothing changed since the last look (or it came
+            // in whole, already older than `settle`) and it has been quiet for `settle`.
+            let unchanged = self.seen.get(&name) == Some(&stamp);
+            if quiet && (unchanged || !self.seen.contains_key(&name)) {
+                ready.push(name.clone());
+            }
+            seen.insert(name, stamp);
+        }
+        self.seen = seen;
+        for name in ready {
+            let from = self.spec.watch.join(&name);
+            let to = self.spec.processing.join(&name);
+            match rename_noreplace(&from, &to) {
+                Ok(()) => {
+                    self.seen.remove(&name);
+                    self.reported.remove(&name);
+                    match std::fs::metadata(&to) {
+                        Ok(meta) => self.start(name, &meta).await,
+                        Err(e) => {
+                            tracing::error!(ingest = %self.ingest(), file = %to.display(), error = %e, "a file moved to processing cannot be read")
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if self.reported.insert(name.clone(), "waiting").is_none() {
+                        tracing::warn!(ingest = %self.ingest(), file = ?name, "a file of the same name is still in processing: this one waits until it is done");
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    if self.reported.insert(name.clone(), "unmovable").is_none() {
+                        tracing::error!(ingest = %self.ingest(), file = %from.display(), error = %e, "cannot move a dropped file to processing");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The regular files of `dir` whose names do not start with `.`, by name.
+fn list(dir: &Path) -> std::io::Result<Vec<(OsString, std::fs::Metadata)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.as_encoded_bytes().first() == Some(&b'.') {
+            continue;
+        }
+        // Symbolic links are not followed: a link is not a dropped file.
+        match entry.metadata() {
+            Ok(meta) if meta.is_file() => out.push((name, meta)),
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Moves a file whose job finished to `done` (completed) or to `error` with its log.
+/// Returns where it went and whether it was done.
+fn settle_file(
+    spec: &DirSpec,
+    from: &Path,
+    name: &OsString,
+    id: i64,
+    job: Option<&Job>,
+) -> std::io::Result<(PathBuf, bool)> {
+    let ok = job.is_some_and(|j| j.state == JobState::Completed);
+    let dir = if ok { &spec.done } else { &spec.error };
+    for n in 1u32.. {
+        let to = dir.join(numbered(name, n));
+        if to.exists() {
+            continue;
+        }
+        if !ok {
+            let mut log_name = to.file_name().unwrap_or_default().to_os_string();
+            log_name.push(".error.log");
+            std::fs::write(dir.join(log_name), error_log(name, id, job))?;
+        }
+        match rename_noreplace(from, &to) {
+            Ok(()) => return Ok((to, ok)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("a free name is found before u32 runs out")
+}
+
+/// `data.csv`, then `data.2.csv`, `data.3.csv`, …
+fn numbered(name: &OsString, n: u32) -> OsString {
+    if n == 1 {
+        return name.clone();
+    }
+    let text = name.to_string_lossy();
+    match text.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}.{n}.{ext}").into(),
+        _ => format!("{text}.{n}").into(),
+    }
+}
+
+/// What the error directory says of a failed file.
+fn error_log(name: &OsString, id: i64, job: Option<&Job>) -> String {
+    let mut out = format!("file: {}\n", name.to_string_lossy());
+    let Some(job) = job else {
+        let _ = writeln!(
+            out,
+            "job: {id}, which no longer exists (deleted or pruned before the file was moved)"
+        );
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "job: {} (queue {}, kind {}), {} after {} of {} attempts",
+        job.id,
+        job.queue,
+        job.kind,
+        job.state.as_str(),
+        job.attempt,
+        job.max_attempts
+    );
+    for e in &job.errors {
+        let _ = writeln!(out, "\nattempt {} at {}: {}", e.attempt, e.at, e.error);
+        if let Some(output) = &e.output {
+            for line in output.lines() {
+                let _ = writeln!(out, "  | {line}");
+            }
+        }
+    }
+    out
+}
+
+/// Renames `from` to `to` unless `to` exists (`AlreadyExists` then), in one step where
+/// the system can.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => Ok(()),
+            // File systems without RENAME_NOREPLACE: check, then rename.
+            Err(nix::errno::Errno::EINVAL) => fallback_rename(from, to),
+            Err(e) => Err(std::io::Error::from(e)),
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        fallback_rename(from, to)
+    }
+}
+
+fn fallback_rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    if to.exists() {
+        return Err(std::io::ErrorKind::AlreadyExists.into());
+    }
+    std::fs::rename(from, to)
+}
+
+/// Whether `name` matches `pattern`: `*` any run of characters, `?` one character.
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_whole_names() {
+        for (p, n, want) in [
+            ("*", "a.csv", true),
+            ("*.csv", "a.csv", true),
+            ("*.csv", "a.csv.part", false),
+            ("a?.csv", "ab.csv", true),
+            ("a?.csv", "a.csv", false),
+            ("*_export_*.json", "lms_export_2026.json", true),
+            ("*_export_*.json", "lms_export.json", false),
+            ("data", "data", true),
+        ] {
+            assert_eq!(glob(p, n), want, "{p} {n}");
+        }
+    }
+
+    #[test]
+    fn taken_names_get_a_number_before_the_extension() {
+        assert_eq!(numbered(&"data.csv".into(), 1), OsString::from("data.csv"));
+        assert_eq!(
+            numbered(&"data.csv".into(), 2),
+            OsString::from("data.2.csv")
+        );
+        assert_eq!(numbered(&"README".into(), 3), OsString::from("README.3"));
+        assert_eq!(numbered(&".x".into(), 2), OsString::from(".x.2"));
+    }
+
+    #[test]
+    fn renames_never_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b").unwrap();
+        let err = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "b");
+        std::fs::remove_file(&b).unwrap();
+        rename_noreplace(&a, &b).unwrap();
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "a");
+    }
+}
