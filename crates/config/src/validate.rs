@@ -456,46 +456,6 @@ fn retention(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Retention {
     retention
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{check_post_url, valid_queue_name};
-
-    #[test]
-    fn queue_names() {
-        for good in ["default", "e", "0", "bulk-import_2", &"a".repeat(64)] {
-            assert!(valid_queue_name(good), "{good}");
-        }
-        for bad in ["", "Emails", "-x", "_x", "a b", "ü", &"a".repeat(65)] {
-            assert!(!valid_queue_name(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn post_urls() {
-        for good in [
-            "http://127.0.0.1:8000/jobs",
-            "http://localhost/jobs",
-            "http://app",
-            "http://[::1]:8000/x",
-            "http://user:pw@host:80/",
-        ] {
-            assert!(check_post_url(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "https://example.org/jobs",
-            "ftp://x",
-            "http://",
-            "http:///jobs",
-            "http://host:99999/",
-            "http://host:port/",
-            "http://[::1/",
-            "127.0.0.1:8000/jobs",
-        ] {
-            assert!(check_post_url(bad).is_err(), "{bad}");
-        }
-    }
-}
-
 /// A webhook is a path on the gateway: there must be one, and no route may have the same
 /// path.
 fn webhooks_need_the_gateway(
@@ -545,6 +505,46 @@ fn webhooks_need_the_gateway(
                     i.name, hook.path
                 ),
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_post_url, valid_queue_name};
+
+    #[test]
+    fn queue_names() {
+        for good in ["default", "e", "0", "bulk-import_2", &"a".repeat(64)] {
+            assert!(valid_queue_name(good), "{good}");
+        }
+        for bad in ["", "Emails", "-x", "_x", "a b", "ü", &"a".repeat(65)] {
+            assert!(!valid_queue_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn post_urls() {
+        for good in [
+            "http://127.0.0.1:8000/jobs",
+            "http://localhost/jobs",
+            "http://app",
+            "http://[::1]:8000/x",
+            "http://user:pw@host:80/",
+        ] {
+            assert!(check_post_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://example.org/jobs",
+            "ftp://x",
+            "http://",
+            "http:///jobs",
+            "http://host:99999/",
+            "http://host:port/",
+            "http://[::1/",
+            "127.0.0.1:8000/jobs",
+        ] {
+            assert!(check_post_url(bad).is_err(), "{bad}");
         }
     }
 }

@@ -131,7 +131,8 @@ pub(crate) async fn run(
                         }
                     }
                     Event::Incoming(Packet::Publish(p)) => {
-                        if !take_in(&core, &mut pending, &ack_tx, &client, p).await {
+                        let writing = take_in(&core, &mut pending, &ack_tx, &client, p).await;
+                        if !writing {
                             break;
                         }
                     }

@@ -285,6 +285,7 @@ impl Ingests {
             let _ = t.writer.await;
             let _ = t.pruner.await;
         }
+        self.feed.close();
     }
 }
 

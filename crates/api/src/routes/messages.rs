@@ -5,11 +5,13 @@ use std::sync::Arc;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_store::{Message, MessageFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
 
 use berth_ingest::IngestError;
 
@@ -21,6 +23,7 @@ use crate::error::{ApiError, ApiResult};
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/messages", get(list))
+        .route("/v1/messages/stream", get(stream))
         .route("/v1/messages/{id}", get(show))
         .route("/v1/messages/{id}/replay", post(replay))
 }
@@ -87,6 +90,74 @@ async fn list(
     Ok(Json(
         json!({ "messages": messages.iter().map(view).collect::<Vec<_>>() }),
     ))
+}
+
+/// Filters of the live stream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamQuery {
+    ingest: Option<String>,
+    device: Option<String>,
+    kind: Option<String>,
+    dead: Option<bool>,
+}
+
+impl StreamQuery {
+    fn wants(&self, m: &Message) -> bool {
+        self.ingest.as_ref().is_none_or(|i| *i == m.ingest)
+            && self
+                .device
+                .as_ref()
+                .is_none_or(|d| m.device.as_ref() == Some(d))
+            && self
+                .kind
+                .as_ref()
+                .is_none_or(|k| m.kind.as_ref() == Some(k))
+            && self.dead.is_none_or(|d| d == m.dead)
+    }
+}
+
+/// Server-sent events: `open` once listening, then `message` for each message or dead
+/// letter stored from then on (as `GET /v1/messages/ID` shows it), and `lagged` with the
+/// count a slow reader missed. The stream ends when berth stops.
+async fn stream(
+    state: Shared,
+    query: Result<Query<StreamQuery>, QueryRejection>,
+) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>> {
+    let Query(q) = query?;
+    let Some(ingests) = &state.ingests else {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "no_ingest",
+            message: "this berth runs no [ingest.NAME], so no messages arrive".into(),
+        });
+    };
+    let rx = ingests.feed().subscribe();
+    let closed = ingests.feed().closed();
+    let events = futures_util::stream::unfold((rx, closed, q), |(mut rx, closed, q)| async move {
+        loop {
+            let got = tokio::select! {
+                got = rx.recv() => got,
+                _ = closed.cancelled() => return None,
+            };
+            let event = match got {
+                Ok(m) if q.wants(&m) => Event::default()
+                    .event("message")
+                    .id(m.id.to_string())
+                    .data(view(&m).to_string()),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(n)) => Event::default()
+                    .event("lagged")
+                    .data(json!({ "missed": n }).to_string()),
+                Err(RecvError::Closed) => return None,
+            };
+            return Some((Ok(event), (rx, closed, q)));
+        }
+    });
+    let open = Event::default().event("open").data("{}");
+    let events =
+        futures_util::StreamExt::chain(futures_util::stream::once(async { Ok(open) }), events);
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 async fn show(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {

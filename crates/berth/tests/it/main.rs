@@ -8,6 +8,7 @@ mod daemon;
 mod flows;
 mod gateway;
 mod ingest;
+mod ingest_sources;
 mod services;
 
 use std::path::Path;
