@@ -342,13 +342,8 @@ pub(crate) fn gateway(
         .unwrap_or(Duration::from_secs(15 * 60));
     let mut routes = Vec::new();
     let tables = section.table_array("route", "an array of tables such as [[gateway.route]]", d);
-    if tables.is_empty() && section.get("route").is_none() {
-        d.error(
-            section.span(),
-            "[gateway] has no routes: expected at least one [[gateway.route]] with `path` and \
-             one of `static`, `service`, `proxy` or `redirect`",
-        );
-    }
+    // A gateway without routes is refused in `validate`, unless an ingest's webhook
+    // gives it one.
     for table in &tables {
         if let Some(route) = route(table, config_dir, services, budgets, d) {
             routes.push((route, table.span()));

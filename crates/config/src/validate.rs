@@ -457,7 +457,7 @@ fn retention(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Retention {
 }
 
 /// A webhook is a path on the gateway: there must be one, and no route may have the same
-/// path.
+/// path. A gateway needs a route or a webhook.
 fn webhooks_need_the_gateway(
     root: &Section<'_, '_>,
     ingests: &BTreeMap<String, crate::IngestConfig>,
@@ -468,6 +468,19 @@ fn webhooks_need_the_gateway(
         .get("ingest")
         .map(|v| v.span())
         .unwrap_or_else(|| root.span());
+    if let (Some(g), Some(table)) = (gateway, root.get("gateway"))
+        && g.routes.is_empty()
+        && root
+            .child("gateway", table, "a table such as [gateway]", d)
+            .is_some_and(|s| s.get("route").is_none())
+        && !ingests.values().any(|i| i.webhook.is_some())
+    {
+        d.error(
+            table.span(),
+            "[gateway] has no routes: expected at least one [[gateway.route]] with `path` and \
+             one of `static`, `service`, `proxy` or `redirect`, or an ingest's `webhook`",
+        );
+    }
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     for i in ingests.values() {
         let Some(hook) = &i.webhook else { continue };

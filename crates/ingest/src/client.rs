@@ -83,7 +83,11 @@ pub(crate) async fn run(
                     }
                     Err(e) => {
                         if !said {
-                            tracing::warn!(ingest = %ingest, broker = %where_, error = %e, "cannot reach the MQTT broker; trying again");
+                            if let rumqttc::ConnectionError::ConnectionRefused(code) = &e {
+                                tracing::error!(ingest = %ingest, broker = %where_, ?code, "the MQTT broker refused berth's login: check `user` and `password_env` in `broker`; trying again");
+                            } else {
+                                tracing::warn!(ingest = %ingest, broker = %where_, error = %e, "cannot reach the MQTT broker; trying again");
+                            }
                             said = true;
                         }
                         tokio::time::sleep(pause).await;
@@ -104,13 +108,16 @@ pub(crate) async fn run(
         tokio::select! {
             _ = stop.cancelled() => break,
             Some(stored) = ack_rx.recv() => {
-                let Some(p) = pending.remove(&stored.pkid) else { continue };
                 match stored.outcome {
                     Outcome::Failed => {
-                        tracing::error!(ingest = %core.name, topic = %p.topic, "a message could not be stored: left unacknowledged for the broker to send again");
+                        let Some(p) = pending.get(&stored.pkid) else { continue };
+                        tracing::error!(ingest = %core.name, topic = %p.topic, "a message could not be stored: trying again in a second (it stays unacknowledged until then)");
+                        resubmit(&core, p.clone(), ack_tx.clone());
                     }
                     Outcome::Stored | Outcome::Dead(_) => {
-                        let _ = client.ack(&p).await;
+                        if let Some(p) = pending.remove(&stored.pkid) {
+                            let _ = client.ack(&p).await;
+                        }
                     }
                 }
             }
@@ -141,6 +148,22 @@ pub(crate) async fn run(
             }
         }
     }
+    // What the writer still holds is acknowledged once stored, so a clean stop causes no
+    // resends (the writer closes only after the sources have ended).
+    let drain = async {
+        while !pending.is_empty() {
+            let Some(stored) = ack_rx.recv().await else {
+                break;
+            };
+            if matches!(stored.outcome, Outcome::Failed) {
+                continue;
+            }
+            if let Some(p) = pending.remove(&stored.pkid) {
+                let _ = client.ack(&p).await;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
     // Give the event loop a moment to send the DISCONNECT.
     let _ = tokio::time::timeout(Duration::from_millis(200), async {
@@ -148,6 +171,27 @@ pub(crate) async fn run(
     })
     .await;
     looping.abort();
+}
+
+/// Hands a message the store did not take to the writer again, after a pause.
+fn resubmit(core: &Arc<Core>, p: Publish, acks: mpsc::UnboundedSender<Stored>) {
+    let core = core.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let message = core
+            .checker
+            .message(&p.topic, p.payload.to_vec(), core.now());
+        let done = Some(Done::Mqtt {
+            tx: acks,
+            pkid: p.pkid,
+            qos: if p.qos == RQoS::AtLeastOnce {
+                QoS::AtLeastOnce
+            } else {
+                QoS::ExactlyOnce
+            },
+        });
+        let _ = core.submit.send(Submit { message, done }).await;
+    });
 }
 
 /// Checks one publish and hands it to the writer. `false` once the writer has stopped.

@@ -9,7 +9,7 @@
 //! already taken in `done` or `error` gets a number (`data.2.csv`).
 //!
 //! Crash safety: the state is where the file is, plus its job. The job is tagged with
-//! the file's identity (name, inode, modification time), so on a restart every file
+//! the file's identity (name, inode, birth time), so on a restart every file
 //! still in `processing` finds its job again, or gets one if berth stopped between the
 //! rename and the insert. No file is left behind, and none starts a second job.
 
@@ -95,6 +95,8 @@ struct Watcher {
     tracked: BTreeMap<i64, Tracked>,
     /// Names already reported as waiting or unusable, so each is said once.
     reported: HashMap<OsString, &'static str>,
+    /// Files in `processing` whose job could not be started yet (the store failed).
+    unstarted: Vec<OsString>,
 }
 
 /// Watches the directory until `stop`: first finds the jobs of files left in
@@ -106,10 +108,12 @@ pub(crate) async fn run(core: Arc<Core>, spec: DirSpec, stop: CancellationToken)
         seen: HashMap::new(),
         tracked: BTreeMap::new(),
         reported: HashMap::new(),
+        unstarted: Vec::new(),
     };
     w.recover().await;
     loop {
         w.finish().await;
+        w.retry().await;
         w.take().await;
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
@@ -118,15 +122,17 @@ pub(crate) async fn run(core: Arc<Core>, spec: DirSpec, stop: CancellationToken)
     }
 }
 
-/// What makes a file this file: its name, inode and modification time, which a rename
-/// keeps and a new file of the same name does not share.
+/// What makes a file this file: its name, inode and birth time (the modification time
+/// where the file system keeps no birth time), which a rename keeps and a new file of the
+/// same name does not share.
 fn identity(ingest: &str, name: &str, meta: &std::fs::Metadata) -> String {
-    format!(
-        "file:{ingest}:{name}:{}:{}.{}",
-        meta.ino(),
-        meta.mtime(),
-        meta.mtime_nsec()
-    )
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| format!("b{}.{}", d.as_secs(), d.subsec_nanos()))
+        .unwrap_or_else(|| format!("m{}.{}", meta.mtime(), meta.mtime_nsec()));
+    format!("file:{ingest}:{name}:{}:{born}", meta.ino())
 }
 
 impl Watcher {
@@ -187,8 +193,13 @@ impl Watcher {
         });
         let mut job = match (self.spec.job)(self.ingest(), args) {
             Ok(Start::Job(job)) => job,
-            Ok(Start::Workflow(_)) | Err(_) => {
+            Ok(Start::Workflow(_)) => {
                 tracing::error!(ingest = %self.ingest(), file = %text, "a dropped file can only start a job");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(ingest = %self.ingest(), file = %text, error = %e, "cannot make the job of a file; trying again");
+                self.unstarted.push(name);
                 return;
             }
         };
@@ -206,8 +217,21 @@ impl Watcher {
                 self.tracked.insert(id, Tracked { name });
             }
             Err(e) => {
-                // The file stays in processing; the next start finds it without a job.
-                tracing::error!(ingest = %self.ingest(), file = %text, error = %e, "cannot start the job of a file; it waits in processing until the next start");
+                // The file stays in processing and is tried again at the next look.
+                tracing::error!(ingest = %self.ingest(), file = %text, error = %e, "cannot start the job of a file; trying again");
+                self.unstarted.push(name);
+            }
+        }
+    }
+
+    /// Starts the jobs that could not be started before.
+    async fn retry(&mut self) {
+        for name in std::mem::take(&mut self.unstarted) {
+            match std::fs::metadata(self.spec.processing.join(&name)) {
+                Ok(meta) => self.start(name, &meta).await,
+                Err(e) => {
+                    tracing::error!(ingest = %self.ingest(), file = ?name, error = %e, "a file waiting for its job left processing")
+                }
             }
         }
     }
@@ -233,8 +257,9 @@ impl Watcher {
             let from = self.spec.processing.join(&t.name);
             let spec = self.spec.clone();
             let ingest = self.core.name.clone();
+            let name = t.name.clone();
             let moved = tokio::task::spawn_blocking(move || {
-                settle_file(&spec, &from, &t.name, id, job.as_ref())
+                settle_file(&spec, &from, &name, id, job.as_ref())
             })
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
@@ -246,8 +271,12 @@ impl Watcher {
                         tracing::warn!(ingest = %ingest, job = id, file = %to.display(), "file failed: moved to the error directory with its log");
                     }
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::warn!(ingest = %ingest, job = id, file = ?t.name, "a finished file is no longer in processing (moved by hand, or by another node)");
+                }
                 Err(e) => {
-                    tracing::error!(ingest = %ingest, job = id, error = %e, "cannot move a finished file; trying again at the next start");
+                    tracing::error!(ingest = %ingest, job = id, error = %e, "cannot move a finished file; trying again");
+                    self.tracked.insert(id, t);
                 }
             }
         }
@@ -360,16 +389,21 @@ fn settle_file(
     let dir = if ok { &spec.done } else { &spec.error };
     for n in 1u32.. {
         let to = dir.join(numbered(name, n));
-        if to.exists() {
+        let mut log = to.clone().into_os_string();
+        log.push(".error.log");
+        let log = PathBuf::from(log);
+        if to.exists() || (!ok && log.exists()) {
             continue;
         }
-        if !ok {
-            let mut log_name = to.file_name().unwrap_or_default().to_os_string();
-            log_name.push(".error.log");
-            std::fs::write(dir.join(log_name), error_log(name, id, job))?;
-        }
         match rename_noreplace(from, &to) {
-            Ok(()) => return Ok((to, ok)),
+            Ok(()) => {
+                // The log after the move: a crash in between leaves the file in `error`
+                // without its log, never a log without its file.
+                if !ok {
+                    std::fs::write(&log, error_log(name, id, job))?;
+                }
+                return Ok((to, ok));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }

@@ -192,12 +192,9 @@ fn files_webhooks_external_brokers_and_tls_read_with_their_defaults() {
 [queue.imports]
 handler = "pull"
 
+# A gateway whose only route is a webhook.
 [gateway]
 listen = "127.0.0.1:8080"
-
-[[gateway.route]]
-path = "/"
-proxy = "http://127.0.0.1:9000"
 
 [ingest.imports]
 dir = { watch = "import", pattern = ["*.csv", "*.json"] }
