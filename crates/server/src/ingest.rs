@@ -119,16 +119,7 @@ pub fn ingest_specs(
             None => None,
             Some(b) => {
                 let login = match (&b.user, &b.password_env) {
-                    (Some(user), Some(var)) => {
-                        let password = std::env::var(var).map_err(|_| {
-                            berth_ingest::IngestError::MissingPassword {
-                                ingest: i.name.clone(),
-                                user: user.clone(),
-                                var: var.clone(),
-                            }
-                        })?;
-                        Some((user.clone(), password))
-                    }
+                    (Some(user), Some(var)) => Some((user.clone(), password(&i.name, user, var)?)),
                     (Some(user), None) => Some((user.clone(), String::new())),
                     _ => None,
                 };
@@ -146,14 +137,7 @@ pub fn ingest_specs(
             Some(m) => {
                 let mut credentials = HashMap::new();
                 for (user, var) in &i.credentials {
-                    let password = std::env::var(var).map_err(|_| {
-                        berth_ingest::IngestError::MissingPassword {
-                            ingest: i.name.clone(),
-                            user: user.clone(),
-                            var: var.clone(),
-                        }
-                    })?;
-                    credentials.insert(user.clone(), password);
+                    credentials.insert(user.clone(), password(&i.name, user, var)?);
                 }
                 let allow = i
                     .allow
@@ -200,6 +184,15 @@ pub fn ingest_specs(
         });
     }
     Ok(specs)
+}
+
+/// The password of `user`, from the environment variable `var`.
+fn password(ingest: &str, user: &str, var: &str) -> Result<String, IngestError> {
+    std::env::var(var).map_err(|_| IngestError::MissingPassword {
+        ingest: ingest.to_owned(),
+        user: user.to_owned(),
+        var: var.to_owned(),
+    })
 }
 
 /// Starts the ingests, if the config has any.

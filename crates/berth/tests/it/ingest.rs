@@ -44,7 +44,8 @@ fn pub_(port: u16, login: (&str, &str), topic: &str, payload: &str, extra: &[&st
         .expect("run mosquitto_pub (apt-get install mosquitto-clients)")
 }
 
-async fn messages(dir: &Path, args: &[&str]) -> Vec<Value> {
+/// `berth --json messages ARGS`, the messages it lists.
+pub(crate) async fn messages(dir: &Path, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["--json", "messages"];
     all.extend_from_slice(args);
     let out = run_in(dir, &all);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use berth_testkit::{free_port_run, wait_until};
 use serde_json::Value;
 
+use crate::ingest::messages;
 use crate::{parts, run_in, stop, up, up_with_env};
 
 /// The files of `dir`, sorted.
@@ -213,15 +214,6 @@ fn publish(port: u16, topic: &str, payload: &str) {
         .output()
         .unwrap();
     assert!(out.status.success(), "mosquitto_pub: {out:?}");
-}
-
-async fn messages(dir: &Path, args: &[&str]) -> Vec<Value> {
-    let mut all = vec!["--json", "messages"];
-    all.extend_from_slice(args);
-    let (code, stdout, stderr) = parts(&run_in(dir, &all));
-    assert_eq!(code, 0, "berth messages {args:?}: {stderr}");
-    let v: Value = serde_json::from_str(&stdout).unwrap();
-    v["messages"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
