@@ -108,30 +108,24 @@ credentials = { dev = "not a var" }
 publish = ["x"]
 "#,
     ));
-    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
-    let expect = [
-        "invalid address \"1883\" for `listen` in [ingest.a.mqtt]: expected an address with a port",
-        "invalid auth \"open\" for `auth` in [ingest.a.mqtt]: expected \"password\"",
-        "`#` must stand alone as the last level",
-        "`+` must stand alone in its level",
-        "invalid JSON pointer \"type\" for `classify` in [ingest.a]: expected a JSON pointer such as \"/type\"",
-        "unknown queue `nope` in `job` of [ingest.a]",
-        "[ingest.b] has no source: expected `mqtt = { listen = \"0.0.0.0:1883\" }`",
-        "[ingest.b] has `store = false` and nothing to start",
-        "`mqtt` of [ingest.c] has no listener",
-        "missing `topics` in [ingest.c]",
-        "unknown workflow `w` in [ingest.c]",
-        "expected the name of an environment variable that holds the password",
-        "an [[ingest.c.allow]] entry names whom it allows",
-    ];
-    for e in expect {
-        assert!(
-            messages.iter().any(|m| m.contains(e)),
-            "no message contains {e:?}; got:\n{}",
-            messages.join("\n")
-        );
-    }
-    assert_eq!(messages.len(), expect.len(), "{}", messages.join("\n"));
+    exactly(
+        &found,
+        &[
+            "invalid address \"1883\" for `listen` in [ingest.a.mqtt]: expected an address with a port",
+            "invalid auth \"open\" for `auth` in [ingest.a.mqtt]: expected \"password\"",
+            "`#` must stand alone as the last level",
+            "`+` must stand alone in its level",
+            "invalid JSON pointer \"type\" for `classify` in [ingest.a]: expected a JSON pointer such as \"/type\"",
+            "unknown queue `nope` in `job` of [ingest.a]",
+            "[ingest.b] has no source: expected `mqtt = { listen = \"0.0.0.0:1883\" }`",
+            "[ingest.b] has `store = false` and nothing to start",
+            "`mqtt` of [ingest.c] has no listener",
+            "missing `topics` in [ingest.c]",
+            "unknown workflow `w` in [ingest.c]",
+            "expected the name of an environment variable that holds the password",
+            "an [[ingest.c.allow]] entry names whom it allows",
+        ],
+    );
 }
 
 #[test]
@@ -154,23 +148,17 @@ workflow = "none"
 credentials = { "stand/01" = "S" }
 "#,
     ));
-    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
-    let expect = [
-        "`listen` and `websocket` on the same address",
-        "empty `topics` in [ingest.a]",
-        "invalid device name `+` in `credentials` of [ingest.a]",
-        "has `auth = \"anonymous\"` and `allow` entries",
-        "invalid device name `stand/01`",
-        "unknown workflow `none` in [ingest.b]",
-    ];
-    for e in expect {
-        assert!(
-            messages.iter().any(|m| m.contains(e)),
-            "no message contains {e:?}; got:\n{}",
-            messages.join("\n")
-        );
-    }
-    assert_eq!(messages.len(), expect.len(), "{}", messages.join("\n"));
+    exactly(
+        &found,
+        &[
+            "`listen` and `websocket` on the same address",
+            "empty `topics` in [ingest.a]",
+            "invalid device name `+` in `credentials` of [ingest.a]",
+            "has `auth = \"anonymous\"` and `allow` entries",
+            "invalid device name `stand/01`",
+            "unknown workflow `none` in [ingest.b]",
+        ],
+    );
 
     // Without `mqtt`, device logins and permissions have nothing to apply to.
     let found = diagnostics(&with_app(
@@ -286,24 +274,31 @@ topics = ["x"]
 webhook = { path = "/hooks/e", auth = "none", roles = ["x"] }
 "#,
     ));
+    exactly(
+        &found,
+        &[
+            "`watch` and `done` in `dir` of [ingest.a] are the same directory",
+            "a pattern matches file names, so it cannot contain `/`",
+            "`topics` in [ingest.a] filters MQTT messages",
+            "`schema` in [ingest.a] checks messages",
+            "[ingest.a] has `dir` but no `job`",
+            "[ingest.a] has `dir` and `workflow`",
+            "invalid path \"hooks/b/\" for `path` in [ingest.b.webhook]",
+            "invalid value \"basic\" for `auth` in [ingest.b.webhook]",
+            "invalid URL \"tcp://x:1883\" for `url` in [ingest.c.broker]",
+            "`qos`",
+            "[ingest.c] has both `mqtt` (berth's own broker) and `broker`",
+            "`tls` of [ingest.c.mqtt] needs both files",
+            "invalid URL \"mqtt://user:pw@x\"",
+            "has `roles` and `auth = \"none\"`",
+            "[ingest.e] has a `webhook`, which the gateway answers, but there is no [gateway]",
+        ],
+    );
+}
+
+/// Every diagnostic in `found` is one of `expect` (by substring), and each is there.
+fn exactly(found: &[berth_config::Diagnostic], expect: &[&str]) {
     let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
-    let expect = [
-        "`watch` and `done` in `dir` of [ingest.a] are the same directory",
-        "a pattern matches file names, so it cannot contain `/`",
-        "`topics` in [ingest.a] filters MQTT messages",
-        "`schema` in [ingest.a] checks messages",
-        "[ingest.a] has `dir` but no `job`",
-        "[ingest.a] has `dir` and `workflow`",
-        "invalid path \"hooks/b/\" for `path` in [ingest.b.webhook]",
-        "invalid value \"basic\" for `auth` in [ingest.b.webhook]",
-        "invalid URL \"tcp://x:1883\" for `url` in [ingest.c.broker]",
-        "`qos`",
-        "[ingest.c] has both `mqtt` (berth's own broker) and `broker`",
-        "`tls` of [ingest.c.mqtt] needs both files",
-        "invalid URL \"mqtt://user:pw@x\"",
-        "has `roles` and `auth = \"none\"`",
-        "[ingest.e] has a `webhook`, which the gateway answers, but there is no [gateway]",
-    ];
     for e in expect {
         assert!(
             messages.iter().any(|m| m.contains(e)),
