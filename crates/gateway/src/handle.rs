@@ -60,11 +60,15 @@ pub(crate) enum Answer {
         to: String,
         status: StatusCode,
     },
-    Hook {
-        ingest: String,
-        sink: HookSink,
-        max_body: u64,
-    },
+    Hook(Hook),
+}
+
+/// An ingest's webhook: where its bodies go, and how large they may be.
+#[derive(Clone)]
+pub(crate) struct Hook {
+    ingest: String,
+    sink: HookSink,
+    max_body: u64,
 }
 
 impl Answer {
@@ -73,7 +77,7 @@ impl Answer {
             Answer::Static { .. } => "static",
             Answer::Proxy(_) => "proxy",
             Answer::Redirect { .. } => "redirect",
-            Answer::Hook { .. } => "webhook",
+            Answer::Hook(_) => "webhook",
         }
     }
 }
@@ -124,11 +128,11 @@ impl Shared {
                     ingest,
                     sink,
                     max_body,
-                } => Answer::Hook {
+                } => Answer::Hook(Hook {
                     ingest: ingest.clone(),
                     sink: sink.clone(),
                     max_body: *max_body,
-                },
+                }),
             };
             let counter = Arc::new(Counter::default());
             let budget = match &spec.budget {
@@ -185,15 +189,7 @@ impl Shared {
                         to: to.clone(),
                         status: *status,
                     },
-                    Answer::Hook {
-                        ingest,
-                        sink,
-                        max_body,
-                    } => Answer::Hook {
-                        ingest: ingest.clone(),
-                        sink: sink.clone(),
-                        max_body: *max_body,
-                    },
+                    Answer::Hook(hook) => Answer::Hook(hook.clone()),
                 },
                 counter: {
                     let own = Arc::new(Counter::default());
@@ -498,11 +494,7 @@ pub(crate) async fn handle(
             let location = redirect_target(to, &route.path, req.uri().path(), req.uri().query());
             reply::redirect(*status, &location)
         }
-        Answer::Hook {
-            ingest,
-            sink,
-            max_body,
-        } => hook(req, &route.path, ingest, sink, *max_body).await,
+        Answer::Hook(h) => hook(req, &route.path, h).await,
     };
     if let Some((b, all)) = budget {
         b.charge_reported(response.headers_mut(), all.now());
@@ -518,14 +510,9 @@ pub(crate) async fn handle(
 
 /// A webhook request: a POST whose body becomes a message of `ingest`, its topic the rest
 /// of the path after the route's.
-async fn hook(
-    req: Request<Incoming>,
-    prefix: &str,
-    ingest: &str,
-    sink: &HookSink,
-    max_body: u64,
-) -> Response<Body> {
+async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> {
     use http_body_util::{BodyExt, Limited};
+    let max_body = h.max_body;
     if req.method() != hyper::Method::POST {
         let mut r = reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -565,7 +552,7 @@ async fn hook(
             );
         }
     };
-    let answer = sink.0.take(ingest, &topic, body).await;
+    let answer = h.sink.0.take(&h.ingest, &topic, body).await;
     let mut response = Response::new(crate::body::full(answer.body.to_string()));
     *response.status_mut() =
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -178,20 +178,26 @@ fn resubmit(core: &Arc<Core>, p: Publish, acks: mpsc::UnboundedSender<Stored>) {
     let core = core.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let message = core
-            .checker
-            .message(&p.topic, p.payload.to_vec(), core.now());
-        let done = Some(Done::Mqtt {
-            tx: acks,
-            pkid: p.pkid,
-            qos: if p.qos == RQoS::AtLeastOnce {
-                QoS::AtLeastOnce
-            } else {
-                QoS::ExactlyOnce
-            },
-        });
-        let _ = core.submit.send(Submit { message, done }).await;
+        let _ = core.submit.send(submission(&core, &p, &acks)).await;
     });
+}
+
+/// The checked message of `p` for the writer, reporting to `acks` when it is QoS 1 or 2.
+fn submission(core: &Core, p: &Publish, acks: &mpsc::UnboundedSender<Stored>) -> Submit {
+    let message = core
+        .checker
+        .message(&p.topic, p.payload.to_vec(), core.now());
+    let qos = match p.qos {
+        RQoS::AtMostOnce => None,
+        RQoS::AtLeastOnce => Some(QoS::AtLeastOnce),
+        RQoS::ExactlyOnce => Some(QoS::ExactlyOnce),
+    };
+    let done = qos.map(|qos| Done::Mqtt {
+        tx: acks.clone(),
+        pkid: p.pkid,
+        qos,
+    });
+    Submit { message, done }
 }
 
 /// Checks one publish and hands it to the writer. `false` once the writer has stopped.
@@ -207,23 +213,14 @@ async fn take_in(
         let _ = client.ack(&p).await;
         return true;
     }
-    let message = core
-        .checker
-        .message(&p.topic, p.payload.to_vec(), core.now());
-    let done = match p.qos {
-        RQoS::AtMostOnce => None,
-        q => {
-            pending.insert(p.pkid, p.clone());
-            Some(Done::Mqtt {
-                tx: acks.clone(),
-                pkid: p.pkid,
-                qos: if q == RQoS::AtLeastOnce {
-                    QoS::AtLeastOnce
-                } else {
-                    QoS::ExactlyOnce
-                },
-            })
+    if p.qos != RQoS::AtMostOnce {
+        if pending.contains_key(&p.pkid) {
+            // A resend of one still being stored (its id is not free until it is
+            // acknowledged): the first copy's outcome acknowledges it.
+            return true;
         }
-    };
-    core.submit.send(Submit { message, done }).await.is_ok()
+        pending.insert(p.pkid, p.clone());
+    }
+    let submit = submission(core, &p, acks);
+    core.submit.send(submit).await.is_ok()
 }

@@ -21,13 +21,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use berth_store::{Job, JobFilter, JobState, NewJob, Start};
+use berth_store::{Job, JobFilter, JobState, Start};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::Core;
 use crate::error::IngestError;
 use crate::pipeline::Starter;
+
+/// The highest number a file's name gets in `done` or `error` (`data.9999.csv`).
+const MAX_NUMBER: u32 = 9_999;
 
 /// How often the directories are looked at.
 const POLL: Duration = Duration::from_millis(500);
@@ -205,11 +208,7 @@ impl Watcher {
         };
         job.tags.push(key.clone());
         job.unique_key = Some(key);
-        let inserted = self
-            .core
-            .store
-            .insert(vec![NewJob { ..job }], self.core.now())
-            .await;
+        let inserted = self.core.store.insert(vec![job], self.core.now()).await;
         match inserted {
             Ok(ids) => {
                 let id = ids[0].id;
@@ -284,8 +283,17 @@ impl Watcher {
 
     /// Takes the complete files of `watch` into `processing` and starts their jobs.
     async fn take(&mut self) {
-        let files = match list(&self.spec.watch) {
-            Ok(f) => f,
+        let watch = self.spec.watch.clone();
+        // A slow or hung file system holds up a blocking thread, not the runtime.
+        let listed = tokio::task::spawn_blocking(move || list(&watch))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        let files = match listed {
+            Ok(f) => {
+                // Said again if the directory becomes unreadable again.
+                self.reported.remove(&OsString::new());
+                f
+            }
             Err(e) => {
                 if self
                     .reported
@@ -387,7 +395,7 @@ fn settle_file(
 ) -> std::io::Result<(PathBuf, bool)> {
     let ok = job.is_some_and(|j| j.state == JobState::Completed);
     let dir = if ok { &spec.done } else { &spec.error };
-    for n in 1u32.. {
+    for n in 1..=MAX_NUMBER {
         let to = dir.join(numbered(name, n));
         let mut log = to.clone().into_os_string();
         log.push(".error.log");
@@ -408,7 +416,11 @@ fn settle_file(
             Err(e) => return Err(e),
         }
     }
-    unreachable!("a free name is found before u32 runs out")
+    Err(std::io::Error::other(format!(
+        "{} already holds {MAX_NUMBER} files named like {}; clear it out",
+        dir.display(),
+        name.to_string_lossy()
+    )))
 }
 
 /// `data.csv`, then `data.2.csv`, `data.3.csv`, …

@@ -82,6 +82,8 @@ pub(crate) struct Core {
     pub submit: mpsc::Sender<writer::Submit>,
     pub store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// Whether the gateway hands it webhook requests.
+    webhook: bool,
 }
 
 impl Core {
@@ -99,8 +101,6 @@ impl Core {
 /// Every running ingest of this node.
 pub struct Ingests {
     cores: BTreeMap<String, Arc<Core>>,
-    /// The ingests that take webhooks.
-    hooks: std::collections::BTreeSet<String>,
     feed: Feed,
     addrs: BTreeMap<String, Vec<SocketAddr>>,
     tasks: tokio::sync::Mutex<Vec<Tasks>>,
@@ -128,7 +128,6 @@ impl Ingests {
         let stop = CancellationToken::new();
         let feed = Feed::default();
         let mut cores = BTreeMap::new();
-        let mut hooks = std::collections::BTreeSet::new();
         let mut addrs = BTreeMap::new();
         let mut tasks = Vec::new();
         for spec in &specs {
@@ -147,6 +146,7 @@ impl Ingests {
                 submit,
                 store: store.clone(),
                 clock: clock.clone(),
+                webhook: spec.webhook,
             });
             let listeners = match spec.mqtt {
                 Some((m, auth)) => {
@@ -185,9 +185,6 @@ impl Ingests {
                     stop.child_token(),
                 )));
             }
-            if spec.webhook {
-                hooks.insert(spec.name.clone());
-            }
             let pruner = tokio::spawn(upkeep(core.clone(), spec.retention, stop.clone()));
             cores.insert(spec.name, core);
             tasks.push(Tasks {
@@ -200,7 +197,6 @@ impl Ingests {
         }
         Ok(Self {
             cores,
-            hooks,
             feed,
             addrs,
             tasks: tokio::sync::Mutex::new(tasks),
@@ -230,7 +226,7 @@ impl Ingests {
         let core = self
             .cores
             .get(name)
-            .filter(|_| self.hooks.contains(name))
+            .filter(|c| c.webhook)
             .ok_or_else(|| IngestError::NoWebhook(name.to_owned()))?;
         let message = core.checker.message(topic, body, core.now());
         let errors = message.errors.clone();

@@ -117,7 +117,7 @@ pub fn gateway_spec(
             target: Target::Hook {
                 ingest: i.name.clone(),
                 sink: hooks.clone(),
-                max_body: i.max_payload.saturating_add(1),
+                max_body: i.max_payload,
             },
             budget: None,
             rate_limit: None,

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::{parts, run_in, run_with_input, stop, up_with_env};
 
-const SCHEMA: &str = r#"{
+/// The test stands' protocol: a status or result with a sequence number.
+pub(crate) const SCHEMA: &str = r#"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "type": "object",
   "required": ["type", "seq"],

@@ -12,7 +12,7 @@ use std::time::Duration;
 use berth_testkit::{free_port_run, wait_until};
 use serde_json::Value;
 
-use crate::ingest::messages;
+use crate::ingest::{SCHEMA, messages};
 use crate::{parts, run_in, stop, up, up_with_env};
 
 /// The files of `dir`, sorted.
@@ -222,12 +222,7 @@ async fn an_external_broker_delivers_and_keeps_messages_while_berth_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut broker = mosquitto(d, port);
-    std::fs::write(
-        d.join("protocol.schema.json"),
-        r#"{"type": "object", "required": ["type", "seq"],
-            "properties": {"type": {"enum": ["status", "result"]}, "seq": {"type": "integer"}}}"#,
-    )
-    .unwrap();
+    std::fs::write(d.join("protocol.schema.json"), SCHEMA).unwrap();
     std::fs::write(
         d.join("berth.toml"),
         format!(
