@@ -15,6 +15,7 @@ use crate::store::{FetchRequest, Store};
 pub use crate::conformance_auth::*;
 pub use crate::conformance_flows::*;
 pub use crate::conformance_messages::*;
+pub use crate::conformance_notify::*;
 
 /// A store under test, with whatever must live as long as it (a temp dir, a database).
 pub struct Subject {
@@ -60,7 +61,9 @@ macro_rules! conformance_suite {
             tokens_expire_and_are_revoked, sessions_end_and_are_pruned, auth_exports_and_imports,
             budgets_add_up_reset_and_alert_once, settings_are_set_and_cleared,
             messages_are_stored_and_listed, messages_start_jobs_and_workflows,
-            dead_letters_replay, messages_are_pruned_and_copied);
+            dead_letters_replay, messages_are_pruned_and_copied,
+            events_are_routed_once_to_matching_channels,
+            deliveries_retry_until_sent_and_are_pruned, snapshot_copies_the_store);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(

@@ -71,6 +71,10 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A snapshot or a restore of the store failed (a file could not be written, or
+    /// `pg_dump` / `pg_restore` failed or is missing).
+    #[error("{0}")]
+    Snapshot(String),
     /// The store has been shut down.
     #[error("the store is closed")]
     Closed,

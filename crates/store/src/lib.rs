@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`flows`]: schedules, batches and workflows, and the rules for advancing them;
 //! - [`messages`]: what ingests took in, and dead letters.
+//! - [`notices`]: the notification outbox: routes, deliveries, kinds.
 //! - [`model`]: jobs, states, timestamps and the other values crossing the boundary.
 //! - [`store`]: the [`Store`] trait every backend implements.
 //! - [`sqlite`]: the embedded default: one writer thread with group commit, WAL, durable
@@ -18,6 +19,7 @@ pub mod error;
 pub mod flows;
 pub mod messages;
 pub mod model;
+pub mod notices;
 pub mod postgres;
 mod rules;
 pub mod sqlite;
@@ -32,12 +34,15 @@ mod conformance_auth;
 mod conformance_flows;
 #[cfg(feature = "conformance")]
 mod conformance_messages;
+#[cfg(feature = "conformance")]
+mod conformance_notify;
 
 pub use auth::*;
 pub use error::{Result, StoreError};
 pub use flows::*;
 pub use messages::{Message, MessageFilter, NewMessage, Replay};
 pub use model::*;
+pub use notices::{Delivery, DeliveryFilter, NotifyRoute};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use store::{FetchRequest, Store};
+pub use store::{FetchRequest, SnapshotFormat, Store};

@@ -6,6 +6,8 @@
 //! - a job leaves `running` only through a write naming the attempt it was leased under;
 //! - writes are durable when the returned future resolves.
 
+use std::path::Path;
+
 use async_trait::async_trait;
 
 use crate::auth::{
@@ -22,6 +24,7 @@ use crate::model::{
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
     Timestamp,
 };
+use crate::notices::{Delivery, DeliveryFilter, NotifyRoute};
 
 /// A request to lease jobs from one queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,4 +392,39 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes messages exactly as exported (ids kept), in one transaction.
     async fn import_messages(&self, messages: Vec<Message>) -> Result<()>;
+
+    /// Routes up to [`crate::notices::ROUTE_BATCH`] unrouted events, oldest first: one
+    /// delivery per route that takes each, and the events marked routed, in one
+    /// transaction. Returns how many events were routed (fewer than the batch: none are left).
+    async fn notify_route(&self, routes: Vec<NotifyRoute>, now: Timestamp) -> Result<u32>;
+
+    /// A channel's unsent deliveries whose time has come, oldest first, at most `limit`.
+    async fn notify_due(&self, channel: &str, now: Timestamp, limit: u32) -> Result<Vec<Delivery>>;
+
+    /// Records that the channel took these deliveries.
+    async fn notify_done(&self, ids: Vec<i64>, now: Timestamp) -> Result<()>;
+
+    /// Records a failed try of these deliveries: tried again not before `next_at`.
+    async fn notify_retry(&self, ids: Vec<i64>, error: String, next_at: Timestamp) -> Result<()>;
+
+    /// Deliveries matching a filter, newest first.
+    async fn notify_deliveries(&self, filter: DeliveryFilter) -> Result<Vec<Delivery>>;
+
+    /// Forgets deliveries sent before `sent_before`, and unsent ones of channels not in
+    /// `channels` (they can never be sent). Returns how many.
+    async fn notify_prune(&self, sent_before: Timestamp, channels: Vec<String>) -> Result<u64>;
+
+    /// Writes a consistent copy of the whole store to the file `dest` while the store is in
+    /// use (SQLite's backup API; `pg_dump` in its custom format for PostgreSQL).
+    async fn snapshot(&self, dest: &Path) -> Result<SnapshotFormat>;
+}
+
+/// What kind of copy [`Store::snapshot`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotFormat {
+    /// An SQLite database file.
+    Sqlite,
+    /// A `pg_dump --format=custom` archive.
+    PgDump,
 }

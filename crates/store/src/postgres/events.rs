@@ -25,8 +25,8 @@ pub(crate) async fn record(c: &impl GenericClient, events: &[NewEvent]) -> Resul
         message.push(e.message.as_str());
     }
     c.execute(
-        "INSERT INTO berth_events (at, node, source, subject, instance, kind, message) \
-         SELECT at, node, source, subject, instance, kind, message \
+        "INSERT INTO berth_events (at, node, source, subject, instance, kind, message, routed) \
+         SELECT at, node, source, subject, instance, kind, message, false \
          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
                      $6::text[], $7::text[]) \
               WITH ORDINALITY AS e(at, node, source, subject, instance, kind, message, n) \

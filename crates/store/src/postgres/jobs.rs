@@ -12,6 +12,7 @@ use crate::model::{
     AttemptError, AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeasedJob,
     NewJob, Outcome, QueueStats, RunningLease, StateChange, Timestamp,
 };
+use crate::notices::{DiscardedJob, discarded_event, outcome_error};
 use crate::store::FetchRequest;
 
 /// The channel that carries "jobs are available on queue X" between nodes.
@@ -304,6 +305,25 @@ const FAILED_SET: &str = "state = CASE WHEN attempt >= max_attempts THEN 'discar
 
 /// Records outcomes; returns, per finish, what happened and the job's queue, and the jobs
 /// of batches and workflows that reached a final state (for the flow hooks).
+/// What the event of a discarded job names.
+async fn discarded_job(c: &impl GenericClient, id: i64) -> Result<DiscardedJob> {
+    let r = c
+        .query_one(
+            "SELECT queue, kind, attempt, max_attempts, attempted_by FROM berth_jobs WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(db("reading a discarded job"))?;
+    Ok(DiscardedJob {
+        id,
+        queue: r.get(0),
+        kind: r.get(1),
+        attempt: r.get::<_, i32>(2) as u32,
+        max_attempts: r.get::<_, i32>(3) as u32,
+        attempted_by: r.get(4),
+    })
+}
+
 pub(crate) async fn finish(
     c: &impl GenericClient,
     finishes: &[Finish],
@@ -311,6 +331,7 @@ pub(crate) async fn finish(
 ) -> Result<(Vec<(Finished, Option<String>)>, Vec<Touched>)> {
     let mut out: Vec<Option<(Finished, Option<String>)>> = vec![None; finishes.len()];
     let mut touched = Vec::new();
+    let mut discarded = Vec::new();
     // Rows are locked in id order by every batched write (see `heartbeat`).
     let mut order: Vec<usize> = (0..finishes.len()).collect();
     order.sort_unstable_by_key(|i| finishes[*i].attempt.id);
@@ -437,10 +458,20 @@ pub(crate) async fn finish(
             Some(r) => {
                 let state = state_of(r.get(0))?;
                 touched.extend(Touched::of_final(id, state, r.get(2), r.get(3), true));
+                if state == JobState::Discarded {
+                    discarded.push(discarded_event(
+                        &discarded_job(c, id).await?,
+                        outcome_error(&f.outcome),
+                        now,
+                    ));
+                }
                 (Finished::Applied(state), Some(r.get::<_, String>(1)))
             }
             None => (Finished::Stale, None),
         });
+    }
+    if !discarded.is_empty() {
+        super::events::record(c, &discarded).await?;
     }
     let out: Vec<(Finished, Option<String>)> = out
         .into_iter()

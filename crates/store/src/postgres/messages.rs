@@ -104,6 +104,10 @@ pub(crate) async fn insert(
         .await
         .map_err(db("storing messages"))?;
     }
+    let dead = crate::notices::dead_letter_events(messages);
+    if !dead.is_empty() {
+        super::events::record(c, &dead).await?;
+    }
     Ok(ids)
 }
 

@@ -214,6 +214,30 @@ CREATE INDEX berth_messages_ingest_time ON berth_messages (ingest, received_at);
 CREATE INDEX berth_messages_dead ON berth_messages (id) WHERE dead;
 CREATE INDEX berth_messages_device ON berth_messages (device, id) WHERE device IS NOT NULL;
 "#,
+    // 8: the notification outbox. Events recorded before it are taken as routed, so that
+    // an upgrade does not notify what happened long ago.
+    r#"
+ALTER TABLE berth_events ADD COLUMN routed BOOLEAN NOT NULL DEFAULT true;
+CREATE INDEX berth_events_unrouted ON berth_events (id) WHERE NOT routed;
+
+CREATE TABLE berth_notify_deliveries (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    channel    TEXT    NOT NULL,
+    event_id   BIGINT  NOT NULL,
+    at         BIGINT  NOT NULL,
+    kind       TEXT    NOT NULL,
+    subject    TEXT    NOT NULL,
+    message    TEXT    NOT NULL,
+    node       TEXT    NOT NULL,
+    created_at BIGINT  NOT NULL,
+    next_at    BIGINT  NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at    BIGINT
+);
+CREATE INDEX berth_notify_due ON berth_notify_deliveries (channel, next_at) WHERE sent_at IS NULL;
+CREATE INDEX berth_notify_sent ON berth_notify_deliveries (sent_at) WHERE sent_at IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes.

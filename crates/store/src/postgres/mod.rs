@@ -11,12 +11,14 @@
 //!   notifications may have been missed).
 
 mod auth;
+mod dump;
 mod events;
 mod flows;
 mod jobs;
 mod messages;
 mod migrations;
 mod nodes;
+mod notify;
 mod pool;
 
 use std::str::FromStr;
@@ -41,9 +43,11 @@ use crate::model::{
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
     Timestamp,
 };
-use crate::store::{FetchRequest, Store};
+use crate::notices::{Delivery, DeliveryFilter, NotifyRoute};
+use crate::store::{FetchRequest, SnapshotFormat, Store};
 use pool::Pool;
 
+pub use dump::restore as restore_dump;
 pub use migrations::LATEST as SCHEMA_VERSION;
 
 /// A wake-up that stands for every queue (after the listener reconnected).
@@ -67,6 +71,8 @@ impl Default for PostgresOptions {
 /// The shared store.
 pub struct PostgresStore {
     pool: Arc<Pool>,
+    /// The connection settings, for `pg_dump`.
+    config: Config,
     describe: String,
     wake_tx: broadcast::Sender<String>,
     listener: tokio::task::JoinHandle<()>,
@@ -108,9 +114,10 @@ impl PostgresStore {
             migrations::migrate(&mut c, &describe).await?;
         }
         let (wake_tx, _) = broadcast::channel(1024);
-        let listener = tokio::spawn(listen(config, wake_tx.clone()));
+        let listener = tokio::spawn(listen(config.clone(), wake_tx.clone()));
         Ok(Self {
             pool,
+            config,
             describe,
             wake_tx,
             listener,
@@ -677,6 +684,36 @@ impl Store for PostgresStore {
     async fn import_messages(&self, new: Vec<Message>) -> Result<()> {
         self.in_tx(move |tx| Box::pin(async move { messages::import(tx, &new).await }))
             .await
+    }
+
+    async fn notify_route(&self, routes: Vec<NotifyRoute>, now: Timestamp) -> Result<u32> {
+        self.in_tx(move |tx| Box::pin(async move { notify::route(tx, &routes, now).await }))
+            .await
+    }
+
+    async fn notify_due(&self, channel: &str, now: Timestamp, limit: u32) -> Result<Vec<Delivery>> {
+        with_client!(self, c => notify::due(&*c, channel, now, limit).await)
+    }
+
+    async fn notify_done(&self, ids: Vec<i64>, now: Timestamp) -> Result<()> {
+        with_client!(self, c => notify::done(&*c, &ids, now).await)
+    }
+
+    async fn notify_retry(&self, ids: Vec<i64>, error: String, next_at: Timestamp) -> Result<()> {
+        with_client!(self, c => notify::retry(&*c, &ids, &error, next_at).await)
+    }
+
+    async fn notify_deliveries(&self, filter: DeliveryFilter) -> Result<Vec<Delivery>> {
+        with_client!(self, c => notify::list(&*c, &filter).await)
+    }
+
+    async fn notify_prune(&self, sent_before: Timestamp, channels: Vec<String>) -> Result<u64> {
+        with_client!(self, c => notify::prune(&*c, sent_before, &channels).await)
+    }
+
+    async fn snapshot(&self, dest: &std::path::Path) -> Result<SnapshotFormat> {
+        dump::snapshot(&self.config, dest).await?;
+        Ok(SnapshotFormat::PgDump)
     }
 
     async fn import_auth(&self, dump: AuthDump) -> Result<()> {

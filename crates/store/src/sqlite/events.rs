@@ -10,10 +10,13 @@ fn db(action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 }
 
 pub(crate) fn record(conn: &Connection, events: &[NewEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO events (at, node, source, subject, instance, kind, message) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO events (at, node, source, subject, instance, kind, message, routed) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
         )
         .map_err(db("recording events"))?;
     for e in events {

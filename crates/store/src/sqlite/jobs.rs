@@ -11,6 +11,7 @@ use crate::model::{
     AttemptError, AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeasedJob,
     NewJob, Outcome, QueueStats, RunningLease, StateChange, Timestamp,
 };
+use crate::notices::{DiscardedJob, discarded_event, outcome_error};
 use crate::store::FetchRequest;
 
 const JOB_COLUMNS: &str = "id, queue, kind, args, state, priority, attempt, max_attempts, \
@@ -290,6 +291,7 @@ pub(crate) fn finish(
 ) -> Result<(Vec<Finished>, Vec<Touched>)> {
     let mut out = Vec::with_capacity(finishes.len());
     let mut touched = Vec::new();
+    let mut discarded = Vec::new();
     for f in finishes {
         let (id, attempt) = (f.attempt.id, f.attempt.attempt);
         let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
@@ -366,12 +368,40 @@ pub(crate) fn finish(
             Some((state, batch_id, workflow_id)) => {
                 let state = parse_state(&state, 0).map_err(db("reading a job state"))?;
                 touched.extend(Touched::of_final(id, state, batch_id, workflow_id, true));
+                if state == JobState::Discarded {
+                    discarded.push(discarded_event(
+                        &discarded_job(conn, id)?,
+                        outcome_error(&f.outcome),
+                        now,
+                    ));
+                }
                 Finished::Applied(state)
             }
             None => Finished::Stale,
         });
     }
+    super::events::record(conn, &discarded)?;
     Ok((out, touched))
+}
+
+/// What the event of a discarded job names.
+fn discarded_job(conn: &Connection, id: i64) -> Result<DiscardedJob> {
+    conn.prepare_cached(
+        "SELECT queue, kind, attempt, max_attempts, attempted_by FROM jobs WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([id], |r| {
+            Ok(DiscardedJob {
+                id,
+                queue: r.get(0)?,
+                kind: r.get(1)?,
+                attempt: r.get(2)?,
+                max_attempts: r.get(3)?,
+                attempted_by: r.get(4)?,
+            })
+        })
+    })
+    .map_err(db("reading a discarded job"))
 }
 
 pub(crate) fn running_leases(

@@ -72,6 +72,7 @@ pub(crate) fn insert(
         }
         ids.push(id);
     }
+    super::events::record(conn, &crate::notices::dead_letter_events(messages))?;
     Ok(ids)
 }
 

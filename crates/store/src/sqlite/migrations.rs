@@ -237,6 +237,30 @@ CREATE INDEX messages_ingest_time ON messages (ingest, received_at);
 CREATE INDEX messages_dead ON messages (id) WHERE dead = 1;
 CREATE INDEX messages_device ON messages (device, id) WHERE device IS NOT NULL;
 "#,
+    // 8: the notification outbox. Events recorded before it are taken as routed, so that
+    // an upgrade does not notify what happened long ago.
+    r#"
+ALTER TABLE events ADD COLUMN routed INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX events_unrouted ON events (id) WHERE routed = 0;
+
+CREATE TABLE notify_deliveries (
+    id         INTEGER PRIMARY KEY,
+    channel    TEXT    NOT NULL,
+    event_id   INTEGER NOT NULL,
+    at         INTEGER NOT NULL,
+    kind       TEXT    NOT NULL,
+    subject    TEXT    NOT NULL,
+    message    TEXT    NOT NULL,
+    node       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    next_at    INTEGER NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    sent_at    INTEGER
+);
+CREATE INDEX notify_due ON notify_deliveries (channel, next_at) WHERE sent_at IS NULL;
+CREATE INDEX notify_sent ON notify_deliveries (sent_at) WHERE sent_at IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes.

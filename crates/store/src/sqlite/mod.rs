@@ -11,6 +11,8 @@ mod jobs;
 mod messages;
 mod migrations;
 mod nodes;
+mod notify;
+mod snapshot;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +36,8 @@ use crate::model::{
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
     Timestamp,
 };
-use crate::store::{FetchRequest, Store};
+use crate::notices::{Delivery, DeliveryFilter, NotifyRoute};
+use crate::store::{FetchRequest, SnapshotFormat, Store};
 use writer::Writer;
 
 pub use migrations::{APPLICATION_ID, LATEST as SCHEMA_VERSION};
@@ -708,5 +711,43 @@ impl Store for SqliteStore {
 
     async fn import_messages(&self, new: Vec<Message>) -> Result<()> {
         self.writer.write(move |c| messages::import(c, &new)).await
+    }
+
+    async fn notify_route(&self, routes: Vec<NotifyRoute>, now: Timestamp) -> Result<u32> {
+        self.writer
+            .write(move |c| notify::route(c, &routes, now))
+            .await
+    }
+
+    async fn notify_due(&self, channel: &str, now: Timestamp, limit: u32) -> Result<Vec<Delivery>> {
+        let channel = channel.to_owned();
+        self.read(move |c| notify::due(c, &channel, now, limit))
+            .await
+    }
+
+    async fn notify_done(&self, ids: Vec<i64>, now: Timestamp) -> Result<()> {
+        self.writer.write(move |c| notify::done(c, &ids, now)).await
+    }
+
+    async fn notify_retry(&self, ids: Vec<i64>, error: String, next_at: Timestamp) -> Result<()> {
+        self.writer
+            .write(move |c| notify::retry(c, &ids, &error, next_at))
+            .await
+    }
+
+    async fn notify_deliveries(&self, filter: DeliveryFilter) -> Result<Vec<Delivery>> {
+        self.read(move |c| notify::list(c, &filter)).await
+    }
+
+    async fn notify_prune(&self, sent_before: Timestamp, channels: Vec<String>) -> Result<u64> {
+        self.writer
+            .write(move |c| notify::prune(c, sent_before, &channels))
+            .await
+    }
+
+    async fn snapshot(&self, dest: &Path) -> Result<SnapshotFormat> {
+        let dest = dest.to_path_buf();
+        self.read(move |c| snapshot::write(c, &dest)).await?;
+        Ok(SnapshotFormat::Sqlite)
     }
 }
