@@ -11,7 +11,9 @@
 //!   bad values at their exact location.
 //! - `validate.rs`: the known keys of every table and the rules that turn the
 //!   raw document into a [`Config`], collecting all problems rather than the first.
+//! - `backup.rs`: the `[backup]` table.
 //! - `budget.rs`: the `[budget.NAME]` tables.
+//! - `notify.rs`: the `[notify.NAME]` tables.
 //! - `gateway.rs`: the `[gateway]` table and its `[[gateway.route]]`s.
 //! - `service.rs`: the `[service.NAME]` tables, and `depends_on` checked across
 //!   them (unknown names, cycles).
@@ -21,11 +23,13 @@
 //! - `diagnostic.rs`: [`Diagnostic`], and byte spans turned into line and column.
 //! - `starter.rs`: [`STARTER`], the commented config written by `berth init`.
 
+mod backup;
 mod budget;
 mod diagnostic;
 mod gateway;
 mod ingest;
 mod model;
+mod notify;
 mod schedule;
 mod section;
 mod service;
@@ -35,6 +39,7 @@ mod workflow;
 
 use std::path::{Path, PathBuf};
 
+pub use backup::{BackupConfig, Keep};
 pub use budget::{BudgetConfig, BudgetPeriod};
 pub use diagnostic::Diagnostic;
 pub use gateway::{
@@ -49,6 +54,9 @@ pub use model::{
     Api, App, Backoff, CheckConfig, Config, CrashLoopConfig, Durability, Handler, LiveConfig,
     PortRange, ProbeConfig, QueueConfig, Restart, Retention, ServiceBackoff, ServiceConfig,
     StoreChoice, parse_store,
+};
+pub use notify::{
+    EmailConfig, NOTICE_KINDS, NotifyConfig, NotifyTarget, SmtpSecurity, SmtpServer, WebhookTarget,
 };
 pub use schedule::{CatchUp, Overlap, ScheduleConfig, ScheduleTarget};
 pub use starter::STARTER;

@@ -31,6 +31,10 @@ pub struct Config {
     pub budgets: BTreeMap<String, crate::budget::BudgetConfig>,
     /// One entry per `[ingest.NAME]` table, keyed by NAME.
     pub ingests: BTreeMap<String, crate::ingest::IngestConfig>,
+    /// The `[backup]` table, if any.
+    pub backup: Option<crate::backup::BackupConfig>,
+    /// One entry per `[notify.NAME]` table, keyed by NAME.
+    pub notify: BTreeMap<String, crate::notify::NotifyConfig>,
 }
 
 /// The `[app]` table: what the application is called and where its state lives.

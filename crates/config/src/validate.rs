@@ -21,12 +21,8 @@ use crate::section::{Invalid, Section};
 /// Top-level tables that this version understands.
 const TOP_KEYS: &[&str] = &[
     "app", "api", "queue", "service", "schedule", "workflow", "gateway", "budget", "ingest",
+    "backup", "notify",
 ];
-
-/// Top-level tables that later versions of berth add. They get a clear "not
-/// supported yet" instead of "unknown key", so that a config written for a
-/// newer berth explains itself.
-pub(crate) const FUTURE_SECTIONS: &[&str] = &["backup", "notify"];
 
 const APP_KEYS: &[&str] = &[
     "name",
@@ -60,12 +56,7 @@ pub(crate) fn config(document: &DeTable<'_>, path: &Path, d: &mut Diagnostics<'_
     let root = Section::root(document);
     for (key, _) in root.entries() {
         let name = key.get_ref().as_ref();
-        if FUTURE_SECTIONS.contains(&name) {
-            d.error(
-                key.span(),
-                format!("`[{name}]` is not supported by this version of berth yet"),
-            );
-        } else if !TOP_KEYS.contains(&name) {
+        if !TOP_KEYS.contains(&name) {
             root.unknown_key(key, TOP_KEYS, d);
         }
     }
@@ -110,7 +101,17 @@ pub(crate) fn config(document: &DeTable<'_>, path: &Path, d: &mut Diagnostics<'_
         None => BTreeMap::new(),
     };
     webhooks_need_the_gateway(&root, &ingests, gateway.as_ref(), d);
+    let config_dir = path.parent().unwrap_or(Path::new(""));
+    let backup = root
+        .table("backup", "a table such as [backup]", d)
+        .map(|section| crate::backup::backup(&section, config_dir, d));
+    let notify = match root.table("notify", "tables such as [notify.admins]", d) {
+        Some(section) => crate::notify::notifies(&section, config_dir, d),
+        None => BTreeMap::new(),
+    };
     Config {
+        backup,
+        notify,
         path: path.to_path_buf(),
         gateway,
         ingests,

@@ -42,7 +42,7 @@ fn unknown_top_level_table() {
     assert_eq!((line, column), (4, 2));
     assert_eq!(
         message,
-        "unknown key `queues` at the top level; did you mean `queue`? expected one of: app, api, queue, service, schedule, workflow, gateway, budget, ingest"
+        "unknown key `queues` at the top level; did you mean `queue`? expected one of: app, api, queue, service, schedule, workflow, gateway, budget, ingest, backup, notify"
     );
 }
 
@@ -291,31 +291,6 @@ fn toml_syntax_error() {
     let (line, column, message) = one_error("[app]\nname = \"x\"\nname = \"y\"\n");
     assert_eq!((line, column), (3, 1));
     assert_eq!(message, "invalid TOML: duplicate key");
-}
-
-#[test]
-fn unsupported_future_sections() {
-    let text = with_app("[backup]\nkeep = {}\n\n[notify.admins]\nemail = []\n");
-    let found = diagnostics(&text);
-    let found: Vec<_> = found
-        .iter()
-        .map(|d| (d.line, d.column, d.message.as_str()))
-        .collect();
-    assert_eq!(
-        found,
-        [
-            (
-                4,
-                2,
-                "`[backup]` is not supported by this version of berth yet"
-            ),
-            (
-                7,
-                2,
-                "`[notify]` is not supported by this version of berth yet"
-            ),
-        ]
-    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use berth_config::{
     WebhookConfig,
 };
 
-use crate::{diagnostics, valid, with_app};
+use crate::{diagnostics, exactly, valid, with_app};
 
 #[test]
 fn a_full_ingest_reads_with_its_defaults() {
@@ -294,17 +294,4 @@ webhook = { path = "/hooks/e", auth = "none", roles = ["x"] }
             "[ingest.e] has a `webhook`, which the gateway answers, but there is no [gateway]",
         ],
     );
-}
-
-/// Every diagnostic in `found` is one of `expect` (by substring), and each is there.
-fn exactly(found: &[berth_config::Diagnostic], expect: &[&str]) {
-    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
-    for e in expect {
-        assert!(
-            messages.iter().any(|m| m.contains(e)),
-            "no message contains {e:?}; got:\n{}",
-            messages.join("\n")
-        );
-    }
-    assert_eq!(messages.len(), expect.len(), "{}", messages.join("\n"));
 }

@@ -6,6 +6,7 @@ mod files;
 mod flows;
 mod gateway;
 mod ingest;
+mod notify_backup;
 mod services;
 mod valid;
 
@@ -56,4 +57,17 @@ fn parse_at(text: &str, path: &str) -> Config {
         Ok(config) => config,
         Err(error) => panic!("expected a valid config, got:\n{error}"),
     }
+}
+
+/// Every diagnostic in `found` is one of `expect` (by substring), and each is there.
+pub(crate) fn exactly(found: &[berth_config::Diagnostic], expect: &[&str]) {
+    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+    for e in expect {
+        assert!(
+            messages.iter().any(|m| m.contains(e)),
+            "no message contains {e:?}; got:\n{}",
+            messages.join("\n")
+        );
+    }
+    assert_eq!(messages.len(), expect.len(), "{}", messages.join("\n"));
 }

@@ -171,6 +171,8 @@ fn defaults() {
             gateway: None,
             budgets: BTreeMap::new(),
             ingests: BTreeMap::new(),
+            backup: None,
+            notify: BTreeMap::new(),
         }
     );
 }

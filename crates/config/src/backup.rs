@@ -1,0 +1,160 @@
+//! The `[backup]` table: where archives go, when they are made, what they hold besides the
+//! store, and how many of each age are kept.
+
+use std::path::{Path, PathBuf};
+
+use berth_cron::Cron;
+
+use crate::diagnostic::Diagnostics;
+use crate::section::{Invalid, Section};
+
+const BACKUP_KEYS: &[&str] = &["dir", "schedule", "timezone", "include", "keep"];
+const KEEP_KEYS: &[&str] = &["daily", "weekly", "monthly", "yearly"];
+
+/// The `[backup]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupConfig {
+    /// `dir` (default `backups` beside the config file): where archives are written.
+    pub dir: PathBuf,
+    /// `schedule`: a cron expression; without it backups are made only by
+    /// `berth backup save`.
+    pub schedule: Option<Cron>,
+    /// `timezone` (default `"UTC"`): the zone of the schedule, and where a day, week,
+    /// month and year begin for the retention tiers.
+    pub timezone: String,
+    /// `include`: directories archived with the store (uploads, attachments), resolved
+    /// against the config file's directory.
+    pub include: Vec<PathBuf>,
+    /// `keep`: how many of each tier are kept.
+    pub keep: Keep,
+}
+
+/// `keep = { daily, weekly, monthly, yearly }`: the first backup of each of the last
+/// `daily` days that have one is kept, and likewise for weeks (from Monday), months and
+/// years. The newest backup is always kept. Without `keep`: 7, 4, 12 and 3; a tier left
+/// out of a given `keep` keeps none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    /// Days (default 7).
+    pub daily: u32,
+    /// Weeks (default 4).
+    pub weekly: u32,
+    /// Months (default 12).
+    pub monthly: u32,
+    /// Years (default 3).
+    pub yearly: u32,
+}
+
+impl Default for Keep {
+    fn default() -> Self {
+        Self {
+            daily: 7,
+            weekly: 4,
+            monthly: 12,
+            yearly: 3,
+        }
+    }
+}
+
+pub(crate) fn backup(
+    section: &Section<'_, '_>,
+    config_dir: &Path,
+    d: &mut Diagnostics<'_>,
+) -> BackupConfig {
+    section.check_keys(BACKUP_KEYS, d);
+    let dir = section
+        .path("dir", "\"backups\" or \"/var/backups/app\"", config_dir, d)
+        .unwrap_or_else(|| config_dir.join("backups"));
+    let schedule = section.string("schedule", "cron expression", d, |text| {
+        Cron::parse(text).map_err(|e| {
+            Invalid::Message(format!(
+                "{e}; expected 5 fields (minute hour day-of-month month day-of-week) such as \"0 3 * * *\" (03:00 every day), or @daily"
+            ))
+        })
+    });
+    let timezone = section
+        .string("timezone", "time zone", d, |tz| {
+            berth_cron::time_zone(tz)
+                .map(|_| tz.to_owned())
+                .map_err(|e| Invalid::Message(e.to_string()))
+        })
+        .unwrap_or_else(|| "UTC".to_owned());
+    let include = section
+        .string_list(
+            "include",
+            "directory",
+            "a directory such as \"media\"",
+            d,
+            |p| {
+                if p.is_empty() {
+                    Err(Invalid::Expected(
+                        "expected a directory such as \"media\"".into(),
+                    ))
+                } else {
+                    Ok(config_dir.join(p))
+                }
+            },
+        )
+        .unwrap_or_default();
+    check_include(section, &dir, &include, d);
+    let keep = match section.table("keep", "a table such as { daily = 7, weekly = 4 }", d) {
+        Some(t) => keep(&t, d),
+        None => Keep::default(),
+    };
+    BackupConfig {
+        dir,
+        schedule,
+        timezone,
+        include,
+        keep,
+    }
+}
+
+/// An included directory may not hold the backups (each archive would hold the ones
+/// before it), nor lie inside them, nor be given twice.
+fn check_include(
+    section: &Section<'_, '_>,
+    dir: &Path,
+    include: &[PathBuf],
+    d: &mut Diagnostics<'_>,
+) {
+    let span = section
+        .get("include")
+        .map(|v| v.span())
+        .unwrap_or_else(|| section.span());
+    for (i, inc) in include.iter().enumerate() {
+        if dir.starts_with(inc) || inc.starts_with(dir) {
+            d.error(
+                span.clone(),
+                format!(
+                    "`include` names {}, which holds or lies in the backup `dir` {}: every archive \
+                     would hold the ones before it; expected the backups outside the included directories",
+                    inc.display(),
+                    dir.display()
+                ),
+            );
+        }
+        if include[..i].contains(inc) {
+            d.error(
+                span.clone(),
+                format!(
+                    "`include` names {} twice: expected each directory once",
+                    inc.display()
+                ),
+            );
+        }
+    }
+}
+
+fn keep(t: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Keep {
+    t.check_keys(KEEP_KEYS, d);
+    // A tier left out of a given `keep` keeps none.
+    let tier =
+        |key: &str, d: &mut Diagnostics<'_>| t.integer(key, 0..=10_000, d).map_or(0, |n| n as u32);
+    Keep {
+        daily: tier("daily", d),
+        weekly: tier("weekly", d),
+        monthly: tier("monthly", d),
+        yearly: tier("yearly", d),
+    }
+}

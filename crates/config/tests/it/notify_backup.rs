@@ -1,0 +1,211 @@
+//! `[backup]` and `[notify.NAME]`: what is accepted with its defaults, and each mistake
+//! refused with what would be right.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_config::{EmailConfig, Keep, NotifyTarget, SmtpSecurity, SmtpServer, WebhookTarget};
+
+use crate::{diagnostics, exactly, valid, with_app};
+
+#[test]
+fn backup_reads_with_its_defaults() {
+    let config = valid(&with_app("[backup]\n"));
+    let b = config.backup.unwrap();
+    assert_eq!(b.dir, PathBuf::from("backups"));
+    assert_eq!(b.schedule, None);
+    assert_eq!(b.timezone, "UTC");
+    assert!(b.include.is_empty());
+    assert_eq!(
+        b.keep,
+        Keep {
+            daily: 7,
+            weekly: 4,
+            monthly: 12,
+            yearly: 3
+        }
+    );
+    assert_eq!(valid(&with_app("")).backup, None);
+}
+
+#[test]
+fn a_full_backup_reads() {
+    let config = valid(&with_app(
+        r#"
+[backup]
+dir = "/var/backups/app"
+schedule = "0 3 * * *"
+timezone = "Europe/Berlin"
+include = ["media", "uploads/"]
+keep = { daily = 14, monthly = 6 }
+"#,
+    ));
+    let b = config.backup.unwrap();
+    assert_eq!(b.dir, PathBuf::from("/var/backups/app"));
+    assert_eq!(b.schedule.unwrap().as_str(), "0 3 * * *");
+    assert_eq!(b.timezone, "Europe/Berlin");
+    assert_eq!(
+        b.include,
+        [PathBuf::from("media"), PathBuf::from("uploads/")]
+    );
+    // A tier left out of a given `keep` keeps none.
+    assert_eq!(
+        b.keep,
+        Keep {
+            daily: 14,
+            weekly: 0,
+            monthly: 6,
+            yearly: 0
+        }
+    );
+}
+
+#[test]
+fn backup_mistakes_are_refused() {
+    let found = diagnostics(&with_app(
+        r#"
+[backup]
+dir = "data/backups"
+schedule = "0 25 * * *"
+timezone = "Mars/Olympus"
+include = ["data", "media", "media", ""]
+keep = { daily = -1, hourly = 3 }
+every = "day"
+"#,
+    ));
+    exactly(
+        &found,
+        &[
+            "invalid cron expression `0 25 * * *`",
+            "Mars/Olympus",
+            "`include` names data, which holds or lies in the backup `dir` data/backups",
+            "`include` names media twice",
+            "invalid directory \"\" for `include` in [backup]",
+            "invalid value -1 for `daily` in [backup.keep]: expected an integer from 0 to 10000",
+            "unknown key `hourly` in [backup.keep]",
+            "unknown key `every` in [backup]",
+        ],
+    );
+}
+
+#[test]
+fn email_and_webhook_channels_read() {
+    let config = valid(&with_app(
+        r#"
+[notify.admins]
+email = ["ops@example.org", "dev@example.org"]
+smtp = "smtp+starttls://mail.example.org"
+from = "berth@example.org"
+user = "berth"
+password_env = "SMTP_PASSWORD"
+ca = "certs/ca.pem"
+on = ["job.discarded", "service.*"]
+digest = "every 4h"
+
+[notify.relay]
+email = "root@localhost"
+smtp = "smtp://127.0.0.1:2525"
+on = "*"
+
+[notify.chat]
+webhook = "https://hooks.example.org/berth"
+secret_env = "HOOK_SECRET"
+on = ["backup.failed", "budget.100"]
+"#,
+    ));
+    let admins = &config.notify["admins"];
+    assert_eq!(
+        admins.target,
+        NotifyTarget::Email(EmailConfig {
+            to: vec!["ops@example.org".into(), "dev@example.org".into()],
+            smtp: SmtpServer {
+                security: SmtpSecurity::StartTls,
+                host: "mail.example.org".into(),
+                port: 587
+            },
+            from: Some("berth@example.org".into()),
+            user: Some("berth".into()),
+            password_env: Some("SMTP_PASSWORD".into()),
+            ca: Some(PathBuf::from("certs/ca.pem")),
+        })
+    );
+    assert_eq!(admins.on, ["job.discarded", "service.*"]);
+    assert_eq!(admins.digest, Some(Duration::from_secs(4 * 3600)));
+    let relay = &config.notify["relay"];
+    let NotifyTarget::Email(e) = &relay.target else {
+        panic!("email")
+    };
+    assert_eq!(e.to, ["root@localhost"]);
+    assert_eq!((e.smtp.security, e.smtp.port), (SmtpSecurity::Plain, 2525));
+    assert_eq!(relay.on, ["*"]);
+    assert_eq!(relay.digest, None);
+    assert_eq!(
+        config.notify["chat"].target,
+        NotifyTarget::Webhook(WebhookTarget {
+            url: "https://hooks.example.org/berth".into(),
+            secret_env: Some("HOOK_SECRET".into()),
+            ca: None,
+        })
+    );
+    let tls = valid(&with_app(
+        "[notify.a]\nemail = \"a@b.c\"\nsmtp = \"smtps://mail.example.org\"\non = \"*\"\n",
+    ));
+    let NotifyTarget::Email(e) = &tls.notify["a"].target else {
+        panic!("email")
+    };
+    assert_eq!((e.smtp.security, e.smtp.port), (SmtpSecurity::Tls, 465));
+}
+
+#[test]
+fn notify_mistakes_are_refused() {
+    let found = diagnostics(&with_app(
+        r#"
+[notify.none]
+on = ["job.discarded"]
+
+[notify.both]
+email = "a@example.org"
+smtp = "smtp://127.0.0.1"
+webhook = "https://example.org/hook"
+on = ["*"]
+
+[notify.mail]
+email = ["not-an-address", "x@y"]
+smtp = "smtp://user:pw@mail.example.org"
+user = "berth"
+secret_env = "X"
+on = ["job.discard", "batch.*", "disk.*"]
+digest = "every day or so"
+
+[notify.hook]
+webhook = "ftp://example.org"
+smtp = "smtp://127.0.0.1"
+on = []
+"#,
+    ));
+    exactly(
+        &found,
+        &[
+            "[notify.none] needs exactly one of `email` (with `smtp`) or `webhook`",
+            "[notify.both] needs exactly one of `email` (with `smtp`) or `webhook`",
+            "invalid address \"not-an-address\" for `email` in [notify.mail]",
+            "invalid mail server \"smtp://user:pw@mail.example.org\"",
+            "[notify.mail] has one of `user` and `password_env`: expected both or neither",
+            "`secret_env` signs webhooks; [notify.mail] sends email",
+            "unknown event kind `job.discard` in `on`; did you mean `job.discarded`?",
+            "unknown event kind `disk.*` in `on`",
+            "invalid digest period \"every day or so\"",
+            "invalid URL \"ftp://example.org\" for `webhook` in [notify.hook]",
+            "`smtp` is for email; [notify.hook] sends to a webhook",
+            "`on` of [notify.hook] is empty",
+        ],
+    );
+    let found = diagnostics(&with_app(
+        "[notify.x]\nemail = \"a@example.org\"\nsmtp = \"smtp://h\"\n",
+    ));
+    exactly(&found, &["missing `on` in [notify.x]"]);
+    let found = diagnostics(&with_app(
+        "[notify.x]\nemail = \"a@example.org\"\non = \"*\"\n",
+    ));
+    exactly(&found, &["missing `smtp` in [notify.x]"]);
+}
