@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::workflows::routes())
         .merge(routes::gateway::routes())
         .merge(routes::messages::routes())
+        .merge(routes::notifications::routes())
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,

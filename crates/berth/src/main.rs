@@ -92,6 +92,9 @@ enum Command {
     /// Ingested messages and dead letters: list, show, replay.
     #[command(subcommand)]
     Messages(commands::messages::MessagesCommand),
+    /// Notifications by email and webhook: what waits and what was sent; test a channel.
+    #[command(subcommand)]
+    Notify(commands::notify::NotifyCommand),
     /// Start, list, show, cancel and retry workflows.
     #[command(subcommand)]
     Workflow(commands::workflow::WorkflowCommand),

@@ -4,6 +4,7 @@
 //! - [`Daemon`] (this file): start (lock, store, queues, executors, API listeners), wait,
 //!   graceful stop;
 //! - [`lock`]: one berth per data dir;
+//! - [`notify`]: `[notify.NAME]` → the notifier, a leader task;
 //! - [`orphans`]: job processes a killed berth left behind;
 //! - [`services`]: `[service.NAME]` → the supervisor's specs;
 //! - `events`: the supervisor's events → the store and the log;
@@ -15,6 +16,7 @@ mod events;
 pub mod gateway;
 pub mod ingest;
 pub mod lock;
+pub mod notify;
 pub mod orphans;
 mod reload;
 pub mod services;
@@ -153,6 +155,7 @@ impl Daemon {
         );
         let ingest_specs =
             ingest::ingest_specs(config, &queues, &workflows, options.clock.clone())?;
+        let notifier = notify::notifier(config, queues.store().clone())?;
         // The gateway binds before the API: a taken port stops the start early.
         let gateway = match gateway_spec {
             Some(spec) => {
@@ -249,6 +252,7 @@ impl Daemon {
                 leader_tasks: vec![
                     Arc::new(scheduler),
                     Arc::new(berth_workflow::Deadlines(workflows)),
+                    Arc::new(notify::NotifyTask(notifier)),
                 ],
             },
         )

@@ -25,6 +25,20 @@ pub struct Hit {
     pub kind: String,
     /// The body, parsed.
     pub body: Value,
+    /// The body as received.
+    pub raw: Bytes,
+    /// Every header, names in lowercase.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Hit {
+    /// A header, if it was sent (`name` in lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// What to answer: status, extra headers, body.
@@ -73,18 +87,30 @@ impl Sink {
                                     .unwrap_or("")
                                     .to_string()
                             };
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                                })
+                                .collect();
                             let hit = Hit {
                                 job_id: header("berth-job-id").parse().unwrap_or(-1),
                                 attempt: header("berth-attempt").parse().unwrap_or(0),
                                 kind: header("berth-job-kind"),
                                 body: Value::Null,
+                                raw: Bytes::new(),
+                                headers,
                             };
-                            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                            let raw = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
                             let hit = Hit {
-                                body: body
-                                    .ok()
-                                    .and_then(|b| serde_json::from_slice(&b).ok())
-                                    .unwrap_or(Value::Null),
+                                body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+                                raw,
                                 ..hit
                             };
                             let (status, headers, text) = r(&hit);

@@ -4,6 +4,7 @@ pub mod batches;
 pub mod gateway;
 pub mod jobs;
 pub mod messages;
+pub mod notifications;
 pub mod queues;
 pub mod schedules;
 pub mod services;

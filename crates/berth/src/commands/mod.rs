@@ -10,6 +10,7 @@ pub mod job;
 pub mod logs;
 pub mod maintenance;
 pub mod messages;
+pub mod notify;
 pub mod ps;
 pub mod queue;
 pub mod schedule;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Batch(c) => runtime()?.block_on(batch::run(&ctx, c)),
         Command::Workflow(c) => runtime()?.block_on(workflow::run(&ctx, c)),
         Command::Messages(c) => runtime()?.block_on(messages::run(&ctx, c)),
+        Command::Notify(c) => runtime()?.block_on(notify::run(&ctx, c)),
         Command::Bench(args) => runtime()?.block_on(bench::run(&ctx, args)),
         Command::Store(c) => runtime()?.block_on(store::run(&ctx, c)),
         Command::User(c) => runtime()?.block_on(user::run(&ctx, c)),

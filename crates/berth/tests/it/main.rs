@@ -9,6 +9,7 @@ mod flows;
 mod gateway;
 mod ingest;
 mod ingest_sources;
+mod notify;
 mod services;
 
 use std::path::Path;

@@ -1,0 +1,115 @@
+//! `berth notify list|test`.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Subcommand;
+
+use super::{Ctx, encode};
+use crate::exit::UsageError;
+use crate::output;
+
+/// Notification subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Notifications, newest first: waiting (with their tries and last error) and sent.
+    List {
+        /// Only of this channel.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only those still waiting.
+        #[arg(long, conflicts_with = "sent")]
+        pending: bool,
+        /// Only those sent.
+        #[arg(long)]
+        sent: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Send a test notification through a channel now, with the config's settings; berth
+    /// need not be running. Exits non-zero, saying why, if it cannot be sent.
+    Test {
+        /// The channel (`[notify.NAME]`).
+        name: String,
+    },
+}
+
+/// Runs a notify subcommand.
+pub async fn run(ctx: &Ctx, cmd: NotifyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        NotifyCommand::Test { name } => test(ctx, &name).await,
+        NotifyCommand::List {
+            channel,
+            pending,
+            sent,
+            limit,
+        } => {
+            let mut path = format!("/v1/notifications?limit={limit}");
+            if let Some(c) = channel {
+                path.push_str(&format!("&channel={}", encode(&c)));
+            }
+            if pending || sent {
+                path.push_str(&format!("&pending={pending}"));
+            }
+            let v = ctx.client()?.get(&path).await?;
+            if ctx.json {
+                output::json(&v);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = v["notifications"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|d| {
+                    let state = if d["sent_at"].is_null() {
+                        match d["last_error"].as_str() {
+                            Some(e) => format!("waiting ({} tries: {e})", d["attempts"]),
+                            None => "waiting".into(),
+                        }
+                    } else {
+                        format!("sent {}", output::cell(&d["sent_at"]))
+                    };
+                    vec![
+                        d["id"].to_string(),
+                        output::cell(&d["channel"]),
+                        output::cell(&d["at"]),
+                        output::cell(&d["kind"]),
+                        output::cell(&d["subject"]),
+                        state,
+                    ]
+                })
+                .collect();
+            output::table(&["ID", "CHANNEL", "AT", "KIND", "SUBJECT", "STATE"], &rows);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn test(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
+    let config = ctx.config()?;
+    if !config.notify.contains_key(name) {
+        let known: Vec<&str> = config.notify.keys().map(String::as_str).collect();
+        bail!(UsageError(format!(
+            "no [notify.{name}] in the config; {}",
+            if known.is_empty() {
+                "it has no notification channels".to_owned()
+            } else {
+                format!("expected one of: {}", known.join(", "))
+            }
+        )));
+    }
+    let specs = berth_server::notify::channel_specs(&config)?;
+    let spec = specs
+        .iter()
+        .find(|s| s.name == name)
+        .expect("every channel of the config has a spec");
+    berth_notify::send_test(&config.app.name, spec).await?;
+    if ctx.json {
+        output::json(&serde_json::json!({ "channel": name, "sent": true }));
+    } else {
+        println!("sent a test notification through [notify.{name}]");
+    }
+    Ok(ExitCode::SUCCESS)
+}
