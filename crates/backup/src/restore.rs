@@ -1,0 +1,331 @@
+//! Restoring an archive: checked first, unpacked beside the data it replaces, swapped in
+//! by renames; the replaced data is moved aside and put back if anything fails.
+//!
+//! berth must not be running (the caller holds the data dir's lock).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use berth_store::{PostgresOptions, PostgresStore, SnapshotFormat, Store};
+
+use crate::archive::{Manifest, ManifestEntry, Unpack};
+use crate::{BackupError, OnProgress, Phase};
+
+/// What is restored into.
+#[derive(Debug, Clone)]
+pub enum RestoreTarget {
+    /// The embedded store: the database file in the data dir.
+    Sqlite {
+        /// The data dir.
+        data_dir: PathBuf,
+        /// The database file's name in it.
+        db_file: String,
+    },
+    /// A PostgreSQL database (its data dir holds the staging and the copy set aside).
+    Postgres {
+        /// The data dir.
+        data_dir: PathBuf,
+        /// The database.
+        url: String,
+    },
+}
+
+impl RestoreTarget {
+    fn data_dir(&self) -> &Path {
+        match self {
+            RestoreTarget::Sqlite { data_dir, .. } | RestoreTarget::Postgres { data_dir, .. } => {
+                data_dir
+            }
+        }
+    }
+
+    fn format(&self) -> SnapshotFormat {
+        match self {
+            RestoreTarget::Sqlite { .. } => SnapshotFormat::Sqlite,
+            RestoreTarget::Postgres { .. } => SnapshotFormat::PgDump,
+        }
+    }
+}
+
+/// A restore to make.
+#[derive(Debug, Clone)]
+pub struct RestorePlan {
+    /// The archive.
+    pub archive: PathBuf,
+    /// The store to replace.
+    pub target: RestoreTarget,
+    /// The project dir: included directories are restored relative to it.
+    pub base: PathBuf,
+    /// Keep the replaced data (else it is removed once the restore succeeded).
+    pub keep_replaced: bool,
+    /// Names the staging and aside paths (`replaced-STAMP`); a time, say.
+    pub stamp: String,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    /// The archive's manifest.
+    pub manifest: Manifest,
+    /// The directories restored.
+    pub dirs: Vec<PathBuf>,
+    /// Where the replaced data was kept (empty unless asked to keep it).
+    pub kept_aside: Vec<PathBuf>,
+}
+
+/// Where an archive's entries are unpacked.
+struct Staging {
+    store: PathBuf,
+    store_entry: &'static str,
+    dirs: Vec<PathBuf>,
+}
+
+impl Staging {
+    fn place(&self, name: &str) -> Result<PathBuf, BackupError> {
+        if name == self.store_entry {
+            return Ok(self.store.clone());
+        }
+        let rest = name.strip_prefix("files/").ok_or_else(|| {
+            BackupError::Refused(format!(
+                "the archive holds {name}, which berth does not restore"
+            ))
+        })?;
+        let (index, sub) = rest.split_once('/').unwrap_or((rest, ""));
+        let dir = index
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| self.dirs.get(i))
+            .ok_or_else(|| {
+                BackupError::Refused(format!(
+                    "the archive holds {name}, for no included directory"
+                ))
+            })?;
+        Ok(if sub.is_empty() {
+            dir.clone()
+        } else {
+            dir.join(sub)
+        })
+    }
+}
+
+fn io_at(what: &str, path: &Path) -> impl FnOnce(io::Error) -> BackupError {
+    let what = format!("{what} {}", path.display());
+    move |e| BackupError::io(what, e)
+}
+
+impl Unpack for Staging {
+    fn file(&mut self, entry: &ManifestEntry, data: &mut dyn Read) -> Result<(), BackupError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.place(&entry.path)?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_at("cannot create", parent))?;
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(entry.mode & 0o7777)
+            .open(&path)
+            .map_err(io_at("cannot create", &path))?;
+        io::copy(data, &mut file).map_err(io_at("cannot write", &path))?;
+        file.flush().map_err(io_at("cannot write", &path))?;
+        file.sync_all().map_err(io_at("cannot sync", &path))
+    }
+
+    fn dir(&mut self, entry: &ManifestEntry) -> Result<(), BackupError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.place(&entry.path)?;
+        std::fs::create_dir_all(&path).map_err(io_at("cannot create", &path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(entry.mode & 0o7777))
+            .map_err(io_at("cannot set the permissions of", &path))
+    }
+
+    fn symlink(&mut self, entry: &ManifestEntry) -> Result<(), BackupError> {
+        let path = self.place(&entry.path)?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_at("cannot create", parent))?;
+        }
+        let target = entry.target.clone().unwrap_or_default();
+        std::os::unix::fs::symlink(&target, &path).map_err(io_at("cannot create the link", &path))
+    }
+}
+
+/// Renames done so far, undone in reverse if a later step fails.
+#[derive(Default)]
+struct Moves(Vec<(PathBuf, PathBuf)>);
+
+impl Moves {
+    fn rename(&mut self, from: &Path, to: &Path) -> Result<(), BackupError> {
+        std::fs::rename(from, to).map_err(|e| {
+            BackupError::io(
+                format!("cannot move {} to {}", from.display(), to.display()),
+                e,
+            )
+        })?;
+        self.0.push((from.to_path_buf(), to.to_path_buf()));
+        Ok(())
+    }
+
+    fn undo(&mut self) {
+        while let Some((from, to)) = self.0.pop() {
+            if let Err(e) = std::fs::rename(&to, &from) {
+                tracing::error!(from = %to.display(), to = %from.display(), error = %e, "cannot move back; do it by hand");
+            }
+        }
+    }
+}
+
+fn remove(path: &Path) {
+    let result = if path.is_dir() && !path.is_symlink() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    if let Err(e) = result
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove");
+    }
+}
+
+/// Restores `plan.archive`: checks it whole first (nothing is touched if it is damaged),
+/// unpacks it beside the data it replaces, then swaps it in. See the module docs.
+pub async fn restore(
+    plan: &RestorePlan,
+    progress: OnProgress<'_>,
+) -> Result<RestoreReport, BackupError> {
+    let manifest = tokio::task::block_in_place(|| crate::verify(&plan.archive, progress))?;
+    if manifest.store != plan.target.format() {
+        let what = |f: SnapshotFormat| match f {
+            SnapshotFormat::Sqlite => "the embedded SQLite store",
+            SnapshotFormat::PgDump => "a PostgreSQL store",
+        };
+        return Err(BackupError::Refused(format!(
+            "the archive holds {}, and this config's store is {}; restore it with a config of the same kind",
+            what(manifest.store),
+            what(plan.target.format())
+        )));
+    }
+    let data_dir = plan.target.data_dir();
+    std::fs::create_dir_all(data_dir).map_err(io_at("cannot create", data_dir))?;
+    let stamp = &plan.stamp;
+    let dirs: Vec<PathBuf> = manifest
+        .includes
+        .iter()
+        .map(|i| plan.base.join(i))
+        .collect();
+    let sibling = |p: &Path, what: &str| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        p.with_file_name(format!("{name}.{what}-{stamp}"))
+    };
+    let mut staging = Staging {
+        store: data_dir.join(format!(".restore-{stamp}.store")),
+        store_entry: manifest.store_entry(),
+        dirs: dirs.iter().map(|d| sibling(d, "restoring")).collect(),
+    };
+    let staged: Vec<PathBuf> = std::iter::once(staging.store.clone())
+        .chain(staging.dirs.iter().cloned())
+        .collect();
+    for p in &staged {
+        if p.exists() {
+            return Err(BackupError::Refused(format!(
+                "{} is in the way (left by an earlier restore?); remove it and try again",
+                p.display()
+            )));
+        }
+    }
+    let unpacked = tokio::task::block_in_place(|| {
+        crate::archive::read(&plan.archive, Phase::Extract, progress, &mut staging)
+    });
+    if let Err(e) = unpacked {
+        staged.iter().for_each(|p| remove(p));
+        return Err(e);
+    }
+    let mut moves = Moves::default();
+    let mut aside: Vec<PathBuf> = Vec::new();
+    let swapped = swap(plan, &staging, &dirs, &mut moves, &mut aside).await;
+    if let Err(e) = swapped {
+        moves.undo();
+        staged.iter().for_each(|p| remove(p));
+        return Err(e);
+    }
+    let _ = File::open(data_dir).and_then(|d| d.sync_all());
+    remove(&staging.store);
+    let kept_aside = if plan.keep_replaced {
+        aside
+    } else {
+        aside.iter().for_each(|p| remove(p));
+        Vec::new()
+    };
+    Ok(RestoreReport {
+        manifest,
+        dirs,
+        kept_aside,
+    })
+}
+
+async fn swap(
+    plan: &RestorePlan,
+    staging: &Staging,
+    dirs: &[PathBuf],
+    moves: &mut Moves,
+    aside: &mut Vec<PathBuf>,
+) -> Result<(), BackupError> {
+    let stamp = &plan.stamp;
+    let mut pg_undo: Option<(String, PathBuf)> = None;
+    match &plan.target {
+        RestoreTarget::Sqlite { data_dir, db_file } => {
+            let aside_dir = data_dir.join(format!("replaced-{stamp}"));
+            for suffix in ["", "-wal", "-shm"] {
+                let f = data_dir.join(format!("{db_file}{suffix}"));
+                if f.exists() {
+                    if !aside_dir.exists() {
+                        std::fs::create_dir(&aside_dir)
+                            .map_err(io_at("cannot create", &aside_dir))?;
+                        aside.push(aside_dir.clone());
+                    }
+                    moves.rename(&f, &aside_dir.join(format!("{db_file}{suffix}")))?;
+                }
+            }
+            moves.rename(&staging.store, &data_dir.join(db_file))?;
+        }
+        RestoreTarget::Postgres { data_dir, url } => {
+            // A copy of what is replaced, first: pg_restore runs in one transaction, but a
+            // later step could still fail.
+            let copy = data_dir.join(format!("replaced-{stamp}.pgdump"));
+            let current = PostgresStore::open(url, PostgresOptions::default()).await?;
+            current.snapshot(&copy).await?;
+            drop(current);
+            aside.push(copy.clone());
+            berth_store::postgres::restore_dump(url, &staging.store).await?;
+            pg_undo = Some((url.clone(), copy));
+        }
+    }
+    let result = (|| {
+        for (i, target) in dirs.iter().enumerate() {
+            if target.exists() || target.is_symlink() {
+                let name = target
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let old = target.with_file_name(format!("{name}.replaced-{stamp}"));
+                moves.rename(target, &old)?;
+                aside.push(old);
+            } else if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io_at("cannot create", parent))?;
+            }
+            moves.rename(&staging.dirs[i], target)?;
+        }
+        Ok(())
+    })();
+    if result.is_err()
+        && let Some((url, copy)) = pg_undo
+        && let Err(e) = berth_store::postgres::restore_dump(&url, &copy).await
+    {
+        tracing::error!(copy = %copy.display(), error = %e, "cannot put the replaced database back; restore that copy by hand");
+    }
+    result
+}

@@ -1,0 +1,464 @@
+//! Backups of real stores: archives made while jobs are written, checked, refused when
+//! damaged or changed, restored into an empty place; retention over a simulated year.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_backup::{
+    ArchiveInfo, BackupError, BackupSpec, Keep, Progress, RestorePlan, RestoreTarget,
+};
+use berth_store::{NewJob, SqliteStore, Store, Timestamp};
+use jiff::tz::TimeZone;
+use serde_json::json;
+
+fn quiet(_: Progress) {}
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+/// A project dir with a media dir of a few files, one nested, one link.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".berth")).unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(media.join("2026/12")).unwrap();
+    std::fs::write(media.join("logo.png"), [0x89, b'P', b'N', b'G', 0, 1, 2]).unwrap();
+    std::fs::write(media.join("2026/12/report.pdf"), vec![7u8; 300_000]).unwrap();
+    std::os::unix::fs::symlink("logo.png", media.join("current.png")).unwrap();
+    dir
+}
+
+fn spec(base: &Path) -> BackupSpec {
+    BackupSpec {
+        dir: base.join("backups"),
+        base: base.to_path_buf(),
+        include: vec![base.join("media")],
+        app: "shop".into(),
+    }
+}
+
+async fn push(store: &dyn Store, n: usize) -> Vec<i64> {
+    let jobs = (0..n)
+        .map(|i| NewJob::new("q", "import", json!({ "n": i })))
+        .collect();
+    store
+        .insert(jobs, Timestamp::now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect()
+}
+
+/// An archive made while another task writes jobs holds every job committed before it
+/// began and no gap (the copy is one moment of the store); restored into an empty data
+/// dir and project, it brings back the jobs and the included files as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_while_jobs_are_written_restores_into_an_empty_place() {
+    let src = project();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&src.path().join(".berth/berth.db"), Default::default()).unwrap(),
+    );
+    let before = push(&*store, 500).await;
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut written = Vec::new();
+            for _ in 0..200 {
+                written.extend(push(&*store, 20).await);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            written
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let phases = std::sync::Mutex::new(BTreeSet::new());
+    let report = |p: Progress| {
+        phases.lock().unwrap().insert(format!("{:?}", p.phase));
+    };
+    let archive = berth_backup::save(&*store, &spec(src.path()), Timestamp::now(), &report)
+        .await
+        .unwrap();
+    let written = writer.await.unwrap();
+    assert!(archive.path.ends_with(berth_backup::file_name(&archive.id)));
+    assert_eq!(
+        *phases.lock().unwrap(),
+        BTreeSet::from(["Archive".to_string(), "Snapshot".to_string()])
+    );
+    // Nothing but the archive is left in the backup dir.
+    let names: Vec<String> = std::fs::read_dir(src.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, [berth_backup::file_name(&archive.id)]);
+
+    let manifest = berth_backup::verify(&archive.path, &quiet).unwrap();
+    assert_eq!(manifest.app, "shop");
+    assert_eq!(manifest.includes, ["media"]);
+    let paths: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "store/berth.db",
+            "files/0",
+            "files/0/2026",
+            "files/0/2026/12",
+            "files/0/2026/12/report.pdf",
+            "files/0/current.png",
+            "files/0/logo.png"
+        ]
+    );
+
+    // Restore into a project that has nothing yet.
+    let dst = tempfile::tempdir().unwrap();
+    let data_dir = dst.path().join(".berth");
+    let restored = berth_backup::restore(
+        &RestorePlan {
+            archive: archive.path.clone(),
+            target: RestoreTarget::Sqlite {
+                data_dir: data_dir.clone(),
+                db_file: "berth.db".into(),
+            },
+            base: dst.path().to_path_buf(),
+            keep_replaced: false,
+            stamp: "t1".into(),
+        },
+        &quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored.dirs, [dst.path().join("media")]);
+    assert!(restored.kept_aside.is_empty());
+    // Nothing of the restore's own is left behind.
+    let mut left: Vec<String> = std::fs::read_dir(&data_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["berth.db"]);
+    let copy = SqliteStore::open(&data_dir.join("berth.db"), Default::default()).unwrap();
+    let count = copy.count_jobs().await.unwrap();
+    // Every job committed before the backup began; ids from 1 up without a gap.
+    assert!(count >= before.len() as u64, "{count}");
+    for id in [1, count as i64] {
+        assert!(copy.job(id).await.unwrap().is_some(), "job {id}");
+    }
+    assert!(copy.job(count as i64 + 1).await.unwrap().is_none());
+    assert!(
+        count < (before.len() + written.len()) as u64,
+        "the writer went on after the copy"
+    );
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    assert_eq!(
+        read(&dst.path().join("media/2026/12/report.pdf")),
+        read(&src.path().join("media/2026/12/report.pdf"))
+    );
+    assert_eq!(
+        std::fs::read_link(dst.path().join("media/current.png")).unwrap(),
+        Path::new("logo.png")
+    );
+}
+
+/// Replaced data is moved aside and kept when asked; the store that was there and the
+/// included directory are both put back by a second restore of the first state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_replaces_current_data_and_can_keep_it_aside() {
+    let p = project();
+    let db = p.path().join(".berth/berth.db");
+    let store = SqliteStore::open(&db, Default::default()).unwrap();
+    push(&store, 3).await;
+    let first = berth_backup::save(&store, &spec(p.path()), at("2026-12-01T03:00:00Z"), &quiet)
+        .await
+        .unwrap();
+    push(&store, 4).await;
+    std::fs::write(p.path().join("media/new.txt"), "added later").unwrap();
+    drop(store);
+    let report = berth_backup::restore(
+        &RestorePlan {
+            archive: first.path.clone(),
+            target: RestoreTarget::Sqlite {
+                data_dir: p.path().join(".berth"),
+                db_file: "berth.db".into(),
+            },
+            base: p.path().to_path_buf(),
+            keep_replaced: true,
+            stamp: "t2".into(),
+        },
+        &quiet,
+    )
+    .await
+    .unwrap();
+    let store = SqliteStore::open(&db, Default::default()).unwrap();
+    assert_eq!(store.count_jobs().await.unwrap(), 3);
+    assert!(!p.path().join("media/new.txt").exists());
+    let mut aside = report.kept_aside.clone();
+    aside.sort();
+    assert_eq!(
+        aside,
+        [
+            p.path().join(".berth/replaced-t2"),
+            p.path().join("media.replaced-t2")
+        ]
+    );
+    assert!(p.path().join("media.replaced-t2/new.txt").exists());
+    let kept = SqliteStore::open(
+        &p.path().join(".berth/replaced-t2/berth.db"),
+        Default::default(),
+    )
+    .unwrap();
+    assert_eq!(kept.count_jobs().await.unwrap(), 7);
+}
+
+/// Rewrites an archive with one change made by `edit` to the bytes of entry `name`,
+/// keeping its manifest: a valid zstd stream and tar whose contents were changed.
+fn repack(from: &Path, to: &Path, name: &str, edit: impl Fn(&mut Vec<u8>)) {
+    let mut input =
+        tar::Archive::new(zstd::Decoder::new(std::fs::File::open(from).unwrap()).unwrap());
+    let out = zstd::Encoder::new(std::fs::File::create(to).unwrap(), 3).unwrap();
+    let mut builder = tar::Builder::new(out);
+    for entry in input.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_str().unwrap().to_owned();
+        let mut header = entry.header().clone();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        if path == name {
+            edit(&mut data);
+        }
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        builder.append(&header, data.as_slice()).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_or_changed_archives_are_refused_and_nothing_is_touched() {
+    let p = project();
+    let store = SqliteStore::open(&p.path().join(".berth/berth.db"), Default::default()).unwrap();
+    push(&store, 5).await;
+    let good = berth_backup::save(&store, &spec(p.path()), Timestamp::now(), &quiet)
+        .await
+        .unwrap();
+    drop(store);
+    let bytes = std::fs::read(&good.path).unwrap();
+    let bad = tempfile::tempdir().unwrap();
+    let refused = |path: &Path| match berth_backup::verify(path, &quiet) {
+        Err(BackupError::Damaged { detail, .. }) => detail,
+        other => panic!("expected the archive to be refused, got {other:?}"),
+    };
+
+    let truncated = bad.path().join("truncated.tar.zst");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let why = refused(&truncated);
+    assert!(why.contains("truncated or corrupt"), "{why}");
+
+    let flipped = bad.path().join("flipped.tar.zst");
+    let mut b = bytes.clone();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x40;
+    std::fs::write(&flipped, &b).unwrap();
+    refused(&flipped);
+
+    let changed = bad.path().join("changed.tar.zst");
+    repack(&good.path, &changed, "files/0/logo.png", |d| d[1] = b'J');
+    let why = refused(&changed);
+    assert_eq!(
+        why,
+        "files/0/logo.png does not match its checksum in the manifest (it was changed)"
+    );
+
+    let removed = bad.path().join("no-manifest.tar.zst");
+    repack(&good.path, &removed, "manifest.json", |d| d.clear());
+    let why = refused(&removed);
+    assert!(why.contains("manifest is not valid"), "{why}");
+
+    // A restore of a changed archive touches nothing.
+    let before = std::fs::read(p.path().join(".berth/berth.db")).unwrap();
+    let err = berth_backup::restore(
+        &RestorePlan {
+            archive: changed.clone(),
+            target: RestoreTarget::Sqlite {
+                data_dir: p.path().join(".berth"),
+                db_file: "berth.db".into(),
+            },
+            base: p.path().to_path_buf(),
+            keep_replaced: false,
+            stamp: "t3".into(),
+        },
+        &quiet,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, BackupError::Damaged { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(p.path().join(".berth/berth.db")).unwrap(),
+        before
+    );
+    assert!(!p.path().join("media.restoring-t3").exists());
+    assert!(!p.path().join(".berth/.restore-t3.store").exists());
+}
+
+fn archive(id_time: Timestamp) -> ArchiveInfo {
+    let id = berth_backup::id_at(id_time);
+    ArchiveInfo {
+        path: format!("/backups/{}", berth_backup::file_name(&id)).into(),
+        id,
+        created: id_time,
+        size: 1,
+    }
+}
+
+/// A year of daily backups at 03:00 (and two made by hand), pruned after each one as the
+/// scheduler does, keeps exactly: the last 7 days, the first of each of the last 4 ISO
+/// weeks, the first of each month, the first of the year, and the newest.
+#[test]
+fn retention_over_a_simulated_year_keeps_exactly_the_tiers() {
+    let keep = Keep {
+        daily: 7,
+        weekly: 4,
+        monthly: 12,
+        yearly: 3,
+    };
+    let tz = TimeZone::UTC;
+    let mut held: Vec<ArchiveInfo> = Vec::new();
+    let mut day = jiff::civil::date(2026, 1, 1);
+    let end = jiff::civil::date(2026, 12, 31);
+    let stamp = |d: jiff::civil::Date, h: i8| {
+        let ts = d
+            .at(h, 0, 0, 0)
+            .to_zoned(TimeZone::UTC)
+            .unwrap()
+            .timestamp();
+        Timestamp(ts.as_microsecond())
+    };
+    while day <= end {
+        let mut made = vec![stamp(day, 3)];
+        if day == jiff::civil::date(2026, 12, 30) || day == end {
+            made.push(stamp(day, 15));
+        }
+        for t in made {
+            held.push(archive(t));
+            let kept = berth_backup::plan(&held, keep, &tz);
+            held.retain(|a| kept.contains(&a.id));
+        }
+        day = day.tomorrow().unwrap();
+    }
+    let ids: Vec<String> = held.iter().map(|a| a.id.clone()).collect();
+    let mut expected: Vec<String> = (1..=12)
+        .map(|m| format!("2026{m:02}01T030000Z"))
+        .chain([7, 14, 21].map(|d| format!("202612{d:02}T030000Z")))
+        .chain((25..=31).map(|d| format!("202612{d:02}T030000Z")))
+        .chain(["20261231T150000Z".to_string()])
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // In another zone, the day an archive falls on is that zone's: 23:30 UTC on the
+    // 1st is the 2nd in Berlin, so the next day's 03:00 UTC archive is not the first.
+    let berlin = TimeZone::get("Europe/Berlin").unwrap();
+    let two = [
+        archive(at("2026-03-01T23:30:00Z")),
+        archive(at("2026-03-02T03:00:00Z")),
+        archive(at("2026-03-03T03:00:00Z")),
+    ];
+    let daily_only = Keep {
+        daily: 2,
+        ..Keep::default()
+    };
+    let kept = berth_backup::plan(&two, daily_only, &berlin);
+    assert_eq!(
+        kept,
+        BTreeSet::from([
+            "20260301T233000Z".to_string(),
+            "20260303T030000Z".to_string()
+        ])
+    );
+    let kept = berth_backup::plan(&two, daily_only, &TimeZone::UTC);
+    assert_eq!(
+        kept,
+        BTreeSet::from([
+            "20260302T030000Z".to_string(),
+            "20260303T030000Z".to_string()
+        ])
+    );
+}
+
+/// The same on PostgreSQL: `pg_dump` while the store is in use, restored over later
+/// changes (kept aside as a dump) and into a database that is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_backup_restores_over_changes_and_into_an_empty_database() {
+    use berth_store::{PostgresOptions, PostgresStore};
+    let cluster = berth_testkit::pg::shared();
+    let url = cluster.fresh_database();
+    let p = project();
+    let store = PostgresStore::open(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    push(&store, 50).await;
+    let archive = berth_backup::save(&store, &spec(p.path()), Timestamp::now(), &quiet)
+        .await
+        .unwrap();
+    let manifest = berth_backup::verify(&archive.path, &quiet).unwrap();
+    assert_eq!(manifest.store_entry(), "store/berth.pgdump");
+    push(&store, 5).await;
+    drop(store);
+    let plan = |url: &str, stamp: &str| RestorePlan {
+        archive: archive.path.clone(),
+        target: RestoreTarget::Postgres {
+            data_dir: p.path().join(".berth"),
+            url: url.to_owned(),
+        },
+        base: p.path().to_path_buf(),
+        keep_replaced: true,
+        stamp: stamp.into(),
+    };
+    let report = berth_backup::restore(&plan(&url, "pg1"), &quiet)
+        .await
+        .unwrap();
+    assert!(
+        report
+            .kept_aside
+            .contains(&p.path().join(".berth/replaced-pg1.pgdump"))
+    );
+    let store = PostgresStore::open(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.count_jobs().await.unwrap(), 50);
+    // New ids continue after the restored ones.
+    assert_eq!(push(&store, 1).await, [51]);
+
+    let empty = cluster.fresh_database();
+    std::fs::remove_dir_all(p.path().join("media")).unwrap();
+    berth_backup::restore(&plan(&empty, "pg2"), &quiet)
+        .await
+        .unwrap();
+    let copy = PostgresStore::open(&empty, PostgresOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(copy.count_jobs().await.unwrap(), 50);
+    assert!(p.path().join("media/logo.png").exists());
+    // An archive of the embedded store is refused for a PostgreSQL target.
+    let sqlite = SqliteStore::open(&p.path().join(".berth/berth.db"), Default::default()).unwrap();
+    let other = berth_backup::save(&sqlite, &spec(p.path()), Timestamp::now(), &quiet)
+        .await
+        .unwrap();
+    let err = berth_backup::restore(
+        &RestorePlan {
+            archive: other.path,
+            ..plan(&empty, "pg3")
+        },
+        &quiet,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the archive holds the embedded SQLite store, and this config's store is a PostgreSQL store"),
+        "{err}"
+    );
+}
