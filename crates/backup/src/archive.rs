@@ -130,6 +130,8 @@ struct Hashing<'m, 'a, R> {
     sha: digest::Context,
     read: u64,
     meter: Option<&'m Mutex<Meter<'a>>>,
+    /// A read of `inner` failed (so a failure of the consumer is the source's fault).
+    failed: Option<String>,
 }
 
 impl<'m, 'a, R: Read> Hashing<'m, 'a, R> {
@@ -139,6 +141,7 @@ impl<'m, 'a, R: Read> Hashing<'m, 'a, R> {
             sha: digest::Context::new(&digest::SHA256),
             read: 0,
             meter,
+            failed: None,
         }
     }
 
@@ -149,7 +152,10 @@ impl<'m, 'a, R: Read> Hashing<'m, 'a, R> {
 
 impl<R: Read> Read for Hashing<'_, '_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self
+            .inner
+            .read(buf)
+            .inspect_err(|e| self.failed = Some(e.to_string()))?;
         self.sha.update(&buf[..n]);
         self.read += n as u64;
         if let Some(m) = self.meter {
@@ -571,7 +577,11 @@ pub(crate) fn read(
                 let size = entry.size();
                 let mut reader = Hashing::new(&mut entry, None);
                 record.size = size;
-                unpack.file(&record, &mut reader)?;
+                let unpacked = unpack.file(&record, &mut reader);
+                if let Some(e) = reader.failed.take() {
+                    return Err(damaged(format!("it is truncated or corrupt ({e})")));
+                }
+                unpacked?;
                 if reader.read != size {
                     return Err(damaged(format!("{name} ends early")));
                 }

@@ -61,6 +61,9 @@ pub struct RestorePlan {
     pub keep_replaced: bool,
     /// Names the staging and aside paths (`replaced-STAMP`); a time, say.
     pub stamp: String,
+    /// The manifest of a [`crate::verify`] the caller already made of the archive (so it
+    /// is not read twice before unpacking); unpacking checks every entry again.
+    pub verified: Option<Manifest>,
 }
 
 /// What a restore did.
@@ -194,7 +197,10 @@ pub async fn restore(
     plan: &RestorePlan,
     progress: OnProgress<'_>,
 ) -> Result<RestoreReport, BackupError> {
-    let manifest = tokio::task::block_in_place(|| crate::verify(&plan.archive, progress))?;
+    let manifest = match &plan.verified {
+        Some(m) => m.clone(),
+        None => tokio::task::block_in_place(|| crate::verify(&plan.archive, progress))?,
+    };
     if manifest.store != plan.target.format() {
         let what = |f: SnapshotFormat| match f {
             SnapshotFormat::Sqlite => "the embedded SQLite store",
@@ -239,6 +245,16 @@ pub async fn restore(
     }
     let unpacked = tokio::task::block_in_place(|| {
         crate::archive::read(&plan.archive, Phase::Extract, progress, &mut staging)
+    });
+    let unpacked = unpacked.and_then(|m| {
+        if m == manifest {
+            Ok(())
+        } else {
+            Err(BackupError::Damaged {
+                path: plan.archive.clone(),
+                detail: "it changed since it was checked".into(),
+            })
+        }
     });
     if let Err(e) = unpacked {
         staged.iter().for_each(|p| remove(p));

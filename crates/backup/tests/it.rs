@@ -126,6 +126,7 @@ async fn a_backup_while_jobs_are_written_restores_into_an_empty_place() {
             base: dst.path().to_path_buf(),
             keep_replaced: false,
             stamp: "t1".into(),
+            verified: None,
         },
         &quiet,
     )
@@ -187,6 +188,7 @@ async fn a_restore_replaces_current_data_and_can_keep_it_aside() {
             base: p.path().to_path_buf(),
             keep_replaced: true,
             stamp: "t2".into(),
+            verified: None,
         },
         &quiet,
     )
@@ -289,6 +291,7 @@ async fn damaged_or_changed_archives_are_refused_and_nothing_is_touched() {
             base: p.path().to_path_buf(),
             keep_replaced: false,
             stamp: "t3".into(),
+            verified: None,
         },
         &quiet,
     )
@@ -416,6 +419,7 @@ async fn a_postgres_backup_restores_over_changes_and_into_an_empty_database() {
         base: p.path().to_path_buf(),
         keep_replaced: true,
         stamp: stamp.into(),
+        verified: None,
     };
     let report = berth_backup::restore(&plan(&url, "pg1"), &quiet)
         .await

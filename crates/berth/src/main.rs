@@ -92,6 +92,10 @@ enum Command {
     /// Ingested messages and dead letters: list, show, replay.
     #[command(subcommand)]
     Messages(commands::messages::MessagesCommand),
+    /// Backups of the store and the included directories: save, list, verify, restore,
+    /// prune.
+    #[command(subcommand)]
+    Backup(commands::backup::BackupCommand),
     /// Notifications by email and webhook: what waits and what was sent; test a channel.
     #[command(subcommand)]
     Notify(commands::notify::NotifyCommand),

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`Daemon`] (this file): start (lock, store, queues, executors, API listeners), wait,
 //!   graceful stop;
+//! - [`backup`]: `[backup]` → scheduled archives (a leader task), shared with `berth backup`;
 //! - [`lock`]: one berth per data dir;
 //! - [`notify`]: `[notify.NAME]` → the notifier, a leader task;
 //! - [`orphans`]: job processes a killed berth left behind;
@@ -12,6 +13,7 @@
 //! - `reload`: SIGHUP and `berth reload` — the changed services, applied;
 //! - [`specs`]: config → queue settings.
 
+pub mod backup;
 mod events;
 pub mod gateway;
 pub mod ingest;
@@ -156,6 +158,16 @@ impl Daemon {
         let ingest_specs =
             ingest::ingest_specs(config, &queues, &workflows, options.clock.clone())?;
         let notifier = notify::notifier(config, queues.store().clone())?;
+        let mut leader_tasks: Vec<Arc<dyn berth_queue::LeaderTask>> = vec![
+            Arc::new(scheduler.clone()),
+            Arc::new(berth_workflow::Deadlines(workflows.clone())),
+            Arc::new(notify::NotifyTask(notifier)),
+        ];
+        if let Some(task) =
+            backup::BackupTask::new(queues.store().clone(), backup::backups(config)?, &node_name)
+        {
+            leader_tasks.push(Arc::new(task));
+        }
         // The gateway binds before the API: a taken port stops the start early.
         let gateway = match gateway_spec {
             Some(spec) => {
@@ -249,11 +261,7 @@ impl Daemon {
                 job_env: vec![marker],
                 grace: config.app.shutdown_grace,
                 leader_ttl: options.leader_ttl.unwrap_or(config.app.leader_ttl),
-                leader_tasks: vec![
-                    Arc::new(scheduler),
-                    Arc::new(berth_workflow::Deadlines(workflows)),
-                    Arc::new(notify::NotifyTask(notifier)),
-                ],
+                leader_tasks,
             },
         )
         .await?;

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod backup;
 pub mod batch;
 pub mod bench;
 pub mod budget;
@@ -63,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workflow(c) => runtime()?.block_on(workflow::run(&ctx, c)),
         Command::Messages(c) => runtime()?.block_on(messages::run(&ctx, c)),
         Command::Notify(c) => runtime()?.block_on(notify::run(&ctx, c)),
+        Command::Backup(c) => runtime()?.block_on(backup::run(&ctx, c)),
         Command::Bench(args) => runtime()?.block_on(bench::run(&ctx, args)),
         Command::Store(c) => runtime()?.block_on(store::run(&ctx, c)),
         Command::User(c) => runtime()?.block_on(user::run(&ctx, c)),

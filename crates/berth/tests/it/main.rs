@@ -1,6 +1,7 @@
 //! The `berth` binary as users run it: config checks, CLI errors and exit codes, the
 //! daemon's start, graceful stop and recovery from `kill -9`.
 
+mod backup;
 mod cli;
 mod cluster;
 mod crash;

@@ -1,0 +1,202 @@
+//! `[backup]` → archives on a schedule, made by the leader, pruned after each; and the
+//! pieces `berth backup` shares with it.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use berth_backup::{ArchiveInfo, BackupError, BackupSpec, Keep, OnProgress};
+use berth_config::Config;
+use berth_cron::Cron;
+use berth_queue::{LeaderTask, TickFuture};
+use berth_store::{NewEvent, Store, Timestamp};
+use jiff::tz::TimeZone;
+
+/// What `[backup]` asks for, resolved.
+#[derive(Debug, Clone)]
+pub struct Backups {
+    /// Where archives go and what they hold.
+    pub spec: BackupSpec,
+    /// The tiers.
+    pub keep: Keep,
+    /// Where a day, week, month and year begin; the schedule's zone.
+    pub tz: TimeZone,
+    /// When archives are made, if on a schedule.
+    pub schedule: Option<Cron>,
+}
+
+/// The `[backup]` of a config, or, without one, the defaults (so that `berth backup save`
+/// works before the table is written).
+pub fn backups(config: &Config) -> anyhow::Result<Backups> {
+    let base = config
+        .path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let b = config
+        .backup
+        .clone()
+        .unwrap_or_else(|| berth_config::BackupConfig {
+            dir: base.join("backups"),
+            schedule: None,
+            timezone: "UTC".into(),
+            include: Vec::new(),
+            keep: berth_config::Keep::default(),
+        });
+    Ok(Backups {
+        spec: BackupSpec {
+            dir: b.dir,
+            base,
+            include: b.include,
+            app: config.app.name.clone(),
+        },
+        keep: Keep {
+            daily: b.keep.daily,
+            weekly: b.keep.weekly,
+            monthly: b.keep.monthly,
+            yearly: b.keep.yearly,
+        },
+        tz: berth_cron::time_zone(&b.timezone).map_err(anyhow::Error::msg)?,
+        schedule: b.schedule,
+    })
+}
+
+/// Makes an archive, then prunes by the tiers (`prune`) and records `backup.completed` or
+/// `backup.failed` (which notifications can take). `subject` says who asked:
+/// `scheduled` or `manual`.
+pub async fn save_and_record(
+    store: &dyn Store,
+    backups: &Backups,
+    node: &str,
+    subject: &str,
+    prune: bool,
+    progress: OnProgress<'_>,
+) -> Result<(ArchiveInfo, Vec<ArchiveInfo>), BackupError> {
+    let now = Timestamp::now();
+    let result = async {
+        let archive = berth_backup::save(store, &backups.spec, now, progress).await?;
+        let removed = if prune {
+            berth_backup::prune(&backups.spec.dir, backups.keep, &backups.tz, false)?.1
+        } else {
+            Vec::new()
+        };
+        Ok((archive, removed))
+    }
+    .await;
+    let (kind, message) = match &result {
+        Ok((a, removed)) => (
+            "completed",
+            format!(
+                "backup {} made in {} ({} bytes){}",
+                a.id,
+                backups.spec.dir.display(),
+                a.size,
+                if removed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} older archives pruned", removed.len())
+                }
+            ),
+        ),
+        Err(e) => ("failed", format!("the {subject} backup failed: {e}")),
+    };
+    let event = NewEvent {
+        at: Timestamp::now(),
+        node: node.to_owned(),
+        source: "backup".into(),
+        subject: subject.to_owned(),
+        instance: None,
+        kind: kind.into(),
+        message,
+    };
+    if let Err(e) = store.record_events(vec![event]).await {
+        tracing::warn!(error = %e, "cannot record the backup's event");
+    }
+    result
+}
+
+/// Makes archives on `[backup] schedule` while this node leads. A time missed while berth
+/// was down is made up for once, at start.
+pub struct BackupTask {
+    store: Arc<dyn Store>,
+    backups: Backups,
+    cron: Cron,
+    node: String,
+    next: Mutex<Option<Timestamp>>,
+    busy: Arc<AtomicBool>,
+}
+
+impl BackupTask {
+    /// The task of a config, if it has a schedule.
+    pub fn new(store: Arc<dyn Store>, backups: Backups, node: &str) -> Option<Self> {
+        let cron = backups.schedule.clone()?;
+        Some(Self {
+            store,
+            backups,
+            cron,
+            node: node.to_owned(),
+            next: Mutex::new(None),
+            busy: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    fn next_after(&self, t: Timestamp) -> Option<Timestamp> {
+        let after = jiff::Timestamp::from_microsecond(t.0).ok()?;
+        self.cron
+            .next_after(after, &self.backups.tz)
+            .map(|n| Timestamp(n.as_microsecond()))
+    }
+}
+
+impl LeaderTask for BackupTask {
+    fn name(&self) -> &'static str {
+        "backups"
+    }
+
+    fn tick(&self, now: Timestamp) -> TickFuture<'_> {
+        Box::pin(async move {
+            let due = {
+                let mut next = self.next.lock().expect("not poisoned");
+                if next.is_none() {
+                    // From the newest archive: a scheduled time that passed since is due.
+                    let newest = berth_backup::list(&self.backups.spec.dir)
+                        .ok()
+                        .and_then(|l| l.last().map(|a| a.created));
+                    *next = self.next_after(newest.unwrap_or(now));
+                }
+                match *next {
+                    Some(t) if t <= now && !self.busy.load(Ordering::Acquire) => {
+                        *next = self.next_after(now);
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if due {
+                self.busy.store(true, Ordering::Release);
+                let (store, backups, node, busy) = (
+                    self.store.clone(),
+                    self.backups.clone(),
+                    self.node.clone(),
+                    self.busy.clone(),
+                );
+                tokio::spawn(async move {
+                    tracing::info!(dir = %backups.spec.dir.display(), "making the scheduled backup");
+                    match save_and_record(&*store, &backups, &node, "scheduled", true, &|_| {})
+                        .await
+                    {
+                        Ok((a, removed)) => tracing::info!(
+                            id = %a.id,
+                            bytes = a.size,
+                            pruned = removed.len(),
+                            "backup made"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "the scheduled backup failed"),
+                    }
+                    busy.store(false, Ordering::Release);
+                });
+            }
+            Ok(*self.next.lock().expect("not poisoned"))
+        })
+    }
+}
