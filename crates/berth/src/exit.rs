@@ -6,7 +6,7 @@
 //! | 1 | failure (berth could not do it) |
 //! | 2 | bad command line (from clap) |
 //! | 3 | invalid config |
-//! | 4 | not found (job, queue or service) |
+//! | 4 | not found (job, queue, service, backup) |
 //! | 5 | not allowed in the current state (a job's, or a restart that did not get ready) |
 //! | 6 | rejected input (bad arguments or body) |
 //! | 69 | berth is not running (no API to talk to) |
@@ -48,6 +48,9 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<UsageError>().is_some() {
             return INVALID;
+        }
+        if let Some(berth_backup::BackupError::NotFound(_)) = cause.downcast_ref() {
+            return NOT_FOUND;
         }
         if let Some(s) = cause.downcast_ref::<berth_store::StoreError>() {
             use berth_store::StoreError as E;

@@ -128,8 +128,16 @@ job = { queue = "imports", kind = "import" }
 
     // A file of a name already done arrives while berth is down.
     std::fs::write(watch.join("day1.csv"), "5,6\n").unwrap();
-    std::fs::write(d.join("gate"), "").unwrap();
     let mut second = up(d).await;
+    // The gate opens once the slow file's job runs again: the new berth killed what the
+    // old one left running before it started any job (`sh` need not exec the handler, so
+    // the handler itself may have outlived its parent until then).
+    wait_until("the slow file's job again", Duration::from_secs(20), || {
+        let started = std::fs::read_to_string(d.join("started.log")).unwrap_or_default();
+        async move { (started.matches("started slow.csv").count() >= 2).then_some(()) }
+    })
+    .await;
+    std::fs::write(d.join("gate"), "").unwrap();
     wait_for_files(
         &done,
         &["day1.2.csv", "day1.csv", "orphan.csv", "slow.csv"],

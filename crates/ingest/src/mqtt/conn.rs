@@ -267,7 +267,17 @@ impl Conn {
         kick: &CancellationToken,
     ) -> End {
         let mut deadline = Instant::now() + keep_alive;
+        // Packets a client sent right behind its CONNECT, before the CONNACK (paho-mqtt 2.2
+        // does), arrived with it: act on them before waiting for more.
+        let mut pending = if rbuf.is_empty() {
+            None
+        } else {
+            self.packets(rbuf).await
+        };
         let end = loop {
+            if let Some(end) = pending.take() {
+                break end;
+            }
             if !self.wbuf.is_empty() {
                 // A client that stops reading must not hold up a stop or a takeover.
                 let written = tokio::select! {
