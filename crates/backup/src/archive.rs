@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
@@ -9,7 +10,7 @@ use berth_store::{SnapshotFormat, Store, Timestamp};
 use ring::digest;
 use serde::{Deserialize, Serialize};
 
-use crate::{ArchiveInfo, BackupError, BackupSpec, OnProgress, Phase, Progress};
+use crate::{ArchiveInfo, BackupError, BackupSpec, OnProgress, Phase, Progress, Reporter};
 
 /// The manifest's name in the archive.
 pub(crate) const MANIFEST: &str = "manifest.json";
@@ -181,10 +182,14 @@ struct Source {
     target: Option<PathBuf>,
 }
 
-fn source(path: &Path, name: String) -> Result<Option<Source>, BackupError> {
+fn source(path: &Path, name: String, follow: bool) -> Result<Option<Source>, BackupError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let meta = std::fs::symlink_metadata(path)
-        .map_err(|e| BackupError::io(format!("cannot read {}", path.display()), e))?;
+    let meta = if follow {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    }
+    .map_err(|e| BackupError::io(format!("cannot read {}", path.display()), e))?;
     let kind = if meta.is_dir() {
         EntryKind::Dir
     } else if meta.is_file() {
@@ -219,8 +224,10 @@ fn source(path: &Path, name: String) -> Result<Option<Source>, BackupError> {
 
 /// Every entry under `root`, the root first, names sorted (so that archives of the same
 /// data list the same entries).
-fn walk(root: &Path, name: &str, out: &mut Vec<Source>) -> Result<(), BackupError> {
-    let Some(s) = source(root, name.to_owned())? else {
+/// An included directory that is a link (uploads -> /mnt/shared/uploads) is archived as
+/// the directory it points to (`follow` on the first call); links inside stay links.
+fn walk(root: &Path, name: &str, follow: bool, out: &mut Vec<Source>) -> Result<(), BackupError> {
+    let Some(s) = source(root, name.to_owned(), follow)? else {
         return Ok(());
     };
     let is_dir = s.kind == EntryKind::Dir;
@@ -241,13 +248,13 @@ fn walk(root: &Path, name: &str, out: &mut Vec<Source>) -> Result<(), BackupErro
                 child.path().display()
             )));
         };
-        walk(&child.path(), &format!("{name}/{part}"), out)?;
+        walk(&child.path(), &format!("{name}/{part}"), false, out)?;
     }
     Ok(())
 }
 
 /// How an included directory is recorded: relative to the project dir when inside it.
-pub(crate) fn recorded(base: &Path, include: &Path) -> String {
+pub fn recorded(base: &Path, include: &Path) -> String {
     include
         .strip_prefix(base)
         .unwrap_or(include)
@@ -261,14 +268,20 @@ pub async fn save(
     store: &dyn Store,
     spec: &BackupSpec,
     now: Timestamp,
-    progress: OnProgress<'_>,
+    progress: Reporter,
 ) -> Result<ArchiveInfo, BackupError> {
-    std::fs::create_dir_all(&spec.dir).map_err(|e| {
-        BackupError::io(
-            format!("cannot create the backup dir {}", spec.dir.display()),
-            e,
-        )
-    })?;
+    // The archives hold the store (password and token hashes among it): a directory
+    // berth creates is its owner's only, and so is each archive.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&spec.dir)
+        .map_err(|e| {
+            BackupError::io(
+                format!("cannot create the backup dir {}", spec.dir.display()),
+                e,
+            )
+        })?;
     for inc in &spec.include {
         if !inc.is_dir() {
             return Err(BackupError::Refused(format!(
@@ -277,7 +290,7 @@ pub async fn save(
             )));
         }
     }
-    let id = free_id(&spec.dir, now);
+    let (id, file) = claim(&spec.dir, now)?;
     let partial = spec.dir.join(format!(".{}.partial", crate::file_name(&id)));
     let snapshot = spec.dir.join(format!(".berth-{id}.store.partial"));
     let result = async {
@@ -302,9 +315,12 @@ pub async fn save(
             entries: Vec::new(),
         };
         let (spec2, partial2, snapshot2) = (spec.clone(), partial.clone(), snapshot.clone());
-        // The archive is written on this thread: the caller's progress callback need not
-        // be 'static, and the work is all file I/O and compression.
-        tokio::task::block_in_place(|| write(&partial2, &snapshot2, manifest, &spec2, progress))?;
+        let report = progress.clone();
+        tokio::task::spawn_blocking(move || {
+            write(file, &partial2, &snapshot2, manifest, &spec2, &*report)
+        })
+        .await
+        .map_err(|e| BackupError::Refused(format!("the archive writer failed: {e}")))??;
         let path = spec.dir.join(crate::file_name(&id));
         std::fs::rename(&partial, &path).map_err(|e| {
             BackupError::io(format!("cannot rename {} into place", partial.display()), e)
@@ -326,16 +342,42 @@ pub async fn save(
     result
 }
 
-/// The id for an archive made at `now`, numbered if one of that second exists.
-fn free_id(dir: &Path, now: Timestamp) -> String {
+/// The id for an archive made at `now` (numbered if one of that second exists), with its
+/// partial file created exclusively: two saves at once (the CLI and the schedule, two
+/// nodes on a shared dir) never share one.
+fn claim(dir: &Path, now: Timestamp) -> Result<(String, File), BackupError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let base = crate::id_at(now);
-    let mut id = base.clone();
-    let mut n = 2;
-    while dir.join(crate::file_name(&id)).exists() {
-        id = format!("{base}-{n}");
-        n += 1;
+    for n in 1..1000 {
+        let id = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        if dir.join(crate::file_name(&id)).exists() {
+            continue;
+        }
+        let partial = dir.join(format!(".{}.partial", crate::file_name(&id)));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+        {
+            Ok(f) => return Ok((id, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(BackupError::io(
+                    format!("cannot create {}", partial.display()),
+                    e,
+                ));
+            }
+        }
     }
-    id
+    Err(BackupError::Refused(format!(
+        "a thousand archives were begun in {} within one second; try again",
+        dir.display()
+    )))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BackupError> {
@@ -345,6 +387,7 @@ fn sync_dir(dir: &Path) -> Result<(), BackupError> {
 }
 
 fn write(
+    file: File,
     partial: &Path,
     snapshot: &Path,
     mut manifest: Manifest,
@@ -358,14 +401,14 @@ fn write(
     };
     let mut sources = Vec::new();
     let store_name = store_entry(manifest.store).to_owned();
-    let Some(store) = source(snapshot, store_name)? else {
+    let Some(store) = source(snapshot, store_name, false)? else {
         return Err(BackupError::Refused(
             "the store's copy is not a file".into(),
         ));
     };
     sources.push(store);
     for (i, inc) in spec.include.iter().enumerate() {
-        walk(inc, &format!("files/{i}"), &mut sources)?;
+        walk(inc, &format!("files/{i}"), true, &mut sources)?;
     }
     let total = sources.iter().map(|s| s.size).sum();
     let meter = Mutex::new(Meter {
@@ -376,7 +419,6 @@ fn write(
         report: progress,
     });
     meter.lock().expect("not poisoned").finish();
-    let file = File::create(partial).map_err(at("cannot create"))?;
     let mut encoder =
         zstd::Encoder::new(BufWriter::new(file), LEVEL).map_err(at("cannot write"))?;
     encoder.include_checksum(true).map_err(at("cannot write"))?;
@@ -531,6 +573,7 @@ pub(crate) fn read(
     let cut = |e: io::Error| damaged(format!("it is truncated or corrupt ({e})"));
     let mut seen: Vec<ManifestEntry> = Vec::new();
     let mut manifest: Option<Manifest> = None;
+    let mut links: Vec<String> = Vec::new();
     for entry in archive.entries().map_err(cut)? {
         let mut entry = entry.map_err(cut)?;
         let name = entry
@@ -544,7 +587,8 @@ pub(crate) fn read(
                 "{name} follows the manifest, which must be last"
             )));
         }
-        if !safe(&name) {
+        // Nor through a link the archive made earlier (`l -> /`, then `l/x`).
+        if !safe(&name) || links.iter().any(|l| name.starts_with(&format!("{l}/"))) {
             return Err(damaged(format!(
                 "the entry {name:?} would be written outside its place"
             )));
@@ -592,6 +636,7 @@ pub(crate) fn read(
                 unpack.dir(&record)?;
             }
             tar::EntryType::Symlink => {
+                links.push(name.clone());
                 record.kind = EntryKind::Symlink;
                 record.target = entry
                     .link_name()
@@ -606,6 +651,20 @@ pub(crate) fn read(
             }
         }
         seen.push(record);
+    }
+    // tar stops at its end marker: read on to the end of the zstd stream, so that its
+    // content checksum is checked and nothing follows unread (only tar's zero padding
+    // may remain).
+    let mut rest = archive.into_inner();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = rest.read(&mut buf).map_err(cut)?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Err(damaged("bytes follow the end of the archive".into()));
+        }
     }
     let manifest = manifest.ok_or_else(|| {
         damaged("it has no manifest: it is truncated, or not a berth backup".into())

@@ -29,9 +29,9 @@ use std::path::{Path, PathBuf};
 use berth_store::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use archive::{EntryKind, Manifest, ManifestEntry, save, verify};
+pub use archive::{EntryKind, Manifest, ManifestEntry, recorded, save, verify};
 pub use error::BackupError;
-pub use restore::{RestorePlan, RestoreReport, RestoreTarget, restore};
+pub use restore::{RESTORE_MARKER, RestorePlan, RestoreReport, RestoreTarget, restore};
 pub use retention::{Keep, plan, prune};
 
 /// What a backup holds and where it goes.
@@ -74,6 +74,11 @@ pub enum Phase {
 
 /// Receives progress reports.
 pub type OnProgress<'a> = &'a (dyn Fn(Progress) + Send + Sync);
+
+/// Receives progress reports from a blocking thread (saves and restores run their file
+/// work with `spawn_blocking`: never `block_in_place`, which would retire a runtime
+/// worker and, with it, the `PR_SET_PDEATHSIG` of the processes it forked).
+pub type Reporter = std::sync::Arc<dyn Fn(Progress) + Send + Sync>;
 
 /// An archive in the backup dir.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use berth_store::{PostgresOptions, PostgresStore, SnapshotFormat, Store};
 
 use crate::archive::{Manifest, ManifestEntry, Unpack};
-use crate::{BackupError, OnProgress, Phase};
+use crate::{BackupError, Phase, Reporter};
+
+/// The file in the data dir that says a restore is under way (or died under way).
+pub const RESTORE_MARKER: &str = "restore-in-progress";
 
 /// What is restored into.
 #[derive(Debug, Clone)]
@@ -61,6 +64,10 @@ pub struct RestorePlan {
     pub keep_replaced: bool,
     /// Names the staging and aside paths (`replaced-STAMP`); a time, say.
     pub stamp: String,
+    /// The included directories of the current config, recorded as an archive records
+    /// them: an archive's directories must be among them (an archive from elsewhere
+    /// cannot write where the config does not say).
+    pub includes: Vec<String>,
     /// The manifest of a [`crate::verify`] the caller already made of the archive (so it
     /// is not read twice before unpacking); unpacking checks every entry again.
     pub verified: Option<Manifest>,
@@ -82,6 +89,10 @@ struct Staging {
     store: PathBuf,
     store_entry: &'static str,
     dirs: Vec<PathBuf>,
+    /// Directories' modes, applied once everything is in place (deepest first), so that
+    /// a read-only directory does not keep its own contents from being written: the
+    /// included directory's index, the path below it, the mode.
+    modes: Vec<(usize, String, u32)>,
 }
 
 impl Staging {
@@ -136,11 +147,15 @@ impl Unpack for Staging {
     }
 
     fn dir(&mut self, entry: &ManifestEntry) -> Result<(), BackupError> {
-        use std::os::unix::fs::PermissionsExt;
         let path = self.place(&entry.path)?;
         std::fs::create_dir_all(&path).map_err(io_at("cannot create", &path))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(entry.mode & 0o7777))
-            .map_err(io_at("cannot set the permissions of", &path))
+        if let Some(rest) = entry.path.strip_prefix("files/") {
+            let (index, sub) = rest.split_once('/').unwrap_or((rest, ""));
+            if let Ok(i) = index.parse() {
+                self.modes.push((i, sub.to_owned(), entry.mode & 0o7777));
+            }
+        }
+        Ok(())
     }
 
     fn symlink(&mut self, entry: &ManifestEntry) -> Result<(), BackupError> {
@@ -169,12 +184,20 @@ impl Moves {
         Ok(())
     }
 
-    fn undo(&mut self) {
+    /// Moves everything back; says what could not be.
+    fn undo(&mut self) -> Vec<String> {
+        let mut failed = Vec::new();
         while let Some((from, to)) = self.0.pop() {
             if let Err(e) = std::fs::rename(&to, &from) {
                 tracing::error!(from = %to.display(), to = %from.display(), error = %e, "cannot move back; do it by hand");
+                failed.push(format!(
+                    "{} (still at {}: {e})",
+                    from.display(),
+                    to.display()
+                ));
             }
         }
+        failed
     }
 }
 
@@ -193,13 +216,13 @@ fn remove(path: &Path) {
 
 /// Restores `plan.archive`: checks it whole first (nothing is touched if it is damaged),
 /// unpacks it beside the data it replaces, then swaps it in. See the module docs.
-pub async fn restore(
-    plan: &RestorePlan,
-    progress: OnProgress<'_>,
-) -> Result<RestoreReport, BackupError> {
+pub async fn restore(plan: &RestorePlan, progress: Reporter) -> Result<RestoreReport, BackupError> {
     let manifest = match &plan.verified {
         Some(m) => m.clone(),
-        None => tokio::task::block_in_place(|| crate::verify(&plan.archive, progress))?,
+        None => {
+            let (archive, report) = (plan.archive.clone(), progress.clone());
+            blocking(move || crate::verify(&archive, &*report)).await?
+        }
     };
     if manifest.store != plan.target.format() {
         let what = |f: SnapshotFormat| match f {
@@ -210,6 +233,16 @@ pub async fn restore(
             "the archive holds {}, and this config's store is {}; restore it with a config of the same kind",
             what(manifest.store),
             what(plan.target.format())
+        )));
+    }
+    if let Some(other) = manifest
+        .includes
+        .iter()
+        .find(|i| !plan.includes.contains(i))
+    {
+        return Err(BackupError::Refused(format!(
+            "the archive holds the directory {other}, which this config does not include; \
+             add it to `include` in [backup] to restore it there"
         )));
     }
     let data_dir = plan.target.data_dir();
@@ -227,10 +260,11 @@ pub async fn restore(
             .unwrap_or_default();
         p.with_file_name(format!("{name}.{what}-{stamp}"))
     };
-    let mut staging = Staging {
+    let staging = Staging {
         store: data_dir.join(format!(".restore-{stamp}.store")),
         store_entry: manifest.store_entry(),
         dirs: dirs.iter().map(|d| sibling(d, "restoring")).collect(),
+        modes: Vec::new(),
     };
     let staged: Vec<PathBuf> = std::iter::once(staging.store.clone())
         .chain(staging.dirs.iter().cloned())
@@ -243,9 +277,15 @@ pub async fn restore(
             )));
         }
     }
-    let unpacked = tokio::task::block_in_place(|| {
-        crate::archive::read(&plan.archive, Phase::Extract, progress, &mut staging)
-    });
+    let (unpacked, staging) = {
+        let (archive, report) = (plan.archive.clone(), progress.clone());
+        blocking(move || {
+            let mut staging = staging;
+            let read = crate::archive::read(&archive, Phase::Extract, &*report, &mut staging);
+            Ok((read, staging))
+        })
+        .await?
+    };
     let unpacked = unpacked.and_then(|m| {
         if m == manifest {
             Ok(())
@@ -260,16 +300,51 @@ pub async fn restore(
         staged.iter().for_each(|p| remove(p));
         return Err(e);
     }
+    // While the swap runs, a marker in the data dir keeps `berth up` from starting on
+    // half-swapped data if this process dies.
+    let marker = data_dir.join(RESTORE_MARKER);
+    std::fs::write(
+        &marker,
+        format!(
+            "a restore of {} began at {stamp}; if it did not finish, the replaced data is in \
+             {}/replaced-{stamp} and beside each included directory (*.replaced-{stamp})\n",
+            plan.archive.display(),
+            data_dir.display()
+        ),
+    )
+    .and_then(|()| File::open(data_dir)?.sync_all())
+    .map_err(io_at("cannot write", &marker))?;
     let mut moves = Moves::default();
     let mut aside: Vec<PathBuf> = Vec::new();
     let swapped = swap(plan, &staging, &dirs, &mut moves, &mut aside).await;
     if let Err(e) = swapped {
-        moves.undo();
+        let stuck = moves.undo();
         staged.iter().for_each(|p| remove(p));
+        if !stuck.is_empty() {
+            return Err(BackupError::Refused(format!(
+                "the restore failed ({e}), and these could not be moved back: {}; put them \
+                 back by hand, then remove {}",
+                stuck.join("; "),
+                marker.display()
+            )));
+        }
+        remove(&marker);
         return Err(e);
+    }
+    for (i, sub, mode) in staging.modes.iter().rev() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = if sub.is_empty() {
+            dirs[*i].clone()
+        } else {
+            dirs[*i].join(sub)
+        };
+        if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot set a restored directory's permissions");
+        }
     }
     let _ = File::open(data_dir).and_then(|d| d.sync_all());
     remove(&staging.store);
+    remove(&marker);
     let kept_aside = if plan.keep_replaced {
         aside
     } else {
@@ -295,7 +370,8 @@ async fn swap(
     match &plan.target {
         RestoreTarget::Sqlite { data_dir, db_file } => {
             let aside_dir = data_dir.join(format!("replaced-{stamp}"));
-            for suffix in ["", "-wal", "-shm"] {
+            // The WAL and shared memory first: a database never sits beside another's WAL.
+            for suffix in ["-wal", "-shm", ""] {
                 let f = data_dir.join(format!("{db_file}{suffix}"));
                 if f.exists() {
                     if !aside_dir.exists() {
@@ -337,6 +413,12 @@ async fn swap(
         }
         Ok(())
     })();
+    // The restored store must open (and migrate, if the archive is older) before the
+    // replaced data may go.
+    let result = match result {
+        Ok(()) => opens(&plan.target).await,
+        Err(e) => Err(e),
+    };
     if result.is_err()
         && let Some((url, copy)) = pg_undo
         && let Err(e) = berth_store::postgres::restore_dump(&url, &copy).await
@@ -344,4 +426,30 @@ async fn swap(
         tracing::error!(copy = %copy.display(), error = %e, "cannot put the replaced database back; restore that copy by hand");
     }
     result
+}
+
+/// Runs file work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
+) -> Result<T, BackupError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackupError::Refused(format!("the restore's worker failed: {e}")))?
+}
+
+/// Opens the restored store once (migrating it if the archive came from an older berth).
+async fn opens(target: &RestoreTarget) -> Result<(), BackupError> {
+    let opened = match target {
+        RestoreTarget::Sqlite { data_dir, db_file } => {
+            berth_store::SqliteStore::open(&data_dir.join(db_file), Default::default()).map(drop)
+        }
+        RestoreTarget::Postgres { url, .. } => PostgresStore::open(url, PostgresOptions::default())
+            .await
+            .map(drop),
+    };
+    opened.map_err(|e| {
+        BackupError::Refused(format!(
+            "the restored store cannot be used ({e}); the replaced data was put back"
+        ))
+    })
 }

@@ -59,6 +59,7 @@ impl Default for Keep {
 pub(crate) fn backup(
     section: &Section<'_, '_>,
     config_dir: &Path,
+    data_dir: &Path,
     d: &mut Diagnostics<'_>,
 ) -> BackupConfig {
     section.check_keys(BACKUP_KEYS, d);
@@ -96,7 +97,7 @@ pub(crate) fn backup(
             },
         )
         .unwrap_or_default();
-    check_include(section, &dir, &include, d);
+    check_include(section, &dir, data_dir, &include, d);
     let keep = match section.table("keep", "a table such as { daily = 7, weekly = 4 }", d) {
         Some(t) => keep(&t, d),
         None => Keep::default(),
@@ -111,19 +112,32 @@ pub(crate) fn backup(
 }
 
 /// An included directory may not hold the backups (each archive would hold the ones
-/// before it), nor lie inside them, nor be given twice.
+/// before it), nor lie inside them, nor hold or lie in the data dir (the store is copied
+/// on its own, consistently; a restore would replace it twice), nor be given twice.
 fn check_include(
     section: &Section<'_, '_>,
     dir: &Path,
+    data_dir: &Path,
     include: &[PathBuf],
     d: &mut Diagnostics<'_>,
 ) {
+    // Compared without `.` parts; a relative path and an absolute one are not compared
+    // (the config's own directory is not known here when it was named relatively).
+    let norm = |p: &Path| -> PathBuf {
+        p.components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
+    };
+    let overlap = |a: &Path, b: &Path| {
+        let (a, b) = (norm(a), norm(b));
+        a.is_absolute() == b.is_absolute() && (a.starts_with(&b) || b.starts_with(&a))
+    };
     let span = section
         .get("include")
         .map(|v| v.span())
         .unwrap_or_else(|| section.span());
     for (i, inc) in include.iter().enumerate() {
-        if dir.starts_with(inc) || inc.starts_with(dir) {
+        if overlap(dir, inc) {
             d.error(
                 span.clone(),
                 format!(
@@ -134,7 +148,19 @@ fn check_include(
                 ),
             );
         }
-        if include[..i].contains(inc) {
+        if overlap(data_dir, inc) {
+            d.error(
+                span.clone(),
+                format!(
+                    "`include` names {}, which holds or lies in the data dir {}: the store is \
+                     backed up on its own; expected directories of the application's files, \
+                     such as \"media\"",
+                    inc.display(),
+                    data_dir.display()
+                ),
+            );
+        }
+        if include[..i].iter().any(|other| norm(other) == norm(inc)) {
             d.error(
                 span.clone(),
                 format!(

@@ -288,6 +288,20 @@ fn target(
         }
     });
     let password_env = env_name(t, "password_env", "SMTP_PASSWORD", d);
+    if let Some(server) = &smtp
+        && server.security == SmtpSecurity::Plain
+        && password_env.is_some()
+        && !matches!(server.host.as_str(), "localhost" | "127.0.0.1" | "::1")
+    {
+        d.error(
+            t.get("smtp").map(|v| v.span()).unwrap_or_else(|| t.span()),
+            format!(
+                "[notify.{name}] would send its password in clear text to {}: expected \
+                 smtp+starttls:// or smtps:// for a login to a server off this machine",
+                server.host
+            ),
+        );
+    }
     if password_env.is_some() != (t.get("user").is_some()) {
         d.error(
             t.span(),

@@ -104,7 +104,7 @@ pub(crate) fn config(document: &DeTable<'_>, path: &Path, d: &mut Diagnostics<'_
     let config_dir = path.parent().unwrap_or(Path::new(""));
     let backup = root
         .table("backup", "a table such as [backup]", d)
-        .map(|section| crate::backup::backup(&section, config_dir, d));
+        .map(|section| crate::backup::backup(&section, config_dir, &app.data_dir, d));
     let notify = match root.table("notify", "tables such as [notify.admins]", d) {
         Some(section) => crate::notify::notifies(&section, config_dir, d),
         None => BTreeMap::new(),

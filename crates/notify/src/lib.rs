@@ -190,10 +190,11 @@ impl Notifier {
             let store = self.store.clone();
             let app = self.app.clone();
             tokio::spawn(async move {
+                // Cleared however the pass ends, a panic included.
+                let _idle = Idle(&ch.busy);
                 if let Err(e) = ch.pass(&*store, &app, now).await {
                     tracing::warn!(channel = %ch.name, error = %e, "cannot send notifications");
                 }
-                ch.busy.store(false, Ordering::Release);
             });
         }
         let prune = {
@@ -265,7 +266,10 @@ impl Channel {
         for d in due {
             match &self.sender {
                 Sender::Email(m) => m.send(&text::subject(app, d), text::body(d)).await?,
-                Sender::Webhook(p) => p.post(&text::webhook_body(app, d), d.id).await?,
+                Sender::Webhook(p) => {
+                    p.post(&text::webhook_body(app, d), &d.id.to_string())
+                        .await?
+                }
             }
         }
         Ok(())
@@ -294,7 +298,11 @@ impl Channel {
         let digest = text::Digest::of(due, until, period);
         match &self.sender {
             Sender::Email(m) => m.send(&digest.subject(app), digest.body()).await,
-            Sender::Webhook(p) => p.post(&digest.webhook_body(app), due[0].id).await,
+            Sender::Webhook(p) => {
+                // A digest's own id: the same on a retry of the same summary.
+                let id = format!("digest-{}-{}", due[0].id, due[due.len() - 1].id);
+                p.post(&digest.webhook_body(app), &id).await
+            }
         }
     }
 
@@ -364,6 +372,15 @@ pub async fn send_test(app: &str, spec: &ChannelSpec) -> Result<(), NotifyError>
             channel: spec.name.clone(),
             error,
         })
+}
+
+/// Clears a busy flag when dropped.
+pub struct Idle<'a>(pub &'a AtomicBool);
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// How long to wait after the `attempts`-th failed try: 10 s, doubling, at most 30 min.

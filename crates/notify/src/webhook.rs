@@ -78,7 +78,11 @@ impl Poster {
     }
 
     /// POSTs `body` (JSON); `Ok` on a 2xx answer.
-    pub(crate) async fn post(&self, body: &serde_json::Value, delivery: i64) -> Result<(), String> {
+    pub(crate) async fn post(
+        &self,
+        body: &serde_json::Value,
+        delivery: &str,
+    ) -> Result<(), String> {
         let body = serde_json::to_vec(body).map_err(|e| e.to_string())?;
         match tokio::time::timeout(POST_TIMEOUT, self.exchange(body, delivery)).await {
             Ok(result) => result,
@@ -89,7 +93,7 @@ impl Poster {
         }
     }
 
-    async fn exchange(&self, body: Vec<u8>, delivery: i64) -> Result<(), String> {
+    async fn exchange(&self, body: Vec<u8>, delivery: &str) -> Result<(), String> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
@@ -106,7 +110,7 @@ impl Poster {
         }
     }
 
-    async fn request<S>(&self, stream: S, body: Vec<u8>, delivery: i64) -> Result<(), String>
+    async fn request<S>(&self, stream: S, body: Vec<u8>, delivery: &str) -> Result<(), String>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -118,7 +122,7 @@ impl Poster {
             .header("host", &self.authority)
             .header("content-type", "application/json")
             .header("user-agent", concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .header("x-berth-delivery", delivery.to_string());
+            .header("x-berth-delivery", delivery);
         if let Some(key) = &self.key {
             req = req.header("x-berth-signature", signature(key, &body));
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use berth_backup::{ArchiveInfo, BackupError, BackupSpec, Keep, OnProgress};
+use berth_backup::{ArchiveInfo, BackupError, BackupSpec, Keep, Reporter};
 use berth_config::Config;
 use berth_cron::Cron;
 use berth_queue::{LeaderTask, TickFuture};
@@ -70,7 +70,7 @@ pub async fn save_and_record(
     node: &str,
     subject: &str,
     prune: bool,
-    progress: OnProgress<'_>,
+    progress: Reporter,
 ) -> Result<(ArchiveInfo, Vec<ArchiveInfo>), BackupError> {
     let now = Timestamp::now();
     let result = async {
@@ -181,9 +181,17 @@ impl LeaderTask for BackupTask {
                     self.busy.clone(),
                 );
                 tokio::spawn(async move {
+                    let _idle = berth_notify::Idle(&busy);
                     tracing::info!(dir = %backups.spec.dir.display(), "making the scheduled backup");
-                    match save_and_record(&*store, &backups, &node, "scheduled", true, &|_| {})
-                        .await
+                    match save_and_record(
+                        &*store,
+                        &backups,
+                        &node,
+                        "scheduled",
+                        true,
+                        Arc::new(|_| {}),
+                    )
+                    .await
                     {
                         Ok((a, removed)) => tracing::info!(
                             id = %a.id,
@@ -193,8 +201,12 @@ impl LeaderTask for BackupTask {
                         ),
                         Err(e) => tracing::error!(error = %e, "the scheduled backup failed"),
                     }
-                    busy.store(false, Ordering::Release);
                 });
+            }
+            // While a backup runs, a scheduled time that passed waits for it (the loop
+            // comes back within a second anyway).
+            if self.busy.load(Ordering::Acquire) {
+                return Ok(None);
             }
             Ok(*self.next.lock().expect("not poisoned"))
         })

@@ -104,6 +104,15 @@ impl Daemon {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
         let lock = DataDirLock::acquire(data_dir)?;
+        let marker = data_dir.join(berth_backup::RESTORE_MARKER);
+        if let Ok(said) = std::fs::read_to_string(&marker) {
+            bail!(
+                "a restore did not finish: {}; check the data, put back what is missing, \
+                 then remove {} (or run the restore again)",
+                said.trim(),
+                marker.display()
+            );
+        }
         let store = open_store(config).await?;
         let node_name = node_name(data_dir)?;
         claim_node_name(

@@ -8,9 +8,10 @@ use berth_notify::{ChannelSpec, EmailSpec, Notifier, Security, TargetSpec, Webho
 use berth_queue::{LeaderTask, TickFuture};
 use berth_store::{Store, Timestamp};
 
-/// The channels of the config, with their secrets read from the environment and their
-/// certificate files loaded. Fails, naming the channel, if a secret is missing.
-pub fn channel_specs(config: &Config) -> anyhow::Result<Vec<ChannelSpec>> {
+/// The channels of the config (or only the one named `only`), with their secrets read
+/// from the environment and their certificate files loaded. Fails, naming the channel,
+/// if a secret is missing.
+pub fn channel_specs(config: &Config, only: Option<&str>) -> anyhow::Result<Vec<ChannelSpec>> {
     let secret = |name: &str, var: &str| {
         std::env::var(var).with_context(|| {
             format!("[notify.{name}] reads its secret from ${var}, which is not set; set it, or remove the line")
@@ -26,7 +27,11 @@ pub fn channel_specs(config: &Config) -> anyhow::Result<Vec<ChannelSpec>> {
             .transpose()
     };
     let mut out = Vec::new();
-    for (name, n) in &config.notify {
+    for (name, n) in config
+        .notify
+        .iter()
+        .filter(|(n, _)| only.is_none_or(|o| o == *n))
+    {
         let target = match &n.target {
             NotifyTarget::Email(e) => {
                 let login = match (&e.user, &e.password_env) {
@@ -75,7 +80,7 @@ pub fn notifier(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Notifi
     Ok(Notifier::new(
         store,
         &config.app.name,
-        channel_specs(config)?,
+        channel_specs(config, None)?,
     )?)
 }
 

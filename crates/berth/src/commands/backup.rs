@@ -7,7 +7,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -149,6 +149,12 @@ impl Bar {
         let _ = std::io::stderr().flush();
     }
 
+    /// The bar as a reporter for work on another thread.
+    fn reporter(self: &Arc<Self>) -> berth_backup::Reporter {
+        let bar = self.clone();
+        Arc::new(move |p| bar.show(p))
+    }
+
     fn done(&self) {
         if self.tty && self.last.lock().expect("not poisoned").0.is_some() {
             eprintln!(" ({:.1}s)", self.started.elapsed().as_secs_f64());
@@ -175,12 +181,16 @@ fn bytes(n: u64) -> String {
 async fn save(ctx: &Ctx, config: &Config, b: &Backups, prune: bool) -> anyhow::Result<ExitCode> {
     let store = berth_server::open_store(config).await?;
     let node = berth_notify::hostname();
-    let bar = Bar::new(ctx);
-    let result =
-        berth_server::backup::save_and_record(store.as_ref(), b, &node, "manual", prune, &|p| {
-            bar.show(p)
-        })
-        .await;
+    let bar = Arc::new(Bar::new(ctx));
+    let result = berth_server::backup::save_and_record(
+        store.as_ref(),
+        b,
+        &node,
+        "manual",
+        prune,
+        bar.reporter(),
+    )
+    .await;
     bar.done();
     let (archive, removed) = result.context("the backup failed; nothing was kept of it")?;
     if ctx.json {
@@ -371,7 +381,7 @@ async fn restore(
         },
     };
     let stamp = berth_backup::id_at(berth_store::Timestamp::now());
-    let bar = Bar::new(ctx);
+    let bar = Arc::new(Bar::new(ctx));
     let result = berth_backup::restore(
         &RestorePlan {
             archive: archive.path.clone(),
@@ -380,8 +390,14 @@ async fn restore(
             keep_replaced,
             stamp,
             verified: Some(verified),
+            includes: b
+                .spec
+                .include
+                .iter()
+                .map(|i| berth_backup::recorded(&b.spec.base, i))
+                .collect(),
         },
-        &|p| bar.show(p),
+        bar.reporter(),
     )
     .await;
     bar.done();

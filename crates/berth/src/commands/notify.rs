@@ -100,7 +100,7 @@ async fn test(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
             }
         )));
     }
-    let specs = berth_server::notify::channel_specs(&config)?;
+    let specs = berth_server::notify::channel_specs(&config, Some(name))?;
     let spec = specs
         .iter()
         .find(|s| s.name == name)

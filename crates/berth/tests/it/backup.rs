@@ -265,6 +265,20 @@ async fn restore_refuses_a_running_berth_and_damaged_archives() {
         "{}",
         events[0].event.message
     );
+
+    // A restore that died half-way keeps berth from starting on half-swapped data.
+    std::fs::write(
+        d.join(".berth/restore-in-progress"),
+        "a restore of X began at T",
+    )
+    .unwrap();
+    let out = crate::run_expecting_exit(d, &["up"], Duration::from_secs(10));
+    let (code, _, err) = parts(&out);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("a restore did not finish: a restore of X began at T"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

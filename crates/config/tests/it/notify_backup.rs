@@ -89,6 +89,19 @@ every = "day"
 }
 
 #[test]
+fn the_data_dir_is_not_an_included_directory() {
+    for include in [".", ".berth/uploads"] {
+        let found = diagnostics(&with_app(&format!(
+            "[backup]\ndir = \"/var/backups/x\"\ninclude = [\"{include}\"]\n"
+        )));
+        exactly(
+            &found,
+            &["which holds or lies in the data dir .berth: the store is backed up on its own"],
+        );
+    }
+}
+
+#[test]
 fn email_and_webhook_channels_read() {
     let config = valid(&with_app(
         r#"
@@ -208,4 +221,12 @@ on = []
         "[notify.x]\nemail = \"a@example.org\"\non = \"*\"\n",
     ));
     exactly(&found, &["missing `smtp` in [notify.x]"]);
+    let found = diagnostics(&with_app(
+        "[notify.x]\nemail = \"a@example.org\"\nsmtp = \"smtp://mail.example.org\"\n\
+         user = \"u\"\npassword_env = \"P\"\non = \"*\"\n",
+    ));
+    exactly(
+        &found,
+        &["[notify.x] would send its password in clear text to mail.example.org"],
+    );
 }

@@ -36,14 +36,26 @@ fn env(config: &Config) -> Vec<(&'static str, String)> {
     if let Some(db) = config.get_dbname() {
         env.push(("PGDATABASE", db.to_owned()));
     }
+    use tokio_postgres::config::SslMode;
+    env.push((
+        "PGSSLMODE",
+        match config.get_ssl_mode() {
+            SslMode::Disable => "disable",
+            SslMode::Require => "require",
+            _ => "prefer",
+        }
+        .to_owned(),
+    ));
     env
 }
 
-async fn run(tool: &str, args: &[&std::ffi::OsStr], config: &Config) -> Result<()> {
+/// Runs a tool to its end (killed if the caller gives up); its standard output.
+async fn run(tool: &str, args: &[&std::ffi::OsStr], config: &Config) -> Result<Vec<u8>> {
     let out = Command::new(tool)
         .args(args)
         .envs(env(config))
         .stdin(Stdio::null())
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| {
@@ -57,7 +69,7 @@ async fn run(tool: &str, args: &[&std::ffi::OsStr], config: &Config) -> Result<(
             })
         })?;
     if out.status.success() {
-        return Ok(());
+        return Ok(out.stdout);
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     Err(StoreError::Snapshot(format!(
@@ -67,19 +79,24 @@ async fn run(tool: &str, args: &[&std::ffi::OsStr], config: &Config) -> Result<(
     )))
 }
 
-/// `pg_dump --format=custom` of the whole database into `dest`.
+/// `pg_dump --format=custom` of berth's tables (`berth_*`, with their sequences) into
+/// `dest`: the application's own tables in the same database are not berth's to copy,
+/// nor to replace on restore.
 pub(crate) async fn snapshot(config: &Config, dest: &Path) -> Result<()> {
     run(
         "pg_dump",
         &[
             "--format=custom".as_ref(),
             "--no-owner".as_ref(),
+            "--no-privileges".as_ref(),
+            "--table=berth_*".as_ref(),
             "--file".as_ref(),
             dest.as_os_str(),
         ],
         config,
     )
     .await
+    .map(drop)
 }
 
 /// Restores a `pg_dump --format=custom` archive into the database of `url`, replacing
@@ -87,12 +104,46 @@ pub(crate) async fn snapshot(config: &Config, dest: &Path) -> Result<()> {
 /// restore changes nothing.
 pub async fn restore(url: &str, dump: &Path) -> Result<()> {
     let config = super::parse_url(url)?;
+    // berth's tables the archive does not hold were made by a later migration: they go,
+    // so that the schema is the archive's and the next start migrates it again.
+    let listing = run(
+        "pg_restore",
+        &["--list".as_ref(), dump.as_os_str()],
+        &config,
+    )
+    .await?;
+    let held = archived_tables(&String::from_utf8_lossy(&listing));
+    let (client, conn) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| StoreError::db("connecting for a restore", e))?;
+    let conn = tokio::spawn(conn);
+    let present = client
+        .query(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() \
+             AND tablename LIKE 'berth\\_%'",
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::db("listing berth's tables", e))?;
+    for row in present {
+        let table: String = row.get(0);
+        if !held.contains(&table) {
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\" CASCADE"))
+                .await
+                .map_err(|e| StoreError::db("dropping a table the archive does not hold", e))?;
+        }
+    }
+    drop(client);
+    let _ = conn.await;
     run(
         "pg_restore",
         &[
             "--clean".as_ref(),
             "--if-exists".as_ref(),
             "--no-owner".as_ref(),
+            "--no-privileges".as_ref(),
             "--single-transaction".as_ref(),
             "--exit-on-error".as_ref(),
             "--dbname".as_ref(),
@@ -102,4 +153,34 @@ pub async fn restore(url: &str, dump: &Path) -> Result<()> {
         &config,
     )
     .await
+    .map(drop)
+}
+
+/// The tables a `pg_restore --list` shows (`ID; OID OID TABLE SCHEMA NAME OWNER`).
+fn archived_tables(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "TABLE")?;
+            // `TABLE DATA public NAME` is the table's rows, listed once more.
+            if words.get(at + 1) == Some(&"DATA") {
+                return None;
+            }
+            words.get(at + 2).map(|w| (*w).to_owned())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_are_read_from_a_listing() {
+        let listing = ";\n; Archive created at 2026-12-05\n\
+            215; 1259 16390 TABLE public berth_jobs postgres\n\
+            216; 1259 16391 SEQUENCE public berth_jobs_id_seq postgres\n\
+            3350; 0 16390 TABLE DATA public berth_jobs postgres\n";
+        assert_eq!(super::archived_tables(listing), ["berth_jobs"]);
+    }
 }

@@ -303,8 +303,6 @@ const FAILED_SET: &str = "state = CASE WHEN attempt >= max_attempts THEN 'discar
     scheduled_at = CASE WHEN attempt >= max_attempts THEN scheduled_at ELSE $4::bigint END, \
     lease_expires_at = NULL, output = $5, errors = errors || jsonb_build_array($6::jsonb)";
 
-/// Records outcomes; returns, per finish, what happened and the job's queue, and the jobs
-/// of batches and workflows that reached a final state (for the flow hooks).
 /// What the event of a discarded job names.
 async fn discarded_job(c: &impl GenericClient, id: i64) -> Result<DiscardedJob> {
     let r = c
@@ -324,6 +322,8 @@ async fn discarded_job(c: &impl GenericClient, id: i64) -> Result<DiscardedJob> 
     })
 }
 
+/// Records outcomes; returns, per finish, what happened and the job's queue, and the jobs
+/// of batches and workflows that reached a final state (for the flow hooks).
 pub(crate) async fn finish(
     c: &impl GenericClient,
     finishes: &[Finish],

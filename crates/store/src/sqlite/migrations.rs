@@ -243,8 +243,10 @@ CREATE INDEX messages_device ON messages (device, id) WHERE device IS NOT NULL;
 ALTER TABLE events ADD COLUMN routed INTEGER NOT NULL DEFAULT 1;
 CREATE INDEX events_unrouted ON events (id) WHERE routed = 0;
 
+-- AUTOINCREMENT: a delivery's id is what receivers drop duplicates by; it is never
+-- reused, even once pruning removed the newest.
 CREATE TABLE notify_deliveries (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     channel    TEXT    NOT NULL,
     event_id   INTEGER NOT NULL,
     at         INTEGER NOT NULL,

@@ -76,13 +76,19 @@ async fn a_backup_while_jobs_are_written_restores_into_an_empty_place() {
         })
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let phases = std::sync::Mutex::new(BTreeSet::new());
-    let report = |p: Progress| {
-        phases.lock().unwrap().insert(format!("{:?}", p.phase));
+    let phases = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let seen = phases.clone();
+    let report = move |p: Progress| {
+        seen.lock().unwrap().insert(format!("{:?}", p.phase));
     };
-    let archive = berth_backup::save(&*store, &spec(src.path()), Timestamp::now(), &report)
-        .await
-        .unwrap();
+    let archive = berth_backup::save(
+        &*store,
+        &spec(src.path()),
+        Timestamp::now(),
+        Arc::new(report),
+    )
+    .await
+    .unwrap();
     let written = writer.await.unwrap();
     assert!(archive.path.ends_with(berth_backup::file_name(&archive.id)));
     assert_eq!(
@@ -127,8 +133,9 @@ async fn a_backup_while_jobs_are_written_restores_into_an_empty_place() {
             keep_replaced: false,
             stamp: "t1".into(),
             verified: None,
+            includes: vec!["media".into()],
         },
-        &quiet,
+        Arc::new(quiet),
     )
     .await
     .unwrap();
@@ -172,9 +179,14 @@ async fn a_restore_replaces_current_data_and_can_keep_it_aside() {
     let db = p.path().join(".berth/berth.db");
     let store = SqliteStore::open(&db, Default::default()).unwrap();
     push(&store, 3).await;
-    let first = berth_backup::save(&store, &spec(p.path()), at("2026-12-01T03:00:00Z"), &quiet)
-        .await
-        .unwrap();
+    let first = berth_backup::save(
+        &store,
+        &spec(p.path()),
+        at("2026-12-01T03:00:00Z"),
+        Arc::new(quiet),
+    )
+    .await
+    .unwrap();
     push(&store, 4).await;
     std::fs::write(p.path().join("media/new.txt"), "added later").unwrap();
     drop(store);
@@ -189,8 +201,9 @@ async fn a_restore_replaces_current_data_and_can_keep_it_aside() {
             keep_replaced: true,
             stamp: "t2".into(),
             verified: None,
+            includes: vec!["media".into()],
         },
-        &quiet,
+        Arc::new(quiet),
     )
     .await
     .unwrap();
@@ -243,7 +256,7 @@ async fn damaged_or_changed_archives_are_refused_and_nothing_is_touched() {
     let p = project();
     let store = SqliteStore::open(&p.path().join(".berth/berth.db"), Default::default()).unwrap();
     push(&store, 5).await;
-    let good = berth_backup::save(&store, &spec(p.path()), Timestamp::now(), &quiet)
+    let good = berth_backup::save(&store, &spec(p.path()), Timestamp::now(), Arc::new(quiet))
         .await
         .unwrap();
     drop(store);
@@ -292,8 +305,9 @@ async fn damaged_or_changed_archives_are_refused_and_nothing_is_touched() {
             keep_replaced: false,
             stamp: "t3".into(),
             verified: None,
+            includes: vec!["media".into()],
         },
-        &quiet,
+        Arc::new(quiet),
     )
     .await
     .unwrap_err();
@@ -403,7 +417,7 @@ async fn a_postgres_backup_restores_over_changes_and_into_an_empty_database() {
         .await
         .unwrap();
     push(&store, 50).await;
-    let archive = berth_backup::save(&store, &spec(p.path()), Timestamp::now(), &quiet)
+    let archive = berth_backup::save(&store, &spec(p.path()), Timestamp::now(), Arc::new(quiet))
         .await
         .unwrap();
     let manifest = berth_backup::verify(&archive.path, &quiet).unwrap();
@@ -420,8 +434,9 @@ async fn a_postgres_backup_restores_over_changes_and_into_an_empty_database() {
         keep_replaced: true,
         stamp: stamp.into(),
         verified: None,
+        includes: vec!["media".into()],
     };
-    let report = berth_backup::restore(&plan(&url, "pg1"), &quiet)
+    let report = berth_backup::restore(&plan(&url, "pg1"), Arc::new(quiet))
         .await
         .unwrap();
     assert!(
@@ -438,7 +453,7 @@ async fn a_postgres_backup_restores_over_changes_and_into_an_empty_database() {
 
     let empty = cluster.fresh_database();
     std::fs::remove_dir_all(p.path().join("media")).unwrap();
-    berth_backup::restore(&plan(&empty, "pg2"), &quiet)
+    berth_backup::restore(&plan(&empty, "pg2"), Arc::new(quiet))
         .await
         .unwrap();
     let copy = PostgresStore::open(&empty, PostgresOptions::default())
@@ -448,7 +463,7 @@ async fn a_postgres_backup_restores_over_changes_and_into_an_empty_database() {
     assert!(p.path().join("media/logo.png").exists());
     // An archive of the embedded store is refused for a PostgreSQL target.
     let sqlite = SqliteStore::open(&p.path().join(".berth/berth.db"), Default::default()).unwrap();
-    let other = berth_backup::save(&sqlite, &spec(p.path()), Timestamp::now(), &quiet)
+    let other = berth_backup::save(&sqlite, &spec(p.path()), Timestamp::now(), Arc::new(quiet))
         .await
         .unwrap();
     let err = berth_backup::restore(
@@ -456,13 +471,109 @@ async fn a_postgres_backup_restores_over_changes_and_into_an_empty_database() {
             archive: other.path,
             ..plan(&empty, "pg3")
         },
-        &quiet,
+        Arc::new(quiet),
     )
     .await
     .unwrap_err();
     assert!(
         err.to_string()
             .contains("the archive holds the embedded SQLite store, and this config's store is a PostgreSQL store"),
+        "{err}"
+    );
+}
+
+/// Writes an archive of the given entries (no manifest): (name, link target or file bytes).
+fn craft(to: &Path, entries: &[(&str, Result<&str, &[u8]>)]) {
+    let out = zstd::Encoder::new(std::fs::File::create(to).unwrap(), 3).unwrap();
+    let mut b = tar::Builder::new(out);
+    for (name, what) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        match what {
+            Ok(target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, name, target).unwrap();
+            }
+            Err(bytes) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(bytes.len() as u64);
+                b.append_data(&mut h, name, *bytes).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap().finish().unwrap();
+}
+
+/// An archive cannot write through a link it made, nor carry bytes after its end, nor
+/// restore a directory the config does not include; an included directory that is a
+/// link is archived as the directory it points to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_stay_in_their_place() {
+    let bad = tempfile::tempdir().unwrap();
+    let through = bad.path().join("through.tar.zst");
+    craft(
+        &through,
+        &[("files/0/l", Ok("/")), ("files/0/l/etc-x", Err(b"boom"))],
+    );
+    match berth_backup::verify(&through, &quiet) {
+        Err(BackupError::Damaged { detail, .. }) => {
+            assert!(
+                detail.contains("would be written outside its place"),
+                "{detail}"
+            )
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    let p = project();
+    // `media` is a link to the real directory.
+    std::fs::rename(p.path().join("media"), p.path().join("real-media")).unwrap();
+    std::os::unix::fs::symlink("real-media", p.path().join("media")).unwrap();
+    let store = SqliteStore::open(&p.path().join(".berth/berth.db"), Default::default()).unwrap();
+    let archive = berth_backup::save(&store, &spec(p.path()), Timestamp::now(), Arc::new(quiet))
+        .await
+        .unwrap();
+    drop(store);
+    let manifest = berth_backup::verify(&archive.path, &quiet).unwrap();
+    assert!(
+        manifest
+            .entries
+            .iter()
+            .any(|e| e.path == "files/0/2026/12/report.pdf"),
+        "{:?}",
+        manifest.entries
+    );
+
+    let appended = bad.path().join("appended.tar.zst");
+    let mut bytes = std::fs::read(&archive.path).unwrap();
+    bytes.extend_from_slice(b"and some more");
+    std::fs::write(&appended, &bytes).unwrap();
+    assert!(matches!(
+        berth_backup::verify(&appended, &quiet),
+        Err(BackupError::Damaged { .. })
+    ));
+
+    let err = berth_backup::restore(
+        &RestorePlan {
+            archive: archive.path.clone(),
+            target: RestoreTarget::Sqlite {
+                data_dir: p.path().join(".berth"),
+                db_file: "berth.db".into(),
+            },
+            base: p.path().to_path_buf(),
+            keep_replaced: false,
+            stamp: "t4".into(),
+            verified: None,
+            includes: vec!["uploads".into()],
+        },
+        Arc::new(quiet),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the archive holds the directory media, which this config does not include"),
         "{err}"
     );
 }
