@@ -29,6 +29,20 @@ pub struct BackupConfig {
     pub keep: Keep,
 }
 
+impl BackupConfig {
+    /// What a config without `[backup]` gets: archives in `backups` beside the config
+    /// file, made only by `berth backup save`, kept by the default tiers.
+    pub fn defaults(config_dir: &Path) -> Self {
+        Self {
+            dir: config_dir.join("backups"),
+            schedule: None,
+            timezone: "UTC".into(),
+            include: Vec::new(),
+            keep: Keep::default(),
+        }
+    }
+}
+
 /// `keep = { daily, weekly, monthly, yearly }`: the first backup of each of the last
 /// `daily` days that have one is kept, and likewise for weeks (from Monday), months and
 /// years. The newest backup is always kept. Without `keep`: 7, 4, 12 and 3; a tier left
@@ -65,7 +79,7 @@ pub(crate) fn backup(
     section.check_keys(BACKUP_KEYS, d);
     let dir = section
         .path("dir", "\"backups\" or \"/var/backups/app\"", config_dir, d)
-        .unwrap_or_else(|| config_dir.join("backups"));
+        .unwrap_or_else(|| BackupConfig::defaults(config_dir).dir);
     let schedule = section.string("schedule", "cron expression", d, |text| {
         Cron::parse(text).map_err(|e| {
             Invalid::Message(format!(
@@ -73,13 +87,7 @@ pub(crate) fn backup(
             ))
         })
     });
-    let timezone = section
-        .string("timezone", "time zone", d, |tz| {
-            berth_cron::time_zone(tz)
-                .map(|_| tz.to_owned())
-                .map_err(|e| Invalid::Message(e.to_string()))
-        })
-        .unwrap_or_else(|| "UTC".to_owned());
+    let timezone = section.time_zone(d);
     let include = section
         .string_list(
             "include",

@@ -75,13 +75,7 @@ fn budget(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Opt
             _ => Err(Invalid::Expected("expected \"day\" or \"month\"".into())),
         })
         .unwrap_or(BudgetPeriod::Month);
-    let timezone = section
-        .string("timezone", "time zone", d, |tz| {
-            berth_cron::time_zone(tz)
-                .map(|_| tz.to_owned())
-                .map_err(|e| Invalid::Message(e.to_string()))
-        })
-        .unwrap_or_else(|| "UTC".to_owned());
+    let timezone = section.time_zone(d);
     let cost_per_request = section
         .number(
             "cost_per_request",

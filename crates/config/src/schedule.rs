@@ -137,13 +137,7 @@ fn schedule(
             ))
         })
     });
-    let timezone = section
-        .string("timezone", "time zone", d, |tz| {
-            berth_cron::time_zone(tz)
-                .map(|_| tz.to_owned())
-                .map_err(|e| Invalid::Message(e.to_string()))
-        })
-        .unwrap_or_else(|| "UTC".to_owned());
+    let timezone = section.time_zone(d);
     let overlap = section
         .string("overlap", "overlap policy", d, |v| match v {
             "skip" => Ok(Overlap::Skip),

@@ -223,6 +223,16 @@ impl<'a, 'i> Section<'a, 'i> {
         }
     }
 
+    /// `timezone`: an IANA zone name berth knows, `"UTC"` when absent (or refused).
+    pub(crate) fn time_zone(&self, d: &mut Diagnostics<'_>) -> String {
+        self.string("timezone", "time zone", d, |tz| {
+            berth_cron::time_zone(tz)
+                .map(|_| tz.to_owned())
+                .map_err(|e| Invalid::Message(e.to_string()))
+        })
+        .unwrap_or_else(|| "UTC".to_owned())
+    }
+
     /// A duration such as `"30s"` or `"1h 30m"` under `key`. Zero is refused
     /// unless `allow_zero`.
     pub(crate) fn duration(

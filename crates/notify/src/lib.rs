@@ -339,7 +339,8 @@ impl Channel {
 
 /// Sends a test notification through a channel at once (not through the outbox), so
 /// that its settings can be checked without a running berth.
-pub async fn send_test(app: &str, spec: &ChannelSpec) -> Result<(), NotifyError> {
+/// `node` names the machine it is sent from.
+pub async fn send_test(app: &str, node: &str, spec: &ChannelSpec) -> Result<(), NotifyError> {
     let channel = Channel {
         name: spec.name.clone(),
         digest: None,
@@ -358,7 +359,7 @@ pub async fn send_test(app: &str, spec: &ChannelSpec) -> Result<(), NotifyError>
             "a test of the notification channel {}: if you read this, it works",
             spec.name
         ),
-        node: hostname(),
+        node: node.to_owned(),
         created_at: now,
         next_at: now,
         attempts: 0,
@@ -393,15 +394,6 @@ pub fn retry_after(attempts: u32) -> Duration {
 pub fn period_start(now: Timestamp, period: Duration) -> Timestamp {
     let p = period.as_micros().max(1) as i64;
     Timestamp(now.0 - now.0.rem_euclid(p))
-}
-
-/// This machine's name, for the default sender and test notifications.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]

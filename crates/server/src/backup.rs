@@ -36,13 +36,7 @@ pub fn backups(config: &Config) -> anyhow::Result<Backups> {
     let b = config
         .backup
         .clone()
-        .unwrap_or_else(|| berth_config::BackupConfig {
-            dir: base.join("backups"),
-            schedule: None,
-            timezone: "UTC".into(),
-            include: Vec::new(),
-            keep: berth_config::Keep::default(),
-        });
+        .unwrap_or_else(|| berth_config::BackupConfig::defaults(&base));
     Ok(Backups {
         spec: BackupSpec {
             dir: b.dir,

@@ -378,6 +378,16 @@ impl Daemon {
 /// The node's name: kept in the data dir so it survives restarts (the next run then
 /// knows which running attempts were its own), made from the host name and a random
 /// suffix the first time so that two nodes on one host differ.
+/// The node's name as `berth up` records it in the data dir, or, before it first ran,
+/// this machine's name: what the CLI's own events (a manual backup) are recorded under.
+pub fn node_of(config: &Config) -> String {
+    std::fs::read_to_string(config.app.data_dir.join("node"))
+        .ok()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(berth_queue::queues::hostname)
+}
+
 fn node_name(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join("node");
     match std::fs::read_to_string(&path) {

@@ -43,7 +43,7 @@ pub fn channel_specs(config: &Config, only: Option<&str>) -> anyhow::Result<Vec<
                     from: e
                         .from
                         .clone()
-                        .unwrap_or_else(|| format!("berth@{}", berth_notify::hostname())),
+                        .unwrap_or_else(|| format!("berth@{}", berth_queue::queues::hostname())),
                     host: e.smtp.host.clone(),
                     port: e.smtp.port,
                     security: match e.smtp.security {

@@ -180,7 +180,7 @@ fn bytes(n: u64) -> String {
 
 async fn save(ctx: &Ctx, config: &Config, b: &Backups, prune: bool) -> anyhow::Result<ExitCode> {
     let store = berth_server::open_store(config).await?;
-    let node = berth_notify::hostname();
+    let node = berth_server::node_of(config);
     let bar = Arc::new(Bar::new(ctx));
     let result = berth_server::backup::save_and_record(
         store.as_ref(),

@@ -105,7 +105,7 @@ async fn test(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
         .iter()
         .find(|s| s.name == name)
         .expect("every channel of the config has a spec");
-    berth_notify::send_test(&config.app.name, spec).await?;
+    berth_notify::send_test(&config.app.name, &berth_server::node_of(&config), spec).await?;
     if ctx.json {
         output::json(&serde_json::json!({ "channel": name, "sent": true }));
     } else {
