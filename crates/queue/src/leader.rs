@@ -5,7 +5,8 @@
 //! lease's TTL, renews the leader lease if it holds it (only within its own term) or
 //! takes it if it is free or expired. A node that stops renewing — killed, partitioned,
 //! paused — loses the lease when it expires and another node takes it under a new term.
-//! On a clean stop the leader resigns, so the next one need not wait.
+//! On a clean stop the leader resigns, so the next one need not wait; after a crash, the
+//! node's next run takes its dead predecessor's lease at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -79,6 +80,11 @@ pub async fn run(
     // The lease's holder is this boot's id, not the node's name: a twin started from a
     // copied data dir, or this node's previous run, can never renew it.
     let holder = queues.node_id().to_string();
+    // This node's earlier runs hold leases as `berth:NAME:OTHER-BOOT`. A node name
+    // belongs to one data dir, whose lock this process holds (the same proof the orphan
+    // rescue rests on), so such a holder is dead: its lease is taken at once rather than
+    // waited out, or schedules planned in the gap would fire late, in a burst.
+    let predecessors = format!("berth:{name}:");
     let started_at = queues.now();
     let every = ttl / 3;
     // Each store call must answer well within the lease, or this node stops leading.
@@ -105,7 +111,7 @@ pub async fn run(
             call_limit,
             queues
                 .store()
-                .leader_elect(&holder, leadership.term(), ttl, now),
+                .leader_elect(&holder, leadership.term(), Some(&predecessors), ttl, now),
         )
         .await;
         match elected {

@@ -49,7 +49,8 @@ macro_rules! conformance_suite {
             unique_key_dedupes_until_final, pause_and_resume, prune_by_age, list_filters_and_pages,
             queue_stats_counts, admin_retry_discard_delete, purge_queue, running_leases_expiry,
             rescue_loses_to_a_fresh_heartbeat, nodes_report_and_are_pruned,
-            leader_lease_terms_and_takeover, export_then_import_keeps_everything,
+            leader_lease_terms_and_takeover, leader_lease_taken_from_a_dead_predecessor,
+            export_then_import_keeps_everything,
             events_are_listed_newest_first_with_filters, events_are_pruned_by_age,
             bad_events_store_nothing, schedule_fires_each_planned_time_once,
             schedule_fire_starts_a_workflow, batch_counts_items_and_completes,
@@ -841,28 +842,34 @@ pub async fn leader_lease_terms_and_takeover(s: &dyn Store) {
     let ttl = Duration::from_secs(15);
     let l = s.leader().await.unwrap();
     assert_eq!((l.holder, l.term), (None, 0));
-    let a = s.leader_elect("a", None, ttl, at(0)).await.unwrap();
+    let a = s.leader_elect("a", None, None, ttl, at(0)).await.unwrap();
     assert_eq!(
         (a.holder.as_deref(), a.term, a.expires_at),
         (Some("a"), 1, at(15))
     );
-    let b = s.leader_elect("b", None, ttl, at(5)).await.unwrap();
+    let b = s.leader_elect("b", None, None, ttl, at(5)).await.unwrap();
     assert_eq!(
         b.holder.as_deref(),
         Some("a"),
         "b cannot take a valid lease"
     );
-    let a2 = s.leader_elect("a", Some(1), ttl, at(10)).await.unwrap();
+    let a2 = s
+        .leader_elect("a", Some(1), None, ttl, at(10))
+        .await
+        .unwrap();
     assert_eq!(
         (a2.term, a2.expires_at),
         (1, at(25)),
         "renewed within its term"
     );
     // a stops renewing; after expiry b takes over under term 2.
-    let b2 = s.leader_elect("b", None, ttl, at(26)).await.unwrap();
+    let b2 = s.leader_elect("b", None, None, ttl, at(26)).await.unwrap();
     assert_eq!((b2.holder.as_deref(), b2.term), (Some("b"), 2));
     // a wakes up and tries to renew its old term: refused, b keeps it.
-    let stale = s.leader_elect("a", Some(1), ttl, at(27)).await.unwrap();
+    let stale = s
+        .leader_elect("a", Some(1), None, ttl, at(27))
+        .await
+        .unwrap();
     assert_eq!((stale.holder.as_deref(), stale.term), (Some("b"), 2));
     // b resigns; a may take it at once, under a new term.
     s.leader_resign("a", 2).await.unwrap();
@@ -872,8 +879,56 @@ pub async fn leader_lease_terms_and_takeover(s: &dyn Store) {
         "only the holder resigns"
     );
     s.leader_resign("b", 2).await.unwrap();
-    let a3 = s.leader_elect("a", None, ttl, at(28)).await.unwrap();
+    let a3 = s.leader_elect("a", None, None, ttl, at(28)).await.unwrap();
     assert_eq!((a3.holder.as_deref(), a3.term), (Some("a"), 3));
+}
+
+/// A node's next run takes a lease its dead predecessor (same node name, another boot)
+/// still holds at once, under a new term; a lease another node holds is left alone, and
+/// the holder itself renews as before.
+pub async fn leader_lease_taken_from_a_dead_predecessor(s: &dyn Store) {
+    let ttl = Duration::from_secs(15);
+    let first = s
+        .leader_elect("berth:n1:100-aaaaaa", None, Some("berth:n1:"), ttl, at(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.holder.as_deref(), first.term),
+        (Some("berth:n1:100-aaaaaa"), 1)
+    );
+    // Another node, even with a name n1 is a prefix of, waits for expiry.
+    let other = s
+        .leader_elect("berth:n10:7-bbbbbb", None, Some("berth:n10:"), ttl, at(1))
+        .await
+        .unwrap();
+    assert_eq!(other.holder.as_deref(), Some("berth:n1:100-aaaaaa"));
+    // The holder renews within its term and is not displaced by its own prefix.
+    let renewed = s
+        .leader_elect(
+            "berth:n1:100-aaaaaa",
+            Some(1),
+            Some("berth:n1:"),
+            ttl,
+            at(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!((renewed.term, renewed.expires_at), (1, at(17)));
+    // n1 is killed and starts again: its new boot leads at once.
+    let next = s
+        .leader_elect("berth:n1:200-cccccc", None, Some("berth:n1:"), ttl, at(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        (next.holder.as_deref(), next.term, next.expires_at),
+        (Some("berth:n1:200-cccccc"), 2, at(18))
+    );
+    // The dead boot's term can no longer be renewed.
+    let stale = s
+        .leader_elect("berth:n1:100-aaaaaa", Some(1), None, ttl, at(4))
+        .await
+        .unwrap();
+    assert_eq!(stale.holder.as_deref(), Some("berth:n1:200-cccccc"));
 }
 
 /// Every job exported page by page and imported again is the same, to the field; new

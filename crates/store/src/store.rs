@@ -142,12 +142,16 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_nodes(&self, before: Timestamp) -> Result<u64>;
 
     /// Renews `node`'s leader lease if it holds it under `term` and it has not expired,
-    /// or takes it (with a new term) if it is free or expired. Returns the lease as it
+    /// or takes it (with a new term) if it is free, expired, or held by a holder whose id
+    /// starts with `predecessors` (this node's earlier runs, which the caller has proven
+    /// gone: it holds their data dir's lock), so that a restart after a crash leads at
+    /// once instead of waiting out its dead predecessor's lease. Returns the lease as it
     /// stands afterwards; `node` leads if it is the holder.
     async fn leader_elect(
         &self,
         node: &str,
         term: Option<i64>,
+        predecessors: Option<&str>,
         ttl: std::time::Duration,
         now: Timestamp,
     ) -> Result<LeaderLease>;

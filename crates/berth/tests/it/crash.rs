@@ -90,3 +90,67 @@ async fn kill_9_during_a_burn_down_loses_nothing() {
         "{twice} duplicates is more than the jobs in flight"
     );
 }
+
+/// `berth up`, `kill -9`, `berth up`: the new run leads at once (its data dir lock proves
+/// its predecessor dead), so a per-second schedule fires its next planned time within a
+/// second of berth being up, and every planned time after it, none collapsed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_kill_9_leads_at_once() {
+    use berth_store::Timestamp;
+    let p = Project::new(
+        "[app]\nname = \"tick\"\nshutdown_grace = \"2s\"\n\n[schedule.tick]\ncron = \"* * * * * *\"\ncommand = \"true\"\n",
+    );
+    let c = p.client();
+    // Each fired planned time (the job's scheduled_at) with when it was fired (created_at).
+    let fired = || {
+        let c = c.clone();
+        async move {
+            let v = c.get("/v1/jobs?queue=schedule.tick&limit=100").await.ok()?;
+            let mut runs: Vec<(Timestamp, Timestamp)> = v["jobs"]
+                .as_array()?
+                .iter()
+                .map(|j| {
+                    let at = |k: &str| j[k].as_str().unwrap().parse::<Timestamp>().unwrap();
+                    (at("scheduled_at"), at("created_at"))
+                })
+                .collect();
+            runs.sort();
+            Some(runs)
+        }
+    };
+    let mut first = up(p.dir()).await;
+    wait_until("the schedule to fire", Duration::from_secs(20), || async {
+        fired().await.filter(|r| !r.is_empty())
+    })
+    .await;
+    first.kill().unwrap(); // SIGKILL: the lease stays in the store, held by the dead run
+    first.wait().unwrap();
+
+    let mut second = up(p.dir()).await;
+    let up_at = Timestamp::now();
+    let runs = wait_until(
+        "three planned times after the restart",
+        Duration::from_secs(30),
+        || async {
+            let runs = fired().await?;
+            let after: Vec<_> = runs.into_iter().filter(|(p, _)| *p >= up_at).collect();
+            (after.len() >= 3).then_some(after)
+        },
+    )
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let (planned, created) = runs[0];
+    let late = created.since(up_at);
+    assert!(
+        planned.since(up_at) <= Duration::from_secs(1) && late <= Duration::from_millis(1500),
+        "the next planned time after the restart ({planned}) fired {late:?} after berth was up: {runs:?}"
+    );
+    for pair in runs.windows(2) {
+        assert_eq!(
+            pair[1].0.since(pair[0].0),
+            Duration::from_secs(1),
+            "each planned time fired on its own: {runs:?}"
+        );
+    }
+}

@@ -737,10 +737,11 @@ impl Store for PostgresStore {
         &self,
         node: &str,
         term: Option<i64>,
+        predecessors: Option<&str>,
         ttl: Duration,
         now: Timestamp,
     ) -> Result<LeaderLease> {
-        with_client!(self, c => nodes::elect(&*c, node, term, ttl, now).await)
+        with_client!(self, c => nodes::elect(&*c, node, term, predecessors, ttl, now).await)
     }
 
     async fn leader_resign(&self, node: &str, term: i64) -> Result<()> {

@@ -82,21 +82,24 @@ pub(crate) async fn elect(
     c: &impl GenericClient,
     node: &str,
     term: Option<i64>,
+    predecessors: Option<&str>,
     ttl: Duration,
     now: Timestamp,
 ) -> Result<LeaderLease> {
     let until = now.plus(ttl).0;
     // One statement: renew within our own term before expiry, or take a free or expired
-    // lease with a new term. The row lock serialises competing nodes.
+    // lease, or one a dead predecessor held, with a new term. The row lock serialises
+    // competing nodes.
     let r = c
         .query_opt(
             "UPDATE berth_leader SET \
                term = CASE WHEN holder = $1 AND term = $2 AND expires_at >= $4 THEN term ELSE term + 1 END, \
                holder = $1, expires_at = $3 \
              WHERE id = 1 AND ((holder = $1 AND term = $2 AND expires_at >= $4) \
-                               OR holder IS NULL OR expires_at < $4) \
+                               OR holder IS NULL OR expires_at < $4 \
+                               OR ($5 <> '' AND holder <> $1 AND left(holder, length($5)) = $5)) \
              RETURNING holder, term, expires_at",
-            &[&node, &term.unwrap_or(-1), &until, &now.0],
+            &[&node, &term.unwrap_or(-1), &until, &now.0, &predecessors.unwrap_or("")],
         )
         .await
         .map_err(db("renewing or taking the leader lease"))?;

@@ -656,12 +656,14 @@ impl Store for SqliteStore {
         &self,
         node: &str,
         term: Option<i64>,
+        predecessors: Option<&str>,
         ttl: Duration,
         now: Timestamp,
     ) -> Result<LeaderLease> {
         let node = node.to_string();
+        let predecessors = predecessors.map(str::to_string);
         self.writer
-            .write(move |c| nodes::elect(c, &node, term, ttl, now))
+            .write(move |c| nodes::elect(c, &node, term, predecessors.as_deref(), ttl, now))
             .await
     }
 

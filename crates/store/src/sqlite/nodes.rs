@@ -79,6 +79,7 @@ pub(crate) fn elect(
     conn: &Connection,
     node: &str,
     term: Option<i64>,
+    predecessors: Option<&str>,
     ttl: Duration,
     now: Timestamp,
 ) -> Result<LeaderLease> {
@@ -95,12 +96,14 @@ pub(crate) fn elect(
         None => 0,
     };
     if renewed == 0 {
-        // Take over a free or expired lease, with a new term.
+        // Take over a free or expired lease, or one a dead predecessor held, with a new
+        // term.
         conn.prepare_cached(
             "UPDATE leader SET holder = ?1, term = term + 1, expires_at = ?2 \
-             WHERE id = 1 AND (holder IS NULL OR expires_at < ?3)",
+             WHERE id = 1 AND (holder IS NULL OR expires_at < ?3 \
+               OR (?4 <> '' AND holder <> ?1 AND substr(holder, 1, length(?4)) = ?4))",
         )
-        .and_then(|mut s| s.execute(params![node, until, now.0]))
+        .and_then(|mut s| s.execute(params![node, until, now.0, predecessors.unwrap_or("")]))
         .map_err(db("taking the leader lease"))?;
     }
     leader(conn)
