@@ -18,11 +18,14 @@
 //! - `archive.rs`: writing and reading archives (save, verify, extract).
 //! - `retention.rs`: which archives the tiers keep.
 //! - `restore.rs`: putting an archive's contents in place of the current data.
+//! - `settings.rs`: the operational settings (maintenance mode, paused queues and
+//!   schedules) a restore keeps as they were.
 
 mod archive;
 mod error;
 mod restore;
 mod retention;
+mod settings;
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +36,7 @@ pub use archive::{EntryKind, Manifest, ManifestEntry, recorded, save, verify};
 pub use error::BackupError;
 pub use restore::{RESTORE_MARKER, RestorePlan, RestoreReport, RestoreTarget, restore};
 pub use retention::{Keep, plan, prune};
+pub use settings::InForce;
 
 /// What a backup holds and where it goes.
 #[derive(Debug, Clone)]

@@ -577,3 +577,55 @@ async fn archives_stay_in_their_place() {
         "{err}"
     );
 }
+
+/// The settings in force before a restore are put back into the restored store:
+/// maintenance mode on or off, queues and schedules paused or running, and a paused
+/// schedule the archive does not know yet is recreated paused.
+#[tokio::test]
+async fn settings_in_force_are_kept_over_the_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| SqliteStore::open(&dir.path().join(name), Default::default()).unwrap();
+    let now = at("2026-12-05T10:00:00Z");
+    // The archive: maintenance off, queue `a` paused, schedules `x` paused and `y` running.
+    let archived = open("archived.db");
+    archived.set_paused("a", true, now).await.unwrap();
+    for name in ["x", "y"] {
+        archived
+            .schedule_prepare(name, "* * * * *", now)
+            .await
+            .unwrap();
+    }
+    archived.schedule_set_paused("x", true).await.unwrap();
+    // What is in force now: maintenance on, queue `b` paused, schedules `y` and `z` paused.
+    let current = open("current.db");
+    let page = json!({"message": "rolling back", "since": now.to_string()});
+    current
+        .set_setting("maintenance", Some(page.clone()), now)
+        .await
+        .unwrap();
+    current.set_paused("b", true, now).await.unwrap();
+    for name in ["x", "y", "z"] {
+        current
+            .schedule_prepare(name, "* * * * *", now)
+            .await
+            .unwrap();
+    }
+    for name in ["y", "z"] {
+        current.schedule_set_paused(name, true).await.unwrap();
+    }
+    let in_force = berth_backup::InForce::read(&current).await.unwrap();
+    let said = in_force.apply(&archived, now).await.unwrap();
+    assert_eq!(
+        berth_backup::InForce::read(&archived).await.unwrap(),
+        in_force,
+        "{said:?}"
+    );
+    assert_eq!(archived.setting("maintenance").await.unwrap(), Some(page));
+    assert_eq!(said.len(), 6, "{said:?}");
+    assert!(
+        said.contains(&"maintenance mode stays on (it was off in the archive)".to_owned()),
+        "{said:?}"
+    );
+    // Applied again, nothing is left to change.
+    assert!(in_force.apply(&archived, now).await.unwrap().is_empty());
+}

@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use berth_backup::{Phase, Progress, RestorePlan, RestoreTarget};
+use berth_backup::{InForce, Phase, Progress, RestorePlan, RestoreTarget};
 use berth_config::{Config, StoreChoice};
 use berth_server::backup::{Backups, backups};
 use berth_server::lock::DataDirLock;
+use berth_store::SqliteStore;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -54,6 +55,11 @@ pub enum BackupCommand {
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Take maintenance mode and the paused queues and schedules from the archive
+        /// too; by default they stay as they are when the restore starts (a restore is
+        /// often the middle of a rollback).
+        #[arg(long)]
+        archive_settings: bool,
     },
     /// Remove the archives the `keep` tiers do not keep (the newest is always kept).
     Prune {
@@ -76,7 +82,16 @@ pub async fn run(ctx: &Ctx, cmd: BackupCommand) -> anyhow::Result<ExitCode> {
             stop,
             keep_replaced,
             yes,
-        } => restore(ctx, &config, &b, &id, stop, keep_replaced, yes).await,
+            archive_settings,
+        } => {
+            let how = RestoreHow {
+                stop,
+                keep_replaced,
+                yes,
+                archive_settings,
+            };
+            restore(ctx, &config, &b, &id, how).await
+        }
         BackupCommand::Prune { dry_run } => {
             let (kept, removed) = berth_backup::prune(&b.spec.dir, b.keep, &b.tz, dry_run)?;
             if ctx.json {
@@ -334,15 +349,51 @@ async fn lock_data_dir(config: &Config, stop: bool) -> anyhow::Result<DataDirLoc
     }
 }
 
+/// The restore's flags.
+struct RestoreHow {
+    stop: bool,
+    keep_replaced: bool,
+    yes: bool,
+    archive_settings: bool,
+}
+
+/// The operational settings in force in the store a restore is about to replace, if it
+/// has one (a restore into an empty project has none).
+async fn settings_in_force(config: &Config) -> anyhow::Result<Option<InForce>> {
+    let context = "cannot read the settings in force (maintenance mode, paused queues and \
+                   schedules); pass --archive-settings to take the archive's";
+    match &config.app.store {
+        StoreChoice::Sqlite => {
+            let path = config.app.data_dir.join(berth_server::DB_FILE);
+            if !path.exists() {
+                return Ok(None);
+            }
+            let store = SqliteStore::open(&path, Default::default()).context(context)?;
+            let read = InForce::read(&store).await;
+            // Closed before its files are moved aside.
+            store.close();
+            Ok(Some(read.context(context)?))
+        }
+        StoreChoice::Postgres { .. } => {
+            let store = berth_server::open_store(config).await.context(context)?;
+            Ok(Some(InForce::read(store.as_ref()).await.context(context)?))
+        }
+    }
+}
+
 async fn restore(
     ctx: &Ctx,
     config: &Config,
     b: &Backups,
     id: &str,
-    stop: bool,
-    keep_replaced: bool,
-    yes: bool,
+    how: RestoreHow,
 ) -> anyhow::Result<ExitCode> {
+    let RestoreHow {
+        stop,
+        keep_replaced,
+        yes,
+        archive_settings,
+    } = how;
     let archive = berth_backup::find(&b.spec.dir, id)?;
     // The archive is checked whole before anything is stopped or touched.
     let bar = Bar::new(ctx);
@@ -369,6 +420,11 @@ async fn restore(
         }
     }
     let lock = lock_data_dir(config, stop).await?;
+    let in_force = if archive_settings {
+        None
+    } else {
+        settings_in_force(config).await?
+    };
     let data_dir = config.app.data_dir.clone();
     let target = match &config.app.store {
         StoreChoice::Sqlite => RestoreTarget::Sqlite {
@@ -406,6 +462,16 @@ async fn restore(
     // it holds.
     let store = berth_server::open_store(config).await?;
     let jobs = store.count_jobs().await?;
+    let kept = match &in_force {
+        Some(settings) => settings
+            .apply(store.as_ref(), berth_store::Timestamp::now())
+            .await
+            .context(
+                "the backup was restored, but the settings in force before could not be put \
+                 back: check `berth maintenance`, `berth queue list` and `berth schedule list`",
+            )?,
+        None => Vec::new(),
+    };
     drop(store);
     drop(lock);
     if ctx.json {
@@ -414,6 +480,7 @@ async fn restore(
             "jobs": jobs,
             "dirs": report.dirs,
             "kept_aside": report.kept_aside,
+            "settings_kept": kept,
         }));
     } else {
         println!(
@@ -424,6 +491,9 @@ async fn restore(
         );
         for p in &report.kept_aside {
             println!("the replaced data is kept in {}", p.display());
+        }
+        for k in &kept {
+            println!("{k}");
         }
         println!("start berth again with `berth up`");
     }

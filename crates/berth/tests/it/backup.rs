@@ -208,6 +208,11 @@ async fn restore_refuses_a_running_berth_and_damaged_archives() {
     assert!(err.contains("cannot be trusted"), "{err}");
     assert!(berth.try_wait().unwrap().is_none(), "berth still runs");
 
+    // A rollback in progress: the site in maintenance and a queue paused after the backup.
+    for args in [&["maintenance", "on"][..], &["queue", "pause", "work"]] {
+        let (code, _, err) = parts(&run_in(d, args));
+        assert_eq!(code, 0, "{err}");
+    }
     // With --stop, berth is stopped and the archive restored; the replaced data is kept.
     let (code, out, err) = parts(&run_in(
         d,
@@ -236,6 +241,22 @@ async fn restore_refuses_a_running_berth_and_damaged_archives() {
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert!(d.join(&aside[0]).join("later.txt").exists());
     assert_eq!(job_ids(&d.join(".berth/berth.db")).await, [1, 2, 3]);
+    // The settings in force when the restore began stay, not the archive's.
+    assert!(
+        out.contains("maintenance mode stays on") && out.contains("queue `work` stays paused"),
+        "{out}"
+    );
+    // The restored store names the berth the restore stopped, with a fresh heartbeat:
+    // that process is gone, so the next start is no twin of it.
+    let mut again = up(d).await;
+    let (code, out, err) = parts(&run_in(d, &["maintenance", "status"]));
+    assert_eq!((code, out.starts_with("on since")), (0, true), "{out}{err}");
+    let v = berth_testkit::Project::client_for(d)
+        .get("/v1/queues")
+        .await
+        .unwrap();
+    assert_eq!(v["queues"][0]["paused"], true, "{v}");
+    stop(&mut again);
 
     // A backup that cannot be made says why and is recorded for notifications.
     std::fs::remove_dir_all(d.join("media")).unwrap();

@@ -65,6 +65,8 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
+    /// The writer thread, joined by [`SqliteStore::close`].
+    thread: std::thread::JoinHandle<()>,
     readers: Arc<ReaderPool>,
     /// Queues that received available jobs inside the store (a workflow step released,
     /// a failed chunk split), announced after the commit.
@@ -127,7 +129,7 @@ impl SqliteStore {
         .map_err(open_err)?;
         migrations::migrate(&mut conn)?;
         conn.set_prepared_statement_cache_capacity(64);
-        let (writer, _thread) = Writer::spawn(conn).map_err(|e| StoreError::Open {
+        let (writer, thread) = Writer::spawn(conn).map_err(|e| StoreError::Open {
             path: path.to_path_buf(),
             detail: format!("cannot start the writer thread: {e}"),
         })?;
@@ -135,6 +137,7 @@ impl SqliteStore {
             wake_tx: tokio::sync::broadcast::channel(1024).0,
             path: path.to_path_buf(),
             writer,
+            thread,
             readers: Arc::new(ReaderPool {
                 path: path.to_path_buf(),
                 busy_timeout: options.busy_timeout,
@@ -146,6 +149,23 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Closes every connection and waits until the writer thread has ended: afterwards
+    /// the files may be moved or replaced (dropping the store closes them a moment later,
+    /// on the writer thread, and a connection closing after its files were replaced
+    /// could checkpoint into, or remove, the new ones' WAL).
+    pub fn close(self) {
+        let Self {
+            writer,
+            thread,
+            readers,
+            ..
+        } = self;
+        drop(writer);
+        readers.idle.lock().expect("reader pool poisoned").clear();
+        drop(readers);
+        let _ = thread.join();
     }
 
     /// Runs a write that may make jobs available, and announces their queues once it is
