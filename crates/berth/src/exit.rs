@@ -75,12 +75,12 @@ pub fn report(e: &anyhow::Error, json: bool) -> ExitCode {
     let code = code_for(e);
     if json {
         let v = serde_json::json!({"error": {"message": format!("{e:#}"), "exit_code": code}});
-        eprintln!("{v}");
+        errln!("{v}");
     } else if let Some(ConfigError::Invalid { .. }) = e.downcast_ref::<ConfigError>() {
-        eprintln!("{e}");
-        eprintln!("error: the config is not valid (see above)");
+        errln!("{e}");
+        errln!("error: the config is not valid (see above)");
     } else {
-        eprintln!("error: {e:#}");
+        errln!("error: {e:#}");
     }
     ExitCode::from(code)
 }

@@ -5,6 +5,24 @@
 //! One file per subcommand in `commands/`; [`exit`] maps errors to exit codes; [`output`]
 //! prints tables for people and JSON for scripts.
 
+/// `println!` for the CLI: a closed pipe (`berth job list | head -3`) ends berth
+/// quietly, as Unix tools do, instead of panicking.
+macro_rules! outln {
+    () => { $crate::output::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprintln!` for the CLI: nothing is left to report to when standard error is gone.
+macro_rules! errln {
+    () => { $crate::output::write_err(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::write_err(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `eprint!` for the CLI (see [`errln!`]).
+macro_rules! err {
+    ($($arg:tt)*) => { $crate::output::write_err(format_args!($($arg)*)) };
+}
+
 mod commands;
 mod exit;
 mod output;

@@ -1,6 +1,28 @@
 //! Printing for people (aligned tables) and for scripts (`--json`).
 
+use std::io::Write;
+
 use serde_json::Value;
+
+/// Writes to standard output (see `outln!`). A closed pipe ends the process with exit
+/// code 0, as ripgrep does: the reader has what it wanted. Any other failure to write is
+/// said on standard error and ends it with 1.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        let _ = writeln!(std::io::stderr(), "error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Writes to standard error (see `errln!`); a failure is ignored, there being nowhere
+/// left to report it.
+pub fn write_err(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
 
 /// Prints rows as an aligned table with a header.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
@@ -16,7 +38,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", parts.join("  ").trim_end());
+        outln!("{}", parts.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in rows {
@@ -26,7 +48,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 
 /// Prints a value as pretty JSON.
 pub fn json(v: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(v).expect("JSON values always serialize")
     );

@@ -103,9 +103,9 @@ pub async fn run(ctx: &Ctx, cmd: BackupCommand) -> anyhow::Result<ExitCode> {
             } else {
                 let verb = if dry_run { "would remove" } else { "removed" };
                 for a in &removed {
-                    println!("{verb} {}", a.id);
+                    outln!("{verb} {}", a.id);
                 }
-                println!("{verb} {} archives; {} kept", removed.len(), kept.len());
+                outln!("{verb} {} archives; {} kept", removed.len(), kept.len());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -139,7 +139,7 @@ impl Bar {
             return;
         }
         if new_phase && last.0.is_some() {
-            eprintln!();
+            errln!();
         }
         *last = (Some(p.phase), Instant::now());
         let what = match p.phase {
@@ -160,7 +160,7 @@ impl Bar {
         } else {
             format!("{what:<20} …")
         };
-        eprint!("\r{line}\x1b[K");
+        err!("\r{line}\x1b[K");
         let _ = std::io::stderr().flush();
     }
 
@@ -172,7 +172,7 @@ impl Bar {
 
     fn done(&self) {
         if self.tty && self.last.lock().expect("not poisoned").0.is_some() {
-            eprintln!(" ({:.1}s)", self.started.elapsed().as_secs_f64());
+            errln!(" ({:.1}s)", self.started.elapsed().as_secs_f64());
         }
     }
 }
@@ -216,14 +216,14 @@ async fn save(ctx: &Ctx, config: &Config, b: &Backups, prune: bool) -> anyhow::R
             "pruned": removed.iter().map(|a| &a.id).collect::<Vec<_>>(),
         }));
     } else {
-        println!(
+        outln!(
             "backup {} made: {} ({})",
             archive.id,
             archive.path.display(),
             bytes(archive.size)
         );
         if !removed.is_empty() {
-            println!("pruned {} older archives", removed.len());
+            outln!("pruned {} older archives", removed.len());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -249,7 +249,7 @@ fn list(ctx: &Ctx, b: &Backups) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if archives.is_empty() {
-        println!(
+        outln!(
             "no backups in {}; `berth backup save` makes one",
             b.spec.dir.display()
         );
@@ -299,7 +299,7 @@ fn verify(ctx: &Ctx, b: &Backups, id: &str) -> anyhow::Result<ExitCode> {
             "bytes": manifest.total_bytes(),
         }));
     } else {
-        println!(
+        outln!(
             "backup {} is whole: {files} files, {} ({} of {}, made by berth {} at {}); every checksum matches",
             manifest.id,
             bytes(manifest.total_bytes()),
@@ -330,7 +330,7 @@ async fn lock_data_dir(config: &Config, stop: bool) -> anyhow::Result<DataDirLoc
         .ok()
         .and_then(|p| p.trim().parse().ok())
         .context("berth holds the data dir but its pid is unknown; stop it by hand")?;
-    eprintln!("stopping berth (pid {pid}) …");
+    errln!("stopping berth (pid {pid}) …");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGTERM,
@@ -407,15 +407,16 @@ async fn restore(
                     .into()
             ));
         }
-        eprint!(
+        err!(
             "Replace the store of {} and its included directories with backup {}? [y/N] ",
-            config.app.name, archive.id
+            config.app.name,
+            archive.id
         );
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("nothing was restored");
+            errln!("nothing was restored");
             return Ok(ExitCode::FAILURE);
         }
     }
@@ -483,19 +484,19 @@ async fn restore(
             "settings_kept": kept,
         }));
     } else {
-        println!(
+        outln!(
             "restored backup {} (made {}): {jobs} jobs{}",
             report.manifest.id,
             report.manifest.created_at,
             dirs_text(&report.dirs)
         );
         for p in &report.kept_aside {
-            println!("the replaced data is kept in {}", p.display());
+            outln!("the replaced data is kept in {}", p.display());
         }
         for k in &kept {
-            println!("{k}");
+            outln!("{k}");
         }
-        println!("start berth again with `berth up`");
+        outln!("start berth again with `berth up`");
     }
     Ok(ExitCode::SUCCESS)
 }

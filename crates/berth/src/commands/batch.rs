@@ -103,7 +103,7 @@ pub async fn run(ctx: &Ctx, cmd: BatchCommand) -> anyhow::Result<ExitCode> {
                 .await?;
             if !ctx.json {
                 let jobs = (items.len() as u64).div_ceil(u64::from(args.job_size.max(1)));
-                eprintln!(
+                errln!(
                     "batch {}: {} items in {jobs} jobs of up to {} on queue {}",
                     v["id"],
                     items.len(),
@@ -146,7 +146,7 @@ pub async fn run(ctx: &Ctx, cmd: BatchCommand) -> anyhow::Result<ExitCode> {
                 .post(&format!("/v1/batches/{id}/retry-failed"), json!({}))
                 .await?;
             if !ctx.json {
-                eprintln!("batch {id}: {} jobs will run again", v["retried_jobs"]);
+                errln!("batch {id}: {} jobs will run again", v["retried_jobs"]);
             }
             (v, wait)
         }
@@ -155,7 +155,7 @@ pub async fn run(ctx: &Ctx, cmd: BatchCommand) -> anyhow::Result<ExitCode> {
         if ctx.json {
             output::json(&v);
         } else {
-            println!("{}", summary(&v));
+            outln!("{}", summary(&v));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -259,15 +259,15 @@ async fn wait_for(
         let finished = done + failed + cancelled;
         let line = progress_line(total, finished, failed);
         if tty {
-            eprint!("\r{line}");
+            err!("\r{line}");
             let _ = std::io::stderr().flush();
         } else if people && line != last_line {
-            eprintln!("{line}");
+            errln!("{line}");
         }
         last_line = line;
         if v["state"] != "running" {
             if tty {
-                eprintln!();
+                errln!();
             }
             return Ok(v);
         }
@@ -298,7 +298,7 @@ fn summary(v: &Value) -> String {
 }
 
 fn print_batch(v: &Value) {
-    println!("{}", summary(v));
+    outln!("{}", summary(v));
     let failures = v["failures"]
         .as_array()
         .map(Vec::as_slice)
@@ -306,10 +306,10 @@ fn print_batch(v: &Value) {
     if failures.is_empty() {
         return;
     }
-    println!("failed items:");
+    outln!("failed items:");
     for f in failures {
         for item in f["items"].as_array().map(Vec::as_slice).unwrap_or_default() {
-            println!(
+            outln!(
                 "  {}  (job {}, {}): {}",
                 item,
                 f["job_id"],

@@ -274,7 +274,7 @@ async fn enqueue(env: &Env, n: usize) -> anyhow::Result<Row> {
         Arc::new(SystemClock),
         vec![queue("bench", 1, HandlerSpec::Pull)],
     );
-    eprintln!("enqueue: {n} jobs in batches of {BATCH}…");
+    errln!("enqueue: {n} jobs in batches of {BATCH}…");
     let t = Instant::now();
     insert_all(&queues, n).await?;
     let secs = t.elapsed().as_secs_f64();
@@ -330,7 +330,7 @@ async fn burn(
         Arc::new(SystemClock),
         vec![queue("bench", concurrency, spec.clone())],
     );
-    eprintln!("{case}: inserting {n} jobs…");
+    errln!("{case}: inserting {n} jobs…");
     insert_all(&queues, n).await?;
     let done = Arc::new(AtomicUsize::new(0));
     let counting: Arc<dyn Handler> = Arc::new(Counting {
@@ -349,7 +349,7 @@ async fn burn(
             &format!("bench-node-{i}"),
         ));
     }
-    eprintln!("{case}: burning down with {nodes} node(s) of concurrency {concurrency}…");
+    errln!("{case}: burning down with {nodes} node(s) of concurrency {concurrency}…");
     let t = Instant::now();
     let mut runtimes = Vec::new();
     for q in &all {
@@ -434,7 +434,7 @@ async fn pickup(env: &Env, samples: usize) -> anyhow::Result<Row> {
         },
     )
     .await?;
-    eprintln!("pickup: {samples} jobs pushed one at a time onto an idle queue…");
+    errln!("pickup: {samples} jobs pushed one at a time onto an idle queue…");
     let mut lat = Vec::with_capacity(samples);
     for _ in 0..samples {
         // Let the executor go idle (waiting for a wake-up) before each push.
@@ -538,7 +538,7 @@ fn print(ctx: &Ctx, env: &Env, rows: &[Row]) {
         Some(_) => format!("PostgreSQL, {} node(s)", env.nodes),
         None => format!("SQLite synchronous={}", durability.to_uppercase()),
     };
-    println!(
+    outln!(
         "berth {} bench — {} — {} — {store}",
         env!("CARGO_PKG_VERSION"),
         Timestamp::now(),

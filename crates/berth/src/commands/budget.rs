@@ -94,7 +94,7 @@ pub async fn run(ctx: &Ctx, cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
             if ctx.json {
                 output::json(&json!({"reset": name}));
             } else {
-                println!("budget `{name}` starts over: nothing spent since {start}");
+                outln!("budget `{name}` starts over: nothing spent since {start}");
             }
         }
     }

@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             ),
             None => String::new(),
         };
-        println!(
+        outln!(
             "{}: ok (app `{}`, {}, {}{gateway})",
             config.path.display(),
             config.app.name,

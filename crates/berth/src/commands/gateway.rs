@@ -22,12 +22,12 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .map(Vec::as_slice)
         .unwrap_or_default()
     {
-        println!("listening on {scheme}://{}", output::cell(addr));
+        outln!("listening on {scheme}://{}", output::cell(addr));
     }
     if let Some(http) = gateway["http"].as_str() {
-        println!("redirecting http://{http} to https");
+        outln!("redirecting http://{http} to https");
     }
-    println!();
+    outln!();
     let rows: Vec<Vec<String>> = gateway["routes"]
         .as_array()
         .map(Vec::as_slice)

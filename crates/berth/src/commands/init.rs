@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
     std::fs::write(&path, berth_config::STARTER)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    println!(
+    outln!(
         "wrote {}; check it with `berth check`, then run `berth up`",
         path.display()
     );

@@ -134,13 +134,13 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitCode> {
             if ctx.json {
                 output::json(&v);
             } else if v["duplicate"].as_bool() == Some(true) {
-                println!(
+                outln!(
                     "job {} already exists with that unique key ({})",
                     v["id"],
                     output::cell(&v["state"])
                 );
             } else {
-                println!("pushed job {} ({})", v["id"], output::cell(&v["state"]));
+                outln!("pushed job {} ({})", v["id"], output::cell(&v["state"]));
             }
         }
         JobCommand::PushMany { file } => {
@@ -177,7 +177,7 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitCode> {
                     .as_array()
                     .map(|a| a.iter().filter(|j| j["duplicate"] == json!(true)).count())
                     .unwrap_or(0);
-                println!("pushed {} jobs ({} duplicates skipped)", all - dup, dup);
+                outln!("pushed {} jobs ({} duplicates skipped)", all - dup, dup);
             }
         }
         JobCommand::List {
@@ -249,7 +249,7 @@ fn change(ctx: &Ctx, v: Value) {
         } else {
             output::cell(&v["to"])
         };
-        println!("job {}: {} → {}", v["id"], output::cell(&v["from"]), to);
+        outln!("job {}: {} → {}", v["id"], output::cell(&v["from"]), to);
     }
 }
 
@@ -277,7 +277,7 @@ fn print_jobs(v: &Value) {
         })
         .collect();
     if rows.is_empty() {
-        println!("no jobs match");
+        outln!("no jobs match");
         return;
     }
     output::table(
@@ -293,7 +293,7 @@ fn print_jobs(v: &Value) {
         &rows,
     );
     if let Some(next) = v["next_before"].as_i64() {
-        println!("(more: --before {next})");
+        outln!("(more: --before {next})");
     }
 }
 
@@ -308,49 +308,49 @@ fn truncate(s: &str, n: usize) -> String {
 
 fn print_job(j: &Value) {
     let field = |k: &str| output::cell(&j[k]);
-    println!(
+    outln!(
         "job {}  {}  on queue {}",
         field("id"),
         field("kind"),
         field("queue")
     );
-    println!("  state         {}", field("state"));
-    println!(
+    outln!("  state         {}", field("state"));
+    outln!(
         "  attempt       {} of {}",
         field("attempt"),
         field("max_attempts")
     );
-    println!("  priority      {}", field("priority"));
-    println!("  created       {}", field("created_at"));
-    println!("  scheduled     {}", field("scheduled_at"));
-    println!(
+    outln!("  priority      {}", field("priority"));
+    outln!("  created       {}", field("created_at"));
+    outln!("  scheduled     {}", field("scheduled_at"));
+    outln!(
         "  attempted     {} by {}",
         field("attempted_at"),
         field("attempted_by")
     );
     if !j["lease_expires_at"].is_null() {
-        println!("  lease until   {}", field("lease_expires_at"));
+        outln!("  lease until   {}", field("lease_expires_at"));
     }
     if !j["finalized_at"].is_null() {
-        println!("  finished      {}", field("finalized_at"));
+        outln!("  finished      {}", field("finalized_at"));
     }
     if !j["unique_key"].is_null() {
-        println!("  unique key    {}", field("unique_key"));
+        outln!("  unique key    {}", field("unique_key"));
     }
     if j["tags"].as_array().is_some_and(|t| !t.is_empty()) {
-        println!("  tags          {}", j["tags"]);
+        outln!("  tags          {}", j["tags"]);
     }
-    println!("  args          {}", j["args"]);
+    outln!("  args          {}", j["args"]);
     if !j["result"].is_null() {
-        println!("  result        {}", j["result"]);
+        outln!("  result        {}", j["result"]);
     }
     for e in j["errors"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default()
     {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "  attempt {} at {}: {}",
             e["attempt"],
             output::cell(&e["at"]),
@@ -358,17 +358,17 @@ fn print_job(j: &Value) {
         );
         if let Some(out) = e["output"].as_str() {
             for line in out.lines() {
-                println!("    | {line}");
+                outln!("    | {line}");
             }
         }
     }
     if let Some(out) = j["output"].as_str()
         && j["state"] == "completed"
     {
-        println!();
-        println!("  output of the last attempt:");
+        outln!();
+        outln!("  output of the last attempt:");
         for line in out.lines() {
-            println!("    | {line}");
+            outln!("    | {line}");
         }
     }
 }

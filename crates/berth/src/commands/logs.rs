@@ -118,9 +118,9 @@ fn stamp(line: &str) -> &str {
 
 fn print_line(many: bool, instance: u32, line: &str) {
     if many {
-        println!("[{instance}] {line}");
+        outln!("[{instance}] {line}");
     } else {
-        println!("{line}");
+        outln!("{line}");
     }
 }
 

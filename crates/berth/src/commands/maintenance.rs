@@ -39,7 +39,7 @@ pub async fn run(ctx: &Ctx, cmd: MaintenanceCommand) -> anyhow::Result<ExitCode>
             if ctx.json {
                 output::json(&json!({"maintenance": true, "setting": value}));
             } else {
-                println!(
+                outln!(
                     "maintenance mode is on: every request gets a 503 page, but for users with the `{}` role; gateways follow within a second",
                     berth_gateway::ADMIN_ROLE
                 );
@@ -50,7 +50,7 @@ pub async fn run(ctx: &Ctx, cmd: MaintenanceCommand) -> anyhow::Result<ExitCode>
             if ctx.json {
                 output::json(&json!({"maintenance": false}));
             } else {
-                println!("maintenance mode is off");
+                outln!("maintenance mode is off");
             }
         }
         MaintenanceCommand::Status => {
@@ -59,7 +59,7 @@ pub async fn run(ctx: &Ctx, cmd: MaintenanceCommand) -> anyhow::Result<ExitCode>
                 output::json(&json!({"maintenance": value.is_some(), "setting": value}));
             } else {
                 match value {
-                    Some(v) => println!(
+                    Some(v) => outln!(
                         "on since {}{}",
                         output::cell(&v["since"]),
                         v["message"]
@@ -67,7 +67,7 @@ pub async fn run(ctx: &Ctx, cmd: MaintenanceCommand) -> anyhow::Result<ExitCode>
                             .map(|m| format!(": {m}"))
                             .unwrap_or_default()
                     ),
-                    None => println!("off"),
+                    None => outln!("off"),
                 }
             }
         }

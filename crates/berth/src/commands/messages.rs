@@ -133,7 +133,7 @@ fn show(ctx: &Ctx, v: &Value) {
         output::json(v);
         return;
     }
-    println!(
+    outln!(
         "message {} ({}): {} from {} on {}, {} at {}",
         v["id"],
         output::cell(&v["ingest"]),
@@ -152,18 +152,18 @@ fn show(ctx: &Ctx, v: &Value) {
         .map(Vec::as_slice)
         .unwrap_or_default()
     {
-        println!("  error: {}", e.as_str().unwrap_or_default());
+        outln!("  error: {}", e.as_str().unwrap_or_default());
     }
     if let Some(id) = v["job_id"].as_i64() {
-        println!("  job: {id}");
+        outln!("  job: {id}");
     }
     if let Some(id) = v["workflow_id"].as_i64() {
-        println!("  workflow: {id}");
+        outln!("  workflow: {id}");
     }
     // The bytes as they arrived.
     let payload = match v["payload_text"].as_str() {
         Some(t) => t.to_owned(),
         None => format!("(hex) {}", v["payload_hex"].as_str().unwrap_or_default()),
     };
-    println!("  payload: {payload}");
+    outln!("  payload: {payload}");
 }

@@ -109,7 +109,7 @@ async fn test(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
     if ctx.json {
         output::json(&serde_json::json!({ "channel": name, "sent": true }));
     } else {
-        println!("sent a test notification through [notify.{name}]");
+        outln!("sent a test notification through [notify.{name}]");
     }
     Ok(ExitCode::SUCCESS)
 }

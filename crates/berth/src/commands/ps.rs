@@ -18,7 +18,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .map(Vec::as_slice)
         .unwrap_or_default();
     if instances.is_empty() {
-        println!("no services: add a [service.NAME] table to berth.toml");
+        outln!("no services: add a [service.NAME] table to berth.toml");
     } else {
         print(instances);
     }

@@ -80,7 +80,7 @@ pub async fn run(ctx: &Ctx, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
     if ctx.json {
         output::json(&answer);
     } else {
-        println!("{}", output::cell(&answer["message"]));
+        outln!("{}", output::cell(&answer["message"]));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -126,7 +126,7 @@ pub fn print_queues(v: &Value) {
         })
         .collect();
     if rows.is_empty() {
-        println!("no queues: add a [queue.NAME] table to berth.toml");
+        outln!("no queues: add a [queue.NAME] table to berth.toml");
     } else {
         output::table(&header, &rows);
     }

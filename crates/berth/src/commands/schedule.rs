@@ -62,7 +62,7 @@ pub async fn run(ctx: &Ctx, cmd: ScheduleCommand) -> anyhow::Result<ExitCode> {
     if ctx.json {
         output::json(&answer);
     } else {
-        println!("{}", output::cell(&answer["message"]));
+        outln!("{}", output::cell(&answer["message"]));
     }
     Ok(ExitCode::SUCCESS)
 }

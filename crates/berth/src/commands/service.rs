@@ -46,7 +46,7 @@ pub async fn act(ctx: &Ctx, name: &str, action: Action) -> anyhow::Result<ExitCo
         Action::Restart => "restart",
     };
     if !ctx.json && matches!(action, Action::Restart) {
-        eprintln!("restarting {name}, one instance at a time…");
+        errln!("restarting {name}, one instance at a time…");
     }
     let v = client
         .post(&format!("/v1/services/{}/{verb}", encode(name)), json!({}))
@@ -76,7 +76,7 @@ pub async fn signal(ctx: &Ctx, name: &str, signal: &str) -> anyhow::Result<ExitC
     if ctx.json {
         output::json(&v);
     } else {
-        println!(
+        outln!(
             "sent {} to every running instance of {name}",
             output::cell(&v["signal"])
         );
@@ -105,16 +105,16 @@ pub async fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             names.join(", ")
         }
     };
-    println!("started:   {}", list("added"));
-    println!("restarted: {}", list("restarted"));
-    println!("stopped:   {}", list("removed"));
-    println!("unchanged: {}", list("unchanged"));
+    outln!("started:   {}", list("added"));
+    outln!("restarted: {}", list("restarted"));
+    outln!("stopped:   {}", list("removed"));
+    outln!("unchanged: {}", list("unchanged"));
     let failed = v["failed"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
     for f in failed {
-        println!(
+        outln!(
             "failed:    {}: {}",
             output::cell(&f["service"]),
             output::cell(&f["error"])
@@ -122,7 +122,7 @@ pub async fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     }
     let later = list("not_applied");
     if later != "none" {
-        println!("not applied until berth restarts: {later}");
+        outln!("not applied until berth restarts: {later}");
     }
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS
@@ -156,10 +156,10 @@ pub async fn events(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<ExitCode> {
         .map(Vec::as_slice)
         .unwrap_or_default();
     if events.is_empty() {
-        println!("no events");
+        outln!("no events");
     }
     for e in events.iter().rev() {
-        println!("{}", line(e));
+        outln!("{}", line(e));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,14 +13,14 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         output::json(&status);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "berth {} — app `{}`, pid {}, up {}",
         output::cell(&status["version"]),
         output::cell(&status["app"]),
         output::cell(&status["pid"]),
         output::age(status["uptime_secs"].as_f64().unwrap_or(0.0))
     );
-    println!();
+    outln!();
     let rows: Vec<Vec<String>> = status["nodes"]
         .as_array()
         .map(Vec::as_slice)
@@ -51,7 +51,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         &["NODE", "HOST", "PID", "VERSION", "LAST SEEN", "ROLE"],
         &rows,
     );
-    println!();
+    outln!();
     let queues = client.get("/v1/queues").await?;
     queue::print_queues(&queues);
     Ok(ExitCode::SUCCESS)

@@ -64,14 +64,14 @@ pub async fn run(ctx: &Ctx, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
         Timestamp::now(),
         |done, total| {
             if show {
-                eprint!("\rcopying jobs: {done} of {total}");
+                err!("\rcopying jobs: {done} of {total}");
                 let _ = std::io::stderr().flush();
             }
         },
     )
     .await;
     if show {
-        eprintln!();
+        errln!();
     }
     let report = report?;
     if ctx.json {
@@ -85,7 +85,7 @@ pub async fn run(ctx: &Ctx, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
             "target": describe,
         }));
     } else {
-        println!(
+        outln!(
             "copied {} jobs, {} paused queue(s), {} schedule(s), batch(es) and workflow(s), {} user(s) with their tokens, {} event(s) and {} ingested message(s) to {describe}; the counts match.",
             report.jobs,
             report.paused_queues.len(),
@@ -94,7 +94,7 @@ pub async fn run(ctx: &Ctx, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
             report.events,
             report.messages
         );
-        println!(
+        outln!(
             "Next: set `store = \"postgres://…\"` in [app] (or BERTH_STORE) and start berth. The SQLite file is left as it was."
         );
     }

@@ -71,8 +71,8 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
                     "expires_at": token.expires_at.map(|t| t.to_string()),
                 }));
             } else {
-                println!("{secret}");
-                eprintln!(
+                outln!("{secret}");
+                errln!(
                     "token {id} acts as `{user}`{}; it is shown only now. Send it as `Authorization: Bearer …`.",
                     token
                         .expires_at
@@ -125,7 +125,7 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             if ctx.json {
                 output::json(&json!({"revoked": id}));
             } else {
-                println!("revoked {id}; gateways stop accepting it within 5 seconds");
+                outln!("revoked {id}; gateways stop accepting it within 5 seconds");
             }
         }
     }

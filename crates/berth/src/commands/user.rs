@@ -160,7 +160,7 @@ fn say(ctx: &Ctx, json: &serde_json::Value, text: impl FnOnce() -> String) {
     if ctx.json {
         output::json(json);
     } else {
-        println!("{}", text());
+        outln!("{}", text());
     }
 }
 
@@ -240,7 +240,7 @@ fn read_password(name: &str, from_stdin: bool) -> anyhow::Result<String> {
 fn prompt(text: &str) -> anyhow::Result<String> {
     use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
     let stdin = std::io::stdin();
-    eprint!("{text}");
+    err!("{text}");
     std::io::stderr().flush().ok();
     let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
     let mut quiet = saved.clone();
@@ -249,7 +249,7 @@ fn prompt(text: &str) -> anyhow::Result<String> {
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     let _ = tcsetattr(&stdin, SetArg::TCSANOW, &saved);
-    eprintln!();
+    errln!();
     read.context("cannot read the password")?;
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }

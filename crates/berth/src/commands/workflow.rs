@@ -117,7 +117,7 @@ fn show(ctx: &Ctx, v: &Value) {
         output::json(v);
         return;
     }
-    println!(
+    outln!(
         "workflow {} ({}): {}{}",
         v["id"],
         output::cell(&v["name"]),

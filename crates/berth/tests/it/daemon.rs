@@ -186,3 +186,56 @@ async fn after_kill_9_no_job_process_survives_the_restart() {
     second.kill().unwrap();
     second.wait().unwrap();
 }
+
+/// `berth job list | head -1`: the CLI whose output pipe closed ends quietly, with exit
+/// code 0 and nothing on standard error, instead of panicking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_output_pipe_ends_the_cli_quietly() {
+    let p = project("[queue.q]\nhandler = \"pull\"");
+    let mut child = up(p.dir()).await;
+    let jobs: Vec<_> = (0..50)
+        .map(|i| json!({"queue": "q", "kind": "k", "args": {"i": i}}))
+        .collect();
+    p.client()
+        .post("/v1/jobs/bulk", json!({ "jobs": jobs }))
+        .await
+        .unwrap();
+    for args in [
+        &["job", "list"][..],
+        &["--json", "job", "list"],
+        &["status"],
+    ] {
+        // The reading end is closed before berth writes a byte: every write fails with
+        // EPIPE, as after `head` has read its lines.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = crate::berth()
+            .current_dir(p.dir())
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let (code, _, err) = parts(&out);
+        assert_eq!((code, err.as_str()), (0, ""), "berth {args:?}");
+    }
+    // Through a real `head`, too.
+    let bin = env!("CARGO_BIN_EXE_berth");
+    let out = std::process::Command::new("sh")
+        .current_dir(p.dir())
+        .env("BERTH_LOG", "warn")
+        .arg("-c")
+        .arg(format!(
+            "'{bin}' job list --limit 50 2>err | head -1; cat err"
+        ))
+        .output()
+        .unwrap();
+    let (code, text, _) = parts(&out);
+    assert_eq!(code, 0);
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "one line from head, nothing from berth: {text}"
+    );
+    crate::stop(&mut child);
+}
