@@ -30,6 +30,18 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A 500: `detail` goes to berth's log, the client learns only that it failed.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "an internal error while answering the API");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "berth could not complete the request; see its log".into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
@@ -78,14 +90,7 @@ impl From<StoreError> for ApiError {
                 message: m.clone(),
             },
             StoreError::Invalid(m) => Self::bad_request("invalid", m.clone()),
-            _ => {
-                tracing::error!(error = %e, "store error while answering the API");
-                Self {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    code: "internal",
-                    message: "berth could not complete the request; see its log".into(),
-                }
-            }
+            _ => Self::internal(format_args!("store error: {e}")),
         }
     }
 }

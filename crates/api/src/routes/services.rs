@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_store::{EventFilter, Timestamp};
-use berth_supervise::usage::usage;
+use berth_supervise::usage::ProcessTable;
 use berth_supervise::{InstanceStatus, Signal};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -37,17 +37,28 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn list(state: Shared) -> ApiResult<Json<Value>> {
-    let rows: Vec<Value> = state.services.status().iter().map(row).collect();
+    let status = state.services.status();
+    // Reading all of /proc (and each tree's smaps) is file work: off the async threads.
+    let rows = tokio::task::spawn_blocking(move || {
+        let procs = ProcessTable::read();
+        status
+            .iter()
+            .map(|s| row(s, &procs))
+            .collect::<Vec<Value>>()
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("reading the processes' usage: {e}")))?;
     Ok(Json(json!({ "services": rows })))
 }
 
-fn row(s: &InstanceStatus) -> Value {
+/// One instance as the API shows it; CPU and memory are its whole process tree's.
+fn row(s: &InstanceStatus, procs: &ProcessTable) -> Value {
     let now = SystemTime::now();
     let uptime = s
         .started_at
         .filter(|_| s.pid.is_some())
         .and_then(|t| now.duration_since(t).ok());
-    let used = s.pid.and_then(usage);
+    let used = s.pid.and_then(|pid| procs.tree(pid));
     json!({
         "service": s.service,
         "instance": s.instance,
@@ -61,18 +72,21 @@ fn row(s: &InstanceStatus) -> Value {
             100.0 * u.cpu.as_secs_f64() / up.as_secs_f64().max(0.001)
         }),
         "rss_bytes": used.map(|u| u.rss_bytes),
+        "pss_bytes": used.and_then(|u| u.pss_bytes),
+        "processes": used.map(|u| u.processes),
         "last_exit": s.last_exit.as_ref().map(|e| e.exit.to_string()),
     })
 }
 
 /// The service's instances as they stand, for an action's answer.
 fn instances(state: &AppState, name: &str) -> Value {
+    let procs = ProcessTable::read();
     let rows: Vec<Value> = state
         .services
         .status()
         .iter()
         .filter(|s| s.service == name)
-        .map(row)
+        .map(|s| row(s, &procs))
         .collect();
     json!({ "service": name, "instances": rows })
 }

@@ -1,5 +1,5 @@
-//! `berth ps`: every service instance with its pid, state, uptime, restarts, port, CPU
-//! and memory.
+//! `berth ps`: every service instance with its pid, state, uptime, restarts, port, and
+//! its whole process tree's process count, CPU and memory.
 
 use std::process::ExitCode;
 
@@ -41,12 +41,16 @@ pub fn print(instances: &[serde_json::Value]) {
                     .unwrap_or_else(|| "-".into()),
                 output::cell(&s["restarts"]),
                 output::cell(&s["port"]),
+                output::cell(&s["processes"]),
                 s["cpu_percent"]
                     .as_f64()
                     .map(|c| format!("{c:.1}%"))
                     .unwrap_or_else(|| "-".into()),
-                s["rss_bytes"]
+                // The tree's proportional memory (shared pages counted once), else the
+                // sum of its processes' resident memory.
+                s["pss_bytes"]
                     .as_u64()
+                    .or_else(|| s["rss_bytes"].as_u64())
                     .map(|b| format!("{:.1} MiB", b as f64 / 1_048_576.0))
                     .unwrap_or_else(|| "-".into()),
                 output::cell(&s["last_exit"]),
@@ -62,6 +66,7 @@ pub fn print(instances: &[serde_json::Value]) {
             "UPTIME",
             "RESTARTS",
             "PORT",
+            "PROCS",
             "CPU",
             "MEMORY",
             "LAST EXIT",

@@ -407,3 +407,41 @@ async fn after_kill_9_of_berth_no_service_process_survives() {
     )
     .await;
 }
+
+/// `berth ps` shows an instance's whole process tree: a `sh -c` that started two workers
+/// holding 40 MiB each counts three processes and their memory, not the shell's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps_counts_the_instances_whole_process_tree() {
+    let hold = "python3 -c 'import time; x = bytearray(40 << 20); x[::4096] = bytes(len(x[::4096])); time.sleep(60)'";
+    let p = project(&format!(
+        "[service.work]\ncommand = \"\"\"{hold} & {hold} & wait\"\"\"\nstop_grace = \"1s\"\n"
+    ));
+    let mut child = up(p.dir()).await;
+    let c = p.client();
+    let v = wait_until(
+        "three processes holding their memory",
+        Duration::from_secs(20),
+        || {
+            let c = c.clone();
+            async move {
+                let v = c.get("/v1/services").await.ok()?;
+                let s = v["services"][0].clone();
+                (s["processes"] == 3 && s["rss_bytes"].as_u64()? > 80 << 20).then_some(s)
+            }
+        },
+    )
+    .await;
+    assert!(v["pss_bytes"].as_u64().unwrap() > 80 << 20, "{v}");
+    let (code, out, err) = parts(&run_in(p.dir(), &["ps"]));
+    assert_eq!(code, 0, "{err}");
+    let row = out.lines().find(|l| l.starts_with("work")).unwrap();
+    let mib: f64 = row
+        .split("MiB")
+        .next()
+        .and_then(|s| s.split_whitespace().last())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("a MEMORY cell in {row}"));
+    assert!(mib > 80.0, "{out}");
+    assert!(out.contains("PROCS"), "{out}");
+    stop(&mut child);
+}
