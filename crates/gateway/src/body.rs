@@ -23,3 +23,76 @@ pub(crate) fn empty() -> Body {
         .map_err(|never| match never {})
         .boxed_unsync()
 }
+
+/// A request body that can be taken back as long as nothing has read from it.
+///
+/// A request whose connection was refused never left berth, whatever its method, so its
+/// body can go to the next instance. The body waits in a shared slot until the client
+/// first polls it; if the request fails before that, [`Reclaim::take`] gets it back.
+pub(crate) struct Reclaimable {
+    slot: std::sync::Arc<std::sync::Mutex<Option<Body>>>,
+    body: Option<Body>,
+}
+
+/// The other end of a [`Reclaimable`].
+pub(crate) struct Reclaim(std::sync::Arc<std::sync::Mutex<Option<Body>>>);
+
+impl Reclaim {
+    /// The body, if nothing has read from it.
+    pub(crate) fn take(&self) -> Option<Body> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// `body` as a [`Reclaimable`] body (to send) and its [`Reclaim`] (to take it back).
+pub(crate) fn reclaimable(body: Body) -> (Body, Reclaim) {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(body)));
+    let sent = Reclaimable {
+        slot: slot.clone(),
+        body: None,
+    };
+    (sent.boxed_unsync(), Reclaim(slot))
+}
+
+impl Reclaimable {
+    /// Runs `f` on the body, wherever it is now.
+    fn with<T>(&self, f: impl FnOnce(&Body) -> T, gone: T) -> T {
+        match &self.body {
+            Some(b) => f(b),
+            None => match self.slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                Some(b) => f(b),
+                None => gone,
+            },
+        }
+    }
+}
+
+impl hyper::body::Body for Reclaimable {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        if self.body.is_none() {
+            // From the first read on, the body belongs to this request.
+            let taken = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            self.body = taken;
+        }
+        match self.body.as_mut() {
+            Some(b) => std::pin::Pin::new(b).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    // Both answer from the body itself, so that a known length still goes out as
+    // `Content-Length`.
+    fn is_end_stream(&self) -> bool {
+        self.with(|b| b.is_end_stream(), true)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.with(|b| b.size_hint(), hyper::body::SizeHint::with_exact(0))
+    }
+}

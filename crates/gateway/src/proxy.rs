@@ -4,8 +4,10 @@
 //! - Connections to upstreams are kept alive and pooled per instance.
 //! - A request that failed before its response began (the instance refused the
 //!   connection, or dropped it) is retried on the next instance when it is idempotent
-//!   and has no body, as nginx's `proxy_next_upstream error` does; the instance is
-//!   skipped for [`DOWN_FOR`] (the supervisor's view catches up on its own).
+//!   and has no body, as nginx's `proxy_next_upstream error` does; one whose connection
+//!   was refused is retried whatever its method and body, since it never left berth (the
+//!   body, still unread, is taken back). The instance is skipped for [`DOWN_FOR`] (the
+//!   supervisor's view catches up on its own).
 //! - Hop-by-hop headers are dropped, `X-Forwarded-For`, `-Proto` and `-Host` are set, and
 //!   any `X-Berth-*` header the client sent is removed: those carry the identity berth
 //!   vouches for, and only berth may set them.
@@ -190,9 +192,13 @@ impl Proxy {
         let mut headers = Some(forward_headers(&mut parts, &cx, upgrade));
 
         let no_body = body.is_end_stream();
+        // Any failure before the response began may be retried on the next instance when
+        // the request is idempotent and has no body, as nginx's `proxy_next_upstream
+        // error` does; a refused connection, whatever the method and body, since such a
+        // request never left berth (its body, unread, is taken back).
         let retryable = no_body && is_idempotent(&parts.method) && !upgrade;
         let mut body = if no_body {
-            Some(empty())
+            None
         } else {
             Some(
                 Limited::new(body, self.max_body as usize)
@@ -204,11 +210,7 @@ impl Proxy {
         let Some(addrs) = self.candidates() else {
             return self.no_ready_instance();
         };
-        let tries = if retryable {
-            addrs.len().min(MAX_TRIES)
-        } else {
-            1
-        };
+        let tries = addrs.len().min(MAX_TRIES);
         for (i, authority) in addrs.iter().take(tries).enumerate() {
             let last = i + 1 == tries;
             let mut uri = hyper::http::uri::Parts::default();
@@ -222,7 +224,14 @@ impl Proxy {
                     "the request's path cannot be forwarded",
                 );
             };
-            let mut out = Request::new(body.take().unwrap_or_else(empty));
+            let (sent, reclaim) = match body.take() {
+                Some(b) => {
+                    let (sent, reclaim) = crate::body::reclaimable(b);
+                    (sent, Some(reclaim))
+                }
+                None => (empty(), None),
+            };
+            let mut out = Request::new(sent);
             *out.method_mut() = parts.method.clone();
             *out.uri_mut() = uri;
             *out.version_mut() = Version::HTTP_11;
@@ -232,10 +241,6 @@ impl Proxy {
             } else {
                 headers.clone().unwrap_or_default()
             };
-            if !last {
-                // Only an empty body is retried, so the next try gets an empty one too.
-                body = Some(empty());
-            }
             match tokio::time::timeout(self.timeout, self.client.request(out)).await {
                 Ok(Ok(mut response)) => {
                     if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -250,12 +255,17 @@ impl Proxy {
                 Ok(Err(e)) => {
                     tracing::warn!(route = cx.route, upstream = %authority, error = %e, "the upstream failed");
                     // An instance that refused or dropped the connection is skipped for a
-                    // while; a retryable request (idempotent, no body) goes to the next.
+                    // while.
                     self.mark_down(authority);
-                    if !last {
+                    let never_sent = e.is_connect();
+                    if let Some(reclaim) = &reclaim {
+                        body = reclaim.take();
+                    }
+                    let body_back = reclaim.is_none() || body.is_some();
+                    if !last && (retryable || (never_sent && body_back)) {
                         continue;
                     }
-                    return self.failure_reply(if e.is_connect() {
+                    return self.failure_reply(if never_sent {
                         Failure::Unreachable
                     } else {
                         Failure::Broken

@@ -374,3 +374,58 @@ async fn a_websocket_is_echoed_through_the_proxy() {
     gateway.stop(Duration::from_secs(1)).await;
     up.task.abort();
 }
+
+/// A request whose connection one instance refuses never left berth: it goes to the next
+/// instance whatever its method, with its body whole (and its `Content-Length`), over
+/// HTTP/1.1 and HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_sends_any_request_to_the_next_instance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let live = upstream(1).await;
+    // An address nobody listens on: connections to it are refused.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let backends = Arc::new(FixedBackends::default());
+    // The round robin starts at the dead instance on every even request.
+    backends.set("api", vec![dead, live.addr]);
+    let (gateway, base) = start(
+        spec(
+            vec![proxy_route("/", Upstream::Service("api".into()), false)],
+            tmp.path(),
+        ),
+        backends.clone(),
+    )
+    .await;
+    let body = "b".repeat(300);
+    let url = format!("{base}/orders");
+    let cases: [&[&str]; 3] = [
+        &["--data-binary", &body, &url],
+        &["--http2-prior-knowledge", "--data-binary", &body, &url],
+        &["-X", "POST", &url],
+    ];
+    for (i, args) in cases.iter().enumerate() {
+        if i > 0 {
+            // Past the 2 s a refusing instance is skipped, then an odd request, so that
+            // the next one starts at the dead instance again.
+            tokio::time::sleep(Duration::from_millis(2_100)).await;
+            let (code, _) = curl(&[&format!("{base}/odd")]).await;
+            assert_eq!(code, "200");
+        }
+        let (code, answer) = curl(args).await;
+        assert_eq!(code, "200", "{args:?}: {answer}");
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(v["instance"], 1, "{v}");
+        assert_eq!(v["method"], "POST", "{v}");
+        let sent = if i < 2 { body.len() } else { 0 };
+        assert_eq!(v["body_len"], sent, "{args:?}: {v}");
+        if sent > 0 {
+            assert_eq!(v["headers"]["content-length"], sent.to_string(), "{v}");
+            assert!(v["headers"].get("transfer-encoding").is_none(), "{v}");
+        }
+    }
+    gateway.stop(Duration::from_secs(1)).await;
+    live.task.abort();
+}
