@@ -381,7 +381,7 @@ pub(crate) async fn handle(
         if let Some(log) = &shared.log {
             log_line(log, &conn, &req, &refused, started, "-");
         }
-        return Ok(refused);
+        return answered_without_body(req, refused).await;
     }
     let host = host_of(&req);
     if req.uri().path().starts_with("/_berth/")
@@ -409,7 +409,7 @@ pub(crate) async fn handle(
             if let Some(log) = &shared.log {
                 log_line(log, &conn, &req, &response, started, "-");
             }
-            return Ok(response);
+            return answered_without_body(req, response).await;
         }
         known = Some(who);
     }
@@ -418,7 +418,7 @@ pub(crate) async fn handle(
         if let Some(log) = &shared.log {
             log_line(log, &conn, &req, &response, started, "-");
         }
-        return Ok(response);
+        return answered_without_body(req, response).await;
     };
     let route = &shared.routes[index];
     // What the log needs of the request, taken before the request is consumed.
@@ -429,25 +429,28 @@ pub(crate) async fn handle(
         if let (Some(log), Some(line)) = (&shared.log, logged) {
             line.write(log, &conn, &refused, took, &route.name, user);
         }
-        Ok(refused)
+        refused
     };
     // A flood from one address is turned away before anything else is asked.
     if let Some(limits) = &route.limits
         && let Err(refused) = limits.admit(conn.peer.ip())
     {
-        return refuse(*refused, logged, None);
+        return answered_without_body(req, refuse(*refused, logged, None)).await;
     }
     let identity = match (&route.auth, &shared.auth) {
         (Some(rule), Some(auth)) => match auth.check(rule, &req).await {
             Ok(identity) => Some(identity),
-            Err(refused) => return refuse(refused, logged, None),
+            Err(refused) => {
+                return answered_without_body(req, refuse(refused, logged, None)).await;
+            }
         },
         _ => known.flatten(),
     };
     if let (Some(limits), Some(identity)) = (&route.limits, &identity)
         && let Err(refused) = limits.admit_user(&identity.user)
     {
-        return refuse(*refused, logged, Some(&identity.user));
+        let refused = refuse(*refused, logged, Some(&identity.user));
+        return answered_without_body(req, refused).await;
     }
     // A spent budget refuses before anything reaches the service.
     let budget = match (&route.budget, &shared.budgets) {
@@ -455,7 +458,8 @@ pub(crate) async fn handle(
             let now = all.now();
             if let Err(refused) = b.admit(now) {
                 let user = identity.as_ref().map(|i| i.user.as_str());
-                return refuse(*refused, logged, user);
+                let refused = refuse(*refused, logged, user);
+                return answered_without_body(req, refused).await;
             }
             Some((b, all))
         }
@@ -472,13 +476,16 @@ pub(crate) async fn handle(
             } else {
                 full_path
             };
-            files.serve(
+            let response = files.serve(
                 req.method(),
                 path,
                 req.uri().query(),
                 full_path,
                 req.headers(),
-            )
+            );
+            // Files take no body: a POST's is read away before its 405 goes out.
+            crate::body::drain(req.into_body()).await;
+            response
         }
         Answer::Proxy(proxy) => {
             let cx = Context {
@@ -492,6 +499,7 @@ pub(crate) async fn handle(
         }
         Answer::Redirect { to, status } => {
             let location = redirect_target(to, &route.path, req.uri().path(), req.uri().query());
+            crate::body::drain(req.into_body()).await;
             reply::redirect(*status, &location)
         }
         Answer::Hook(h) => hook(req, &route.path, h).await,
@@ -505,6 +513,16 @@ pub(crate) async fn handle(
         let user = identity.as_ref().map(|i| i.user.as_str());
         line.write(log, &conn, &response, took, &route.name, user);
     }
+    Ok(response)
+}
+
+/// `response`, once what is left of `req`'s body has been read away (see
+/// [`crate::body::drain`]): the request was answered without it.
+async fn answered_without_body(
+    req: Request<Incoming>,
+    response: Response<Body>,
+) -> Result<Response<Body>, Infallible> {
+    crate::body::drain(req.into_body()).await;
     Ok(response)
 }
 
@@ -523,6 +541,7 @@ async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> 
             hyper::header::ALLOW,
             hyper::header::HeaderValue::from_static("POST"),
         );
+        crate::body::drain(req.into_body()).await;
         return r;
     }
     let topic = strip(prefix, req.uri().path())
@@ -536,6 +555,7 @@ async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> 
         )
     };
     if req.body().size_hint().lower() > max_body {
+        crate::body::drain(req.into_body()).await;
         return too_large();
     }
     let body = match Limited::new(req.into_body(), max_body as usize)

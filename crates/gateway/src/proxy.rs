@@ -176,6 +176,7 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.max_body) {
+            crate::body::drain(req.into_body()).await;
             return too_large(self.max_body);
         }
         let upgrade = wants_upgrade(&req);
@@ -208,6 +209,9 @@ impl Proxy {
         };
 
         let Some(addrs) = self.candidates() else {
+            if let Some(body) = body {
+                crate::body::drain(body).await;
+            }
             return self.no_ready_instance();
         };
         let tries = addrs.len().min(MAX_TRIES);

@@ -8,6 +8,7 @@ mod budget;
 mod limits;
 mod plain;
 mod proxy;
+mod refusals;
 mod statics;
 mod tls;
 
