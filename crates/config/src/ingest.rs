@@ -39,6 +39,8 @@ const WEBHOOK_KEYS: &[&str] = &["path", "auth", "roles"];
 const BROKER_KEYS: &[&str] = &["url", "user", "password_env", "client_id", "qos"];
 const JOB_KEYS: &[&str] = &["queue", "kind"];
 const ALLOW_KEYS: &[&str] = &["user", "role", "publish", "subscribe"];
+/// The keys of one credential in table form.
+const CREDENTIAL_KEYS: &[&str] = &["password_env", "roles"];
 
 /// One `[ingest.NAME]` table.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,9 +67,8 @@ pub struct IngestConfig {
     pub retention: Duration,
     /// `max_payload` (default 256 KiB): larger payloads become dead letters.
     pub max_payload: u64,
-    /// `credentials`: user name → the environment variable holding the password, for
-    /// devices that are not berth users.
-    pub credentials: BTreeMap<String, String>,
+    /// `credentials`: device logins for devices that are not berth users, by name.
+    pub credentials: BTreeMap<String, Credential>,
     /// `[[ingest.NAME.allow]]`: topic permissions; none means every logged-in client may
     /// publish and subscribe anywhere.
     pub allow: Vec<Allow>,
@@ -175,6 +176,16 @@ pub enum IngestStart {
         /// The workflow.
         name: String,
     },
+}
+
+/// One device login of `credentials`: `stand01 = "STAND01_PASSWORD"`, or
+/// `stand01 = { password_env = "STAND01_PASSWORD", roles = ["stands"] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The environment variable that holds the password (read at start).
+    pub password_env: String,
+    /// Roles, for `[[ingest.NAME.allow]]` entries with `role`.
+    pub roles: Vec<String>,
 }
 
 /// One `[[ingest.NAME.allow]]` entry: topics a user or role may use.
@@ -476,7 +487,7 @@ fn ingest(
         "a table such as { stand01 = \"STAND01_PASSWORD\" }",
         d,
     ) {
-        for (key, _) in c.entries() {
+        for (key, value) in c.entries() {
             let user: &str = key.get_ref().as_ref();
             if !valid_user_name(user) {
                 d.error(
@@ -486,8 +497,9 @@ fn ingest(
                          expected 1 to 128 letters, digits, `.`, `_`, `-` or `@`, such as stand01"
                     ),
                 );
+                continue;
             }
-            if let Some(var) = c.string(user, "variable name", d, |v| {
+            let env_name = |v: &str| {
                 if valid_env_name(v) {
                     Ok(v.to_owned())
                 } else {
@@ -498,8 +510,51 @@ fn ingest(
                             .into(),
                     ))
                 }
-            }) {
-                credentials.insert(user.to_owned(), var);
+            };
+            let credential = if value.get_ref().is_str() {
+                c.string(user, "variable name", d, env_name)
+                    .map(|password_env| Credential {
+                        password_env,
+                        roles: Vec::new(),
+                    })
+            } else {
+                let expected = format!(
+                    "the name of the variable that holds the password, such as                      \"STAND01_PASSWORD\", or a table such as {{ password_env = \"STAND01_PASSWORD\", \
+                     roles = [\"stands\"] }}"
+                );
+                c.child(user, value, &expected, d).and_then(|t| {
+                    t.check_keys(CREDENTIAL_KEYS, d);
+                    let roles = t
+                        .string_list("roles", "role", "a role name such as \"stands\"", d, |r| {
+                            crate::gateway::valid_role(r)
+                                .then(|| r.to_owned())
+                                .ok_or_else(|| {
+                                    Invalid::Expected(
+                                        "expected letters, digits, `_` and `-`, such as \"stands\""
+                                            .into(),
+                                    )
+                                })
+                        })
+                        .unwrap_or_default();
+                    let password_env = t.string("password_env", "variable name", d, env_name);
+                    if t.get("password_env").is_none() {
+                        d.error(
+                            t.span(),
+                            format!(
+                                "missing `password_env` for `{user}` in `credentials` of \
+                                 [ingest.{name}]: expected the name of the variable that holds \
+                                 its password, such as password_env = \"STAND01_PASSWORD\""
+                            ),
+                        );
+                    }
+                    password_env.map(|password_env| Credential {
+                        password_env,
+                        roles,
+                    })
+                })
+            };
+            if let Some(credential) = credential {
+                credentials.insert(user.to_owned(), credential);
             }
         }
     }
@@ -534,6 +589,37 @@ fn ingest(
         });
     }
     let place = |key: &str| place_of(section, key);
+    // A device login that no entry grants a topic could connect and then do nothing: every
+    // publish refused. (A berth user's roles are not known here; a device's are.)
+    if !allow.is_empty() {
+        let credentials_span = section.get("credentials").map(|v| v.span());
+        for (user, credential) in &credentials {
+            let granted = allow.iter().any(|a| {
+                a.user.as_deref() == Some(user.as_str())
+                    || a.role
+                        .as_ref()
+                        .is_some_and(|r| credential.roles.contains(r))
+            });
+            if !granted {
+                let roles = if credential.roles.is_empty() {
+                    "it has no roles".to_owned()
+                } else {
+                    format!("its roles: {}", credential.roles.join(", "))
+                };
+                d.error(
+                    credentials_span.clone().unwrap_or_else(|| section.span()),
+                    format!(
+                        "device `{user}` in `credentials` of [ingest.{name}] is allowed no topic: \
+                         no [[ingest.{name}.allow]] entry names it or one of its roles ({roles}), \
+                         so every publish and subscription would be refused; expected an entry \
+                         with user = \"{user}\", or roles for it, such as {user} = {{ \
+                         password_env = \"{}\", roles = [\"stands\"] }}",
+                        credential.password_env
+                    ),
+                );
+            }
+        }
+    }
     match &mqtt {
         None => {
             for key in ["credentials", "allow"] {

@@ -47,8 +47,8 @@ pub use gateway::{
     RateLimitConfig, RouteConfig, RouteTarget, TlsConfig, valid_role,
 };
 pub use ingest::{
-    Allow, BrokerConfig, DirConfig, IngestConfig, IngestStart, MqttConfig, Pick, TlsFiles,
-    WebhookConfig, topic_filter_error, valid_user_name,
+    Allow, BrokerConfig, Credential, DirConfig, IngestConfig, IngestStart, MqttConfig, Pick,
+    TlsFiles, WebhookConfig, topic_filter_error, valid_user_name,
 };
 pub use model::{
     Api, App, Backoff, CheckConfig, Config, CrashLoopConfig, Durability, Handler, LiveConfig,

@@ -42,7 +42,7 @@ pub use client::BrokerSpec;
 pub use error::IngestError;
 pub use feed::Feed;
 pub use files::DirSpec;
-pub use mqtt::{AllowRule, AuthSpec, LoginRefusal, MqttSpec, UserLogin};
+pub use mqtt::{AllowRule, AuthSpec, Device, LoginRefusal, MqttSpec, UserLogin};
 pub use pipeline::{Checker, Pick, Starter};
 
 /// Messages waiting for the writer before publishers are held back.

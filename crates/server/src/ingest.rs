@@ -136,8 +136,12 @@ pub fn ingest_specs(
             None => None,
             Some(m) => {
                 let mut credentials = HashMap::new();
-                for (user, var) in &i.credentials {
-                    credentials.insert(user.clone(), password(&i.name, user, var)?);
+                for (user, c) in &i.credentials {
+                    let device = berth_ingest::Device {
+                        password: password(&i.name, user, &c.password_env)?,
+                        roles: c.roles.clone(),
+                    };
+                    credentials.insert(user.clone(), device);
                 }
                 let allow = i
                     .allow

@@ -124,7 +124,7 @@ classify = "/type"
 device = 1
 job = {{ queue = "stands" }}
 max_payload = "1KiB"
-credentials = {{ stand02 = "STAND02_PASSWORD" }}
+credentials = {{ stand02 = "STAND02_PASSWORD", stand03 = {{ password_env = "STAND03_PASSWORD", roles = ["stands"] }} }}
 
 [[ingest.stands.allow]]
 role = "stands"
@@ -154,7 +154,14 @@ subscribe = ["lab/#"]
     );
     assert_eq!(parts(&added).0, 0, "{:?}", parts(&added));
     // The device password reaches the daemon through its environment.
-    let mut daemon = up_with_env(d, &[("STAND02_PASSWORD", "device-secret")]).await;
+    let mut daemon = up_with_env(
+        d,
+        &[
+            ("STAND02_PASSWORD", "device-secret"),
+            ("STAND03_PASSWORD", "stand03-secret"),
+        ],
+    )
+    .await;
     let alice = ("alice", "alice-password");
 
     // Wrong passwords are refused, for berth users and device credentials alike.
@@ -228,6 +235,13 @@ subscribe = ["lab/#"]
         r#"{"type":"status","seq":3}"#,
         &v5,
     );
+    assert!(parts(&out).1.contains("RC:135"), "{:?}", parts(&out));
+    // A device login with a role gets the role's topics (a plain topic here, not stored),
+    // and only those.
+    let stand03 = ("stand03", "stand03-secret");
+    let out = pub_(port, stand03, "lab/stand03", "up", &v5);
+    assert!(parts(&out).1.contains("RC:0"), "{:?}", parts(&out));
+    let out = pub_(port, stand03, "bob/inbound", "{}", &v5);
     assert!(parts(&out).1.contains("RC:135"), "{:?}", parts(&out));
     // Malformed JSON and an oversized payload (3.1.1: acknowledged, dead-lettered).
     let out = pub_(port, alice, "alice/inbound", "{not json", &["-q", "1"]);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_config::{
-    Allow, AuthKind, BrokerConfig, DirConfig, IngestStart, MqttConfig, Pick, TlsFiles,
+    Allow, AuthKind, BrokerConfig, Credential, DirConfig, IngestStart, MqttConfig, Pick, TlsFiles,
     WebhookConfig,
 };
 
@@ -25,12 +25,16 @@ schema = "protocol.schema.json"
 classify = "/type"
 device = 1
 job = { queue = "stands" }
-credentials = { stand01 = "STAND01_PASSWORD" }
+credentials = { stand01 = { password_env = "STAND01_PASSWORD", roles = ["stands"] }, lab = "LAB_PASSWORD" }
 
 [[ingest.stands.allow]]
 role = "stands"
 publish = ["%u/inbound"]
 subscribe = ["%u/commands"]
+
+[[ingest.stands.allow]]
+user = "lab"
+publish = ["lab/#"]
 
 [ingest.drops]
 mqtt = { listen = "127.0.0.1:1884", auth = "anonymous" }
@@ -65,15 +69,31 @@ store = true
     );
     assert_eq!(i.retention, Duration::from_secs(30 * 86_400));
     assert_eq!(i.max_payload, 256 * 1024);
-    assert_eq!(i.credentials["stand01"], "STAND01_PASSWORD");
+    assert_eq!(
+        i.credentials["stand01"],
+        Credential {
+            password_env: "STAND01_PASSWORD".into(),
+            roles: vec!["stands".into()],
+        }
+    );
+    assert_eq!(i.credentials["lab"].password_env, "LAB_PASSWORD");
+    assert!(i.credentials["lab"].roles.is_empty());
     assert_eq!(
         i.allow,
-        [Allow {
-            user: None,
-            role: Some("stands".into()),
-            publish: vec!["%u/inbound".into()],
-            subscribe: vec!["%u/commands".into()],
-        }]
+        [
+            Allow {
+                user: None,
+                role: Some("stands".into()),
+                publish: vec!["%u/inbound".into()],
+                subscribe: vec!["%u/commands".into()],
+            },
+            Allow {
+                user: Some("lab".into()),
+                role: None,
+                publish: vec!["lab/#".into()],
+                subscribe: vec![],
+            }
+        ]
     );
     let d = &config.ingests["drops"];
     assert!(d.mqtt.as_ref().unwrap().anonymous);
@@ -157,6 +177,45 @@ credentials = { "stand/01" = "S" }
             "has `auth = \"anonymous\"` and `allow` entries",
             "invalid device name `stand/01`",
             "unknown workflow `none` in [ingest.b]",
+        ],
+    );
+
+    // A device login that no allow entry grants anything could only be refused: the
+    // entry names a role the device does not have.
+    let found = diagnostics(&with_app(
+        r#"
+[ingest.a]
+mqtt = { listen = "127.0.0.1:1883" }
+topics = ["+/inbound"]
+credentials = { stand01 = "STAND01_PASSWORD", stand02 = { password_env = "S2", roles = ["lab"] }, ok = { password_env = "OK", roles = ["stands"] } }
+
+[[ingest.a.allow]]
+role = "stands"
+publish = ["%u/inbound"]
+"#,
+    ));
+    exactly(
+        &found,
+        &[
+            "device `stand01` in `credentials` of [ingest.a] is allowed no topic: no [[ingest.a.allow]] entry names it or one of its roles (it has no roles)",
+            "device `stand02` in `credentials` of [ingest.a] is allowed no topic: no [[ingest.a.allow]] entry names it or one of its roles (its roles: lab)",
+        ],
+    );
+    // The table form wants its password variable, and only its own keys.
+    let found = diagnostics(&with_app(
+        r#"
+[ingest.a]
+mqtt = { listen = "127.0.0.1:1883" }
+topics = ["+/inbound"]
+credentials = { s = { roles = ["stands"], password = "hunter2" }, t = 3 }
+"#,
+    ));
+    exactly(
+        &found,
+        &[
+            "unknown key `password` in [ingest.a.credentials.s]",
+            "missing `password_env` for `s` in `credentials` of [ingest.a]",
+            "wrong type for `t` in [ingest.a.credentials]: found an integer, expected the name of the variable",
         ],
     );
 

@@ -1,6 +1,7 @@
 //! Config integration tests: valid configs and their defaults, every class of
 //! error with its exact location, files on disk, services.
 
+mod docs;
 mod errors;
 mod files;
 mod flows;

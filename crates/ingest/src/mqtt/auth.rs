@@ -43,12 +43,21 @@ pub trait UserLogin: Send + Sync {
     async fn check(&self, name: &str, password: &str) -> Result<Vec<String>, LoginRefusal>;
 }
 
+/// A device login of an ingest's own.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Its password (read from the environment at start).
+    pub password: String,
+    /// Its roles, for `allow` entries with a role.
+    pub roles: Vec<String>,
+}
+
 /// How clients log in.
 pub struct AuthSpec {
     /// No login needed.
     pub anonymous: bool,
-    /// Per-ingest devices: name → password (read from the environment at start).
-    pub credentials: HashMap<String, String>,
+    /// Per-ingest devices, by name.
+    pub credentials: HashMap<String, Device>,
     /// Berth users, when they may log in.
     pub users: Option<Arc<dyn UserLogin>>,
     /// Topic permissions; empty allows every topic.
@@ -102,15 +111,15 @@ impl Auth {
                 Err(ConnCode::NotAuthorized)
             };
         };
-        if let Some(expected) = self.spec.credentials.get(&name) {
+        if let Some(device) = self.spec.credentials.get(&name) {
             // Compared as hashes: how long the comparison takes says nothing of the password.
             let hash = |text: &str| ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-            let same = hash(expected).as_ref() == hash(&password).as_ref();
+            let same = hash(&device.password).as_ref() == hash(&password).as_ref();
             if !same {
                 tokio::time::sleep(WRONG_PASSWORD_PAUSE).await;
                 return Err(ConnCode::BadLogin);
             }
-            return Ok(self.identity(Some(name), &[]));
+            return Ok(self.identity(Some(name), &device.roles));
         }
         let Some(users) = &self.spec.users else {
             return Err(ConnCode::BadLogin);

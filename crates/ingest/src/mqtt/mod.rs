@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::{AllowRule, AuthSpec, LoginRefusal, UserLogin};
+pub use auth::{AllowRule, AuthSpec, Device, LoginRefusal, UserLogin};
 use codec::Publish;
 pub(crate) use codec::QoS;
 pub use topic::filter_error;
