@@ -518,11 +518,10 @@ fn ingest(
                         roles: Vec::new(),
                     })
             } else {
-                let expected = format!(
-                    "the name of the variable that holds the password, such as                      \"STAND01_PASSWORD\", or a table such as {{ password_env = \"STAND01_PASSWORD\", \
-                     roles = [\"stands\"] }}"
-                );
-                c.child(user, value, &expected, d).and_then(|t| {
+                let expected = "the name of the variable that holds the password, such as \
+                                \"STAND01_PASSWORD\", or a table such as { password_env = \
+                                \"STAND01_PASSWORD\", roles = [\"stands\"] }";
+                c.child(user, value, expected, d).and_then(|t| {
                     t.check_keys(CREDENTIAL_KEYS, d);
                     let roles = t
                         .string_list("roles", "role", "a role name such as \"stands\"", d, |r| {
