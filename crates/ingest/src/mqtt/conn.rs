@@ -24,6 +24,13 @@ use crate::writer::{Done, Outcome, Stored, Submit};
 /// How long a client has to send its CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a stop waits for the outcomes of a connection's messages that the writer
+/// holds, so that each stored one is acknowledged before the connection closes.
+const STOP_ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a connection berth ends waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// Room for a CONNECT beyond its will's payload (ids, names, properties).
 const CONNECT_OVERHEAD: usize = 64 * 1024;
 
@@ -125,6 +132,7 @@ pub(crate) async fn serve<T: Transport>(
         unreleased: resumed.unreleased.iter().copied().collect(),
         received: resumed.received.iter().map(|&id| (id, true)).collect(),
         acks: mpsc::unbounded_channel(),
+        awaiting: 0,
         client_id: client_id.clone(),
         link_id,
     };
@@ -234,6 +242,28 @@ async fn read_connect<T: Transport>(
     }
 }
 
+/// Closes a connection that berth ends so that what it wrote last (the acknowledgements
+/// of a stop, the DISCONNECT) reaches the client: it says it is done sending, then reads
+/// and drops what the client still sends, until the client closes too, for at most
+/// [`LINGER`]. Closing a socket with unread bytes makes the kernel reset it, and a reset
+/// can discard, on the client's side, acknowledgements it had not read yet: the client
+/// then sends those messages again after the restart, and they are stored twice.
+async fn linger<T: Transport>(io: &mut T, rbuf: &mut BytesMut) {
+    let _ = tokio::time::timeout(LINGER, async {
+        if io.finish().await.is_err() {
+            return;
+        }
+        loop {
+            rbuf.clear();
+            match io.read(rbuf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+}
+
 struct Conn {
     broker: Arc<Broker>,
     version: Version,
@@ -252,6 +282,8 @@ struct Conn {
         mpsc::UnboundedSender<Stored>,
         mpsc::UnboundedReceiver<Stored>,
     ),
+    /// Messages handed to the writer whose outcome has not come back yet.
+    awaiting: usize,
     client_id: String,
     link_id: u64,
 }
@@ -292,7 +324,12 @@ impl Conn {
             }
             let turn = tokio::select! {
                 biased;
-                _ = stop.cancelled() => Some(End::Close(DisconnectCode::ServerShuttingDown, "berth is stopping".into())),
+                _ = stop.cancelled() => {
+                    // Nothing more is read; what was stored is acknowledged before the
+                    // connection closes.
+                    self.await_outcomes().await;
+                    Some(End::Close(DisconnectCode::ServerShuttingDown, "berth is stopping".into()))
+                }
                 _ = kick.cancelled() => Some(End::Close(DisconnectCode::SessionTakenOver, "another connection took the session over".into())),
                 Some(stored) = self.acks.1.recv() => {
                     self.stored(stored);
@@ -329,9 +366,28 @@ impl Conn {
         };
         if let End::Close(code, _) = &end {
             codec::write(self.version, Outgoing::Disconnect(*code), &mut self.wbuf);
-            let _ = tokio::time::timeout(Duration::from_secs(1), io.write(&self.wbuf)).await;
+            if let Ok(Ok(())) =
+                tokio::time::timeout(Duration::from_secs(1), io.write(&self.wbuf)).await
+            {
+                linger(io, rbuf).await;
+            }
         }
         end
+    }
+
+    /// At a stop: waits, a bounded time, for the writer's outcome of every message this
+    /// client handed it, so that the acknowledgement of each one stored goes out before
+    /// the connection closes. Without it, a message committed just before the stop was
+    /// sent again by the client after the restart, and stored twice. (The writer stores
+    /// what it holds only once every connection has ended.)
+    async fn await_outcomes(&mut self) {
+        let until = Instant::now() + STOP_ACK_WAIT;
+        while self.awaiting > 0 {
+            match tokio::time::timeout_at(until, self.acks.1.recv()).await {
+                Ok(Some(stored)) => self.stored(stored),
+                _ => break,
+            }
+        }
     }
 
     /// Acts on every whole packet in `rbuf`.
@@ -396,6 +452,7 @@ impl Conn {
 
     /// The writer's outcome for one of this client's messages: the acknowledgement.
     fn stored(&mut self, s: Stored) {
+        self.awaiting = self.awaiting.saturating_sub(1);
         let refused = match s.outcome {
             Outcome::Stored => None,
             Outcome::Dead(why) => Some((Refusal::PayloadFormatInvalid, why)),
@@ -506,11 +563,15 @@ impl Conn {
         if p.qos == QoS::ExactlyOnce {
             self.received.insert(p.pkid, false);
         }
+        let awaited = done.is_some();
         if !self.take_in(&p, done).await {
             return Some(End::Close(
                 DisconnectCode::ServerShuttingDown,
                 "the ingest is stopping".into(),
             ));
+        }
+        if awaited {
+            self.awaiting += 1;
         }
         None
     }

@@ -19,6 +19,9 @@ pub(crate) trait Transport: Send {
     fn read(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<usize>> + Send;
     /// Sends `bytes` whole.
     fn write(&mut self, bytes: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+    /// Says this side is done sending (TCP: FIN; TLS: close_notify, then FIN; WebSocket:
+    /// a Close frame), while the peer's bytes may still be read.
+    fn finish(&mut self) -> impl Future<Output = io::Result<()>> + Send;
 }
 
 /// A byte stream carrying MQTT packets as they are: TCP, or TLS over TCP.
@@ -34,6 +37,10 @@ macro_rules! plain_transport {
 
             async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
                 self.write_all(bytes).await
+            }
+
+            async fn finish(&mut self) -> io::Result<()> {
+                self.shutdown().await
             }
         }
     };
@@ -68,6 +75,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WebSocketStream<S> 
         self.send(Message::binary(bytes.to_vec()))
             .await
             .map_err(io::Error::other)
+    }
+
+    async fn finish(&mut self) -> io::Result<()> {
+        self.close(None).await.map_err(io::Error::other)
     }
 }
 
