@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# berth's resident memory at rest: `berth up` with an empty config, then with each
+# capability on its own, then with all of them, each in a fresh data dir. The figure is
+# the daemon's VmRSS (shared pages of its binary and libraries included, as `ps` shows
+# it), split into anonymous and file-backed memory, SETTLE seconds after its API
+# answered; the median of RUNS starts. berth's watchdog (a `sh` started with the first
+# service) is not counted. Prints one markdown table on stdout, progress on stderr.
+#
+#   bash bench/memory/idle.sh                     (builds berth with cargo first)
+#   BERTH=/path/to/berth bash bench/memory/idle.sh
+#
+# Knobs (environment): SETTLE (seconds, default 5), RUNS (default 3), BERTH. Everything
+# it writes lives in one `mktemp -d` directory, removed at the end; every berth it starts
+# runs in its own process group and is stopped at exit. Ports come from 20000-32000.
+set -euo pipefail
+
+SETTLE=${SETTLE:-5}
+RUNS=${RUNS:-3}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=../lib.sh
+. "$root/bench/lib.sh"
+if [ -z "${BERTH:-}" ]; then
+  (cd "$root" && cargo build --release -p berth >&2)
+  BERTH=$root/target/release/berth
+fi
+[ -x "$BERTH" ] || die "no berth binary at $BERTH"
+BERTH=$(cd "$(dirname "$BERTH")" && pwd)/$(basename "$BERTH")
+
+work=$(mktemp -d -t berth-memory.XXXXXX)
+trap 'stop_groups; rm -rf "$work"' EXIT
+
+app='[app]
+name = "idle"
+shutdown_grace = "2s"
+'
+services() {
+  local i
+  for i in 0 1 2 3 4 5 6 7 8 9; do printf '[service.s%d]\ncommand = "exec sleep 100000"\n\n' "$i"; done
+}
+queues='[queue.work]
+handler = { run = "true" }
+concurrency = 8
+
+[queue.pull]
+handler = "pull"
+'
+flows='[queue.default]
+handler = { run = "true" }
+
+[schedule.tick]
+cron = "*/5 * * * *"
+job = { queue = "default", kind = "tick" }
+
+[workflow.publish.step.fetch]
+handler = { run = "true" }
+
+[workflow.publish.step.send]
+handler = { run = "true" }
+parents = ["fetch"]
+'
+gateway() {
+  free_port
+  mkdir -p "$1/dist"
+  echo '<h1>hello</h1>' >"$1/dist/index.html"
+  cat <<EOT
+[gateway]
+listen = "127.0.0.1:$port"
+
+[[gateway.route]]
+path = "/"
+static = "dist"
+
+[[gateway.route]]
+path = "/api"
+proxy = "http://127.0.0.1:9"
+budget = "nlu"
+
+[budget.nlu]
+limit = 10.0
+period = "month"
+cost_per_request = 0.002
+EOT
+}
+ingest() {
+  free_port
+  cp "$root/bench/ingest/protocol.schema.json" "$1/"
+  cat <<EOT
+[ingest.stands]
+mqtt = { listen = "127.0.0.1:$port", auth = "anonymous" }
+topics = ["+/inbound"]
+schema = "protocol.schema.json"
+device = 1
+EOT
+}
+notify='[notify.ops]
+webhook = "http://127.0.0.1:9/hook"
+on = ["*"]
+'
+backup() {
+  mkdir -p "$1/media"
+  cat <<EOT
+[backup]
+dir = "backups"
+schedule = "0 3 * * *"
+include = ["media"]
+EOT
+}
+
+config() { # CASE DIR: the config of a case
+  local dir=$2
+  printf '%s\n' "$app"
+  case $1 in
+    empty) ;;
+    services) services ;;
+    queues) printf '%s\n' "$queues" ;;
+    flows) printf '%s\n' "$flows" ;;
+    gateway) gateway "$dir" ;;
+    ingest) ingest "$dir" ;;
+    notify) printf '%s\n' "$notify" ;;
+    backup) backup "$dir" ;;
+    all)
+      services
+      printf '%s\n%s\n%s\n' "$queues" "$flows" "$notify"
+      gateway "$dir"
+      ingest "$dir"
+      backup "$dir"
+      ;;
+  esac
+}
+
+measure() { # CASE RUN: prints "rss anon file" in KiB
+  local dir=$work/$1-$2 i
+  mkdir -p "$dir"
+  config "$1" "$dir" >"$dir/berth.toml"
+  (cd "$dir" && "$BERTH" check >/dev/null) || die "$1: berth check refused the config"
+  launch "$dir" "$dir/up.log" "$BERTH" up
+  for ((i = 0; i < 150; i++)); do
+    (cd "$dir" && "$BERTH" status >/dev/null 2>&1) && break
+    alive "$srv_pid" || die "$1: berth up exited: $(tail -3 "$dir/up.log")"
+    sleep 0.1
+  done
+  sleep "$SETTLE"
+  local rss anon file
+  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$srv_pid/status")
+  anon=$(awk '/^RssAnon:/ {print $2}' "/proc/$srv_pid/status")
+  file=$(awk '/^RssFile:/ {print $2}' "/proc/$srv_pid/status")
+  stop_server "$srv_pid"
+  echo "$rss $anon $file"
+}
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+echo "| config | VmRSS | anonymous | file-backed |"
+echo "|---|---|---|---|"
+for c in empty services queues flows gateway ingest notify backup all; do
+  rows=()
+  for ((r = 1; r <= RUNS; r++)); do
+    log "$c: run $r of $RUNS…"
+    rows+=("$(measure "$c" "$r")")
+  done
+  rss=$(printf '%s\n' "${rows[@]}" | awk '{print $1}' | median)
+  anon=$(printf '%s\n' "${rows[@]}" | awk '{print $2}' | median)
+  file=$(printf '%s\n' "${rows[@]}" | awk '{print $3}' | median)
+  label=$c
+  case $c in
+    empty) label="empty (\`[app]\` only)" ;;
+    services) label="10 services of \`sleep\`" ;;
+    queues) label="a run queue and a pull queue" ;;
+    flows) label="a schedule and a 2-step workflow" ;;
+    gateway) label="gateway: a static and a proxy route, a budget" ;;
+    ingest) label="ingest: an MQTT listener with a schema" ;;
+    notify) label="a webhook notification channel" ;;
+    backup) label="scheduled backups" ;;
+    all) label="all of the above" ;;
+  esac
+  echo "| $label | $(mib "$rss") | $(mib "$anon") | $(mib "$file") |"
+done
