@@ -441,7 +441,11 @@ async fn blocking<T: Send + 'static>(
 async fn opens(target: &RestoreTarget) -> Result<(), BackupError> {
     let opened = match target {
         RestoreTarget::Sqlite { data_dir, db_file } => {
-            berth_store::SqliteStore::open(&data_dir.join(db_file), Default::default()).map(drop)
+            // Closed before this returns: its connections' last checkpoint and removal of
+            // the `-wal` file must not race whatever comes next (removing the replaced
+            // data, a `berth up`).
+            berth_store::SqliteStore::open(&data_dir.join(db_file), Default::default())
+                .map(berth_store::SqliteStore::close)
         }
         RestoreTarget::Postgres { url, .. } => PostgresStore::open(url, PostgresOptions::default())
             .await

@@ -13,7 +13,7 @@
 //! Amounts are kept in millionths of the budget's unit, so sums are exact.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use berth_store::{BudgetState, NewEvent, Store, Timestamp};
@@ -35,7 +35,8 @@ const MICROS: f64 = 1_000_000.0;
 /// One budget's spending, as this node sees it.
 #[derive(Debug)]
 pub(crate) struct Budget {
-    spec: BudgetSpec,
+    /// Replaced by a reload (a new limit, cost or period); what was spent stays.
+    spec: RwLock<Arc<BudgetSpec>>,
     local: Mutex<Local>,
 }
 
@@ -70,23 +71,37 @@ impl Local {
 }
 
 impl Budget {
+    fn new(spec: &BudgetSpec, now: Timestamp) -> Self {
+        let (start, _) = period_bounds(spec, now);
+        Self {
+            spec: RwLock::new(Arc::new(spec.clone())),
+            local: Mutex::new(Local::new(start)),
+        }
+    }
+
+    /// The settings in force.
+    pub(crate) fn spec(&self) -> Arc<BudgetSpec> {
+        self.spec.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Whether a request may go through now; charges its `cost_per_request` if so.
     pub(crate) fn admit(&self, now: Timestamp) -> Result<(), Box<Response<Body>>> {
-        let (start, next) = period_bounds(&self.spec, now);
+        let spec = self.spec();
+        let (start, next) = period_bounds(&spec, now);
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
         local.roll(start);
         let spent = local
             .stored
             .saturating_add(local.pending)
             .saturating_add(local.flushing);
-        let cost = self.spec.cost_per_request;
+        let cost = spec.cost_per_request;
         let over = if cost > 0 {
-            spent.saturating_add(cost) > self.spec.limit
+            spent.saturating_add(cost) > spec.limit
         } else {
-            spent >= self.spec.limit
+            spent >= spec.limit
         };
         if over {
-            return Err(Box::new(self.refusal(spent, now, next)));
+            return Err(Box::new(refusal(&spec, spent, now, next)));
         }
         local.pending = local.pending.saturating_add(cost);
         Ok(())
@@ -95,7 +110,8 @@ impl Budget {
     /// Charges what the service reported in the response's cost header (removed from the
     /// response, as it is meant for berth).
     pub(crate) fn charge_reported(&self, headers: &mut HeaderMap, now: Timestamp) {
-        let Some(name) = &self.spec.cost_header else {
+        let spec = self.spec();
+        let Some(name) = &spec.cost_header else {
             return;
         };
         let Some(value) = headers.remove(name) else {
@@ -107,55 +123,57 @@ impl Budget {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|c| c.is_finite() && *c >= 0.0);
         let Some(cost) = cost else {
-            tracing::warn!(budget = %self.spec.name, header = %name, "the service reported a cost that is not a number of zero or more; nothing charged");
+            tracing::warn!(budget = %spec.name, header = %name, "the service reported a cost that is not a number of zero or more; nothing charged");
             return;
         };
-        let (start, _) = period_bounds(&self.spec, now);
+        let (start, _) = period_bounds(&spec, now);
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
         local.roll(start);
         // A cost beyond the whole limit is the limit: enough to spend it.
-        let micros = (cost * MICROS).round().min(self.spec.limit as f64) as i64;
+        let micros = (cost * MICROS).round().min(spec.limit as f64) as i64;
         local.pending = local.pending.saturating_add(micros);
     }
+}
 
-    fn refusal(&self, spent: i64, now: Timestamp, next: Timestamp) -> Response<Body> {
-        let s = &self.spec;
-        let period = match s.period {
-            Period::Day => "day",
-            Period::Month => "month",
-        };
-        let resets = next.to_string();
-        let body = json!({
-            "error": "budget_exhausted",
-            "budget": s.name,
-            "limit": s.limit as f64 / MICROS,
-            "spent": spent as f64 / MICROS,
-            "period": period,
-            "resets_at": resets,
-            "message": format!(
-                "budget `{}` is spent: {} of {} this {period}; it resets at {resets}",
-                s.name,
-                spent as f64 / MICROS,
-                s.limit as f64 / MICROS
-            ),
-        });
-        let mut r = Response::new(full(body.to_string()));
-        *r.status_mut() = s.status;
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        r.headers_mut().insert(
-            hyper::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        );
-        let wait = next.since(now).as_secs().max(1);
-        if let Ok(v) = HeaderValue::try_from(wait.to_string()) {
-            r.headers_mut().insert(RETRY_AFTER, v);
-        }
-        r
+/// The answer to a request refused because the budget is spent.
+fn refusal(s: &BudgetSpec, spent: i64, now: Timestamp, next: Timestamp) -> Response<Body> {
+    let period = match s.period {
+        Period::Day => "day",
+        Period::Month => "month",
+    };
+    let resets = next.to_string();
+    let body = json!({
+        "error": "budget_exhausted",
+        "budget": s.name,
+        "limit": s.limit as f64 / MICROS,
+        "spent": spent as f64 / MICROS,
+        "period": period,
+        "resets_at": resets,
+        "message": format!(
+            "budget `{}` is spent: {} of {} this {period}; it resets at {resets}",
+            s.name,
+            spent as f64 / MICROS,
+            s.limit as f64 / MICROS
+        ),
+    });
+    let mut r = Response::new(full(body.to_string()));
+    *r.status_mut() = s.status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    let wait = next.since(now).as_secs().max(1);
+    if let Ok(v) = HeaderValue::try_from(wait.to_string()) {
+        r.headers_mut().insert(RETRY_AFTER, v);
     }
+    r
+}
 
+impl Budget {
     /// What this node charged since the last flush, taken for a flush.
     fn take_pending(&self) -> (Timestamp, i64) {
         let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
@@ -188,7 +206,8 @@ impl Budget {
 
 /// Every budget, by name, with the flusher's state.
 pub(crate) struct Budgets {
-    by_name: HashMap<String, Arc<Budget>>,
+    /// Replaced by a reload: new budgets added, removed ones dropped.
+    by_name: RwLock<HashMap<String, Arc<Budget>>>,
     store: Arc<dyn Store>,
     clock: Clock,
     node: String,
@@ -203,44 +222,95 @@ impl Budgets {
         clock: Clock,
         node: String,
     ) -> Result<Self, berth_store::StoreError> {
-        let this = Self::new(specs, store, clock, node);
-        let stored: HashMap<String, BudgetState> =
-            this.store.budgets().await?.into_iter().collect();
-        for (name, budget) in &this.by_name {
-            if let Some(state) = stored.get(name) {
-                let mut local = budget.local.lock().unwrap_or_else(|e| e.into_inner());
-                if state.period_start >= local.period_start {
-                    local.period_start = state.period_start;
-                    local.stored = state.spent;
-                }
-            }
-        }
-        Ok(this)
-    }
-
-    fn new(specs: &[BudgetSpec], store: Arc<dyn Store>, clock: Clock, node: String) -> Self {
-        let now = clock.now();
-        let by_name = specs
-            .iter()
-            .map(|s| {
-                let (start, _) = period_bounds(s, now);
-                let budget = Budget {
-                    spec: s.clone(),
-                    local: Mutex::new(Local::new(start)),
-                };
-                (s.name.clone(), Arc::new(budget))
-            })
-            .collect();
-        Self {
-            by_name,
+        let this = Self {
+            by_name: RwLock::new(HashMap::new()),
             store,
             clock,
             node,
+        };
+        this.reload(specs).await?;
+        Ok(this)
+    }
+
+    /// Makes the budgets `specs` (a reload): a budget that stays keeps what it has
+    /// spent and takes its new limit, cost and period at once; a new one starts from
+    /// what the store holds for its current period; a removed one is dropped (its row
+    /// stays in the store). Returns the names of the new budgets.
+    pub(crate) async fn reload(
+        &self,
+        specs: &[BudgetSpec],
+    ) -> Result<Vec<String>, berth_store::StoreError> {
+        let now = self.clock.now();
+        let current = self.all();
+        let new: Vec<&BudgetSpec> = specs
+            .iter()
+            .filter(|s| !current.contains_key(&s.name))
+            .collect();
+        let stored: HashMap<String, BudgetState> = if new.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.budgets().await?.into_iter().collect()
+        };
+        let mut by_name = HashMap::new();
+        let mut added = Vec::new();
+        for spec in specs {
+            let budget = match current.get(&spec.name) {
+                Some(b) => {
+                    *b.spec.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(spec.clone());
+                    b.clone()
+                }
+                None => {
+                    let b = Budget::new(spec, now);
+                    if let Some(state) = stored.get(&spec.name) {
+                        let mut local = b.local.lock().unwrap_or_else(|e| e.into_inner());
+                        if state.period_start >= local.period_start {
+                            local.period_start = state.period_start;
+                            local.stored = state.spent;
+                        }
+                    }
+                    added.push(spec.name.clone());
+                    Arc::new(b)
+                }
+            };
+            by_name.insert(spec.name.clone(), budget);
         }
+        *self.by_name.write().unwrap_or_else(|e| e.into_inner()) = by_name;
+        Ok(added)
+    }
+
+    /// Every budget, by name.
+    fn all(&self) -> HashMap<String, Arc<Budget>> {
+        self.by_name
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Budget>> {
-        self.by_name.get(name).cloned()
+        self.by_name
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Each budget's settings in force and what this node counts as spent in its
+    /// current period, in millionths, by name.
+    pub(crate) fn enforced(&self) -> Vec<(Arc<BudgetSpec>, Timestamp, i64)> {
+        let mut out: Vec<_> = self
+            .all()
+            .into_values()
+            .map(|b| {
+                let local = *b.local.lock().unwrap_or_else(|e| e.into_inner());
+                let spent = local
+                    .stored
+                    .saturating_add(local.pending)
+                    .saturating_add(local.flushing);
+                (b.spec(), local.period_start, spent)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        out
     }
 
     pub(crate) fn now(&self) -> Timestamp {
@@ -259,7 +329,7 @@ impl Budgets {
                 None
             }
         };
-        for (name, budget) in &self.by_name {
+        for (name, budget) in &self.all() {
             let (period_start, pending) = budget.take_pending();
             let state = if pending > 0 {
                 match self
@@ -294,7 +364,8 @@ impl Budgets {
     }
 
     async fn alert(&self, budget: &Budget, state: BudgetState, now: Timestamp) {
-        let limit = budget.spec.limit;
+        let spec = budget.spec();
+        let limit = spec.limit;
         let percent = (state.spent as f64 * 100.0 / limit as f64).floor() as i64;
         let level = if percent >= 100 {
             100
@@ -308,7 +379,7 @@ impl Budgets {
         }
         let raised = self
             .store
-            .budget_alert(&budget.spec.name, state.period_start, level)
+            .budget_alert(&spec.name, state.period_start, level)
             .await
             .unwrap_or(false);
         if !raised {
@@ -316,16 +387,16 @@ impl Budgets {
         }
         let message = format!(
             "budget `{}` is at {percent}%: {} of {}",
-            budget.spec.name,
+            spec.name,
             state.spent as f64 / MICROS,
             limit as f64 / MICROS
         );
-        tracing::warn!(budget = %budget.spec.name, percent, "{message}");
+        tracing::warn!(budget = %spec.name, percent, "{message}");
         let event = NewEvent {
             at: now,
             node: self.node.clone(),
             source: "budget".into(),
-            subject: budget.spec.name.clone(),
+            subject: spec.name.clone(),
             instance: None,
             kind: format!("budget.{level}"),
             message,

@@ -37,6 +37,25 @@ pub(crate) struct Shared {
     pub(crate) maintenance: Option<Arc<Maintenance>>,
 }
 
+/// The routes one worker serves: replaced whole by a reload ([`Table::replace`]); each
+/// request takes the current ones, so a keep-alive connection follows a reload too.
+pub(crate) struct Table(std::sync::RwLock<Arc<Shared>>);
+
+impl Table {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self(std::sync::RwLock::new(shared))
+    }
+
+    /// The routes as they stand.
+    pub(crate) fn current(&self) -> Arc<Shared> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn replace(&self, shared: Arc<Shared>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = shared;
+    }
+}
+
 pub(crate) struct Route {
     pub(crate) name: String,
     pub(crate) path: String,
@@ -93,7 +112,7 @@ impl Shared {
     pub(crate) fn new(
         specs: &[RouteSpec],
         backends: Arc<dyn Backends>,
-        log: Option<AccessLogger>,
+        log: Option<Arc<AccessLogger>>,
         auth: Option<Arc<Auth>>,
         budgets: Option<Arc<Budgets>>,
         maintenance: Option<Arc<Maintenance>>,
@@ -161,7 +180,7 @@ impl Shared {
         Ok(Self {
             router: Arc::new(Router::new(specs)),
             routes,
-            log: log.map(Arc::new),
+            log,
             auth,
             budgets,
             maintenance,
@@ -170,6 +189,16 @@ impl Shared {
 
     /// The same routes for another worker thread.
     pub(crate) fn fork(&self) -> Self {
+        self.fork_keeping(None)
+    }
+
+    /// These routes for the worker that served `old` until a reload: a route of the same
+    /// name keeps counting where it was (its counts survive the reload).
+    pub(crate) fn fork_keeping(&self, old: Option<&Shared>) -> Self {
+        let kept = |name: &str| {
+            old.and_then(|o| o.routes.iter().find(|r| r.name == name))
+                .map(|r| (r.counter.clone(), r.counters.clone()))
+        };
         let routes = self
             .routes
             .iter()
@@ -191,15 +220,18 @@ impl Shared {
                     },
                     Answer::Hook(hook) => Answer::Hook(hook.clone()),
                 },
-                counter: {
-                    let own = Arc::new(Counter::default());
-                    r.counters
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(own.clone());
-                    own
+                counter: match kept(&r.name) {
+                    Some((own, _)) => own,
+                    None => {
+                        let own = Arc::new(Counter::default());
+                        r.counters
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(own.clone());
+                        own
+                    }
                 },
-                counters: r.counters.clone(),
+                counters: kept(&r.name).map_or_else(|| r.counters.clone(), |(_, all)| all),
                 auth: r.auth.clone(),
                 budget: r.budget.clone(),
                 limits: r.limits.clone(),

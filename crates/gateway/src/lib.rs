@@ -54,6 +54,26 @@ pub use counters::RouteStats;
 pub use error::GatewayError;
 pub use limits::{ADMIN_ROLE, MAINTENANCE_KEY, RateLimitSpec};
 pub use server::Gateway;
+
+/// A budget as a running gateway enforces it (see [`Gateway::budgets`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnforcedBudget {
+    /// `[budget.NAME]`.
+    pub name: String,
+    /// The limit, in millionths of the unit.
+    pub limit: i64,
+    /// What each request costs, in millionths.
+    pub cost_per_request: i64,
+    /// Day or month.
+    pub period: Period,
+    /// The start of the current period.
+    pub period_start: berth_store::Timestamp,
+    /// When it resets.
+    pub resets_at: berth_store::Timestamp,
+    /// Spent in the current period as this node counts it (the store's total at the last
+    /// flush, a second ago at most, plus this node's charges since), in millionths.
+    pub spent: i64,
+}
 pub use spec::{
     AccessLog, AccessLogFormat, AuthMethod, BudgetSpec, Clock, GatewaySpec, HookReply, HookSink,
     Hooks, LoginSpec, Period, RouteAuth, RouteSpec, StaticSpec, Target, TlsSpec, Upstream,

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access_log::Entry;
 use crate::body::Body;
-use crate::handle::{Answer, Conn, Route, Shared, host_key, is_canonical};
+use crate::handle::{Answer, Conn, Route, Shared, Table, host_key, is_canonical};
 use crate::proxy::{HOP_BY_HOP, Proxy};
 use crate::router::strip;
 use crate::statics::{FileRange, SEND_TIMEOUT, StaticFiles};
@@ -70,7 +70,7 @@ pub(crate) enum Outcome {
 
 /// Serves a plain connection until it closes, a stop, or a request for hyper.
 pub(crate) async fn serve(
-    shared: &Shared,
+    table: &Table,
     mut stream: TcpStream,
     conn: Conn,
     stop: &CancellationToken,
@@ -93,6 +93,9 @@ pub(crate) async fn serve(
         let Some(head) = Head::read(&req) else {
             return Outcome::Handoff(Prefixed::new(buf, stream));
         };
+        // The routes as they stand for this request (a reload may have replaced them).
+        let shared = table.current();
+        let shared = &*shared;
         let Some((route, kind)) = pick(shared, &head) else {
             return Outcome::Handoff(Prefixed::new(buf, stream));
         };

@@ -32,11 +32,11 @@ use crate::auth::Auth;
 use crate::budget::Budgets;
 use crate::counters::RouteStats;
 use crate::error::GatewayError;
-use crate::handle::{Conn, Shared, handle, host_of};
+use crate::handle::{Conn, Shared, Table, handle, host_of};
 use crate::limits::Maintenance;
 use crate::plain;
 use crate::reply;
-use crate::spec::{GatewaySpec, TlsSpec};
+use crate::spec::{AccessLog, GatewaySpec, LoginSpec, TlsSpec};
 use crate::tls;
 
 /// How long a client may take to send a request's head.
@@ -49,7 +49,10 @@ pub struct Gateway {
     addrs: Vec<SocketAddr>,
     tls: bool,
     http_addr: Option<SocketAddr>,
-    shared: Arc<Shared>,
+    /// Each worker's routes; the first one's counts stand for all.
+    tables: Vec<Arc<Table>>,
+    /// What a reload builds new routes from, and what it cannot change.
+    parts: Parts,
     /// Stop accepting and finish gracefully.
     stop: CancellationToken,
     /// End the worker threads, dropping whatever they still serve.
@@ -60,6 +63,68 @@ pub struct Gateway {
     flusher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The accept loops, which own the listening sockets.
     loops: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// What the routes of a reload are built from (the pieces that live across it), and the
+/// settings only a restart changes.
+struct Parts {
+    backends: Arc<dyn Backends>,
+    log: Option<Arc<AccessLogger>>,
+    auth: Option<Arc<Auth>>,
+    budgets: Option<Arc<Budgets>>,
+    maintenance: Option<Arc<Maintenance>>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+    fixed: Fixed,
+}
+
+/// The settings a running gateway keeps until berth restarts: its sockets, its
+/// certificate source, its access log, its login settings.
+#[derive(Debug, Clone, PartialEq)]
+struct Fixed {
+    listen: Vec<SocketAddr>,
+    tls: Option<TlsSpec>,
+    http: Option<SocketAddr>,
+    access_log: Option<AccessLog>,
+    login: LoginSpec,
+    workers: usize,
+}
+
+impl Fixed {
+    fn of(spec: &GatewaySpec) -> Self {
+        Self {
+            listen: spec.listen.clone(),
+            tls: spec.tls.clone(),
+            http: spec.http,
+            access_log: spec.access_log.clone(),
+            login: spec.login,
+            workers: spec.workers,
+        }
+    }
+
+    /// What differs between two, as the keys a person would change.
+    fn differences(&self, other: &Fixed) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.listen != other.listen {
+            out.push("listen");
+        }
+        if self.tls != other.tls {
+            out.push("tls");
+        }
+        if self.http != other.http {
+            out.push("http");
+        }
+        if self.access_log != other.access_log {
+            out.push("access_log");
+        }
+        if self.login != other.login {
+            out.push("session, lockout_after, lockout_for");
+        }
+        if self.workers != other.workers {
+            out.push("workers");
+        }
+        out
+    }
 }
 
 impl Gateway {
@@ -80,8 +145,10 @@ impl Gateway {
             Some(log) => Some(AccessLogger::start(log)?),
             None => None,
         };
+        // With a store there are always budgets (perhaps none yet), so that a reload can
+        // add some.
         let budgets = match (&store, spec.budgets.is_empty()) {
-            (Some(store), false) => Some(Arc::new(
+            (Some(store), _) => Some(Arc::new(
                 Budgets::load(
                     &spec.budgets,
                     store.clone(),
@@ -97,7 +164,7 @@ impl Gateway {
                     route: route.map_or_else(|| "-".to_owned(), |r| r.name()),
                 });
             }
-            (_, true) => None,
+            (None, true) => None,
         };
         // With a store, logins work on every gateway (maintenance mode lets admins in).
         let auth = match (&store, spec.routes.iter().find(|r| r.auth.is_some())) {
@@ -121,14 +188,24 @@ impl Gateway {
             }
             None => None,
         };
+        let log = log.map(Arc::new);
         let shared = Arc::new(Shared::new(
             &spec.routes,
-            backends,
-            log,
-            auth,
+            backends.clone(),
+            log.clone(),
+            auth.clone(),
             budgets.clone(),
             maintenance.clone(),
         )?);
+        let parts = Parts {
+            backends,
+            log,
+            auth,
+            budgets: budgets.clone(),
+            maintenance: maintenance.clone(),
+            reloading: tokio::sync::Mutex::new(()),
+            fixed: Fixed::of(&spec),
+        };
         let kill = CancellationToken::new();
         // The last flush comes after the connections drained (see `stop`).
         let flusher = budgets.map(|b| b.spawn_flusher(kill.clone()));
@@ -163,15 +240,18 @@ impl Gateway {
         let acceptor = tls.as_ref().map(|t| TlsAcceptor::from(t.config.clone()));
         let mut workers = Vec::new();
         let mut senders = Vec::new();
+        let mut tables = Vec::new();
         for n in 0..spec.workers.max(1) {
             let (tx, rx) = mpsc::unbounded_channel();
             senders.push(tx);
+            let table = Arc::new(Table::new(if n == 0 {
+                shared.clone()
+            } else {
+                Arc::new(shared.fork())
+            }));
+            tables.push(table.clone());
             let serve = Serve {
-                shared: if n == 0 {
-                    shared.clone()
-                } else {
-                    Arc::new(shared.fork())
-                },
+                table,
                 acceptor: acceptor.clone(),
                 stop: stop.clone(),
                 connections: connections.clone(),
@@ -222,7 +302,8 @@ impl Gateway {
             addrs,
             tls: tls.is_some(),
             http_addr,
-            shared,
+            tables,
+            parts,
             stop,
             kill,
             connections,
@@ -244,7 +325,79 @@ impl Gateway {
 
     /// Each route's counts since start.
     pub fn stats(&self) -> Vec<RouteStats> {
-        self.shared.stats()
+        self.tables[0].current().stats()
+    }
+
+    /// Applies a changed `[gateway]` while it serves (a reload): the routes (with their
+    /// auth, rate limits, timeouts and limits) and the budgets (a new limit counts from
+    /// the next request, what was spent stays) are replaced at once for every request
+    /// from now on, open connections included; a route that keeps its name keeps its
+    /// counts. Returns the settings that differ but only a restart changes (`listen`,
+    /// `tls`, `http`, `access_log`, the login settings): those keep their running values.
+    /// Fails, changing nothing, if the new routes cannot be built (a missing static
+    /// directory, a budget without a store).
+    pub async fn reload(&self, spec: &GatewaySpec) -> Result<Vec<&'static str>, GatewayError> {
+        let _one = self.parts.reloading.lock().await;
+        let p = &self.parts;
+        if p.budgets.is_none()
+            && let Some(route) = spec.routes.iter().find(|r| r.budget.is_some())
+        {
+            return Err(GatewayError::NoStore {
+                route: route.name(),
+            });
+        }
+        if p.auth.is_none()
+            && let Some(route) = spec.routes.iter().find(|r| r.auth.is_some())
+        {
+            return Err(GatewayError::NoStore {
+                route: route.name(),
+            });
+        }
+        // Budgets first: the new routes look theirs up. A budget that a route names but
+        // the spec lacks fails below, before any route changes.
+        if let Some(budgets) = &p.budgets {
+            budgets
+                .reload(&spec.budgets)
+                .await
+                .map_err(GatewayError::Store)?;
+        }
+        let fresh = Shared::new(
+            &spec.routes,
+            p.backends.clone(),
+            p.log.clone(),
+            p.auth.clone(),
+            p.budgets.clone(),
+            p.maintenance.clone(),
+        )?;
+        for table in &self.tables {
+            let old = table.current();
+            table.replace(Arc::new(fresh.fork_keeping(Some(&old))));
+        }
+        Ok(p.fixed.differences(&Fixed::of(spec)))
+    }
+
+    /// Each budget's settings in force and what this node counts as spent in its
+    /// current period: `(name, limit, cost per request, period, spent)`, amounts in
+    /// millionths, in name order.
+    pub fn budgets(&self) -> Vec<crate::EnforcedBudget> {
+        self.parts
+            .budgets
+            .as_ref()
+            .map(|b| {
+                b.enforced()
+                    .into_iter()
+                    .map(|(spec, period_start, spent)| crate::EnforcedBudget {
+                        name: spec.name.clone(),
+                        limit: spec.limit,
+                        cost_per_request: spec.cost_per_request,
+                        period: spec.period,
+                        period_start,
+                        resets_at: crate::budget::period_bounds(&spec, period_start).1,
+                        spent,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// What `GET /v1/gateway` shows: the listeners and each route's counts.
@@ -311,7 +464,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
 
 /// What an accept loop needs.
 struct Serve {
-    shared: Arc<Shared>,
+    table: Arc<Table>,
     acceptor: Option<TlsAcceptor>,
     stop: CancellationToken,
     connections: TaskTracker,
@@ -341,7 +494,7 @@ impl Serve {
                 let mut every = tokio::time::interval(Duration::from_secs(15));
                 loop {
                     every.tick().await;
-                    pruned.shared.prune_pools(false);
+                    pruned.table.current().prune_pools(false);
                 }
             });
             loop {
@@ -371,7 +524,7 @@ impl Serve {
         // The pooled upstream connections belong to this worker's runtime: they close
         // with it.
         drop(runtime);
-        worker.shared.prune_pools(true);
+        worker.table.current().prune_pools(true);
     }
 
     async fn connection(&self, stream: TcpStream, peer: SocketAddr) {
@@ -382,7 +535,7 @@ impl Serve {
                 // Plain HTTP/1.1 first takes the lean path; what it does not serve goes
                 // to hyper with the bytes already read.
                 if let plain::Outcome::Handoff(rest) =
-                    plain::serve(&self.shared, stream, conn, &self.stop).await
+                    plain::serve(&self.table, stream, conn, &self.stop).await
                 {
                     self.serve_io(rest, conn).await;
                 }
@@ -403,8 +556,8 @@ impl Serve {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let shared = self.shared.clone();
-        let service = service_fn(move |req: Request<Incoming>| handle(shared.clone(), conn, req));
+        let table = self.table.clone();
+        let service = service_fn(move |req: Request<Incoming>| handle(table.current(), conn, req));
         serve_connection(io, service, &self.stop).await;
     }
 }

@@ -12,25 +12,20 @@ use tokio_util::sync::CancellationToken;
 pub const CAPACITY: usize = 4096;
 
 /// The stream of stored messages of every ingest of this node.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Feed {
-    tx: broadcast::Sender<Arc<Message>>,
+    /// Made when the first listener comes: its ring of [`CAPACITY`] slots is memory an
+    /// ingest nobody watches need not hold.
+    tx: Arc<std::sync::OnceLock<broadcast::Sender<Arc<Message>>>>,
     closed: CancellationToken,
-}
-
-impl Default for Feed {
-    fn default() -> Self {
-        Self {
-            tx: broadcast::channel(CAPACITY).0,
-            closed: CancellationToken::new(),
-        }
-    }
 }
 
 impl Feed {
     /// Listens from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Message>> {
-        self.tx.subscribe()
+        self.tx
+            .get_or_init(|| broadcast::channel(CAPACITY).0)
+            .subscribe()
     }
 
     /// Cancelled when the ingests stop: listeners should end their streams then.
@@ -45,11 +40,13 @@ impl Feed {
 
     /// Whether anyone listens.
     pub(crate) fn watched(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.tx.get().is_some_and(|tx| tx.receiver_count() > 0)
     }
 
     /// Hands a stored message to the listeners.
     pub(crate) fn send(&self, m: Message) {
-        let _ = self.tx.send(Arc::new(m));
+        if let Some(tx) = self.tx.get() {
+            let _ = tx.send(Arc::new(m));
+        }
     }
 }

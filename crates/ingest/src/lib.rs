@@ -100,21 +100,42 @@ impl Core {
 
 /// Every running ingest of this node.
 pub struct Ingests {
-    cores: BTreeMap<String, Arc<Core>>,
+    cores: std::sync::RwLock<BTreeMap<String, Arc<Core>>>,
     feed: Feed,
-    addrs: BTreeMap<String, Vec<SocketAddr>>,
-    tasks: tokio::sync::Mutex<Vec<Tasks>>,
+    addrs: std::sync::RwLock<BTreeMap<String, Vec<SocketAddr>>>,
+    /// Each ingest's tasks; the lock also keeps a reload and a stop from interleaving.
+    tasks: tokio::sync::Mutex<BTreeMap<String, Tasks>>,
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     stop: CancellationToken,
 }
 
 struct Tasks {
+    /// Stops this ingest alone (a child of the whole set's).
+    stop: CancellationToken,
     listeners: Option<mqtt::Listeners>,
     /// The external broker's subscriber and the directory watcher.
     sources: Vec<JoinHandle<()>>,
     close_writer: CancellationToken,
     writer: JoinHandle<()>,
     pruner: JoinHandle<()>,
+}
+
+impl Tasks {
+    /// Closes the listeners and sources (connections acknowledge what was stored), then
+    /// lets the writer store what it holds.
+    async fn stop(self) {
+        self.stop.cancel();
+        if let Some(l) = self.listeners {
+            l.stop().await;
+        }
+        for s in self.sources {
+            let _ = s.await;
+        }
+        self.close_writer.cancel();
+        let _ = self.writer.await;
+        let _ = self.pruner.await;
+    }
 }
 
 impl Ingests {
@@ -125,89 +146,172 @@ impl Ingests {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, IngestError> {
-        let stop = CancellationToken::new();
-        let feed = Feed::default();
-        let mut cores = BTreeMap::new();
-        let mut addrs = BTreeMap::new();
-        let mut tasks = Vec::new();
         for spec in &specs {
             if let Some(dir) = &spec.dir {
                 files::prepare(&spec.name, dir)?;
             }
         }
-        for spec in specs {
-            let close_writer = CancellationToken::new();
-            let (submit, writer) =
-                writer::spawn(store.clone(), feed.clone(), BACKLOG, close_writer.clone());
-            let core = Arc::new(Core {
-                name: spec.name.clone(),
-                topics: spec.topics,
-                checker: spec.checker,
-                submit,
-                store: store.clone(),
-                clock: clock.clone(),
-                webhook: spec.webhook,
-            });
-            let listeners = match spec.mqtt {
-                Some((m, auth)) => {
-                    match mqtt::Listeners::start(core.clone(), &m, auth, stop.child_token()).await {
-                        Ok(l) => Some(l),
-                        Err(e) => {
-                            stop.cancel();
-                            close_writer.cancel();
-                            return Err(e);
+        let this = Self {
+            cores: std::sync::RwLock::new(BTreeMap::new()),
+            feed: Feed::default(),
+            addrs: std::sync::RwLock::new(BTreeMap::new()),
+            tasks: tokio::sync::Mutex::new(BTreeMap::new()),
+            store,
+            clock,
+            stop: CancellationToken::new(),
+        };
+        {
+            let mut tasks = this.tasks.lock().await;
+            for spec in specs {
+                let name = spec.name.clone();
+                match this.start_one(spec).await {
+                    Ok(t) => {
+                        tasks.insert(name, t);
+                    }
+                    Err(e) => {
+                        for (_, t) in std::mem::take(&mut *tasks) {
+                            t.stop().await;
                         }
+                        return Err(e);
                     }
                 }
-                None => None,
-            };
-            addrs.insert(
+            }
+        }
+        Ok(this)
+    }
+
+    /// Starts one ingest and lists it.
+    async fn start_one(&self, spec: IngestSpec) -> Result<Tasks, IngestError> {
+        let stop = self.stop.child_token();
+        let close_writer = CancellationToken::new();
+        let (submit, writer) = writer::spawn(
+            self.store.clone(),
+            self.feed.clone(),
+            BACKLOG,
+            close_writer.clone(),
+        );
+        let core = Arc::new(Core {
+            name: spec.name.clone(),
+            topics: spec.topics,
+            checker: spec.checker,
+            submit,
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            webhook: spec.webhook,
+        });
+        let listeners = match spec.mqtt {
+            Some((m, auth)) => {
+                match mqtt::Listeners::start(core.clone(), &m, auth, stop.child_token()).await {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        stop.cancel();
+                        close_writer.cancel();
+                        let _ = writer.await;
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        self.addrs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
                 spec.name.clone(),
                 listeners
                     .as_ref()
                     .map(|l| l.local_addrs().to_vec())
                     .unwrap_or_default(),
             );
-            let mut sources = Vec::new();
-            if let Some(broker) = spec.broker {
-                let topics = core.topics.clone();
-                sources.push(tokio::spawn(client::run(
-                    core.clone(),
-                    topics,
-                    broker,
-                    stop.child_token(),
-                )));
-            }
-            if let Some(dir) = spec.dir {
-                sources.push(tokio::spawn(files::run(
-                    core.clone(),
-                    dir,
-                    stop.child_token(),
-                )));
-            }
-            let pruner = tokio::spawn(upkeep(core.clone(), spec.retention, stop.clone()));
-            cores.insert(spec.name, core);
-            tasks.push(Tasks {
-                listeners,
-                sources,
-                close_writer,
-                writer,
-                pruner,
-            });
+        let mut sources = Vec::new();
+        if let Some(broker) = spec.broker {
+            let topics = core.topics.clone();
+            sources.push(tokio::spawn(client::run(
+                core.clone(),
+                topics,
+                broker,
+                stop.child_token(),
+            )));
         }
-        Ok(Self {
-            cores,
-            feed,
-            addrs,
-            tasks: tokio::sync::Mutex::new(tasks),
-            store,
+        if let Some(dir) = spec.dir {
+            sources.push(tokio::spawn(files::run(
+                core.clone(),
+                dir,
+                stop.child_token(),
+            )));
+        }
+        let pruner = tokio::spawn(upkeep(core.clone(), spec.retention, stop.clone()));
+        self.cores
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(spec.name, core);
+        Ok(Tasks {
             stop,
+            listeners,
+            sources,
+            close_writer,
+            writer,
+            pruner,
         })
+    }
+
+    /// Replaces ingest `name` (a reload): the running one, if any, stops as at a stop
+    /// of berth (its MQTT clients get what was stored acknowledged, then are
+    /// disconnected and reconnect; its writer stores what it holds), then `spec`, if
+    /// given, starts. Fails if the new one cannot start (a taken port, an unusable
+    /// folder); then the ingest does not run.
+    pub async fn replace(&self, name: &str, spec: Option<IngestSpec>) -> Result<(), IngestError> {
+        if let Some(dir) = spec.as_ref().and_then(|s| s.dir.as_ref()) {
+            files::prepare(name, dir)?;
+        }
+        let mut tasks = self.tasks.lock().await;
+        if self.stop.is_cancelled() {
+            return Err(IngestError::Stopping(name.to_owned()));
+        }
+        if let Some(old) = tasks.remove(name) {
+            old.stop().await;
+            self.cores
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name);
+            self.addrs
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name);
+        }
+        if let Some(spec) = spec {
+            let t = self.start_one(spec).await?;
+            tasks.insert(name.to_owned(), t);
+        }
+        Ok(())
+    }
+
+    /// The names of the running ingests.
+    pub fn names(&self) -> Vec<String> {
+        self.cores
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn core(&self, name: &str) -> Option<Arc<Core>> {
+        self.cores
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// The bound MQTT addresses of ingest `name` (TCP, then WebSocket).
     pub fn mqtt_addrs(&self, name: &str) -> Vec<SocketAddr> {
-        self.addrs.get(name).cloned().unwrap_or_default()
+        self.addrs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The live stream of stored messages and dead letters.
@@ -224,8 +328,7 @@ impl Ingests {
         body: Vec<u8>,
     ) -> Result<Hooked, IngestError> {
         let core = self
-            .cores
-            .get(name)
+            .core(name)
             .filter(|c| c.webhook)
             .ok_or_else(|| IngestError::NoWebhook(name.to_owned()))?;
         let message = core.checker.message(topic, body, core.now());
@@ -255,31 +358,23 @@ impl Ingests {
             .message(id)
             .await?
             .ok_or(IngestError::NoMessage(id))?;
-        let Some(core) = self.cores.get(&message.ingest) else {
+        let Some(core) = self.core(&message.ingest) else {
             return Err(IngestError::IngestGone {
                 id,
                 ingest: message.ingest,
             });
         };
-        refresh(core).await;
+        refresh(&core).await;
         let replay = core.checker.replay(&message.topic, &message.payload);
         Ok(self.store.message_replay(id, replay, core.now()).await?)
     }
 
     /// Closes the listeners, then lets the writers store what they hold.
     pub async fn stop(&self) {
+        let mut tasks = self.tasks.lock().await;
         self.stop.cancel();
-        let tasks = std::mem::take(&mut *self.tasks.lock().await);
-        for t in tasks {
-            if let Some(l) = t.listeners {
-                l.stop().await;
-            }
-            for s in t.sources {
-                let _ = s.await;
-            }
-            t.close_writer.cancel();
-            let _ = t.writer.await;
-            let _ = t.pruner.await;
+        for (_, t) in std::mem::take(&mut *tasks) {
+            t.stop().await;
         }
         self.feed.close();
     }

@@ -127,7 +127,9 @@ struct Channel {
     digest: Option<Duration>,
     sender: Sender,
     /// A pass is under way (sending runs beside the leader's loop, never twice at once).
-    busy: AtomicBool,
+    /// Shared with the channel of the same name after a reload, whose first pass waits
+    /// for this one.
+    busy: Arc<AtomicBool>,
 }
 
 enum Sender {
@@ -152,6 +154,22 @@ impl Notifier {
         app: &str,
         specs: Vec<ChannelSpec>,
     ) -> Result<Self, NotifyError> {
+        Self::build(store, app, specs, &[])
+    }
+
+    /// The notifier of `specs` in place of this one (a reload): a channel of the same
+    /// name takes over this one's busy flag, so that a pass still sending is not joined
+    /// by a second one that would send the same deliveries again.
+    pub fn reconfigured(&self, app: &str, specs: Vec<ChannelSpec>) -> Result<Self, NotifyError> {
+        Self::build(self.store.clone(), app, specs, &self.channels)
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        app: &str,
+        specs: Vec<ChannelSpec>,
+        before: &[Arc<Channel>],
+    ) -> Result<Self, NotifyError> {
         let mut channels = Vec::new();
         let mut routes = Vec::new();
         for spec in specs {
@@ -160,11 +178,15 @@ impl Notifier {
                 channel: spec.name.clone(),
                 on: spec.on.clone(),
             });
+            let busy = before
+                .iter()
+                .find(|c| c.name == spec.name)
+                .map_or_else(|| Arc::new(AtomicBool::new(false)), |c| c.busy.clone());
             channels.push(Arc::new(Channel {
                 name: spec.name,
                 digest: spec.digest,
                 sender,
-                busy: AtomicBool::new(false),
+                busy,
             }));
         }
         Ok(Self {
@@ -345,7 +367,7 @@ pub async fn send_test(app: &str, node: &str, spec: &ChannelSpec) -> Result<(), 
         name: spec.name.clone(),
         digest: None,
         sender: Sender::new(&spec.target).map_err(|e| e.in_channel(&spec.name))?,
-        busy: AtomicBool::new(false),
+        busy: Arc::new(AtomicBool::new(false)),
     };
     let now = Timestamp::now();
     let d = Delivery {

@@ -3,7 +3,7 @@
 //! the executors and long-polling workers of a queue when jobs arrive on it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use berth_store::{
@@ -64,8 +64,12 @@ pub enum Report {
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) specs: BTreeMap<String, QueueSpec>,
-    wakes: BTreeMap<String, Arc<Notify>>,
+    /// The configured queues, replaced whole by a reload ([`Queues::set_specs`]); readers
+    /// take the current map and keep it for as long as they need.
+    specs: RwLock<Arc<BTreeMap<String, Arc<QueueSpec>>>>,
+    /// Each queue's wake-up; a queue a reload adds gets one, and one it removes keeps
+    /// its own (so nothing waiting on it is lost).
+    wakes: RwLock<BTreeMap<String, Arc<Notify>>>,
     /// Attempts running in this process, so that cancel can stop them at once. Keyed by
     /// attempt, not job: a rescued job may run again here while its old attempt is still
     /// being stopped.
@@ -103,8 +107,10 @@ impl Queues {
         specs: Vec<QueueSpec>,
         node_name: &str,
     ) -> Self {
-        let specs: BTreeMap<String, QueueSpec> =
-            specs.into_iter().map(|s| (s.name.clone(), s)).collect();
+        let specs: BTreeMap<String, Arc<QueueSpec>> = specs
+            .into_iter()
+            .map(|s| (s.name.clone(), Arc::new(s)))
+            .collect();
         let wakes = specs
             .keys()
             .map(|k| (k.clone(), Arc::new(Notify::new())))
@@ -118,8 +124,8 @@ impl Queues {
             inner: Arc::new(Inner {
                 store,
                 clock,
-                specs,
-                wakes,
+                specs: RwLock::new(Arc::new(specs)),
+                wakes: RwLock::new(wakes),
                 running: Mutex::new(HashMap::new()),
                 node,
                 node_name: node_name.to_string(),
@@ -146,8 +152,7 @@ impl Queues {
     /// How long the leases of a queue's attempts last: its own heartbeat timeout, or the
     /// node's.
     pub fn lease_ttl_of(&self, queue: &str) -> Duration {
-        self.inner
-            .specs
+        self.current()
             .get(queue)
             .and_then(|s| s.lease_ttl)
             .unwrap_or(self.inner.lease_ttl)
@@ -155,8 +160,7 @@ impl Queues {
 
     /// The shortest lease any queue's attempts hold: heartbeats go out at a third of it.
     pub(crate) fn shortest_lease_ttl(&self) -> Duration {
-        self.inner
-            .specs
+        self.current()
             .values()
             .filter_map(|s| s.lease_ttl)
             .fold(self.inner.lease_ttl, Duration::min)
@@ -182,17 +186,46 @@ impl Queues {
         &self.inner.node_name
     }
 
-    /// The configured queues.
-    pub fn specs(&self) -> impl Iterator<Item = &QueueSpec> {
-        self.inner.specs.values()
+    /// The configured queues as they stand.
+    fn current(&self) -> Arc<BTreeMap<String, Arc<QueueSpec>>> {
+        self.inner
+            .specs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The configured queues, in name order.
+    pub fn specs(&self) -> Vec<Arc<QueueSpec>> {
+        self.current().values().cloned().collect()
     }
 
     /// One queue's settings, or an error naming the configured ones.
-    pub fn spec(&self, name: &str) -> Result<&QueueSpec> {
-        self.inner
-            .specs
+    pub fn spec(&self, name: &str) -> Result<Arc<QueueSpec>> {
+        let specs = self.current();
+        specs
             .get(name)
-            .ok_or_else(|| QueueError::unknown_queue(name, self.inner.specs.keys()))
+            .cloned()
+            .ok_or_else(|| QueueError::unknown_queue(name, specs.keys()))
+    }
+
+    /// Replaces the configured queues (a reload): pushes, leases and the admin actions
+    /// take the new settings at once. The executors are the runtime's to change
+    /// ([`crate::Runtime::apply_queues`]).
+    pub(crate) fn set_specs(&self, specs: Vec<QueueSpec>) {
+        let specs: BTreeMap<String, Arc<QueueSpec>> = specs
+            .into_iter()
+            .map(|s| (s.name.clone(), Arc::new(s)))
+            .collect();
+        {
+            let mut wakes = self.inner.wakes.write().unwrap_or_else(|e| e.into_inner());
+            for name in specs.keys() {
+                wakes
+                    .entry(name.clone())
+                    .or_insert_with(|| Arc::new(Notify::new()));
+            }
+        }
+        *self.inner.specs.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(specs);
     }
 
     /// Stops handing jobs to external workers: long polls answer at once with nothing.
@@ -204,14 +237,26 @@ impl Queues {
     /// Wakes every queue's executor and waiting workers (after wake-ups may have been
     /// missed).
     pub fn wake_all(&self) {
-        for n in self.inner.wakes.values() {
+        for n in self
+            .inner
+            .wakes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
             n.notify_waiters();
         }
     }
 
     /// Wakes whoever waits for jobs on `queue`.
     pub fn wake(&self, queue: &str) {
-        if let Some(n) = self.inner.wakes.get(queue) {
+        if let Some(n) = self
+            .inner
+            .wakes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(queue)
+        {
             n.notify_waiters();
         }
     }
@@ -219,6 +264,8 @@ impl Queues {
     pub(crate) fn waker(&self, queue: &str) -> Arc<Notify> {
         self.inner
             .wakes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .get(queue)
             .cloned()
             .unwrap_or_else(|| Arc::new(Notify::new()))
@@ -302,7 +349,7 @@ impl Queues {
                 "`max` must be between 1 and 1000".into(),
             ));
         }
-        let lease = capped(spec, lease);
+        let lease = capped(&spec, lease);
         let deadline = tokio::time::Instant::now() + wait;
         let waker = self.waker(queue);
         loop {
@@ -373,7 +420,7 @@ impl Queues {
         let job = self.pulled_job(attempt.id).await?;
         let lease = self
             .spec(&job.queue)
-            .map_or(lease, |spec| capped(spec, lease));
+            .map_or(lease, |spec| capped(&spec, lease));
         let now = self.now();
         let r = self
             .inner
@@ -445,8 +492,7 @@ impl Queues {
     /// When a failed attempt of a job on `queue` should run again.
     pub(crate) fn retry_at(&self, queue: &str, attempt: u32, now: Timestamp) -> Timestamp {
         let backoff = self
-            .inner
-            .specs
+            .current()
             .get(queue)
             .map(|s| s.backoff)
             .unwrap_or_default();
@@ -543,7 +589,7 @@ impl Queues {
     /// Counts for every configured queue (and any other queue that has jobs).
     pub async fn stats(&self) -> Result<Vec<QueueStats>> {
         let mut stats = self.inner.store.queue_stats().await?;
-        for name in self.inner.specs.keys() {
+        for name in self.current().keys() {
             if !stats.iter().any(|s| &s.name == name) {
                 stats.push(QueueStats {
                     name: name.clone(),

@@ -1,11 +1,11 @@
 //! [`Runtime`]: the executors and maintenance of one berth, started together and stopped
 //! together.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{QueueError, Result};
@@ -27,6 +27,28 @@ pub struct Runtime {
     tasks: JoinSet<()>,
     heartbeat_stop: CancellationToken,
     leadership: Arc<Leadership>,
+    executors: Arc<Executors>,
+}
+
+/// One queue's executors.
+struct Lanes {
+    spec: QueueSpec,
+    /// A child of the runtime's stop: cancelled alone when a reload removes or changes
+    /// the queue.
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Every queue's executors, and what starting one takes: kept for reloads.
+struct Executors {
+    queues: Queues,
+    overrides: HashMap<String, Arc<dyn Handler>>,
+    job_env: Vec<(String, String)>,
+    grace: Duration,
+    stop: CancellationToken,
+    lanes: Mutex<BTreeMap<String, Lanes>>,
+    /// Executors of queues a reload removed, still finishing their jobs.
+    retiring: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The handler a queue's settings ask for; `None` for pull queues. `job_env` goes into the
@@ -44,6 +66,152 @@ pub fn handler_for(
         )),
         HandlerSpec::Pull => None,
     })
+}
+
+/// What [`QueueControl::apply`] changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct QueueChanges {
+    /// Queues that are new; their executors run.
+    pub added: Vec<String>,
+    /// Queues that are gone; their executors stop taking jobs and finish the running
+    /// ones (within the grace period). Their waiting jobs stay in the store.
+    pub removed: Vec<String>,
+    /// Queues whose settings changed; the new executors take over once the old ones
+    /// have finished their running jobs (so a queue never runs more at once than either
+    /// setting allows).
+    pub changed: Vec<String>,
+}
+
+/// Changes the queues of a running berth (a reload). Cheap to clone.
+#[derive(Clone)]
+pub struct QueueControl(Arc<Executors>);
+
+impl Executors {
+    /// The handler of `spec`: an in-process override, or the configured one (`None`:
+    /// a pull queue).
+    fn handler(&self, spec: &QueueSpec) -> Result<Option<Arc<dyn Handler>>> {
+        match self.overrides.get(&spec.name) {
+            Some(h) => Ok(Some(h.clone())),
+            None => handler_for(spec, &self.job_env),
+        }
+    }
+
+    /// Starts `spec`'s executors, after `before` (the executors they replace) ended.
+    fn start(
+        &self,
+        spec: &QueueSpec,
+        handler: Option<Arc<dyn Handler>>,
+        before: Vec<JoinHandle<()>>,
+    ) -> Lanes {
+        let stop = self.stop.child_token();
+        let mut tasks = Vec::new();
+        if let Some(handler) = handler {
+            // A busy queue gets two fetch-and-complete pipelines sharing its concurrency:
+            // while one waits on a round trip to the store, the other works.
+            let lanes: u32 = if spec.concurrency >= PIPELINE_SPLIT_AT {
+                2
+            } else {
+                1
+            };
+            let mut parts = Vec::new();
+            for lane in 0..lanes {
+                let mut part = spec.clone();
+                part.concurrency =
+                    spec.concurrency / lanes + u32::from(lane < spec.concurrency % lanes);
+                parts.push(part);
+            }
+            let (queues, grace, stop) = (self.queues.clone(), self.grace, stop.clone());
+            let handler = handler.clone();
+            tasks.push(tokio::spawn(async move {
+                for old in before {
+                    let _ = old.await;
+                }
+                if stop.is_cancelled() {
+                    return;
+                }
+                let mut running = JoinSet::new();
+                for part in parts {
+                    running.spawn(run_executor(
+                        queues.clone(),
+                        part,
+                        handler.clone(),
+                        stop.clone(),
+                        grace,
+                    ));
+                }
+                while running.join_next().await.is_some() {}
+            }));
+        } else if !before.is_empty() {
+            // A queue that became a pull queue: its old executors still finish.
+            self.retiring
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(before);
+        }
+        Lanes {
+            spec: spec.clone(),
+            stop,
+            tasks,
+        }
+    }
+}
+
+impl QueueControl {
+    /// Makes the queues `specs`: new ones start, removed ones stop (their running jobs
+    /// finish within the grace period, their waiting ones stay in the store), changed
+    /// ones hand over to executors with the new settings once their running jobs are
+    /// done. A handler that cannot be made (a bad URL) fails the whole call before
+    /// anything changed.
+    pub fn apply(&self, specs: Vec<QueueSpec>) -> Result<QueueChanges> {
+        let ex = &self.0;
+        let mut lanes = ex.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut handlers = HashMap::new();
+        for spec in &specs {
+            if lanes.get(&spec.name).is_none_or(|l| l.spec != *spec) {
+                handlers.insert(spec.name.clone(), ex.handler(spec)?);
+            }
+        }
+        ex.queues.set_specs(specs.clone());
+        let mut changes = QueueChanges::default();
+        let wanted: BTreeMap<&str, &QueueSpec> =
+            specs.iter().map(|s| (s.name.as_str(), s)).collect();
+        let gone: Vec<String> = lanes
+            .keys()
+            .filter(|n| !wanted.contains_key(n.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(old) = lanes.remove(&name) {
+                tracing::info!(queue = %name, "reload: the queue is gone; its executors finish");
+                old.stop.cancel();
+                ex.retiring
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(old.tasks);
+                changes.removed.push(name);
+            }
+        }
+        for (name, spec) in wanted {
+            let Some(handler) = handlers.remove(name) else {
+                continue;
+            };
+            let before = match lanes.remove(name) {
+                Some(old) => {
+                    tracing::info!(queue = %name, "reload: the queue changed; new executors take over once its running jobs are done");
+                    old.stop.cancel();
+                    changes.changed.push(name.to_owned());
+                    old.tasks
+                }
+                None => {
+                    tracing::info!(queue = %name, "reload: a new queue");
+                    changes.added.push(name.to_owned());
+                    Vec::new()
+                }
+            };
+            lanes.insert(name.to_owned(), ex.start(spec, handler, before));
+        }
+        Ok(changes)
+    }
 }
 
 /// How a runtime is started; `Default` is what `berth up` uses without a config.
@@ -95,33 +263,23 @@ impl Runtime {
         let stop = CancellationToken::new();
         let heartbeat_stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let specs: Vec<_> = queues.specs().cloned().collect();
-        for spec in specs {
-            let handler = match overrides.remove(&spec.name) {
-                Some(h) => h,
-                None => match handler_for(&spec, &job_env)? {
-                    Some(h) => h,
-                    None => continue,
-                },
-            };
-            // A busy queue gets two fetch-and-complete pipelines sharing its concurrency:
-            // while one waits on a round trip to the store, the other works.
-            let lanes: u32 = if spec.concurrency >= PIPELINE_SPLIT_AT {
-                2
-            } else {
-                1
-            };
-            for lane in 0..lanes {
-                let mut part = spec.clone();
-                part.concurrency =
-                    spec.concurrency / lanes + u32::from(lane < spec.concurrency % lanes);
-                tasks.spawn(run_executor(
-                    queues.clone(),
-                    part,
-                    handler.clone(),
-                    stop.clone(),
-                    grace,
-                ));
+        let executors = Arc::new(Executors {
+            queues: queues.clone(),
+            overrides: std::mem::take(&mut overrides),
+            job_env,
+            grace,
+            stop: stop.clone(),
+            lanes: Mutex::new(BTreeMap::new()),
+            retiring: Mutex::new(Vec::new()),
+        });
+        {
+            let mut lanes = executors.lanes.lock().unwrap_or_else(|e| e.into_inner());
+            for spec in queues.specs() {
+                let handler = executors.handler(&spec)?;
+                lanes.insert(
+                    spec.name.clone(),
+                    executors.start(&spec, handler, Vec::new()),
+                );
             }
         }
         let leadership = Arc::new(Leadership::default());
@@ -162,7 +320,13 @@ impl Runtime {
             tasks,
             heartbeat_stop,
             leadership,
+            executors,
         })
+    }
+
+    /// The handle a reload changes the queues through.
+    pub fn queue_control(&self) -> QueueControl {
+        QueueControl(self.executors.clone())
     }
 
     /// Whether this node leads now.
@@ -174,6 +338,26 @@ impl Runtime {
     /// and returns when every outcome is written.
     pub async fn stop(mut self) {
         self.stop.cancel();
+        let mut executors: Vec<JoinHandle<()>> = std::mem::take(
+            &mut *self
+                .executors
+                .lanes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
+        .into_values()
+        .flat_map(|l| l.tasks)
+        .collect();
+        executors.extend(std::mem::take(
+            &mut *self
+                .executors
+                .retiring
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        ));
+        for e in executors {
+            let _ = e.await;
+        }
         while self.tasks.join_next().await.is_some() {}
         self.heartbeat_stop.cancel();
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth_queue::{LeaderTask, Queues, TickFuture};
+use berth_queue::{LeaderTask, Live, Queues, TickFuture};
 use berth_store::{Fired, FlowState, NewJob, ScheduleFire, ScheduleState, Start, Timestamp};
 use berth_workflow::Workflows;
 use serde::Serialize;
@@ -23,7 +23,9 @@ const MAX_DUE: usize = 1_000_000;
 pub struct Scheduler {
     queues: Queues,
     workflows: Workflows,
-    defs: Arc<BTreeMap<String, ScheduleDef>>,
+    /// Replaced whole by a reload; each stored state keeps its next time unless the
+    /// expression or time zone changed.
+    defs: Live<BTreeMap<String, Arc<ScheduleDef>>>,
 }
 
 /// The last run of a schedule and how it went.
@@ -73,14 +75,21 @@ impl Scheduler {
         Self {
             queues,
             workflows,
-            defs: Arc::new(defs.into_iter().map(|d| (d.name.clone(), d)).collect()),
+            defs: Live::new(by_name(defs)),
         }
     }
 
-    fn def(&self, name: &str) -> Result<&ScheduleDef> {
-        self.defs.get(name).ok_or_else(|| {
+    /// Replaces the schedules (a reload): the next pass fires the new ones. A schedule
+    /// whose expression and time zone are unchanged keeps its stored next time.
+    pub fn set_defs(&self, defs: Vec<ScheduleDef>) {
+        self.defs.set(by_name(defs));
+    }
+
+    fn def(&self, name: &str) -> Result<Arc<ScheduleDef>> {
+        let defs = self.defs.get();
+        defs.get(name).cloned().ok_or_else(|| {
             let (suggestion, known) =
-                berth_queue::error::did_you_mean(name, self.defs.keys(), "schedule");
+                berth_queue::error::did_you_mean(name, defs.keys(), "schedule");
             ScheduleError::Unknown {
                 name: name.to_string(),
                 suggestion,
@@ -100,7 +109,7 @@ impl Scheduler {
             .into_iter()
             .map(|s| (s.name.clone(), s))
             .collect();
-        for def in self.defs.values() {
+        for def in self.defs.get().values() {
             let sig = def.signature();
             if states.get(&def.name).is_some_and(|s| s.signature == sig) {
                 continue;
@@ -123,7 +132,7 @@ impl Scheduler {
     pub async fn tick(&self, now: Timestamp) -> Result<Option<Timestamp>> {
         let states = self.states(now).await?;
         let mut next: Option<Timestamp> = None;
-        for def in self.defs.values() {
+        for def in self.defs.get().values() {
             let Some(state) = states.get(&def.name) else {
                 continue;
             };
@@ -287,7 +296,7 @@ impl Scheduler {
     pub async fn list(&self) -> Result<Vec<ScheduleInfo>> {
         let states = self.states(self.queues.now()).await?;
         let mut out = Vec::new();
-        for def in self.defs.values() {
+        for def in self.defs.get().values() {
             let Some(st) = states.get(&def.name) else {
                 continue;
             };
@@ -335,7 +344,7 @@ impl Scheduler {
             expect_next: None,
             next_at: now,
             planned: now,
-            start: Some(self.start_for(def, now, true)?),
+            start: Some(self.start_for(&def, now, true)?),
             skipped: 0,
         };
         let fired = self
@@ -357,7 +366,7 @@ impl Scheduler {
             .store()
             .schedule_set_paused(name, paused)
             .await?;
-        self.info(def, &st).await
+        self.info(&def, &st).await
     }
 }
 
@@ -369,4 +378,10 @@ impl LeaderTask for Scheduler {
     fn tick(&self, now: Timestamp) -> TickFuture<'_> {
         Box::pin(async move { Scheduler::tick(self, now).await.map_err(|e| e.to_string()) })
     }
+}
+
+fn by_name(defs: Vec<ScheduleDef>) -> BTreeMap<String, Arc<ScheduleDef>> {
+    defs.into_iter()
+        .map(|d| (d.name.clone(), Arc::new(d)))
+        .collect()
 }

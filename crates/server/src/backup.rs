@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use berth_backup::{ArchiveInfo, BackupError, BackupSpec, Keep, Reporter};
 use berth_config::Config;
 use berth_cron::Cron;
-use berth_queue::{LeaderTask, TickFuture};
+use berth_queue::{LeaderTask, Live, TickFuture};
 use berth_store::{NewEvent, Store, Timestamp};
 use jiff::tz::TimeZone;
 
@@ -110,34 +110,41 @@ pub async fn save_and_record(
 }
 
 /// Makes archives on `[backup] schedule` while this node leads. A time missed while berth
-/// was down is made up for once, at start.
+/// was down is made up for once, at start. A reload replaces the settings
+/// ([`BackupTask::set`]); without a schedule the task does nothing.
 pub struct BackupTask {
     store: Arc<dyn Store>,
-    backups: Backups,
-    cron: Cron,
+    backups: Live<Backups>,
     node: String,
     next: Mutex<Option<Timestamp>>,
     busy: Arc<AtomicBool>,
 }
 
 impl BackupTask {
-    /// The task of a config, if it has a schedule.
-    pub fn new(store: Arc<dyn Store>, backups: Backups, node: &str) -> Option<Self> {
-        let cron = backups.schedule.clone()?;
-        Some(Self {
+    /// The task of a config's `[backup]` (or its defaults).
+    pub fn new(store: Arc<dyn Store>, backups: Backups, node: &str) -> Self {
+        Self {
             store,
-            backups,
-            cron,
+            backups: Live::new(backups),
             node: node.to_owned(),
             next: Mutex::new(None),
             busy: Arc::new(AtomicBool::new(false)),
-        })
+        }
     }
 
-    fn next_after(&self, t: Timestamp) -> Option<Timestamp> {
+    /// Takes new settings (a reload): the next time is worked out again, from the newest
+    /// archive in the (possibly new) backup dir. A backup under way finishes first.
+    pub fn set(&self, backups: Backups) {
+        self.backups.set(backups);
+        *self.next.lock().expect("not poisoned") = None;
+    }
+
+    fn next_after(backups: &Backups, t: Timestamp) -> Option<Timestamp> {
         let after = jiff::Timestamp::from_microsecond(t.0).ok()?;
-        self.cron
-            .next_after(after, &self.backups.tz)
+        backups
+            .schedule
+            .as_ref()?
+            .next_after(after, &backups.tz)
             .map(|n| Timestamp(n.as_microsecond()))
     }
 }
@@ -149,18 +156,22 @@ impl LeaderTask for BackupTask {
 
     fn tick(&self, now: Timestamp) -> TickFuture<'_> {
         Box::pin(async move {
+            let backups = self.backups.get();
+            if backups.schedule.is_none() {
+                return Ok(None);
+            }
             let due = {
                 let mut next = self.next.lock().expect("not poisoned");
                 if next.is_none() {
                     // From the newest archive: a scheduled time that passed since is due.
-                    let newest = berth_backup::list(&self.backups.spec.dir)
+                    let newest = berth_backup::list(&backups.spec.dir)
                         .ok()
                         .and_then(|l| l.last().map(|a| a.created));
-                    *next = self.next_after(newest.unwrap_or(now));
+                    *next = Self::next_after(&backups, newest.unwrap_or(now));
                 }
                 match *next {
                     Some(t) if t <= now && !self.busy.load(Ordering::Acquire) => {
-                        *next = self.next_after(now);
+                        *next = Self::next_after(&backups, now);
                         true
                     }
                     _ => false,
@@ -170,7 +181,7 @@ impl LeaderTask for BackupTask {
                 self.busy.store(true, Ordering::Release);
                 let (store, backups, node, busy) = (
                     self.store.clone(),
-                    self.backups.clone(),
+                    (*backups).clone(),
                     self.node.clone(),
                     self.busy.clone(),
                 );

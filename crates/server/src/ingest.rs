@@ -49,6 +49,17 @@ pub fn ingest_specs(
     workflows: &Workflows,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Vec<IngestSpec>> {
+    ingest_specs_of(config, queues, workflows, clock, |_| true)
+}
+
+/// The ingests of the config that `only` takes (a reload builds the changed ones).
+pub fn ingest_specs_of(
+    config: &Config,
+    queues: &Queues,
+    workflows: &Workflows,
+    clock: Arc<dyn Clock>,
+    only: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<IngestSpec>> {
     // The gateway's lockout, so that a user locked out of one door is out of both.
     let lockout = config.gateway.as_ref().map_or_else(
         || berth_gateway::LoginSpec::default().lockout,
@@ -62,14 +73,19 @@ pub fn ingest_specs(
         clock,
     });
     let mut specs = Vec::new();
-    for i in config.ingests.values() {
+    for i in config.ingests.values().filter(|i| only(&i.name)) {
         let starter: Option<Starter> = match &i.start {
             None => None,
             Some(IngestStart::Job { queue, kind }) => {
-                let max_attempts = queues.spec(queue)?.max_attempts;
                 let (queue, fixed, tag) =
                     (queue.clone(), kind.clone(), format!("ingest:{}", i.name));
+                let queues = queues.clone();
                 Some(Arc::new(move |kind: &str, args| {
+                    // The queue's settings as they stand (a reload may change them).
+                    let max_attempts = queues
+                        .spec(&queue)
+                        .map_err(|e| format!("cannot start a job: {e}"))?
+                        .max_attempts;
                     let mut job = NewJob::new(
                         queue.clone(),
                         fixed.clone().unwrap_or_else(|| kind.to_owned()),
@@ -204,14 +220,12 @@ pub async fn start(
     specs: Vec<IngestSpec>,
     queues: &Queues,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<Option<Arc<berth_ingest::Ingests>>> {
-    if specs.is_empty() {
-        return Ok(None);
-    }
+) -> anyhow::Result<Arc<berth_ingest::Ingests>> {
+    // Even without ingests: a reload may add some.
     let ingests = berth_ingest::Ingests::start(specs, queues.store().clone(), clock)
         .await
         .context("cannot start the ingests")?;
-    Ok(Some(Arc::new(ingests)))
+    Ok(Arc::new(ingests))
 }
 
 /// The gateway's webhook routes, answered by the ingests once they run (the gateway

@@ -91,7 +91,7 @@ pub struct Daemon {
     stop_events: CancellationToken,
     recorder: JoinHandle<()>,
     gateway: Option<Arc<berth_gateway::Gateway>>,
-    ingests: Option<Arc<berth_ingest::Ingests>>,
+    ingests: Arc<berth_ingest::Ingests>,
     _lock: DataDirLock,
 }
 
@@ -156,7 +156,6 @@ impl Daemon {
             supervisor.subscribe(),
             stop_events.clone(),
         );
-        let reloader = Arc::new(reload::Reloader::new(config.clone(), supervisor.clone()));
         let workflows =
             berth_workflow::Workflows::new(queues.clone(), specs::workflow_defs(config));
         let scheduler = berth_schedule::Scheduler::new(
@@ -167,16 +166,18 @@ impl Daemon {
         let ingest_specs =
             ingest::ingest_specs(config, &queues, &workflows, options.clock.clone())?;
         let notifier = notify::notifier(config, queues.store().clone())?;
-        let mut leader_tasks: Vec<Arc<dyn berth_queue::LeaderTask>> = vec![
+        let notify_task = Arc::new(notify::NotifyTask(berth_queue::Live::new(notifier)));
+        let backup_task = Arc::new(backup::BackupTask::new(
+            queues.store().clone(),
+            backup::backups(config)?,
+            &node_name,
+        ));
+        let leader_tasks: Vec<Arc<dyn berth_queue::LeaderTask>> = vec![
             Arc::new(scheduler.clone()),
             Arc::new(berth_workflow::Deadlines(workflows.clone())),
-            Arc::new(notify::NotifyTask(notifier)),
+            notify_task.clone(),
+            backup_task.clone(),
         ];
-        if let Some(task) =
-            backup::BackupTask::new(queues.store().clone(), backup::backups(config)?, &node_name)
-        {
-            leader_tasks.push(Arc::new(task));
-        }
         // The gateway binds before the API: a taken port stops the start early.
         let gateway = match gateway_spec {
             Some(spec) => {
@@ -190,11 +191,26 @@ impl Daemon {
             None => None,
         };
         let ingests = ingest::start(ingest_specs, &queues, options.clock.clone()).await?;
-        if let Some(i) = &ingests {
-            webhooks.serve(i.clone());
-        }
+        webhooks.serve(ingests.clone());
+        let reloader = Arc::new(reload::Reloader::new(
+            config.clone(),
+            supervisor.clone(),
+            reload::Parts {
+                queues: queues.clone(),
+                queue_control: std::sync::OnceLock::new(),
+                workflows: workflows.clone(),
+                scheduler: scheduler.clone(),
+                gateway: gateway.clone(),
+                ingests: ingests.clone(),
+                notify: notify_task,
+                backup: backup_task,
+                clock: options.clock.clone(),
+                node: node_name.clone(),
+                hooks: berth_gateway::HookSink(webhooks.clone()),
+            },
+        ));
         let state = AppState {
-            ingests: ingests.clone(),
+            ingests: Some(ingests.clone()),
             gateway: gateway.clone(),
             workflows: workflows.clone(),
             scheduler: scheduler.clone(),
@@ -274,6 +290,7 @@ impl Daemon {
             },
         )
         .await?;
+        reloader.set_queue_control(runtime.queue_control());
         tracing::info!(
             app = %config.app.name,
             node = %node_name,
@@ -281,7 +298,7 @@ impl Daemon {
             data_dir = %data_dir.display(),
             socket = %socket.display(),
             tcp = ?tcp_addr,
-            queues = queues.specs().count(),
+            queues = queues.specs().len(),
             "berth is up"
         );
         Ok(Daemon {
@@ -325,10 +342,7 @@ impl Daemon {
 
     /// The bound MQTT addresses of ingest `name` (TCP, then WebSocket).
     pub fn mqtt_addrs(&self, name: &str) -> Vec<SocketAddr> {
-        self.ingests
-            .as_ref()
-            .map(|i| i.mqtt_addrs(name))
-            .unwrap_or_default()
+        self.ingests.mqtt_addrs(name)
     }
 
     /// The gateway's bound addresses (the real ports when 0 was asked), if it runs.
@@ -355,9 +369,7 @@ impl Daemon {
         };
         // The brokers close their connections and store what they took in.
         let ingests = async {
-            if let Some(ingests) = self.ingests.clone() {
-                ingests.stop().await;
-            }
+            self.ingests.stop().await;
         };
         tokio::join!(gateway, ingests, self.runtime.stop());
         // Jobs first (their handlers may post to services), then services in reverse

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use berth_config::{Config, NotifyTarget, SmtpSecurity};
 use berth_notify::{ChannelSpec, EmailSpec, Notifier, Security, TargetSpec, WebhookSpec};
-use berth_queue::{LeaderTask, TickFuture};
+use berth_queue::{LeaderTask, Live, TickFuture};
 use berth_store::{Store, Timestamp};
 
 /// The channels of the config (or only the one named `only`), with their secrets read
@@ -84,8 +84,8 @@ pub fn notifier(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Notifi
     )?)
 }
 
-/// Routes and sends notifications while this node leads.
-pub struct NotifyTask(pub Notifier);
+/// Routes and sends notifications while this node leads; a reload replaces the notifier.
+pub struct NotifyTask(pub Live<Notifier>);
 
 impl LeaderTask for NotifyTask {
     fn name(&self) -> &'static str {
@@ -94,7 +94,8 @@ impl LeaderTask for NotifyTask {
 
     fn tick(&self, now: Timestamp) -> TickFuture<'_> {
         Box::pin(async move {
-            self.0.tick(now).await.map_err(|e| e.to_string())?;
+            let notifier = self.0.get();
+            notifier.tick(now).await.map_err(|e| e.to_string())?;
             Ok(None)
         })
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth_queue::Queues;
+use berth_queue::{Live, Queues};
 use berth_store::{JobState, NewWorkflow, Workflow, WorkflowFilter};
 use serde_json::Value;
 
@@ -14,7 +14,9 @@ use crate::error::{Result, WorkflowError};
 #[derive(Clone)]
 pub struct Workflows {
     queues: Queues,
-    defs: Arc<BTreeMap<String, WorkflowDef>>,
+    /// Replaced whole by a reload; runs already started keep the steps they were
+    /// started with (the store holds them).
+    defs: Live<BTreeMap<String, Arc<WorkflowDef>>>,
 }
 
 impl Workflows {
@@ -23,15 +25,21 @@ impl Workflows {
     pub fn new(queues: Queues, defs: Vec<WorkflowDef>) -> Self {
         Self {
             queues,
-            defs: Arc::new(defs.into_iter().map(|d| (d.name.clone(), d)).collect()),
+            defs: Live::new(by_name(defs)),
         }
     }
 
+    /// Replaces the definitions (a reload): runs started from now on take the new ones.
+    pub fn set_defs(&self, defs: Vec<WorkflowDef>) {
+        self.defs.set(by_name(defs));
+    }
+
     /// One workflow's definition, or an error naming the configured ones.
-    pub fn def(&self, name: &str) -> Result<&WorkflowDef> {
-        self.defs.get(name).ok_or_else(|| {
+    pub fn def(&self, name: &str) -> Result<Arc<WorkflowDef>> {
+        let defs = self.defs.get();
+        defs.get(name).cloned().ok_or_else(|| {
             let (suggestion, known) =
-                berth_queue::error::did_you_mean(name, self.defs.keys(), "workflow");
+                berth_queue::error::did_you_mean(name, defs.keys(), "workflow");
             WorkflowError::Unknown {
                 name: name.to_string(),
                 suggestion,
@@ -93,6 +101,7 @@ impl Workflows {
         let w = self.get(id).await?;
         let deadline = self
             .defs
+            .get()
             .get(&w.name)
             .and_then(|d| d.timeout)
             .map(|t| now.plus(t));
@@ -127,4 +136,10 @@ impl Workflows {
             self.queues.abort_job(s.job_id);
         }
     }
+}
+
+fn by_name(defs: Vec<WorkflowDef>) -> BTreeMap<String, Arc<WorkflowDef>> {
+    defs.into_iter()
+        .map(|d| (d.name.clone(), Arc::new(d)))
+        .collect()
 }

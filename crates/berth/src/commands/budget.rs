@@ -1,6 +1,7 @@
 //! `berth budget list|reset NAME`: what each `[budget.NAME]` has spent this period, and
-//! starting one over. These read and write the store directly, with or without a
-//! running berth; running gateways see a reset within a second.
+//! starting one over. `list` shows what the running gateway enforces (its limits as of
+//! the last start or reload), or, without a running berth, what the file and the store
+//! say; `reset` writes the store directly, and running gateways see it within a second.
 
 use std::process::ExitCode;
 
@@ -33,38 +34,56 @@ pub async fn run(ctx: &Ctx, cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
     let now = Timestamp::now();
     match cmd {
         BudgetCommand::List => {
-            let stored = store.budgets().await?;
+            let running = match ctx.client()?.get("/v1/budgets").await {
+                Ok(v) if v["gateway"] == true => Some(v),
+                Ok(_) => None,
+                Err(berth_api::client::ClientError::Unreachable { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let items = match &running {
+                // What the running gateway enforces, which a file edited since the last
+                // reload does not change.
+                Some(v) => v["budgets"].as_array().cloned().unwrap_or_default(),
+                None => from_file(&config, store.as_ref(), now).await?,
+            };
             let mut rows = Vec::new();
-            let mut items = Vec::new();
-            for b in config.budgets.values() {
-                let spec = berth_server::gateway::budget_spec(b)?;
-                let (start, next) = berth_gateway::period_bounds(&spec, now);
-                let spent = stored
-                    .iter()
-                    .find(|(n, s)| *n == b.name && s.period_start >= start)
-                    .map_or(0, |(_, s)| s.spent) as f64
-                    / 1_000_000.0;
-                let share = spent * 100.0 / b.limit;
-                let period = match b.period {
-                    berth_config::BudgetPeriod::Day => "day",
-                    berth_config::BudgetPeriod::Month => "month",
+            for b in &items {
+                let (spent, limit) = (
+                    b["spent"].as_f64().unwrap_or(0.0),
+                    b["limit"].as_f64().unwrap_or(0.0),
+                );
+                let share = if limit > 0.0 {
+                    spent * 100.0 / limit
+                } else {
+                    0.0
                 };
-                items.push(json!({
-                    "name": b.name,
-                    "spent": spent,
-                    "limit": b.limit,
-                    "percent": (share * 10.0).round() / 10.0,
-                    "period": period,
-                    "resets_at": next.to_string(),
-                }));
                 rows.push(vec![
-                    b.name.clone(),
+                    output::cell(&b["name"]),
                     format!("{spent}"),
-                    format!("{}", b.limit),
+                    format!("{limit}"),
                     format!("{share:.1}%"),
-                    period.to_owned(),
-                    next.to_string(),
+                    output::cell(&b["period"]),
+                    output::cell(&b["resets_at"]),
                 ]);
+            }
+            // Where the file says otherwise, say so: it takes effect at `berth reload`.
+            let mut pending = Vec::new();
+            if running.is_some() {
+                for b in config.budgets.values() {
+                    match items.iter().find(|i| i["name"] == b.name.as_str()) {
+                        Some(i) if i["limit"].as_f64() != Some(b.limit) => pending.push(format!(
+                            "budget `{}`: the file says a limit of {}; berth enforces {} until `berth reload`",
+                            b.name,
+                            b.limit,
+                            output::cell(&i["limit"])
+                        )),
+                        None => pending.push(format!(
+                            "budget `{}` is in the file but not enforced until `berth reload`",
+                            b.name
+                        )),
+                        _ => {}
+                    }
+                }
             }
             if ctx.json {
                 output::json(&json!(items));
@@ -73,6 +92,9 @@ pub async fn run(ctx: &Ctx, cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
                     &["BUDGET", "SPENT", "LIMIT", "USED", "PERIOD", "RESETS"],
                     &rows,
                 );
+                for p in &pending {
+                    errln!("note: {p}");
+                }
             }
         }
         BudgetCommand::Reset { name } => {
@@ -99,4 +121,38 @@ pub async fn run(ctx: &Ctx, cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The budgets as the config file describes them, with what the store holds as spent:
+/// what a berth started now would enforce.
+async fn from_file(
+    config: &berth_config::Config,
+    store: &dyn berth_store::Store,
+    now: Timestamp,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let stored = store.budgets().await?;
+    let mut items = Vec::new();
+    for b in config.budgets.values() {
+        let spec = berth_server::gateway::budget_spec(b)?;
+        let (start, next) = berth_gateway::period_bounds(&spec, now);
+        let spent = stored
+            .iter()
+            .find(|(n, s)| *n == b.name && s.period_start >= start)
+            .map_or(0, |(_, s)| s.spent) as f64
+            / 1_000_000.0;
+        let period = match b.period {
+            berth_config::BudgetPeriod::Day => "day",
+            berth_config::BudgetPeriod::Month => "month",
+        };
+        items.push(json!({
+            "name": b.name,
+            "spent": spent,
+            "limit": b.limit,
+            "cost_per_request": spec.cost_per_request as f64 / 1_000_000.0,
+            "period": period,
+            "period_start": start.to_string(),
+            "resets_at": next.to_string(),
+        }));
+    }
+    Ok(items)
 }

@@ -84,12 +84,26 @@ pub async fn signal(ctx: &Ctx, name: &str, signal: &str) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// `berth reload`.
+/// `berth reload`: exits 0 only when everything in the file now runs; 1 when a service
+/// or an ingest failed to change or a section needs a restart of berth (both listed).
 pub async fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let v = ctx.client()?.post("/v1/reload", json!({})).await?;
+    let failed = v["failed"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let later = v["not_applied"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let code = if failed.is_empty() && later.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
     if ctx.json {
         output::json(&v);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let list = |key: &str| -> String {
         let names: Vec<String> = v[key]
@@ -105,30 +119,28 @@ pub async fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             names.join(", ")
         }
     };
-    outln!("started:   {}", list("added"));
-    outln!("restarted: {}", list("restarted"));
-    outln!("stopped:   {}", list("removed"));
-    outln!("unchanged: {}", list("unchanged"));
-    let failed = v["failed"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    outln!("services started:   {}", list("added"));
+    outln!("services restarted: {}", list("restarted"));
+    outln!("services stopped:   {}", list("removed"));
+    outln!("services unchanged: {}", list("unchanged"));
+    outln!("applied:            {}", list("applied"));
     for f in failed {
-        outln!(
-            "failed:    {}: {}",
-            output::cell(&f["service"]),
-            output::cell(&f["error"])
+        let what = if f["service"].is_string() {
+            format!("service {}", output::cell(&f["service"]))
+        } else {
+            output::cell(&f["section"])
+        };
+        outln!("failed:             {what}: {}", output::cell(&f["error"]));
+    }
+    for l in later {
+        outln!("needs a restart:    {}", output::cell(l));
+    }
+    if !later.is_empty() {
+        errln!(
+            "some changes take effect only when berth restarts (see above); everything else is applied"
         );
     }
-    let later = list("not_applied");
-    if later != "none" {
-        outln!("not applied until berth restarts: {later}");
-    }
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(code)
 }
 
 /// `berth events [SERVICE]`: newest last, like a log.

@@ -377,17 +377,20 @@ c.connect("127.0.0.1", port)
 c.loop_start()
 closed = threading.Event()
 threading.Thread(target=lambda: (sys.stdin.read(), closed.set()), daemon=True).start()
-sent = []
+sent = []       # (seq, info) of the messages paho took while connected
+uncertain = []  # taken while the connection dropped: queued by paho, maybe sent later
 seq = 0
 while not closed.is_set():
-    if len([m for m in sent[-200:] if not m.is_published()]) > 150:
+    if not c.is_connected() or len([m for _, m in sent[-200:] if not m.is_published()]) > 150:
         time.sleep(0.005)
         continue
-    sent.append(c.publish("stand01/inbound", json.dumps({"type": "status", "seq": seq}), qos=1))
+    info = c.publish("stand01/inbound", json.dumps({"type": "status", "seq": seq}), qos=1)
+    (sent.append((seq, info)) if info.rc == 0 else uncertain.append(seq))
     seq += 1
-for m in sent:
+for _, m in sent:
     m.wait_for_publish(60)
-print(json.dumps({"sent": seq, "acked": sum(m.is_published() for m in sent)}), flush=True)
+print(json.dumps({"sent": seq, "acked": sum(m.is_published() for _, m in sent),
+                  "tracked": len(sent), "uncertain": uncertain}), flush=True)
 c.disconnect(); c.loop_stop()
 "#;
 
@@ -455,7 +458,15 @@ credentials = {{ stand01 = "STAND_PASSWORD" }}
     assert_eq!(code, 0, "publisher: {stdout}{stderr}");
     let said: Value = serde_json::from_str(stdout.trim()).unwrap();
     let sent = said["sent"].as_u64().unwrap();
-    assert_eq!(said["acked"], sent, "{said}");
+    assert_eq!(said["acked"], said["tracked"], "{said}");
+    // A message paho took at the very moment a connection dropped has no outcome it can
+    // report; it is queued and may or may not be sent: stored once or not at all.
+    let uncertain: Vec<u64> = said["uncertain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_u64().unwrap())
+        .collect();
     // Every stored message, page by page, newest first.
     let client = berth_testkit::Project::client_for(d);
     let mut seen = std::collections::BTreeMap::<u64, u32>::new();
@@ -476,7 +487,9 @@ credentials = {{ stand01 = "STAND_PASSWORD" }}
     }
     stop(&mut berth);
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    let missing: Vec<u64> = (0..sent).filter(|s| !seen.contains_key(s)).collect();
+    let missing: Vec<u64> = (0..sent)
+        .filter(|s| !seen.contains_key(s) && !uncertain.contains(s))
+        .collect();
     assert!(
         twice.is_empty() && missing.is_empty(),
         "{sent} sent across 6 stops: stored twice {twice:?}, missing {missing:?}"

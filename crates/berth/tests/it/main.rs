@@ -11,6 +11,7 @@ mod gateway;
 mod ingest;
 mod ingest_sources;
 mod notify;
+mod reload;
 mod services;
 
 use std::path::Path;

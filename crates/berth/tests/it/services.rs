@@ -284,10 +284,10 @@ async fn reload_restarts_only_what_changed() {
     std::fs::write(p.dir().join("berth.toml"), text).unwrap();
     let (code, out, err) = parts(&run_in(p.dir(), &["reload"]));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("started:   new"), "{out}");
-    assert!(out.contains("restarted: api"), "{out}");
-    assert!(out.contains("stopped:   old"), "{out}");
-    assert!(out.contains("unchanged: db"), "{out}");
+    assert!(out.contains("services started:   new"), "{out}");
+    assert!(out.contains("services restarted: api"), "{out}");
+    assert!(out.contains("services stopped:   old"), "{out}");
+    assert!(out.contains("services unchanged: db"), "{out}");
     all_running(&c, 3).await;
     let after = instances(&c).await;
     assert_eq!(pid(&before, "db"), pid(&after, "db"), "db was left alone");
@@ -305,8 +305,7 @@ async fn reload_restarts_only_what_changed() {
     assert!(err.contains("instances"), "{err}");
     assert_eq!(instances(&c).await, after);
 
-    // SIGHUP does the same as `berth reload`; a queue change is reported as needing a
-    // restart of berth.
+    // SIGHUP does the same as `berth reload`; a new queue runs at once.
     std::fs::write(
         p.dir().join("berth.toml"),
         services("exec sleep 63", "").replace("[service.old]", "[queue.mail]\n\n[service.old]"),
@@ -328,7 +327,15 @@ async fn reload_restarts_only_what_changed() {
     .await;
     let log = std::fs::read_to_string(p.dir().join("berth-up.log")).unwrap();
     assert!(log.contains("SIGHUP received: reloading"), "{log}");
-    assert!(log.contains("[queue.mail]"), "{log}");
+    let queues = c.get("/v1/queues").await.unwrap();
+    assert!(
+        queues["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["name"] == "mail" && q["configured"] == true),
+        "{queues}"
+    );
 
     stop(&mut child);
 }
@@ -426,12 +433,13 @@ async fn ps_counts_the_instances_whole_process_tree() {
             async move {
                 let v = c.get("/v1/services").await.ok()?;
                 let s = v["services"][0].clone();
-                (s["processes"] == 3 && s["rss_bytes"].as_u64()? > 80 << 20).then_some(s)
+                (s["processes"] == 3 && s["rss_bytes"].as_u64()? > 70 << 20).then_some(s)
             }
         },
     )
     .await;
-    assert!(v["pss_bytes"].as_u64().unwrap() > 80 << 20, "{v}");
+    // Each worker's 40 MiB are its own; the shell alone holds about 1 MiB.
+    assert!(v["pss_bytes"].as_u64().unwrap() > 70 << 20, "{v}");
     let (code, out, err) = parts(&run_in(p.dir(), &["ps"]));
     assert_eq!(code, 0, "{err}");
     let row = out.lines().find(|l| l.starts_with("work")).unwrap();
@@ -441,7 +449,7 @@ async fn ps_counts_the_instances_whole_process_tree() {
         .and_then(|s| s.split_whitespace().last())
         .and_then(|m| m.parse().ok())
         .unwrap_or_else(|| panic!("a MEMORY cell in {row}"));
-    assert!(mib > 80.0, "{out}");
+    assert!(mib > 70.0, "{out}");
     assert!(out.contains("PROCS"), "{out}");
     stop(&mut child);
 }
