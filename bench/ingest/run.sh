@@ -328,9 +328,12 @@ EOF
     stop_server "$bpid"
     return 0
   fi
+  # The peak of berth's resident memory over the whole run (the kernel's high-water mark).
+  local peak
+  peak=$(awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$bpid/status" 2>/dev/null || echo "?")
   stop_server "$bpid"
   dead=$(count_rows "$data/berth.db" 'SELECT count(*) FROM messages WHERE dead <> 0')
-  note="publishing took $(secs "$pub_elapsed") s; $final rows, $dead dead"
+  note="publishing took $(secs "$pub_elapsed") s; $final rows, $dead dead; peak RSS $peak MiB"
   [ "$final" = "$N" ] || { note="COUNT MISMATCH: $note"; failed=1; }
   [ "$dead" = 0 ] || failed=1
   log "  $final rows in $(secs "$elapsed") s ($(rate "$N" "$elapsed") msg/s)"

@@ -131,3 +131,17 @@ where
     })
     .await;
 }
+
+/// [`drain`] for a whole request, unless it asked to be told before it sends its body
+/// (`Expect: 100-continue`): reading would invite the body, so such a client is answered
+/// at once and sends nothing.
+pub(crate) async fn drain_request<B>(req: hyper::Request<B>)
+where
+    B: hyper::body::Body,
+    B::Error: Into<BoxError>,
+{
+    if req.headers().contains_key(hyper::header::EXPECT) {
+        return;
+    }
+    drain(req.into_body()).await;
+}

@@ -204,6 +204,16 @@ impl Budget {
     }
 }
 
+/// Budgets as a reload would make them (see [`Budgets::prepare`]).
+#[derive(Default)]
+pub(crate) struct Prepared {
+    pub(crate) by_name: HashMap<String, Arc<Budget>>,
+    /// Budgets that stay, with their new settings.
+    specs: Vec<(Arc<Budget>, Arc<BudgetSpec>)>,
+    /// Budgets that stay but count from a new period (their period or zone changed).
+    restarted: Vec<(Arc<Budget>, Local)>,
+}
+
 /// Every budget, by name, with the flusher's state.
 pub(crate) struct Budgets {
     /// Replaced by a reload: new budgets added, removed ones dropped.
@@ -232,31 +242,52 @@ impl Budgets {
         Ok(this)
     }
 
-    /// Makes the budgets `specs` (a reload): a budget that stays keeps what it has
-    /// spent and takes its new limit, cost and period at once; a new one starts from
-    /// what the store holds for its current period; a removed one is dropped (its row
-    /// stays in the store). Returns the names of the new budgets.
-    pub(crate) async fn reload(
+    /// Makes the budgets `specs` at once (at start).
+    pub(crate) async fn reload(&self, specs: &[BudgetSpec]) -> Result<(), berth_store::StoreError> {
+        let prepared = self.prepare(specs).await?;
+        self.commit(prepared);
+        Ok(())
+    }
+
+    /// What the budgets `specs` would be (a reload), without changing anything yet: a
+    /// budget that stays is the same one (it keeps what it spent); a new one, or one whose
+    /// period or time zone changed, starts from what the store holds for its current
+    /// period; a removed one is left out (its row stays in the store). The routes of a
+    /// reload are built against this, and [`Budgets::commit`] puts it in force.
+    pub(crate) async fn prepare(
         &self,
         specs: &[BudgetSpec],
-    ) -> Result<Vec<String>, berth_store::StoreError> {
+    ) -> Result<Prepared, berth_store::StoreError> {
         let now = self.clock.now();
         let current = self.all();
-        let new: Vec<&BudgetSpec> = specs
-            .iter()
-            .filter(|s| !current.contains_key(&s.name))
-            .collect();
-        let stored: HashMap<String, BudgetState> = if new.is_empty() {
-            HashMap::new()
-        } else {
-            self.store.budgets().await?.into_iter().collect()
+        let restarts = |s: &BudgetSpec| {
+            current.get(&s.name).is_none_or(|b| {
+                let was = b.spec();
+                was.period != s.period || was.tz != s.tz
+            })
         };
-        let mut by_name = HashMap::new();
-        let mut added = Vec::new();
+        let stored: HashMap<String, BudgetState> = if specs.iter().any(restarts) {
+            self.store.budgets().await?.into_iter().collect()
+        } else {
+            HashMap::new()
+        };
+        let mut out = Prepared::default();
         for spec in specs {
             let budget = match current.get(&spec.name) {
                 Some(b) => {
-                    *b.spec.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(spec.clone());
+                    if restarts(spec) {
+                        // Counted again from the new period's start, as the store has it.
+                        let (start, _) = period_bounds(spec, now);
+                        let mut local = Local::new(start);
+                        if let Some(state) = stored.get(&spec.name)
+                            && state.period_start >= start
+                        {
+                            local.period_start = state.period_start;
+                            local.stored = state.spent;
+                        }
+                        out.restarted.push((b.clone(), local));
+                    }
+                    out.specs.push((b.clone(), Arc::new(spec.clone())));
                     b.clone()
                 }
                 None => {
@@ -268,14 +299,27 @@ impl Budgets {
                             local.stored = state.spent;
                         }
                     }
-                    added.push(spec.name.clone());
                     Arc::new(b)
                 }
             };
-            by_name.insert(spec.name.clone(), budget);
+            out.by_name.insert(spec.name.clone(), budget);
         }
-        *self.by_name.write().unwrap_or_else(|e| e.into_inner()) = by_name;
-        Ok(added)
+        Ok(out)
+    }
+
+    /// Puts prepared budgets in force.
+    pub(crate) fn commit(&self, prepared: Prepared) {
+        for (b, spec) in prepared.specs {
+            *b.spec.write().unwrap_or_else(|e| e.into_inner()) = spec;
+        }
+        for (b, fresh) in prepared.restarted {
+            let mut local = b.local.lock().unwrap_or_else(|e| e.into_inner());
+            // Charges not yet flushed count in the new period.
+            let pending = local.pending;
+            *local = fresh;
+            local.pending = pending;
+        }
+        *self.by_name.write().unwrap_or_else(|e| e.into_inner()) = prepared.by_name;
     }
 
     /// Every budget, by name.
@@ -320,6 +364,9 @@ impl Budgets {
     /// Sends every budget's charges to the store and takes the totals back; records the
     /// 80% and 100% events this node is first to see.
     pub(crate) async fn flush(&self) {
+        if self.all().is_empty() {
+            return;
+        }
         let now = self.clock.now();
         // `None` when the store cannot be read: then a budget keeps what it knew.
         let stored: Option<HashMap<String, BudgetState>> = match self.store.budgets().await {

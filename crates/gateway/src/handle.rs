@@ -74,7 +74,9 @@ pub(crate) enum Answer {
         files: Arc<StaticFiles>,
         strip_prefix: bool,
     },
-    Proxy(Box<Proxy>),
+    /// Shared with the same route after a reload that left it as it was (its pools and
+    /// the instances found down live on).
+    Proxy(Arc<Proxy>),
     Redirect {
         to: String,
         status: StatusCode,
@@ -116,6 +118,7 @@ impl Shared {
         auth: Option<Arc<Auth>>,
         budgets: Option<Arc<Budgets>>,
         maintenance: Option<Arc<Maintenance>>,
+        budget_of: &dyn Fn(&str) -> Option<Arc<Budget>>,
     ) -> Result<Self, GatewayError> {
         let mut routes = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -131,7 +134,7 @@ impl Shared {
                     max_body,
                     timeout,
                     connect_timeout,
-                } => Answer::Proxy(Box::new(Proxy::new(
+                } => Answer::Proxy(Arc::new(Proxy::new(
                     upstream.clone(),
                     backends.clone(),
                     *strip_prefix,
@@ -156,11 +159,9 @@ impl Shared {
             let counter = Arc::new(Counter::default());
             let budget = match &spec.budget {
                 None => None,
-                Some(b) => Some(budgets.as_ref().and_then(|all| all.get(b)).ok_or_else(|| {
-                    GatewayError::NoBudget {
-                        route: name.clone(),
-                        budget: b.clone(),
-                    }
+                Some(b) => Some(budget_of(b).ok_or_else(|| GatewayError::NoBudget {
+                    route: name.clone(),
+                    budget: b.clone(),
                 })?),
             };
             routes.push(Route {
@@ -195,10 +196,8 @@ impl Shared {
     /// These routes for the worker that served `old` until a reload: a route of the same
     /// name keeps counting where it was (its counts survive the reload).
     pub(crate) fn fork_keeping(&self, old: Option<&Shared>) -> Self {
-        let kept = |name: &str| {
-            old.and_then(|o| o.routes.iter().find(|r| r.name == name))
-                .map(|r| (r.counter.clone(), r.counters.clone()))
-        };
+        let old_route = |name: &str| old.and_then(|o| o.routes.iter().find(|r| r.name == name));
+        let kept = |name: &str| old_route(name).map(|r| (r.counter.clone(), r.counters.clone()));
         let routes = self
             .routes
             .iter()
@@ -213,7 +212,14 @@ impl Shared {
                         files: files.clone(),
                         strip_prefix: *strip_prefix,
                     },
-                    Answer::Proxy(proxy) => Answer::Proxy(Box::new(proxy.fork())),
+                    Answer::Proxy(proxy) => match old_route(&r.name).map(|o| &o.answer) {
+                        // Unchanged: this worker keeps its connections and what it knows
+                        // of the instances.
+                        Some(Answer::Proxy(was)) if was.same_settings(proxy) => {
+                            Answer::Proxy(was.clone())
+                        }
+                        _ => Answer::Proxy(Arc::new(proxy.fork())),
+                    },
                     Answer::Redirect { to, status } => Answer::Redirect {
                         to: to.clone(),
                         status: *status,
@@ -234,7 +240,14 @@ impl Shared {
                 counters: kept(&r.name).map_or_else(|| r.counters.clone(), |(_, all)| all),
                 auth: r.auth.clone(),
                 budget: r.budget.clone(),
-                limits: r.limits.clone(),
+                // Unchanged limits keep their buckets: a reload gives no one a fresh burst.
+                limits: match (
+                    &r.limits,
+                    old_route(&r.name).and_then(|o| o.limits.as_ref()),
+                ) {
+                    (Some(new), Some(was)) if was.spec() == new.spec() => Some(was.clone()),
+                    (l, _) => l.clone(),
+                },
             })
             .collect();
         Self {
@@ -516,7 +529,7 @@ pub(crate) async fn handle(
                 req.headers(),
             );
             // Files take no body: a POST's is read away before its 405 goes out.
-            crate::body::drain(req.into_body()).await;
+            crate::body::drain_request(req).await;
             response
         }
         Answer::Proxy(proxy) => {
@@ -531,7 +544,7 @@ pub(crate) async fn handle(
         }
         Answer::Redirect { to, status } => {
             let location = redirect_target(to, &route.path, req.uri().path(), req.uri().query());
-            crate::body::drain(req.into_body()).await;
+            crate::body::drain_request(req).await;
             reply::redirect(*status, &location)
         }
         Answer::Hook(h) => hook(req, &route.path, h).await,
@@ -554,7 +567,7 @@ async fn answered_without_body(
     req: Request<Incoming>,
     response: Response<Body>,
 ) -> Result<Response<Body>, Infallible> {
-    crate::body::drain(req.into_body()).await;
+    crate::body::drain_request(req).await;
     Ok(response)
 }
 
@@ -573,7 +586,7 @@ async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> 
             hyper::header::ALLOW,
             hyper::header::HeaderValue::from_static("POST"),
         );
-        crate::body::drain(req.into_body()).await;
+        crate::body::drain_request(req).await;
         return r;
     }
     let topic = strip(prefix, req.uri().path())
@@ -587,7 +600,7 @@ async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> 
         )
     };
     if req.body().size_hint().lower() > max_body {
-        crate::body::drain(req.into_body()).await;
+        crate::body::drain_request(req).await;
         return too_large();
     }
     let body = match Limited::new(req.into_body(), max_body as usize)

@@ -86,14 +86,21 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 /// A route's buckets.
 #[derive(Debug)]
 pub(crate) struct RouteLimits {
+    spec: RateLimitSpec,
     per_address: Option<Buckets<IpAddr>>,
     per_user: Option<Buckets<String>>,
 }
 
 impl RouteLimits {
+    /// The limits these buckets enforce.
+    pub(crate) fn spec(&self) -> RateLimitSpec {
+        self.spec
+    }
+
     pub(crate) fn new(spec: &RateLimitSpec) -> Self {
         let burst = |rate: f64| spec.burst.map_or_else(|| default_burst(rate), f64::from);
         Self {
+            spec: *spec,
             per_address: spec.per_address.map(|r| Buckets::new(r, burst(r))),
             per_user: spec.per_user.map(|r| Buckets::new(r, burst(r))),
         }

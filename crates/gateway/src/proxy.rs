@@ -149,6 +149,15 @@ impl Proxy {
         }
     }
 
+    /// Whether `other` proxies the same way (a route a reload left as it was).
+    pub(crate) fn same_settings(&self, other: &Proxy) -> bool {
+        self.upstream == other.upstream
+            && self.strip_prefix == other.strip_prefix
+            && self.max_body == other.max_body
+            && self.timeout == other.timeout
+            && self.connect_timeout == other.connect_timeout
+    }
+
     /// The same upstream with a connection pool of its own, for another worker thread
     /// (a pooled connection is best used from the thread that drives it).
     pub(crate) fn fork(&self) -> Self {
@@ -176,7 +185,7 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.max_body) {
-            crate::body::drain(req.into_body()).await;
+            crate::body::drain_request(req).await;
             return too_large(self.max_body);
         }
         let upgrade = wants_upgrade(&req);
@@ -209,7 +218,12 @@ impl Proxy {
         };
 
         let Some(addrs) = self.candidates() else {
-            if let Some(body) = body {
+            let expects = headers
+                .as_ref()
+                .is_some_and(|h| h.contains_key(hyper::header::EXPECT));
+            if let Some(body) = body
+                && !expects
+            {
                 crate::body::drain(body).await;
             }
             return self.no_ready_instance();

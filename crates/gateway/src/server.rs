@@ -196,6 +196,7 @@ impl Gateway {
             auth.clone(),
             budgets.clone(),
             maintenance.clone(),
+            &|name| budgets.as_ref().and_then(|b| b.get(name)),
         )?);
         let parts = Parts {
             backends,
@@ -353,14 +354,17 @@ impl Gateway {
                 route: route.name(),
             });
         }
-        // Budgets first: the new routes look theirs up. A budget that a route names but
-        // the spec lacks fails below, before any route changes.
-        if let Some(budgets) = &p.budgets {
-            budgets
-                .reload(&spec.budgets)
-                .await
-                .map_err(GatewayError::Store)?;
-        }
+        // The budgets as they will be, then the routes built against them: either fails
+        // before anything changes.
+        let prepared = match &p.budgets {
+            Some(budgets) => Some(
+                budgets
+                    .prepare(&spec.budgets)
+                    .await
+                    .map_err(GatewayError::Store)?,
+            ),
+            None => None,
+        };
         let fresh = Shared::new(
             &spec.routes,
             p.backends.clone(),
@@ -368,7 +372,11 @@ impl Gateway {
             p.auth.clone(),
             p.budgets.clone(),
             p.maintenance.clone(),
+            &|name| prepared.as_ref().and_then(|b| b.by_name.get(name).cloned()),
         )?;
+        if let (Some(budgets), Some(prepared)) = (&p.budgets, prepared) {
+            budgets.commit(prepared);
+        }
         for table in &self.tables {
             let old = table.current();
             table.replace(Arc::new(fresh.fork_keeping(Some(&old))));

@@ -105,6 +105,8 @@ pub struct Ingests {
     addrs: std::sync::RwLock<BTreeMap<String, Vec<SocketAddr>>>,
     /// Each ingest's tasks; the lock also keeps a reload and a stop from interleaving.
     tasks: tokio::sync::Mutex<BTreeMap<String, Tasks>>,
+    /// Ingests being replaced by a reload: their webhooks answer "try again" meanwhile.
+    replacing: std::sync::Mutex<std::collections::BTreeSet<String>>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     stop: CancellationToken,
@@ -156,6 +158,7 @@ impl Ingests {
             feed: Feed::default(),
             addrs: std::sync::RwLock::new(BTreeMap::new()),
             tasks: tokio::sync::Mutex::new(BTreeMap::new()),
+            replacing: std::sync::Mutex::new(Default::default()),
             store,
             clock,
             stop: CancellationToken::new(),
@@ -268,6 +271,24 @@ impl Ingests {
         if self.stop.is_cancelled() {
             return Err(IngestError::Stopping(name.to_owned()));
         }
+        self.replacing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned());
+        let started = self.swap(&mut tasks, name, spec).await;
+        self.replacing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        started
+    }
+
+    async fn swap(
+        &self,
+        tasks: &mut BTreeMap<String, Tasks>,
+        name: &str,
+        spec: Option<IngestSpec>,
+    ) -> Result<(), IngestError> {
         if let Some(old) = tasks.remove(name) {
             old.stop().await;
             self.cores
@@ -327,10 +348,18 @@ impl Ingests {
         topic: &str,
         body: Vec<u8>,
     ) -> Result<Hooked, IngestError> {
-        let core = self
-            .core(name)
-            .filter(|c| c.webhook)
-            .ok_or_else(|| IngestError::NoWebhook(name.to_owned()))?;
+        let core = match self.core(name).filter(|c| c.webhook) {
+            Some(core) => core,
+            None if self
+                .replacing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(name) =>
+            {
+                return Err(IngestError::Stopping(name.to_owned()));
+            }
+            None => return Err(IngestError::NoWebhook(name.to_owned())),
+        };
         let message = core.checker.message(topic, body, core.now());
         let errors = message.errors.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();

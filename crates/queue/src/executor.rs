@@ -37,13 +37,16 @@ const TIMEOUT_BACKSTOP: Duration = Duration::from_secs(5);
 /// The most outcomes one store call writes.
 const MAX_COMPLETE: usize = 2000;
 
-/// Runs `spec`'s jobs through `handler` until `stop` is cancelled, then drains for up to
-/// `grace`.
+/// Runs `spec`'s jobs through `handler` until `stop` is cancelled, then drains. When
+/// berth stops (`shutdown`), running attempts get up to `grace` and the rest are
+/// released; when only this executor stops (a reload changed or removed its queue),
+/// they run to their end, unless berth stops meanwhile.
 pub async fn run_executor(
     queues: Queues,
     spec: QueueSpec,
     handler: Arc<dyn Handler>,
     stop: CancellationToken,
+    shutdown: CancellationToken,
     grace: Duration,
 ) {
     let concurrency = spec.concurrency.max(1) as usize;
@@ -146,6 +149,13 @@ pub async fn run_executor(
         }
     }
 
+    // Retired by a reload: the running attempts finish as they would have.
+    if !shutdown.is_cancelled() {
+        tokio::select! {
+            _ = async { while tasks.join_next().await.is_some() {} } => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
     // Drain: wait for running attempts up to the grace period, then release the rest.
     let running = concurrency - slots.available_permits();
     if running > 0 {
@@ -290,14 +300,14 @@ fn report(batch: &[Finish], results: &[Finished]) {
 /// Extends the leases of this process's running attempts (each by its own queue's lease
 /// length), and stops those that lost theirs.
 pub(crate) async fn run_heartbeat(queues: Queues, stop: CancellationToken) {
-    let every = queues.shortest_lease_ttl() / 3;
-    let mut wait = every;
+    let mut wait = queues.shortest_lease_ttl() / 3;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.cancelled() => return,
         }
-        wait = every;
+        // Worked out on every pass: a reload may add a queue with a shorter lease.
+        wait = queues.shortest_lease_ttl() / 3;
         let mut by_ttl: std::collections::BTreeMap<Duration, Vec<AttemptRef>> = Default::default();
         for (a, ttl) in queues.running_with_ttl() {
             by_ttl.entry(ttl).or_default().push(a);

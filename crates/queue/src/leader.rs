@@ -74,17 +74,19 @@ pub async fn run(
     queues: Queues,
     leadership: Arc<Leadership>,
     ttl: Duration,
+    predecessor: Option<String>,
     stop: CancellationToken,
 ) {
     let name = queues.node_name().to_string();
     // The lease's holder is this boot's id, not the node's name: a twin started from a
     // copied data dir, or this node's previous run, can never renew it.
     let holder = queues.node_id().to_string();
-    // This node's earlier runs hold leases as `berth:NAME:OTHER-BOOT`. A node name
-    // belongs to one data dir, whose lock this process holds (the same proof the orphan
-    // rescue rests on), so such a holder is dead: its lease is taken at once rather than
-    // waited out, or schedules planned in the gap would fire late, in a burst.
-    let predecessors = format!("berth:{name}:");
+    // The run of this node that held the data dir's lock before this one (its boot's
+    // holder id begins `berth:NAME:PID-`) is dead: the lock proves it. A lease it still
+    // holds is taken at once rather than waited out, or schedules planned in the gap
+    // would fire late, in a burst. Only that run: a live twin of the same name (a copied
+    // data dir elsewhere) is never displaced.
+    let predecessors = predecessor;
     let started_at = queues.now();
     let every = ttl / 3;
     // Each store call must answer well within the lease, or this node stops leading.
@@ -109,9 +111,13 @@ pub async fn run(
         let deadline = tokio::time::Instant::now() + ttl.mul_f64(0.8);
         let elected = tokio::time::timeout(
             call_limit,
-            queues
-                .store()
-                .leader_elect(&holder, leadership.term(), Some(&predecessors), ttl, now),
+            queues.store().leader_elect(
+                &holder,
+                leadership.term(),
+                predecessors.as_deref(),
+                ttl,
+                now,
+            ),
         )
         .await;
         match elected {

@@ -82,6 +82,15 @@ pub struct QueueChanges {
     pub changed: Vec<String>,
 }
 
+/// Whether executors started for `a` can run `b` as they are: the same concurrency,
+/// handler, timeout and lease.
+fn same_executor(a: &QueueSpec, b: &QueueSpec) -> bool {
+    a.concurrency == b.concurrency
+        && a.handler == b.handler
+        && a.timeout == b.timeout
+        && a.lease_ttl == b.lease_ttl
+}
+
 /// Changes the queues of a running berth (a reload). Cheap to clone.
 #[derive(Clone)]
 pub struct QueueControl(Arc<Executors>);
@@ -120,7 +129,12 @@ impl Executors {
                     spec.concurrency / lanes + u32::from(lane < spec.concurrency % lanes);
                 parts.push(part);
             }
-            let (queues, grace, stop) = (self.queues.clone(), self.grace, stop.clone());
+            let (queues, grace, stop, shutdown) = (
+                self.queues.clone(),
+                self.grace,
+                stop.clone(),
+                self.stop.clone(),
+            );
             let handler = handler.clone();
             tasks.push(tokio::spawn(async move {
                 for old in before {
@@ -136,6 +150,7 @@ impl Executors {
                         part,
                         handler.clone(),
                         stop.clone(),
+                        shutdown.clone(),
                         grace,
                     ));
                 }
@@ -165,9 +180,18 @@ impl QueueControl {
     pub fn apply(&self, specs: Vec<QueueSpec>) -> Result<QueueChanges> {
         let ex = &self.0;
         let mut lanes = ex.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        ex.retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|h| !h.is_finished());
+        // Executors are replaced only when what they hold changed; the rest of a queue's
+        // settings (retries, backoff, retention) are read from the queues at each use.
         let mut handlers = HashMap::new();
         for spec in &specs {
-            if lanes.get(&spec.name).is_none_or(|l| l.spec != *spec) {
+            if lanes
+                .get(&spec.name)
+                .is_none_or(|l| !same_executor(&l.spec, spec))
+            {
                 handlers.insert(spec.name.clone(), ex.handler(spec)?);
             }
         }
@@ -227,6 +251,9 @@ pub struct Options {
     pub leader_ttl: Duration,
     /// Work only the leader does (schedules, workflow deadlines).
     pub leader_tasks: Vec<Arc<dyn crate::LeaderTask>>,
+    /// The pid of this node's previous run, which the data dir's lock proves dead: a
+    /// leader lease that run still holds is taken at once.
+    pub previous_pid: Option<u32>,
 }
 
 impl Default for Options {
@@ -237,6 +264,7 @@ impl Default for Options {
             grace: Duration::from_secs(30),
             leader_ttl: leader::DEFAULT_TTL,
             leader_tasks: Vec::new(),
+            previous_pid: None,
         }
     }
 }
@@ -252,6 +280,7 @@ impl Runtime {
             grace,
             leader_ttl,
             leader_tasks,
+            previous_pid,
         } = options;
         let rescued = maintenance::rescue_orphans(&queues, queues.now()).await?;
         if rescued > 0 {
@@ -289,10 +318,12 @@ impl Runtime {
             leader_tasks,
             stop.clone(),
         ));
+        let predecessor = previous_pid.map(|pid| format!("berth:{}:{pid}-", queues.node_name()));
         tasks.spawn(leader::run(
             queues.clone(),
             leadership.clone(),
             leader_ttl,
+            predecessor,
             stop.clone(),
         ));
         // Wake-ups from the store: other processes sharing it (PostgreSQL's NOTIFY), and

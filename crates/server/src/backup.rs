@@ -162,7 +162,9 @@ impl LeaderTask for BackupTask {
             }
             let due = {
                 let mut next = self.next.lock().expect("not poisoned");
-                if next.is_none() {
+                // Worked out again once no backup runs: one under way (a reload came
+                // meanwhile) is not yet the newest archive, and would be made twice.
+                if next.is_none() && !self.busy.load(Ordering::Acquire) {
                     // From the newest archive: a scheduled time that passed since is due.
                     let newest = berth_backup::list(&backups.spec.dir)
                         .ok()

@@ -287,6 +287,7 @@ impl Daemon {
                 grace: config.app.shutdown_grace,
                 leader_ttl: options.leader_ttl.unwrap_or(config.app.leader_ttl),
                 leader_tasks,
+                previous_pid: lock.previous_pid,
             },
         )
         .await?;
@@ -430,15 +431,12 @@ async fn claim_node_name(
     let host = berth_queue::queues::hostname();
     for n in store.nodes().await? {
         let fresh = now.since(n.heartbeat_at) < leader_ttl;
-        // On this host, only a live process is a twin: this data dir's previous run
-        // (killed, its lock released), or the run a restore stopped whose row came back
-        // with the restored store, is gone. On another host a fresh heartbeat is all
-        // there is to go by.
-        let twin = if n.host == host {
-            n.pid != std::process::id() && Some(n.pid) != previous_pid && process_alive(n.pid)
-        } else {
-            true
-        };
+        // This data dir's previous run (killed, its lock released; or the run a restore
+        // stopped, whose row came back with the restored store) is no twin. Anything
+        // else reporting fresh under this name is, even on this host: a process in
+        // another container shares the host's name but not its pids.
+        let previous_run = n.host == host && Some(n.pid) == previous_pid;
+        let twin = (n.host != host || n.pid != std::process::id()) && !previous_run;
         if n.id == name && fresh && twin {
             bail!(
                 "another berth (pid {} on {}) runs as node `{name}` on this store; was this data dir copied? Delete its `node` file to give this node a name of its own",
@@ -458,19 +456,6 @@ async fn claim_node_name(
         })
         .await?;
     Ok(())
-}
-
-/// Whether a process with this pid runs on this machine (one that exists but belongs to
-/// another user counts).
-fn process_alive(pid: u32) -> bool {
-    let pid = match i32::try_from(pid) {
-        Ok(p) if p > 0 => p,
-        _ => return false,
-    };
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(e) => e != nix::errno::Errno::ESRCH,
-    }
 }
 
 /// Opens the store the config names: the SQLite file in the data dir, or the shared

@@ -17,6 +17,8 @@ pub struct DataDirLock {
     pub path: PathBuf,
     /// The pid the previous holder wrote, if any: that process is surely gone now.
     pub previous_pid: Option<u32>,
+    /// Held by a command for a while (see [`DataDirLock::for_a_while`]).
+    hand_back: bool,
 }
 
 impl DataDirLock {
@@ -52,6 +54,29 @@ impl DataDirLock {
             _lock: lock,
             path,
             previous_pid,
+            hand_back: false,
         })
+    }
+
+    /// The lock of a command that holds it only for a while (a restore, a store
+    /// migration): when released, however the command ends, the file names the berth
+    /// that ran before again, so that the next `berth up` knows which run of this node is
+    /// gone (its leftover node row and leader lease) rather than seeing the command's pid.
+    pub fn for_a_while(mut self) -> Self {
+        self.hand_back = true;
+        self
+    }
+}
+
+impl Drop for DataDirLock {
+    fn drop(&mut self) {
+        if !self.hand_back {
+            return;
+        }
+        let _ = self._lock.set_len(0);
+        let _ = self._lock.rewind();
+        if let Some(pid) = self.previous_pid {
+            let _ = write!(self._lock, "{pid}");
+        }
     }
 }

@@ -93,6 +93,14 @@ fn changes<T: PartialEq>(
     out
 }
 
+/// The webhook routes the ingests add to the gateway.
+fn webhooks(c: &Config) -> Vec<(String, Option<berth_config::WebhookConfig>)> {
+    c.ingests
+        .iter()
+        .map(|(n, i)| (n.clone(), i.webhook.clone()))
+        .collect()
+}
+
 /// The keys of `[app]` that differ.
 fn app_changes(old: &berth_config::App, new: &berth_config::App) -> Vec<&'static str> {
     let mut keys = Vec::new();
@@ -231,9 +239,6 @@ impl Reloader {
 
         let services = self.apply_services(service_specs, &mut report).await;
 
-        self.apply_gateway(&current, &new, gateway_spec, &mut next, &mut report)
-            .await;
-
         for name in &changed_ingests {
             let spec = ingest_specs.remove(name);
             let what = match (
@@ -256,6 +261,14 @@ impl Reloader {
                     next.ingests.remove(name);
                 }
             }
+        }
+        // After the ingests: a new ingest's webhook route finds it running.
+        if current.gateway != new.gateway
+            || current.budgets != new.budgets
+            || webhooks(&current) != webhooks(&new)
+        {
+            self.apply_gateway(&current, &new, gateway_spec, &mut next, &mut report)
+                .await;
         }
         if let Some(notifier) = notifier {
             p.notify.0.set(notifier);
@@ -360,13 +373,10 @@ impl Reloader {
             (Some(gateway), Some(spec)) => match gateway.reload(&spec).await {
                 Ok(fixed) => {
                     let (old_g, new_g) = (current.gateway.as_ref(), new.gateway.as_ref());
-                    let hooks = |c: &Config| -> Vec<_> {
-                        c.ingests.values().map(|i| i.webhook.clone()).collect()
-                    };
                     if old_g.map(|g| &g.routes) != new_g.map(|g| &g.routes)
                         || old_g.map(|g| (g.max_body, g.timeout, g.connect_timeout))
                             != new_g.map(|g| (g.max_body, g.timeout, g.connect_timeout))
-                        || hooks(current) != hooks(new)
+                        || webhooks(current) != webhooks(new)
                     {
                         report.applied.push("[gateway] routes".to_owned());
                     }

@@ -79,15 +79,23 @@ fn row(s: &InstanceStatus, procs: &ProcessTable) -> Value {
 }
 
 /// The service's instances as they stand, for an action's answer.
-fn instances(state: &AppState, name: &str) -> Value {
-    let procs = ProcessTable::read();
-    let rows: Vec<Value> = state
+async fn instances(state: &AppState, name: &str) -> Value {
+    let status: Vec<InstanceStatus> = state
         .services
         .status()
-        .iter()
+        .into_iter()
         .filter(|s| s.service == name)
-        .map(|s| row(s, &procs))
         .collect();
+    // Reading /proc is file work: off the async threads.
+    let rows = tokio::task::spawn_blocking(move || {
+        let procs = ProcessTable::read();
+        status
+            .iter()
+            .map(|s| row(s, &procs))
+            .collect::<Vec<Value>>()
+    })
+    .await
+    .unwrap_or_default();
     json!({ "service": name, "instances": rows })
 }
 
@@ -127,7 +135,7 @@ async fn start(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>
         .services
         .start(&name)
         .map_err(|e| supervise_error(e, &state))?;
-    Ok(Json(instances(&state, &name)))
+    Ok(Json(instances(&state, &name).await))
 }
 
 // Stops and restarts run in a task of their own: a client that hangs up does not cut a
@@ -136,16 +144,16 @@ async fn start(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>
 async fn stop(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let (sup, service) = (state.services.clone(), name.clone());
     let done = tokio::spawn(async move { sup.stop_service(&service).await }).await;
-    finished(&state, &name, done)
+    finished(&state, &name, done).await
 }
 
 async fn restart(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let (sup, service) = (state.services.clone(), name.clone());
     let done = tokio::spawn(async move { sup.restart(&service).await }).await;
-    finished(&state, &name, done)
+    finished(&state, &name, done).await
 }
 
-fn finished(
+async fn finished(
     state: &AppState,
     name: &str,
     done: Result<Result<(), berth_supervise::Error>, tokio::task::JoinError>,
@@ -160,7 +168,7 @@ fn finished(
             });
         }
     }
-    Ok(Json(instances(state, name)))
+    Ok(Json(instances(state, name).await))
 }
 
 /// `POST /v1/services/{name}/signal` body.

@@ -317,7 +317,7 @@ async fn lock_data_dir(config: &Config, stop: bool) -> anyhow::Result<DataDirLoc
     let data_dir = &config.app.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
-    match DataDirLock::acquire(data_dir) {
+    match DataDirLock::acquire(data_dir).map(DataDirLock::for_a_while) {
         Ok(lock) => return Ok(lock),
         Err(e) if !stop => {
             bail!(UsageError(format!(
@@ -340,7 +340,7 @@ async fn lock_data_dir(config: &Config, stop: bool) -> anyhow::Result<DataDirLoc
     let started = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Ok(lock) = DataDirLock::acquire(data_dir) {
+        if let Ok(lock) = DataDirLock::acquire(data_dir).map(DataDirLock::for_a_while) {
             return Ok(lock);
         }
         if started.elapsed() > limit {

@@ -37,15 +37,29 @@ pub async fn run(ctx: &Ctx, cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
             let running = match ctx.client()?.get("/v1/budgets").await {
                 Ok(v) if v["gateway"] == true => Some(v),
                 Ok(_) => None,
+                // Not running, or a berth from before `GET /v1/budgets`: the file's.
                 Err(berth_api::client::ClientError::Unreachable { .. }) => None,
+                Err(berth_api::client::ClientError::Api { status, .. }) if status == 404 => None,
                 Err(e) => return Err(e.into()),
             };
-            let items = match &running {
+            let mut items = match &running {
                 // What the running gateway enforces, which a file edited since the last
                 // reload does not change.
                 Some(v) => v["budgets"].as_array().cloned().unwrap_or_default(),
                 None => from_file(&config, store.as_ref(), now).await?,
             };
+            for b in &mut items {
+                let (spent, limit) = (
+                    b["spent"].as_f64().unwrap_or(0.0),
+                    b["limit"].as_f64().unwrap_or(0.0),
+                );
+                let share = if limit > 0.0 {
+                    spent * 100.0 / limit
+                } else {
+                    0.0
+                };
+                b["percent"] = json!((share * 10.0).round() / 10.0);
+            }
             let mut rows = Vec::new();
             for b in &items {
                 let (spent, limit) = (

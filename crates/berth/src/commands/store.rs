@@ -52,6 +52,7 @@ pub async fn run(ctx: &Ctx, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
     }
     // Holding the data dir lock proves berth is not writing meanwhile.
     let _lock = berth_server::lock::DataDirLock::acquire(&config.app.data_dir)
+        .map(berth_server::lock::DataDirLock::for_a_while)
         .context("stop berth before migrating its store")?;
     let source = berth_server::open_store(&config).await?;
     let target = PostgresStore::open(&url, PostgresOptions::default()).await?;

@@ -175,3 +175,71 @@ schedule = "0 3 * * *"
     assert!(out.contains("applied:            none"), "{out}");
     stop(&mut berth);
 }
+
+/// A reload that changes a queue's concurrency lets its running job finish as it would
+/// have (not cut at `shutdown_grace`), then the new setting runs the next ones; a reload
+/// that changes nothing of the gateway leaves its rate limits' buckets as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_hands_a_queue_over_without_cutting_its_jobs() {
+    let port = free_port_run(1);
+    let text = |concurrency: u32, extra: &str| {
+        format!(
+            r#"[app]
+name = "handover"
+shutdown_grace = "1s"
+
+[queue.slow]
+handler = {{ run = "sleep 3" }}
+concurrency = {concurrency}
+
+[gateway]
+listen = "127.0.0.1:{port}"
+
+[[gateway.route]]
+path = "/"
+static = "site"
+rate_limit = {{ per_address = "1/h", burst = 2 }}
+{extra}"#
+        )
+    };
+    let p = Project::new(&text(1, ""));
+    std::fs::create_dir_all(p.dir().join("site")).unwrap();
+    std::fs::write(p.dir().join("site/index.html"), "hi").unwrap();
+    let mut berth = up(p.dir()).await;
+    let c = p.client();
+    let site = format!("http://127.0.0.1:{port}/");
+    assert_eq!(get(&site).await, 200);
+    assert_eq!(get(&site).await, 200);
+    assert_eq!(get(&site).await, 429, "the burst of 2 is spent");
+    let (code, _, err) = parts(&run_in(p.dir(), &["job", "push", "slow", "a"]));
+    assert_eq!(code, 0, "{err}");
+    wait_until("the job to run", Duration::from_secs(10), || {
+        let c = c.clone();
+        async move {
+            let v = c.get("/v1/jobs/1").await.ok()?;
+            (v["state"] == "running").then_some(())
+        }
+    })
+    .await;
+    // Concurrency 2, and a schedule added: the gateway's section is unchanged.
+    p.write_config(&text(
+        2,
+        "\n[schedule.later]\ncron = \"0 3 * * *\"\ncommand = \"true\"\n",
+    ));
+    let (code, out, err) = parts(&run_in(p.dir(), &["reload"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("[queue.slow] (changed)"), "{out}");
+    assert!(!out.contains("[gateway] routes"), "{out}");
+    assert_eq!(get(&site).await, 429, "the buckets were kept");
+    let job = wait_until("the job to end", Duration::from_secs(15), || {
+        let c = c.clone();
+        async move {
+            let v = c.get("/v1/jobs/1").await.ok()?;
+            (v["state"] != "running").then_some(v)
+        }
+    })
+    .await;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["attempt"], 1, "ran once, to its end: {job}");
+    stop(&mut berth);
+}

@@ -366,9 +366,10 @@ impl Conn {
         };
         if let End::Close(code, _) = &end {
             codec::write(self.version, Outgoing::Disconnect(*code), &mut self.wbuf);
-            if let Ok(Ok(())) =
-                tokio::time::timeout(Duration::from_secs(1), io.write(&self.wbuf)).await
-            {
+            let written = tokio::time::timeout(Duration::from_secs(1), io.write(&self.wbuf)).await;
+            // At a stop the acknowledgements just written must reach the client. (A
+            // takeover's old connection is not waited for: its client is already back.)
+            if matches!(written, Ok(Ok(()))) && *code == DisconnectCode::ServerShuttingDown {
                 linger(io, rbuf).await;
             }
         }
