@@ -48,6 +48,7 @@ pub async fn run(ctx: &Ctx, cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
                 Some(v) => v["budgets"].as_array().cloned().unwrap_or_default(),
                 None => from_file(&config, store.as_ref(), now).await?,
             };
+            let mut rows = Vec::new();
             for b in &mut items {
                 let (spent, limit) = (
                     b["spent"].as_f64().unwrap_or(0.0),
@@ -59,18 +60,6 @@ pub async fn run(ctx: &Ctx, cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
                     0.0
                 };
                 b["percent"] = json!((share * 10.0).round() / 10.0);
-            }
-            let mut rows = Vec::new();
-            for b in &items {
-                let (spent, limit) = (
-                    b["spent"].as_f64().unwrap_or(0.0),
-                    b["limit"].as_f64().unwrap_or(0.0),
-                );
-                let share = if limit > 0.0 {
-                    spent * 100.0 / limit
-                } else {
-                    0.0
-                };
                 rows.push(vec![
                     output::cell(&b["name"]),
                     format!("{spent}"),
