@@ -304,7 +304,13 @@ async fn round_robin_and_an_instance_dying_under_load_costs_no_request() {
         failures.len(),
         &failures[..failures.len().min(5)]
     );
-    let stats = gateway.stats();
+    // A request is counted once its answer is written, so the client can hold the last
+    // answer a moment before its count lands.
+    let stats = berth_testkit::wait_until("every request counted", Duration::from_secs(5), || {
+        let stats = gateway.stats();
+        std::future::ready((stats[0].requests >= 1230).then_some(stats))
+    })
+    .await;
     assert_eq!(stats[0].requests, 1230);
     assert_eq!(stats[0].status_2xx, 1230);
     gateway.stop(Duration::from_secs(1)).await;
