@@ -8,8 +8,11 @@ use berth_cron::Cron;
 use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section};
 
-const BACKUP_KEYS: &[&str] = &["dir", "schedule", "timezone", "include", "keep"];
+const BACKUP_KEYS: &[&str] = &[
+    "dir", "schedule", "timezone", "include", "keep", "database",
+];
 const KEEP_KEYS: &[&str] = &["daily", "weekly", "monthly", "yearly"];
+const DATABASE_KEYS: &[&str] = &["postgres", "mysql", "sqlite", "password_env"];
 
 /// The `[backup]` table.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +30,48 @@ pub struct BackupConfig {
     pub include: Vec<PathBuf>,
     /// `keep`: how many of each tier are kept.
     pub keep: Keep,
+    /// `[backup.database.NAME]`: the application's own databases, archived beside
+    /// berth's store, in name order.
+    pub databases: Vec<DatabaseConfig>,
+}
+
+/// One `[backup.database.NAME]`: an application database archived with each backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// `NAME`.
+    pub name: String,
+    /// Which database, and how it is reached.
+    pub kind: DatabaseKind,
+    /// `password_env`: the environment variable that holds the password (PostgreSQL and
+    /// MySQL); it never sits in the file.
+    pub password_env: Option<String>,
+}
+
+/// The kinds of application databases a backup takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// `postgres = "postgres://USER@HOST:PORT/DATABASE"`: `pg_dump`, `pg_restore`.
+    Postgres {
+        /// The URL, without a password.
+        url: String,
+    },
+    /// `mysql = "mysql://USER@HOST:PORT/DATABASE"` (MySQL or MariaDB): `mysqldump`,
+    /// `mysql`.
+    Mysql {
+        /// The host (or `localhost`, which the clients take as the local socket).
+        host: String,
+        /// The port (default 3306).
+        port: u16,
+        /// The user.
+        user: String,
+        /// The database.
+        database: String,
+    },
+    /// `sqlite = "data/app.sqlite3"`: the file, copied with SQLite's online backup.
+    Sqlite {
+        /// The database file, resolved against the config file's directory.
+        path: PathBuf,
+    },
 }
 
 impl BackupConfig {
@@ -39,6 +84,7 @@ impl BackupConfig {
             timezone: "UTC".into(),
             include: Vec::new(),
             keep: Keep::default(),
+            databases: Vec::new(),
         }
     }
 }
@@ -110,13 +156,161 @@ pub(crate) fn backup(
         Some(t) => keep(&t, d),
         None => Keep::default(),
     };
+    let databases = section
+        .table("database", "tables such as [backup.database.app]", d)
+        .map(|t| {
+            t.named_tables("backup.database", "app", d)
+                .into_iter()
+                .filter_map(|(name, db)| database(name, &db, config_dir, data_dir, d))
+                .collect()
+        })
+        .unwrap_or_default();
     BackupConfig {
         dir,
         schedule,
         timezone,
         include,
         keep,
+        databases,
     }
+}
+
+/// One `[backup.database.NAME]`: exactly one of `postgres`, `mysql` and `sqlite`.
+fn database(
+    name: &str,
+    t: &Section<'_, '_>,
+    config_dir: &Path,
+    data_dir: &Path,
+    d: &mut Diagnostics<'_>,
+) -> Option<DatabaseConfig> {
+    t.check_keys(DATABASE_KEYS, d);
+    let given: Vec<&str> = ["postgres", "mysql", "sqlite"]
+        .into_iter()
+        .filter(|k| t.get(k).is_some())
+        .collect();
+    if given.len() != 1 {
+        d.error(
+            t.span(),
+            format!(
+                "[backup.database.{name}] names {}: expected exactly one of \
+                 `postgres = \"postgres://app@127.0.0.1:5432/app\"`, \
+                 `mysql = \"mysql://app@127.0.0.1:3306/app\"` or `sqlite = \"data/app.sqlite3\"`",
+                if given.is_empty() {
+                    "no database".to_owned()
+                } else {
+                    format!("{} at once", given.join(" and "))
+                }
+            ),
+        );
+        return None;
+    }
+    let password_env = t.string("password_env", "variable name", d, |v| {
+        if crate::validate::valid_env_name(v) {
+            Ok(v.to_owned())
+        } else {
+            Err(Invalid::Expected(
+                "expected the name of an environment variable that holds the password, \
+                 such as \"APP_DB_PASSWORD\" (the password never sits in this file)"
+                    .into(),
+            ))
+        }
+    });
+    let no_password = |url: &str| -> Result<(), Invalid> {
+        let auth = url.split_once("://").map_or("", |(_, r)| r);
+        let auth = auth.split(['/', '?']).next().unwrap_or("");
+        if auth.rsplit_once('@').is_some_and(|(u, _)| u.contains(':')) {
+            return Err(Invalid::Message(format!(
+                "the URL of [backup.database.{name}] holds a password: take it out, put it \
+                 in an environment variable and name that with password_env = \"APP_DB_PASSWORD\""
+            )));
+        }
+        Ok(())
+    };
+    let kind = match given[0] {
+        "postgres" => t.string("postgres", "PostgreSQL URL", d, |v| {
+            no_password(v)?;
+            let rest = v
+                .strip_prefix("postgres://")
+                .or_else(|| v.strip_prefix("postgresql://"))
+                .ok_or_else(|| {
+                    Invalid::Expected(
+                        "expected a URL such as \"postgres://app@127.0.0.1:5432/app\"".into(),
+                    )
+                })?;
+            let database = rest.split_once('/').map_or("", |(_, db)| db);
+            if database.split('?').next().unwrap_or("").is_empty() {
+                return Err(Invalid::Expected(
+                    "the URL names no database; expected \"postgres://app@127.0.0.1:5432/app\""
+                        .into(),
+                ));
+            }
+            Ok(DatabaseKind::Postgres { url: v.to_owned() })
+        }),
+        "mysql" => t.string("mysql", "MySQL URL", d, |v| {
+            no_password(v)?;
+            mysql_url(v).map_err(Invalid::Expected)
+        }),
+        _ => t.path("sqlite", "\"data/app.sqlite3\"", config_dir, d).and_then(|path| {
+            if path.starts_with(data_dir) {
+                d.error(
+                    t.key_span("sqlite").unwrap_or_else(|| t.span()),
+                    format!(
+                        "`sqlite` of [backup.database.{name}] lies in the data dir {}: berth's \
+                         store is backed up on its own; expected the application's database file",
+                        data_dir.display()
+                    ),
+                );
+                return None;
+            }
+            Some(DatabaseKind::Sqlite { path })
+        }),
+    }?;
+    if matches!(kind, DatabaseKind::Sqlite { .. }) && password_env.is_some() {
+        d.error(
+            t.key_span("password_env").unwrap_or_else(|| t.span()),
+            format!(
+                "[backup.database.{name}] is a SQLite file, which has no password: remove \
+                 `password_env`"
+            ),
+        );
+    }
+    Some(DatabaseConfig {
+        name: name.to_owned(),
+        kind,
+        password_env,
+    })
+}
+
+/// `mysql://USER@HOST[:PORT]/DATABASE`.
+fn mysql_url(v: &str) -> Result<DatabaseKind, String> {
+    let expected = "expected a URL such as \"mysql://app@127.0.0.1:3306/app\"";
+    let rest = v
+        .strip_prefix("mysql://")
+        .or_else(|| v.strip_prefix("mariadb://"))
+        .ok_or_else(|| expected.to_owned())?;
+    let (authority, database) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("the URL names no database; {expected}"))?;
+    let (user, hostport) = authority
+        .rsplit_once('@')
+        .ok_or_else(|| format!("the URL names no user; {expected}"))?;
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("the port {p:?} is not a number; {expected}"))?,
+        ),
+        None => (hostport, 3306),
+    };
+    if user.is_empty() || host.is_empty() || database.is_empty() || database.contains(['/', '?']) {
+        return Err(expected.to_owned());
+    }
+    Ok(DatabaseKind::Mysql {
+        host: host.to_owned(),
+        port,
+        user: user.to_owned(),
+        database: database.to_owned(),
+    })
 }
 
 /// An included directory may not hold the backups (each archive would hold the ones

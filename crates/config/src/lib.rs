@@ -39,7 +39,7 @@ mod workflow;
 
 use std::path::{Path, PathBuf};
 
-pub use backup::{BackupConfig, Keep};
+pub use backup::{BackupConfig, DatabaseConfig, DatabaseKind, Keep};
 pub use budget::{BudgetConfig, BudgetPeriod};
 pub use diagnostic::Diagnostic;
 pub use gateway::{

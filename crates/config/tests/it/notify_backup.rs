@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use berth_config::{EmailConfig, Keep, NotifyTarget, SmtpSecurity, SmtpServer, WebhookTarget};
+use berth_config::{
+    DatabaseKind, EmailConfig, Keep, NotifyTarget, SmtpSecurity, SmtpServer, WebhookTarget,
+};
 
 use crate::{diagnostics, exactly, valid, with_app};
 
@@ -84,6 +86,95 @@ every = "day"
             "invalid value -1 for `daily` in [backup.keep]: expected an integer from 0 to 10000",
             "unknown key `hourly` in [backup.keep]",
             "unknown key `every` in [backup]",
+        ],
+    );
+}
+
+#[test]
+fn application_databases_read() {
+    let config = valid(&with_app(
+        r#"
+[backup.database.app]
+postgres = "postgres://app@127.0.0.1:5432/app"
+password_env = "APP_DB_PASSWORD"
+
+[backup.database.lms]
+mysql = "mysql://lms@db.local/moodle"
+
+[backup.database.cache]
+sqlite = "var/cache.sqlite3"
+"#,
+    ));
+    let dbs = config.backup.unwrap().databases;
+    let names: Vec<&str> = dbs.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["app", "cache", "lms"]);
+    assert_eq!(
+        dbs[0].kind,
+        DatabaseKind::Postgres {
+            url: "postgres://app@127.0.0.1:5432/app".into()
+        }
+    );
+    assert_eq!(dbs[0].password_env.as_deref(), Some("APP_DB_PASSWORD"));
+    assert_eq!(
+        dbs[1].kind,
+        DatabaseKind::Sqlite {
+            path: PathBuf::from("var/cache.sqlite3")
+        }
+    );
+    assert_eq!(
+        dbs[2].kind,
+        DatabaseKind::Mysql {
+            host: "db.local".into(),
+            port: 3306,
+            user: "lms".into(),
+            database: "moodle".into(),
+        }
+    );
+}
+
+#[test]
+fn application_database_mistakes_are_refused() {
+    let found = diagnostics(&with_app(
+        r#"
+[backup.database.none]
+password_env = "X"
+
+[backup.database.two]
+postgres = "postgres://a@h/db"
+sqlite = "a.db"
+
+[backup.database.secret]
+postgres = "postgres://app:hunter2@127.0.0.1/app"
+
+[backup.database.nodb]
+postgres = "postgres://app@127.0.0.1:5432"
+
+[backup.database.my]
+mysql = "mysql://127.0.0.1/app"
+
+[backup.database.mine]
+sqlite = ".berth/berth.db"
+
+[backup.database.lite]
+sqlite = "app.db"
+password_env = "X"
+
+[backup.database.odd]
+postgres = "postgres://a@h/db"
+user = "a"
+"#,
+    ));
+    exactly(
+        &found,
+        &[
+            "[backup.database.none] names no database: expected exactly one of",
+            "[backup.database.two] names postgres and sqlite at once",
+            "the URL of [backup.database.secret] holds a password",
+            "the URL names no database",
+            "the URL names no user",
+            "`sqlite` of [backup.database.mine] lies in the data dir",
+            "[backup.database.lite] is a SQLite file, which has no password",
+            "unknown key `user` in [backup.database.odd]",
         ],
     );
 }
