@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod external;
 pub mod flows;
 pub mod messages;
 pub mod model;

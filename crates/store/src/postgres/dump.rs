@@ -13,7 +13,7 @@ use tokio_postgres::config::Host;
 use crate::error::{Result, StoreError};
 
 /// The environment that points libpq's tools at the database of `config`.
-fn env(config: &Config) -> Vec<(&'static str, String)> {
+pub(crate) fn env(config: &Config) -> Vec<(&'static str, String)> {
     let mut env = Vec::new();
     if let Some(host) = config.get_hosts().first() {
         env.push((
@@ -50,7 +50,7 @@ fn env(config: &Config) -> Vec<(&'static str, String)> {
 }
 
 /// Runs a tool to its end (killed if the caller gives up); its standard output.
-async fn run(tool: &str, args: &[&std::ffi::OsStr], config: &Config) -> Result<Vec<u8>> {
+pub(crate) async fn run(tool: &str, args: &[&std::ffi::OsStr], config: &Config) -> Result<Vec<u8>> {
     let out = Command::new(tool)
         .args(args)
         .envs(env(config))

@@ -11,7 +11,7 @@
 //!   notifications may have been missed).
 
 mod auth;
-mod dump;
+pub(crate) mod dump;
 mod events;
 mod flows;
 mod jobs;

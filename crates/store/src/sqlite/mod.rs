@@ -12,7 +12,7 @@ mod messages;
 mod migrations;
 mod nodes;
 mod notify;
-mod snapshot;
+pub(crate) mod snapshot;
 mod writer;
 
 use std::path::{Path, PathBuf};
