@@ -39,8 +39,21 @@ pub struct Manifest {
     /// The included directories as configured (relative to the project dir when inside
     /// it), in the order of `files/0`, `files/1`, ….
     pub includes: Vec<String>,
+    /// The application's own databases, each in `databases/NAME.EXT` (none in archives
+    /// made before they could be).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<ArchivedDatabase>,
     /// Every entry but the manifest, in archive order.
     pub entries: Vec<ManifestEntry>,
+}
+
+/// An application database an archive holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchivedDatabase {
+    /// `[backup.database.NAME]`.
+    pub name: String,
+    /// How it is held.
+    pub format: crate::DatabaseFormat,
 }
 
 /// One entry of an archive.
@@ -293,6 +306,7 @@ pub async fn save(
     let (id, file) = claim(&spec.dir, now)?;
     let partial = spec.dir.join(format!(".{}.partial", crate::file_name(&id)));
     let snapshot = spec.dir.join(format!(".berth-{id}.store.partial"));
+    let mut dumps: Vec<PathBuf> = Vec::new();
     let result = async {
         progress(Progress {
             phase: Phase::Snapshot,
@@ -300,6 +314,20 @@ pub async fn save(
             total: 0,
         });
         let format = store.snapshot(&snapshot).await?;
+        // Then the application's databases, each dumped beside the archive.
+        let mut databases = Vec::new();
+        for db in &spec.databases {
+            let dump = spec.dir.join(format!(".berth-{id}.db-{}.partial", db.name));
+            dumps.push(dump.clone());
+            dump_database(db, &dump).await?;
+            databases.push((
+                ArchivedDatabase {
+                    name: db.name.clone(),
+                    format: db.source.format(),
+                },
+                dump,
+            ));
+        }
         let manifest = Manifest {
             format: FORMAT,
             id: id.clone(),
@@ -312,12 +340,25 @@ pub async fn save(
                 .iter()
                 .map(|i| recorded(&spec.base, i))
                 .collect(),
+            databases: databases.iter().map(|(d, _)| d.clone()).collect(),
             entries: Vec::new(),
         };
+        let dump_files: Vec<(String, PathBuf)> = databases
+            .iter()
+            .map(|(d, path)| (d.format.entry(&d.name), path.clone()))
+            .collect();
         let (spec2, partial2, snapshot2) = (spec.clone(), partial.clone(), snapshot.clone());
         let report = progress.clone();
         tokio::task::spawn_blocking(move || {
-            write(file, &partial2, &snapshot2, manifest, &spec2, &*report)
+            write(
+                file,
+                &partial2,
+                &snapshot2,
+                &dump_files,
+                manifest,
+                &spec2,
+                &*report,
+            )
         })
         .await
         .map_err(|e| BackupError::Refused(format!("the archive writer failed: {e}")))??;
@@ -336,10 +377,38 @@ pub async fn save(
     }
     .await;
     let _ = std::fs::remove_file(&snapshot);
+    for d in &dumps {
+        let _ = std::fs::remove_file(d);
+    }
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
     result
+}
+
+/// Dumps an application database into `dest` (a name error says which one).
+async fn dump_database(db: &crate::DatabaseSpec, dest: &Path) -> Result<(), BackupError> {
+    use crate::DatabaseSource;
+    let dumped = match &db.source {
+        DatabaseSource::Postgres { url, password } => {
+            berth_store::external::pg_dump(url, password.as_deref(), dest).await
+        }
+        DatabaseSource::Mysql(m) => berth_store::external::mysql_dump(m, dest).await,
+        DatabaseSource::Sqlite { path } => {
+            let (path, dest) = (path.clone(), dest.to_path_buf());
+            tokio::task::spawn_blocking(move || berth_store::external::sqlite_copy(&path, &dest))
+                .await
+                .map_err(|e| {
+                    berth_store::StoreError::Snapshot(format!("the copy's worker failed: {e}"))
+                })?
+        }
+    };
+    dumped.map_err(|e| {
+        BackupError::Refused(format!(
+            "the database `{}` ([backup.database.{}]) cannot be copied: {e}",
+            db.name, db.name
+        ))
+    })
 }
 
 /// The id for an archive made at `now` (numbered if one of that second exists), with its
@@ -390,6 +459,7 @@ fn write(
     file: File,
     partial: &Path,
     snapshot: &Path,
+    dumps: &[(String, PathBuf)],
     mut manifest: Manifest,
     spec: &BackupSpec,
     progress: OnProgress<'_>,
@@ -407,6 +477,15 @@ fn write(
         ));
     };
     sources.push(store);
+    for (name, path) in dumps {
+        let Some(dump) = source(path, name.clone(), false)? else {
+            return Err(BackupError::Refused(format!(
+                "the dump {} is not a file",
+                path.display()
+            )));
+        };
+        sources.push(dump);
+    }
     for (i, inc) in spec.include.iter().enumerate() {
         walk(inc, &format!("files/{i}"), true, &mut sources)?;
     }

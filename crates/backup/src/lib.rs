@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use berth_store::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use archive::{EntryKind, Manifest, ManifestEntry, recorded, save, verify};
+pub use archive::{ArchivedDatabase, EntryKind, Manifest, ManifestEntry, recorded, save, verify};
 pub use error::BackupError;
 pub use restore::{RESTORE_MARKER, RestorePlan, RestoreReport, RestoreTarget, restore};
 pub use retention::{Keep, plan, prune};
@@ -49,6 +49,80 @@ pub struct BackupSpec {
     pub include: Vec<PathBuf>,
     /// The application's name, recorded in the manifest.
     pub app: String,
+    /// The application's own databases, archived beside the store.
+    pub databases: Vec<DatabaseSpec>,
+}
+
+/// One application database a backup takes (`[backup.database.NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSpec {
+    /// Its name; the archive holds it as `databases/NAME.EXT`.
+    pub name: String,
+    /// Where it is.
+    pub source: DatabaseSource,
+}
+
+/// Where an application database is, with what reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseSource {
+    /// A PostgreSQL database: its URL, and the password if it needs one.
+    Postgres {
+        /// `postgres://USER@HOST:PORT/DATABASE`.
+        url: String,
+        /// Read from the environment.
+        password: Option<String>,
+    },
+    /// A MySQL or MariaDB database.
+    Mysql(berth_store::external::Mysql),
+    /// A SQLite file.
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl DatabaseSource {
+    /// How it is archived.
+    pub fn format(&self) -> DatabaseFormat {
+        match self {
+            DatabaseSource::Postgres { .. } => DatabaseFormat::PgDump,
+            DatabaseSource::Mysql(_) => DatabaseFormat::MysqlDump,
+            DatabaseSource::Sqlite { .. } => DatabaseFormat::Sqlite,
+        }
+    }
+}
+
+/// How an application database is held in an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseFormat {
+    /// `pg_dump --format=custom`.
+    PgDump,
+    /// `mysqldump` (SQL).
+    MysqlDump,
+    /// A SQLite database file.
+    Sqlite,
+}
+
+impl DatabaseFormat {
+    /// The entry's name in an archive for database `name`.
+    pub fn entry(self, name: &str) -> String {
+        let ext = match self {
+            DatabaseFormat::PgDump => "pgdump",
+            DatabaseFormat::MysqlDump => "sql",
+            DatabaseFormat::Sqlite => "sqlite",
+        };
+        format!("databases/{name}.{ext}")
+    }
+
+    /// In words, for listings.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DatabaseFormat::PgDump => "PostgreSQL",
+            DatabaseFormat::MysqlDump => "MySQL",
+            DatabaseFormat::Sqlite => "SQLite",
+        }
+    }
 }
 
 /// How far a long step is.

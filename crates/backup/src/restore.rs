@@ -71,6 +71,9 @@ pub struct RestorePlan {
     /// The manifest of a [`crate::verify`] the caller already made of the archive (so it
     /// is not read twice before unpacking); unpacking checks every entry again.
     pub verified: Option<Manifest>,
+    /// The application databases of the current config: an archive's databases must be
+    /// among them (by name and kind), and are restored into them.
+    pub databases: Vec<crate::DatabaseSpec>,
 }
 
 /// What a restore did.
@@ -88,6 +91,8 @@ pub struct RestoreReport {
 struct Staging {
     store: PathBuf,
     store_entry: &'static str,
+    /// Each archived database's entry and where it is unpacked.
+    databases: Vec<(String, PathBuf)>,
     dirs: Vec<PathBuf>,
     /// Directories' modes, applied once everything is in place (deepest first), so that
     /// a read-only directory does not keep its own contents from being written: the
@@ -99,6 +104,9 @@ impl Staging {
     fn place(&self, name: &str) -> Result<PathBuf, BackupError> {
         if name == self.store_entry {
             return Ok(self.store.clone());
+        }
+        if let Some((_, path)) = self.databases.iter().find(|(e, _)| e == name) {
+            return Ok(path.clone());
         }
         let rest = name.strip_prefix("files/").ok_or_else(|| {
             BackupError::Refused(format!(
@@ -245,6 +253,29 @@ pub async fn restore(plan: &RestorePlan, progress: Reporter) -> Result<RestoreRe
              add it to `include` in [backup] to restore it there"
         )));
     }
+    // Each archived database must be one the config names, of the same kind: it is
+    // restored into the config's database, never somewhere the archive says.
+    let mut databases = Vec::new();
+    for archived in &manifest.databases {
+        let Some(db) = plan.databases.iter().find(|d| d.name == archived.name) else {
+            return Err(BackupError::Refused(format!(
+                "the archive holds the database `{}`, which this config does not name; add \
+                 [backup.database.{}] to restore it",
+                archived.name, archived.name
+            )));
+        };
+        if db.source.format() != archived.format {
+            return Err(BackupError::Refused(format!(
+                "the archive holds `{}` as a {} database, and this config's \
+                 [backup.database.{}] is {}; restore it with a config of the same kind",
+                archived.name,
+                archived.format.describe(),
+                archived.name,
+                db.source.format().describe()
+            )));
+        }
+        databases.push(db.clone());
+    }
     let data_dir = plan.target.data_dir();
     std::fs::create_dir_all(data_dir).map_err(io_at("cannot create", data_dir))?;
     let stamp = &plan.stamp;
@@ -263,11 +294,22 @@ pub async fn restore(plan: &RestorePlan, progress: Reporter) -> Result<RestoreRe
     let staging = Staging {
         store: data_dir.join(format!(".restore-{stamp}.store")),
         store_entry: manifest.store_entry(),
+        databases: manifest
+            .databases
+            .iter()
+            .map(|d| {
+                (
+                    d.format.entry(&d.name),
+                    data_dir.join(format!(".restore-{stamp}.db-{}", d.name)),
+                )
+            })
+            .collect(),
         dirs: dirs.iter().map(|d| sibling(d, "restoring")).collect(),
         modes: Vec::new(),
     };
     let staged: Vec<PathBuf> = std::iter::once(staging.store.clone())
         .chain(staging.dirs.iter().cloned())
+        .chain(staging.databases.iter().map(|(_, p)| p.clone()))
         .collect();
     for p in &staged {
         if p.exists() {
@@ -316,7 +358,7 @@ pub async fn restore(plan: &RestorePlan, progress: Reporter) -> Result<RestoreRe
     .map_err(io_at("cannot write", &marker))?;
     let mut moves = Moves::default();
     let mut aside: Vec<PathBuf> = Vec::new();
-    let swapped = swap(plan, &staging, &dirs, &mut moves, &mut aside).await;
+    let swapped = swap(plan, &staging, &dirs, &databases, &mut moves, &mut aside).await;
     if let Err(e) = swapped {
         let stuck = moves.undo();
         staged.iter().for_each(|p| remove(p));
@@ -344,6 +386,7 @@ pub async fn restore(plan: &RestorePlan, progress: Reporter) -> Result<RestoreRe
     }
     let _ = File::open(data_dir).and_then(|d| d.sync_all());
     remove(&staging.store);
+    staging.databases.iter().for_each(|(_, p)| remove(p));
     remove(&marker);
     let kept_aside = if plan.keep_replaced {
         aside
@@ -362,6 +405,7 @@ async fn swap(
     plan: &RestorePlan,
     staging: &Staging,
     dirs: &[PathBuf],
+    databases: &[crate::DatabaseSpec],
     moves: &mut Moves,
     aside: &mut Vec<PathBuf>,
 ) -> Result<(), BackupError> {
@@ -413,19 +457,123 @@ async fn swap(
         }
         Ok(())
     })();
+    // The application's databases: a SQLite file is swapped like the store; a server's
+    // database is copied aside, then replaced (and put back if a later step fails).
+    let mut db_undo: Vec<(crate::DatabaseSpec, PathBuf)> = Vec::new();
+    let result = match result {
+        Ok(()) => restore_databases(plan, staging, databases, moves, aside, &mut db_undo).await,
+        Err(e) => Err(e),
+    };
     // The restored store must open (and migrate, if the archive is older) before the
     // replaced data may go.
     let result = match result {
         Ok(()) => opens(&plan.target).await,
         Err(e) => Err(e),
     };
-    if result.is_err()
-        && let Some((url, copy)) = pg_undo
-        && let Err(e) = berth_store::postgres::restore_dump(&url, &copy).await
-    {
-        tracing::error!(copy = %copy.display(), error = %e, "cannot put the replaced database back; restore that copy by hand");
+    if result.is_err() {
+        for (db, copy) in db_undo.iter().rev() {
+            if let Err(e) = load_database(db, copy).await {
+                tracing::error!(database = %db.name, copy = %copy.display(), error = %e, "cannot put the replaced database back; restore that copy by hand");
+            }
+        }
+        if let Some((url, copy)) = pg_undo
+            && let Err(e) = berth_store::postgres::restore_dump(&url, &copy).await
+        {
+            tracing::error!(copy = %copy.display(), error = %e, "cannot put the replaced database back; restore that copy by hand");
+        }
     }
     result
+}
+
+/// Puts each archived application database in place of the configured one. `undo`
+/// collects the copies of the server databases replaced so far.
+async fn restore_databases(
+    plan: &RestorePlan,
+    staging: &Staging,
+    databases: &[crate::DatabaseSpec],
+    moves: &mut Moves,
+    aside: &mut Vec<PathBuf>,
+    undo: &mut Vec<(crate::DatabaseSpec, PathBuf)>,
+) -> Result<(), BackupError> {
+    use crate::DatabaseSource;
+    let stamp = &plan.stamp;
+    let data_dir = plan.target.data_dir();
+    for db in databases {
+        let entry = db.source.format().entry(&db.name);
+        let Some((_, staged)) = staging.databases.iter().find(|(e, _)| *e == entry) else {
+            continue;
+        };
+        match &db.source {
+            DatabaseSource::Sqlite { path } => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                // The WAL and shared memory first: a database never sits beside
+                // another's WAL.
+                for suffix in ["-wal", "-shm", ""] {
+                    let f = path.with_file_name(format!("{name}{suffix}"));
+                    if f.exists() {
+                        let old = path.with_file_name(format!("{name}{suffix}.replaced-{stamp}"));
+                        moves.rename(&f, &old)?;
+                        aside.push(old);
+                    }
+                }
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io_at("cannot create", parent))?;
+                }
+                moves.rename(staged, path)?;
+            }
+            DatabaseSource::Postgres { .. } | DatabaseSource::Mysql(_) => {
+                let ext = match db.source.format() {
+                    crate::DatabaseFormat::PgDump => "pgdump",
+                    _ => "sql",
+                };
+                let copy = data_dir.join(format!("replaced-{stamp}.db-{}.{ext}", db.name));
+                dump_current(db, &copy).await?;
+                aside.push(copy.clone());
+                load_database(db, staged).await?;
+                undo.push((db.clone(), copy));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies a server database as it is now (before it is replaced).
+async fn dump_current(db: &crate::DatabaseSpec, dest: &Path) -> Result<(), BackupError> {
+    use crate::DatabaseSource;
+    let done = match &db.source {
+        DatabaseSource::Postgres { url, password } => {
+            berth_store::external::pg_dump(url, password.as_deref(), dest).await
+        }
+        DatabaseSource::Mysql(m) => berth_store::external::mysql_dump(m, dest).await,
+        DatabaseSource::Sqlite { .. } => Ok(()),
+    };
+    done.map_err(|e| {
+        BackupError::Refused(format!(
+            "the database `{}` cannot be copied before it is replaced: {e}",
+            db.name
+        ))
+    })
+}
+
+/// Loads a dump into a server database, in place of what it holds.
+async fn load_database(db: &crate::DatabaseSpec, dump: &Path) -> Result<(), BackupError> {
+    use crate::DatabaseSource;
+    let done = match &db.source {
+        DatabaseSource::Postgres { url, password } => {
+            berth_store::external::pg_restore(url, password.as_deref(), dump).await
+        }
+        DatabaseSource::Mysql(m) => berth_store::external::mysql_restore(m, dump).await,
+        DatabaseSource::Sqlite { .. } => Ok(()),
+    };
+    done.map_err(|e| {
+        BackupError::Refused(format!(
+            "the database `{}` cannot be restored: {e}",
+            db.name
+        ))
+    })
 }
 
 /// Runs file work on a blocking thread.

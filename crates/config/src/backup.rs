@@ -8,9 +8,7 @@ use berth_cron::Cron;
 use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section};
 
-const BACKUP_KEYS: &[&str] = &[
-    "dir", "schedule", "timezone", "include", "keep", "database",
-];
+const BACKUP_KEYS: &[&str] = &["dir", "schedule", "timezone", "include", "keep", "database"];
 const KEEP_KEYS: &[&str] = &["daily", "weekly", "monthly", "yearly"];
 const DATABASE_KEYS: &[&str] = &["postgres", "mysql", "sqlite", "password_env"];
 
@@ -250,20 +248,22 @@ fn database(
             no_password(v)?;
             mysql_url(v).map_err(Invalid::Expected)
         }),
-        _ => t.path("sqlite", "\"data/app.sqlite3\"", config_dir, d).and_then(|path| {
-            if path.starts_with(data_dir) {
-                d.error(
-                    t.key_span("sqlite").unwrap_or_else(|| t.span()),
-                    format!(
-                        "`sqlite` of [backup.database.{name}] lies in the data dir {}: berth's \
+        _ => t
+            .path("sqlite", "\"data/app.sqlite3\"", config_dir, d)
+            .and_then(|path| {
+                if path.starts_with(data_dir) {
+                    d.error(
+                        t.key_span("sqlite").unwrap_or_else(|| t.span()),
+                        format!(
+                            "`sqlite` of [backup.database.{name}] lies in the data dir {}: berth's \
                          store is backed up on its own; expected the application's database file",
-                        data_dir.display()
-                    ),
-                );
-                return None;
-            }
-            Some(DatabaseKind::Sqlite { path })
-        }),
+                            data_dir.display()
+                        ),
+                    );
+                    return None;
+                }
+                Some(DatabaseKind::Sqlite { path })
+            }),
     }?;
     if matches!(kind, DatabaseKind::Sqlite { .. }) && password_env.is_some() {
         d.error(

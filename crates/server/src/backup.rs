@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use berth_backup::{ArchiveInfo, BackupError, BackupSpec, Keep, Reporter};
-use berth_config::Config;
+use berth_backup::{
+    ArchiveInfo, BackupError, BackupSpec, DatabaseSource, DatabaseSpec, Keep, Reporter,
+};
+use berth_config::{Config, DatabaseKind};
 use berth_cron::Cron;
 use berth_queue::{LeaderTask, Live, TickFuture};
 use berth_store::{NewEvent, Store, Timestamp};
@@ -43,6 +45,11 @@ pub fn backups(config: &Config) -> anyhow::Result<Backups> {
             base,
             include: b.include,
             app: config.app.name.clone(),
+            databases: b
+                .databases
+                .iter()
+                .map(database)
+                .collect::<anyhow::Result<_>>()?,
         },
         keep: Keep {
             daily: b.keep.daily,
@@ -52,6 +59,43 @@ pub fn backups(config: &Config) -> anyhow::Result<Backups> {
         },
         tz: berth_cron::time_zone(&b.timezone).map_err(anyhow::Error::msg)?,
         schedule: b.schedule,
+    })
+}
+
+/// A `[backup.database.NAME]`, its password read from the environment.
+fn database(d: &berth_config::DatabaseConfig) -> anyhow::Result<DatabaseSpec> {
+    let password = match &d.password_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            anyhow::anyhow!(
+                "[backup.database.{}] reads its password from ${var}, which is not set; set \
+                 it, or remove `password_env`",
+                d.name
+            )
+        })?),
+        None => None,
+    };
+    let source = match &d.kind {
+        DatabaseKind::Postgres { url } => DatabaseSource::Postgres {
+            url: url.clone(),
+            password,
+        },
+        DatabaseKind::Mysql {
+            host,
+            port,
+            user,
+            database,
+        } => DatabaseSource::Mysql(berth_store::external::Mysql {
+            host: host.clone(),
+            port: *port,
+            user: user.clone(),
+            database: database.clone(),
+            password,
+        }),
+        DatabaseKind::Sqlite { path } => DatabaseSource::Sqlite { path: path.clone() },
+    };
+    Ok(DatabaseSpec {
+        name: d.name.clone(),
+        source,
     })
 }
 

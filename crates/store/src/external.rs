@@ -335,10 +335,12 @@ async fn feed(
         .spawn()
         .map_err(|e| not_run(tool, e, install))?;
     let mut stdin = child.stdin.take().expect("piped");
-    let write = async {
+    // Owns the pipe: it closes when the input is written, which is the tool's end of
+    // input (a pipe's `shutdown` only flushes).
+    let write = async move {
         stdin.write_all(first).await?;
         tokio::io::copy(&mut rest, &mut stdin).await?;
-        stdin.shutdown().await
+        stdin.flush().await
     };
     let (written, out) = tokio::join!(write, child.wait_with_output());
     let out = out.map_err(|e| StoreError::Snapshot(format!("cannot run `{tool}`: {e}")))?;

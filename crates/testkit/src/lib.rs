@@ -8,6 +8,7 @@
 //!   test binary;
 //! - [`wait_until`]: waiting on a condition instead of sleeping a fixed time.
 
+pub mod mariadb;
 pub mod pg;
 pub mod sink;
 

@@ -354,7 +354,7 @@ fn bin_dir() -> Option<PathBuf> {
 }
 
 /// Whether the test process runs as root (`id -u` is 0).
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     static ROOT: OnceLock<bool> = OnceLock::new();
     *ROOT.get_or_init(|| {
         let out = Command::new("id").arg("-u").output().expect("run `id -u`");

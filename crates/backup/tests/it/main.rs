@@ -38,6 +38,7 @@ fn spec(base: &Path) -> BackupSpec {
         base: base.to_path_buf(),
         include: vec![base.join("media")],
         app: "shop".into(),
+        databases: Vec::new(),
     }
 }
 
@@ -133,6 +134,7 @@ async fn a_backup_while_jobs_are_written_restores_into_an_empty_place() {
             keep_replaced: false,
             stamp: "t1".into(),
             verified: None,
+            databases: Vec::new(),
             includes: vec!["media".into()],
         },
         Arc::new(quiet),
@@ -201,6 +203,7 @@ async fn a_restore_replaces_current_data_and_can_keep_it_aside() {
             keep_replaced: true,
             stamp: "t2".into(),
             verified: None,
+            databases: Vec::new(),
             includes: vec!["media".into()],
         },
         Arc::new(quiet),
@@ -305,6 +308,7 @@ async fn damaged_or_changed_archives_are_refused_and_nothing_is_touched() {
             keep_replaced: false,
             stamp: "t3".into(),
             verified: None,
+            databases: Vec::new(),
             includes: vec!["media".into()],
         },
         Arc::new(quiet),
@@ -435,6 +439,7 @@ async fn a_postgres_backup_restores_over_changes_and_into_an_empty_database() {
         stamp: stamp.into(),
         verified: None,
         includes: vec!["media".into()],
+        databases: Vec::new(),
     };
     let report = berth_backup::restore(&plan(&url, "pg1"), Arc::new(quiet))
         .await
@@ -565,6 +570,7 @@ async fn archives_stay_in_their_place() {
             keep_replaced: false,
             stamp: "t4".into(),
             verified: None,
+            databases: Vec::new(),
             includes: vec!["uploads".into()],
         },
         Arc::new(quiet),
@@ -628,4 +634,211 @@ async fn settings_in_force_are_kept_over_the_archives() {
     );
     // Applied again, nothing is left to change.
     assert!(in_force.apply(&archived, now).await.unwrap().is_empty());
+}
+
+/// The application's own databases travel in the archive beside the store: a SQLite
+/// file, a PostgreSQL database and a MariaDB one. After a "migration" (a new column, a new
+/// table, more rows) a restore puts each back as it was; an archive's database that the
+/// config does not name, or names as another kind, is refused before anything changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn application_databases_are_archived_and_restored() {
+    use berth_backup::{DatabaseSource, DatabaseSpec};
+    let p = project();
+    let store = SqliteStore::open(&p.path().join(".berth/berth.db"), Default::default()).unwrap();
+    push(&store, 3).await;
+    // SQLite: the app's own file.
+    let app_db = p.path().join("var/app.sqlite3");
+    std::fs::create_dir_all(app_db.parent().unwrap()).unwrap();
+    let sqlite = |sql: &str| {
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); r=c.executescript(sys.argv[2]) if ';' in sys.argv[2] else c.execute(sys.argv[2]); print(r.fetchall() if ';' not in sys.argv[2] else ''); c.commit()")
+            .arg(&app_db)
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    sqlite(
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('a'), ('b');",
+    );
+    // PostgreSQL: the app's database, behind a password.
+    let cluster = berth_testkit::pg::shared();
+    let pg_url = cluster.fresh_database();
+    cluster.psql(
+        &pg_url,
+        "CREATE TABLE orders (id serial PRIMARY KEY, total int); \
+         INSERT INTO orders (total) VALUES (10), (20), (30);",
+    );
+    let mut databases = vec![
+        DatabaseSpec {
+            name: "notes".into(),
+            source: DatabaseSource::Sqlite {
+                path: app_db.clone(),
+            },
+        },
+        DatabaseSpec {
+            name: "shop".into(),
+            source: DatabaseSource::Postgres {
+                url: pg_url.clone(),
+                password: None,
+            },
+        },
+    ];
+    // MariaDB where its server is installed.
+    let maria =
+        berth_testkit::mariadb::MariaDb::available().then(berth_testkit::mariadb::MariaDb::start);
+    if let Some(m) = &maria {
+        m.sql(
+            "",
+            "CREATE DATABASE lms; USE lms; CREATE TABLE courses (id int PRIMARY KEY, title varchar(40)); \
+             INSERT INTO courses VALUES (1, 'maths'), (2, 'physics');",
+        );
+        databases.push(DatabaseSpec {
+            name: "lms".into(),
+            source: DatabaseSource::Mysql(berth_store::external::Mysql {
+                host: "127.0.0.1".into(),
+                port: m.port(),
+                user: "app".into(),
+                database: "lms".into(),
+                password: Some(berth_testkit::mariadb::MariaDb::PASSWORD.into()),
+            }),
+        });
+    } else {
+        println!("MariaDB's server is not installed: its part of this test is skipped");
+    }
+    let mut s = spec(p.path());
+    s.databases = databases.clone();
+    let archive = berth_backup::save(&store, &s, Timestamp::now(), Arc::new(quiet))
+        .await
+        .unwrap();
+    let manifest = berth_backup::verify(&archive.path, &quiet).unwrap();
+    let held: Vec<(String, &str)> = manifest
+        .databases
+        .iter()
+        .map(|d| (d.name.clone(), d.format.describe()))
+        .collect();
+    let mut expected = vec![
+        ("notes".to_owned(), "SQLite"),
+        ("shop".to_owned(), "PostgreSQL"),
+    ];
+    if maria.is_some() {
+        expected.push(("lms".to_owned(), "MySQL"));
+    }
+    assert_eq!(held, expected);
+    assert!(
+        manifest
+            .entries
+            .iter()
+            .any(|e| e.path == "databases/shop.pgdump" && e.size > 0)
+    );
+
+    // A migration and new rows everywhere.
+    sqlite(
+        "ALTER TABLE notes ADD COLUMN tag TEXT; CREATE TABLE later (x int); INSERT INTO notes (body) VALUES ('c');",
+    );
+    cluster.psql(
+        &pg_url,
+        "ALTER TABLE orders ADD COLUMN note text; CREATE TABLE later (x int); \
+         INSERT INTO orders (total) VALUES (40);",
+    );
+    if let Some(m) = &maria {
+        m.sql(
+            "lms",
+            "ALTER TABLE courses ADD COLUMN room int; CREATE TABLE later (x int); \
+             INSERT INTO courses VALUES (3, 'art', 1);",
+        );
+    }
+    drop(store);
+    let plan = |dbs: Vec<DatabaseSpec>, stamp: &str| RestorePlan {
+        archive: archive.path.clone(),
+        target: RestoreTarget::Sqlite {
+            data_dir: p.path().join(".berth"),
+            db_file: "berth.db".into(),
+        },
+        base: p.path().to_path_buf(),
+        keep_replaced: false,
+        stamp: stamp.into(),
+        verified: None,
+        includes: vec!["media".into()],
+        databases: dbs,
+    };
+    // Refused: the config lacks a database the archive holds, or names it as another kind.
+    let err = berth_backup::restore(&plan(databases[..1].to_vec(), "r0"), Arc::new(quiet))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the archive holds the database `shop`, which this config does not name"),
+        "{err}"
+    );
+    let mut wrong = databases.clone();
+    wrong[1].source = DatabaseSource::Sqlite {
+        path: p.path().join("shop.db"),
+    };
+    let err = berth_backup::restore(&plan(wrong, "r1"), Arc::new(quiet))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("as a PostgreSQL database"), "{err}");
+    assert_eq!(
+        sqlite("SELECT count(*) FROM notes"),
+        "[(3,)]",
+        "nothing changed"
+    );
+
+    berth_backup::restore(&plan(databases.clone(), "r2"), Arc::new(quiet))
+        .await
+        .unwrap();
+    assert_eq!(sqlite("SELECT count(*) FROM notes"), "[(2,)]");
+    assert_eq!(
+        sqlite("SELECT name FROM sqlite_master WHERE name = 'later'"),
+        "[]"
+    );
+    assert_eq!(
+        cluster.psql(&pg_url, "SELECT count(*) FROM orders").trim(),
+        "3"
+    );
+    assert_eq!(
+        cluster
+            .psql(
+                &pg_url,
+                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'note'"
+            )
+            .trim(),
+        "0"
+    );
+    assert_eq!(
+        cluster
+            .psql(
+                &pg_url,
+                "SELECT count(*) FROM pg_tables WHERE tablename = 'later'"
+            )
+            .trim(),
+        "0"
+    );
+    if let Some(m) = &maria {
+        assert_eq!(m.sql("lms", "SELECT count(*) FROM courses").trim(), "2");
+        assert_eq!(
+            m.sql(
+                "lms",
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'lms' AND column_name = 'room'"
+            )
+            .trim(),
+            "0"
+        );
+        assert_eq!(
+            m.sql(
+                "lms",
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'lms' AND table_name = 'later'"
+            )
+            .trim(),
+            "0"
+        );
+    }
 }

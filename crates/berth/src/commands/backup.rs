@@ -447,6 +447,7 @@ async fn restore(
             keep_replaced,
             stamp,
             verified: Some(verified),
+            databases: b.spec.databases.clone(),
             includes: b
                 .spec
                 .include
