@@ -14,6 +14,8 @@ use crate::{ArchiveInfo, BackupError, BackupSpec, OnProgress, Phase, Progress, R
 
 /// The manifest's name in the archive.
 pub(crate) const MANIFEST: &str = "manifest.json";
+/// The first entry: what the archive holds, readable without reading it all.
+pub const PARTS: &str = "parts.json";
 /// The manifest format this build writes and reads.
 const FORMAT: u32 = 1;
 /// zstd's level: fast, and about as small as gzip -9 on databases.
@@ -45,6 +47,68 @@ pub struct Manifest {
     pub databases: Vec<ArchivedDatabase>,
     /// Every entry but the manifest, in archive order.
     pub entries: Vec<ManifestEntry>,
+}
+
+/// What an archive holds, in its first entry: `berth backup list` reads only that. It
+/// is an entry like the others, checked against the manifest when the archive is read
+/// whole; archives made before it was written have none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parts {
+    /// What kind of store copy the archive holds.
+    pub store: SnapshotFormat,
+    /// The included directories, as in the manifest.
+    pub includes: Vec<String>,
+    /// The application's databases.
+    #[serde(default)]
+    pub databases: Vec<ArchivedDatabase>,
+}
+
+impl Parts {
+    /// In words, for listings: "store, 2 dirs, databases shop (PostgreSQL), …".
+    pub fn describe(&self) -> String {
+        let mut out = String::from("store");
+        match self.includes.len() {
+            0 => {}
+            1 => out.push_str(", 1 dir"),
+            n => out.push_str(&format!(", {n} dirs")),
+        }
+        if !self.databases.is_empty() {
+            let dbs: Vec<String> = self
+                .databases
+                .iter()
+                .map(|d| format!("{} ({})", d.name, d.format.describe()))
+                .collect();
+            out.push_str(&format!(", {}", dbs.join(", ")));
+        }
+        out
+    }
+}
+
+/// Reads an archive's parts from its first entry, without reading the rest: `None` for
+/// an archive made before parts were written. Nothing is verified here.
+pub fn parts(path: &Path) -> Result<Option<Parts>, BackupError> {
+    let damaged = |detail: String| BackupError::Damaged {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let file = File::open(path)
+        .map_err(|e| BackupError::io(format!("cannot open {}", path.display()), e))?;
+    let decoder = zstd::Decoder::new(BufReader::new(file))
+        .map_err(|e| damaged(format!("not a zstd archive ({e})")))?;
+    let mut archive = tar::Archive::new(decoder);
+    let cut = |e: io::Error| damaged(format!("it is truncated or corrupt ({e})"));
+    let Some(entry) = archive.entries().map_err(cut)?.next() else {
+        return Err(damaged("it is empty".into()));
+    };
+    let mut entry = entry.map_err(cut)?;
+    if entry.path().map_err(cut)?.as_os_str() != PARTS || entry.size() > 1 << 20 {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    entry.read_to_string(&mut text).map_err(cut)?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| damaged(format!("its {PARTS} is not valid ({e})")))
 }
 
 /// An application database an archive holds.
@@ -470,6 +534,12 @@ fn write(
         move |e: io::Error| BackupError::io(format!("{what} {partial}"), e)
     };
     let mut sources = Vec::new();
+    let parts = serde_json::to_vec_pretty(&Parts {
+        store: manifest.store,
+        includes: manifest.includes.clone(),
+        databases: manifest.databases.clone(),
+    })
+    .expect("parts serialize");
     let store_name = store_entry(manifest.store).to_owned();
     let Some(store) = source(snapshot, store_name, false)? else {
         return Err(BackupError::Refused(
@@ -502,6 +572,23 @@ fn write(
         zstd::Encoder::new(BufWriter::new(file), LEVEL).map_err(at("cannot write"))?;
     encoder.include_checksum(true).map_err(at("cannot write"))?;
     let mut tar = tar::Builder::new(encoder);
+    {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(parts.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime((manifest.created_at.0 / 1_000_000).max(0) as u64);
+        tar.append_data(&mut header, PARTS, parts.as_slice())
+            .map_err(at("cannot write"))?;
+        manifest.entries.push(ManifestEntry {
+            path: PARTS.into(),
+            kind: EntryKind::File,
+            size: parts.len() as u64,
+            sha256: Some(hex(digest::digest(&digest::SHA256, &parts).as_ref())),
+            target: None,
+            mode: 0o644,
+        });
+    }
     for s in &sources {
         let mut header = tar::Header::new_gnu();
         header.set_mode(s.mode);

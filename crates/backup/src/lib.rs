@@ -32,7 +32,10 @@ use std::path::{Path, PathBuf};
 use berth_store::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use archive::{ArchivedDatabase, EntryKind, Manifest, ManifestEntry, recorded, save, verify};
+pub use archive::{
+    ArchivedDatabase, EntryKind, Manifest, ManifestEntry, PARTS, Parts, parts, recorded, save,
+    verify,
+};
 pub use error::BackupError;
 pub use restore::{RESTORE_MARKER, RestorePlan, RestoreReport, RestoreTarget, restore};
 pub use retention::{Keep, plan, prune};

@@ -32,10 +32,20 @@ impl MariaDb {
 
     /// Whether this machine has the server binaries (`mariadbd` and
     /// `mariadb-install-db`); tests of MySQL say so and skip without them.
+    /// With `BERTH_TEST_MARIADB=required` (CI sets it), a missing server panics instead:
+    /// the MySQL part of a test is never skipped there.
     pub fn available() -> bool {
-        find(&["mariadbd", "mysqld"]).is_some()
+        let here = find(&["mariadbd", "mysqld"]).is_some()
             && find(&["mariadb-install-db", "mysql_install_db"]).is_some()
             && find(&["mysql", "mariadb"]).is_some()
+            && find(&["mysqldump"]).is_some();
+        if !here && std::env::var("BERTH_TEST_MARIADB").as_deref() == Ok("required") {
+            panic!(
+                "BERTH_TEST_MARIADB=required, and MariaDB's server or client is missing: \
+                 apt-get install mariadb-server mariadb-client"
+            );
+        }
+        here
     }
 
     /// Starts a fresh server. Panics with what to install, or the error log's end.

@@ -110,6 +110,7 @@ async fn a_backup_while_jobs_are_written_restores_into_an_empty_place() {
     assert_eq!(
         paths,
         [
+            "parts.json",
             "store/berth.db",
             "files/0",
             "files/0/2026",
@@ -731,6 +732,16 @@ async fn application_databases_are_archived_and_restored() {
         expected.push(("lms".to_owned(), "MySQL"));
     }
     assert_eq!(held, expected);
+    // The listing reads the same from the archive's first entry alone.
+    let parts = berth_backup::parts(&archive.path).unwrap().unwrap();
+    assert_eq!(parts.databases, manifest.databases);
+    assert!(
+        parts
+            .describe()
+            .starts_with("store, 1 dir, notes (SQLite), shop (PostgreSQL)"),
+        "{}",
+        parts.describe()
+    );
     assert!(
         manifest
             .entries

@@ -232,16 +232,23 @@ async fn save(ctx: &Ctx, config: &Config, b: &Backups, prune: bool) -> anyhow::R
 fn list(ctx: &Ctx, b: &Backups) -> anyhow::Result<ExitCode> {
     let archives = berth_backup::list(&b.spec.dir)?;
     let kept = berth_backup::plan(&archives, b.keep, &b.tz);
+    // Each archive's first entry names its parts (archives of older berths have none).
+    let parts: Vec<Option<berth_backup::Parts>> = archives
+        .iter()
+        .map(|a| berth_backup::parts(&a.path).ok().flatten())
+        .collect();
     if ctx.json {
         let rows: Vec<_> = archives
             .iter()
-            .map(|a| {
+            .zip(&parts)
+            .map(|(a, parts)| {
                 json!({
                     "id": a.id,
                     "path": a.path,
                     "created": a.created,
                     "bytes": a.size,
                     "kept": kept.contains(&a.id),
+                    "parts": parts,
                 })
             })
             .collect();
@@ -257,7 +264,8 @@ fn list(ctx: &Ctx, b: &Backups) -> anyhow::Result<ExitCode> {
     }
     let rows: Vec<Vec<String>> = archives
         .iter()
-        .map(|a| {
+        .zip(&parts)
+        .map(|(a, parts)| {
             vec![
                 a.id.clone(),
                 a.created.to_string(),
@@ -268,10 +276,13 @@ fn list(ctx: &Ctx, b: &Backups) -> anyhow::Result<ExitCode> {
                     "prune"
                 }
                 .to_owned(),
+                parts
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), berth_backup::Parts::describe),
             ]
         })
         .collect();
-    output::table(&["ID", "CREATED", "SIZE", "TIERS"], &rows);
+    output::table(&["ID", "CREATED", "SIZE", "TIERS", "HOLDS"], &rows);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -284,7 +295,7 @@ fn verify(ctx: &Ctx, b: &Backups, id: &str) -> anyhow::Result<ExitCode> {
     let files = manifest
         .entries
         .iter()
-        .filter(|e| e.kind == berth_backup::EntryKind::File)
+        .filter(|e| e.kind == berth_backup::EntryKind::File && e.path != berth_backup::PARTS)
         .count();
     if ctx.json {
         output::json(&json!({
@@ -295,6 +306,7 @@ fn verify(ctx: &Ctx, b: &Backups, id: &str) -> anyhow::Result<ExitCode> {
             "berth_version": manifest.berth_version,
             "store": manifest.store,
             "includes": manifest.includes,
+            "databases": manifest.databases,
             "files": files,
             "bytes": manifest.total_bytes(),
         }));
@@ -308,6 +320,20 @@ fn verify(ctx: &Ctx, b: &Backups, id: &str) -> anyhow::Result<ExitCode> {
             manifest.berth_version,
             manifest.created_at
         );
+        for d in &manifest.databases {
+            let entry = d.format.entry(&d.name);
+            let size = manifest
+                .entries
+                .iter()
+                .find(|e| e.path == entry)
+                .map_or(0, |e| e.size);
+            outln!(
+                "  database {} ({}): {entry}, {}",
+                d.name,
+                d.format.describe(),
+                bytes(size)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

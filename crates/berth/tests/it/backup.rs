@@ -106,6 +106,10 @@ async fn a_backup_of_a_running_berth_restores_into_an_empty_project() {
     let (code, out, _) = parts(&run_in(d, &["backup", "list"]));
     assert_eq!(code, 0);
     assert!(out.contains(&id) && out.contains("keep"), "{out}");
+    assert!(
+        out.contains("HOLDS") && out.contains("store, 1 dir"),
+        "{out}"
+    );
     let (code, out, err) = parts(&run_in(d, &["backup", "verify", &id]));
     assert_eq!(code, 0, "{err}");
     assert!(
