@@ -49,6 +49,35 @@ pub struct AppState {
     pub gateway: Option<Arc<berth_gateway::Gateway>>,
     /// The ingests, when the config has any `[ingest.NAME]`.
     pub ingests: Option<Arc<berth_ingest::Ingests>>,
+    /// Deploys and releases, when the config has a `[deploy]`.
+    pub deploys: Option<Arc<dyn Deploys>>,
+}
+
+/// An answer of [`Deploys`] that is not a success: the status, a code and a sentence.
+pub type DeployRefusal = (u16, &'static str, String);
+
+/// Deploys, rollbacks and the releases, which the server implements.
+#[async_trait::async_trait]
+pub trait Deploys: Send + Sync {
+    /// The releases, oldest first, with the live one.
+    fn releases(&self) -> Result<serde_json::Value, DeployRefusal>;
+    /// One release's record.
+    fn release(&self, id: &str) -> Result<serde_json::Value, DeployRefusal>;
+    /// Starts a deploy of `source` (a git ref, or an absolute path of a directory or an
+    /// archive; `None`: the configured ref), which runs on after the answer: the new
+    /// release's record.
+    async fn deploy(
+        &self,
+        source: Option<String>,
+        by: String,
+    ) -> Result<serde_json::Value, DeployRefusal>;
+    /// Rolls the live release back to `to` (default: the one before it).
+    async fn rollback(
+        &self,
+        to: Option<String>,
+        by: String,
+        restore: bool,
+    ) -> Result<serde_json::Value, DeployRefusal>;
 }
 
 /// Re-reading and applying the config, which the server implements.
@@ -73,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::gateway::routes())
         .merge(routes::messages::routes())
         .merge(routes::notifications::routes())
+        .merge(routes::deploys::routes())
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,

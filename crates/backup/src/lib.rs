@@ -37,7 +37,9 @@ pub use archive::{
     verify,
 };
 pub use error::BackupError;
-pub use restore::{RESTORE_MARKER, RestorePlan, RestoreReport, RestoreTarget, restore};
+pub use restore::{
+    RESTORE_MARKER, RestorePlan, RestoreReport, RestoreTarget, restore, restore_databases_only,
+};
 pub use retention::{Keep, plan, prune};
 pub use settings::InForce;
 

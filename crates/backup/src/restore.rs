@@ -611,3 +611,125 @@ async fn opens(target: &RestoreTarget) -> Result<(), BackupError> {
         ))
     })
 }
+
+/// Takes only the application databases' entries out of an archive, checking the whole
+/// archive as it goes; the rest is read and dropped.
+struct DatabasesOnly {
+    /// Each entry's name and where it is unpacked.
+    wanted: Vec<(String, PathBuf)>,
+}
+
+impl Unpack for DatabasesOnly {
+    fn file(&mut self, entry: &ManifestEntry, data: &mut dyn Read) -> Result<(), BackupError> {
+        let Some((_, path)) = self.wanted.iter().find(|(e, _)| *e == entry.path) else {
+            return io::copy(data, &mut io::sink())
+                .map(drop)
+                .map_err(|e| BackupError::io("cannot read the archive", e));
+        };
+        let mut file = std::fs::File::create(path).map_err(io_at("cannot create", path))?;
+        io::copy(data, &mut file).map_err(io_at("cannot write", path))?;
+        file.sync_all().map_err(io_at("cannot sync", path))
+    }
+    fn dir(&mut self, _: &ManifestEntry) -> Result<(), BackupError> {
+        Ok(())
+    }
+    fn symlink(&mut self, _: &ManifestEntry) -> Result<(), BackupError> {
+        Ok(())
+    }
+}
+
+/// Puts the application's databases back from `archive`, leaving berth's store and the
+/// included directories as they are: a deploy's rollback after its migration. Every
+/// database the archive holds must be one `databases` names, of the same kind. The
+/// archive is checked whole before anything changes; each database replaced is first
+/// copied into `work` (a server database) or moved aside as `FILE.replaced-STAMP` (a
+/// SQLite file). Returns the names restored.
+pub async fn restore_databases_only(
+    archive: &Path,
+    databases: &[crate::DatabaseSpec],
+    work: &Path,
+    stamp: &str,
+) -> Result<Vec<String>, BackupError> {
+    use crate::DatabaseSource;
+    std::fs::create_dir_all(work).map_err(io_at("cannot create", work))?;
+    let manifest = crate::verify(archive, &|_| {})?;
+    let mut pairs = Vec::new();
+    for archived in &manifest.databases {
+        let Some(db) = databases.iter().find(|d| d.name == archived.name) else {
+            return Err(BackupError::Refused(format!(
+                "the archive holds the database `{}`, which this config does not name",
+                archived.name
+            )));
+        };
+        if db.source.format() != archived.format {
+            return Err(BackupError::Refused(format!(
+                "the archive holds `{}` as a {} database, and the config names a {} one",
+                archived.name,
+                archived.format.describe(),
+                db.source.format().describe()
+            )));
+        }
+        let staged = work.join(format!("restore-{stamp}.db-{}", db.name));
+        pairs.push((db.clone(), archived.format.entry(&db.name), staged));
+    }
+    let mut only = DatabasesOnly {
+        wanted: pairs
+            .iter()
+            .map(|(_, e, p)| (e.clone(), p.clone()))
+            .collect(),
+    };
+    let archive_path = archive.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        crate::archive::read(&archive_path, Phase::Extract, &|_| {}, &mut only).map(drop)
+    })
+    .await
+    .map_err(|e| BackupError::Refused(format!("the archive reader failed: {e}")))?;
+    let cleanup = || {
+        for (_, _, p) in &pairs {
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    if let Err(e) = read {
+        cleanup();
+        return Err(e);
+    }
+    let mut done = Vec::new();
+    let mut result = Ok(());
+    for (db, _, staged) in &pairs {
+        let step = match &db.source {
+            DatabaseSource::Sqlite { path } => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let incoming = path.with_file_name(format!("{name}.restoring-{stamp}"));
+                (|| {
+                    std::fs::copy(staged, &incoming).map_err(io_at("cannot write", &incoming))?;
+                    for suffix in ["-wal", "-shm", ""] {
+                        let f = path.with_file_name(format!("{name}{suffix}"));
+                        if f.exists() {
+                            let old =
+                                path.with_file_name(format!("{name}{suffix}.replaced-{stamp}"));
+                            std::fs::rename(&f, &old).map_err(io_at("cannot move", &f))?;
+                        }
+                    }
+                    std::fs::rename(&incoming, path).map_err(io_at("cannot move", &incoming))
+                })()
+            }
+            DatabaseSource::Postgres { .. } | DatabaseSource::Mysql(_) => {
+                let copy = work.join(format!("replaced-{stamp}.db-{}", db.name));
+                match dump_current(db, &copy).await {
+                    Ok(()) => load_database(db, staged).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if let Err(e) = step {
+            result = Err(e);
+            break;
+        }
+        done.push(db.name.clone());
+    }
+    cleanup();
+    result.map(|()| done)
+}

@@ -135,6 +135,13 @@ enum Command {
     /// Maintenance mode: a 503 page for everyone but admins, on every node.
     #[command(subcommand)]
     Maintenance(commands::maintenance::MaintenanceCommand),
+    /// Ship a release: fetch, build, back up, migrate, switch, health gate; rolled back
+    /// by itself if a step after the build fails.
+    Deploy(commands::deploy::DeployArgs),
+    /// Go back to an earlier release, without a build.
+    Rollback(commands::deploy::RollbackArgs),
+    /// The releases: state, source, who, when, the backup taken for each.
+    Releases(commands::deploy::ReleasesArgs),
     /// Measure enqueue, burn-down and pickup latency on this machine.
     Bench(commands::bench::Args),
 }

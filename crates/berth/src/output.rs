@@ -18,6 +18,12 @@ pub fn write_out(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Writes part of a line to standard output and flushes it (a step shown as it begins).
+pub fn write_part(args: std::fmt::Arguments<'_>) {
+    write_out(args);
+    let _ = std::io::stdout().lock().flush();
+}
+
 /// Writes to standard error (see `errln!`); a failure is ignored, there being nowhere
 /// left to report it.
 pub fn write_err(args: std::fmt::Arguments<'_>) {

@@ -25,6 +25,7 @@
 
 mod backup;
 mod budget;
+mod deploy;
 mod diagnostic;
 mod gateway;
 mod ingest;
@@ -41,6 +42,7 @@ use std::path::{Path, PathBuf};
 
 pub use backup::{BackupConfig, DatabaseConfig, DatabaseKind, Keep};
 pub use budget::{BudgetConfig, BudgetPeriod};
+pub use deploy::DeployConfig;
 pub use diagnostic::Diagnostic;
 pub use gateway::{
     AccessLogFormat, AcmeChallenge, AcmeConfig, AuthKind, GatewayConfig, LETS_ENCRYPT,

@@ -35,6 +35,8 @@ pub struct Config {
     pub backup: Option<crate::backup::BackupConfig>,
     /// One entry per `[notify.NAME]` table, keyed by NAME.
     pub notify: BTreeMap<String, crate::notify::NotifyConfig>,
+    /// The `[deploy]` table, if any.
+    pub deploy: Option<crate::deploy::DeployConfig>,
 }
 
 /// The `[app]` table: what the application is called and where its state lives.

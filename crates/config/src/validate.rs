@@ -21,7 +21,7 @@ use crate::section::{Invalid, Section};
 /// Top-level tables that this version understands.
 const TOP_KEYS: &[&str] = &[
     "app", "api", "queue", "service", "schedule", "workflow", "gateway", "budget", "ingest",
-    "backup", "notify",
+    "backup", "notify", "deploy",
 ];
 
 const APP_KEYS: &[&str] = &[
@@ -109,8 +109,19 @@ pub(crate) fn config(document: &DeTable<'_>, path: &Path, d: &mut Diagnostics<'_
         Some(section) => crate::notify::notifies(&section, config_dir, d),
         None => BTreeMap::new(),
     };
+    let deploy = root
+        .table("deploy", "a table such as [deploy]", d)
+        .map(|section| crate::deploy::deploy(&section, config_dir, &app.data_dir, d));
+    if root.get("deploy").is_none() {
+        for top in ["service", "queue", "workflow"] {
+            if let Some(v) = root.get(top) {
+                release_needs_deploy(v, top, d);
+            }
+        }
+    }
     Config {
         backup,
+        deploy,
         notify,
         path: path.to_path_buf(),
         gateway,
@@ -520,6 +531,32 @@ fn webhooks_need_the_gateway(
                 ),
             );
         }
+    }
+}
+
+/// `{release}` is the live release's directory, which only `[deploy]` makes.
+fn release_needs_deploy(v: &crate::section::Value<'_>, path: &str, d: &mut Diagnostics<'_>) {
+    use toml::de::DeValue;
+    match v.get_ref() {
+        DeValue::String(s) if s.contains("{release}") => d.error(
+            v.span(),
+            format!(
+                "`{{release}}` in {path} is the live release's directory, which only a \
+                 [deploy] table makes: add [deploy] (see docs/deploy.md), or write the path"
+            ),
+        ),
+        DeValue::Table(t) => {
+            for (k, v) in t.iter() {
+                let key: &str = k.get_ref().as_ref();
+                release_needs_deploy(v, &format!("{path}.{key}"), d);
+            }
+        }
+        DeValue::Array(items) => {
+            for v in items {
+                release_needs_deploy(v, path, d);
+            }
+        }
+        _ => {}
     }
 }
 

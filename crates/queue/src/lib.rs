@@ -22,6 +22,7 @@ pub mod leader_task;
 pub mod live;
 pub mod maintenance;
 pub mod queues;
+pub mod release;
 pub mod runtime;
 pub mod spec;
 
@@ -31,5 +32,6 @@ pub use handler::{Handler, HandlerOutcome};
 pub use leader_task::{LeaderTask, TickFuture};
 pub use live::Live;
 pub use queues::{Enqueue, Queues, Report};
+pub use release::ReleaseDir;
 pub use runtime::{Options as RuntimeOptions, QueueChanges, QueueControl, Runtime};
 pub use spec::{Backoff, HandlerSpec, QueueSpec, Retention};

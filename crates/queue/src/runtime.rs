@@ -44,6 +44,7 @@ struct Executors {
     queues: Queues,
     overrides: HashMap<String, Arc<dyn Handler>>,
     job_env: Vec<(String, String)>,
+    release: Option<crate::ReleaseDir>,
     grace: Duration,
     stop: CancellationToken,
     lanes: Mutex<BTreeMap<String, Lanes>>,
@@ -56,11 +57,17 @@ struct Executors {
 pub fn handler_for(
     spec: &QueueSpec,
     job_env: &[(String, String)],
+    release: Option<&crate::ReleaseDir>,
 ) -> Result<Option<Arc<dyn Handler>>> {
     Ok(match &spec.handler {
-        HandlerSpec::Run { command } => Some(Arc::new(
-            RunHandler::with_env(command.clone(), job_env.to_vec()).timeout(spec.timeout),
-        )),
+        HandlerSpec::Run { command } => {
+            let mut h =
+                RunHandler::with_env(command.clone(), job_env.to_vec()).timeout(spec.timeout);
+            if let Some(r) = release {
+                h = h.in_release(r.clone());
+            }
+            Some(Arc::new(h))
+        }
         HandlerSpec::Post { url } => Some(Arc::new(
             PostHandler::new(url).map_err(QueueError::Invalid)?,
         )),
@@ -101,7 +108,7 @@ impl Executors {
     fn handler(&self, spec: &QueueSpec) -> Result<Option<Arc<dyn Handler>>> {
         match self.overrides.get(&spec.name) {
             Some(h) => Ok(Some(h.clone())),
-            None => handler_for(spec, &self.job_env),
+            None => handler_for(spec, &self.job_env, self.release.as_ref()),
         }
     }
 
@@ -245,6 +252,8 @@ pub struct Options {
     pub handlers: HashMap<String, Arc<dyn Handler>>,
     /// Added to the environment of every `run` process.
     pub job_env: Vec<(String, String)>,
+    /// The release `run` processes start in, when berth deploys the application.
+    pub release: Option<crate::ReleaseDir>,
     /// How long running jobs may finish after `stop`.
     pub grace: Duration,
     /// How long the leader lease lasts unless renewed.
@@ -261,6 +270,7 @@ impl Default for Options {
         Self {
             handlers: HashMap::new(),
             job_env: Vec::new(),
+            release: None,
             grace: Duration::from_secs(30),
             leader_ttl: leader::DEFAULT_TTL,
             leader_tasks: Vec::new(),
@@ -277,6 +287,7 @@ impl Runtime {
         let Options {
             handlers: mut overrides,
             job_env,
+            release,
             grace,
             leader_ttl,
             leader_tasks,
@@ -296,6 +307,7 @@ impl Runtime {
             queues: queues.clone(),
             overrides: std::mem::take(&mut overrides),
             job_env,
+            release,
             grace,
             stop: stop.clone(),
             lanes: Mutex::new(BTreeMap::new()),

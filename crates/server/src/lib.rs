@@ -14,13 +14,14 @@
 //! - [`specs`]: config → queue settings.
 
 pub mod backup;
+pub mod deploy;
 mod events;
 pub mod gateway;
 pub mod ingest;
 pub mod lock;
 pub mod notify;
 pub mod orphans;
-mod reload;
+pub mod reload;
 pub mod services;
 pub mod specs;
 
@@ -132,8 +133,37 @@ impl Daemon {
         for name in options.handlers.keys() {
             queues.spec(name)?;
         }
-        // Services are checked (env files, free ports) before anything starts.
-        let service_specs = services::service_specs(config)?;
+        // A deploy this node's previous run left half-done is ended first (the link put
+        // back on one whole release), so that the services start on one release.
+        let release = berth_queue::ReleaseDir::default();
+        let deploy_spec = deploy::deploy_spec(config, &node_name);
+        if let Some(spec) = &deploy_spec {
+            let target = Arc::new(deploy::AppTarget::stopped(
+                queues.store().clone(),
+                &node_name,
+                config,
+            ));
+            let recovering =
+                berth_deploy::Deployer::new(spec.clone(), queues.store().clone(), target);
+            for line in recovering.recover().await {
+                tracing::warn!("{line}");
+            }
+            release.set(recovering.releases().current_path());
+        }
+        // Services are checked (env files, free ports) before anything starts. With
+        // [deploy] and no release yet, they start with the first deploy.
+        let service_specs = match (&deploy_spec, release.get()) {
+            (Some(spec), None) => {
+                if !config.services.is_empty() {
+                    tracing::warn!(
+                        releases = %spec.dir.display(),
+                        "no release is deployed yet: the services start with the first `berth deploy`"
+                    );
+                }
+                Vec::new()
+            }
+            (_, current) => services::service_specs(config, current.as_deref())?,
+        };
         let gateway_clock = {
             let clock = options.clock.clone();
             berth_gateway::Clock(Arc::new(move || clock.now()))
@@ -207,8 +237,25 @@ impl Daemon {
                 clock: options.clock.clone(),
                 node: node_name.clone(),
                 hooks: berth_gateway::HookSink(webhooks.clone()),
+                release: release.clone(),
             },
         ));
+        let deploys = deploy_spec.map(|spec| {
+            let target = Arc::new(deploy::AppTarget::running(
+                queues.store().clone(),
+                &node_name,
+                config,
+                release.clone(),
+                reloader.clone(),
+                supervisor.clone(),
+            ));
+            let deployer = Arc::new(berth_deploy::Deployer::new(
+                spec,
+                queues.store().clone(),
+                target,
+            ));
+            Arc::new(deploy::Deploys::new(deployer)) as Arc<dyn berth_api::Deploys>
+        });
         let state = AppState {
             ingests: Some(ingests.clone()),
             gateway: gateway.clone(),
@@ -219,6 +266,7 @@ impl Daemon {
             started: Instant::now(),
             services: supervisor.clone(),
             reload: Some(reloader.clone()),
+            deploys,
         };
         let tcp_listen = options.tcp_listen.or(config.api.listen);
         let mut tcp = None;
@@ -284,6 +332,7 @@ impl Daemon {
             RuntimeOptions {
                 handlers: options.handlers,
                 job_env: vec![marker],
+                release: config.deploy.is_some().then(|| release.clone()),
                 grace: config.app.shutdown_grace,
                 leader_ttl: options.leader_ttl.unwrap_or(config.app.leader_ttl),
                 leader_tasks,

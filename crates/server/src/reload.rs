@@ -17,6 +17,7 @@
 //! until berth restarts.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use berth_config::Config;
@@ -51,6 +52,9 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     /// This node's name.
     pub node: String,
+    /// The live release, when berth deploys the application: services and `run`
+    /// handlers run in it.
+    pub release: berth_queue::ReleaseDir,
     /// Where the gateway's webhook routes hand their bodies.
     pub hooks: berth_gateway::HookSink,
 }
@@ -154,7 +158,13 @@ impl Reloader {
         let err = |e: anyhow::Error| format!("{e:#}");
 
         // Everything is built and checked before anything changes.
-        let service_specs = services::service_specs(&new).map_err(err)?;
+        let release = p.release.get();
+        // With [deploy] and no release yet, the services wait for the first deploy.
+        let service_specs = if new.deploy.is_some() && release.is_none() {
+            Vec::new()
+        } else {
+            services::service_specs(&new, release.as_deref()).map_err(err)?
+        };
         let running = self.supervisor.services();
         // New services need free ports, checked before anything changes.
         for spec in &service_specs {
@@ -295,6 +305,12 @@ impl Reloader {
                 .push("[api]: takes effect when berth restarts".to_owned());
         }
         next.api = current.api.clone();
+        if current.deploy != new.deploy {
+            report
+                .restart
+                .push("[deploy]: takes effect when berth restarts".to_owned());
+        }
+        next.deploy = current.deploy.clone();
         if !report.restart.is_empty() {
             tracing::warn!(
                 sections = %report.restart.join("; "),
@@ -316,6 +332,46 @@ impl Reloader {
 
     /// Starts the new services, stops the removed ones, rolls the changed ones. Returns
     /// (added, removed, restarted, unchanged); failures go to the report.
+    /// The config berth runs with now.
+    pub async fn config(&self) -> Config {
+        self.current.lock().await.clone()
+    }
+
+    /// A deploy's switch: `run` handlers start in `path` from now on, and every service
+    /// rolls onto it one instance at a time (a service not running yet, before the first
+    /// release, starts). Stops at the first service that does not come up. Holds the
+    /// reload lock, so that a reload never interleaves.
+    pub async fn switch_release(&self, path: &Path) -> Result<(), String> {
+        let current = self.current.lock().await;
+        let specs = services::service_specs(&current, Some(path)).map_err(|e| format!("{e:#}"))?;
+        self.parts.release.set(Some(path.to_path_buf()));
+        for spec in specs {
+            let name = spec.name.clone();
+            match self.supervisor.spec(&name) {
+                Ok(old) if *old == spec => {}
+                Ok(_) => self
+                    .supervisor
+                    .update(spec)
+                    .await
+                    .map_err(|e| format!("service `{name}`: {e}"))?,
+                Err(_) => {
+                    services::check_ports(&current.services[&name])
+                        .map_err(|e| format!("service `{name}`: {e:#}"))?;
+                    let limit = spec.start_timeout + std::time::Duration::from_secs(5);
+                    self.supervisor
+                        .add(spec)
+                        .map_err(|e| format!("service `{name}`: {e}"))?;
+                    // Its dependencies came first, so it starts now.
+                    self.supervisor
+                        .wait_ready(&name, limit)
+                        .await
+                        .map_err(|e| format!("service `{name}`: {e}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn apply_services(
         &self,
         specs: Vec<berth_supervise::ServiceSpec>,

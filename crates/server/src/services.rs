@@ -11,8 +11,14 @@ use berth_supervise::{
 };
 
 /// The specs of every configured service, dependencies first, with their env files
-/// read. Ports are checked by [`check_ports`].
-pub fn service_specs(config: &Config) -> anyhow::Result<Vec<ServiceSpec>> {
+/// read. Ports are checked by [`check_ports`]. With a live `release` (berth deploys the
+/// application), a service without `cwd` runs in it, and `{release}` in a command, a
+/// `cwd` or an environment value is its path.
+pub fn service_specs(config: &Config, release: Option<&Path>) -> anyhow::Result<Vec<ServiceSpec>> {
+    let rel = |text: &str| match release {
+        Some(r) => text.replace("{release}", &r.display().to_string()),
+        None => text.to_owned(),
+    };
     let log_dir = log_dir(config);
     let mut specs = Vec::new();
     for name in start_order(&config.services) {
@@ -21,11 +27,32 @@ pub fn service_specs(config: &Config) -> anyhow::Result<Vec<ServiceSpec>> {
         if let Some(file) = &s.env_file {
             env.extend(read_env_file(file, &s.name)?);
         }
-        env.extend(s.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(s.env.iter().map(|(k, v)| (k.clone(), rel(v))));
+        if let Some(r) = release {
+            env.push(("BERTH_RELEASE".into(), r.display().to_string()));
+        }
+        let cwd = match (&s.cwd, release) {
+            // `{release}/backend`: the part from the placeholder on (the config joined
+            // it to its own directory).
+            (Some(c), Some(r)) => Some(
+                match c
+                    .to_str()
+                    .and_then(|c| c.find("{release}").map(|i| &c[i..]))
+                {
+                    Some(tail) => {
+                        PathBuf::from(tail.replacen("{release}", &r.display().to_string(), 1))
+                    }
+                    None => c.clone(),
+                },
+            ),
+            (Some(c), None) => Some(c.clone()),
+            (None, Some(r)) => Some(r.to_path_buf()),
+            (None, None) => None,
+        };
         specs.push(ServiceSpec {
             name: s.name.clone(),
-            command: s.command.clone(),
-            cwd: s.cwd.clone(),
+            command: rel(&s.command),
+            cwd,
             env,
             instances: s.instances,
             ports: s.ports.map(|p| Ports {

@@ -61,6 +61,7 @@ macro_rules! conformance_suite {
             users_are_added_changed_and_removed, failed_logins_lock_and_reset,
             tokens_expire_and_are_revoked, sessions_end_and_are_pruned, auth_exports_and_imports,
             budgets_add_up_reset_and_alert_once, settings_are_set_and_cleared,
+            settings_swap_only_from_what_they_hold,
             messages_are_stored_and_listed, messages_start_jobs_and_workflows,
             dead_letters_replay, messages_are_pruned_and_copied,
             events_are_routed_once_to_matching_channels,

@@ -282,6 +282,64 @@ pub async fn budgets_add_up_reset_and_alert_once(s: &dyn Store) {
     assert_eq!(s.budgets().await.unwrap().len(), 3);
 }
 
+/// A swap takes effect only when the setting holds what the caller expects: two
+/// claims of one lock, one wins; a release by the loser changes nothing.
+pub async fn settings_swap_only_from_what_they_hold(s: &dyn Store) {
+    let a = serde_json::json!({"node": "a", "release": "r1"});
+    let b = serde_json::json!({"node": "b", "release": "r2"});
+    assert!(
+        s.swap_setting("lock", None, Some(a.clone()), at(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.swap_setting("lock", None, Some(b.clone()), at(2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.setting("lock").await.unwrap(), Some(a.clone()));
+    // The loser cannot release or take over what it does not hold.
+    assert!(
+        !s.swap_setting("lock", Some(b.clone()), None, at(3))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.swap_setting("lock", Some(b.clone()), Some(b.clone()), at(3))
+            .await
+            .unwrap()
+    );
+    // Renewed by its holder (the same keys in another order are the same value).
+    let renewed = serde_json::json!({"release": "r1", "node": "a", "until": 5});
+    let same = serde_json::json!({"release": "r1", "node": "a"});
+    assert!(
+        s.swap_setting("lock", Some(same), Some(renewed.clone()), at(4))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.swap_setting("lock", None, None, at(4)).await.unwrap(),
+        "it is set"
+    );
+    assert!(
+        s.swap_setting("lock", Some(renewed), None, at(5))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.setting("lock").await.unwrap(), None);
+    assert!(
+        s.swap_setting("lock", None, None, at(6)).await.unwrap(),
+        "it is not set"
+    );
+    // Then another claim wins.
+    assert!(
+        s.swap_setting("lock", None, Some(b.clone()), at(7))
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.setting("lock").await.unwrap(), Some(b));
+}
+
 /// Settings: set, replaced, cleared.
 pub async fn settings_are_set_and_cleared(s: &dyn Store) {
     assert_eq!(s.setting("maintenance").await.unwrap(), None);

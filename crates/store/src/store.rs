@@ -371,6 +371,17 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<()>;
 
+    /// Sets (or, with `None`, clears) a setting only if it holds `expected` now (`None`:
+    /// it is not set), in one step: a lock shared by every node (the deploy lock).
+    /// Returns whether it was swapped.
+    async fn swap_setting(
+        &self,
+        key: &str,
+        expected: Option<serde_json::Value>,
+        value: Option<serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<bool>;
+
     /// Stores messages and dead letters in one transaction, in order, starting what each
     /// valid message starts. Returns their ids (`None` for a valid message that is not
     /// kept). Ids only grow, even after every message was pruned.

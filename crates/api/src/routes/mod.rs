@@ -1,6 +1,7 @@
 //! One file per resource.
 
 pub mod batches;
+pub mod deploys;
 pub mod gateway;
 pub mod jobs;
 pub mod messages;

@@ -293,7 +293,7 @@ async fn enqueue(env: &Env, n: usize) -> anyhow::Result<Row> {
 
 /// The handler berth would build for `spec`.
 fn configured(spec: &HandlerSpec) -> anyhow::Result<Arc<dyn Handler>> {
-    berth_queue::runtime::handler_for(&queue("bench", 1, spec.clone()), &[])?
+    berth_queue::runtime::handler_for(&queue("bench", 1, spec.clone()), &[], None)?
         .context("a pull queue has no handler to measure")
 }
 

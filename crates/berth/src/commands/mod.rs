@@ -5,6 +5,7 @@ pub mod batch;
 pub mod bench;
 pub mod budget;
 pub mod check;
+pub mod deploy;
 pub mod gateway;
 pub mod init;
 pub mod job;
@@ -71,6 +72,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(c) => runtime()?.block_on(token::run(&ctx, c)),
         Command::Budget(c) => runtime()?.block_on(budget::run(&ctx, c)),
         Command::Maintenance(c) => runtime()?.block_on(maintenance::run(&ctx, c)),
+        Command::Deploy(a) => runtime()?.block_on(deploy::deploy(&ctx, a)),
+        Command::Rollback(a) => runtime()?.block_on(deploy::rollback(&ctx, a)),
+        Command::Releases(a) => runtime()?.block_on(deploy::releases(&ctx, a)),
     }
 }
 

@@ -24,6 +24,10 @@ pub struct EventsArgs {
     /// At most this many, the newest (1 to 10000).
     #[arg(short = 'n', long = "lines", default_value_t = 50)]
     lines: u32,
+    /// Whose events: service (the default), deploy, backup, ingest, job, workflow,
+    /// batch, budget, or all.
+    #[arg(long, default_value = "service")]
+    source: String,
 }
 
 /// What to do to a service.
@@ -145,7 +149,10 @@ pub async fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 
 /// `berth events [SERVICE]`: newest last, like a log.
 pub async fn events(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let mut query = vec![format!("limit={}", args.lines), "source=service".to_owned()];
+    let mut query = vec![format!("limit={}", args.lines)];
+    if args.source != "all" {
+        query.push(format!("source={}", encode(&args.source)));
+    }
     if let Some(s) = &args.service {
         query.push(format!("subject={}", encode(s)));
     }
@@ -183,8 +190,12 @@ fn line(e: &Value) -> String {
         .as_u64()
         .map(|i| format!("[{i}]"))
         .unwrap_or_default();
+    let source = match e["source"].as_str() {
+        Some("service") | None => String::new(),
+        Some(s) => format!("{s} "),
+    };
     format!(
-        "{at} {}{instance} {}: {}",
+        "{at} {source}{}{instance} {}: {}",
         output::cell(&e["subject"]),
         output::cell(&e["kind"]),
         output::cell(&e["message"])

@@ -42,7 +42,7 @@ fn unknown_top_level_table() {
     assert_eq!((line, column), (4, 2));
     assert_eq!(
         message,
-        "unknown key `queues` at the top level; did you mean `queue`? expected one of: app, api, queue, service, schedule, workflow, gateway, budget, ingest, backup, notify"
+        "unknown key `queues` at the top level; did you mean `queue`? expected one of: app, api, queue, service, schedule, workflow, gateway, budget, ingest, backup, notify, deploy"
     );
 }
 

@@ -8,7 +8,7 @@ use berth_config::{
     DatabaseKind, EmailConfig, Keep, NotifyTarget, SmtpSecurity, SmtpServer, WebhookTarget,
 };
 
-use crate::{diagnostics, exactly, valid, with_app};
+use crate::{diagnostics, exactly, parse_at, valid, with_app};
 
 #[test]
 fn backup_reads_with_its_defaults() {
@@ -319,5 +319,87 @@ on = []
     exactly(
         &found,
         &["[notify.x] would send its password in clear text to mail.example.org"],
+    );
+}
+
+#[test]
+fn deploy_reads_with_defaults_and_refuses_mistakes() {
+    let config = parse_at(
+        &with_app(
+            r#"
+[deploy]
+repo = "git@example.org:shop.git"
+build = ["pip install -r requirements.txt", "python manage.py collectstatic --noinput"]
+migrate = "python manage.py migrate --noinput"
+restore_on_rollback = true
+
+[service.web]
+command = "gunicorn -b 127.0.0.1:{port} shop.wsgi"
+ports = "8000-8001"
+env = { STATIC_ROOT = "{release}/static" }
+"#,
+        ),
+        "/srv/shop/berth.toml",
+    );
+    let d = config.deploy.unwrap();
+    assert_eq!(d.repo.as_deref(), Some("git@example.org:shop.git"));
+    assert_eq!(d.git_ref, "HEAD");
+    assert_eq!(d.dir, PathBuf::from("/srv/shop/releases"));
+    assert_eq!(d.keep, 5);
+    assert_eq!(d.build.len(), 2);
+    assert!(d.backup && d.restore_on_rollback && !d.maintenance);
+    assert_eq!(d.health, std::time::Duration::from_secs(10));
+    assert_eq!(d.step_timeout, std::time::Duration::from_secs(900));
+    // A local repository is resolved against the config's directory.
+    let local = parse_at(
+        &with_app("[deploy]\nrepo = \"../shop.git\"\n"),
+        "/srv/shop/berth.toml",
+    );
+    assert_eq!(
+        local.deploy.unwrap().repo.as_deref(),
+        Some("/srv/shop/../shop.git")
+    );
+
+    let found = diagnostics(&with_app(
+        r#"
+[deploy]
+dir = ".berth/releases"
+keep = 1
+build = ["", "make"]
+migrate = 3
+restore_on_rollback = true
+backup = false
+health = "soon"
+colour = "blue"
+"#,
+    ));
+    exactly(
+        &found,
+        &[
+            "`dir` of [deploy] (.berth/releases) overlaps the data dir",
+            "expected an integer from 2 to 1000",
+            "expected a command such as",
+            "`migrate`",
+            "`restore_on_rollback = true` in [deploy] restores from the deploy's backup",
+            "expected a duration such as",
+            "unknown key `colour`",
+        ],
+    );
+
+    let found = diagnostics(&with_app(
+        r#"
+[service.web]
+command = "python3 {release}/app.py"
+
+[queue.mail]
+handler = { run = "python3 {release}/send.py" }
+"#,
+    ));
+    exactly(
+        &found,
+        &[
+            "`{release}` in service.web.command is the live release's directory, which only a [deploy] table makes",
+            "`{release}` in queue.mail.handler.run",
+        ],
     );
 }

@@ -173,6 +173,7 @@ fn defaults() {
             ingests: BTreeMap::new(),
             backup: None,
             notify: BTreeMap::new(),
+            deploy: None,
         }
     );
 }

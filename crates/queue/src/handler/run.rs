@@ -31,6 +31,7 @@ pub struct RunHandler {
     command: Arc<str>,
     env: Arc<[(String, String)]>,
     timeout: Option<Duration>,
+    release: Option<crate::ReleaseDir>,
 }
 
 impl RunHandler {
@@ -46,7 +47,15 @@ impl RunHandler {
             command: command.into().into(),
             env: env.into(),
             timeout: None,
+            release: None,
         }
+    }
+
+    /// Starts each process in the live release's directory, with `{release}` in the
+    /// command replaced by it and `BERTH_RELEASE` set to it (when berth deploys).
+    pub fn in_release(mut self, release: crate::ReleaseDir) -> Self {
+        self.release = Some(release);
+        self
     }
 
     /// Kills an attempt's process group after `limit`, keeping what it printed until then.
@@ -59,7 +68,24 @@ impl RunHandler {
 impl Handler for RunHandler {
     fn handle(&self, job: LeasedJob) -> HandlerFuture {
         let this = self.clone();
-        Box::pin(async move { run(&this.command, &this.env, this.timeout, job).await })
+        Box::pin(async move {
+            // The release this attempt starts in stays in use until it ends.
+            let release = this.release.as_ref().and_then(crate::ReleaseDir::enter);
+            let command = match &release {
+                Some((path, _)) => this
+                    .command
+                    .replace("{release}", &path.display().to_string()),
+                None => this.command.to_string(),
+            };
+            run(
+                &command,
+                &this.env,
+                release.as_ref().map(|(p, _)| p.as_path()),
+                this.timeout,
+                job,
+            )
+            .await
+        })
     }
 
     fn enforces_timeout(&self) -> bool {
@@ -81,6 +107,7 @@ impl Drop for GroupGuard {
 async fn run(
     template: &str,
     env: &[(String, String)],
+    release: Option<&std::path::Path>,
     timeout: Option<Duration>,
     job: LeasedJob,
 ) -> HandlerOutcome {
@@ -108,6 +135,9 @@ async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(dir) = release {
+        cmd.current_dir(dir).env("BERTH_RELEASE", dir);
+    }
     die_with_parent(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,

@@ -463,3 +463,46 @@ pub(crate) async fn set_setting(
     };
     result.map(|_| ()).map_err(db("writing a setting"))
 }
+
+pub(crate) async fn swap_setting(
+    c: &impl GenericClient,
+    key: &str,
+    expected: Option<&serde_json::Value>,
+    value: Option<&serde_json::Value>,
+    now: Timestamp,
+) -> Result<bool> {
+    // Each statement is one atomic step; JSONB compares by value.
+    let n = match (expected, value) {
+        (None, None) => {
+            return c
+                .query_opt("SELECT 1 FROM berth_settings WHERE key = $1", &[&key])
+                .await
+                .map(|r| r.is_none())
+                .map_err(db("reading a setting"));
+        }
+        (None, Some(v)) => {
+            c.execute(
+                "INSERT INTO berth_settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING",
+                &[&key, v, &now.0],
+            )
+            .await
+        }
+        (Some(old), Some(v)) => {
+            c.execute(
+                "UPDATE berth_settings SET value = $3, updated_at = $4 \
+                 WHERE key = $1 AND value = $2",
+                &[&key, old, v, &now.0],
+            )
+            .await
+        }
+        (Some(old), None) => {
+            c.execute(
+                "DELETE FROM berth_settings WHERE key = $1 AND value = $2",
+                &[&key, old],
+            )
+            .await
+        }
+    };
+    n.map(|n| n == 1).map_err(db("swapping a setting"))
+}

@@ -648,6 +648,16 @@ impl Store for PostgresStore {
         with_client!(self, c => auth::set_setting(&*c, key, value.as_ref(), now).await)
     }
 
+    async fn swap_setting(
+        &self,
+        key: &str,
+        expected: Option<serde_json::Value>,
+        value: Option<serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        with_client!(self, c => auth::swap_setting(&*c, key, expected.as_ref(), value.as_ref(), now).await)
+    }
+
     async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<Option<i64>>> {
         if new.is_empty() {
             return Ok(Vec::new());

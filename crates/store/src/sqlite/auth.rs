@@ -427,3 +427,19 @@ pub(crate) fn set_setting(
     };
     result.map(|_| ()).map_err(db("writing a setting"))
 }
+
+pub(crate) fn swap_setting(
+    conn: &Connection,
+    key: &str,
+    expected: Option<&serde_json::Value>,
+    value: Option<&serde_json::Value>,
+    now: Timestamp,
+) -> Result<bool> {
+    // The writer runs one write at a time: reading, then writing, is one step.
+    let current = setting(conn, key)?;
+    if current.as_ref() != expected {
+        return Ok(false);
+    }
+    set_setting(conn, key, value, now)?;
+    Ok(true)
+}

@@ -660,6 +660,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn swap_setting(
+        &self,
+        key: &str,
+        expected: Option<serde_json::Value>,
+        value: Option<serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let key = key.to_owned();
+        self.writer
+            .write(move |c| auth::swap_setting(c, &key, expected.as_ref(), value.as_ref(), now))
+            .await
+    }
+
     async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {
         self.writer.write(move |c| nodes::heartbeat(c, &node)).await
     }
