@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod daemon;
+mod deploy;
 mod flows;
 mod gateway;
 mod ingest;
