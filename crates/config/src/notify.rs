@@ -43,6 +43,10 @@ pub const NOTICE_KINDS: &[&str] = &[
     "backup.completed",
     "backup.failed",
     "ingest.dead_letter",
+    "deploy.started",
+    "deploy.completed",
+    "deploy.failed",
+    "deploy.rolled_back",
 ];
 
 /// One `[notify.NAME]` table.

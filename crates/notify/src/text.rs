@@ -70,11 +70,14 @@ const HEADLINES: &[(&str, &str)] = &[
     ("service.restarting", "restarts"),
     ("ingest.dead_letter", "dead letters"),
     ("backup.failed", "backups failed"),
+    ("deploy.failed", "deploys failed"),
+    ("deploy.rolled_back", "deploys rolled back"),
     ("budget.100", "budgets spent"),
     ("budget.80", "budgets at 80%"),
     ("workflow.completed", "workflows completed"),
     ("batch.completed", "batches completed"),
     ("backup.completed", "backups made"),
+    ("deploy.completed", "releases deployed"),
 ];
 
 impl<'a> Digest<'a> {
