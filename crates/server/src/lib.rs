@@ -437,9 +437,6 @@ impl Daemon {
     }
 }
 
-/// The node's name: kept in the data dir so it survives restarts (the next run then
-/// knows which running attempts were its own), made from the host name and a random
-/// suffix the first time so that two nodes on one host differ.
 /// The node's name as `berth up` records it in the data dir, or, before it first ran,
 /// this machine's name: what the CLI's own events (a manual backup) are recorded under.
 pub fn node_of(config: &Config) -> String {
@@ -450,7 +447,10 @@ pub fn node_of(config: &Config) -> String {
         .unwrap_or_else(berth_queue::queues::hostname)
 }
 
-fn node_name(data_dir: &Path) -> anyhow::Result<String> {
+/// The node's name: kept in the data dir so it survives restarts (the next run then
+/// knows which running attempts were its own), made from the host name and a random
+/// suffix the first time so that two nodes on one host differ.
+pub fn node_name(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join("node");
     match std::fs::read_to_string(&path) {
         Ok(name) if !name.trim().is_empty() => Ok(name.trim().to_string()),

@@ -91,6 +91,10 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> anyhow::Result<ExitCode> {
     let printer = Arc::new(Printer::new(ctx.json));
     let done = match lock_if_down(&config) {
         Some(_lock) => {
+            // The name `berth up` will use: a lock or record left by this command is
+            // then known as this node's own.
+            let mut spec = spec;
+            spec.node = berth_server::node_name(&config.app.data_dir)?;
             let store = berth_server::open_store(&config).await?;
             let target = Arc::new(AppTarget::stopped(store.clone(), &spec.node, &config));
             let deployer = Deployer::new(spec, store, target);
@@ -252,6 +256,8 @@ pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> anyhow::Result<ExitCode>
     let (config, spec) = deploying(ctx)?;
     let r: Release = match lock_if_down(&config) {
         Some(_lock) => {
+            let mut spec = spec;
+            spec.node = berth_server::node_name(&config.app.data_dir)?;
             let store = berth_server::open_store(&config).await?;
             let target = Arc::new(AppTarget::stopped(store.clone(), &spec.node, &config));
             let deployer = Deployer::new(spec, store, target);

@@ -652,3 +652,83 @@ async fn a_kill_during_the_health_gate_leaves_one_whole_release() {
     assert_eq!(versions(&url, 4).await, ["v2"]);
     stop(&mut berth);
 }
+
+/// Two nodes of one app share a PostgreSQL store, each with its own releases: one deploy
+/// at a time across both, and a commit's migration runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_sharing_a_store_deploy_one_at_a_time_and_migrate_once() {
+    let store = berth_testkit::pg::shared().fresh_database();
+    let shared = tempfile::tempdir().unwrap();
+    let repo = shared.path().join("app");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    commit(&repo, &[("VERSION", "v1\n")], "v1");
+    let migrations = shared.path().join("migrations.log");
+    let node = |name: &str, build: &str| {
+        let p = Project::new(&format!(
+            r#"[app]
+name = "shop"
+store = "{store}"
+
+[deploy]
+repo = "{repo}"
+ref = "main"
+backup = false
+build = [{build}]
+migrate = "echo $(cat VERSION) {name} >> {log}"
+"#,
+            repo = repo.display(),
+            log = migrations.display(),
+        ));
+        std::fs::create_dir_all(p.data_dir()).unwrap();
+        std::fs::write(p.data_dir().join("node"), format!("{name}\n")).unwrap();
+        p
+    };
+    let (n1, n2) = (node("n1", "\"true\""), node("n2", "\"true\""));
+    let (code, out, err) = deploy(n1.dir(), &[], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = deploy(n2.dir(), &[], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("migrate") && out.contains("skipped") && out.contains("on node n1"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&migrations).unwrap(), "v1 n1\n");
+
+    // While n1 builds v2, n2 is refused; then n2 deploys v2 without migrating again.
+    commit(&repo, &[("VERSION", "v2\n")], "v2");
+    n1.write_config(
+        &std::fs::read_to_string(n1.config_path())
+            .unwrap()
+            .replace("build = [\"true\"]", "build = [\"sleep 3\"]"),
+    );
+    let first = tokio::task::spawn_blocking({
+        let d = n1.dir().to_path_buf();
+        move || deploy(&d, &[], &[])
+    });
+    wait_until("n1 builds", Duration::from_secs(10), || {
+        let d = n1.dir().to_path_buf();
+        async move {
+            states(&releases(&d, &[]))
+                .contains(&"building".to_owned())
+                .then_some(())
+        }
+    })
+    .await;
+    let (code, _, err) = deploy(n2.dir(), &[], &[]);
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("a deploy is running: release") && err.contains("on node n1"),
+        "{err}"
+    );
+    let (code, out, err) = first.await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = deploy(n2.dir(), &[], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("skipped"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&migrations).unwrap(),
+        "v1 n1\nv2 n1\n",
+        "each commit's migration once"
+    );
+}
