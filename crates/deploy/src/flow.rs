@@ -175,6 +175,7 @@ impl Deployer {
             migrated: false,
             switched: false,
             maintenance_on: false,
+            maintenance_value: None,
             error: None,
             rollback: None,
             steps: Vec::new(),
@@ -218,7 +219,7 @@ impl Deployer {
             )
             .await;
         run.save();
-        self.deploy(&mut run, &source).await;
+        self.deploy(&mut run, &source, &lock).await;
         run.r.finished_at = Some(Timestamp::now());
         let took = humanize(started.elapsed());
         match run.r.state {
@@ -284,7 +285,7 @@ impl Deployer {
         run.r
     }
 
-    async fn deploy(&self, run: &mut Run<'_>, source: &Source) {
+    async fn deploy(&self, run: &mut Run<'_>, source: &Source, lock: &Held) {
         let id = run.r.id.clone();
         let path = self.releases.path(&id);
         let meta = self.releases.meta(&id);
@@ -347,25 +348,24 @@ impl Deployer {
                     Some("already on; it stays on after the deploy".into()),
                     None,
                 ),
-                Ok(None) => {
-                    let on = json!({
-                        "message": format!("deploying release {id}"),
-                        "since": Timestamp::now(),
-                    });
-                    match self
-                        .store
-                        .set_setting(&self.spec.maintenance_key, Some(on), Timestamp::now())
-                        .await
-                    {
-                        Ok(()) => {
-                            run.r.maintenance_on = true;
-                            run.end(i, "ok", Some("on".into()), None);
-                        }
-                        Err(e) => return fail(run, i, format!("cannot turn it on: {e}"), None),
+                Ok(None) => match self
+                    .maintenance_on(&format!("deploying release {id}"))
+                    .await
+                {
+                    Ok(v) => {
+                        run.r.maintenance_on = true;
+                        run.r.maintenance_value = Some(v);
+                        run.end(i, "ok", Some("on".into()), None);
                     }
-                }
+                    Err(e) => return fail(run, i, format!("cannot turn it on: {e}"), None),
+                },
                 Err(e) => return fail(run, i, format!("cannot read it: {e}"), None),
             }
+        }
+        if let Err(e) = lock.check() {
+            let i = run.begin("lock", "", None);
+            run.end(i, "failed", Some(e.clone()), None);
+            return self.roll_back(run, e).await;
         }
         // The migration, once.
         if let Some(command) = &self.spec.migrate {
@@ -418,6 +418,11 @@ impl Deployer {
             }
         }
         // The switch.
+        if let Err(e) = lock.check() {
+            let i = run.begin("lock", "", None);
+            run.end(i, "failed", Some(e.clone()), None);
+            return self.roll_back(run, e).await;
+        }
         let i = run.begin("switch", format!("current -> {id}"), None);
         run.r.switched = true;
         run.save();
@@ -469,13 +474,24 @@ impl Deployer {
         }
         let i = run.begin("maintenance off", "", None);
         match self
-            .store
-            .set_setting(&self.spec.maintenance_key, None, Timestamp::now())
+            .maintenance_off_if(run.r.maintenance_value.clone())
             .await
         {
-            Ok(()) => {
+            Ok(true) => {
                 run.r.maintenance_on = false;
                 run.end(i, "ok", None, None);
+            }
+            Ok(false) => {
+                run.r.maintenance_on = false;
+                run.end(
+                    i,
+                    "skipped",
+                    Some(
+                        "it was changed during the deploy (`berth maintenance`); left as it is"
+                            .into(),
+                    ),
+                    None,
+                );
             }
             Err(e) => run.end(
                 i,
@@ -486,6 +502,44 @@ impl Deployer {
                 None,
             ),
         }
+    }
+
+    /// Turns maintenance mode on with `message`, then waits for the gateways to follow
+    /// (they look each second). Returns the value written.
+    async fn maintenance_on(&self, message: &str) -> Result<serde_json::Value, DeployError> {
+        let on = json!({ "message": message, "since": Timestamp::now() });
+        if !self
+            .store
+            .swap_setting(
+                &self.spec.maintenance_key,
+                None,
+                Some(on.clone()),
+                Timestamp::now(),
+            )
+            .await?
+        {
+            return Err(DeployError::Refused(
+                "it was turned on meanwhile by someone else".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        Ok(on)
+    }
+
+    /// Turns maintenance mode off if it still holds `value` (what this deploy wrote),
+    /// then waits for the gateways to follow: whether it did.
+    async fn maintenance_off_if(
+        &self,
+        value: Option<serde_json::Value>,
+    ) -> Result<bool, DeployError> {
+        let off = self
+            .store
+            .swap_setting(&self.spec.maintenance_key, value, None, Timestamp::now())
+            .await?;
+        if off {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        Ok(off)
     }
 
     /// The services stay running (same processes, no restarts) for `health`, and the
@@ -576,7 +630,10 @@ impl Deployer {
                 }
             }
         }
-        said.extend(self.restore_after(&run.r).await);
+        if let Some((what, restored)) = self.restore_after(&run.r).await {
+            said.push(what);
+            ok &= restored;
+        }
         self.maintenance_off(run).await;
         if run.r.maintenance_on {
             ok = false;
@@ -592,29 +649,49 @@ impl Deployer {
     }
 
     /// The databases after a failed deploy: restored from its backup when a migration
-    /// ran and `restore_on_rollback` says so. What was done, in words.
-    async fn restore_after(&self, r: &Release) -> Option<String> {
+    /// ran and `restore_on_rollback` says so, under maintenance mode (turned on for the
+    /// restore if it is off, so that no request writes into data about to be replaced).
+    /// What was done, in words, and whether it went as it should.
+    async fn restore_after(&self, r: &Release) -> Option<(String, bool)> {
         if !r.migrated {
             return None;
         }
         if !self.spec.restore_on_rollback {
-            return Some(
+            return Some((
                 "the databases keep what the migration did (restore_on_rollback is off)".into(),
-            );
+                true,
+            ));
         }
         let Some(backup) = &r.backup else {
-            return Some("the databases keep what the migration did: no backup was taken".into());
+            return Some((
+                "the databases keep what the migration did: no backup was taken".into(),
+                true,
+            ));
         };
-        Some(match self.target.restore_databases(backup).await {
+        let ours = match self.store.setting(&self.spec.maintenance_key).await {
+            Ok(None) => self
+                .maintenance_on(&format!("restoring the databases of release {}", r.id))
+                .await
+                .ok(),
+            _ => None,
+        };
+        let restored = self.target.restore_databases(backup).await;
+        if let Some(v) = ours {
+            let _ = self.maintenance_off_if(Some(v)).await;
+        }
+        Some(match restored {
             Ok(what) => {
                 let _ = self
                     .store
                     .set_setting(MIGRATED_KEY, None, Timestamp::now())
                     .await;
-                format!("{what} from backup {backup}")
+                (format!("{what} from backup {backup}"), true)
             }
-            Err(e) => format!(
-                "the databases could NOT be restored from backup {backup}: {e}; restore them with `berth backup restore {backup}`"
+            Err(e) => (
+                format!(
+                    "the databases could NOT be restored from backup {backup}: {e}; restore them with `berth backup restore {backup}`"
+                ),
+                false,
             ),
         })
     }
@@ -644,7 +721,13 @@ impl Deployer {
             )));
         }
         let target = self.releases.load(&to)?;
-        if target.state != ReleaseState::Deployed || !self.releases.path(&to).is_dir() {
+        if !self.releases.path(&to).is_dir() {
+            return Err(DeployError::Refused(format!(
+                "release {to}'s directory {} is gone (removed by hand?); deploy its source again instead",
+                self.releases.path(&to).display()
+            )));
+        }
+        if target.state != ReleaseState::Deployed {
             return Err(DeployError::Refused(format!(
                 "release {to} is {}: only a release that passed its health gate can be rolled back to",
                 target.shown_state(Some(&current), None)
@@ -674,8 +757,12 @@ impl Deployer {
             return Err(e);
         }
         let mut said = vec![format!("rolled back by {by} to release {to}")];
+        let mut restored = true;
         if restore && cur.previous.as_deref() == Some(to.as_str()) {
-            said.extend(self.restore_after(&cur).await);
+            if let Some((what, ok)) = self.restore_after(&cur).await {
+                said.push(what);
+                restored = ok;
+            }
         } else if cur.migrated {
             said.push("the databases are left as they are".into());
         }
@@ -683,14 +770,14 @@ impl Deployer {
         cur.rollback = Some(said.join("; "));
         cur.steps.push(StepRecord {
             name: "rollback".into(),
-            state: "ok".into(),
+            state: if restored { "ok" } else { "failed" }.into(),
             detail: said.join("; "),
             started_at: Timestamp::now(),
             seconds: Some((started.elapsed().as_secs_f64() * 10.0).round() / 10.0),
             log: None,
             output_tail: None,
         });
-        self.releases.save(&cur)?;
+        let saved = self.releases.save(&cur);
         self.target
             .event(
                 "rolled_back",
@@ -702,6 +789,13 @@ impl Deployer {
             )
             .await;
         lock.release().await;
+        saved?;
+        if !restored {
+            return Err(DeployError::Refused(format!(
+                "the services run release {to}, but {}",
+                said.last().cloned().unwrap_or_default()
+            )));
+        }
         Ok(cur)
     }
 
@@ -729,11 +823,13 @@ impl Deployer {
             })
     }
 
-    /// At start, before the services: a deploy this node's previous run left unfinished
-    /// (berth was killed) is ended. A build is marked failed; a deploy that had begun to
-    /// switch puts `current` back on the previous release (and the databases back, as a
-    /// rollback would), so the services start on one whole release. Returns what was
-    /// done, in words.
+    /// At start, before the services (and before a deploy by the CLI while berth is
+    /// down): a deploy this node's previous run left unfinished (berth or the command was
+    /// killed) is ended. A build is marked failed; a deploy that had begun to switch puts
+    /// `current` back on the previous release, if `current` still points at it (a later
+    /// release that took its place stays), and the databases back as a rollback would,
+    /// if no later migration ran since and no other deploy holds the lock. Returns what
+    /// was done, in words.
     pub async fn recover(&self) -> Vec<String> {
         let mut said = Vec::new();
         if let Some(r) = lock::release_own(self.store.as_ref(), &self.spec.node).await {
@@ -757,28 +853,47 @@ impl Deployer {
             }
             r.error = Some(format!("berth stopped during the deploy, at {at}"));
             let mut done = Vec::new();
+            let current = self.releases.current();
             if r.switched {
-                match &r.previous {
-                    Some(prev) => match self.releases.point(prev) {
+                match (&r.previous, current.as_deref()) {
+                    (_, Some(c)) if c != r.id => {
+                        done.push(format!("release {c} took its place since; left as it is"))
+                    }
+                    (Some(prev), _) => match self.releases.point(prev) {
                         Ok(()) => done.push(format!("current points at {prev} again")),
                         Err(e) => done.push(format!("cannot point current back at {prev}: {e}")),
                     },
-                    None => done.push("no previous release: this one stays current".into()),
+                    (None, _) => done.push("no previous release: this one stays current".into()),
                 }
             }
-            done.extend(self.restore_after(&r).await);
-            if r.maintenance_on {
-                match self
-                    .store
-                    .set_setting(&self.spec.maintenance_key, None, Timestamp::now())
-                    .await
-                {
-                    Ok(()) => {
-                        r.maintenance_on = false;
-                        done.push("maintenance mode is off again".into());
+            if r.migrated {
+                let later = match self.store.setting(MIGRATED_KEY).await {
+                    Ok(Some(v)) => v["release"].as_str() != Some(r.id.as_str()),
+                    _ => false,
+                };
+                let superseded = current.as_deref().is_some_and(|c| c != r.id && r.switched);
+                if later || superseded {
+                    done.push(
+                        "a later deploy migrated or took its place since: the databases are left as they are"
+                            .into(),
+                    );
+                } else {
+                    match lock::claim(self.store.clone(), &self.spec.node, &r.id).await {
+                        Ok(held) => {
+                            done.extend(self.restore_after(&r).await.map(|(what, _)| what));
+                            held.release().await;
+                        }
+                        Err(e) => done.push(format!("the databases are left as they are: {e}")),
                     }
+                }
+            }
+            if r.maintenance_on {
+                match self.maintenance_off_if(r.maintenance_value.clone()).await {
+                    Ok(true) => done.push("maintenance mode is off again".into()),
+                    Ok(false) => {}
                     Err(e) => done.push(format!("cannot turn maintenance mode off: {e}")),
                 }
+                r.maintenance_on = false;
             }
             r.state = if r.switched || r.migrated {
                 ReleaseState::RolledBack

@@ -3,6 +3,7 @@
 //! stopped renewing (its berth died) expires; the holder's own node releases it at its
 //! next start.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub(crate) struct Held {
     store: Arc<dyn Store>,
     value: Arc<Mutex<Value>>,
     renew: tokio::task::JoinHandle<()>,
+    /// Set when a renewal found the lock taken by another deploy.
+    lost: Arc<AtomicBool>,
 }
 
 fn value(node: &str, release: &str, since: Timestamp, now: Timestamp) -> Value {
@@ -70,12 +73,14 @@ pub(crate) async fn claim(
         return Err(DeployError::Busy(busy(&v, now)));
     }
     let value = Arc::new(Mutex::new(mine));
+    let lost = Arc::new(AtomicBool::new(false));
     let renew = {
-        let (store, value, node, release) = (
+        let (store, value, node, release, lost) = (
             store.clone(),
             value.clone(),
             node.to_owned(),
             release.to_owned(),
+            lost.clone(),
         );
         tokio::spawn(async move {
             loop {
@@ -94,6 +99,7 @@ pub(crate) async fn claim(
                     Ok(true) => *value.lock().expect("not poisoned") = new,
                     Ok(false) => {
                         tracing::error!("the deploy lock was taken by another deploy");
+                        lost.store(true, Ordering::Release);
                         return;
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot renew the deploy lock"),
@@ -105,6 +111,7 @@ pub(crate) async fn claim(
         store,
         value,
         renew,
+        lost,
     })
 }
 
@@ -122,11 +129,30 @@ fn busy(v: &Value, now: Timestamp) -> String {
     )
 }
 
-impl Held {
-    /// Releases the lock.
-    pub(crate) async fn release(self) {
+impl Drop for Held {
+    /// A lock dropped without [`Held::release`] (an error path, a cancelled request) is
+    /// no longer renewed: it expires within a minute instead of being held forever.
+    fn drop(&mut self) {
         self.renew.abort();
-        let _ = self.renew.await;
+    }
+}
+
+impl Held {
+    /// Whether the lock is still this deploy's: `Err` says what happened when another
+    /// deploy took it (its holder's clock ran a minute ahead, say).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.lost.load(Ordering::Acquire) {
+            Err("another deploy took the deploy lock while this one ran (do the nodes' clocks agree?); stopped before changing more".into())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Releases the lock.
+    pub(crate) async fn release(mut self) {
+        self.renew.abort();
+        // A renewal in flight ends first, so that the value swapped out is the latest.
+        let _ = (&mut self.renew).await;
         let v = self.value.lock().expect("not poisoned").clone();
         if let Err(e) = self
             .store

@@ -121,6 +121,10 @@ pub struct Release {
     /// Whether the deploy turned maintenance mode on (and so must turn it off).
     #[serde(default)]
     pub maintenance_on: bool,
+    /// The maintenance setting the deploy wrote: it is cleared only while it still holds
+    /// this (an operator's own `berth maintenance on` meanwhile is kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance_value: Option<serde_json::Value>,
     /// Why it failed or was rolled back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -436,6 +440,7 @@ mod tests {
                 migrated: false,
                 switched: true,
                 maintenance_on: false,
+                maintenance_value: None,
                 error: None,
                 rollback: None,
                 steps: Vec::new(),

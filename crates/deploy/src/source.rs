@@ -60,7 +60,8 @@ pub(crate) async fn fetch(
             })
         }
         Source::Dir(path) => {
-            if dest.starts_with(path) {
+            let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            if real(dest).starts_with(real(path)) {
                 return Err(DeployError::Refused(format!(
                     "the releases directory lies inside {}, the directory to deploy: a copy would copy itself; \
                      build the release elsewhere, or move [deploy] dir out of it",

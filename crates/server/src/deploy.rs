@@ -107,9 +107,21 @@ impl Target for AppTarget {
         let Some((_, supervisor)) = &self.running else {
             return Vec::new();
         };
+        // Only the services that run in the live release: those the switch rolled
+        // (a service of its own, stopped by hand or done, is not the deploy's).
+        let Some(release) = self.release.get() else {
+            return Vec::new();
+        };
+        let in_release = |name: &str| {
+            supervisor.spec(name).is_ok_and(|s| {
+                s.cwd.as_deref().is_some_and(|c| c.starts_with(&release))
+                    || s.command.contains(&*release.to_string_lossy())
+            })
+        };
         supervisor
             .status()
             .into_iter()
+            .filter(|s| in_release(&s.service))
             .map(|s| InstanceHealth {
                 name: format!("{}.{}", s.service, s.instance),
                 running: s.state == InstanceState::Running,
@@ -286,10 +298,11 @@ impl berth_api::Deploys for Deploys {
         by: String,
         restore: bool,
     ) -> Result<Value, berth_api::DeployRefusal> {
-        let r = self
-            .deployer
-            .rollback(to.as_deref(), &by, restore)
+        // In a task of its own: a client that hangs up does not cut the rollback short.
+        let deployer = self.deployer.clone();
+        let r = tokio::spawn(async move { deployer.rollback(to.as_deref(), &by, restore).await })
             .await
+            .map_err(|e| (500, "internal", format!("the rollback's task failed: {e}")))?
             .map_err(refusal)?;
         Ok(serde_json::to_value(r).expect("a release serializes"))
     }

@@ -349,11 +349,17 @@ impl Reloader {
             let name = spec.name.clone();
             match self.supervisor.spec(&name) {
                 Ok(old) if *old == spec => {}
-                Ok(_) => self
-                    .supervisor
-                    .update(spec)
-                    .await
-                    .map_err(|e| format!("service `{name}`: {e}"))?,
+                Ok(_) => {
+                    if let Err(e) = self.supervisor.update(spec).await {
+                        // The instances rolled before the one that failed run the new
+                        // release; the service's definition is the old one again: roll
+                        // them all back onto it, so that it runs one release.
+                        if let Err(back) = self.supervisor.restart(&name).await {
+                            tracing::error!(service = %name, error = %back, "cannot roll the service back onto its previous release");
+                        }
+                        return Err(format!("service `{name}`: {e}"));
+                    }
+                }
                 Err(_) => {
                     services::check_ports(&current.services[&name])
                         .map_err(|e| format!("service `{name}`: {e:#}"))?;

@@ -80,6 +80,23 @@ fn lock_if_down(config: &Config) -> Option<DataDirLock> {
         .map(DataDirLock::for_a_while)
 }
 
+/// A client of the running berth; if the data dir is held but no berth answers, another
+/// berth command holds it (a deploy, a restore).
+async fn running(ctx: &Ctx, config: &Config) -> anyhow::Result<berth_api::client::Client> {
+    let client = ctx.client()?;
+    if let Err(berth_api::client::ClientError::Unreachable { .. }) = client.get("/v1/status").await
+    {
+        let pid =
+            std::fs::read_to_string(config.app.data_dir.join("berth.lock")).unwrap_or_default();
+        bail!(
+            "the data dir {} is held by another berth command (pid {}): a deploy, a rollback or a restore; wait for it to end",
+            config.app.data_dir.display(),
+            pid.trim()
+        );
+    }
+    Ok(client)
+}
+
 /// Runs `berth deploy`.
 pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> anyhow::Result<ExitCode> {
     let (config, spec) = deploying(ctx)?;
@@ -98,6 +115,10 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> anyhow::Result<ExitCode> {
             let store = berth_server::open_store(&config).await?;
             let target = Arc::new(AppTarget::stopped(store.clone(), &spec.node, &config));
             let deployer = Deployer::new(spec, store, target);
+            // What a killed deploy of this node left is ended first, as `berth up` does.
+            for line in deployer.recover().await {
+                errln!("{line}");
+            }
             let pending = deployer.begin(source, &who()).await.map_err(usage)?;
             if !ctx.json {
                 outln!(
@@ -111,7 +132,7 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> anyhow::Result<ExitCode> {
                 .await
         }
         None => {
-            let client = ctx.client()?;
+            let client = running(ctx, &config).await?;
             let body = match &source {
                 Source::Git(r) => json!({ "source": r, "by": who() }),
                 Source::Dir(p) | Source::Archive(p) => {
@@ -261,14 +282,17 @@ pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> anyhow::Result<ExitCode>
             let store = berth_server::open_store(&config).await?;
             let target = Arc::new(AppTarget::stopped(store.clone(), &spec.node, &config));
             let deployer = Deployer::new(spec, store, target);
+            for line in deployer.recover().await {
+                errln!("{line}");
+            }
             deployer
                 .rollback(args.release.as_deref(), &who(), !args.no_restore)
                 .await
                 .map_err(usage)?
         }
         None => {
-            let v = ctx
-                .client()?
+            let v = running(ctx, &config)
+                .await?
                 .post(
                     "/v1/rollback",
                     json!({ "to": args.release, "by": who(), "restore": !args.no_restore }),
