@@ -47,6 +47,7 @@ port = int(sys.argv[1])
 version = open("VERSION").read().strip()
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 1
     def do_GET(self):
         body = (version + "\n").encode()
         self.send_response(200)

@@ -30,6 +30,8 @@ use crate::process::{self, Proc, signal_group};
 use crate::watchdog::Watchdog;
 use crate::{Event, EventKind, Exit, ExitInfo, InstanceState, InstanceStatus, ServiceSpec, probe};
 
+/// How often a stopping group is looked at once its leader is gone.
+const GROUP_POLL: Duration = Duration::from_millis(50);
 /// How long an exit waits for the last output to reach the log before it is reported.
 const DRAIN_LIMIT: Duration = Duration::from_millis(500);
 
@@ -495,18 +497,24 @@ impl Instance {
         self.emit(EventKind::Ready { pid: proc.pid });
     }
 
-    /// Sends the stop signal to the group, waits up to the grace period for the leader,
-    /// then SIGKILLs the group (always: leftovers of a leader that did exit die too).
+    /// Sends the stop signal to the group and waits up to the grace period for the
+    /// whole group to end, then SIGKILLs what is left. The leader alone is not enough:
+    /// `sh -c "gunicorn …"` dies of SIGTERM at once while gunicorn finishes its requests,
+    /// and killing the group then would cut that graceful stop short.
     async fn stop(&self, proc: &mut Proc) -> Exit {
         self.update(|s| s.state = InstanceState::Stopping);
+        let deadline = tokio::time::Instant::now() + self.spec.stop_grace;
         proc.signal_group(self.spec.stop_signal);
-        let status = match tokio::time::timeout(self.spec.stop_grace, proc.child.wait()).await {
+        let status = match tokio::time::timeout_at(deadline, proc.child.wait()).await {
             Ok(status) => status,
             Err(_) => {
                 proc.signal_group(Signal::SIGKILL);
                 proc.child.wait().await
             }
         };
+        while tokio::time::Instant::now() < deadline && proc.group_alive() {
+            tokio::time::sleep(GROUP_POLL).await;
+        }
         self.finish(proc).await;
         exit_of(status)
     }

@@ -35,6 +35,38 @@ impl Proc {
         signal_group(self.pid, signal);
     }
 
+    /// Whether a live process (not a zombie) is left in the group: the command a shell
+    /// ran, say, once the shell itself died of the stop signal.
+    pub fn group_alive(&self) -> bool {
+        if killpg(Pid::from_raw(self.pid as i32), None).is_err() {
+            return false;
+        }
+        // A member may be a zombie its new parent does not reap: read the states.
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return true;
+        };
+        dir.flatten().any(|e| {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                return false;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+            let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+                return false;
+            };
+            let mut fields = rest.split(' ');
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|p| p.parse::<u32>().ok());
+            pgrp == Some(self.pid) && state != Some("Z")
+        })
+    }
+
     /// Waits (up to `limit`) until the pipes are drained into the log, so that an exit
     /// is reported after the last lines are written. A process that escaped the group
     /// may hold a pipe open; its pump then goes on in the background.

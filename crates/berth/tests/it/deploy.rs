@@ -4,8 +4,9 @@
 //! own database, migrated by `psql`.
 //!
 //! - The first deploy while berth is down; `berth up` starts the app on it.
-//! - A deploy under load: requests through the gateway all the while, jobs and a
-//!   workflow in flight: no request fails, every job runs exactly once.
+//! - A deploy under load: requests through the gateway all the while, `run` jobs, a
+//!   workflow and a pull worker (a supervised service, stopped gracefully by the roll)
+//!   in flight: no request fails, every job runs exactly once.
 //! - A second deploy while one builds is refused.
 //! - A release whose app comes up on one instance and not the next is rolled back by
 //!   itself (both instances back on the old release), and the database is put back as
@@ -37,6 +38,9 @@ if os.path.exists("BROKEN"):
 
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # An idle keep-alive connection ends after a second: a graceful stop waits for the
+    # requests in flight, not for the gateway's pooled connections.
+    timeout = 1
     def do_GET(self):
         body = (version + "\n").encode()
         self.send_response(200)
@@ -55,6 +59,38 @@ s = S(("127.0.0.1", port), H)
 signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=s.shutdown).start())
 s.serve_forever()
 s.server_close()
+"#;
+
+/// A pull worker of the standard library: leases from berth's API over its unix socket,
+/// and on SIGTERM finishes the job in hand, then stops.
+const WORKER_PY: &str = r#"import http.client, json, os, signal, socket, sys, time
+sock, log = os.environ["BERTH_SOCK"], sys.argv[1]
+version = open("VERSION").read().strip()
+
+class C(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(sock)
+
+def call(path, body):
+    c = C("localhost", timeout=30)
+    c.request("POST", path, json.dumps(body), {"content-type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return json.loads(data or b"null")
+
+stopping = False
+def stop(*a):
+    global stopping
+    stopping = True
+signal.signal(signal.SIGTERM, stop)
+while not stopping:
+    for j in call("/v1/queues/pulled/lease", {"worker": "w%d" % os.getpid(), "wait": "1s"})["jobs"]:
+        time.sleep(0.1)
+        with open(log, "a") as f:
+            f.write("%d %s\n" % (j["id"], version))
+        call("/v1/jobs/%d/complete" % j["id"], {"attempt": j["attempt"]})
 "#;
 
 const JOB_SH: &str = r#"sleep 0.2
@@ -128,6 +164,14 @@ stop_grace = "5s"
 handler = {{ run = "sh job.sh {log}" }}
 concurrency = 2
 
+[service.worker]
+command = "python3 worker.py {log}"
+env = {{ BERTH_SOCK = "{sock}" }}
+stop_grace = "5s"
+
+[queue.pulled]
+handler = "pull"
+
 [workflow.pipe.step.first]
 handler = {{ run = "sh job.sh {log}" }}
 
@@ -149,6 +193,7 @@ smoke = "curl -fsS http://127.0.0.1:{gw}/"
 "#,
         last = web + 3,
         log = log.display(),
+        sock = log.with_file_name(".berth/berth.sock").display(),
     )
 }
 
@@ -331,6 +376,7 @@ fn shop(health: &str, build: &str) -> Shop {
         &[
             ("app.py", APP_PY),
             ("job.sh", JOB_SH),
+            ("worker.py", WORKER_PY),
             ("migrate.sh", MIGRATE_SH),
             ("migration.sql", &migration(&[])),
             ("VERSION", "v1\n"),
@@ -388,8 +434,12 @@ async fn deploys_under_load_roll_back_by_themselves_and_by_hand() {
         "v2: orders get a note",
     );
     let load = Load::start(url.clone(), 4);
-    let jobs: Vec<Value> = (0..30)
-        .map(|n| json!({"queue": "work", "kind": "deployed", "args": {"n": n}}))
+    // Run by berth (`run`) and by a pull worker that is a supervised service.
+    let jobs: Vec<Value> = (0..40)
+        .map(|n| {
+            let queue = if n % 4 == 0 { "pulled" } else { "work" };
+            json!({"queue": queue, "kind": "deployed", "args": {"n": n}})
+        })
         .collect();
     let pushed = c
         .post("/v1/jobs/bulk", json!({ "jobs": jobs }))
@@ -452,15 +502,29 @@ async fn deploys_under_load_roll_back_by_themselves_and_by_hand() {
         .collect();
     assert_eq!(steps.len(), 2, "{wf_ids}");
     ids.extend(steps);
-    let all_done = wait_until("every job done", Duration::from_secs(30), || {
-        let log = s.log.clone();
-        let want = ids.len();
-        async move {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            (text.lines().count() >= want).then_some(text)
+    let all_done = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let text = std::fs::read_to_string(&s.log).unwrap_or_default();
+            if text.lines().count() >= ids.len() {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
-    .await;
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "not every job ran within 30s: {} of {} in the log\n{}\n{}\n{}",
+            std::fs::read_to_string(&s.log)
+                .unwrap_or_default()
+                .lines()
+                .count(),
+            ids.len(),
+            parts(&run_in(d, &["ps"])).1,
+            parts(&run_in(d, &["logs", "worker", "-n", "30"])).1,
+            parts(&run_in(d, &["status"])).1,
+        )
+    });
     let mut ran: Vec<i64> = all_done
         .lines()
         .map(|l| l.split(' ').next().unwrap().parse().unwrap())
@@ -758,4 +822,94 @@ migrate = "echo $(cat VERSION) {name} >> {log}"
         "v1 n1\nv2 n1\n",
         "each commit's migration once"
     );
+}
+
+/// Without a git repository: a directory and an archive, `{release}` in a service, a
+/// failed build that changes nothing, and a ref with nowhere to take it from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_and_archives_deploy_and_a_failed_build_changes_nothing() {
+    let p = Project::new("[app]\nname = \"x\"\n");
+    let d = p.dir();
+    let out = d.join("seen.txt");
+    p.write_config(&format!(
+        r#"[app]
+name = "files"
+shutdown_grace = "2s"
+
+[service.show]
+command = "cat {{release}}/VERSION > {out}; exec sleep 1000"
+
+[deploy]
+build = ["test -f VERSION"]
+backup = false
+health = "0s"
+"#,
+        out = out.display()
+    ));
+    let build = d.join("build");
+    std::fs::create_dir_all(&build).unwrap();
+    std::fs::write(build.join("VERSION"), "dir-1\n").unwrap();
+
+    // A git ref with no repo to take it from.
+    let (code, _, err) = deploy(d, &[], &["main"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("neither a directory nor a file, and [deploy] names no `repo`"),
+        "{err}"
+    );
+    assert!(releases(d, &[])["releases"].as_array().unwrap().is_empty());
+
+    let (code, out_text, err) = deploy(d, &[], &["build"]);
+    assert_eq!(code, 0, "{out_text}{err}");
+    let mut berth = up_with_env(d, &[]).await;
+    wait_until(
+        "the service ran in the release",
+        Duration::from_secs(10),
+        || {
+            let out = out.clone();
+            async move { (std::fs::read_to_string(&out).ok()? == "dir-1\n").then_some(()) }
+        },
+    )
+    .await;
+
+    // An archive, while berth runs: the service rolls onto it.
+    std::fs::write(build.join("VERSION"), "tgz-2\n").unwrap();
+    let tar = Command::new("tar")
+        .current_dir(&build)
+        .args(["czf", "../build.tgz", "."])
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let (code, out_text, err) = deploy(d, &[], &["build.tgz"]);
+    assert_eq!(code, 0, "{out_text}{err}");
+    wait_until(
+        "the service runs the archive",
+        Duration::from_secs(10),
+        || {
+            let out = out.clone();
+            async move { (std::fs::read_to_string(&out).ok()? == "tgz-2\n").then_some(()) }
+        },
+    )
+    .await;
+
+    // A build that fails: nothing that runs changes.
+    std::fs::remove_file(build.join("VERSION")).unwrap();
+    let (code, out_text, err) = deploy(d, &[], &["build"]);
+    assert_eq!(code, 1, "{out_text}{err}");
+    assert!(err.contains("nothing that runs was changed"), "{err}");
+    assert!(
+        out_text.contains("build 1/1") && out_text.contains("failed"),
+        "{out_text}"
+    );
+    let r = releases(d, &[]);
+    assert_eq!(states(&r), ["previous", "live", "failed"], "{r:#}");
+    let sources: Vec<&str> = r["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["source"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["dir", "archive", "dir"]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "tgz-2\n");
+    stop(&mut berth);
 }

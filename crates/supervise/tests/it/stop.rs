@@ -80,6 +80,51 @@ async fn a_process_that_ignores_the_stop_signal_is_killed_after_the_grace_period
     assert!(!alive(pid));
 }
 
+/// `sh -c "gunicorn …"` where the shell does not exec the command: the shell dies of
+/// SIGTERM at once, and the command it ran finishes its graceful stop all the same
+/// (within the grace period) instead of being killed with its group.
+#[tokio::test]
+async fn a_command_under_a_shell_finishes_its_graceful_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let done = dir.path().join("done");
+    let script = dir.path().join("app.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import signal, sys, time\n\
+             stopping = []\n\
+             signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))\n\
+             open({ready:?}, 'w').write('1')\n\
+             while not stopping:\n    time.sleep(0.02)\n\
+             time.sleep(0.6)\n\
+             open({done:?}, 'w').write('finished')\n",
+            ready = ready.display().to_string(),
+            done = done.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let sup = Supervisor::new();
+    // `; true` keeps the shell from exec'ing python: it stays the group's leader.
+    let command = format!("python3 {}; true", script.display());
+    let mut s = spec(dir.path(), "app", &command);
+    s.stop_grace = Duration::from_secs(5);
+    sup.add(s).unwrap();
+    eventually("the app runs", || ready.exists()).await;
+    let t = Instant::now();
+    sup.stop_service("app").await.unwrap();
+    let took = t.elapsed();
+    assert_eq!(
+        std::fs::read_to_string(&done).unwrap_or_default(),
+        "finished",
+        "the app was killed during its graceful stop"
+    );
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+        "took {took:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_grandchild_dies_with_its_instance_on_stop_and_on_exit() {
     let dir = tempfile::tempdir().unwrap();
