@@ -356,6 +356,7 @@ pub async fn workflow_diamond_passes_results(s: &dyn Store) {
     let a = fetch(s, "wf", 10, at(1)).await;
     assert_eq!(a.len(), 1, "only the root runs first");
     assert_eq!(a[0].args, json!({"input": {"doc": 7}, "parents": {}}));
+    assert_eq!(a[0].workflow_id, Some(id), "a step knows its workflow");
     s.finish(vec![finished_with(&a[0], json!({"a": 1}))], at(2))
         .await
         .unwrap();

@@ -308,6 +308,19 @@ pub struct LeasedJob {
     pub lease_expires_at: Timestamp,
     /// When it was inserted.
     pub created_at: Timestamp,
+    /// The workflow it is a step of, if any (its queue, `workflow.NAME.STEP`, names the
+    /// step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<i64>,
+}
+
+impl LeasedJob {
+    /// The workflow and step this job is, from its queue `workflow.NAME.STEP`.
+    pub fn workflow_step(&self) -> Option<(i64, &str)> {
+        let id = self.workflow_id?;
+        let step = self.queue.strip_prefix("workflow.")?.split_once('.')?.1;
+        Some((id, step))
+    }
 }
 
 /// Which attempt of which job a write is about.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Subcommand;
 
-use super::{Ctx, encode};
+use super::Ctx;
 use crate::exit::UsageError;
 use crate::output;
 
@@ -45,14 +45,21 @@ pub async fn run(ctx: &Ctx, cmd: NotifyCommand) -> anyhow::Result<ExitCode> {
             sent,
             limit,
         } => {
-            let mut path = format!("/v1/notifications?limit={limit}");
-            if let Some(c) = channel {
-                path.push_str(&format!("&channel={}", encode(&c)));
+            // Read from the store itself, as `user` and `budget` do: berth need not run.
+            if !(1..=10_000).contains(&limit) {
+                bail!(UsageError(format!(
+                    "--limit {limit} is out of range; expected 1 to 10000"
+                )));
             }
-            if pending || sent {
-                path.push_str(&format!("&pending={pending}"));
-            }
-            let v = ctx.client()?.get(&path).await?;
+            let store = super::user::store(ctx).await?;
+            let deliveries = store
+                .notify_deliveries(berth_store::DeliveryFilter {
+                    channel,
+                    pending: (pending || sent).then_some(pending),
+                    limit,
+                })
+                .await?;
+            let v = serde_json::json!({ "notifications": deliveries });
             if ctx.json {
                 output::json(&v);
                 return Ok(ExitCode::SUCCESS);

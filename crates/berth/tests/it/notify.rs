@@ -334,6 +334,19 @@ on = ["backup.failed"]
     stop(&mut up);
     assert_eq!(ops.mails().len(), 1, "sent once");
     assert_eq!(summary.mails().len(), 1, "one digest");
+    // The outbox reads the same with berth stopped.
+    let (code, table, err) = parts(&run_in(
+        d,
+        &["notify", "list", "--sent", "--channel", "ops"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table.contains("job.discarded") && table.contains("sent "),
+        "{table}"
+    );
+    let (code, _, err) = parts(&run_in(d, &["notify", "list", "--limit", "0"]));
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("expected 1 to 10000"), "{err}");
 }
 
 #[tokio::test]

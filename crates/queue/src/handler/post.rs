@@ -57,13 +57,18 @@ impl Handler for PostHandler {
 impl PostHandler {
     async fn post(&self, job: LeasedJob) -> HandlerOutcome {
         let body = serde_json::to_vec(&job.args).unwrap_or_default();
-        let req = Request::post(self.uri.clone())
+        let mut req = Request::post(self.uri.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .header("berth-job-id", job.id)
             .header("berth-job-kind", &job.kind)
             .header("berth-attempt", job.attempt)
-            .header("berth-queue", &job.queue)
-            .body(Full::new(Bytes::from(body)));
+            .header("berth-queue", &job.queue);
+        if let Some((id, step)) = job.workflow_step() {
+            req = req
+                .header("berth-workflow-id", id)
+                .header("berth-workflow-step", step);
+        }
+        let req = req.body(Full::new(Bytes::from(body)));
         let req = match req {
             Ok(r) => r,
             Err(e) => {

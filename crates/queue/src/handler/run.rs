@@ -129,6 +129,12 @@ async fn run(
         .env("BERTH_JOB_KIND", &job.kind)
         .env("BERTH_ATTEMPT", job.attempt.to_string())
         .env("BERTH_QUEUE", &job.queue)
+        .envs(job.workflow_step().into_iter().flat_map(|(id, step)| {
+            [
+                ("BERTH_WORKFLOW_ID", id.to_string()),
+                ("BERTH_WORKFLOW_STEP", step.to_owned()),
+            ]
+        }))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -21,6 +21,7 @@ fn leased(args: serde_json::Value) -> LeasedJob {
         max_attempts: 5,
         priority: 0,
         lease_expires_at: Timestamp(0),
+        workflow_id: None,
         created_at: Timestamp(0),
     }
 }

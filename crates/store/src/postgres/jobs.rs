@@ -232,7 +232,7 @@ pub(crate) async fn fetch(c: &impl GenericClient, req: &FetchRequest) -> Result<
                attempted_at = $3, attempted_by = $4, lease_expires_at = $5 \
              FROM picked WHERE j.id = picked.id \
              RETURNING j.id, j.kind, j.args, j.attempt, j.max_attempts, j.priority, \
-               j.created_at, j.scheduled_at",
+               j.created_at, j.scheduled_at, j.workflow_id",
             &[
                 &req.queue,
                 &i64::from(req.limit),
@@ -258,6 +258,7 @@ pub(crate) async fn fetch(c: &impl GenericClient, req: &FetchRequest) -> Result<
                     priority: r.get(5),
                     lease_expires_at: req.lease_until,
                     created_at: Timestamp(r.get(6)),
+                    workflow_id: r.get(8),
                 },
             )
         })

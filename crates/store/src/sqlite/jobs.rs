@@ -163,7 +163,8 @@ pub(crate) fn fetch(conn: &Connection, req: &FetchRequest) -> Result<Vec<LeasedJ
              attempted_by = ?2, lease_expires_at = ?3 \
              WHERE id IN (SELECT id FROM jobs WHERE state = 'available' AND queue = ?4 \
                           ORDER BY priority, scheduled_at, id LIMIT ?5) \
-             RETURNING id, kind, args, attempt, max_attempts, priority, created_at, scheduled_at",
+             RETURNING id, kind, args, attempt, max_attempts, priority, created_at, scheduled_at, \
+               workflow_id",
         )
         .map_err(db("preparing a fetch"))?;
     let mut rows = stmt
@@ -189,6 +190,7 @@ pub(crate) fn fetch(conn: &Connection, req: &FetchRequest) -> Result<Vec<LeasedJ
                         priority: r.get(5)?,
                         lease_expires_at: req.lease_until,
                         created_at: Timestamp(r.get(6)?),
+                        workflow_id: r.get(8)?,
                     },
                 ))
             },

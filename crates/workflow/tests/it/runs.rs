@@ -56,7 +56,12 @@ async fn finished(w: &Workflows, id: i64) -> Workflow {
 async fn a_diamond_of_commands_passes_results_along() {
     let dir = tempfile::tempdir().unwrap();
     let specs = vec![
-        run_spec("pub", "a", r#"echo '{"rows": 12}' > "$BERTH_RESULT""#),
+        // Each step knows where it is: its workflow's id and its own name.
+        run_spec(
+            "pub",
+            "a",
+            r#"echo "{\"rows\": 12, \"wf\": $BERTH_WORKFLOW_ID, \"step\": \"$BERTH_WORKFLOW_STEP\"}" > "$BERTH_RESULT""#,
+        ),
         run_spec(
             "pub",
             "b",
@@ -87,14 +92,15 @@ async fn a_diamond_of_commands_passes_results_along() {
     let w = finished(&workflows, started.id).await;
     assert_eq!(w.state, FlowState::Completed, "{w:?}");
     let result = w.result.unwrap();
-    assert_eq!(result["a"], json!({"rows": 12}));
+    let a = json!({"rows": 12, "wf": started.id, "step": "a"});
+    assert_eq!(result["a"], a);
     assert_eq!(
         result["c"],
-        json!({"input": {"doc": 7}, "parents": {"a": {"rows": 12}}})
+        json!({"input": {"doc": 7}, "parents": {"a": a}})
     );
     assert_eq!(
         result["d"]["parents"],
-        json!({"b": "b done", "c": {"input": {"doc": 7}, "parents": {"a": {"rows": 12}}}})
+        json!({"b": "b done", "c": {"input": {"doc": 7}, "parents": {"a": a}}})
     );
     assert!(w.steps.iter().all(|s| s.state == Some(JobState::Completed)));
     runtime.stop().await;
