@@ -264,7 +264,7 @@ impl Scheduler {
                 job.tags = vec![format!("schedule:{}", def.name)];
                 // A second guard besides the compare-and-set: one job per planned time.
                 if !by_hand {
-                    job.unique_key = Some(format!("schedule:{}:{}", def.name, planned.0));
+                    job.unique_key = Some(format!("schedule:{}:{planned}", def.name));
                 }
                 Start::Job(job)
             }

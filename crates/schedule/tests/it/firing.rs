@@ -126,6 +126,22 @@ async fn every_five_minutes_across_a_restart() {
     f.run(&first, Duration::from_secs(7), "2026-06-01T10:16:00Z")
         .await;
     assert_eq!(f.fired().await, every_five("2026-06-01T10:05:00Z", 3));
+    // Each job's unique key names its planned time, in RFC 3339.
+    let first_job = f
+        .store
+        .list_jobs(JobFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .min_by_key(|j| j.id)
+        .unwrap();
+    assert_eq!(
+        first_job.unique_key.as_deref(),
+        Some("schedule:tick:2026-06-01T10:05:00.000Z")
+    );
     drop(first);
     // Down for seven minutes (10:20 is missed), then a new process.
     f.clock.advance(Duration::from_secs(7 * 60));
