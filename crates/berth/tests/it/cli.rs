@@ -19,6 +19,64 @@ fn init_writes_a_starter_that_checks_and_refuses_to_overwrite() {
     assert!(err.contains("--force"), "{err}");
 }
 
+/// `check` says what it read from every section, as berth will run it.
+#[test]
+fn check_summarises_every_section() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("berth.toml"),
+        r#"[app]
+name = "shop"
+
+[queue.default]
+handler = { run = "true" }
+
+[schedule.nightly]
+cron = "0 3 * * *"
+timezone = "Europe/Berlin"
+job = { queue = "default", kind = "report" }
+
+[workflow.publish.step.fetch]
+handler = { run = "true" }
+
+[workflow.publish.step.send]
+parents = ["fetch"]
+handler = { run = "true" }
+
+[notify.admins]
+webhook = "https://hooks.example.org/berth"
+secret_env = "HOOK_SECRET"
+on = ["job.discarded", "deploy.failed"]
+
+[backup]
+schedule = "0 4 * * *"
+
+[backup.database.shop]
+sqlite = "var/shop.sqlite3"
+
+[deploy]
+build = ["make"]
+migrate = "make migrate"
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = parts(&run_in(dir.path(), &["check"]));
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "ok (app `shop`, 1 queue (default), 0 services)",
+        "  store      SQLite in ",
+        "  schedules  nightly (\"0 3 * * *\" Europe/Berlin: job report on default)",
+        "  workflows  publish (2 steps)",
+        "  notify     admins (webhook, on job.discarded, deploy.failed)",
+        "  backup     into ",
+        "\"0 4 * * *\" UTC, databases shop",
+        "  deploy     directories or archives, into ",
+        "1 build step, a migration, health 10.0s",
+    ] {
+        assert!(out.contains(line), "{line:?} in:\n{out}");
+    }
+}
+
 #[test]
 fn check_reports_every_problem_with_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
