@@ -173,7 +173,10 @@ fn sections(config: &berth_config::Config) -> Vec<(&'static str, String)> {
             None => "by hand only".to_owned(),
         });
         if !b.include.is_empty() {
-            parts.push(format!("{} included dirs", b.include.len()));
+            parts.push(match b.include.len() {
+                1 => "1 included dir".to_owned(),
+                n => format!("{n} included dirs"),
+            });
         }
         if !b.databases.is_empty() {
             parts.push(format!(
