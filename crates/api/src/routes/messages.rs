@@ -86,10 +86,16 @@ async fn list(
         before_id: q.before,
         limit: q.limit.unwrap_or(50),
     };
+    let limit = filter.limit as usize;
     let messages = state.queues.store().messages(filter).await?;
-    Ok(Json(
-        json!({ "messages": messages.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    // The next page, newest first like the jobs': `before` this.
+    let next = (messages.len() == limit)
+        .then(|| messages.last().map(|m| m.id))
+        .flatten();
+    Ok(Json(json!({
+        "messages": messages.iter().map(view).collect::<Vec<_>>(),
+        "next_before": next,
+    })))
 }
 
 /// Filters of the live stream.

@@ -46,6 +46,9 @@ pub struct Filter {
     /// Received before: a duration before now or a time.
     #[arg(long)]
     until: Option<String>,
+    /// Only ids below this (the next page, as the listing's last line says).
+    #[arg(long)]
+    before: Option<i64>,
     /// At most this many.
     #[arg(long, default_value_t = 50)]
     limit: u32,
@@ -74,6 +77,9 @@ pub async fn run(ctx: &Ctx, cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
         }
     };
     let mut path = format!("/v1/messages?limit={}&dead={dead}", filter.limit);
+    if let Some(b) = filter.before {
+        path.push_str(&format!("&before={b}"));
+    }
     for (key, value) in [
         ("ingest", filter.ingest),
         ("device", filter.device),
@@ -124,6 +130,9 @@ pub async fn run(ctx: &Ctx, cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
             ],
             &rows,
         );
+    }
+    if let Some(next) = v["next_before"].as_i64() {
+        outln!("(more: --before {next})");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -292,6 +292,12 @@ subscribe = ["lab/#"]
         .collect();
     assert_eq!(devices, ["stand01", "stand02", "alice", "alice"]);
     assert!(stored.iter().all(|m| m["job_id"].is_i64()), "{stored:?}");
+    // Paged backwards as `job list` is: two, then the two before them.
+    let (_, page, _) = parts(&run_in(d, &["messages", "list", "--limit", "2"]));
+    let next = stored[1]["id"].as_i64().unwrap();
+    assert!(page.contains(&format!("(more: --before {next})")), "{page}");
+    let older = messages(d, &["list", "--limit", "2", "--before", &next.to_string()]).await;
+    assert_eq!(older, stored[2..].to_vec());
     assert_eq!(stored[1]["kind"], "result");
     assert_eq!(
         stored[1]["payload"],
