@@ -57,6 +57,7 @@ macro_rules! conformance_suite {
             batch_splits_failed_chunks_down_to_single_items, batch_cancel_cancels_unfinished_jobs,
             workflow_diamond_passes_results, workflow_failure_cancels_and_retry_resumes,
             workflow_optional_step_lets_children_run, workflow_cancel_and_deadline,
+            workflow_unique_key_starts_one_while_it_runs,
             flows_survive_purge_and_prune, flows_export_and_refuse_conflicting_import,
             users_are_added_changed_and_removed, failed_logins_lock_and_reset,
             tokens_expire_and_are_revoked, sessions_end_and_are_pruned, auth_exports_and_imports,

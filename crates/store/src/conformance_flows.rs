@@ -44,6 +44,7 @@ fn workflow(steps: Vec<NewStep>) -> NewWorkflow {
         steps,
         deadline: None,
         started_by: "test".into(),
+        unique_key: None,
     }
 }
 
@@ -472,6 +473,52 @@ pub async fn workflow_optional_step_lets_children_run(s: &dyn Store) {
     assert_eq!(b[0].args["parents"], json!({"a": null}));
     s.finish(vec![done(&b[0])], at(4)).await.unwrap();
     assert_eq!(wf(s, id).await.state, FlowState::Completed);
+}
+
+/// A start with the unique key of a running workflow starts nothing and answers that
+/// workflow; once it ended, the key starts a new one. The key is listed and filtered by.
+pub async fn workflow_unique_key_starts_one_while_it_runs(s: &dyn Store) {
+    let keyed = || {
+        let mut w = workflow(vec![step("a", &[])]);
+        w.unique_key = Some("file:report.csv:1234".into());
+        w
+    };
+    let first = s.workflow_start(keyed(), T0).await.unwrap();
+    let again = s.workflow_start(keyed(), at(1)).await.unwrap();
+    assert_eq!(again, first, "the running one is the answer");
+    let jobs = s
+        .list_jobs(JobFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1, "no second set of steps: {jobs:?}");
+    // Without a key, every start is new.
+    let plain = s
+        .workflow_start(workflow(vec![step("a", &[])]), at(2))
+        .await
+        .unwrap();
+    assert_ne!(plain, first);
+    s.workflow_cancel(first, at(3)).await.unwrap();
+    let second = s.workflow_start(keyed(), at(4)).await.unwrap();
+    assert_ne!(second, first, "an ended workflow's key starts a new one");
+    let listed: Vec<i64> = s
+        .workflows(WorkflowFilter {
+            unique_key: Some("file:report.csv:1234".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(listed, [second, first]);
+    assert_eq!(
+        wf(s, second).await.unique_key.as_deref(),
+        Some("file:report.csv:1234")
+    );
 }
 
 /// Cancelling a workflow cancels its unfinished steps; a workflow past its deadline fails.

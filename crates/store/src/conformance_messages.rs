@@ -163,6 +163,7 @@ pub async fn messages_start_jobs_and_workflows(s: &dyn Store) {
         }],
         deadline: None,
         started_by: "ingest:stands".into(),
+        unique_key: None,
     };
     let ids = insert(
         s,

@@ -255,6 +255,9 @@ pub struct NewWorkflow {
     pub deadline: Option<Timestamp>,
     /// Who started it: `cli`, `api`, `schedule:NAME`, …
     pub started_by: String,
+    /// While a workflow with this key runs, a start with the same key starts nothing and
+    /// answers that workflow's id (as a job's unique key does).
+    pub unique_key: Option<String>,
 }
 
 /// A step as stored, with its job's state.
@@ -301,6 +304,9 @@ pub struct Workflow {
     pub deadline: Option<Timestamp>,
     /// When it finished.
     pub finalized_at: Option<Timestamp>,
+    /// Its unique key, if it was started with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
     /// Its steps (empty in listings).
     pub steps: Vec<WorkflowStep>,
 }
@@ -308,6 +314,8 @@ pub struct Workflow {
 /// Which workflows to list (newest first).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkflowFilter {
+    /// Only the one with this unique key (running or not).
+    pub unique_key: Option<String>,
     /// Only of this name.
     pub name: Option<String>,
     /// Only in this state.
@@ -824,6 +832,7 @@ mod tests {
             steps: vec![s("a", &["c"]), s("b", &["a"]), s("c", &["b"]), s("d", &[])],
             deadline: None,
             started_by: "test".into(),
+            unique_key: None,
         };
         let e = may_start_workflow(&w).unwrap_err().to_string();
         assert!(e.contains("a, b, c form a cycle"), "{e}");

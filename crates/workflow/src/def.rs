@@ -55,6 +55,7 @@ impl WorkflowDef {
                 .collect(),
             deadline: self.timeout.map(|t| now.plus(t)),
             started_by: started_by.to_string(),
+            unique_key: None,
         }
     }
 }

@@ -58,15 +58,37 @@ impl Workflows {
 
     /// Starts workflow `name` with `input`.
     pub async fn start(&self, name: &str, input: Value, started_by: &str) -> Result<Workflow> {
+        Ok(self.start_keyed(name, input, started_by, None).await?.0)
+    }
+
+    /// Starts workflow `name` with `input`, unless one started with `unique_key` still
+    /// runs: then that one, and `true` (a duplicate).
+    pub async fn start_keyed(
+        &self,
+        name: &str,
+        input: Value,
+        started_by: &str,
+        unique_key: Option<String>,
+    ) -> Result<(Workflow, bool)> {
         // The store announces the root steps' queues after the commit.
-        let new = self.instance(name, input, started_by)?;
-        let id = self
-            .queues
-            .store()
-            .workflow_start(new, self.queues.now())
-            .await?;
-        tracing::info!(workflow = name, id, started_by, "workflow started");
-        self.get(id).await
+        let mut new = self.instance(name, input, started_by)?;
+        new.unique_key = unique_key;
+        let now = self.queues.now();
+        let id = self.queues.store().workflow_start(new, now).await?;
+        let w = self.get(id).await?;
+        // A new workflow was made now; a running one with the key was made before.
+        let duplicate = w.created_at != now;
+        if duplicate {
+            tracing::info!(
+                workflow = name,
+                id,
+                started_by,
+                "a workflow with this unique key runs: not started again"
+            );
+        } else {
+            tracing::info!(workflow = name, id, started_by, "workflow started");
+        }
+        Ok((w, duplicate))
     }
 
     /// One workflow with its steps.

@@ -29,6 +29,9 @@ struct StartBody {
     name: String,
     #[serde(default)]
     args: Option<Value>,
+    /// While a workflow started with this key runs, another start returns it.
+    #[serde(default)]
+    unique_key: Option<String>,
 }
 
 /// Listing filters.
@@ -47,9 +50,22 @@ async fn start(
 ) -> ApiResult<Json<Value>> {
     let Json(b) = body?;
     let input = b.args.unwrap_or_else(|| json!({}));
-    Ok(Json(json!(
-        state.workflows.start(&b.name, input, "api").await?
-    )))
+    if b.unique_key
+        .as_deref()
+        .is_some_and(|k| k.is_empty() || k.len() > 1024)
+    {
+        return Err(crate::ApiError::bad_request(
+            "invalid",
+            "unique_key must be 1 to 1024 bytes",
+        ));
+    }
+    let (w, duplicate) = state
+        .workflows
+        .start_keyed(&b.name, input, "api", b.unique_key)
+        .await?;
+    let mut v = json!(w);
+    v["duplicate"] = json!(duplicate);
+    Ok(Json(v))
 }
 
 async fn list(
@@ -58,6 +74,7 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let Query(q) = query?;
     let filter = WorkflowFilter {
+        unique_key: None,
         name: q.name,
         state: flow_state(q.state)?,
         before_id: q.before,

@@ -23,6 +23,10 @@ pub enum WorkflowCommand {
         /// Wait until it finishes; exit 0 only if it completed.
         #[arg(long)]
         wait: bool,
+        /// While a workflow started with this key runs, start nothing and show that one
+        /// (a retried script cannot start two).
+        #[arg(long)]
+        unique_key: Option<String>,
     },
     /// Workflows, newest first.
     List {
@@ -57,11 +61,25 @@ pub enum WorkflowCommand {
 pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
     let v = match cmd {
-        WorkflowCommand::Start { name, args, wait } => {
+        WorkflowCommand::Start {
+            name,
+            args,
+            wait,
+            unique_key,
+        } => {
             let input = super::job::parse_args(args)?;
             let mut v = client
-                .post("/v1/workflows", json!({ "name": name, "args": input }))
+                .post(
+                    "/v1/workflows",
+                    json!({ "name": name, "args": input, "unique_key": unique_key }),
+                )
                 .await?;
+            if v["duplicate"] == true && !ctx.json {
+                errln!(
+                    "workflow {} with this unique key runs already: not started again",
+                    v["id"]
+                );
+            }
             if wait {
                 let id = v["id"].as_i64().unwrap_or(0);
                 while v["state"] == "running" {

@@ -568,8 +568,8 @@ pub(crate) async fn before_delete(c: &impl GenericClient, id: i64) -> Result<()>
 // ---------------------------------------------------------------------------------------
 // Workflows
 
-const WORKFLOW_COLUMNS: &str =
-    "id, name, state, input, result, error, started_by, created_at, deadline, finalized_at";
+const WORKFLOW_COLUMNS: &str = "id, name, state, input, result, error, started_by, created_at, \
+     deadline, finalized_at, unique_key";
 
 fn workflow_from_row(r: &Row) -> Result<Workflow> {
     Ok(Workflow {
@@ -583,6 +583,7 @@ fn workflow_from_row(r: &Row) -> Result<Workflow> {
         created_at: Timestamp(r.get(7)),
         deadline: ts(r.get(8)),
         finalized_at: ts(r.get(9)),
+        unique_key: r.get(10),
         steps: Vec::new(),
     })
 }
@@ -651,13 +652,14 @@ pub(crate) async fn workflows(c: &impl GenericClient, f: &WorkflowFilter) -> Res
             &format!(
                 "SELECT {WORKFLOW_COLUMNS} FROM berth_workflows WHERE ($1::text IS NULL OR name = $1) \
                  AND ($2::text IS NULL OR state = $2) AND ($3::bigint IS NULL OR id < $3) \
-                 ORDER BY id DESC LIMIT $4"
+                 AND ($5::text IS NULL OR unique_key = $5) ORDER BY id DESC LIMIT $4"
             ),
             &[
                 &f.name,
                 &f.state.map(|s| s.as_str()),
                 &f.before_id,
                 &i64::from(f.limit.clamp(1, 1000)),
+                &f.unique_key,
             ],
         )
         .await
@@ -671,20 +673,35 @@ pub(crate) async fn workflow_start(
     now: Timestamp,
     woken: &mut Vec<String>,
 ) -> Result<i64> {
+    // A running workflow with the same unique key is the answer (two starts at once from
+    // two nodes: the index lets one insert, the other finds it).
     let row = c
-        .query_one(
-            "INSERT INTO berth_workflows (name, state, input, started_by, created_at, deadline) \
-             VALUES ($1, 'running', $2, $3, $4, $5) RETURNING id",
+        .query_opt(
+            "INSERT INTO berth_workflows (name, state, input, started_by, created_at, deadline, \
+             unique_key) VALUES ($1, 'running', $2, $3, $4, $5, $6) \
+             ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state = 'running' \
+             DO NOTHING RETURNING id",
             &[
                 &w.name,
                 &w.input,
                 &w.started_by,
                 &now.0,
                 &w.deadline.map(|d| d.0),
+                &w.unique_key,
             ],
         )
         .await
         .map_err(db("starting a workflow"))?;
+    let Some(row) = row else {
+        let running = c
+            .query_one(
+                "SELECT id FROM berth_workflows WHERE unique_key = $1 AND state = 'running'",
+                &[&w.unique_key],
+            )
+            .await
+            .map_err(db("starting a workflow"))?;
+        return Ok(running.get(0));
+    };
     let id: i64 = row.get(0);
     for step in &w.steps {
         let root = step.parents.is_empty();
@@ -1006,7 +1023,7 @@ pub(crate) async fn import(c: &impl GenericClient, d: &FlowsDump) -> Result<()> 
         .map_err(conflict(format!("batch {}", b.id)))?;
     }
     for w in &d.workflows {
-        let p: [&(dyn ToSql + Sync); 10] = [
+        let p: [&(dyn ToSql + Sync); 11] = [
             &w.id,
             &w.name,
             &w.state.as_str(),
@@ -1017,10 +1034,11 @@ pub(crate) async fn import(c: &impl GenericClient, d: &FlowsDump) -> Result<()> 
             &w.created_at.0,
             &w.deadline.map(|t| t.0),
             &w.finalized_at.map(|t| t.0),
+            &w.unique_key,
         ];
         c.execute(
             &format!(
-                "INSERT INTO berth_workflows ({WORKFLOW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                "INSERT INTO berth_workflows ({WORKFLOW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
             ),
             &p,
         )

@@ -238,6 +238,13 @@ CREATE TABLE berth_notify_deliveries (
 CREATE INDEX berth_notify_due ON berth_notify_deliveries (channel, next_at) WHERE sent_at IS NULL;
 CREATE INDEX berth_notify_sent ON berth_notify_deliveries (sent_at) WHERE sent_at IS NOT NULL;
 "#,
+    // 9: a workflow's unique key: a second start with the same key, while the first runs,
+    // starts nothing.
+    r#"
+ALTER TABLE berth_workflows ADD COLUMN unique_key TEXT;
+CREATE UNIQUE INDEX berth_workflows_unique ON berth_workflows (unique_key)
+    WHERE unique_key IS NOT NULL AND state = 'running';
+"#,
 ];
 
 /// The schema version this build writes.

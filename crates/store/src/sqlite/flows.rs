@@ -543,8 +543,8 @@ pub(crate) fn before_delete(conn: &Connection, id: i64) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // Workflows
 
-const WORKFLOW_COLUMNS: &str =
-    "id, name, state, input, result, error, started_by, created_at, deadline, finalized_at";
+const WORKFLOW_COLUMNS: &str = "id, name, state, input, result, error, started_by, created_at, \
+     deadline, finalized_at, unique_key";
 
 fn workflow_from_row(r: &Row<'_>) -> rusqlite::Result<Workflow> {
     let state: String = r.get(2)?;
@@ -561,6 +561,7 @@ fn workflow_from_row(r: &Row<'_>) -> rusqlite::Result<Workflow> {
         created_at: Timestamp(r.get(7)?),
         deadline: ts(r.get(8)?),
         finalized_at: ts(r.get(9)?),
+        unique_key: r.get(10)?,
         steps: Vec::new(),
     })
 }
@@ -615,7 +616,8 @@ fn workflow_or_404(conn: &Connection, id: i64) -> Result<Workflow> {
 pub(crate) fn workflows(conn: &Connection, f: &WorkflowFilter) -> Result<Vec<Workflow>> {
     conn.prepare_cached(&format!(
         "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE (?1 IS NULL OR name = ?1) \
-         AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+         AND (?2 IS NULL OR state = ?2) AND (?3 IS NULL OR id < ?3) \
+         AND (?5 IS NULL OR unique_key = ?5) ORDER BY id DESC LIMIT ?4"
     ))
     .and_then(|mut s| {
         s.query_map(
@@ -623,7 +625,8 @@ pub(crate) fn workflows(conn: &Connection, f: &WorkflowFilter) -> Result<Vec<Wor
                 f.name,
                 f.state.map(|s| s.as_str()),
                 f.before_id,
-                f.limit.clamp(1, 1000)
+                f.limit.clamp(1, 1000),
+                f.unique_key
             ],
             workflow_from_row,
         )?
@@ -638,9 +641,19 @@ pub(crate) fn workflow_start(
     now: Timestamp,
     woken: &mut Vec<String>,
 ) -> Result<i64> {
+    // The writer runs one write at a time: a running workflow with the key is the answer.
+    if let Some(key) = &w.unique_key {
+        let running: Option<i64> = conn
+            .prepare_cached("SELECT id FROM workflows WHERE unique_key = ?1 AND state = 'running'")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .map_err(db("starting a workflow"))?;
+        if let Some(id) = running {
+            return Ok(id);
+        }
+    }
     conn.prepare_cached(
-        "INSERT INTO workflows (name, state, input, started_by, created_at, deadline) \
-         VALUES (?1, 'running', ?2, ?3, ?4, ?5)",
+        "INSERT INTO workflows (name, state, input, started_by, created_at, deadline, \
+         unique_key) VALUES (?1, 'running', ?2, ?3, ?4, ?5, ?6)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -648,7 +661,8 @@ pub(crate) fn workflow_start(
             json_text(&w.input),
             w.started_by,
             now.0,
-            w.deadline.map(|d| d.0)
+            w.deadline.map(|d| d.0),
+            w.unique_key
         ])
     })
     .map_err(db("starting a workflow"))?;
@@ -928,7 +942,7 @@ pub(crate) fn import(conn: &Connection, d: &FlowsDump) -> Result<()> {
     }
     for w in &d.workflows {
         conn.execute(
-            &format!("INSERT INTO workflows ({WORKFLOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            &format!("INSERT INTO workflows ({WORKFLOW_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
             params![
                 w.id,
                 w.name,
@@ -939,7 +953,8 @@ pub(crate) fn import(conn: &Connection, d: &FlowsDump) -> Result<()> {
                 w.started_by,
                 w.created_at.0,
                 w.deadline.map(|t| t.0),
-                w.finalized_at.map(|t| t.0)
+                w.finalized_at.map(|t| t.0),
+                w.unique_key
             ],
         )
         .map_err(conflict(&format!("workflow {}", w.id)))?;

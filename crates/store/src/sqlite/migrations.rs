@@ -263,6 +263,13 @@ CREATE TABLE notify_deliveries (
 CREATE INDEX notify_due ON notify_deliveries (channel, next_at) WHERE sent_at IS NULL;
 CREATE INDEX notify_sent ON notify_deliveries (sent_at) WHERE sent_at IS NOT NULL;
 "#,
+    // 9: a workflow's unique key: a second start with the same key, while the first runs,
+    // starts nothing.
+    r#"
+ALTER TABLE workflows ADD COLUMN unique_key TEXT;
+CREATE UNIQUE INDEX workflows_unique ON workflows (unique_key)
+    WHERE unique_key IS NOT NULL AND state = 'running';
+"#,
 ];
 
 /// The schema version this build writes.

@@ -192,6 +192,7 @@ async fn a_copy_to_postgres_keeps_schedules_batches_and_workflows() {
                 steps: vec![step("a", &[]), step("b", &["a"])],
                 deadline: None,
                 started_by: "test".into(),
+                unique_key: None,
             },
             T0,
         )
