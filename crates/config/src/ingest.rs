@@ -72,7 +72,7 @@ pub struct IngestConfig {
     /// `[[ingest.NAME.allow]]`: topic permissions; none means every logged-in client may
     /// publish and subscribe anywhere.
     pub allow: Vec<Allow>,
-    /// `dir`: a watched directory whose files each start a job.
+    /// `dir`: a watched directory whose files each start a job or a workflow.
     pub dir: Option<DirConfig>,
     /// `webhook`: a path on the gateway whose POSTed bodies are messages.
     pub webhook: Option<WebhookConfig>,
@@ -420,22 +420,13 @@ fn ingest(
     let store = section.boolean("store", d).unwrap_or(true);
     let start = start(name, section, queues, workflows, d);
     if section.get("dir").is_some() {
-        if section.get("job").is_none() {
+        if section.get("job").is_none() && section.get("workflow").is_none() {
             d.error(
                 place_of(section, "dir"),
                 format!(
-                    "[ingest.{name}] has `dir` but no `job`: each dropped file is handled by a \
-                     job; expected `job = {{ queue = \"imports\" }}`"
-                ),
-            );
-        }
-        if section.get("workflow").is_some() {
-            d.error(
-                place_of(section, "workflow"),
-                format!(
-                    "[ingest.{name}] has `dir` and `workflow`: a dropped file starts one job \
-                     (`job = {{ queue = \"…\" }}`); start the workflow from that job, or put \
-                     the webhook or MQTT source in an ingest of its own"
+                    "[ingest.{name}] has `dir` but neither `job` nor `workflow`: each dropped \
+                     file is handled by a job or a workflow; expected \
+                     `job = {{ queue = \"imports\" }}` or `workflow = \"import\"`"
                 ),
             );
         }

@@ -3,15 +3,17 @@
 //! A file in `watch` whose name matches a pattern is taken once it is complete: unchanged
 //! (size and modification time) for `settle`, which a file renamed in whole already is at
 //! the first look. It is renamed into `processing` (never over another file of the same
-//! name), and a job is started for it with the file's path in its args. When the job
-//! completes the file moves to `done`; when it is discarded or cancelled the file moves
-//! to `error` with `NAME.error.log` beside it, holding every attempt's error. A name
-//! already taken in `done` or `error` gets a number (`data.2.csv`).
+//! name), and a job (or a workflow) is started for it with the file's path in its args.
+//! When the job completes (the workflow: completes) the file moves to `done`; when it is
+//! discarded or cancelled (the workflow fails or is cancelled) the file moves to `error`
+//! with `NAME.error.log` beside it, holding every attempt's error (every failed step's).
+//! A name already taken in `done` or `error` gets a number (`data.2.csv`).
 //!
-//! Crash safety: the state is where the file is, plus its job. The job is tagged with
-//! the file's identity (name, inode, birth time), so on a restart every file
-//! still in `processing` finds its job again, or gets one if berth stopped between the
-//! rename and the insert. No file is left behind, and none starts a second job.
+//! Crash safety: the state is where the file is, plus its job or workflow. The job is
+//! tagged, the workflow keyed, with the file's identity (name, inode, birth time), so on a
+//! restart every file still in `processing` finds its job or workflow again, or gets one
+//! if berth stopped between the rename and the insert. No file is left behind, and none
+//! starts a second one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use berth_store::{Job, JobFilter, JobState, Start};
+use berth_store::{FlowState, Job, JobFilter, JobState, Start, Workflow, WorkflowFilter};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -89,13 +91,29 @@ struct Tracked {
     name: OsString,
 }
 
+/// What handles a file: a job, or a workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Handler {
+    Job(i64),
+    Workflow(i64),
+}
+
+impl std::fmt::Display for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Handler::Job(id) => write!(f, "job {id}"),
+            Handler::Workflow(id) => write!(f, "workflow {id}"),
+        }
+    }
+}
+
 struct Watcher {
     core: Arc<Core>,
     spec: DirSpec,
     /// Files seen in `watch` at the last look, with their size and modification time.
     seen: HashMap<OsString, (u64, SystemTime)>,
-    /// Files in `processing`, by job id.
-    tracked: BTreeMap<i64, Tracked>,
+    /// Files in `processing`, by their job or workflow.
+    tracked: BTreeMap<Handler, Tracked>,
     /// Names already reported as waiting or unusable, so each is said once.
     reported: HashMap<OsString, &'static str>,
     /// Files in `processing` whose job could not be started yet (the store failed).
@@ -167,12 +185,26 @@ impl Watcher {
                     ..Default::default()
                 })
                 .await;
+            let found = match found {
+                Ok(jobs) if !jobs.is_empty() => Ok(Some(Handler::Job(jobs[0].id))),
+                Ok(_) => self
+                    .core
+                    .store
+                    .workflows(WorkflowFilter {
+                        unique_key: Some(key.clone()),
+                        limit: 1,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|w| w.first().map(|w| Handler::Workflow(w.id))),
+                Err(e) => Err(e),
+            };
             match found {
-                Ok(jobs) if !jobs.is_empty() => {
-                    tracing::info!(ingest = %self.ingest(), file = %text, job = jobs[0].id, "resuming a file left in processing");
-                    self.tracked.insert(jobs[0].id, Tracked { name });
+                Ok(Some(handler)) => {
+                    tracing::info!(ingest = %self.ingest(), file = %text, %handler, "resuming a file left in processing");
+                    self.tracked.insert(handler, Tracked { name });
                 }
-                Ok(_) => {
+                Ok(None) => {
                     tracing::info!(ingest = %self.ingest(), file = %text, "a file in processing has no job yet: starting it");
                     self.start(name, &meta).await;
                 }
@@ -196,8 +228,19 @@ impl Watcher {
         });
         let mut job = match (self.spec.job)(self.ingest(), args) {
             Ok(Start::Job(job)) => job,
-            Ok(Start::Workflow(_)) => {
-                tracing::error!(ingest = %self.ingest(), file = %text, "a dropped file can only start a job");
+            Ok(Start::Workflow(mut w)) => {
+                // Keyed by the file: a second start (after a restart) finds the first.
+                w.unique_key = Some(key);
+                match self.core.store.workflow_start(w, self.core.now()).await {
+                    Ok(id) => {
+                        tracing::info!(ingest = %self.ingest(), file = %text, workflow = id, "file taken");
+                        self.tracked.insert(Handler::Workflow(id), Tracked { name });
+                    }
+                    Err(e) => {
+                        tracing::error!(ingest = %self.ingest(), file = %text, error = %e, "cannot start the workflow of a file; trying again");
+                        self.unstarted.push(name);
+                    }
+                }
                 return;
             }
             Err(e) => {
@@ -213,7 +256,7 @@ impl Watcher {
             Ok(ids) => {
                 let id = ids[0].id;
                 tracing::info!(ingest = %self.ingest(), file = %text, job = id, "file taken");
-                self.tracked.insert(id, Tracked { name });
+                self.tracked.insert(Handler::Job(id), Tracked { name });
             }
             Err(e) => {
                 // The file stays in processing and is tried again at the next look.
@@ -235,47 +278,76 @@ impl Watcher {
         }
     }
 
-    /// Moves the files whose jobs have finished.
+    /// Moves the files whose jobs or workflows have finished.
     async fn finish(&mut self) {
-        let mut finished: Vec<(i64, Option<Job>)> = Vec::new();
-        for &id in self.tracked.keys() {
-            match self.core.store.job(id).await {
-                Ok(Some(job)) if job.state.is_final() => finished.push((id, Some(job))),
-                Ok(Some(_)) => {}
-                Ok(None) => finished.push((id, None)),
-                Err(e) => {
-                    tracing::warn!(ingest = %self.ingest(), job = id, error = %e, "cannot read a file's job");
-                    return;
-                }
+        // Each finished one: whether it succeeded, and its error log.
+        let mut finished: Vec<(Handler, bool, String)> = Vec::new();
+        for &handler in self.tracked.keys() {
+            let name = &self.tracked[&handler].name;
+            match handler {
+                Handler::Job(id) => match self.core.store.job(id).await {
+                    Ok(Some(job)) if job.state.is_final() => finished.push((
+                        handler,
+                        job.state == JobState::Completed,
+                        error_log(name, id, Some(&job)),
+                    )),
+                    Ok(Some(_)) => {}
+                    Ok(None) => finished.push((handler, false, error_log(name, id, None))),
+                    Err(e) => {
+                        tracing::warn!(ingest = %self.ingest(), job = id, error = %e, "cannot read a file's job");
+                        return;
+                    }
+                },
+                Handler::Workflow(id) => match self.core.store.workflow(id).await {
+                    Ok(Some(w)) if w.state != FlowState::Running => {
+                        // The failed steps' jobs, for their errors and output.
+                        let mut failed = Vec::new();
+                        for s in w.steps.iter().filter(|s| s.error.is_some()) {
+                            if let Ok(Some(job)) = self.core.store.job(s.job_id).await {
+                                failed.push((s.name.clone(), job));
+                            }
+                        }
+                        finished.push((
+                            handler,
+                            w.state == FlowState::Completed,
+                            workflow_log(name, id, Some((&w, &failed))),
+                        ));
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => finished.push((handler, false, workflow_log(name, id, None))),
+                    Err(e) => {
+                        tracing::warn!(ingest = %self.ingest(), workflow = id, error = %e, "cannot read a file's workflow");
+                        return;
+                    }
+                },
             }
         }
-        for (id, job) in finished {
-            let Some(t) = self.tracked.remove(&id) else {
+        for (handler, ok, log) in finished {
+            let Some(t) = self.tracked.remove(&handler) else {
                 continue;
             };
             let from = self.spec.processing.join(&t.name);
             let spec = self.spec.clone();
             let ingest = self.core.name.clone();
             let name = t.name.clone();
-            let moved = tokio::task::spawn_blocking(move || {
-                settle_file(&spec, &from, &name, id, job.as_ref())
-            })
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            let moved =
+                tokio::task::spawn_blocking(move || settle_file(&spec, &from, &name, ok, &log))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
             match moved {
-                Ok((to, ok)) => {
+                Ok(to) => {
                     if ok {
-                        tracing::info!(ingest = %ingest, job = id, file = %to.display(), "file done");
+                        tracing::info!(ingest = %ingest, %handler, file = %to.display(), "file done");
                     } else {
-                        tracing::warn!(ingest = %ingest, job = id, file = %to.display(), "file failed: moved to the error directory with its log");
+                        tracing::warn!(ingest = %ingest, %handler, file = %to.display(), "file failed: moved to the error directory with its log");
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    tracing::warn!(ingest = %ingest, job = id, file = ?t.name, "a finished file is no longer in processing (moved by hand, or by another node)");
+                    tracing::warn!(ingest = %ingest, %handler, file = ?t.name, "a finished file is no longer in processing (moved by hand, or by another node)");
                 }
                 Err(e) => {
-                    tracing::error!(ingest = %ingest, job = id, error = %e, "cannot move a finished file; trying again");
-                    self.tracked.insert(id, t);
+                    tracing::error!(ingest = %ingest, %handler, error = %e, "cannot move a finished file; trying again");
+                    self.tracked.insert(handler, t);
                 }
             }
         }
@@ -390,10 +462,9 @@ fn settle_file(
     spec: &DirSpec,
     from: &Path,
     name: &OsString,
-    id: i64,
-    job: Option<&Job>,
-) -> std::io::Result<(PathBuf, bool)> {
-    let ok = job.is_some_and(|j| j.state == JobState::Completed);
+    ok: bool,
+    error_log: &str,
+) -> std::io::Result<PathBuf> {
     let dir = if ok { &spec.done } else { &spec.error };
     for n in 1..=MAX_NUMBER {
         let to = dir.join(numbered(name, n));
@@ -408,9 +479,9 @@ fn settle_file(
                 // The log after the move: a crash in between leaves the file in `error`
                 // without its log, never a log without its file.
                 if !ok {
-                    std::fs::write(&log, error_log(name, id, job))?;
+                    std::fs::write(&log, error_log)?;
                 }
-                return Ok((to, ok));
+                return Ok(to);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -455,6 +526,42 @@ fn error_log(name: &OsString, id: i64, job: Option<&Job>) -> String {
         job.attempt,
         job.max_attempts
     );
+    attempts(&mut out, job);
+    out
+}
+
+/// The error log of a file whose workflow failed: the workflow, and each failed step's
+/// attempts with their errors and output.
+fn workflow_log(name: &OsString, id: i64, w: Option<(&Workflow, &[(String, Job)])>) -> String {
+    let mut out = format!("file: {}\n", name.to_string_lossy());
+    let Some((w, failed)) = w else {
+        let _ = writeln!(
+            out,
+            "workflow: {id}, which no longer exists (pruned before the file was moved)"
+        );
+        return out;
+    };
+    let _ = writeln!(out, "workflow: {} ({}), {}", w.id, w.name, w.state.as_str());
+    if let Some(e) = &w.error {
+        let _ = writeln!(out, "error: {e}");
+    }
+    for (step, job) in failed {
+        let _ = writeln!(
+            out,
+            "\nstep {step}: job {} (queue {}), {} after {} of {} attempts",
+            job.id,
+            job.queue,
+            job.state.as_str(),
+            job.attempt,
+            job.max_attempts
+        );
+        attempts(&mut out, job);
+    }
+    out
+}
+
+/// Each failed attempt of `job`: its error, and its output indented.
+fn attempts(out: &mut String, job: &Job) {
     for e in &job.errors {
         let _ = writeln!(out, "\nattempt {} at {}: {}", e.attempt, e.at, e.error);
         if let Some(output) = &e.output {
@@ -463,7 +570,6 @@ fn error_log(name: &OsString, id: i64, job: Option<&Job>) -> String {
             }
         }
     }
-    out
 }
 
 /// Renames `from` to `to` unless `to` exists (`AlreadyExists` then), in one step where

@@ -491,3 +491,105 @@ topics = ["+/inbound"]
     drop(stream);
     stop(&mut berth);
 }
+
+/// A workflow step of the import below: reads the file named in the workflow's input,
+/// waits for `gate` when the name says "slow", fails for names with "bad".
+const STEP: &str = r#"import json, os, sys, time
+args = json.load(sys.stdin)
+path = args["input"]["file"]
+name = os.path.basename(path)
+with open("started.log", "a") as f:
+    f.write("%s %s\n" % (os.environ["BERTH_WORKFLOW_STEP"], name))
+if "slow" in name:
+    while not os.path.exists("gate"):
+        time.sleep(0.05)
+if "bad" in name:
+    sys.exit("row 3 of %s: not a number" % name)
+open(path).read()
+"#;
+
+/// A dropped file starts a workflow: done when it completes, in `error` with each
+/// failed step's error when it fails, and one workflow per file across a `kill -9`.
+#[tokio::test]
+async fn dropped_files_start_workflows_once_even_across_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("step.py"), STEP).unwrap();
+    std::fs::write(
+        d.join("berth.toml"),
+        r#"[app]
+name = "imports"
+shutdown_grace = "1s"
+lease_ttl = "2s"
+
+[workflow.import.step.check]
+handler = { run = "python3 step.py" }
+# The attempt a kill -9 cut short counts as failed and runs again.
+max_attempts = 2
+
+[workflow.import.step.load]
+parents = ["check"]
+handler = { run = "python3 step.py" }
+
+[ingest.imports]
+dir = { watch = "import", pattern = "*.csv", settle = "200ms" }
+workflow = "import"
+"#,
+    )
+    .unwrap();
+    let (watch, processing, done, error) = (
+        d.join("import"),
+        d.join("import/processing"),
+        d.join("import/done"),
+        d.join("import/error"),
+    );
+    let mut first = up(d).await;
+    std::fs::write(watch.join("day1.csv"), "1,2\n").unwrap();
+    std::fs::write(watch.join("bad.csv"), "x,y\n").unwrap();
+    std::fs::write(watch.join("slow.csv"), "3,4\n").unwrap();
+    wait_for_files(&done, &["day1.csv"], Duration::from_secs(20)).await;
+    wait_for_files(
+        &error,
+        &["bad.csv", "bad.csv.error.log"],
+        Duration::from_secs(20),
+    )
+    .await;
+    let log = std::fs::read_to_string(error.join("bad.csv.error.log")).unwrap();
+    assert!(
+        log.contains("workflow: ") && log.contains("(import), failed"),
+        "{log}"
+    );
+    assert!(log.contains("step check: job"), "{log}");
+    assert!(log.contains("row 3 of bad.csv: not a number"), "{log}");
+    wait_until("the slow file's step", Duration::from_secs(20), || {
+        let started = std::fs::read_to_string(d.join("started.log")).unwrap_or_default();
+        async move { started.contains("check slow.csv").then_some(()) }
+    })
+    .await;
+    assert_eq!(names(&processing), ["slow.csv"]);
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+
+    let mut second = up(d).await;
+    std::fs::write(d.join("gate"), "").unwrap();
+    wait_for_files(&done, &["day1.csv", "slow.csv"], Duration::from_secs(30)).await;
+    assert_eq!(names(&processing), Vec::<String>::new());
+    // One workflow per file: the slow one resumed, not started again.
+    let (code, out, err) = parts(&run_in(
+        d,
+        &["--json", "workflow", "list", "--name", "import"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let all = v["workflows"].as_array().unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(
+        all.iter().all(|w| w["unique_key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("file:imports:"))),
+        "{all:?}"
+    );
+    let started = std::fs::read_to_string(d.join("started.log")).unwrap();
+    assert_eq!(started.matches("load slow.csv").count(), 1, "{started}");
+    stop(&mut second);
+}

@@ -315,7 +315,6 @@ handler = { run = "true" }
 dir = { watch = "in", done = "in", pattern = "sub/*.csv" }
 topics = ["x"]
 schema = "s.json"
-workflow = "w"
 
 [ingest.b]
 webhook = { path = "hooks/b/", auth = "basic" }
@@ -340,8 +339,7 @@ webhook = { path = "/hooks/e", auth = "none", roles = ["x"] }
             "a pattern matches file names, so it cannot contain `/`",
             "`topics` in [ingest.a] filters MQTT messages",
             "`schema` in [ingest.a] checks messages",
-            "[ingest.a] has `dir` but no `job`",
-            "[ingest.a] has `dir` and `workflow`",
+            "[ingest.a] has `dir` but neither `job` nor `workflow`",
             "invalid path \"hooks/b/\" for `path` in [ingest.b.webhook]",
             "invalid value \"basic\" for `auth` in [ingest.b.webhook]",
             "invalid URL \"tcp://x:1883\" for `url` in [ingest.c.broker]",
