@@ -108,7 +108,12 @@ pub(crate) fn channels_for<'a>(
 }
 
 /// The event of a job that ran out of attempts (or whose handler gave up on it).
-pub(crate) fn discarded_event(job: &DiscardedJob, error: &str, now: Timestamp) -> NewEvent {
+pub(crate) fn discarded_event(
+    job: &DiscardedJob,
+    error: &str,
+    output: Option<&str>,
+    now: Timestamp,
+) -> NewEvent {
     NewEvent {
         at: now,
         node: job.attempted_by.clone().unwrap_or_else(|| "-".into()),
@@ -116,16 +121,54 @@ pub(crate) fn discarded_event(job: &DiscardedJob, error: &str, now: Timestamp) -
         subject: job.kind.clone(),
         instance: None,
         kind: "discarded".into(),
-        message: format!(
-            "job {} ({} on queue {}) was discarded after attempt {} of {}: {}",
-            job.id,
-            job.kind,
-            job.queue,
-            job.attempt,
-            job.max_attempts,
-            shorten(error, 500)
-        ),
+        message: {
+            let mut m = format!(
+                "job {} ({} on queue {}) was discarded after attempt {} of {}: {}",
+                job.id,
+                job.kind,
+                job.queue,
+                job.attempt,
+                job.max_attempts,
+                shorten(error, 500)
+            );
+            // What it was about and what it said, bounded: a mail names the file.
+            if !job.args.is_null() && job.args != serde_json::json!({}) {
+                m.push_str(&format!("\nargs: {}", args_summary(&job.args)));
+            }
+            if let Some(out) = output.filter(|o| !o.trim().is_empty()) {
+                m.push_str("\noutput, the end:\n");
+                m.push_str(&tail(out, 10, 1000));
+            }
+            m
+        },
     }
+}
+
+/// A job's args in a few hundred bytes: each top-level value cut to 80, so that every
+/// key (a file name among them) shows even beside a large one.
+fn args_summary(args: &serde_json::Value) -> String {
+    let Some(map) = args.as_object() else {
+        return shorten(&args.to_string(), 300);
+    };
+    let parts: Vec<String> = map
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", shorten(&v.to_string(), 80)))
+        .collect();
+    shorten(&format!("{{{}}}", parts.join(", ")), 300)
+}
+
+/// The last `lines` lines of `text`, at most `max` bytes of them.
+fn tail(text: &str, lines: usize, max: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    let mut out = all[all.len().saturating_sub(lines)..].join("\n");
+    if out.len() > max {
+        let mut start = out.len() - max;
+        while !out.is_char_boundary(start) {
+            start += 1;
+        }
+        out = format!("…{}", &out[start..]);
+    }
+    out
 }
 
 /// What a discarded job's event names.
@@ -136,6 +179,15 @@ pub(crate) struct DiscardedJob {
     pub attempt: u32,
     pub max_attempts: u32,
     pub attempted_by: Option<String>,
+    pub args: serde_json::Value,
+}
+
+/// The output an outcome carries, for the events of discarded jobs.
+pub(crate) fn outcome_output(outcome: &Outcome) -> Option<&str> {
+    match outcome {
+        Outcome::Failed { output, .. } | Outcome::Discard { output, .. } => output.as_deref(),
+        _ => None,
+    }
 }
 
 /// The error an outcome carries, for the events of discarded jobs.
@@ -225,5 +277,40 @@ mod tests {
         assert!(!kind_matches("job.*", "jobs.discarded"));
         assert!(kind_matches("budget.80", "budget.80"));
         assert!(!kind_matches("budget.80", "budget.100"));
+    }
+
+    #[test]
+    fn a_discarded_jobs_event_says_what_failed_bounded() {
+        let job = DiscardedJob {
+            id: 9,
+            queue: "imports".into(),
+            kind: "import".into(),
+            attempt: 3,
+            max_attempts: 3,
+            attempted_by: None,
+            args: serde_json::json!({"file": "/srv/in/report.csv", "blob": "x".repeat(1000)}),
+        };
+        let output: String = (1..=40).map(|i| format!("line {i}\n")).collect();
+        let e = discarded_event(
+            &job,
+            "the command exited with code 1",
+            Some(&output),
+            Timestamp(0),
+        );
+        let m = &e.message;
+        assert!(m.starts_with("job 9 (import on queue imports) was discarded after attempt 3 of 3: the command exited with code 1\nargs: {blob: \"xxx"), "{m}");
+        assert!(m.contains(r#"file: "/srv/in/report.csv"}"#), "{m}");
+        assert!(m.contains("\noutput, the end:\nline 31\n"), "{m}");
+        assert!(m.ends_with("line 40"), "{m}");
+        assert!(m.len() < 1000, "{} bytes", m.len());
+        // Nothing printed, no args: the sentence alone.
+        let bare = DiscardedJob {
+            args: serde_json::json!({}),
+            ..job
+        };
+        assert_eq!(
+            discarded_event(&bare, "gave up", None, Timestamp(0)).message,
+            "job 9 (import on queue imports) was discarded after attempt 3 of 3: gave up"
+        );
     }
 }

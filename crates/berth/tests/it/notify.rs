@@ -324,6 +324,9 @@ on = ["backup.failed"]
         )),
         "{mail}"
     );
+    // What failed, said in the mail: the file and what the command printed.
+    assert!(mail.contains(r#"args: {file: "a.csv"}"#), "{mail}");
+    assert!(mail.contains("row 7 is broken"), "{mail}");
     let sent = wait_until("recorded as sent", Duration::from_secs(5), || async {
         notifications(d)
             .into_iter()

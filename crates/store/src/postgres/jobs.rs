@@ -12,7 +12,7 @@ use crate::model::{
     AttemptError, AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeasedJob,
     NewJob, Outcome, QueueStats, RunningLease, StateChange, Timestamp,
 };
-use crate::notices::{DiscardedJob, discarded_event, outcome_error};
+use crate::notices::{DiscardedJob, discarded_event, outcome_error, outcome_output};
 use crate::store::FetchRequest;
 
 /// The channel that carries "jobs are available on queue X" between nodes.
@@ -308,7 +308,7 @@ const FAILED_SET: &str = "state = CASE WHEN attempt >= max_attempts THEN 'discar
 async fn discarded_job(c: &impl GenericClient, id: i64) -> Result<DiscardedJob> {
     let r = c
         .query_one(
-            "SELECT queue, kind, attempt, max_attempts, attempted_by FROM berth_jobs WHERE id = $1",
+            "SELECT queue, kind, attempt, max_attempts, attempted_by, args FROM berth_jobs WHERE id = $1",
             &[&id],
         )
         .await
@@ -320,6 +320,7 @@ async fn discarded_job(c: &impl GenericClient, id: i64) -> Result<DiscardedJob> 
         attempt: r.get::<_, i32>(2) as u32,
         max_attempts: r.get::<_, i32>(3) as u32,
         attempted_by: r.get(4),
+        args: r.get(5),
     })
 }
 
@@ -463,6 +464,7 @@ pub(crate) async fn finish(
                     discarded.push(discarded_event(
                         &discarded_job(c, id).await?,
                         outcome_error(&f.outcome),
+                        outcome_output(&f.outcome),
                         now,
                     ));
                 }

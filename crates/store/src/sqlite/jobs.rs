@@ -11,7 +11,7 @@ use crate::model::{
     AttemptError, AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeasedJob,
     NewJob, Outcome, QueueStats, RunningLease, StateChange, Timestamp,
 };
-use crate::notices::{DiscardedJob, discarded_event, outcome_error};
+use crate::notices::{DiscardedJob, discarded_event, outcome_error, outcome_output};
 use crate::store::FetchRequest;
 
 const JOB_COLUMNS: &str = "id, queue, kind, args, state, priority, attempt, max_attempts, \
@@ -374,6 +374,7 @@ pub(crate) fn finish(
                     discarded.push(discarded_event(
                         &discarded_job(conn, id)?,
                         outcome_error(&f.outcome),
+                        outcome_output(&f.outcome),
                         now,
                     ));
                 }
@@ -389,7 +390,7 @@ pub(crate) fn finish(
 /// What the event of a discarded job names.
 fn discarded_job(conn: &Connection, id: i64) -> Result<DiscardedJob> {
     conn.prepare_cached(
-        "SELECT queue, kind, attempt, max_attempts, attempted_by FROM jobs WHERE id = ?1",
+        "SELECT queue, kind, attempt, max_attempts, attempted_by, args FROM jobs WHERE id = ?1",
     )
     .and_then(|mut s| {
         s.query_row([id], |r| {
@@ -400,6 +401,10 @@ fn discarded_job(conn: &Connection, id: i64) -> Result<DiscardedJob> {
                 attempt: r.get(2)?,
                 max_attempts: r.get(3)?,
                 attempted_by: r.get(4)?,
+                args: {
+                    let text: String = r.get(5)?;
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+                },
             })
         })
     })
