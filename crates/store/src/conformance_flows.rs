@@ -441,6 +441,27 @@ pub async fn workflow_failure_cancels_and_retry_resumes(s: &dyn Store) {
     );
     assert_eq!(step_state(&w, "b"), Some(JobState::Discarded));
     assert_eq!(step_state(&w, "c"), Some(JobState::Cancelled));
+    // The event (and the mail it becomes) says what the failed step said.
+    let events = s
+        .events(EventFilter {
+            source: Some("workflow".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let failed_event = events
+        .iter()
+        .find(|e| e.event.kind == "failed")
+        .expect("a workflow.failed event");
+    assert!(
+        failed_event
+            .event
+            .message
+            .contains("the step's last error: boom 1\noutput, the end:\nsome output"),
+        "{}",
+        failed_event.event.message
+    );
     let e = s.retry(b[0].id, at(5)).await.unwrap_err();
     assert!(e.to_string().contains("retry the workflow"), "{e}");
     let w = s.workflow_retry(id, None, at(6)).await.unwrap();

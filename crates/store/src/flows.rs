@@ -753,10 +753,35 @@ pub(crate) fn workflow_event(
     error: Option<&str>,
     now: Timestamp,
 ) -> NewEvent {
-    let message = match error {
+    workflow_event_with(id, name, state, error, None, now)
+}
+
+/// A workflow's event, with what its failed step said: the last attempt's error and the
+/// end of its output (`step_errors`: the step job's `errors`).
+pub(crate) fn workflow_event_with(
+    id: i64,
+    name: &str,
+    state: FlowState,
+    error: Option<&str>,
+    step_errors: Option<&Value>,
+    now: Timestamp,
+) -> NewEvent {
+    let mut message = match error {
         Some(e) => format!("workflow {name} ({id}) {state}: {e}"),
         None => format!("workflow {name} ({id}) {state}"),
     };
+    if let Some(last) = step_errors.and_then(Value::as_array).and_then(|a| a.last()) {
+        if let Some(e) = last["error"].as_str() {
+            message.push_str(&format!(
+                "\nthe step's last error: {}",
+                crate::notices::shorten(e, 500)
+            ));
+        }
+        if let Some(out) = last["output"].as_str().filter(|o| !o.trim().is_empty()) {
+            message.push_str("\noutput, the end:\n");
+            message.push_str(&crate::notices::tail(out, 10, 1000));
+        }
+    }
     flow_event("workflow", name, state, message, now)
 }
 

@@ -158,7 +158,7 @@ fn args_summary(args: &serde_json::Value) -> String {
 }
 
 /// The last `lines` lines of `text`, at most `max` bytes of them.
-fn tail(text: &str, lines: usize, max: usize) -> String {
+pub(crate) fn tail(text: &str, lines: usize, max: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
     let mut out = all[all.len().saturating_sub(lines)..].join("\n");
     if out.len() > max {
@@ -245,7 +245,7 @@ pub(crate) fn dead_letter_events(messages: &[NewMessage]) -> Vec<NewEvent> {
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary, with `…` when cut.
-fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }

@@ -19,7 +19,7 @@ use crate::flows::{
     NewWorkflow, ScheduleFire, ScheduleState, Start, StepView, Touched, Workflow, WorkflowEnd,
     WorkflowFilter, WorkflowStep, batch_end, batch_items, batch_jobs, batch_move, counter,
     flow_delete_refused, flow_state_refused, not_found, plan_workflow, pruned_retry_refused,
-    retry_by_hand, split_halves, step_args, workflow_event,
+    retry_by_hand, split_halves, step_args, workflow_event, workflow_event_with,
 };
 use crate::model::{JobState, NewJob, Timestamp};
 
@@ -826,7 +826,31 @@ async fn end_workflow(
     )
     .await
     .map_err(db("ending a workflow"))?;
-    events::record(c, &[workflow_event(w.id, &w.name, state, error, now)]).await
+    // What the failed step said, for the event (and the mail it becomes).
+    let step_errors: Option<Value> = if state == FlowState::Failed {
+        c.query_opt(
+            "SELECT errors FROM berth_jobs WHERE workflow_id = $1 AND state = 'discarded' \
+             ORDER BY finalized_at DESC, id DESC LIMIT 1",
+            &[&w.id],
+        )
+        .await
+        .map_err(db("reading a workflow's failed step"))?
+        .map(|r| r.get(0))
+    } else {
+        None
+    };
+    events::record(
+        c,
+        &[workflow_event_with(
+            w.id,
+            &w.name,
+            state,
+            error,
+            step_errors.as_ref(),
+            now,
+        )],
+    )
+    .await
 }
 
 pub(crate) async fn workflow_cancel(

@@ -17,7 +17,7 @@ use crate::flows::{
     NewWorkflow, ScheduleFire, ScheduleState, Start, StepView, Touched, Workflow, WorkflowEnd,
     WorkflowFilter, WorkflowStep, batch_end, batch_items, batch_jobs, batch_move, counter,
     flow_delete_refused, flow_state_refused, not_found, plan_workflow, pruned_retry_refused,
-    retry_by_hand, split_halves, step_args, workflow_event,
+    retry_by_hand, split_halves, step_args, workflow_event, workflow_event_with,
 };
 use crate::model::{JobState, NewJob, Timestamp};
 
@@ -777,7 +777,29 @@ fn end_workflow(
     )
     .and_then(|mut s| s.execute(params![state.as_str(), error, now.0, w.id]))
     .map_err(db("ending a workflow"))?;
-    events::record(conn, &[workflow_event(w.id, &w.name, state, error, now)])
+    // What the failed step said, for the event (and the mail it becomes).
+    let step_errors: Option<Value> = if state == FlowState::Failed {
+        conn.prepare_cached(
+            "SELECT errors FROM jobs WHERE workflow_id = ?1 AND state = 'discarded' \
+             ORDER BY finalized_at DESC, id DESC LIMIT 1",
+        )
+        .and_then(|mut s| s.query_row([w.id], |r| r.get::<_, String>(0)).optional())
+        .map_err(db("reading a workflow's failed step"))?
+        .and_then(|t| serde_json::from_str(&t).ok())
+    } else {
+        None
+    };
+    events::record(
+        conn,
+        &[workflow_event_with(
+            w.id,
+            &w.name,
+            state,
+            error,
+            step_errors.as_ref(),
+            now,
+        )],
+    )
 }
 
 pub(crate) fn workflow_cancel(conn: &Connection, id: i64, now: Timestamp) -> Result<Workflow> {
