@@ -43,6 +43,7 @@ pub const NOTICE_KINDS: &[&str] = &[
     "backup.completed",
     "backup.failed",
     "ingest.dead_letter",
+    "ingest.file_failed",
     "deploy.started",
     "deploy.completed",
     "deploy.failed",

@@ -326,6 +326,7 @@ impl Watcher {
             let Some(t) = self.tracked.remove(&handler) else {
                 continue;
             };
+            let log_tail = if ok { String::new() } else { tail_of(&log) };
             let from = self.spec.processing.join(&t.name);
             let spec = self.spec.clone();
             let ingest = self.core.name.clone();
@@ -340,6 +341,25 @@ impl Watcher {
                         tracing::info!(ingest = %ingest, %handler, file = %to.display(), "file done");
                     } else {
                         tracing::warn!(ingest = %ingest, %handler, file = %to.display(), "file failed: moved to the error directory with its log");
+                        // `ingest.file_failed`, for the notification channels: the file,
+                        // where it went, its log and the log's end.
+                        let event = berth_store::NewEvent {
+                            at: self.core.now(),
+                            node: "-".into(),
+                            source: "ingest".into(),
+                            subject: ingest.clone(),
+                            instance: None,
+                            kind: "file_failed".into(),
+                            message: format!(
+                                "{} of ingest {ingest} failed ({handler}): moved to {}, its log {}.error.log\n{log_tail}",
+                                t.name.to_string_lossy(),
+                                to.display(),
+                                to.display()
+                            ),
+                        };
+                        if let Err(e) = self.core.store.record_events(vec![event]).await {
+                            tracing::warn!(ingest = %ingest, error = %e, "cannot record a failed file's event");
+                        }
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -527,6 +547,20 @@ fn error_log(name: &OsString, id: i64, job: Option<&Job>) -> String {
         job.max_attempts
     );
     attempts(&mut out, job);
+    out
+}
+
+/// The end of an error log, for an event: its last 12 lines, 1,500 bytes at most.
+fn tail_of(log: &str) -> String {
+    let lines: Vec<&str> = log.trim_end().lines().collect();
+    let mut out = lines[lines.len().saturating_sub(12)..].join("\n");
+    if out.len() > 1500 {
+        let mut start = out.len() - 1500;
+        while !out.is_char_boundary(start) {
+            start += 1;
+        }
+        out = format!("…{}", &out[start..]);
+    }
     out
 }
 

@@ -69,6 +69,7 @@ const HEADLINES: &[(&str, &str)] = &[
     ("service.crashloop", "services crash-looping"),
     ("service.restarting", "restarts"),
     ("ingest.dead_letter", "dead letters"),
+    ("ingest.file_failed", "dropped files failed"),
     ("backup.failed", "backups failed"),
     ("deploy.failed", "deploys failed"),
     ("deploy.rolled_back", "deploys rolled back"),

@@ -561,6 +561,27 @@ workflow = "import"
     );
     assert!(log.contains("step check: job"), "{log}");
     assert!(log.contains("row 3 of bad.csv: not a number"), "{log}");
+    // The notification channels get the file, where it went and its log's end.
+    let ev = wait_until("the file_failed event", Duration::from_secs(10), || {
+        let d = d.to_path_buf();
+        async move {
+            let (_, out, _) = parts(&run_in(&d, &["--json", "events", "--source", "ingest"]));
+            let v: Value = serde_json::from_str(&out).ok()?;
+            v["events"]
+                .as_array()?
+                .iter()
+                .find(|e| e["kind"] == "file_failed")
+                .cloned()
+        }
+    })
+    .await;
+    let message = ev["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("bad.csv of ingest imports failed (workflow ")
+            && message.contains("bad.csv.error.log")
+            && message.contains("row 3 of bad.csv: not a number"),
+        "{message}"
+    );
     wait_until("the slow file's step", Duration::from_secs(20), || {
         let started = std::fs::read_to_string(d.join("started.log")).unwrap_or_default();
         async move { started.contains("check slow.csv").then_some(()) }
