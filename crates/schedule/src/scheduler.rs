@@ -268,11 +268,18 @@ impl Scheduler {
                 }
                 Start::Job(job)
             }
-            StartDef::Workflow { name, args } => Start::Workflow(self.workflows.instance(
-                name,
-                args.clone(),
-                &format!("schedule:{}", def.name),
-            )?),
+            StartDef::Workflow { name, args } => {
+                let mut w = self.workflows.instance(
+                    name,
+                    args.clone(),
+                    &format!("schedule:{}", def.name),
+                )?;
+                // The planned time it was started for, kept with it (and a second guard).
+                if !by_hand {
+                    w.unique_key = Some(format!("schedule:{}:{planned}", def.name));
+                }
+                Start::Workflow(w)
+            }
         })
     }
 

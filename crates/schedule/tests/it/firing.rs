@@ -347,3 +347,53 @@ async fn two_schedulers_fire_once_and_pause_skips() {
             .all(|s| *s == JobState::Available || *s == JobState::Scheduled)
     );
 }
+
+/// A workflow a schedule starts keeps the planned time it was started for, in RFC 3339.
+#[tokio::test]
+async fn a_scheduled_workflow_records_its_planned_time() {
+    use berth_workflow::{StepDef, WorkflowDef};
+    let f = Fixture::new("2026-06-01T02:59:58Z");
+    let queues = Queues::new(
+        f.store.clone(),
+        Arc::new(f.clock.clone()),
+        vec![QueueSpec::new(
+            berth_workflow::step_queue("nightly", "only"),
+            HandlerSpec::Pull,
+        )],
+    );
+    let workflows = Workflows::new(
+        queues.clone(),
+        vec![WorkflowDef {
+            name: "nightly".into(),
+            timeout: None,
+            steps: vec![StepDef {
+                name: "only".into(),
+                parents: Vec::new(),
+                optional: false,
+                max_attempts: 1,
+            }],
+        }],
+    );
+    let mut d = def("night", "0 3 * * *", "UTC", Overlap::Allow, CatchUp::Once);
+    d.start = StartDef::Workflow {
+        name: "nightly".into(),
+        args: json!({}),
+    };
+    let s = Scheduler::new(queues, workflows, vec![d]);
+    f.run(&s, Duration::from_secs(1), "2026-06-01T03:00:02Z")
+        .await;
+    let all = f
+        .store
+        .workflows(berth_store::WorkflowFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].started_by, "schedule:night");
+    assert_eq!(
+        all[0].unique_key.as_deref(),
+        Some("schedule:night:2026-06-01T03:00:00.000Z")
+    );
+}
