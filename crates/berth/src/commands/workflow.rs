@@ -145,6 +145,15 @@ fn show(ctx: &Ctx, v: &Value) {
             .map(|e| format!(" — {e}"))
             .unwrap_or_default()
     );
+    outln!(
+        "started by {} at {}{}",
+        output::cell(&v["started_by"]),
+        output::cell(&v["created_at"]),
+        v["unique_key"]
+            .as_str()
+            .map(|k| format!(", unique key {k}"))
+            .unwrap_or_default()
+    );
     let rows: Vec<Vec<String>> = v["steps"]
         .as_array()
         .map(Vec::as_slice)

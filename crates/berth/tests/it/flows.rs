@@ -126,6 +126,9 @@ handler = { run = "echo no network >&2; exit 3" }
 [workflow.broken.step.second]
 parents = ["first"]
 handler = { run = "true" }
+
+[workflow.held.step.wait]
+handler = { run = "while [ ! -e release ]; do sleep 0.05; done" }
 "#,
     );
     let mut child = up(p.dir()).await;
@@ -183,6 +186,24 @@ handler = { run = "true" }
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, vec!["failed", "completed"], "{events}");
+    // A unique key: the second start while the first runs starts nothing.
+    let start = || {
+        parts(&run_in(
+            p.dir(),
+            &["workflow", "start", "held", "--unique-key", "doc-9"],
+        ))
+    };
+    let (code, first, err) = start();
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("not started again"), "{err}");
+    let (code, again, err) = start();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("runs already: not started again"), "{err}");
+    let id = |out: &str| out.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    assert_eq!(id(&again), id(&first), "{first}\n{again}");
+    assert!(again.contains("unique key doc-9"), "{again}");
+    // (Once it ended, the key starts a new one: the store's conformance suite.)
+    std::fs::write(p.dir().join("release"), "").unwrap();
     stop(&mut child);
 }
 
