@@ -604,6 +604,17 @@ pub async fn queue_stats_counts(s: &dyn Store) {
     assert_eq!(stats[1].oldest_available_at, None);
     assert!(stats[2].paused);
     assert!(!stats[0].paused);
+    // Throughput: completions counted from each time on.
+    let two = fetch(s, "a", 2, at(70)).await;
+    s.finish(vec![done(&two[0])], at(100)).await.unwrap();
+    s.finish(vec![done(&two[1])], at(200)).await.unwrap();
+    assert_eq!(
+        s.completed_since("a", vec![at(50), at(150), at(300)])
+            .await
+            .unwrap(),
+        vec![2, 1, 0]
+    );
+    assert_eq!(s.completed_since("b", vec![at(0)]).await.unwrap(), vec![0]);
 }
 
 /// Retry gives a discarded job one more attempt; discard and delete follow their rules.

@@ -112,6 +112,10 @@ pub trait Store: Send + Sync + 'static {
     /// Counts per state for every queue that has jobs or a stored pause state.
     async fn queue_stats(&self) -> Result<Vec<QueueStats>>;
 
+    /// How many of the queue's jobs completed at or after each of `since` (a throughput
+    /// over the last minutes): one count per time, in order.
+    async fn completed_since(&self, queue: &str, since: Vec<Timestamp>) -> Result<Vec<u64>>;
+
     /// Pauses or resumes fetching from a queue.
     async fn set_paused(&self, queue: &str, paused: bool, now: Timestamp) -> Result<()>;
 

@@ -14,6 +14,12 @@ use crate::output;
 pub enum QueueCommand {
     /// Every queue with its jobs per state and the age of its oldest waiting job.
     List,
+    /// One queue: jobs per state, oldest waiting job, handler, and jobs completed over
+    /// the last 1, 5 and 15 minutes.
+    Show {
+        /// The queue.
+        name: String,
+    },
     /// Stop handing out this queue's jobs (running ones finish).
     Pause {
         /// The queue.
@@ -48,6 +54,66 @@ pub async fn run(ctx: &Ctx, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
             } else {
                 print_queues(&v);
             }
+            return Ok(ExitCode::SUCCESS);
+        }
+        QueueCommand::Show { name } => {
+            let v = client
+                .get(&format!("/v1/queues/{}", super::encode(&name)))
+                .await?;
+            if ctx.json {
+                output::json(&v);
+                return Ok(ExitCode::SUCCESS);
+            }
+            outln!(
+                "queue {}{}",
+                name,
+                if v["paused"] == true { " (paused)" } else { "" }
+            );
+            if v["configured"] == true {
+                outln!(
+                    "  handler:        {}, concurrency {}, {} attempts",
+                    output::cell(&v["handler"]),
+                    v["concurrency"],
+                    v["max_attempts"]
+                );
+            } else {
+                outln!("  handler:        none (not in the config; its jobs wait)");
+            }
+            let counts: Vec<String> = v["counts"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(_, n)| n.as_u64() != Some(0))
+                        .map(|(k, n)| format!("{k} {n}"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            outln!(
+                "  jobs:           {}",
+                if counts.is_empty() {
+                    "none".to_owned()
+                } else {
+                    counts.join(", ")
+                }
+            );
+            outln!(
+                "  oldest waiting: {}",
+                v["oldest_available_age_secs"]
+                    .as_f64()
+                    .map(|s| format!(
+                        "{} ago",
+                        humantime::format_duration(std::time::Duration::from_secs(s as u64))
+                    ))
+                    .unwrap_or_else(|| "-".into())
+            );
+            let c = &v["completed"];
+            outln!(
+                "  completed:      {} in the last minute, {} in 5 minutes ({:.1}/min), {} in 15 minutes",
+                c["last_1m"],
+                c["last_5m"],
+                c["per_minute_5m"].as_f64().unwrap_or(0.0),
+                c["last_15m"]
+            );
             return Ok(ExitCode::SUCCESS);
         }
         QueueCommand::Pause { name } => {

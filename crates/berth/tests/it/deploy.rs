@@ -533,6 +533,15 @@ async fn deploys_under_load_roll_back_by_themselves_and_by_hand() {
     let mut want = ids.clone();
     want.sort();
     assert_eq!(ran, want, "each job exactly once");
+    // `queue show`: what ran, in the last minutes.
+    let (code, shown, err) = parts(&run_in(d, &["queue", "show", "work"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        shown.contains("handler:        run: sh job.sh")
+            && shown.contains("completed 30")
+            && shown.contains("completed:      30 in the last minute"),
+        "{shown}"
+    );
     assert!(all_done.contains(" v1") || all_done.contains(" v2"));
 
     // v3: the app does not come up. While it builds, a second deploy is refused; then

@@ -351,6 +351,25 @@ impl Store for PostgresStore {
         with_client!(self, c => jobs::queue_stats(&*c).await)
     }
 
+    async fn completed_since(&self, queue: &str, since: Vec<Timestamp>) -> Result<Vec<u64>> {
+        with_client!(self, c => {
+            let mut out = Vec::new();
+            for t in &since {
+                let n: i64 = c
+                    .query_one(
+                        "SELECT count(*) FROM berth_jobs WHERE queue = $1 AND state = 'completed' \
+                         AND finalized_at >= $2",
+                        &[&queue, &t.0],
+                    )
+                    .await
+                    .map_err(|e| StoreError::db("counting completed jobs", e))?
+                    .get(0);
+                out.push(n as u64);
+            }
+            Ok(out)
+        })
+    }
+
     async fn set_paused(&self, queue: &str, paused: bool, now: Timestamp) -> Result<()> {
         let queue = queue.to_string();
         self.in_tx(move |tx| {

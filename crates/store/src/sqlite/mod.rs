@@ -321,6 +321,27 @@ impl Store for SqliteStore {
         self.read(jobs::queue_stats).await
     }
 
+    async fn completed_since(&self, queue: &str, since: Vec<Timestamp>) -> Result<Vec<u64>> {
+        let queue = queue.to_owned();
+        self.read(move |c| {
+            since
+                .iter()
+                .map(|t| {
+                    c.prepare_cached(
+                        "SELECT count(*) FROM jobs WHERE queue = ?1 AND state = 'completed' \
+                         AND finalized_at >= ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(rusqlite::params![queue, t.0], |r| r.get::<_, i64>(0))
+                    })
+                    .map(|n| n as u64)
+                    .map_err(|e| StoreError::db("counting completed jobs", e))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn set_paused(&self, queue: &str, paused: bool, now: Timestamp) -> Result<()> {
         let queue = queue.to_string();
         self.writer
