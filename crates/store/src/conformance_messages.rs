@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::StoreError;
 use crate::conformance::{at, state};
 use crate::flows::{NewStep, NewWorkflow, Start};
-use crate::messages::{MessageFilter, NewMessage, Replay};
+use crate::messages::{MessageCount, MessageFilter, NewMessage, Replay};
 use crate::model::{JobState, NewJob};
 use crate::store::Store;
 
@@ -77,6 +77,41 @@ pub async fn messages_are_stored_and_listed(s: &dyn Store) {
         assert_eq!(m.received_at, at(i as u64 + 1), "message {id}");
     }
 
+    // Counted per device and kind, most first, without fetching a message.
+    let counted = |d: Option<&str>, k: Option<&str>, n: u64| MessageCount {
+        device: d.map(str::to_owned),
+        kind: k.map(str::to_owned),
+        count: n,
+    };
+    assert_eq!(
+        s.message_counts(MessageFilter {
+            ingest: Some("stands".into()),
+            ..filter(false)
+        })
+        .await
+        .unwrap(),
+        vec![
+            counted(Some("s1"), Some("result"), 1),
+            counted(Some("s1"), Some("status"), 1),
+            counted(Some("s2"), Some("result"), 1),
+        ]
+    );
+    assert_eq!(
+        s.message_counts(MessageFilter {
+            device: Some("s1".into()),
+            ..filter(false)
+        })
+        .await
+        .unwrap(),
+        vec![
+            counted(Some("s1"), Some("status"), 2),
+            counted(Some("s1"), Some("result"), 1),
+        ]
+    );
+    assert_eq!(
+        s.message_counts(filter(true)).await.unwrap(),
+        vec![counted(None, None, 1)]
+    );
     let stored = s.messages(filter(false)).await.unwrap();
     assert_eq!(
         stored.iter().map(|m| m.id).collect::<Vec<_>>(),

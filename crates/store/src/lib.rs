@@ -41,7 +41,7 @@ mod conformance_notify;
 pub use auth::*;
 pub use error::{Result, StoreError};
 pub use flows::*;
-pub use messages::{Message, MessageFilter, NewMessage, Replay};
+pub use messages::{Message, MessageCount, MessageFilter, NewMessage, Replay};
 pub use model::*;
 pub use notices::{Delivery, DeliveryFilter, NotifyRoute};
 pub use postgres::{PostgresOptions, PostgresStore};

@@ -83,6 +83,17 @@ pub struct Message {
     pub replayed_at: Option<Timestamp>,
 }
 
+/// How many messages one device sent of one kind (either unknown: `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageCount {
+    /// The device, if the ingest names one.
+    pub device: Option<String>,
+    /// The kind, if the ingest classifies.
+    pub kind: Option<String>,
+    /// How many.
+    pub count: u64,
+}
+
 /// Which messages to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageFilter {

@@ -18,7 +18,7 @@ use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
 };
-use crate::messages::{Message, MessageFilter, NewMessage, Replay};
+use crate::messages::{Message, MessageCount, MessageFilter, NewMessage, Replay};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -385,6 +385,10 @@ pub trait Store: Send + Sync + 'static {
         value: Option<serde_json::Value>,
         now: Timestamp,
     ) -> Result<bool>;
+
+    /// How many messages (or dead letters) `filter` takes, per device and kind, most
+    /// first (at most 10,000 pairs; `before_id` and `limit` are not used).
+    async fn message_counts(&self, filter: MessageFilter) -> Result<Vec<MessageCount>>;
 
     /// Stores messages and dead letters in one transaction, in order, starting what each
     /// valid message starts. Returns their ids (`None` for a valid message that is not

@@ -24,6 +24,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/messages", get(list))
         .route("/v1/messages/stream", get(stream))
+        .route("/v1/messages/counts", get(counts))
         .route("/v1/messages/{id}", get(show))
         .route("/v1/messages/{id}/replay", post(replay))
 }
@@ -96,6 +97,40 @@ async fn list(
         "messages": messages.iter().map(view).collect::<Vec<_>>(),
         "next_before": next,
     })))
+}
+
+/// Counting filters: the listing's, without paging.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CountQuery {
+    ingest: Option<String>,
+    device: Option<String>,
+    kind: Option<String>,
+    dead: Option<bool>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// `GET /v1/messages/counts`: how many messages per device and kind, most first, so a
+/// stand's page need not fetch every message.
+async fn counts(
+    state: Shared,
+    query: Result<Query<CountQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let filter = MessageFilter {
+        ingest: q.ingest,
+        device: q.device,
+        kind: q.kind,
+        dead: q.dead.unwrap_or(false),
+        since: q.since.as_deref().map(|t| time("since", t)).transpose()?,
+        until: q.until.as_deref().map(|t| time("until", t)).transpose()?,
+        before_id: None,
+        limit: 1,
+    };
+    let counts = state.queues.store().message_counts(filter).await?;
+    let total: u64 = counts.iter().map(|c| c.count).sum();
+    Ok(Json(json!({ "counts": counts, "total": total })))
 }
 
 /// Filters of the live stream.

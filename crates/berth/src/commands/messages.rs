@@ -15,6 +15,15 @@ pub enum MessagesCommand {
     List(Filter),
     /// Dead letters (messages that failed their checks), newest first, with why.
     Dead(Filter),
+    /// How many messages per device and kind (most first), over the filters' time
+    /// range; `--dead` counts dead letters.
+    Count {
+        #[command(flatten)]
+        filter: Filter,
+        /// Count dead letters instead.
+        #[arg(long)]
+        dead: bool,
+    },
     /// One message or dead letter, with its payload.
     Show {
         /// The message id.
@@ -60,6 +69,41 @@ pub async fn run(ctx: &Ctx, cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
     let (filter, dead) = match cmd {
         MessagesCommand::List(f) => (f, false),
         MessagesCommand::Dead(f) => (f, true),
+        MessagesCommand::Count { filter, dead } => {
+            let mut path = format!("/v1/messages/counts?dead={dead}");
+            for (key, value) in [
+                ("ingest", filter.ingest),
+                ("device", filter.device),
+                ("kind", filter.kind),
+                ("since", filter.since),
+                ("until", filter.until),
+            ] {
+                if let Some(v) = value {
+                    path.push_str(&format!("&{key}={}", encode(&v)));
+                }
+            }
+            let v = client.get(&path).await?;
+            if ctx.json {
+                output::json(&v);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = v["counts"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| {
+                    vec![
+                        c["device"].as_str().unwrap_or("-").to_owned(),
+                        c["kind"].as_str().unwrap_or("-").to_owned(),
+                        c["count"].to_string(),
+                    ]
+                })
+                .collect();
+            output::table(&["DEVICE", "KIND", "COUNT"], &rows);
+            outln!("{} in all", v["total"]);
+            return Ok(ExitCode::SUCCESS);
+        }
         MessagesCommand::Show { id } => {
             show(ctx, &client.get(&format!("/v1/messages/{id}")).await?);
             return Ok(ExitCode::SUCCESS);

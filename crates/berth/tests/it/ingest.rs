@@ -292,6 +292,24 @@ subscribe = ["lab/#"]
         .collect();
     assert_eq!(devices, ["stand01", "stand02", "alice", "alice"]);
     assert!(stored.iter().all(|m| m["job_id"].is_i64()), "{stored:?}");
+    // Counted per device and kind without fetching them.
+    let (code, out, err) = parts(&run_in(d, &["--json", "messages", "count"]));
+    assert_eq!(code, 0, "{err}");
+    let counts: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(counts["total"], 4, "{counts}");
+    let alice: u64 = counts["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["device"] == "alice")
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(alice, 2, "{counts}");
+    let (_, table, _) = parts(&run_in(d, &["messages", "count", "--device", "stand02"]));
+    assert!(
+        table.contains("stand02") && table.contains("result") && table.contains("1 in all"),
+        "{table}"
+    );
     // Paged backwards as `job list` is: two, then the two before them.
     let (_, page, _) = parts(&run_in(d, &["messages", "list", "--limit", "2"]));
     let next = stored[1]["id"].as_i64().unwrap();

@@ -6,7 +6,9 @@ use tokio_postgres::{GenericClient, Row};
 use super::flows::start;
 use crate::error::{Result, StoreError};
 use crate::flows::Fired;
-use crate::messages::{Message, MessageFilter, NewMessage, Replay, errors_json, may_replay};
+use crate::messages::{
+    Message, MessageCount, MessageFilter, NewMessage, Replay, errors_json, may_replay,
+};
 use crate::model::Timestamp;
 
 fn db(action: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
@@ -296,4 +298,40 @@ pub(crate) async fn import(c: &impl GenericClient, messages: &[Message]) -> Resu
     .await
     .map(drop)
     .map_err(db("importing messages"))
+}
+
+pub(crate) async fn counts(c: &impl GenericClient, f: &MessageFilter) -> Result<Vec<MessageCount>> {
+    let mut sql = format!(
+        "SELECT device, kind, count(*) FROM berth_messages WHERE dead = {}",
+        f.dead
+    );
+    let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    let since = f.since.map(|t| t.0);
+    let until = f.until.map(|t| t.0);
+    let given: [(&str, Option<&(dyn ToSql + Sync)>); 5] = [
+        ("ingest =", f.ingest.as_ref().map(|v| v as _)),
+        ("device =", f.device.as_ref().map(|v| v as _)),
+        ("kind =", f.kind.as_ref().map(|v| v as _)),
+        ("received_at >=", since.as_ref().map(|v| v as _)),
+        ("received_at <", until.as_ref().map(|v| v as _)),
+    ];
+    for (clause, value) in given {
+        if let Some(v) = value {
+            args.push(v);
+            sql.push_str(&format!(" AND {clause} ${}", args.len()));
+        }
+    }
+    sql.push_str(" GROUP BY device, kind ORDER BY count(*) DESC, device, kind LIMIT 10000");
+    let rows = c
+        .query(&sql, &args)
+        .await
+        .map_err(db("counting messages"))?;
+    Ok(rows
+        .iter()
+        .map(|r| MessageCount {
+            device: r.get(0),
+            kind: r.get(1),
+            count: r.get::<_, i64>(2) as u64,
+        })
+        .collect())
 }

@@ -37,7 +37,7 @@ use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
 };
-use crate::messages::{Message, MessageFilter, NewMessage, Replay};
+use crate::messages::{Message, MessageCount, MessageFilter, NewMessage, Replay};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -693,6 +693,10 @@ impl Store for PostgresStore {
 
     async fn messages(&self, filter: MessageFilter) -> Result<Vec<Message>> {
         with_client!(self, c => messages::list(&*c, &filter).await)
+    }
+
+    async fn message_counts(&self, filter: MessageFilter) -> Result<Vec<MessageCount>> {
+        with_client!(self, c => messages::counts(&*c, &filter).await)
     }
 
     async fn message_replay(&self, id: i64, replay: Replay, now: Timestamp) -> Result<Message> {

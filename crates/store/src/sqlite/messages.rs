@@ -6,7 +6,8 @@ use super::flows::start;
 use crate::error::{Result, StoreError};
 use crate::flows::Fired;
 use crate::messages::{
-    Message, MessageFilter, NewMessage, Replay, errors_from_json, errors_json, may_replay,
+    Message, MessageCount, MessageFilter, NewMessage, Replay, errors_from_json, errors_json,
+    may_replay,
 };
 use crate::model::Timestamp;
 
@@ -205,4 +206,44 @@ pub(crate) fn import(conn: &Connection, messages: &[Message]) -> Result<()> {
             .map_err(db("importing messages"))?;
     }
     Ok(())
+}
+
+pub(crate) fn counts(conn: &Connection, f: &MessageFilter) -> Result<Vec<MessageCount>> {
+    let mut sql = format!(
+        "SELECT device, kind, count(*) FROM messages WHERE dead = {}",
+        i32::from(f.dead)
+    );
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(i) = &f.ingest {
+        arg(&mut sql, " AND ingest = ?", i.clone().into());
+    }
+    if let Some(d) = &f.device {
+        arg(&mut sql, " AND device = ?", d.clone().into());
+    }
+    if let Some(k) = &f.kind {
+        arg(&mut sql, " AND kind = ?", k.clone().into());
+    }
+    if let Some(t) = f.since {
+        arg(&mut sql, " AND received_at >= ?", t.0.into());
+    }
+    if let Some(t) = f.until {
+        arg(&mut sql, " AND received_at < ?", t.0.into());
+    }
+    sql.push_str(" GROUP BY device, kind ORDER BY count(*) DESC, device, kind LIMIT 10000");
+    let mut stmt = conn.prepare(&sql).map_err(db("counting messages"))?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |r| {
+            Ok(MessageCount {
+                device: r.get(0)?,
+                kind: r.get(1)?,
+                count: r.get::<_, i64>(2)? as u64,
+            })
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db("counting messages"))?;
+    Ok(rows)
 }
