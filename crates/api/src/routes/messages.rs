@@ -77,15 +77,19 @@ async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(q) = query?;
+    let (before_id, limit) = (q.before, q.limit.unwrap_or(50));
     let filter = MessageFilter {
-        ingest: q.ingest,
-        device: q.device,
-        kind: q.kind,
-        dead: q.dead.unwrap_or(false),
-        since: q.since.as_deref().map(|t| time("since", t)).transpose()?,
-        until: q.until.as_deref().map(|t| time("until", t)).transpose()?,
-        before_id: q.before,
-        limit: q.limit.unwrap_or(50),
+        before_id,
+        limit,
+        ..CountQuery {
+            ingest: q.ingest,
+            device: q.device,
+            kind: q.kind,
+            dead: q.dead,
+            since: q.since,
+            until: q.until,
+        }
+        .filter()?
     };
     let limit = filter.limit as usize;
     let messages = state.queues.store().messages(filter).await?;
@@ -111,6 +115,29 @@ struct CountQuery {
     until: Option<String>,
 }
 
+impl CountQuery {
+    fn filter(self) -> ApiResult<MessageFilter> {
+        Ok(MessageFilter {
+            ingest: self.ingest,
+            device: self.device,
+            kind: self.kind,
+            dead: self.dead.unwrap_or(false),
+            since: self
+                .since
+                .as_deref()
+                .map(|t| time("since", t))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|t| time("until", t))
+                .transpose()?,
+            before_id: None,
+            limit: 1,
+        })
+    }
+}
+
 /// `GET /v1/messages/counts`: how many messages per device and kind, most first, so a
 /// stand's page need not fetch every message.
 async fn counts(
@@ -118,16 +145,7 @@ async fn counts(
     query: Result<Query<CountQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(q) = query?;
-    let filter = MessageFilter {
-        ingest: q.ingest,
-        device: q.device,
-        kind: q.kind,
-        dead: q.dead.unwrap_or(false),
-        since: q.since.as_deref().map(|t| time("since", t)).transpose()?,
-        until: q.until.as_deref().map(|t| time("until", t)).transpose()?,
-        before_id: None,
-        limit: 1,
-    };
+    let filter = q.filter()?;
     let counts = state.queues.store().message_counts(filter).await?;
     let total: u64 = counts.iter().map(|c| c.count).sum();
     Ok(Json(json!({ "counts": counts, "total": total })))

@@ -63,6 +63,22 @@ pub struct Filter {
     limit: u32,
 }
 
+impl Filter {
+    /// `&ingest=…&device=…`: the filters given, for a query string.
+    fn query(&self) -> String {
+        [
+            ("ingest", &self.ingest),
+            ("device", &self.device),
+            ("kind", &self.kind),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_ref().map(|v| format!("&{key}={}", encode(v))))
+        .collect()
+    }
+}
+
 /// Runs a messages subcommand.
 pub async fn run(ctx: &Ctx, cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
@@ -70,18 +86,7 @@ pub async fn run(ctx: &Ctx, cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
         MessagesCommand::List(f) => (f, false),
         MessagesCommand::Dead(f) => (f, true),
         MessagesCommand::Count { filter, dead } => {
-            let mut path = format!("/v1/messages/counts?dead={dead}");
-            for (key, value) in [
-                ("ingest", filter.ingest),
-                ("device", filter.device),
-                ("kind", filter.kind),
-                ("since", filter.since),
-                ("until", filter.until),
-            ] {
-                if let Some(v) = value {
-                    path.push_str(&format!("&{key}={}", encode(&v)));
-                }
-            }
+            let path = format!("/v1/messages/counts?dead={dead}{}", filter.query());
             let v = client.get(&path).await?;
             if ctx.json {
                 output::json(&v);
@@ -120,20 +125,13 @@ pub async fn run(ctx: &Ctx, cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
             });
         }
     };
-    let mut path = format!("/v1/messages?limit={}&dead={dead}", filter.limit);
+    let mut path = format!(
+        "/v1/messages?limit={}&dead={dead}{}",
+        filter.limit,
+        filter.query()
+    );
     if let Some(b) = filter.before {
         path.push_str(&format!("&before={b}"));
-    }
-    for (key, value) in [
-        ("ingest", filter.ingest),
-        ("device", filter.device),
-        ("kind", filter.kind),
-        ("since", filter.since),
-        ("until", filter.until),
-    ] {
-        if let Some(v) = value {
-            path.push_str(&format!("&{key}={}", encode(&v)));
-        }
     }
     let v = client.get(&path).await?;
     if ctx.json {

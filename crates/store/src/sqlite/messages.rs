@@ -90,11 +90,11 @@ pub(crate) fn get(conn: &Connection, id: i64) -> Result<Option<Message>> {
         .map_err(db("reading a message"))
 }
 
-pub(crate) fn list(conn: &Connection, f: &MessageFilter) -> Result<Vec<Message>> {
-    // Only the filters given, so that the indexes serve (the partial one on dead
-    // letters needs the literal).
+/// `SELECT what FROM messages WHERE …` with only the filters given, so that the indexes
+/// serve (the partial one on dead letters needs the literal); `before_id` when `paged`.
+fn select(what: &str, f: &MessageFilter, paged: bool) -> (String, Vec<rusqlite::types::Value>) {
     let mut sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE dead = {}",
+        "SELECT {what} FROM messages WHERE dead = {}",
         i32::from(f.dead)
     );
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -117,9 +117,14 @@ pub(crate) fn list(conn: &Connection, f: &MessageFilter) -> Result<Vec<Message>>
     if let Some(t) = f.until {
         arg(&mut sql, " AND received_at < ?", t.0.into());
     }
-    if let Some(b) = f.before_id {
+    if let Some(b) = f.before_id.filter(|_| paged) {
         arg(&mut sql, " AND id < ?", b.into());
     }
+    (sql, args)
+}
+
+pub(crate) fn list(conn: &Connection, f: &MessageFilter) -> Result<Vec<Message>> {
+    let (mut sql, args) = select(COLUMNS, f, true);
     sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", f.limit()));
     conn.prepare_cached(&sql)
         .and_then(|mut s| {
@@ -209,30 +214,7 @@ pub(crate) fn import(conn: &Connection, messages: &[Message]) -> Result<()> {
 }
 
 pub(crate) fn counts(conn: &Connection, f: &MessageFilter) -> Result<Vec<MessageCount>> {
-    let mut sql = format!(
-        "SELECT device, kind, count(*) FROM messages WHERE dead = {}",
-        i32::from(f.dead)
-    );
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
-        args.push(v);
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-    };
-    if let Some(i) = &f.ingest {
-        arg(&mut sql, " AND ingest = ?", i.clone().into());
-    }
-    if let Some(d) = &f.device {
-        arg(&mut sql, " AND device = ?", d.clone().into());
-    }
-    if let Some(k) = &f.kind {
-        arg(&mut sql, " AND kind = ?", k.clone().into());
-    }
-    if let Some(t) = f.since {
-        arg(&mut sql, " AND received_at >= ?", t.0.into());
-    }
-    if let Some(t) = f.until {
-        arg(&mut sql, " AND received_at < ?", t.0.into());
-    }
+    let (mut sql, args) = select("device, kind, count(*)", f, false);
     sql.push_str(" GROUP BY device, kind ORDER BY count(*) DESC, device, kind LIMIT 10000");
     let mut stmt = conn.prepare(&sql).map_err(db("counting messages"))?;
     let rows = stmt
