@@ -116,13 +116,20 @@ pub(crate) async fn run(
     }
 }
 
-/// The last `lines` lines of a file (at most 4 KiB of them).
+/// The last `lines` lines of a file, read from its last 4 KiB only (a build's log may be
+/// large).
 pub(crate) fn tail(path: &Path, lines: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
         return String::new();
     };
-    let start = bytes.len().saturating_sub(4096);
-    let text = String::from_utf8_lossy(&bytes[start..]);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut bytes = Vec::new();
+    let read = file
+        .seek(SeekFrom::Start(len.saturating_sub(4096)))
+        .and_then(|_| file.read_to_end(&mut bytes));
+    if read.is_err() {
+        return String::new();
+    }
+    berth_store::tail(&String::from_utf8_lossy(&bytes), lines, 4096)
 }

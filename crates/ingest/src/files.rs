@@ -326,7 +326,11 @@ impl Watcher {
             let Some(t) = self.tracked.remove(&handler) else {
                 continue;
             };
-            let log_tail = if ok { String::new() } else { tail_of(&log) };
+            let log_tail = if ok {
+                String::new()
+            } else {
+                berth_store::tail(&log, 12, 1500)
+            };
             let from = self.spec.processing.join(&t.name);
             let spec = self.spec.clone();
             let ingest = self.core.name.clone();
@@ -547,20 +551,6 @@ fn error_log(name: &OsString, id: i64, job: Option<&Job>) -> String {
         job.max_attempts
     );
     attempts(&mut out, job);
-    out
-}
-
-/// The end of an error log, for an event: its last 12 lines, 1,500 bytes at most.
-fn tail_of(log: &str) -> String {
-    let lines: Vec<&str> = log.trim_end().lines().collect();
-    let mut out = lines[lines.len().saturating_sub(12)..].join("\n");
-    if out.len() > 1500 {
-        let mut start = out.len() - 1500;
-        while !out.is_char_boundary(start) {
-            start += 1;
-        }
-        out = format!("…{}", &out[start..]);
-    }
     out
 }
 

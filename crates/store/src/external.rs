@@ -128,8 +128,8 @@ fn pg_config(url: &str, password: Option<&str>) -> Result<tokio_postgres::Config
 }
 
 /// `(schema, table)` of every table a `pg_restore --list` shows
-/// (`ID; OID OID TABLE SCHEMA NAME OWNER`).
-fn listed_tables(listing: &str) -> Vec<(String, String)> {
+/// (`ID; OID OID TABLE SCHEMA NAME OWNER`; `TABLE DATA …`, the rows, is left out).
+pub(crate) fn listed_tables(listing: &str) -> Vec<(String, String)> {
     listing
         .lines()
         .filter(|l| !l.starts_with(';'))

@@ -43,7 +43,7 @@ pub use error::{Result, StoreError};
 pub use flows::*;
 pub use messages::{Message, MessageCount, MessageFilter, NewMessage, Replay};
 pub use model::*;
-pub use notices::{Delivery, DeliveryFilter, NotifyRoute};
+pub use notices::{Delivery, DeliveryFilter, NotifyRoute, tail};
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{FetchRequest, SnapshotFormat, Store};

@@ -157,8 +157,9 @@ fn args_summary(args: &serde_json::Value) -> String {
     shorten(&format!("{{{}}}", parts.join(", ")), 300)
 }
 
-/// The last `lines` lines of `text`, at most `max` bytes of them.
-pub(crate) fn tail(text: &str, lines: usize, max: usize) -> String {
+/// The last `lines` lines of `text`, at most `max` bytes of them (cut at a character,
+/// marked `…`): what an event, a mail or a deploy step shows of an output or a log.
+pub fn tail(text: &str, lines: usize, max: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
     let mut out = all[all.len().saturating_sub(lines)..].join("\n");
     if out.len() > max {

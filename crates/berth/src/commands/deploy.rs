@@ -97,6 +97,21 @@ async fn running(ctx: &Ctx, config: &Config) -> anyhow::Result<berth_api::client
     Ok(client)
 }
 
+/// The deployer this command runs itself while berth is down (it holds the data dir),
+/// after ending what a killed deploy of this node left, as `berth up` does.
+async fn here(config: &Config, mut spec: berth_deploy::DeploySpec) -> anyhow::Result<Deployer> {
+    // The name `berth up` will use: a lock or record left by this command is then known
+    // as this node's own.
+    spec.node = berth_server::node_name(&config.app.data_dir)?;
+    let store = berth_server::open_store(config).await?;
+    let target = Arc::new(AppTarget::stopped(store.clone(), &spec.node, config));
+    let deployer = Deployer::new(spec, store, target);
+    for line in deployer.recover().await {
+        errln!("{line}");
+    }
+    Ok(deployer)
+}
+
 /// Runs `berth deploy`.
 pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> anyhow::Result<ExitCode> {
     let (config, spec) = deploying(ctx)?;
@@ -108,17 +123,7 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> anyhow::Result<ExitCode> {
     let printer = Arc::new(Printer::new(ctx.json));
     let done = match lock_if_down(&config) {
         Some(_lock) => {
-            // The name `berth up` will use: a lock or record left by this command is
-            // then known as this node's own.
-            let mut spec = spec;
-            spec.node = berth_server::node_name(&config.app.data_dir)?;
-            let store = berth_server::open_store(&config).await?;
-            let target = Arc::new(AppTarget::stopped(store.clone(), &spec.node, &config));
-            let deployer = Deployer::new(spec, store, target);
-            // What a killed deploy of this node left is ended first, as `berth up` does.
-            for line in deployer.recover().await {
-                errln!("{line}");
-            }
+            let deployer = here(&config, spec).await?;
             let pending = deployer.begin(source, &who()).await.map_err(usage)?;
             if !ctx.json {
                 outln!(
@@ -276,20 +281,11 @@ impl Printer {
 pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> anyhow::Result<ExitCode> {
     let (config, spec) = deploying(ctx)?;
     let r: Release = match lock_if_down(&config) {
-        Some(_lock) => {
-            let mut spec = spec;
-            spec.node = berth_server::node_name(&config.app.data_dir)?;
-            let store = berth_server::open_store(&config).await?;
-            let target = Arc::new(AppTarget::stopped(store.clone(), &spec.node, &config));
-            let deployer = Deployer::new(spec, store, target);
-            for line in deployer.recover().await {
-                errln!("{line}");
-            }
-            deployer
-                .rollback(args.release.as_deref(), &who(), !args.no_restore)
-                .await
-                .map_err(usage)?
-        }
+        Some(_lock) => here(&config, spec)
+            .await?
+            .rollback(args.release.as_deref(), &who(), !args.no_restore)
+            .await
+            .map_err(usage)?,
         None => {
             let v = running(ctx, &config)
                 .await?

@@ -156,20 +156,11 @@ pub async fn restore(url: &str, dump: &Path) -> Result<()> {
     .map(drop)
 }
 
-/// The tables a `pg_restore --list` shows (`ID; OID OID TABLE SCHEMA NAME OWNER`).
+/// The tables a `pg_restore --list` shows, by name.
 fn archived_tables(listing: &str) -> Vec<String> {
-    listing
-        .lines()
-        .filter(|l| !l.starts_with(';'))
-        .filter_map(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            let at = words.iter().position(|w| *w == "TABLE")?;
-            // `TABLE DATA public NAME` is the table's rows, listed once more.
-            if words.get(at + 1) == Some(&"DATA") {
-                return None;
-            }
-            words.get(at + 2).map(|w| (*w).to_owned())
-        })
+    crate::external::listed_tables(listing)
+        .into_iter()
+        .map(|(_, table)| table)
         .collect()
 }
 
