@@ -155,6 +155,70 @@ pub struct LeaseBody {
     pub lease: Option<String>,
 }
 
+/// One attempt's outcome in `POST /v1/queues/{name}/report`: a completion, or a failure
+/// when `error` is present.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportItem {
+    /// The job.
+    pub id: i64,
+    /// The attempt from the lease.
+    pub attempt: u32,
+    /// The result to store (completions only).
+    pub result: Option<Value>,
+    /// Why it failed; present: a failure.
+    pub error: Option<String>,
+    /// False: discard now instead of retrying (failures only; default true).
+    pub retry: Option<bool>,
+    /// Retry after this delay without counting a failure (failures only).
+    pub retry_after: Option<String>,
+}
+
+/// What to lease in the same call as a report.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseNext {
+    /// At most this many jobs (default 1).
+    pub max: Option<u32>,
+    /// Wait up to this long for a job, e.g. "30s" (default: do not wait; at most 5m).
+    pub wait: Option<String>,
+    /// Lease length (default 60s).
+    pub lease: Option<String>,
+}
+
+/// `POST /v1/queues/{name}/report` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBody {
+    /// The worker's name (recorded as `attempted_by` of what it leases).
+    pub worker: String,
+    /// How attempts ended (at most 1000).
+    #[serde(default)]
+    pub done: Vec<ReportItem>,
+    /// Lease the next jobs after recording `done`.
+    pub lease: Option<LeaseNext>,
+}
+
+/// One attempt in `POST /v1/queues/{name}/heartbeat`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptItem {
+    /// The job.
+    pub id: i64,
+    /// The attempt from the lease.
+    pub attempt: u32,
+}
+
+/// `POST /v1/queues/{name}/heartbeat` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatManyBody {
+    /// The attempts whose leases to extend (at most 1000).
+    pub jobs: Vec<AttemptItem>,
+    /// New lease length (default 60s).
+    pub lease: Option<String>,
+}
+
 /// `POST /v1/jobs/{id}/heartbeat` body.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -434,7 +434,106 @@ impl Queues {
     pub async fn report(&self, attempt: AttemptRef, report: Report) -> Result<Finished> {
         let now = self.now();
         let job = self.pulled_job(attempt.id).await?;
-        let outcome = match report {
+        let finish = Finish {
+            attempt,
+            outcome: self.outcome_of(report, &job.queue, attempt.attempt, now),
+        };
+        let r = self.inner.store.finish(vec![finish], now).await?;
+        if matches!(r[0], Finished::Applied(JobState::Available)) {
+            self.wake(&job.queue);
+        }
+        Ok(r[0])
+    }
+
+    /// Records how many attempts of jobs leased from the pull queue `queue` ended, in one
+    /// write; each only if its job still runs under that attempt. Nothing is recorded if
+    /// any of them is on another queue. A job that no longer exists is `Stale`.
+    pub async fn report_many(
+        &self,
+        queue: &str,
+        reports: Vec<(AttemptRef, Report)>,
+    ) -> Result<Vec<Finished>> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.pulled_queue(queue, reports.iter().map(|(a, _)| a.id).collect())
+            .await?;
+        let now = self.now();
+        let finishes: Vec<Finish> = reports
+            .into_iter()
+            .map(|(attempt, report)| Finish {
+                attempt,
+                outcome: self.outcome_of(report, queue, attempt.attempt, now),
+            })
+            .collect();
+        let r = self.inner.store.finish(finishes, now).await?;
+        if r.contains(&Finished::Applied(JobState::Available)) {
+            self.wake(queue);
+        }
+        Ok(r)
+    }
+
+    /// Extends the leases of many attempts on the pull queue `queue` at once; per attempt,
+    /// false if it is no longer current; and when the extended leases end. Refused whole
+    /// if any is on another queue.
+    pub async fn heartbeat_many(
+        &self,
+        queue: &str,
+        attempts: Vec<AttemptRef>,
+        lease: Duration,
+    ) -> Result<(Vec<bool>, Timestamp)> {
+        let spec = self
+            .pulled_queue(queue, attempts.iter().map(|a| a.id).collect())
+            .await?;
+        let now = self.now();
+        let until = now.plus(capped(&spec, lease));
+        if attempts.is_empty() {
+            return Ok((Vec::new(), until));
+        }
+        Ok((
+            self.inner.store.heartbeat(attempts, until, now).await?,
+            until,
+        ))
+    }
+
+    /// Checks that `queue` is a pull queue and that each of `ids` that exists is on it.
+    async fn pulled_queue(&self, queue: &str, ids: Vec<i64>) -> Result<Arc<QueueSpec>> {
+        let spec = self.spec(queue)?;
+        if spec.handler != HandlerSpec::Pull {
+            return Err(QueueError::Invalid(format!(
+                "queue `{queue}` is run by berth itself (its handler is not \"pull\"); workers report only on jobs they leased from a pull queue"
+            )));
+        }
+        if ids.len() > 1000 {
+            return Err(QueueError::Invalid(format!(
+                "{} jobs in one call; report on at most 1000 at once",
+                ids.len()
+            )));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        if let Some(twice) = ids.iter().find(|id| !seen.insert(**id)) {
+            return Err(QueueError::Invalid(format!(
+                "job {twice} is named twice in one call; report each attempt once"
+            )));
+        }
+        if let Some((id, other)) = self
+            .inner
+            .store
+            .job_queues(ids)
+            .await?
+            .into_iter()
+            .find(|(_, q)| q != queue)
+        {
+            return Err(QueueError::Invalid(format!(
+                "job {id} is on queue `{other}`, not `{queue}`; nothing was recorded (report each job on the queue it was leased from)"
+            )));
+        }
+        Ok(spec)
+    }
+
+    /// What a worker's report means for the job's attempt.
+    fn outcome_of(&self, report: Report, queue: &str, attempt: u32, now: Timestamp) -> Outcome {
+        match report {
             Report::Complete(result) => Outcome::Completed {
                 result,
                 output: None,
@@ -459,22 +558,11 @@ impl Queues {
             Report::Fail { error, .. } => Outcome::Failed {
                 error,
                 output: None,
-                retry_at: self.retry_at(&job.queue, attempt.attempt, now),
+                retry_at: self.retry_at(queue, attempt, now),
             },
-        };
-        let r = self
-            .inner
-            .store
-            .finish(vec![Finish { attempt, outcome }], now)
-            .await?;
-        if matches!(r[0], Finished::Applied(JobState::Available)) {
-            self.wake(&job.queue);
         }
-        Ok(r[0])
     }
 
-    /// A job that external workers may report on: one of a pull queue. A job that berth
-    /// runs itself cannot be finished from outside while its handler still runs.
     async fn pulled_job(&self, id: i64) -> Result<Job> {
         let job = self.job(id).await?;
         if self

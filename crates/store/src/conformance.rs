@@ -172,6 +172,14 @@ pub async fn insert_then_read(s: &dyn Store) {
     assert_eq!(j.created_at, T0);
     assert!(j.errors.is_empty());
     assert!(s.job(ins[0].id + 1000).await.unwrap().is_none());
+    let other = s.insert(vec![job("r", "sms")], T0).await.unwrap()[0].id;
+    let mut queues = s
+        .job_queues(vec![other, ins[0].id, ins[0].id + 1000])
+        .await
+        .unwrap();
+    queues.sort();
+    assert_eq!(queues, vec![(ins[0].id, "q".into()), (other, "r".into())]);
+    assert!(s.job_queues(Vec::new()).await.unwrap().is_empty());
 }
 
 /// A batch with one bad job is refused whole, and says which job was wrong.

@@ -93,6 +93,10 @@ pub trait Store: Send + Sync + 'static {
     /// One job with its history.
     async fn job(&self, id: i64) -> Result<Option<Job>>;
 
+    /// The queue of each of these jobs that exists, as `(id, queue)` in any order (a
+    /// worker's batched report is checked against the queue it names).
+    async fn job_queues(&self, ids: Vec<i64>) -> Result<Vec<(i64, String)>>;
+
     /// Jobs matching a filter, newest first.
     async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>>;
 

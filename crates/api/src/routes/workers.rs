@@ -10,12 +10,15 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use berth_queue::Report;
-use berth_store::{AttemptRef, Finished};
+use berth_store::{AttemptRef, Finished, LeasedJob};
 use serde_json::{Value, json};
 
 use super::{Shared, id_of};
 use crate::AppState;
-use crate::body::{CompleteBody, FailBody, HeartbeatBody, LeaseBody, duration};
+use crate::body::{
+    AttemptItem, CompleteBody, FailBody, HeartbeatBody, HeartbeatManyBody, LeaseBody, LeaseNext,
+    ReportBody, ReportItem, duration,
+};
 use crate::error::{ApiError, ApiResult};
 
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -24,6 +27,8 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/queues/{name}/lease", post(lease))
+        .route("/v1/queues/{name}/report", post(report))
+        .route("/v1/queues/{name}/heartbeat", post(heartbeat_many))
         .route("/v1/jobs/{id}/heartbeat", post(heartbeat))
         .route("/v1/jobs/{id}/complete", post(complete))
         .route("/v1/jobs/{id}/fail", post(fail))
@@ -49,13 +54,33 @@ async fn lease(
     body: Result<Json<LeaseBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Json(b) = body?;
-    if b.worker.trim().is_empty() {
+    let next = LeaseNext {
+        max: b.max,
+        wait: b.wait,
+        lease: b.lease,
+    };
+    let jobs = lease_next(&state, &name, &b.worker, &next).await?;
+    Ok(Json(json!({ "jobs": jobs })))
+}
+
+fn worker_named(worker: &str) -> ApiResult<()> {
+    if worker.trim().is_empty() {
         return Err(ApiError::bad_request(
             "invalid",
             "`worker` must name the worker",
         ));
     }
-    let wait = b
+    Ok(())
+}
+
+async fn lease_next(
+    state: &Shared,
+    queue: &str,
+    worker: &str,
+    next: &LeaseNext,
+) -> ApiResult<Vec<LeasedJob>> {
+    worker_named(worker)?;
+    let wait = next
         .wait
         .as_deref()
         .map(|w| duration("wait", w))
@@ -64,11 +89,115 @@ async fn lease(
     if wait > MAX_WAIT {
         return Err(ApiError::bad_request("invalid", "`wait` may be at most 5m"));
     }
-    let lease = lease_len(b.lease.as_deref())?;
-    let jobs = state
+    let lease = lease_len(next.lease.as_deref())?;
+    Ok(state
         .queues
-        .lease(&name, &b.worker, b.max.unwrap_or(1), wait, lease)
-        .await?;
+        .lease(queue, worker, next.max.unwrap_or(1), wait, lease)
+        .await?)
+}
+
+/// One item of a batched report, read.
+fn report_of(item: ReportItem) -> ApiResult<(AttemptRef, Report)> {
+    let attempt = AttemptRef {
+        id: item.id,
+        attempt: item.attempt,
+    };
+    let report = match item.error {
+        Some(error) => {
+            if item.result.is_some() {
+                return Err(ApiError::bad_request(
+                    "invalid",
+                    format!(
+                        "job {}: `result` and `error` together; a completion has no `error`, a failure no `result`",
+                        item.id
+                    ),
+                ));
+            }
+            Report::Fail {
+                error,
+                retry: item.retry.unwrap_or(true),
+                retry_after: item
+                    .retry_after
+                    .as_deref()
+                    .map(|v| duration("retry_after", v))
+                    .transpose()?,
+            }
+        }
+        None => {
+            if item.retry.is_some() || item.retry_after.is_some() {
+                return Err(ApiError::bad_request(
+                    "invalid",
+                    format!(
+                        "job {}: `retry` and `retry_after` belong to a failure; add `error` to report one",
+                        item.id
+                    ),
+                ));
+            }
+            Report::Complete(item.result)
+        }
+    };
+    Ok((attempt, report))
+}
+
+/// Records many outcomes in one write, then (with `lease`) leases the next jobs.
+async fn report(
+    state: Shared,
+    Path(name): Path<String>,
+    body: Result<Json<ReportBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(b) = body?;
+    worker_named(&b.worker)?;
+    let reports = b
+        .done
+        .into_iter()
+        .map(report_of)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let ids: Vec<i64> = reports.iter().map(|(a, _)| a.id).collect();
+    let finished = state.queues.report_many(&name, reports).await?;
+    let done: Vec<Value> = ids
+        .iter()
+        .zip(finished)
+        .map(|(id, f)| match f {
+            Finished::Applied(st) => json!({ "id": id, "state": st }),
+            Finished::Stale => json!({ "id": id, "error": "stale_attempt" }),
+        })
+        .collect();
+    let jobs = match &b.lease {
+        Some(next) => lease_next(&state, &name, &b.worker, next).await?,
+        None => Vec::new(),
+    };
+    Ok(Json(json!({ "done": done, "jobs": jobs })))
+}
+
+/// Extends many leases at once.
+async fn heartbeat_many(
+    state: Shared,
+    Path(name): Path<String>,
+    body: Result<Json<HeartbeatManyBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(b) = body?;
+    let lease = lease_len(b.lease.as_deref())?;
+    let attempts: Vec<AttemptRef> = b
+        .jobs
+        .iter()
+        .map(|j: &AttemptItem| AttemptRef {
+            id: j.id,
+            attempt: j.attempt,
+        })
+        .collect();
+    let (extended, until) = state.queues.heartbeat_many(&name, attempts, lease).await?;
+    let jobs: Vec<Value> = b
+        .jobs
+        .iter()
+        .zip(extended)
+        .map(|(j, ok)| {
+            if ok {
+                json!({ "id": j.id, "attempt": j.attempt, "lease_expires_at": until })
+            } else {
+                json!({ "id": j.id, "attempt": j.attempt, "error": "stale_attempt" })
+            }
+        })
+        .collect();
     Ok(Json(json!({ "jobs": jobs })))
 }
 

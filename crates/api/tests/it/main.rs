@@ -288,6 +288,150 @@ async fn a_pull_worker_leases_heartbeats_and_reports() {
     d.stop().await;
 }
 
+/// Many outcomes in one call, the next jobs leased in the same call, leases extended in
+/// bulk; each outcome guarded by its attempt, and nothing recorded for a job of another
+/// queue.
+#[tokio::test]
+async fn a_pull_worker_reports_many_and_leases_the_next_in_one_call() {
+    let p = project();
+    let d = daemon(&p, Options::default()).await;
+    let c = p.client();
+    let jobs: Vec<Value> = (0..6)
+        .map(|i| json!({"queue": "tasks", "kind": "x", "args": {"i": i}}))
+        .collect();
+    c.post("/v1/jobs/bulk", json!({"jobs": jobs}))
+        .await
+        .unwrap();
+    let mail = c
+        .post("/v1/jobs", json!({"queue": "mail", "kind": "m"}))
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let first = c
+        .post(
+            "/v1/queues/tasks/report",
+            json!({"worker": "w", "lease": {"max": 4}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first["done"], json!([]));
+    let held: Vec<(i64, u64)> = first["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["id"].as_i64().unwrap(), j["attempt"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(held.len(), 4);
+    let beat = c
+        .post(
+            "/v1/queues/tasks/heartbeat",
+            json!({"jobs": [{"id": held[0].0, "attempt": 1}, {"id": held[1].0, "attempt": 9}], "lease": "5m"}),
+        )
+        .await
+        .unwrap();
+    assert!(beat["jobs"][0]["lease_expires_at"].is_string(), "{beat}");
+    assert_eq!(beat["jobs"][1]["error"], "stale_attempt");
+    // A job of another queue in the report: refused whole, nothing recorded.
+    let (s, code, msg) = api_err(
+        c.post(
+            "/v1/queues/tasks/report",
+            json!({"worker": "w", "done": [{"id": held[0].0, "attempt": 1}, {"id": mail, "attempt": 1}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, code.as_str()), (400, "invalid"));
+    assert!(
+        msg.contains(&format!("job {mail} is on queue `mail`")),
+        "{msg}"
+    );
+    let still = c.get(&format!("/v1/jobs/{}", held[0].0)).await.unwrap();
+    assert_eq!(still["state"], "running");
+    // `result` with `error`: refused, with what would be right.
+    let (s, _, msg) = api_err(
+        c.post(
+            "/v1/queues/tasks/report",
+            json!({"worker": "w", "done": [{"id": held[0].0, "attempt": 1, "result": 1, "error": "x"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(msg.contains("a completion has no `error`"), "{msg}");
+    let next = c
+        .post(
+            "/v1/queues/tasks/report",
+            json!({"worker": "w", "done": [
+                {"id": held[0].0, "attempt": 1, "result": {"ok": true}},
+                {"id": held[1].0, "attempt": 1, "error": "flaky"},
+                {"id": held[2].0, "attempt": 1, "error": "bad input", "retry": false},
+                {"id": held[3].0, "attempt": 1, "error": "busy", "retry_after": "0s"},
+                {"id": 999_999, "attempt": 1},
+            ], "lease": {"max": 10}}),
+        )
+        .await
+        .unwrap();
+    let states: Vec<&str> = next["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().or(d["error"].as_str()).unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "completed",
+            "retryable",
+            "discarded",
+            "available",
+            "stale_attempt"
+        ]
+    );
+    // The leased batch: the two never leased, and the snoozed one again (attempt 1
+    // not counted, so this is its second attempt number but the same count of failures).
+    let again: Vec<i64> = next["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(again.len(), 3, "{next}");
+    assert!(again.contains(&held[3].0));
+    let done = c.get(&format!("/v1/jobs/{}", held[0].0)).await.unwrap();
+    assert_eq!(done["result"], json!({"ok": true}));
+    // Reporting the same completion twice: the second is stale, nothing changes.
+    let twice = c
+        .post(
+            "/v1/queues/tasks/report",
+            json!({"worker": "w", "done": [{"id": held[0].0, "attempt": 1}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(twice["done"][0]["error"], "stale_attempt");
+    // A queue berth does not know, and a job named twice.
+    let (s, _, _) = api_err(
+        c.post(
+            "/v1/queues/nope/report",
+            json!({"worker": "w", "done": [{"id": 1, "attempt": 1}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _, msg) = api_err(
+        c.post(
+            "/v1/queues/tasks/report",
+            json!({"worker": "w", "done": [{"id": again[0], "attempt": 1}, {"id": again[0], "attempt": 1}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(msg.contains("named twice"), "{msg}");
+    d.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_requires_the_bearer_token() {
     let p = project();

@@ -14,6 +14,7 @@ mod ingest_sources;
 mod notify;
 mod reload;
 mod services;
+mod workers;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -566,6 +566,17 @@ pub(crate) async fn prune(
     .map_err(db("pruning finished jobs"))
 }
 
+pub(crate) async fn job_queues(c: &impl GenericClient, ids: &[i64]) -> Result<Vec<(i64, String)>> {
+    let rows = c
+        .query(
+            "SELECT id, queue FROM berth_jobs WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(db("reading jobs' queues"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 pub(crate) async fn job(c: &impl GenericClient, id: i64) -> Result<Option<Job>> {
     let row = c
         .query_opt(

@@ -325,6 +325,10 @@ impl Store for PostgresStore {
         with_client!(self, c => jobs::job(&*c, id).await)
     }
 
+    async fn job_queues(&self, ids: Vec<i64>) -> Result<Vec<(i64, String)>> {
+        with_client!(self, c => jobs::job_queues(&*c, &ids).await)
+    }
+
     async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>> {
         with_client!(self, c => jobs::list_jobs(&*c, &filter).await)
     }

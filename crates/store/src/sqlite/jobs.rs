@@ -480,6 +480,19 @@ pub(crate) fn prune(
     .map_err(db("pruning finished jobs"))
 }
 
+pub(crate) fn job_queues(conn: &Connection, ids: &[i64]) -> Result<Vec<(i64, String)>> {
+    let ids = format!(
+        "[{}]",
+        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+    );
+    conn.prepare_cached("SELECT id, queue FROM jobs WHERE id IN (SELECT value FROM json_each(?1))")
+        .and_then(|mut s| {
+            s.query_map([ids], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db("reading jobs' queues"))
+}
+
 pub(crate) fn job(conn: &Connection, id: i64) -> Result<Option<Job>> {
     conn.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))
         .and_then(|mut s| s.query_row([id], job_from_row).optional())

@@ -277,6 +277,10 @@ impl Store for SqliteStore {
         self.read(move |c| jobs::job(c, id)).await
     }
 
+    async fn job_queues(&self, ids: Vec<i64>) -> Result<Vec<(i64, String)>> {
+        self.read(move |c| jobs::job_queues(c, &ids)).await
+    }
+
     async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>> {
         self.read(move |c| jobs::list_jobs(c, &filter)).await
     }

@@ -1,0 +1,2 @@
+def handle(job):
+    return None
