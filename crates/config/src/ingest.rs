@@ -31,6 +31,8 @@ const INGEST_KEYS: &[&str] = &[
     "dir",
     "webhook",
     "broker",
+    "key",
+    "key_window",
 ];
 const MQTT_KEYS: &[&str] = &["listen", "websocket", "auth", "tls"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
@@ -78,6 +80,12 @@ pub struct IngestConfig {
     pub webhook: Option<WebhookConfig>,
     /// `broker`: an external MQTT broker to subscribe to (instead of `mqtt`).
     pub broker: Option<BrokerConfig>,
+    /// `key`: a JSON pointer to each message's own key (with its device): a resend with
+    /// a key seen within `key_window` is a duplicate, not stored again.
+    pub key: Option<String>,
+    /// `key_window` (default 24h): how long a key is remembered; also for a webhook's
+    /// `Idempotency-Key`.
+    pub key_window: Duration,
 }
 
 /// `dir = { watch = "import", … }`: files dropped into `watch` move to `processing`, are
@@ -433,7 +441,7 @@ fn ingest(
         let message_source = ["mqtt", "broker", "webhook"]
             .iter()
             .any(|k| section.get(k).is_some());
-        for key in ["schema", "classify", "device"] {
+        for key in ["schema", "classify", "device", "key", "key_window"] {
             if !message_source && section.get(key).is_some() {
                 d.error(
                     place_of(section, key),
@@ -463,6 +471,24 @@ fn ingest(
         .duration("retention", false, d)
         .unwrap_or(Duration::from_secs(30 * 86_400));
     let max_payload = section.size("max_payload", d).unwrap_or(256 * 1024);
+    let key = section.string("key", "JSON pointer", d, |p| {
+        if p.starts_with('/') {
+            Ok(p.to_owned())
+        } else {
+            Err(Invalid::Expected(
+                "expected a JSON pointer to the message's own key, such as \"/seq\"".into(),
+            ))
+        }
+    });
+    let key_window = section
+        .duration("key_window", false, d)
+        .unwrap_or(Duration::from_secs(86_400));
+    if key_window > Duration::from_secs(365 * 86_400) {
+        d.error(
+            place_of(section, "key_window"),
+            "invalid `key_window`: expected at most \"365d\" (keys are remembered that long)",
+        );
+    }
     if max_payload > 64 * 1024 * 1024 {
         d.error(
             section
@@ -662,6 +688,8 @@ fn ingest(
         dir,
         webhook,
         broker,
+        key,
+        key_window,
     })
 }
 

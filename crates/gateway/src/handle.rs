@@ -592,6 +592,20 @@ async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> 
     let topic = strip(prefix, req.uri().path())
         .trim_start_matches('/')
         .to_owned();
+    let idempotency_key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if !k.trim().is_empty() && k.len() <= 255 => Some(k.trim().to_owned()),
+            _ => {
+                crate::body::drain_request(req).await;
+                return reply::error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
+                );
+            }
+        },
+    };
     let too_large = || {
         reply::error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -617,7 +631,11 @@ async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> 
             );
         }
     };
-    let answer = h.sink.0.take(&h.ingest, &topic, body).await;
+    let answer = h
+        .sink
+        .0
+        .take(&h.ingest, &topic, body, idempotency_key)
+        .await;
     let mut response = Response::new(crate::body::full(answer.body.to_string()));
     *response.status_mut() =
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -233,12 +233,13 @@ pub struct HookReply {
 /// Takes the bodies POSTed to webhook routes: the server hands them to the ingest.
 pub trait Hooks: Send + Sync + 'static {
     /// Takes `body`, POSTed to the webhook of `ingest` with `topic` (the rest of the
-    /// path after the route's).
+    /// path after the route's) and the request's `Idempotency-Key`, if any.
     fn take(
         &self,
         ingest: &str,
         topic: &str,
         body: bytes::Bytes,
+        idempotency_key: Option<String>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HookReply> + Send + '_>>;
 }
 

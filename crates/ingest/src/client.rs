@@ -114,7 +114,7 @@ pub(crate) async fn run(
                         tracing::error!(ingest = %core.name, topic = %p.topic, "a message could not be stored: trying again in a second (it stays unacknowledged until then)");
                         resubmit(&core, p.clone(), ack_tx.clone());
                     }
-                    Outcome::Stored | Outcome::Dead(_) => {
+                    Outcome::Stored | Outcome::Duplicate | Outcome::Dead(_) => {
                         if let Some(p) = pending.remove(&stored.pkid) {
                             let _ = client.ack(&p).await;
                         }

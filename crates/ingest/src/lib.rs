@@ -347,6 +347,7 @@ impl Ingests {
         name: &str,
         topic: &str,
         body: Vec<u8>,
+        idempotency_key: Option<&str>,
     ) -> Result<Hooked, IngestError> {
         let core = match self.core(name).filter(|c| c.webhook) {
             Some(core) => core,
@@ -360,7 +361,9 @@ impl Ingests {
             }
             None => return Err(IngestError::NoWebhook(name.to_owned())),
         };
-        let message = core.checker.message(topic, body, core.now());
+        let message = core
+            .checker
+            .message_keyed(topic, body, core.now(), idempotency_key);
         let errors = message.errors.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         core.submit
@@ -372,6 +375,7 @@ impl Ingests {
             .map_err(|_| IngestError::Stopping(name.to_owned()))?;
         match rx.await {
             Ok((writer::Outcome::Stored, id)) => Ok(Hooked::Stored(id)),
+            Ok((writer::Outcome::Duplicate, id)) => Ok(Hooked::Duplicate(id)),
             Ok((writer::Outcome::Dead(_), id)) => Ok(Hooked::Dead { id, errors }),
             Ok((writer::Outcome::Failed, _)) => Err(IngestError::NotStored(name.to_owned())),
             Err(_) => Err(IngestError::Stopping(name.to_owned())),
@@ -414,6 +418,9 @@ impl Ingests {
 pub enum Hooked {
     /// Valid and stored (the id is `None` when the ingest keeps no messages).
     Stored(Option<i64>),
+    /// A resend of a message already taken (its key was seen within the window): the
+    /// first message's id, if it was kept; nothing stored or started.
+    Duplicate(Option<i64>),
     /// Refused and kept as a dead letter, for these reasons.
     Dead {
         /// The dead letter's id.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use berth_store::{NewMessage, Replay, Start, Timestamp};
+use berth_store::{MessageKey, NewMessage, Replay, Start, Timestamp};
 use serde_json::Value;
 
 use crate::error::IngestError;
@@ -33,6 +33,8 @@ pub struct Checker {
     max_payload: usize,
     starter: Option<Starter>,
     keep: bool,
+    /// `key`: the JSON pointer to a message's own key, and how long it is remembered.
+    key: Option<(String, std::time::Duration)>,
 }
 
 /// The compiled schema and the file it came from, compiled again when the file changes.
@@ -86,6 +88,7 @@ impl Checker {
             max_payload,
             starter,
             keep,
+            key: None,
         })
     }
 
@@ -172,9 +175,40 @@ impl Checker {
         (out, Some(value))
     }
 
+    /// Names the JSON pointer to each message's own key (with the device, when the
+    /// ingest names devices), remembered for `window`: a resend with the same key within
+    /// it is a duplicate.
+    pub fn with_key(mut self, pointer: Option<String>, window: std::time::Duration) -> Self {
+        self.key = pointer.map(|p| (p, window));
+        self
+    }
+
     /// The message to store for `payload`, checked, with what it starts if valid.
     pub fn message(&self, topic: &str, payload: Vec<u8>, received_at: Timestamp) -> NewMessage {
-        let checked = self.replay(topic, &payload);
+        self.message_keyed(topic, payload, received_at, None)
+    }
+
+    /// [`Self::message`], with a key given by the sender (a webhook's `Idempotency-Key`),
+    /// which takes the place of the one read from the payload.
+    pub fn message_keyed(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        received_at: Timestamp,
+        given: Option<&str>,
+    ) -> NewMessage {
+        let (checked, read) = self.evaluate(topic, &payload);
+        let window = self
+            .key
+            .as_ref()
+            .map_or(DEFAULT_KEY_WINDOW, |(_, window)| *window);
+        let key = given
+            .map(|k| format!("idempotency:{k}"))
+            .or(read)
+            .map(|value| MessageKey {
+                value,
+                until: received_at.plus(window),
+            });
         NewMessage {
             ingest: self.ingest.clone(),
             device: checked.device,
@@ -185,12 +219,31 @@ impl Checker {
             keep: self.keep,
             errors: checked.errors,
             start: checked.start,
+            key,
         }
     }
 
     /// The outcome of checking `payload` (again, for a stored dead letter).
     pub fn replay(&self, topic: &str, payload: &[u8]) -> Replay {
+        self.evaluate(topic, payload).0
+    }
+
+    /// The outcome of checking `payload`, and its own key if the ingest names one and
+    /// the payload has it (a string or a number).
+    fn evaluate(&self, topic: &str, payload: &[u8]) -> (Replay, Option<String>) {
         let (mut checked, value) = self.check_value(topic, payload);
+        let key = match (&self.key, &value) {
+            (Some((pointer, _)), Some(value)) => match value.pointer(pointer) {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(v @ Value::Number(_)) => Some(v.to_string()),
+                _ => None,
+            }
+            .map(|k| match &checked.device {
+                Some(device) => serde_json::json!([device, k]).to_string(),
+                None => serde_json::json!([k]).to_string(),
+            }),
+            _ => None,
+        };
         let mut start = None;
         if let (true, Some(value), Some(starter)) =
             (checked.errors.is_empty(), value, &self.starter)
@@ -208,14 +261,19 @@ impl Checker {
                 Err(why) => checked.errors.push(why),
             }
         }
-        Replay {
+        let replay = Replay {
             device: checked.device,
             kind: checked.kind,
             errors: checked.errors,
             start,
-        }
+        };
+        (replay, key)
     }
 }
+
+/// How long a webhook's `Idempotency-Key` is remembered when the ingest sets no
+/// `key_window`.
+pub const DEFAULT_KEY_WINDOW: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 fn compile(ingest: &str, path: &Path) -> Result<jsonschema::Validator, IngestError> {
     let bad = |detail: String| IngestError::Schema {

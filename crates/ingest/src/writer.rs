@@ -21,6 +21,9 @@ const MAX_BATCH: usize = 2048;
 pub(crate) enum Outcome {
     /// Valid, and committed (with what it starts).
     Stored,
+    /// A resend of a message already taken (the same key within its window): counted on
+    /// that message, nothing stored.
+    Duplicate,
     /// Kept as a dead letter, for this first reason.
     Dead(String),
     /// The store failed; nothing of it was kept.
@@ -102,26 +105,27 @@ async fn write(store: &dyn Store, feed: &Feed, batch: &mut Vec<Submit>) {
         }
     };
     if let (Some(ids), Some(messages)) = (&ids, watched) {
-        for (m, id) in messages.into_iter().zip(ids) {
-            if let Some(id) = id {
-                feed.send(stored(m, *id));
+        for (m, got) in messages.into_iter().zip(ids) {
+            if let (Some(id), false) = (got.id, got.duplicate) {
+                feed.send(stored(m, id));
             }
         }
     }
     for (i, (done, dead)) in answers.into_iter().enumerate() {
         let Some(d) = done else { continue };
-        let outcome = match (ids.is_some(), dead) {
-            (false, _) => Outcome::Failed,
-            (true, Some(why)) => Outcome::Dead(why),
-            (true, None) => Outcome::Stored,
+        let got = ids.as_ref().map(|ids| ids[i]);
+        let outcome = match (got, dead) {
+            (None, _) => Outcome::Failed,
+            (Some(got), _) if got.duplicate => Outcome::Duplicate,
+            (Some(_), Some(why)) => Outcome::Dead(why),
+            (Some(_), None) => Outcome::Stored,
         };
         match d {
             Done::Mqtt { tx, pkid, qos } => {
                 let _ = tx.send(Stored { pkid, qos, outcome });
             }
             Done::Reply(tx) => {
-                let id = ids.as_ref().and_then(|ids| ids[i]);
-                let _ = tx.send((outcome, id));
+                let _ = tx.send((outcome, got.and_then(|g| g.id)));
             }
         }
     }
@@ -143,5 +147,6 @@ fn stored(m: NewMessage, id: i64) -> Message {
         job_id: None,
         workflow_id: None,
         replayed_at: None,
+        duplicates: 0,
     }
 }

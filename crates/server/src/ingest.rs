@@ -130,7 +130,8 @@ pub fn ingest_specs_of(
             usize::try_from(i.max_payload).unwrap_or(usize::MAX),
             starter,
             i.store,
-        )?;
+        )?
+        .with_key(i.key.clone(), i.key_window);
         let broker = match &i.broker {
             None => None,
             Some(b) => {
@@ -248,6 +249,7 @@ impl Hooks for Webhooks {
         ingest: &str,
         topic: &str,
         body: bytes::Bytes,
+        idempotency_key: Option<String>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HookReply> + Send + '_>> {
         let (ingest, topic) = (ingest.to_owned(), topic.to_owned());
         Box::pin(async move {
@@ -258,8 +260,14 @@ impl Hooks for Webhooks {
                     json!({"error": "unavailable", "message": "the ingest is starting; try again"}),
                 );
             };
-            match ingests.webhook(&ingest, &topic, body.to_vec()).await {
+            match ingests
+                .webhook(&ingest, &topic, body.to_vec(), idempotency_key.as_deref())
+                .await
+            {
                 Ok(Hooked::Stored(id)) => reply(202, json!({ "stored": true, "id": id })),
+                Ok(Hooked::Duplicate(id)) => {
+                    reply(200, json!({ "stored": false, "duplicate": true, "id": id }))
+                }
                 Ok(Hooked::Dead { id, errors }) => reply(
                     422,
                     json!({

@@ -65,6 +65,7 @@ macro_rules! conformance_suite {
             settings_swap_only_from_what_they_hold,
             messages_are_stored_and_listed, messages_start_jobs_and_workflows,
             dead_letters_replay, messages_are_pruned_and_copied,
+            messages_with_a_seen_key_are_duplicates,
             events_are_routed_once_to_matching_channels,
             deliveries_retry_until_sent_and_are_pruned, snapshot_copies_the_store);
     };

@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::StoreError;
 use crate::conformance::{at, state};
 use crate::flows::{NewStep, NewWorkflow, Start};
-use crate::messages::{MessageCount, MessageFilter, NewMessage, Replay};
+use crate::messages::{MessageCount, MessageFilter, MessageKey, MessageStored, NewMessage, Replay};
 use crate::model::{JobState, NewJob};
 use crate::store::Store;
 
@@ -20,6 +20,7 @@ fn message(ingest: &str, device: &str, kind: &str, secs: u64) -> NewMessage {
         keep: true,
         errors: Vec::new(),
         start: None,
+        key: None,
     }
 }
 
@@ -29,7 +30,7 @@ async fn insert(s: &dyn Store, messages: Vec<NewMessage>) -> Vec<i64> {
         .await
         .unwrap()
         .into_iter()
-        .map(|id| id.expect("a kept message has an id"))
+        .map(|m| m.id.expect("a kept message has an id"))
         .collect()
 }
 
@@ -256,8 +257,8 @@ pub async fn messages_start_jobs_and_workflows(s: &dyn Store) {
         ])
         .await
         .unwrap();
-    assert_eq!(got[0], None);
-    assert!(got[1].is_some(), "dead letters are always kept");
+    assert_eq!(got[0].id, None);
+    assert!(got[1].id.is_some(), "dead letters are always kept");
     assert_eq!(s.count_jobs().await.unwrap(), 3);
     let jobs = s
         .list_jobs(crate::model::JobFilter {
@@ -377,4 +378,104 @@ pub async fn messages_are_pruned_and_copied(s: &dyn Store) {
     assert_eq!(s.export_messages(0, 100).await.unwrap(), left);
     let next = insert(s, vec![message("lab", "s2", "status", 20)]).await;
     assert!(next[0] > fresh);
+}
+
+/// A resend with the same key before the first one's key expires is a duplicate: counted
+/// on the first message, neither stored nor starting anything; in one batch as across
+/// batches, per ingest; after expiry the key is taken afresh. Dead letters ignore keys.
+pub async fn messages_with_a_seen_key_are_duplicates(s: &dyn Store) {
+    let job = NewJob::new("results", "result", json!({}));
+    let keyed = |ingest: &str, key: &str, secs: u64| NewMessage {
+        key: Some(MessageKey {
+            value: key.into(),
+            until: at(secs + 60),
+        }),
+        start: Some(Start::Job(job.clone())),
+        ..message(ingest, "s1", "result", secs)
+    };
+    let first = s
+        .message_insert(vec![
+            keyed("stands", "s1/7", 1),
+            keyed("stands", "s1/7", 1),
+            keyed("stands", "s1/8", 1),
+            keyed("other", "s1/7", 1),
+        ])
+        .await
+        .unwrap();
+    let id7 = first[0].id.unwrap();
+    assert!(!first[0].duplicate);
+    assert_eq!(
+        first[1],
+        MessageStored {
+            id: Some(id7),
+            duplicate: true
+        }
+    );
+    assert!(!first[2].duplicate && !first[3].duplicate, "{first:?}");
+    assert_eq!(
+        s.count_jobs().await.unwrap(),
+        3,
+        "the resend started nothing"
+    );
+    // A later batch, within the window; and a dead letter with the same key.
+    let later = s
+        .message_insert(vec![
+            keyed("stands", "s1/7", 30),
+            NewMessage {
+                key: Some(MessageKey {
+                    value: "s1/7".into(),
+                    until: at(90),
+                }),
+                ..dead("stands", b"{", 30)
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        later[0],
+        MessageStored {
+            id: Some(id7),
+            duplicate: true
+        }
+    );
+    assert!(!later[1].duplicate, "a dead letter is always kept");
+    let shown = s.message(id7).await.unwrap().unwrap();
+    assert_eq!(shown.duplicates, 2);
+    assert_eq!(s.messages(filter(false)).await.unwrap().len(), 3);
+    // Not kept, a keyed message still drops its resends.
+    let unkept = |secs| NewMessage {
+        keep: false,
+        ..keyed("stands", "s1/9", secs)
+    };
+    let got = s.message_insert(vec![unkept(40)]).await.unwrap();
+    assert_eq!(
+        got[0],
+        MessageStored {
+            id: None,
+            duplicate: false
+        }
+    );
+    let got = s.message_insert(vec![unkept(41)]).await.unwrap();
+    assert_eq!(
+        got[0],
+        MessageStored {
+            id: None,
+            duplicate: true
+        }
+    );
+    assert_eq!(s.count_jobs().await.unwrap(), 4);
+    // Once the key expired (60 s after the first), the same key is a new message.
+    let after = s
+        .message_insert(vec![keyed("stands", "s1/7", 61)])
+        .await
+        .unwrap();
+    assert!(!after[0].duplicate);
+    assert_ne!(after[0].id, Some(id7));
+    let again = s
+        .message_insert(vec![keyed("stands", "s1/7", 62)])
+        .await
+        .unwrap();
+    assert_eq!(again[0].id, after[0].id);
+    assert!(again[0].duplicate);
+    assert_eq!(s.count_jobs().await.unwrap(), 5);
 }

@@ -95,6 +95,7 @@ pub async fn events_are_routed_once_to_matching_channels(s: &dyn Store) {
         keep: true,
         errors: vec!["not JSON".into()],
         start: None,
+        key: None,
     };
     s.message_insert(vec![dead("stands"), dead("stands"), dead("other")])
         .await

@@ -41,7 +41,9 @@ mod conformance_notify;
 pub use auth::*;
 pub use error::{Result, StoreError};
 pub use flows::*;
-pub use messages::{Message, MessageCount, MessageFilter, NewMessage, Replay};
+pub use messages::{
+    Message, MessageCount, MessageFilter, MessageKey, MessageStored, NewMessage, Replay,
+};
 pub use model::*;
 pub use notices::{Delivery, DeliveryFilter, NotifyRoute, tail};
 pub use postgres::{PostgresOptions, PostgresStore};

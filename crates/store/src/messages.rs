@@ -31,6 +31,46 @@ pub struct NewMessage {
     /// letter). The store adds `"message_id"` to the job's args or the workflow's input
     /// when they are JSON objects and the message is kept.
     pub start: Option<Start>,
+    /// The message's own key: a second valid message of the same ingest with the same key
+    /// before the first one's key expires is a duplicate (counted on the first, neither
+    /// stored nor starting anything). Ignored on a dead letter.
+    #[serde(default)]
+    pub key: Option<MessageKey>,
+}
+
+/// A message's own key (a JSON pointer's value with the device, a webhook's
+/// `Idempotency-Key`), and until when a resend with it is a duplicate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageKey {
+    /// The key, unique within its ingest.
+    pub value: String,
+    /// Messages with this key received before this time are duplicates.
+    pub until: Timestamp,
+}
+
+/// What [`Store::message_insert`](crate::Store::message_insert) did with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageStored {
+    /// The message's id if it was kept; for a duplicate, the first message's (if kept).
+    pub id: Option<i64>,
+    /// A duplicate of an earlier message by its key: nothing was stored or started.
+    pub duplicate: bool,
+}
+
+/// How the keyed messages of a batch group: per message, the index of the first one in
+/// the batch with the same ingest and key (itself for the first), `None` when it has no
+/// key or is a dead letter.
+pub(crate) fn key_heads(messages: &[NewMessage]) -> Vec<Option<usize>> {
+    let mut first: std::collections::HashMap<(&str, &str), usize> =
+        std::collections::HashMap::new();
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| match (&m.key, m.is_dead()) {
+            (Some(k), false) => Some(*first.entry((&m.ingest, &k.value)).or_insert(i)),
+            _ => None,
+        })
+        .collect()
 }
 
 impl NewMessage {
@@ -81,6 +121,9 @@ pub struct Message {
     pub workflow_id: Option<i64>,
     /// When it was last replayed.
     pub replayed_at: Option<Timestamp>,
+    /// How many resends with its key were dropped as duplicates.
+    #[serde(default)]
+    pub duplicates: u64,
 }
 
 /// How many messages one device sent of one kind (either unknown: `None`).

@@ -18,7 +18,7 @@ use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
 };
-use crate::messages::{Message, MessageCount, MessageFilter, NewMessage, Replay};
+use crate::messages::{Message, MessageCount, MessageFilter, MessageStored, NewMessage, Replay};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -397,7 +397,7 @@ pub trait Store: Send + Sync + 'static {
     /// Stores messages and dead letters in one transaction, in order, starting what each
     /// valid message starts. Returns their ids (`None` for a valid message that is not
     /// kept). Ids only grow, even after every message was pruned.
-    async fn message_insert(&self, messages: Vec<NewMessage>) -> Result<Vec<Option<i64>>>;
+    async fn message_insert(&self, messages: Vec<NewMessage>) -> Result<Vec<MessageStored>>;
 
     /// One message or dead letter.
     async fn message(&self, id: i64) -> Result<Option<Message>>;

@@ -58,6 +58,7 @@ pub fn view(m: &Message) -> Value {
         "job_id": m.job_id,
         "workflow_id": m.workflow_id,
         "replayed_at": m.replayed_at,
+        "duplicates": m.duplicates,
         "size": m.payload.len(),
     });
     if let Ok(payload) = serde_json::from_slice::<Value>(&m.payload) {

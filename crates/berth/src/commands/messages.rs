@@ -211,6 +211,9 @@ fn show(ctx: &Ctx, v: &Value) {
     if let Some(id) = v["workflow_id"].as_i64() {
         outln!("  workflow: {id}");
     }
+    if let Some(n) = v["duplicates"].as_u64().filter(|n| *n > 0) {
+        outln!("  duplicates: {n} resent with the same key, acknowledged and dropped");
+    }
     // The bytes as they arrived.
     let payload = match v["payload_text"].as_str() {
         Some(t) => t.to_owned(),

@@ -402,6 +402,7 @@ webhook = {{ path = "/hooks/stands" }}
 classify = "/type"
 device = 1
 max_payload = 200
+key = "/seq"
 
 [ingest.secure]
 mqtt = {{ listen = "127.0.0.1:{mqtts}", auth = "anonymous", tls = {{ cert = "cert.pem", key = "key.pem" }} }}
@@ -488,6 +489,45 @@ topics = ["+/inbound"]
     let over_tls = messages(d, &["list", "--ingest", "secure"]).await;
     assert_eq!(over_tls.len(), 1, "{over_tls:?}");
     assert_eq!(over_tls[0]["topic"], "s8/inbound");
+
+    // A resend: the same `/seq` from the same device is taken once (answered 200,
+    // naming the first); an Idempotency-Key takes the place of the payload's key.
+    let body5 = r#"{"type":"result","seq":5}"#;
+    let (status, body) = curl(&["-H", &bearer, "-d", body5, &url]);
+    assert_eq!(status, "202", "{body}");
+    let first: Value = serde_json::from_str(&body).unwrap();
+    let (status, body) = curl(&["-H", &bearer, "-d", body5, &url]);
+    assert_eq!(status, "200", "{body}");
+    let again: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(again["id"], first["id"]);
+    let other_device = url.replace("/s7/", "/s9/");
+    let (status, body) = curl(&["-H", &bearer, "-d", body5, &other_device]);
+    assert_eq!(status, "202", "another device's seq 5: {body}");
+    let keyed = |seq: u32| {
+        curl(&[
+            "-H",
+            &bearer,
+            "-H",
+            "Idempotency-Key: order-77",
+            "-d",
+            &format!(r#"{{"type":"result","seq":{seq}}}"#),
+            &url,
+        ])
+    };
+    let (status, body) = keyed(6);
+    assert_eq!(status, "202", "{body}");
+    let (status, body) = keyed(7);
+    assert_eq!(status, "200", "the same Idempotency-Key: {body}");
+    let id = first["id"].to_string();
+    let (code, shown, err) = parts(&run_in(d, &["--json", "messages", "show", &id]));
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["duplicates"], 1, "{shown}");
+    let (_, text, _) = parts(&run_in(d, &["messages", "show", &id]));
+    assert!(text.contains("duplicates: 1 resent"), "{text}");
+    let results = messages(d, &["list", "--ingest", "hooks", "--kind", "result"]).await;
+    assert_eq!(results.len(), 3, "{results:?}");
     drop(stream);
     stop(&mut berth);
 }
@@ -613,4 +653,64 @@ workflow = "import"
     let started = std::fs::read_to_string(d.join("started.log")).unwrap();
     assert_eq!(started.matches("load slow.csv").count(), 1, "{started}");
     stop(&mut second);
+}
+
+/// A stand resends a QoS 1 result after a reconnect: with `key = "/seq"` the resend is
+/// acknowledged and counted, not stored again, also after berth restarted.
+#[tokio::test]
+async fn mqtt_resends_with_the_same_key_are_stored_once() {
+    let port = free_port_run(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("berth.toml"),
+        format!(
+            r#"[app]
+name = "resends"
+shutdown_grace = "1s"
+
+[queue.results]
+handler = "pull"
+
+[ingest.stands]
+mqtt = {{ listen = "127.0.0.1:{port}", auth = "anonymous" }}
+topics = ["+/result"]
+device = 1
+key = "/seq"
+key_window = "1h"
+job = {{ queue = "results" }}
+"#
+        ),
+    )
+    .unwrap();
+    let publish = |topic: &str, payload: &str| {
+        let out = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+            .args(["-t", topic, "-m", payload])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mosquitto_pub");
+        assert!(out.status.success(), "{out:?}");
+    };
+    let mut berth = up(d).await;
+    publish("stand01/result", r#"{"seq": 41, "ok": true}"#);
+    publish("stand01/result", r#"{"seq": 41, "ok": true}"#);
+    publish("stand02/result", r#"{"seq": 41, "ok": false}"#);
+    publish("stand01/result", r#"{"seq": 42, "ok": true}"#);
+    stop(&mut berth);
+    let mut berth = up(d).await;
+    publish("stand01/result", r#"{"seq": 41, "ok": true}"#);
+    let stored = messages(d, &["list", "--ingest", "stands"]).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    let first = stored
+        .iter()
+        .find(|m| m["device"] == "stand01" && m["payload"]["seq"] == 41)
+        .unwrap();
+    assert_eq!(first["duplicates"], 2, "{first}");
+    // One job per stored message, none for the resends.
+    let (code, out, err) = parts(&run_in(d, &["--json", "job", "list", "--queue", "results"]));
+    assert_eq!(code, 0, "{err}");
+    let jobs: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 3, "{jobs}");
+    stop(&mut berth);
 }

@@ -455,7 +455,7 @@ impl Conn {
     fn stored(&mut self, s: Stored) {
         self.awaiting = self.awaiting.saturating_sub(1);
         let refused = match s.outcome {
-            Outcome::Stored => None,
+            Outcome::Stored | Outcome::Duplicate => None,
             Outcome::Dead(why) => Some((Refusal::PayloadFormatInvalid, why)),
             // 3.1.1 cannot say "not stored": no acknowledgement, so the client sends it
             // again (on reconnect).

@@ -7,7 +7,8 @@ use super::flows::start;
 use crate::error::{Result, StoreError};
 use crate::flows::Fired;
 use crate::messages::{
-    Message, MessageCount, MessageFilter, NewMessage, Replay, errors_json, may_replay,
+    Message, MessageCount, MessageFilter, MessageStored, NewMessage, Replay, errors_json,
+    key_heads, may_replay,
 };
 use crate::model::Timestamp;
 
@@ -16,7 +17,7 @@ fn db(action: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
 }
 
 const COLUMNS: &str = "id, ingest, device, topic, kind, payload, received_at, dead, \
-                       errors::text, job_id, workflow_id, replayed_at";
+                       errors::text, job_id, workflow_id, replayed_at, duplicates";
 
 fn from_row(r: &Row) -> Message {
     Message {
@@ -32,6 +33,7 @@ fn from_row(r: &Row) -> Message {
         job_id: r.get(9),
         workflow_id: r.get(10),
         replayed_at: r.get::<_, Option<i64>>(11).map(Timestamp),
+        duplicates: r.get::<_, i64>(12) as u64,
     }
 }
 
@@ -39,8 +41,17 @@ pub(crate) async fn insert(
     c: &impl GenericClient,
     messages: &[NewMessage],
     woken: &mut Vec<String>,
-) -> Result<Vec<Option<i64>>> {
-    let kept: Vec<&NewMessage> = messages.iter().filter(|m| m.is_kept()).collect();
+) -> Result<Vec<MessageStored>> {
+    let heads = key_heads(messages);
+    // Resends of messages stored before: their keys are held and not yet expired.
+    let earlier = claim_keys(c, messages, &heads).await?;
+    let duplicate = |i: usize| heads[i].is_some_and(|h| h != i || earlier.contains_key(&h));
+    let kept: Vec<&NewMessage> = messages
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| m.is_kept() && !duplicate(*i))
+        .map(|(_, m)| m)
+        .collect();
     // The ids first, ascending, so that each row gets the id of its place in the batch
     // (the order in which an INSERT … SELECT draws from the sequence is not promised).
     let mut new_ids: Vec<i64> = c
@@ -82,10 +93,25 @@ pub(crate) async fn insert(
         .map_err(db("storing messages"))?;
     }
     let mut next = new_ids.into_iter();
-    let mut ids = Vec::with_capacity(messages.len());
+    let mut out: Vec<MessageStored> = Vec::with_capacity(messages.len());
     let mut started: (Vec<i64>, Vec<Option<i64>>, Vec<Option<i64>>) = Default::default();
-    for m in messages {
+    // Per key: the first message's id, and how many resends to count on it.
+    let mut firsts: Keyed = Keyed::default();
+    for (i, m) in messages.iter().enumerate() {
+        if duplicate(i) {
+            let h = heads[i].unwrap_or(i);
+            let first = earlier.get(&h).copied().unwrap_or_else(|| out[h].id);
+            firsts.count(m, first);
+            out.push(MessageStored {
+                id: first,
+                duplicate: true,
+            });
+            continue;
+        }
         let id = if m.is_kept() { next.next() } else { None };
+        if let (Some(id), Some(_)) = (id, heads[i]) {
+            firsts.first(m, id);
+        }
         if let Some(s) = m.start_for(id) {
             let fired = start(c, &s, m.received_at, woken).await?;
             if let Some(id) = id {
@@ -94,7 +120,10 @@ pub(crate) async fn insert(
                 started.2.push(fired.workflow_id);
             }
         }
-        ids.push(id);
+        out.push(MessageStored {
+            id,
+            duplicate: false,
+        });
     }
     if !started.0.is_empty() {
         c.execute(
@@ -106,11 +135,164 @@ pub(crate) async fn insert(
         .await
         .map_err(db("storing messages"))?;
     }
+    firsts.write(c).await?;
     let dead = crate::notices::dead_letter_events(messages);
     if !dead.is_empty() {
         super::events::record(c, &dead).await?;
     }
-    Ok(ids)
+    Ok(out)
+}
+
+/// Takes the keys of the first keyed message of each key in the batch, where no message
+/// holds them or theirs expired. Answers, by the index of each message whose key was
+/// held, the holding message's id (if it was kept). Expired keys of these ingests go.
+async fn claim_keys(
+    c: &impl GenericClient,
+    messages: &[NewMessage],
+    heads: &[Option<usize>],
+) -> Result<std::collections::HashMap<usize, Option<i64>>> {
+    let firsts: Vec<usize> = (0..messages.len())
+        .filter(|i| heads[*i] == Some(*i))
+        .collect();
+    let mut held = std::collections::HashMap::new();
+    if firsts.is_empty() {
+        return Ok(held);
+    }
+    let key = |i: &usize| messages[*i].key.as_ref().expect("a keyed message");
+    let ingests: Vec<&str> = firsts
+        .iter()
+        .map(|i| messages[*i].ingest.as_str())
+        .collect();
+    let keys: Vec<&str> = firsts.iter().map(|i| key(i).value.as_str()).collect();
+    let received: Vec<i64> = firsts.iter().map(|i| messages[*i].received_at.0).collect();
+    let until: Vec<i64> = firsts.iter().map(|i| key(i).until.0).collect();
+    let taken: std::collections::HashSet<(String, String)> = c
+        .query(
+            "INSERT INTO berth_message_keys (ingest, key, received_at, expires_at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) \
+             ON CONFLICT (ingest, key) DO UPDATE SET received_at = excluded.received_at, \
+               expires_at = excluded.expires_at, message_id = NULL, duplicates = 0 \
+             WHERE berth_message_keys.expires_at <= excluded.received_at \
+             RETURNING ingest, key",
+            &[&ingests, &keys, &received, &until],
+        )
+        .await
+        .map_err(db("storing message keys"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let (mut hi, mut hk, mut hidx) = (Vec::new(), Vec::new(), Vec::new());
+    for (n, i) in firsts.iter().enumerate() {
+        if !taken.contains(&(ingests[n].to_owned(), keys[n].to_owned())) {
+            hi.push(ingests[n]);
+            hk.push(keys[n]);
+            hidx.push(*i);
+        }
+    }
+    if !hidx.is_empty() {
+        let rows = c
+            .query(
+                "SELECT k.ingest, k.key, k.message_id FROM berth_message_keys k \
+                 JOIN unnest($1::text[], $2::text[]) AS u(ingest, key) \
+                   ON k.ingest = u.ingest AND k.key = u.key",
+                &[&hi, &hk],
+            )
+            .await
+            .map_err(db("reading message keys"))?;
+        for r in rows {
+            let (ingest, key): (&str, &str) = (r.get(0), r.get(1));
+            if let Some(n) = (0..hidx.len()).find(|n| hi[*n] == ingest && hk[*n] == key) {
+                held.insert(hidx[n], r.get::<_, Option<i64>>(2));
+            }
+        }
+    }
+    let mut expired: Vec<(&str, i64)> = Vec::new();
+    for (n, ingest) in ingests.iter().enumerate() {
+        match expired.iter_mut().find(|(i, _)| i == ingest) {
+            Some(e) => e.1 = e.1.max(received[n]),
+            None => expired.push((ingest, received[n])),
+        }
+    }
+    for (ingest, now) in expired {
+        c.execute(
+            "DELETE FROM berth_message_keys WHERE ingest = $1 AND expires_at <= $2",
+            &[&ingest, &now],
+        )
+        .await
+        .map_err(db("pruning message keys"))?;
+    }
+    Ok(held)
+}
+
+/// What a batch writes back on its keys: the ids of the messages that took them, and the
+/// resends counted on each key and first message.
+#[derive(Default)]
+struct Keyed {
+    first_ingest: Vec<String>,
+    first_key: Vec<String>,
+    first_id: Vec<i64>,
+    dup: std::collections::BTreeMap<(String, String), (Option<i64>, i64)>,
+}
+
+impl Keyed {
+    fn first(&mut self, m: &NewMessage, id: i64) {
+        if let Some(k) = &m.key {
+            self.first_ingest.push(m.ingest.clone());
+            self.first_key.push(k.value.clone());
+            self.first_id.push(id);
+        }
+    }
+
+    fn count(&mut self, m: &NewMessage, first: Option<i64>) {
+        if let Some(k) = &m.key {
+            self.dup
+                .entry((m.ingest.clone(), k.value.clone()))
+                .or_insert((first, 0))
+                .1 += 1;
+        }
+    }
+
+    async fn write(self, c: &impl GenericClient) -> Result<()> {
+        if !self.first_id.is_empty() {
+            c.execute(
+                "UPDATE berth_message_keys k SET message_id = u.id \
+                 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(ingest, key, id) \
+                 WHERE k.ingest = u.ingest AND k.key = u.key",
+                &[&self.first_ingest, &self.first_key, &self.first_id],
+            )
+            .await
+            .map_err(db("storing message keys"))?;
+        }
+        if self.dup.is_empty() {
+            return Ok(());
+        }
+        let (mut ingests, mut keys, mut ids, mut counts) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((ingest, key), (id, n)) in self.dup {
+            ingests.push(ingest);
+            keys.push(key);
+            ids.push(id);
+            counts.push(n);
+        }
+        c.execute(
+            "UPDATE berth_message_keys k SET duplicates = k.duplicates + u.n \
+             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(ingest, key, n) \
+             WHERE k.ingest = u.ingest AND k.key = u.key",
+            &[&ingests, &keys, &counts],
+        )
+        .await
+        .map_err(db("counting duplicates"))?;
+        c.execute(
+            "UPDATE berth_messages m SET duplicates = m.duplicates + u.n \
+             FROM (SELECT id, sum(n)::bigint AS n FROM unnest($1::bigint[], $2::bigint[]) AS x(id, n) \
+                   WHERE id IS NOT NULL GROUP BY id) AS u \
+             WHERE m.id = u.id",
+            &[&ids, &counts],
+        )
+        .await
+        .map_err(db("counting duplicates"))?;
+        Ok(())
+    }
 }
 
 /// A batch of messages as column arrays, for one `unnest` insert.
@@ -262,8 +444,8 @@ pub(crate) async fn import(c: &impl GenericClient, messages: &[Message]) -> Resu
     let statement = c
         .prepare(
             "INSERT INTO berth_messages (id, ingest, device, topic, kind, payload, received_at, \
-             dead, errors, job_id, workflow_id, replayed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11, $12)",
+             dead, errors, job_id, workflow_id, replayed_at, duplicates) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb, $10, $11, $12, $13)",
         )
         .await
         .map_err(db("importing messages"))?;
@@ -283,6 +465,7 @@ pub(crate) async fn import(c: &impl GenericClient, messages: &[Message]) -> Resu
                 &m.job_id,
                 &m.workflow_id,
                 &m.replayed_at.map(|t| t.0),
+                &(m.duplicates as i64),
             ],
         )
         .await

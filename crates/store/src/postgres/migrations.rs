@@ -245,6 +245,21 @@ ALTER TABLE berth_workflows ADD COLUMN unique_key TEXT;
 CREATE UNIQUE INDEX berth_workflows_unique ON berth_workflows (unique_key)
     WHERE unique_key IS NOT NULL AND state = 'running';
 "#,
+    // 10: messages' own keys: a resend with a key seen within the ingest's window is
+    // counted on the first message, not stored again.
+    r#"
+ALTER TABLE berth_messages ADD COLUMN duplicates BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE berth_message_keys (
+    ingest      TEXT   NOT NULL,
+    key         TEXT   NOT NULL,
+    received_at BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    message_id  BIGINT,
+    duplicates  BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (ingest, key)
+);
+CREATE INDEX berth_message_keys_expiry ON berth_message_keys (ingest, expires_at);
+"#,
 ];
 
 /// The schema version this build writes.

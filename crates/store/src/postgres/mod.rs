@@ -37,7 +37,7 @@ use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
 };
-use crate::messages::{Message, MessageCount, MessageFilter, NewMessage, Replay};
+use crate::messages::{Message, MessageCount, MessageFilter, MessageStored, NewMessage, Replay};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -681,7 +681,7 @@ impl Store for PostgresStore {
         with_client!(self, c => auth::swap_setting(&*c, key, expected.as_ref(), value.as_ref(), now).await)
     }
 
-    async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<Option<i64>>> {
+    async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<MessageStored>> {
         if new.is_empty() {
             return Ok(Vec::new());
         }

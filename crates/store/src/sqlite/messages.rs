@@ -6,8 +6,8 @@ use super::flows::start;
 use crate::error::{Result, StoreError};
 use crate::flows::Fired;
 use crate::messages::{
-    Message, MessageCount, MessageFilter, NewMessage, Replay, errors_from_json, errors_json,
-    may_replay,
+    Message, MessageCount, MessageFilter, MessageKey, MessageStored, NewMessage, Replay,
+    errors_from_json, errors_json, key_heads, may_replay,
 };
 use crate::model::Timestamp;
 
@@ -16,7 +16,7 @@ fn db(action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 }
 
 const COLUMNS: &str = "id, ingest, device, topic, kind, payload, received_at, dead, errors, \
-                       job_id, workflow_id, replayed_at";
+                       job_id, workflow_id, replayed_at, duplicates";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -32,6 +32,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         job_id: r.get(9)?,
         workflow_id: r.get(10)?,
         replayed_at: r.get::<_, Option<i64>>(11)?.map(Timestamp),
+        duplicates: r.get::<_, i64>(12)? as u64,
     })
 }
 
@@ -39,15 +40,30 @@ pub(crate) fn insert(
     conn: &Connection,
     messages: &[NewMessage],
     woken: &mut Vec<String>,
-) -> Result<Vec<Option<i64>>> {
+) -> Result<Vec<MessageStored>> {
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO messages (ingest, device, topic, kind, payload, received_at, dead, errors) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(db("storing messages"))?;
-    let mut ids = Vec::with_capacity(messages.len());
-    for m in messages {
+    let heads = key_heads(messages);
+    let mut out: Vec<MessageStored> = Vec::with_capacity(messages.len());
+    for (i, m) in messages.iter().enumerate() {
+        // A resend: of a message earlier in this batch, or of one stored before.
+        let earlier = match (heads[i], &m.key) {
+            (Some(h), _) if h != i => Some(out[h].id),
+            (Some(_), Some(key)) => claim_key(conn, m, key)?,
+            _ => None,
+        };
+        if let (Some(first), Some(key)) = (earlier, &m.key) {
+            count_duplicate(conn, &m.ingest, &key.value, first)?;
+            out.push(MessageStored {
+                id: first,
+                duplicate: true,
+            });
+            continue;
+        }
         let id = if m.is_kept() {
             insert
                 .execute(params![
@@ -65,16 +81,74 @@ pub(crate) fn insert(
         } else {
             None
         };
+        if let (Some(id), Some(key), Some(_)) = (id, &m.key, heads[i]) {
+            conn.prepare_cached(
+                "UPDATE message_keys SET message_id = ?1 WHERE ingest = ?2 AND key = ?3",
+            )
+            .and_then(|mut s| s.execute(params![id, m.ingest, key.value]))
+            .map_err(db("storing message keys"))?;
+        }
         if let Some(s) = m.start_for(id) {
             let fired = start(conn, &s, m.received_at, woken)?;
             if let Some(id) = id {
                 set_started(conn, id, fired)?;
             }
         }
-        ids.push(id);
+        out.push(MessageStored {
+            id,
+            duplicate: false,
+        });
+    }
+    let mut expired: Vec<(&str, i64)> = Vec::new();
+    for m in messages.iter().filter(|m| m.key.is_some()) {
+        match expired.iter_mut().find(|(i, _)| *i == m.ingest) {
+            Some(e) => e.1 = e.1.max(m.received_at.0),
+            None => expired.push((&m.ingest, m.received_at.0)),
+        }
+    }
+    for (ingest, now) in expired {
+        conn.prepare_cached("DELETE FROM message_keys WHERE ingest = ?1 AND expires_at <= ?2")
+            .and_then(|mut s| s.execute(params![ingest, now]))
+            .map_err(db("pruning message keys"))?;
     }
     super::events::record(conn, &crate::notices::dead_letter_events(messages))?;
-    Ok(ids)
+    Ok(out)
+}
+
+/// Takes `key` for message `m` unless a message with it arrived and has not expired:
+/// `None` when taken, else `Some` of that earlier message's id (if it was kept).
+fn claim_key(conn: &Connection, m: &NewMessage, key: &MessageKey) -> Result<Option<Option<i64>>> {
+    let taken = conn
+        .prepare_cached(
+            "INSERT INTO message_keys (ingest, key, received_at, expires_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (ingest, key) DO UPDATE SET received_at = excluded.received_at, \
+               expires_at = excluded.expires_at, message_id = NULL, duplicates = 0 \
+             WHERE message_keys.expires_at <= excluded.received_at",
+        )
+        .and_then(|mut s| s.execute(params![m.ingest, key.value, m.received_at.0, key.until.0]))
+        .map_err(db("storing message keys"))?;
+    if taken == 1 {
+        return Ok(None);
+    }
+    conn.prepare_cached("SELECT message_id FROM message_keys WHERE ingest = ?1 AND key = ?2")
+        .and_then(|mut s| s.query_row(params![m.ingest, key.value], |r| r.get(0)))
+        .map(Some)
+        .map_err(db("reading message keys"))
+}
+
+/// Counts a dropped resend on its key and on the first message.
+fn count_duplicate(conn: &Connection, ingest: &str, key: &str, first: Option<i64>) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE message_keys SET duplicates = duplicates + 1 WHERE ingest = ?1 AND key = ?2",
+    )
+    .and_then(|mut s| s.execute(params![ingest, key]))
+    .map_err(db("counting duplicates"))?;
+    if let Some(id) = first {
+        conn.prepare_cached("UPDATE messages SET duplicates = duplicates + 1 WHERE id = ?1")
+            .and_then(|mut s| s.execute([id]))
+            .map_err(db("counting duplicates"))?;
+    }
+    Ok(())
 }
 
 fn set_started(conn: &Connection, id: i64, fired: Fired) -> Result<()> {
@@ -189,7 +263,7 @@ pub(crate) fn export(conn: &Connection, after_id: i64, limit: u32) -> Result<Vec
 pub(crate) fn import(conn: &Connection, messages: &[Message]) -> Result<()> {
     let mut insert = conn
         .prepare_cached(&format!(
-            "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
         ))
         .map_err(db("importing messages"))?;
     for m in messages {
@@ -206,7 +280,8 @@ pub(crate) fn import(conn: &Connection, messages: &[Message]) -> Result<()> {
                 errors_json(&m.errors),
                 m.job_id,
                 m.workflow_id,
-                m.replayed_at.map(|t| t.0)
+                m.replayed_at.map(|t| t.0),
+                m.duplicates as i64
             ])
             .map_err(db("importing messages"))?;
     }

@@ -270,6 +270,21 @@ ALTER TABLE workflows ADD COLUMN unique_key TEXT;
 CREATE UNIQUE INDEX workflows_unique ON workflows (unique_key)
     WHERE unique_key IS NOT NULL AND state = 'running';
 "#,
+    // 10: messages' own keys: a resend with a key seen within the ingest's window is
+    // counted on the first message, not stored again.
+    r#"
+ALTER TABLE messages ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE message_keys (
+    ingest      TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    received_at INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    message_id  INTEGER,
+    duplicates  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (ingest, key)
+) WITHOUT ROWID;
+CREATE INDEX message_keys_expiry ON message_keys (ingest, expires_at);
+"#,
 ];
 
 /// The schema version this build writes.

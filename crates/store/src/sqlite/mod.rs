@@ -30,7 +30,7 @@ use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
 };
-use crate::messages::{Message, MessageCount, MessageFilter, NewMessage, Replay};
+use crate::messages::{Message, MessageCount, MessageFilter, MessageStored, NewMessage, Replay};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -736,7 +736,7 @@ impl Store for SqliteStore {
         self.read(nodes::leader).await
     }
 
-    async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<Option<i64>>> {
+    async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<MessageStored>> {
         if new.is_empty() {
             return Ok(Vec::new());
         }
