@@ -153,6 +153,8 @@ pub async fn prune(queues: &Queues, now: Timestamp) -> Result<u64> {
             (JobState::Completed, spec.retention.completed),
             (JobState::Discarded, spec.retention.discarded),
             (JobState::Cancelled, spec.retention.cancelled),
+            // A split chunk is kept as long as the failures it led to.
+            (JobState::Split, spec.retention.discarded),
         ] {
             loop {
                 let n = queues

@@ -290,6 +290,27 @@ pub async fn batch_splits_failed_chunks_down_to_single_items(s: &dyn Store) {
     // The first chunk was split: retrying it by itself is refused.
     let first = s.export_jobs(0, 1).await.unwrap().remove(0);
     assert!(first.result.as_ref().unwrap().get("split_into").is_some());
+    assert_eq!(
+        first.state,
+        JobState::Split,
+        "a split chunk is not a failure"
+    );
+    // Counted as split, not as discarded: one discarded job, the bad item's.
+    let stats = s.queue_stats().await.unwrap();
+    let q = stats.iter().find(|q| q.name == first.queue).unwrap();
+    assert_eq!(q.counts[&JobState::Discarded], 1, "{q:?}");
+    assert_eq!(q.counts[&JobState::Split], 2, "{q:?}");
+    // Only the bad item's job says it was discarded.
+    let discarded_events = s
+        .events(EventFilter {
+            source: Some("job".into()),
+            kinds: vec!["discarded".into()],
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(discarded_events.len(), 1, "{discarded_events:?}");
     let e = s.retry(first.id, at(t)).await.unwrap_err();
     assert!(e.to_string().contains("was split into jobs"), "{e}");
     // Retry the failed items; this time the item passes.

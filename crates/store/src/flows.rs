@@ -422,6 +422,12 @@ pub(crate) enum BatchMove {
     Split,
 }
 
+/// Whether a job of batch `batch_id` with `args` that failed its last attempt is split
+/// (a chunk of several items) rather than failed: it then records no `job.discarded`.
+pub(crate) fn splits_when_failed(batch_id: Option<i64>, args: &Value) -> bool {
+    batch_id.is_some() && batch_items(args).len() > 1
+}
+
 /// How a batch job's new final state moves its batch. `by_attempts`: it failed its last
 /// attempt (rather than being discarded by hand), which splits a chunk of several items.
 pub(crate) fn batch_move(state: JobState, items: u64, by_attempts: bool) -> Option<BatchMove> {
@@ -474,6 +480,7 @@ pub(crate) fn retry_by_hand(
     let Some(b) = batch_id else { return Ok(None) };
     match state {
         JobState::Completed => Err(done_retry_refused(job, b)),
+        JobState::Split => Err(split_retry_refused(job, b, result.unwrap_or(&Value::Null))),
         JobState::Discarded | JobState::Cancelled => match result {
             Some(r) => Err(split_retry_refused(job, b, r)),
             None => Ok(counter(state).map(|c| (b, c, batch_items(args).len() as i64))),

@@ -112,11 +112,14 @@ pub enum JobState {
     Discarded,
     /// Cancelled before it finished.
     Cancelled,
+    /// A batch's chunk of several items that failed its last attempt and was split into
+    /// smaller chunks (named in its result's `split_into`): not failed work itself.
+    Split,
 }
 
 impl JobState {
     /// Every state, in lifecycle order.
-    pub const ALL: [JobState; 8] = [
+    pub const ALL: [JobState; 9] = [
         JobState::Pending,
         JobState::Scheduled,
         JobState::Available,
@@ -125,6 +128,7 @@ impl JobState {
         JobState::Completed,
         JobState::Discarded,
         JobState::Cancelled,
+        JobState::Split,
     ];
 
     /// The name used in the database, the API and the CLI.
@@ -138,6 +142,7 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::Discarded => "discarded",
             JobState::Cancelled => "cancelled",
+            JobState::Split => "split",
         }
     }
 
@@ -145,7 +150,7 @@ impl JobState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            JobState::Completed | JobState::Discarded | JobState::Cancelled
+            JobState::Completed | JobState::Discarded | JobState::Cancelled | JobState::Split
         )
     }
 }

@@ -160,6 +160,7 @@ pub fn print_queues(v: &Value) {
         "retryable",
         "completed",
         "discarded",
+        "split",
         "cancelled",
     ];
     let mut header = vec!["QUEUE", "PAUSED"];

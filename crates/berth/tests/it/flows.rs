@@ -68,6 +68,26 @@ handler = { run = "if grep -qE '[[,](13|500|977)[],]'; then echo bad item >&2; e
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["state"], "failed");
     assert_eq!(v["failures"].as_array().unwrap().len(), 3);
+    // Failed work counts failed work: the three bad items are `discarded`, the chunks
+    // that were split on the way to them are `split`.
+    let count = |state: &str| {
+        let (code, json, err) = parts(&run_in(
+            p.dir(),
+            &["--json", "job", "list", "--state", state, "--limit", "1000"],
+        ));
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["jobs"].as_array().unwrap().len()
+    };
+    assert_eq!(count("discarded"), 3);
+    let split = count("split");
+    assert!(split >= 3, "{split} split chunks");
+    let (_, table, _) = parts(&run_in(p.dir(), &["queue", "list"]));
+    assert!(table.contains("SPLIT"), "{table}");
+    let (_, json, _) = parts(&run_in(p.dir(), &["--json", "queue", "list"]));
+    let q: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(q["queues"][0]["counts"]["discarded"], 3, "{q}");
+    assert_eq!(q["queues"][0]["counts"]["split"], split, "{q}");
     // Bad input is refused before anything is created.
     std::fs::write(p.dir().join("empty.txt"), "\n\n").unwrap();
     let (code, _, err) = parts(&run_in(

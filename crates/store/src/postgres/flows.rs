@@ -350,7 +350,7 @@ async fn batch_job_final(
         let ins = jobs::insert(c, &halves, now).await?;
         let ids: Vec<i64> = ins.iter().map(|i| i.id).collect();
         c.execute(
-            "UPDATE berth_jobs SET result = $1 WHERE id = $2",
+            "UPDATE berth_jobs SET result = $1, state = 'split' WHERE id = $2",
             &[&serde_json::json!({ "split_into": ids }), &t.id],
         )
         .await
@@ -396,7 +396,7 @@ pub(crate) async fn batch_cancel(
     // Job rows first, then the batch: the order a finishing transaction takes them in.
     c.execute(
         "SELECT id FROM berth_jobs WHERE batch_id = $1 \
-         AND state NOT IN ('completed', 'discarded', 'cancelled') ORDER BY id FOR UPDATE",
+         AND state NOT IN ('completed', 'discarded', 'cancelled', 'split') ORDER BY id FOR UPDATE",
         &[&id],
     )
     .await
@@ -410,7 +410,7 @@ pub(crate) async fn batch_cancel(
     let rows = c
         .query(
             "UPDATE berth_jobs SET state = 'cancelled', finalized_at = $1, lease_expires_at = NULL \
-             WHERE batch_id = $2 AND state NOT IN ('completed', 'discarded', 'cancelled') \
+             WHERE batch_id = $2 AND state NOT IN ('completed', 'discarded', 'cancelled', 'split') \
              RETURNING args, id",
             &[&now.0, &id],
         )
@@ -815,7 +815,7 @@ async fn end_workflow(
 ) -> Result<()> {
     c.execute(
         "UPDATE berth_jobs SET state = 'cancelled', finalized_at = $1, lease_expires_at = NULL \
-         WHERE workflow_id = $2 AND state NOT IN ('completed', 'discarded', 'cancelled')",
+         WHERE workflow_id = $2 AND state NOT IN ('completed', 'discarded', 'cancelled', 'split')",
         &[&now.0, &w.id],
     )
     .await

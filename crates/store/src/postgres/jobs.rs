@@ -158,7 +158,7 @@ pub(crate) async fn insert(
                  scheduled_at, unique_key, tags, batch_id, workflow_id, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                  ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL \
-                 AND state NOT IN ('completed', 'discarded', 'cancelled') DO NOTHING RETURNING id",
+                 AND state NOT IN ('completed', 'discarded', 'cancelled', 'split') DO NOTHING RETURNING id",
                 &[
                     &j.queue,
                     &j.kind,
@@ -186,7 +186,7 @@ pub(crate) async fn insert(
                 let r = c
                     .query_one(
                         "SELECT id, state FROM berth_jobs WHERE unique_key = $1 \
-                         AND state NOT IN ('completed', 'discarded', 'cancelled')",
+                         AND state NOT IN ('completed', 'discarded', 'cancelled', 'split')",
                         &[&j.unique_key],
                     )
                     .await
@@ -461,12 +461,15 @@ pub(crate) async fn finish(
                 let state = state_of(r.get(0))?;
                 touched.extend(Touched::of_final(id, state, r.get(2), r.get(3), true));
                 if state == JobState::Discarded {
-                    discarded.push(discarded_event(
-                        &discarded_job(c, id).await?,
-                        outcome_error(&f.outcome),
-                        outcome_output(&f.outcome),
-                        now,
-                    ));
+                    let job = discarded_job(c, id).await?;
+                    if !crate::flows::splits_when_failed(r.get(2), &job.args) {
+                        discarded.push(discarded_event(
+                            &job,
+                            outcome_error(&f.outcome),
+                            outcome_output(&f.outcome),
+                            now,
+                        ));
+                    }
                 }
                 (Finished::Applied(state), Some(r.get::<_, String>(1)))
             }

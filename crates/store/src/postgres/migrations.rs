@@ -260,6 +260,29 @@ CREATE TABLE berth_message_keys (
 );
 CREATE INDEX berth_message_keys_expiry ON berth_message_keys (ingest, expires_at);
 "#,
+    // 11: a chunk split after its last attempt is `split`, not `discarded`: failed work
+    // counts failed work.
+    r#"
+DO $$
+DECLARE c record;
+BEGIN
+    FOR c IN SELECT conname FROM pg_constraint
+             WHERE conrelid = 'berth_jobs'::regclass AND contype = 'c'
+               AND pg_get_constraintdef(oid) LIKE '%discarded%'
+    LOOP
+        EXECUTE format('ALTER TABLE berth_jobs DROP CONSTRAINT %I', c.conname);
+    END LOOP;
+END $$;
+ALTER TABLE berth_jobs ADD CONSTRAINT berth_jobs_state_check CHECK (state IN
+    ('pending','scheduled','available','running','retryable','completed','discarded','cancelled','split'));
+UPDATE berth_jobs SET state = 'split'
+    WHERE state = 'discarded' AND result IS NOT NULL AND result ? 'split_into';
+ALTER TABLE berth_jobs ADD CONSTRAINT berth_jobs_final_check
+    CHECK ((state IN ('completed','discarded','cancelled','split')) = (finalized_at IS NOT NULL));
+DROP INDEX berth_jobs_unique;
+CREATE UNIQUE INDEX berth_jobs_unique ON berth_jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state NOT IN ('completed', 'discarded', 'cancelled', 'split');
+"#,
 ];
 
 /// The schema version this build writes.

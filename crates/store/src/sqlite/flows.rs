@@ -334,7 +334,7 @@ fn batch_job_final(
         let halves = split_halves(&queue, &kind, &items, max_attempts, priority, batch);
         let ins = jobs::insert(conn, &halves, now)?;
         let ids: Vec<i64> = ins.iter().map(|i| i.id).collect();
-        conn.prepare_cached("UPDATE jobs SET result = ?1 WHERE id = ?2")
+        conn.prepare_cached("UPDATE jobs SET result = ?1, state = 'split' WHERE id = ?2")
             .and_then(|mut s| {
                 s.execute(params![
                     json_text(&serde_json::json!({ "split_into": ids })),
@@ -384,7 +384,7 @@ pub(crate) fn batch_cancel(
         .prepare_cached(
             "UPDATE jobs SET state = 'cancelled', finalized_at = ?1, lease_expires_at = NULL \
              WHERE batch_id = ?2 AND state <> 'completed' AND state <> 'discarded' \
-             AND state <> 'cancelled' RETURNING id, args",
+             AND state <> 'cancelled' AND state <> 'split' RETURNING id, args",
         )
         .and_then(|mut s| {
             s.query_map(params![now.0, id], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -768,7 +768,8 @@ fn end_workflow(
 ) -> Result<()> {
     conn.prepare_cached(
         "UPDATE jobs SET state = 'cancelled', finalized_at = ?1, lease_expires_at = NULL \
-         WHERE workflow_id = ?2 AND state <> 'completed' AND state <> 'discarded' AND state <> 'cancelled'",
+         WHERE workflow_id = ?2 AND state <> 'completed' AND state <> 'discarded' AND state <> 'cancelled' \
+           AND state <> 'split'",
     )
     .and_then(|mut s| s.execute(params![now.0, w.id]))
     .map_err(db("cancelling a workflow's steps"))?;

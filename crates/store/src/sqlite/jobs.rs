@@ -21,7 +21,7 @@ const JOB_COLUMNS: &str = "id, queue, kind, args, state, priority, attempt, max_
 /// A job that is not final; spelled exactly as the `jobs_unique` index's condition, so
 /// that SQLite matches the two (and with OR, not IN: see the migration).
 const NOT_FINAL_SQL: &str =
-    "state <> 'completed' AND state <> 'discarded' AND state <> 'cancelled'";
+    "state <> 'completed' AND state <> 'discarded' AND state <> 'cancelled' AND state <> 'split'";
 /// Scheduled or retryable; spelled exactly as the `jobs_due` index's condition.
 const DUE_SQL: &str = "(state = 'scheduled' OR state = 'retryable')";
 
@@ -371,12 +371,15 @@ pub(crate) fn finish(
                 let state = parse_state(&state, 0).map_err(db("reading a job state"))?;
                 touched.extend(Touched::of_final(id, state, batch_id, workflow_id, true));
                 if state == JobState::Discarded {
-                    discarded.push(discarded_event(
-                        &discarded_job(conn, id)?,
-                        outcome_error(&f.outcome),
-                        outcome_output(&f.outcome),
-                        now,
-                    ));
+                    let job = discarded_job(conn, id)?;
+                    if !crate::flows::splits_when_failed(batch_id, &job.args) {
+                        discarded.push(discarded_event(
+                            &job,
+                            outcome_error(&f.outcome),
+                            outcome_output(&f.outcome),
+                            now,
+                        ));
+                    }
                 }
                 Finished::Applied(state)
             }

@@ -285,6 +285,25 @@ CREATE TABLE message_keys (
 ) WITHOUT ROWID;
 CREATE INDEX message_keys_expiry ON message_keys (ingest, expires_at);
 "#,
+    // 11: a chunk split after its last attempt is `split`, not `discarded`: failed work
+    // counts failed work. The two CHECKs of `jobs` that list states take 'split' too: a
+    // looser CHECK changes nothing on disk, so the table's SQL is edited in place, as
+    // SQLite documents (https://sqlite.org/lang_altertable.html, section 7); `migrate`
+    // bumps the schema version around it.
+    r#"
+UPDATE sqlite_schema
+    SET sql = replace(sql, 'OR state = ''cancelled'')', 'OR state = ''cancelled'' OR state = ''split'')')
+    WHERE type = 'table' AND name = 'jobs';
+"#,
+    // 12: the chunks split before 11 become `split`; a split chunk holds no unique key.
+    r#"
+UPDATE jobs SET state = 'split'
+    WHERE state = 'discarded' AND json_extract(result, '$.split_into') IS NOT NULL;
+DROP INDEX jobs_unique;
+CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state <> 'completed' AND state <> 'discarded'
+      AND state <> 'cancelled' AND state <> 'split';
+"#,
 ];
 
 /// The schema version this build writes.
@@ -339,8 +358,26 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| StoreError::db("starting a migration", e))?;
+        // A migration that edits a table's SQL in place (a looser CHECK) does so as SQLite
+        // documents: with writable_schema on, then the schema version bumped so that
+        // every connection reads the schema again.
+        let edits_schema = sql.contains("UPDATE sqlite_schema");
+        if edits_schema {
+            tx.execute_batch("PRAGMA writable_schema = ON")
+                .map_err(|e| StoreError::db("applying a migration", e))?;
+        }
         tx.execute_batch(sql)
             .map_err(|e| StoreError::db("applying a migration", e))?;
+        if edits_schema {
+            let schema: i64 = tx
+                .query_row("PRAGMA schema_version", [], |r| r.get(0))
+                .map_err(|e| StoreError::db("applying a migration", e))?;
+            tx.execute_batch(&format!(
+                "PRAGMA schema_version = {}; PRAGMA writable_schema = RESET;",
+                schema + 1
+            ))
+            .map_err(|e| StoreError::db("applying a migration", e))?;
+        }
         tx.execute_batch(&format!(
             "PRAGMA user_version = {to}; PRAGMA application_id = {APPLICATION_ID};"
         ))

@@ -132,3 +132,74 @@ async fn concurrent_fetchers_never_share_a_job() {
     assert_eq!(n, 2000, "every job handed out");
     assert_eq!(all.len(), 2000, "no job handed out twice");
 }
+
+/// A database from before `split` (schema 10): its CHECKs take the new state after the
+/// upgrade, the chunks split back then become `split`, and the file stays sound.
+#[test]
+fn an_older_database_learns_the_split_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    drop(open(&path).unwrap());
+    {
+        // Back to schema 10 as it was written: the CHECKs without 'split', and a chunk
+        // split back then, stored as discarded with its `split_into`.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA schema_version", [], |r| r.get(0))
+            .unwrap();
+        c.execute_batch(&format!(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = replace(sql, ' OR state = ''split'')', ')')
+                 WHERE type = 'table' AND name = 'jobs';
+             PRAGMA schema_version = {};
+             PRAGMA writable_schema = RESET;",
+            v + 1
+        ))
+        .unwrap();
+        let sql: String = c
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'jobs'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!sql.contains("split"), "{sql}");
+        c.execute_batch(
+            "INSERT INTO jobs (queue, kind, state, max_attempts, scheduled_at, finalized_at, result, created_at)
+                 VALUES ('q', 'chunk', 'discarded', 1, 0, 1, '{\"split_into\":[2,3]}', 0);
+             INSERT INTO jobs (queue, kind, state, max_attempts, scheduled_at, finalized_at, created_at)
+                 VALUES ('q', 'item', 'discarded', 1, 0, 1, 0);
+             PRAGMA user_version = 10;",
+        )
+        .unwrap();
+        let refused = c.execute(
+            "INSERT INTO jobs (queue, kind, state, max_attempts, scheduled_at, finalized_at, created_at)
+                 VALUES ('q', 'x', 'split', 1, 0, 1, 0)",
+            [],
+        );
+        assert!(refused.is_err(), "the old CHECK refuses 'split'");
+    }
+    let s = open(&path).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let stats = s.queue_stats().await.unwrap();
+        let q = &stats[0];
+        assert_eq!(q.counts[&berth_store::JobState::Split], 1, "{q:?}");
+        assert_eq!(q.counts[&berth_store::JobState::Discarded], 1, "{q:?}");
+    });
+    drop(s);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    c.execute(
+        "INSERT INTO jobs (queue, kind, state, max_attempts, scheduled_at, finalized_at, created_at)
+             VALUES ('q', 'x', 'split', 1, 0, 1, 0)",
+        [],
+    )
+    .expect("the new CHECK takes 'split'");
+}
