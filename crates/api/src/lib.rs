@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::status::routes())
         .merge(routes::jobs::routes())
+        .merge(routes::archive::routes())
         .merge(routes::queues::routes())
         .merge(routes::workers::routes())
         .merge(routes::services::routes())

@@ -110,6 +110,10 @@ enum Command {
     /// Ingested messages and dead letters: list, show, replay.
     #[command(subcommand)]
     Messages(commands::messages::MessagesCommand),
+    /// Final jobs kept aside, outside the live table and its pruning: add, list, show,
+    /// export as JSON lines.
+    #[command(subcommand)]
+    Archive(commands::archive::ArchiveCommand),
     /// Backups of the store and the included directories: save, list, verify, restore,
     /// prune.
     #[command(subcommand)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::StoreError;
+use crate::archive::{ArchiveFilter, ArchiveSelect};
 use crate::model::*;
 use crate::store::{FetchRequest, Store};
 
@@ -67,7 +68,8 @@ macro_rules! conformance_suite {
             dead_letters_replay, messages_are_pruned_and_copied,
             messages_with_a_seen_key_are_duplicates,
             events_are_routed_once_to_matching_channels,
-            deliveries_retry_until_sent_and_are_pruned, snapshot_copies_the_store);
+            deliveries_retry_until_sent_and_are_pruned, snapshot_copies_the_store,
+            final_jobs_are_archived_and_listed);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
@@ -992,4 +994,145 @@ pub async fn export_then_import_keeps_everything(s: &dyn Store) {
     assert_eq!(back, all);
     let next = push(s, vec![job("q", "new")], at(10)).await[0];
     assert!(next > all.last().unwrap().id);
+}
+
+/// Final jobs move to the archive by queue and state or one by one, leave the live table
+/// (and its counts and pruning), and are listed, shown and paged there with their history;
+/// jobs that are not final, or that a running batch may still need, stay.
+pub async fn final_jobs_are_archived_and_listed(s: &dyn Store) {
+    let once = |q: &str, k: &str| NewJob {
+        max_attempts: 1,
+        ..job(q, k)
+    };
+    let mut all = vec![once("imports", "row"); 5];
+    all.push(once("mail", "send"));
+    let ids = push(s, all, T0).await;
+    // Three fail for good, one completes, one stays available; the mail job completes.
+    let got = fetch(s, "imports", 4, at(1)).await;
+    let mut ends: Vec<Finish> = got[..3].iter().map(|j| failed(j, at(100))).collect();
+    ends.push(done(&got[3]));
+    ends.extend(fetch(s, "mail", 1, at(1)).await.iter().map(done));
+    s.finish(ends, at(2)).await.unwrap();
+    let d = [got[3].clone()];
+    let discarded: Vec<i64> = s
+        .list_jobs(JobFilter {
+            states: vec![JobState::Discarded],
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(discarded.len(), 3);
+    // Not final: refused, with what would be right; nothing moved.
+    let waiting = ids
+        .iter()
+        .copied()
+        .find(|id| !discarded.contains(id) && *id != d[0].id && *id != ids[5])
+        .unwrap();
+    let e = s
+        .archive_jobs(
+            ArchiveSelect {
+                id: Some(waiting),
+                ..Default::default()
+            },
+            1000,
+            at(50),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("only final jobs"), "{e}");
+    let e = s
+        .archive_jobs(
+            ArchiveSelect {
+                states: vec![JobState::Available],
+                ..Default::default()
+            },
+            1000,
+            at(50),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not final"), "{e}");
+    // The failed work of one queue, two at a time.
+    let select = ArchiveSelect {
+        queue: Some("imports".into()),
+        states: vec![JobState::Discarded],
+        ..Default::default()
+    };
+    let first = s.archive_jobs(select.clone(), 2, at(50)).await.unwrap();
+    let mut oldest = discarded.clone();
+    oldest.sort_unstable();
+    assert_eq!(first, oldest[..2], "oldest first");
+    let rest = s.archive_jobs(select.clone(), 2, at(51)).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(s.archive_jobs(select, 2, at(52)).await.unwrap().is_empty());
+    let stats = s.queue_stats().await.unwrap();
+    let q = stats.iter().find(|q| q.name == "imports").unwrap();
+    assert_eq!(q.counts[&JobState::Discarded], 0, "out of the live table");
+    assert_eq!(q.counts[&JobState::Completed], 1);
+    // One job by id.
+    let one = s
+        .archive_jobs(
+            ArchiveSelect {
+                id: Some(ids[5]),
+                ..Default::default()
+            },
+            1000,
+            at(53),
+        )
+        .await
+        .unwrap();
+    assert_eq!(one, vec![ids[5]]);
+    assert!(s.job(ids[5]).await.unwrap().is_none());
+    // Listed most recently archived first, paged, filtered; shown whole.
+    let all = s
+        .archived_jobs(ArchiveFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].job.id, ids[5]);
+    assert_eq!(all[0].archived_at, at(53));
+    let page = s
+        .archived_jobs(ArchiveFilter {
+            before_seq: Some(all[1].seq),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    let failed_only = s
+        .archived_jobs(ArchiveFilter {
+            queue: Some("imports".into()),
+            state: Some(JobState::Discarded),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed_only.len(), 3);
+    let shown = s.archived_job(discarded[0]).await.unwrap().unwrap();
+    assert_eq!(shown.job.errors.len(), 1, "the whole history");
+    assert_eq!(shown.job.errors[0].error, "boom 1");
+    assert_eq!(shown.job.state, JobState::Discarded);
+    assert!(s.archived_job(waiting).await.unwrap().is_none());
+    // Unknown job.
+    let e = s
+        .archive_jobs(
+            ArchiveSelect {
+                id: Some(999_999),
+                ..Default::default()
+            },
+            1000,
+            at(54),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::JobNotFound(999_999)), "{e}");
 }

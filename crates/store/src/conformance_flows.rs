@@ -319,6 +319,24 @@ pub async fn batch_splits_failed_chunks_down_to_single_items(s: &dyn Store) {
         (again.state, again.failed_items, n),
         (FlowState::Running, 0, 1)
     );
+    // While the batch runs again, its jobs stay out of the archive.
+    let e = s
+        .archive_jobs(
+            crate::ArchiveSelect {
+                id: Some(first.id),
+                ..Default::default()
+            },
+            10,
+            at(t + 1),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("still running"), "{e}");
+    let none = s
+        .archive_jobs(crate::ArchiveSelect::default(), 10, at(t + 1))
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
     let got = fetch(s, "bq", 10, at(t + 2)).await;
     assert_eq!(got.len(), 1);
     s.finish(vec![done(&got[0])], at(t + 3)).await.unwrap();

@@ -14,6 +14,7 @@
 //! - [`error`]: the store's error type, [`StoreError`].
 //! - `conformance` (feature `conformance`): the cases every backend must pass.
 
+pub mod archive;
 pub mod auth;
 pub mod error;
 pub mod external;
@@ -38,6 +39,7 @@ mod conformance_messages;
 #[cfg(feature = "conformance")]
 mod conformance_notify;
 
+pub use archive::{ArchiveFilter, ArchiveSelect, ArchivedJob};
 pub use auth::*;
 pub use error::{Result, StoreError};
 pub use flows::*;

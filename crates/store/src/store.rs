@@ -10,6 +10,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
+use crate::archive::{ArchiveFilter, ArchiveSelect, ArchivedJob};
 use crate::auth::{
     AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
 };
@@ -96,6 +97,22 @@ pub trait Store: Send + Sync + 'static {
     /// The queue of each of these jobs that exists, as `(id, queue)` in any order (a
     /// worker's batched report is checked against the queue it names).
     async fn job_queues(&self, ids: Vec<i64>) -> Result<Vec<(i64, String)>>;
+
+    /// Moves final jobs to the archive, at most `limit` (one job by id: refused when it is
+    /// not final, or its batch runs, or its workflow runs or failed). Returns their ids.
+    async fn archive_jobs(
+        &self,
+        select: ArchiveSelect,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<i64>>;
+
+    /// Archived jobs matching a filter, most recently archived first.
+    async fn archived_jobs(&self, filter: ArchiveFilter) -> Result<Vec<ArchivedJob>>;
+
+    /// The archived job with this id (the most recently archived, should an id have come
+    /// back).
+    async fn archived_job(&self, id: i64) -> Result<Option<ArchivedJob>>;
 
     /// Jobs matching a filter, newest first.
     async fn list_jobs(&self, filter: JobFilter) -> Result<Vec<Job>>;

@@ -1,5 +1,6 @@
 //! One file per resource.
 
+pub mod archive;
 pub mod batches;
 pub mod deploys;
 pub mod gateway;

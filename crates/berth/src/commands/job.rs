@@ -306,7 +306,7 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn print_job(j: &Value) {
+pub(crate) fn print_job(j: &Value) {
     let field = |k: &str| output::cell(&j[k]);
     outln!(
         "job {}  {}  on queue {}",

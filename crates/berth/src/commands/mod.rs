@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod archive;
 pub mod backup;
 pub mod batch;
 pub mod bench;
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Batch(c) => runtime()?.block_on(batch::run(&ctx, c)),
         Command::Workflow(c) => runtime()?.block_on(workflow::run(&ctx, c)),
         Command::Messages(c) => runtime()?.block_on(messages::run(&ctx, c)),
+        Command::Archive(c) => runtime()?.block_on(archive::run(&ctx, c)),
         Command::Notify(c) => runtime()?.block_on(notify::run(&ctx, c)),
         Command::Backup(c) => runtime()?.block_on(backup::run(&ctx, c)),
         Command::Bench(args) => runtime()?.block_on(bench::run(&ctx, args)),

@@ -287,3 +287,91 @@ command = "echo tick"
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("wait on each other in a cycle"), "{err}");
 }
+
+/// Failed work kept aside (the back office's `qarchive` / `jarchive`): a queue's
+/// discarded jobs, then one job, leave the live table for the archive, where they are
+/// listed, shown and exported as JSON lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_jobs_are_archived_listed_shown_and_exported() {
+    let p = Project::new(
+        r#"[app]
+name = "archive"
+shutdown_grace = "2s"
+
+[queue.work]
+max_attempts = 1
+handler = { run = "if grep -q bad; then echo cannot read row >&2; exit 1; fi" }
+"#,
+    );
+    let mut child = up(p.dir()).await;
+    for args in [r#"{"n":1}"#, r#"{"bad":2}"#, r#"{"bad":3}"#, r#"{"bad":4}"#] {
+        let (code, _, err) = parts(&run_in(p.dir(), &["job", "push", "work", "row", args]));
+        assert_eq!(code, 0, "{err}");
+    }
+    let dir = p.dir().to_path_buf();
+    wait_until("the jobs to finish", LIMIT, || {
+        let dir = dir.clone();
+        async move {
+            let (_, out, _) = parts(&run_in(&dir, &["--json", "queue", "list"]));
+            let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+            let c = &v["queues"][0]["counts"];
+            (c["discarded"] == 3 && c["completed"] == 1).then_some(())
+        }
+    })
+    .await;
+    // Not final, or unknown: refused with what would be right, nothing moved.
+    let (code, _, err) = parts(&run_in(p.dir(), &["archive", "add", "--job", "999"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("999"), "{err}");
+    let (code, _, err) = parts(&run_in(
+        p.dir(),
+        &["archive", "add", "--queue", "work", "--state", "running"],
+    ));
+    assert_ne!(code, 0);
+    assert!(err.contains("only final jobs"), "{err}");
+    // The queue's failed work (the default state), then the completed job by id.
+    let (code, out, err) = parts(&run_in(p.dir(), &["archive", "add", "--queue", "work"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("archived 3 job(s)"), "{out}");
+    let (code, out, err) = parts(&run_in(p.dir(), &["archive", "add", "--job", "1"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("archived 1 job(s)"), "{out}");
+    let (_, out, _) = parts(&run_in(p.dir(), &["--json", "job", "list"]));
+    let live: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(live["jobs"].as_array().unwrap().is_empty(), "{live}");
+    let (_, table, _) = parts(&run_in(
+        p.dir(),
+        &["archive", "list", "--state", "discarded"],
+    ));
+    assert_eq!(table.lines().count(), 4, "a header and three jobs: {table}");
+    assert!(table.contains("exited with code 1"), "{table}");
+    let (code, shown, err) = parts(&run_in(p.dir(), &["archive", "show", "2"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        shown.contains("discarded") && shown.contains("archived"),
+        "{shown}"
+    );
+    let (code, _, err) = parts(&run_in(p.dir(), &["archive", "show", "77"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("not in the archive"), "{err}");
+    // JSON lines, one job each, with its history.
+    let (code, lines, err) = parts(&run_in(p.dir(), &["archive", "export"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("exported 4"), "{err}");
+    let jobs: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(jobs.len(), 4);
+    let bad = jobs.iter().find(|j| j["id"] == 3).unwrap();
+    assert_eq!(bad["state"], "discarded");
+    assert!(
+        bad["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 1"),
+        "{bad}"
+    );
+    assert!(bad["archived_at"].is_string(), "{bad}");
+    stop(&mut child);
+}

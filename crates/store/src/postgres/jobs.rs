@@ -18,7 +18,7 @@ use crate::store::FetchRequest;
 /// The channel that carries "jobs are available on queue X" between nodes.
 pub(crate) const CHANNEL: &str = "berth_jobs";
 
-const JOB_COLUMNS: &str = "id, queue, kind, args, state, priority, attempt, max_attempts, \
+pub(crate) const JOB_COLUMNS: &str = "id, queue, kind, args, state, priority, attempt, max_attempts, \
     scheduled_at, attempted_at, attempted_by, lease_expires_at, finalized_at, errors, result, \
     output, unique_key, batch_id, workflow_id, tags, created_at";
 
@@ -34,7 +34,7 @@ fn u32_of(v: i32) -> u32 {
     u32::try_from(v).unwrap_or(0)
 }
 
-fn job_from_row(r: &Row) -> Result<Job> {
+pub(crate) fn job_from_row(r: &Row) -> Result<Job> {
     let errors: Value = r.get(13);
     let tags: Value = r.get(19);
     Ok(Job {

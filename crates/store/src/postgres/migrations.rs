@@ -283,6 +283,20 @@ DROP INDEX berth_jobs_unique;
 CREATE UNIQUE INDEX berth_jobs_unique ON berth_jobs (unique_key)
     WHERE unique_key IS NOT NULL AND state NOT IN ('completed', 'discarded', 'cancelled', 'split');
 "#,
+    // 12: the job archive: final jobs kept aside, outside the live table and its pruning.
+    r#"
+CREATE TABLE berth_archived_jobs (
+    seq         BIGSERIAL PRIMARY KEY,
+    id          BIGINT NOT NULL,
+    queue       TEXT   NOT NULL,
+    kind        TEXT   NOT NULL,
+    state       TEXT   NOT NULL,
+    archived_at BIGINT NOT NULL,
+    job         JSONB  NOT NULL
+);
+CREATE INDEX berth_archived_jobs_id ON berth_archived_jobs (id);
+CREATE INDEX berth_archived_jobs_queue ON berth_archived_jobs (queue, state, seq);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -10,6 +10,7 @@
 //!   wake-ups, reconnecting after a failure (and then waking every queue, since
 //!   notifications may have been missed).
 
+mod archive;
 mod auth;
 pub(crate) mod dump;
 mod events;
@@ -29,6 +30,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 
+use crate::archive::{ArchiveFilter, ArchiveSelect, ArchivedJob};
 use crate::auth::{
     AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
 };
@@ -323,6 +325,26 @@ impl Store for PostgresStore {
 
     async fn job(&self, id: i64) -> Result<Option<Job>> {
         with_client!(self, c => jobs::job(&*c, id).await)
+    }
+
+    async fn archive_jobs(
+        &self,
+        select: ArchiveSelect,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<i64>> {
+        self.in_tx(move |tx| {
+            Box::pin(async move { archive::archive(tx, &select, limit, now).await })
+        })
+        .await
+    }
+
+    async fn archived_jobs(&self, filter: ArchiveFilter) -> Result<Vec<ArchivedJob>> {
+        with_client!(self, c => archive::list(&*c, &filter).await)
+    }
+
+    async fn archived_job(&self, id: i64) -> Result<Option<ArchivedJob>> {
+        with_client!(self, c => archive::get(&*c, id).await)
     }
 
     async fn job_queues(&self, ids: Vec<i64>) -> Result<Vec<(i64, String)>> {

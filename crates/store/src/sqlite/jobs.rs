@@ -14,7 +14,7 @@ use crate::model::{
 use crate::notices::{DiscardedJob, discarded_event, outcome_error, outcome_output};
 use crate::store::FetchRequest;
 
-const JOB_COLUMNS: &str = "id, queue, kind, args, state, priority, attempt, max_attempts, \
+pub(crate) const JOB_COLUMNS: &str = "id, queue, kind, args, state, priority, attempt, max_attempts, \
     scheduled_at, attempted_at, attempted_by, lease_expires_at, finalized_at, errors, result, \
     output, unique_key, batch_id, workflow_id, tags, created_at";
 
@@ -49,7 +49,7 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
     v.map(Timestamp)
 }
 
-fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
+pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
     let args: String = r.get(3)?;
     let state: String = r.get(4)?;
     let errors: String = r.get(13)?;

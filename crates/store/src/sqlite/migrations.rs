@@ -304,6 +304,21 @@ CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key)
     WHERE unique_key IS NOT NULL AND state <> 'completed' AND state <> 'discarded'
       AND state <> 'cancelled' AND state <> 'split';
 "#,
+    // 13: the job archive: final jobs kept aside, outside the live table and its pruning.
+    // `seq` orders it (a job id may come back once the newest jobs left `jobs`).
+    r#"
+CREATE TABLE archived_jobs (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER NOT NULL,
+    queue       TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    archived_at INTEGER NOT NULL,
+    job         TEXT    NOT NULL
+);
+CREATE INDEX archived_jobs_id ON archived_jobs (id);
+CREATE INDEX archived_jobs_queue ON archived_jobs (queue, state, seq);
+"#,
 ];
 
 /// The schema version this build writes.

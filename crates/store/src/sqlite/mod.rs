@@ -4,6 +4,7 @@
 //! [`writer`]). Reads run on a small pool of read-only connections in tokio's blocking
 //! pool, so a long listing never waits behind the writer, nor the writer behind it (WAL).
 
+mod archive;
 mod auth;
 mod events;
 mod flows;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
+use crate::archive::{ArchiveFilter, ArchiveSelect, ArchivedJob};
 use crate::auth::{
     AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
 };
@@ -275,6 +277,25 @@ impl Store for SqliteStore {
 
     async fn job(&self, id: i64) -> Result<Option<Job>> {
         self.read(move |c| jobs::job(c, id)).await
+    }
+
+    async fn archive_jobs(
+        &self,
+        select: ArchiveSelect,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<i64>> {
+        self.writer
+            .write(move |c| archive::archive(c, &select, limit, now))
+            .await
+    }
+
+    async fn archived_jobs(&self, filter: ArchiveFilter) -> Result<Vec<ArchivedJob>> {
+        self.read(move |c| archive::list(c, &filter)).await
+    }
+
+    async fn archived_job(&self, id: i64) -> Result<Option<ArchivedJob>> {
+        self.read(move |c| archive::get(c, id)).await
     }
 
     async fn job_queues(&self, ids: Vec<i64>) -> Result<Vec<(i64, String)>> {

@@ -1,0 +1,193 @@
+//! `berth archive add|list|show|export`: failed (or any final) work kept aside, outside
+//! the live table and its pruning.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{Ctx, encode};
+use crate::output;
+
+/// Archive subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Move final jobs to the archive: one (`--job`), or a queue's and/or some states'
+    /// (default: `--state discarded`, the failed work). Jobs of a running batch, and
+    /// steps of a running or failed workflow, stay.
+    Add {
+        /// This job only.
+        #[arg(long, conflicts_with_all = ["queue", "state"])]
+        job: Option<i64>,
+        /// Only this queue's jobs.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only jobs in this final state (repeatable: completed, discarded, cancelled,
+        /// split; default discarded).
+        #[arg(long)]
+        state: Vec<String>,
+    },
+    /// Archived jobs, most recently archived first.
+    List(Filter),
+    /// One archived job with its whole history.
+    Show {
+        /// The job's id.
+        id: i64,
+    },
+    /// Every archived job matching the filters as JSON lines (one job per line) on
+    /// standard output, oldest first of each page.
+    Export {
+        /// Only this queue's.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+}
+
+/// Which archived jobs.
+#[derive(Debug, Args)]
+pub struct Filter {
+    /// Only this queue's.
+    #[arg(long)]
+    queue: Option<String>,
+    /// Only this state.
+    #[arg(long)]
+    state: Option<String>,
+    /// Only this kind.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only those archived before this entry (the next page, as the listing says).
+    #[arg(long)]
+    before: Option<i64>,
+    /// At most this many (1 to 1000).
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+fn query(queue: &Option<String>, state: &Option<String>, kind: &Option<String>) -> String {
+    [("queue", queue), ("state", state), ("kind", kind)]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("&{k}={}", encode(v))))
+        .collect()
+}
+
+/// Runs an archive subcommand.
+pub async fn run(ctx: &Ctx, cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
+    let client = ctx.client()?;
+    match cmd {
+        ArchiveCommand::Add { job, queue, state } => {
+            let body = match job {
+                Some(id) => json!({ "id": id }),
+                None => {
+                    let states = if state.is_empty() {
+                        vec!["discarded".to_owned()]
+                    } else {
+                        state
+                    };
+                    json!({ "queue": queue, "states": states })
+                }
+            };
+            let v = client.post("/v1/archive", body).await?;
+            if ctx.json {
+                output::json(&v);
+            } else {
+                outln!("archived {} job(s)", v["archived"]);
+            }
+        }
+        ArchiveCommand::List(f) => {
+            let mut path = format!(
+                "/v1/archive?limit={}{}",
+                f.limit,
+                query(&f.queue, &f.state, &f.kind)
+            );
+            if let Some(b) = f.before {
+                path.push_str(&format!("&before={b}"));
+            }
+            let v = client.get(&path).await?;
+            if ctx.json {
+                output::json(&v);
+                return Ok(ExitCode::SUCCESS);
+            }
+            print_list(&v);
+        }
+        ArchiveCommand::Show { id } => {
+            let v = client.get(&format!("/v1/archive/{id}")).await?;
+            if ctx.json {
+                output::json(&v);
+            } else {
+                super::job::print_job(&v);
+                outln!("  archived      {}", output::cell(&v["archived_at"]));
+            }
+        }
+        ArchiveCommand::Export { queue, state, kind } => {
+            let filters = query(&queue, &state, &kind);
+            let mut before: Option<i64> = None;
+            let mut n = 0u64;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            loop {
+                let mut path = format!("/v1/archive?limit=1000{filters}");
+                if let Some(b) = before {
+                    path.push_str(&format!("&before={b}"));
+                }
+                let v = client.get(&path).await?;
+                for j in v["jobs"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                    writeln!(out, "{j}")?;
+                    n += 1;
+                }
+                match v["next_before"].as_i64() {
+                    Some(b) => before = Some(b),
+                    None => break,
+                }
+            }
+            out.flush()?;
+            eprintln!("exported {n} archived job(s)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_list(v: &Value) {
+    let rows: Vec<Vec<String>> = v["jobs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|j| {
+            let last_error = j["errors"]
+                .as_array()
+                .and_then(|e| e.last())
+                .and_then(|e| e["error"].as_str())
+                .and_then(|e| e.lines().next())
+                .unwrap_or("")
+                .chars()
+                .take(60)
+                .collect::<String>();
+            vec![
+                output::cell(&j["id"]),
+                output::cell(&j["queue"]),
+                output::cell(&j["kind"]),
+                output::cell(&j["state"]),
+                output::cell(&j["archived_at"]),
+                last_error,
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        outln!("no archived jobs match");
+        return;
+    }
+    output::table(
+        &["ID", "QUEUE", "KIND", "STATE", "ARCHIVED", "LAST ERROR"],
+        &rows,
+    );
+    if let Some(next) = v["next_before"].as_i64() {
+        outln!("(more: --before {next})");
+    }
+}
