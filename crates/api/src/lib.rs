@@ -1,6 +1,6 @@
 //! berth's JSON API: admin actions for people and scripts, and the pull API for workers.
 //! The CLI reaches it over a unix socket in the data dir; it can also listen on TCP, where
-//! every request needs the bearer token.
+//! every request needs the admin token or a user's token with scopes ([`scopes`]).
 //!
 //! # Layout
 //! - [`routes`]: one file per resource: `status`, `jobs`, `queues`, `workers`,
@@ -15,6 +15,7 @@ pub mod body;
 pub mod client;
 pub mod error;
 pub mod routes;
+pub mod scopes;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -126,29 +127,100 @@ pub fn router(state: AppState) -> Router {
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
 
-/// The routes behind a bearer-token check (for TCP listeners).
+/// The routes behind a bearer-token check (for TCP listeners): the admin token reaches
+/// everything; a user's token (`berth token create USER --scope …`) reaches only what
+/// its scopes name.
 pub fn router_with_token(state: AppState, token: String) -> Router {
-    router(state).layer(middleware::from_fn_with_state(
-        Arc::new(token),
-        require_token,
-    ))
+    let auth = Arc::new(TokenAuth {
+        admin: token,
+        store: state.queues.store().clone(),
+    });
+    router(state).layer(middleware::from_fn_with_state(auth, require_token))
 }
 
-async fn require_token(State(token): State<Arc<String>>, req: Request, next: Next) -> Response {
-    let given = req
+struct TokenAuth {
+    admin: String,
+    store: Arc<dyn berth_store::Store>,
+}
+
+fn unauthorized() -> Response {
+    ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "unauthorized",
+        message: "a valid `Authorization: Bearer TOKEN` header is required".into(),
+    }
+    .into_response()
+}
+
+fn forbidden(message: String) -> Response {
+    ApiError {
+        status: StatusCode::FORBIDDEN,
+        code: "forbidden",
+        message,
+    }
+    .into_response()
+}
+
+async fn require_token(State(auth): State<Arc<TokenAuth>>, req: Request, next: Next) -> Response {
+    let Some(given) = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t) if constant_time_eq(t.as_bytes(), token.as_bytes()) => next.run(req).await,
-        _ => ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-            message: "a valid `Authorization: Bearer TOKEN` header is required".into(),
-        }
-        .into_response(),
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+    else {
+        return unauthorized();
+    };
+    if constant_time_eq(given.as_bytes(), auth.admin.as_bytes()) {
+        return next.run(req).await;
     }
+    let hash = berth_gateway::auth::sha256_hex(&given);
+    let (token, _user) = match auth
+        .store
+        .token_user(&hash, berth_store::Timestamp::now())
+        .await
+    {
+        Ok(Some(found)) => found,
+        Ok(None) => return unauthorized(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let scopes = scopes::parse_all(&token.scopes);
+    if scopes.is_empty() {
+        return forbidden(format!(
+            "token {} has no API scopes (it logs in on gateway routes only); create one with `berth token create USER --scope …` ({})",
+            token.id,
+            scopes::SCOPES_HELP
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+    // A push names its queues in the body: read it, then hand it on.
+    let is_push = method == "POST" && (path == "/v1/jobs" || path == "/v1/jobs/bulk");
+    let (bytes, body) = if is_push {
+        match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY)).await {
+            Ok(b) => {
+                let b = b.to_bytes();
+                (b.clone(), axum::body::Body::from(b))
+            }
+            Err(_) => {
+                return ApiError::bad_request("invalid", "the body could not be read")
+                    .into_response();
+            }
+        }
+    } else {
+        (bytes::Bytes::new(), body)
+    };
+    let need = scopes::need(&method, &path, || scopes::pushed_queues(&bytes));
+    if let Err(why) = scopes::allows(&scopes, &need) {
+        let names: Vec<String> = scopes.iter().map(ToString::to_string).collect();
+        return forbidden(format!(
+            "token {} (scopes {}) may not {method} {path}: {why}",
+            token.id,
+            names.join(", ")
+        ));
+    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

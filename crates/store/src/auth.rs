@@ -40,6 +40,10 @@ pub struct TokenRecord {
     pub created_at: Timestamp,
     /// When it stops working, if ever.
     pub expires_at: Option<Timestamp>,
+    /// What it may do on the admin API (`messages:read`, `jobs:read`,
+    /// `jobs:push:QUEUE`, …); empty: nothing there, it only logs in on gateway routes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// A token to store: its record and the SHA-256 of its secret (hex).

@@ -16,6 +16,11 @@ fn token(id: &str, user: &str, expires: Option<u64>) -> NewToken {
             label: format!("{id} label"),
             created_at: at(1),
             expires_at: expires.map(at),
+            scopes: if id == "tok_2" {
+                vec!["messages:read".into(), "jobs:push:imports".into()]
+            } else {
+                Vec::new()
+            },
         },
         hash: format!("hash-of-{id}"),
     }
@@ -163,6 +168,7 @@ pub async fn tokens_expire_and_are_revoked(s: &dyn Store) {
         .expect("live token");
     assert_eq!((t.id.as_str(), u.name.as_str()), ("tok_2", "dave"));
     assert_eq!(u.roles, ["api"]);
+    assert_eq!(t.scopes, ["messages:read", "jobs:push:imports"]);
     assert!(
         s.token_user("hash-of-tok_2", at(100))
             .await

@@ -27,6 +27,11 @@ pub enum TokenCommand {
         /// It stops working after this long, e.g. 90d (default: never).
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
+        /// What it may do on the admin API over TCP (repeatable): status:read,
+        /// jobs:read, messages:read, jobs:push:QUEUE, jobs:work:QUEUE (QUEUE may be *).
+        /// Without any, it only logs in on gateway routes.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
     },
     /// List the tokens (not their secrets).
     List,
@@ -46,8 +51,12 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             user,
             label,
             expires,
+            scopes,
         } => {
             let lifetime = expires.as_deref().map(parse_lifetime).transpose()?;
+            for s in &scopes {
+                berth_api::scopes::Scope::parse(s).map_err(UsageError)?;
+            }
             let (id, secret, hash) =
                 berth_gateway::auth::new_token().map_err(anyhow::Error::msg)?;
             let token = TokenRecord {
@@ -56,6 +65,7 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
                 label,
                 created_at: now,
                 expires_at: lifetime.map(|d| now.plus(d)),
+                scopes,
             };
             store
                 .token_create(NewToken {
@@ -73,11 +83,16 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
             } else {
                 outln!("{secret}");
                 errln!(
-                    "token {id} acts as `{user}`{}; it is shown only now. Send it as `Authorization: Bearer …`.",
+                    "token {id} acts as `{user}`{}{}; it is shown only now. Send it as `Authorization: Bearer …`.",
                     token
                         .expires_at
                         .map(|t| format!(" until {t}"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    if token.scopes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with scopes {}", token.scopes.join(", "))
+                    }
                 );
             }
         }
@@ -93,6 +108,7 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
                             "label": t.label,
                             "created_at": t.created_at.to_string(),
                             "expires_at": t.expires_at.map(|e| e.to_string()),
+                            "scopes": t.scopes,
                         }))
                         .collect::<Vec<_>>()
                 ));
@@ -114,10 +130,18 @@ pub async fn run(ctx: &Ctx, cmd: TokenCommand) -> anyhow::Result<ExitCode> {
                                 Some(e) => e.to_string(),
                                 None => "never".into(),
                             },
+                            if t.scopes.is_empty() {
+                                "-".into()
+                            } else {
+                                t.scopes.join(",")
+                            },
                         ]
                     })
                     .collect();
-                output::table(&["ID", "USER", "LABEL", "CREATED", "EXPIRES"], &rows);
+                output::table(
+                    &["ID", "USER", "LABEL", "CREATED", "EXPIRES", "SCOPES"],
+                    &rows,
+                );
             }
         }
         TokenCommand::Revoke { id } => {

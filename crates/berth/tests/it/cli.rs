@@ -147,3 +147,104 @@ fn commands_without_a_running_berth_say_so() {
     assert_eq!(code, 69);
     assert!(err.contains("berth up"), "{err}");
 }
+
+/// A stand page's token reads messages and pushes onto its own queue over the TCP API,
+/// and is refused on everything else, writes first of all; the admin token still reaches
+/// everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoped_tokens_reach_only_what_their_scopes_name() {
+    let port = berth_testkit::free_port_run(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("berth.toml"),
+        format!(
+            "[app]\nname = \"scopes\"\n\n[api]\nlisten = \"127.0.0.1:{port}\"\n\n\
+             [queue.imports]\nhandler = \"pull\"\n\n[queue.mail]\nhandler = \"pull\"\n"
+        ),
+    )
+    .unwrap();
+    let added = crate::run_with_input(
+        d,
+        &["user", "add", "page", "--password-stdin"],
+        "pw-of-the-page\n",
+    );
+    assert_eq!(parts(&added).0, 0, "{:?}", parts(&added));
+    let (code, scoped, err) = parts(&run_in(
+        d,
+        &[
+            "token",
+            "create",
+            "page",
+            "--scope",
+            "messages:read",
+            "--scope",
+            "jobs:push:imports",
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("with scopes messages:read, jobs:push:imports"),
+        "{err}"
+    );
+    let (code, plain, _) = parts(&run_in(d, &["token", "create", "page"]));
+    assert_eq!(code, 0);
+    let (code, _, err) = parts(&run_in(
+        d,
+        &["token", "create", "page", "--scope", "jobs:write"],
+    ));
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("expected one of"), "{err}");
+    let (_, list, _) = parts(&run_in(d, &["token", "list"]));
+    assert!(list.contains("messages:read,jobs:push:imports"), "{list}");
+    let admin = "admin-token-of-enough-length";
+    let mut berth = crate::up_with_env(d, &[("BERTH_API_TOKEN", admin)]).await;
+    let call = |token: &str, method: &str, path: &str, body: Option<&str>| {
+        let mut c = std::process::Command::new("curl");
+        c.args(["-s", "-w", "\n%{http_code}", "-X", method])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("http://127.0.0.1:{port}{path}"));
+        if let Some(b) = body {
+            c.args(["-H", "content-type: application/json", "-d", b]);
+        }
+        let out = c.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.to_owned(), body.to_owned())
+    };
+    let scoped = scoped.trim();
+    let (status, body) = call(scoped, "GET", "/v1/messages", None);
+    assert_eq!(status, "200", "{body}");
+    let (status, body) = call(scoped, "GET", "/v1/messages/counts", None);
+    assert_eq!(status, "200", "{body}");
+    let push = |q: &str| format!(r#"{{"queue": "{q}", "kind": "row"}}"#);
+    let (status, body) = call(scoped, "POST", "/v1/jobs", Some(&push("imports")));
+    assert_eq!(status, "201", "{body}");
+    // Writes it was not given: refused, saying which scope it would need.
+    let (status, body) = call(scoped, "POST", "/v1/jobs", Some(&push("mail")));
+    assert_eq!(status, "403", "{body}");
+    assert!(body.contains("jobs:push:mail"), "{body}");
+    for (method, path) in [
+        ("POST", "/v1/messages/1/replay"),
+        ("POST", "/v1/queues/imports/purge"),
+        ("DELETE", "/v1/jobs/1"),
+        ("POST", "/v1/reload"),
+        ("GET", "/v1/jobs"),
+    ] {
+        let (status, body) = call(scoped, method, path, Some("{}"));
+        assert_eq!(status, "403", "{method} {path}: {body}");
+        assert!(body.contains("forbidden"), "{body}");
+    }
+    let (status, body) = call(plain.trim(), "GET", "/v1/messages", None);
+    assert_eq!(status, "403", "{body}");
+    assert!(body.contains("no API scopes"), "{body}");
+    let (status, _) = call("not-a-token", "GET", "/v1/messages", None);
+    assert_eq!(status, "401");
+    // Nothing the refused calls asked for happened; the admin token reaches everything.
+    let (status, body) = call(admin, "GET", "/v1/jobs", None);
+    assert_eq!(status, "200", "{body}");
+    let jobs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
+    assert_eq!(jobs["jobs"][0]["queue"], "imports");
+    crate::stop(&mut berth);
+}

@@ -310,6 +310,7 @@ async fn api_tokens_act_as_their_user_until_revoked() {
                 label: "ci".into(),
                 created_at: Timestamp::now(),
                 expires_at: None,
+                scopes: Vec::new(),
             },
             hash,
         })

@@ -20,6 +20,7 @@ async fn token_for(store: &dyn Store, user: &str) -> String {
                 label: String::new(),
                 created_at: Timestamp::now(),
                 expires_at: None,
+                scopes: Vec::new(),
             },
             hash,
         })

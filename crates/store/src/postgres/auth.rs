@@ -36,6 +36,7 @@ fn token_at(r: &Row) -> TokenRecord {
         label: r.get(2),
         created_at: Timestamp(r.get(3)),
         expires_at: r.get::<_, Option<i64>>(4).map(Timestamp),
+        scopes: serde_json::from_value(r.get(5)).unwrap_or_default(),
     }
 }
 
@@ -180,8 +181,8 @@ pub(crate) async fn login_succeeded(c: &impl GenericClient, name: &str) -> Resul
 pub(crate) async fn token_create(c: &impl GenericClient, t: &NewToken) -> Result<()> {
     must_user(c, &t.token.user).await?;
     c.execute(
-        "INSERT INTO berth_tokens (id, hash, user_name, label, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO berth_tokens (id, hash, user_name, label, created_at, expires_at, scopes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         &[
             &t.token.id,
             &t.hash,
@@ -189,6 +190,7 @@ pub(crate) async fn token_create(c: &impl GenericClient, t: &NewToken) -> Result
             &t.token.label,
             &t.token.created_at.0,
             &t.token.expires_at.map(|e| e.0),
+            &roles_json(&t.token.scopes),
         ],
     )
     .await
@@ -209,7 +211,7 @@ pub(crate) async fn token_revoke(c: &impl GenericClient, id: &str) -> Result<()>
 
 pub(crate) async fn tokens(c: &impl GenericClient) -> Result<Vec<TokenRecord>> {
     c.query(
-        "SELECT id, user_name, label, created_at, expires_at FROM berth_tokens \
+        "SELECT id, user_name, label, created_at, expires_at, scopes FROM berth_tokens \
          ORDER BY created_at DESC, id",
         &[],
     )
@@ -225,14 +227,14 @@ pub(crate) async fn token_user(
 ) -> Result<Option<(TokenRecord, UserRecord)>> {
     c.query_opt(
         &format!(
-            "SELECT t.id, t.user_name, t.label, t.created_at, t.expires_at, {USER_COLUMNS} \
+            "SELECT t.id, t.user_name, t.label, t.created_at, t.expires_at, t.scopes, {USER_COLUMNS} \
              FROM berth_tokens t JOIN berth_users u ON u.name = t.user_name \
              WHERE t.hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)"
         ),
         &[&hash, &now.0],
     )
     .await
-    .map(|r| r.map(|r| (token_at(&r), user_at(&r, 5))))
+    .map(|r| r.map(|r| (token_at(&r), user_at(&r, 6))))
     .map_err(db("looking a token up"))
 }
 
@@ -303,7 +305,7 @@ pub(crate) async fn export(c: &impl GenericClient) -> Result<AuthDump> {
     let users = users(c).await?;
     let tokens = c
         .query(
-            "SELECT id, user_name, label, created_at, expires_at, hash FROM berth_tokens \
+            "SELECT id, user_name, label, created_at, expires_at, scopes, hash FROM berth_tokens \
              ORDER BY id",
             &[],
         )
@@ -312,7 +314,7 @@ pub(crate) async fn export(c: &impl GenericClient) -> Result<AuthDump> {
         .iter()
         .map(|r| NewToken {
             token: token_at(r),
-            hash: r.get(5),
+            hash: r.get(6),
         })
         .collect();
     Ok(AuthDump { users, tokens })

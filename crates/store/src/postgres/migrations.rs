@@ -297,6 +297,10 @@ CREATE TABLE berth_archived_jobs (
 CREATE INDEX berth_archived_jobs_id ON berth_archived_jobs (id);
 CREATE INDEX berth_archived_jobs_queue ON berth_archived_jobs (queue, state, seq);
 "#,
+    // 13: what a token may do on the admin API.
+    r#"
+ALTER TABLE berth_tokens ADD COLUMN scopes JSONB NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// The schema version this build writes.

@@ -150,8 +150,8 @@ pub(crate) fn login_succeeded(conn: &Connection, name: &str) -> Result<()> {
 pub(crate) fn token_create(conn: &Connection, t: &NewToken) -> Result<()> {
     must_user(conn, &t.token.user)?;
     conn.prepare_cached(
-        "INSERT INTO tokens (id, hash, user_name, label, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO tokens (id, hash, user_name, label, created_at, expires_at, scopes) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -160,7 +160,8 @@ pub(crate) fn token_create(conn: &Connection, t: &NewToken) -> Result<()> {
             t.token.user,
             t.token.label,
             t.token.created_at.0,
-            t.token.expires_at.map(|e| e.0)
+            t.token.expires_at.map(|e| e.0),
+            roles_json(&t.token.scopes)
         ])
     })
     .map(|_| ())
@@ -185,12 +186,13 @@ fn token_at(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         label: r.get(2)?,
         created_at: Timestamp(r.get(3)?),
         expires_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+        scopes: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
     })
 }
 
 pub(crate) fn tokens(conn: &Connection) -> Result<Vec<TokenRecord>> {
     conn.prepare_cached(
-        "SELECT id, user_name, label, created_at, expires_at FROM tokens \
+        "SELECT id, user_name, label, created_at, expires_at, scopes FROM tokens \
          ORDER BY created_at DESC, id",
     )
     .and_then(|mut s| s.query_map([], token_at)?.collect())
@@ -203,12 +205,12 @@ pub(crate) fn token_user(
     now: Timestamp,
 ) -> Result<Option<(TokenRecord, UserRecord)>> {
     conn.prepare_cached(&format!(
-        "SELECT t.id, t.user_name, t.label, t.created_at, t.expires_at, {USER_COLUMNS} \
+        "SELECT t.id, t.user_name, t.label, t.created_at, t.expires_at, t.scopes, {USER_COLUMNS} \
          FROM tokens t JOIN users u ON u.name = t.user_name \
          WHERE t.hash = ?1 AND (t.expires_at IS NULL OR t.expires_at > ?2)"
     ))
     .and_then(|mut s| {
-        s.query_row(params![hash, now.0], |r| Ok((token_at(r)?, user_at(r, 5)?)))
+        s.query_row(params![hash, now.0], |r| Ok((token_at(r)?, user_at(r, 6)?)))
             .optional()
     })
     .map_err(db("looking a token up"))
@@ -274,13 +276,13 @@ pub(crate) fn export(conn: &Connection) -> Result<AuthDump> {
     let users = users(conn)?;
     let tokens = conn
         .prepare_cached(
-            "SELECT id, user_name, label, created_at, expires_at, hash FROM tokens ORDER BY id",
+            "SELECT id, user_name, label, created_at, expires_at, scopes, hash FROM tokens ORDER BY id",
         )
         .and_then(|mut s| {
             s.query_map([], |r| {
                 Ok(NewToken {
                     token: token_at(r)?,
-                    hash: r.get(5)?,
+                    hash: r.get(6)?,
                 })
             })?
             .collect()

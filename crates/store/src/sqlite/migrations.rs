@@ -319,6 +319,10 @@ CREATE TABLE archived_jobs (
 CREATE INDEX archived_jobs_id ON archived_jobs (id);
 CREATE INDEX archived_jobs_queue ON archived_jobs (queue, state, seq);
 "#,
+    // 14: what a token may do on the admin API.
+    r#"
+ALTER TABLE tokens ADD COLUMN scopes TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// The schema version this build writes.

@@ -169,6 +169,8 @@ fn an_older_database_learns_the_split_state() {
                  VALUES ('q', 'chunk', 'discarded', 1, 0, 1, '{\"split_into\":[2,3]}', 0);
              INSERT INTO jobs (queue, kind, state, max_attempts, scheduled_at, finalized_at, created_at)
                  VALUES ('q', 'item', 'discarded', 1, 0, 1, 0);
+             DROP TABLE archived_jobs;
+             ALTER TABLE tokens DROP COLUMN scopes;
              PRAGMA user_version = 10;",
         )
         .unwrap();
