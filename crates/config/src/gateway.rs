@@ -35,6 +35,7 @@ const ROUTE_KEYS: &[&str] = &[
     "service",
     "proxy",
     "redirect",
+    "api",
     "status",
     "strip_prefix",
     "index",
@@ -57,7 +58,10 @@ const ACME_KEYS: &[&str] = &[
     "renew_before",
 ];
 const TARGETS: &str = "exactly one of `static = \"dist\"`, `service = \"api\"`, \
-    `proxy = \"http://127.0.0.1:9000\"` or `redirect = \"https://example.org/\"`";
+    `proxy = \"http://127.0.0.1:9000\"`, `redirect = \"https://example.org/\"` or \
+    `api = [\"messages:read\"]`";
+/// The scopes an `api` route may expose: reads only.
+pub const API_ROUTE_SCOPES: [&str; 3] = ["messages:read", "jobs:read", "status:read"];
 const LISTEN_EXPECTED: &str =
     "expected an IP address and port such as \"0.0.0.0:443\" or \"127.0.0.1:8080\"";
 
@@ -229,6 +233,13 @@ pub enum RouteTarget {
         /// `strip_prefix` (default false).
         strip_prefix: bool,
     },
+    /// `api = ["messages:read"]`: a read-only slice of berth's own API, for the app's
+    /// pages; the route's path prefix is removed (`/stand-api/v1/messages` →
+    /// `/v1/messages`), and only `GET`s the scopes allow pass.
+    Api {
+        /// The read scopes exposed (`messages:read`, `jobs:read`, `status:read`).
+        scopes: Vec<String>,
+    },
     /// `redirect = "https://example.org/new"` with `status` (default 308).
     Redirect {
         /// Where to; the rest of the path after the route's prefix is appended when the
@@ -247,6 +258,7 @@ impl RouteTarget {
             RouteTarget::Service { .. } => "service",
             RouteTarget::Proxy { .. } => "proxy",
             RouteTarget::Redirect { .. } => "redirect",
+            RouteTarget::Api { .. } => "api",
         }
     }
 }
@@ -542,7 +554,7 @@ fn route(
         })
         .unwrap_or_else(|| "/".to_owned());
 
-    let chosen: Vec<&str> = ["static", "service", "proxy", "redirect"]
+    let chosen: Vec<&str> = ["static", "service", "proxy", "redirect", "api"]
         .into_iter()
         .filter(|k| section.get(k).is_some())
         .collect();
@@ -620,6 +632,46 @@ fn route(
                 authority,
                 strip_prefix: strip(false, d),
             }
+        }
+        "api" => {
+            only_for("status", "`redirect`", d);
+            only_for("index", "`static`", d);
+            only_for("spa", "`static`", d);
+            only_for("strip_prefix", "`static`, `service` and `proxy`", d);
+            only_for("max_body", "`service` and `proxy`", d);
+            let scopes = section.string_list(
+                "api",
+                "scope",
+                "a list of read scopes such as [\"messages:read\", \"jobs:read\"]",
+                d,
+                |text| {
+                    API_ROUTE_SCOPES
+                        .contains(&text)
+                        .then(|| text.to_owned())
+                        .ok_or_else(|| {
+                            Invalid::Expected(format!(
+                                "expected a read scope: {}; a route never exposes writes",
+                                API_ROUTE_SCOPES.join(", ")
+                            ))
+                        })
+                },
+            )?;
+            let listed_none = section
+                .get("api")
+                .is_some_and(|v| matches!(v.get_ref(), DeValue::Array(a) if a.is_empty()));
+            if listed_none {
+                d.error(
+                    section.key_span("api").unwrap_or_else(|| section.span()),
+                    "`api` exposes nothing: name at least one read scope such as \"messages:read\"",
+                );
+            }
+            if section.get("auth").is_none() {
+                d.error(
+                    section.key_span("api").unwrap_or_else(|| section.span()),
+                    "an `api` route shows berth's data: add `auth = \"login\"` or `auth = \"token\"` (and `roles`) to say who may read it",
+                );
+            }
+            RouteTarget::Api { scopes }
         }
         _ => {
             only_for("index", "`static`", d);

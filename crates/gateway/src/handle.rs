@@ -82,6 +82,11 @@ pub(crate) enum Answer {
         status: StatusCode,
     },
     Hook(Hook),
+    /// A read-only slice of berth's API.
+    Api {
+        scopes: Vec<String>,
+        sink: HookSink,
+    },
 }
 
 /// An ingest's webhook: where its bodies go, and how large they may be.
@@ -99,6 +104,7 @@ impl Answer {
             Answer::Proxy(_) => "proxy",
             Answer::Redirect { .. } => "redirect",
             Answer::Hook(_) => "webhook",
+            Answer::Api { .. } => "api",
         }
     }
 }
@@ -155,6 +161,10 @@ impl Shared {
                     sink: sink.clone(),
                     max_body: *max_body,
                 }),
+                Target::Api { scopes, sink } => Answer::Api {
+                    scopes: scopes.clone(),
+                    sink: sink.clone(),
+                },
             };
             let counter = Arc::new(Counter::default());
             let budget = match &spec.budget {
@@ -225,6 +235,10 @@ impl Shared {
                         status: *status,
                     },
                     Answer::Hook(hook) => Answer::Hook(hook.clone()),
+                    Answer::Api { scopes, sink } => Answer::Api {
+                        scopes: scopes.clone(),
+                        sink: sink.clone(),
+                    },
                 },
                 counter: match kept(&r.name) {
                     Some((own, _)) => own,
@@ -548,6 +562,7 @@ pub(crate) async fn handle(
             reply::redirect(*status, &location)
         }
         Answer::Hook(h) => hook(req, &route.path, h).await,
+        Answer::Api { scopes, sink } => read_api(req, &route.path, scopes, sink).await,
     };
     if let Some((b, all)) = budget {
         b.charge_reported(response.headers_mut(), all.now());
@@ -569,6 +584,48 @@ async fn answered_without_body(
 ) -> Result<Response<Body>, Infallible> {
     crate::body::drain_request(req).await;
     Ok(response)
+}
+
+/// A request to a read-only slice of the API: a `GET` of `/v1/…` below the route's
+/// prefix, answered by berth's API if the route's scopes allow it.
+async fn read_api(
+    req: Request<Incoming>,
+    prefix: &str,
+    scopes: &[String],
+    sink: &HookSink,
+) -> Response<Body> {
+    if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
+        let mut r = reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route is a read-only view of berth's API: GET requests only",
+        );
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET, HEAD"),
+        );
+        crate::body::drain_request(req).await;
+        return r;
+    }
+    let rest = strip(prefix, req.uri().path());
+    let rest = if rest.starts_with('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    };
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest,
+    };
+    let answer = sink.0.read_api(scopes.to_vec(), path_and_query).await;
+    let mut response = Response::new(crate::body::full(answer.body.to_string()));
+    *response.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// A webhook request: a POST whose body becomes a message of `ingest`, its topic the rest

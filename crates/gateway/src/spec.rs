@@ -211,6 +211,14 @@ pub enum Target {
         /// 301, 302, 303, 307 or 308.
         status: u16,
     },
+    /// A read-only slice of berth's own API (`GET`s the scopes allow), for an app's
+    /// pages; the route's prefix is removed before the API sees the path.
+    Api {
+        /// The read scopes exposed.
+        scopes: Vec<String>,
+        /// Where the requests go.
+        sink: HookSink,
+    },
     /// An ingest's webhook: POSTed bodies become messages.
     Hook {
         /// The ingest.
@@ -240,6 +248,14 @@ pub trait Hooks: Send + Sync + 'static {
         topic: &str,
         body: bytes::Bytes,
         idempotency_key: Option<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HookReply> + Send + '_>>;
+
+    /// Answers `GET path_and_query` (`/v1/…`) from berth's API for an `api` route that
+    /// exposes `scopes`: refused unless the scopes allow it.
+    fn read_api(
+        &self,
+        scopes: Vec<String>,
+        path_and_query: String,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HookReply> + Send + '_>>;
 }
 

@@ -97,6 +97,10 @@ pub fn gateway_spec(
                         to: to.clone(),
                         status: *status,
                     },
+                    RouteTarget::Api { scopes } => Target::Api {
+                        scopes: scopes.clone(),
+                        sink: hooks.clone(),
+                    },
                 },
                 budget: r.budget.clone(),
                 rate_limit: r.rate_limit.map(|l| berth_gateway::RateLimitSpec {

@@ -231,9 +231,13 @@ pub async fn start(
 
 /// The gateway's webhook routes, answered by the ingests once they run (the gateway
 /// starts first).
+///
+/// It also answers the gateway's read-only `api` routes from the API's router, once
+/// [`Webhooks::serve_api`] handed it over.
 #[derive(Default)]
 pub struct Webhooks {
     ingests: std::sync::OnceLock<Arc<Ingests>>,
+    api: std::sync::OnceLock<axum::Router>,
 }
 
 impl Webhooks {
@@ -241,7 +245,15 @@ impl Webhooks {
     pub fn serve(&self, ingests: Arc<Ingests>) {
         let _ = self.ingests.set(ingests);
     }
+
+    /// From now on, `api` routes are answered by `router` (berth's API, in process).
+    pub fn serve_api(&self, router: axum::Router) {
+        let _ = self.api.set(router);
+    }
 }
+
+/// The largest API answer an `api` route passes on.
+const MAX_API_ANSWER: usize = 32 * 1024 * 1024;
 
 impl Hooks for Webhooks {
     fn take(
@@ -282,6 +294,62 @@ impl Hooks for Webhooks {
                     json!({"error": "unavailable", "message": e.to_string()}),
                 ),
                 Err(e) => reply(404, json!({"error": "not_found", "message": e.to_string()})),
+            }
+        })
+    }
+
+    fn read_api(
+        &self,
+        scopes: Vec<String>,
+        path_and_query: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HookReply> + Send + '_>> {
+        Box::pin(async move {
+            let refuse = |status: u16, code: &str, message: String| HookReply {
+                status,
+                body: json!({"error": {"code": code, "message": message}}),
+            };
+            let path = path_and_query.split('?').next().unwrap_or_default();
+            if path.trim_end_matches('/') == "/v1/messages/stream" {
+                return refuse(
+                    403,
+                    "forbidden",
+                    "the live stream is not served on `api` routes; page with GET /v1/messages"
+                        .into(),
+                );
+            }
+            let exposed = berth_api::scopes::parse_all(&scopes);
+            if let Err(why) = berth_api::scopes::read_only(&exposed, "GET", path) {
+                return refuse(
+                    403,
+                    "forbidden",
+                    format!(
+                        "this route exposes {} only; GET {path}: {why}",
+                        scopes.join(", ")
+                    ),
+                );
+            }
+            let Some(router) = self.api.get() else {
+                return refuse(503, "unavailable", "berth is starting; try again".into());
+            };
+            let request = match axum::http::Request::get(path_and_query.as_str())
+                .body(axum::body::Body::empty())
+            {
+                Ok(r) => r,
+                Err(_) => return refuse(400, "invalid", "the path is not valid".into()),
+            };
+            let mut service = router.clone();
+            let Ok(response) = tower_service::Service::call(&mut service, request).await;
+            let status = response.status().as_u16();
+            match axum::body::to_bytes(response.into_body(), MAX_API_ANSWER).await {
+                Ok(bytes) => HookReply {
+                    status,
+                    body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+                },
+                Err(_) => refuse(
+                    502,
+                    "too_large",
+                    "the answer is too large for an `api` route; ask for fewer (limit)".into(),
+                ),
             }
         })
     }

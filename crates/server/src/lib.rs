@@ -297,11 +297,9 @@ impl Daemon {
             .with_context(|| format!("cannot listen on the socket {}", socket.display()))?;
 
         let stop_api = CancellationToken::new();
-        let mut api_tasks = vec![serve(
-            unix,
-            berth_api::router(state.clone()),
-            stop_api.clone(),
-        )];
+        let api_router = berth_api::router(state.clone());
+        webhooks.serve_api(api_router.clone());
+        let mut api_tasks = vec![serve(unix, api_router, stop_api.clone())];
         let mut tcp_addr = None;
         if let Some((listener, token)) = tcp {
             tcp_addr = Some(listener.local_addr()?);

@@ -397,6 +397,12 @@ listen = "127.0.0.1:{http}"
 path = "/"
 static = "site"
 
+# The stands' page reads stored messages, and nothing else.
+[[gateway.route]]
+path = "/stand-api"
+api = ["messages:read"]
+auth = "token"
+
 [ingest.hooks]
 webhook = {{ path = "/hooks/stands" }}
 classify = "/type"
@@ -528,6 +534,35 @@ topics = ["+/inbound"]
     assert!(text.contains("duplicates: 1 resent"), "{text}");
     let results = messages(d, &["list", "--ingest", "hooks", "--kind", "result"]).await;
     assert_eq!(results.len(), 3, "{results:?}");
+
+    // A read-only slice of the API for the app's page: reads what its scope names,
+    // changes nothing.
+    let api = |path: &str| format!("http://127.0.0.1:{http}/stand-api{path}");
+    let (status, body) = curl(&["-H", &bearer, &api("/v1/messages?kind=result&limit=10")]);
+    assert_eq!(status, "200", "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["messages"].as_array().unwrap().len(), 3, "{listed}");
+    let (status, body) = curl(&["-H", &bearer, &api("/v1/messages/counts")]);
+    assert_eq!(status, "200", "{body}");
+    let (status, body) = curl(&[
+        "-H",
+        &bearer,
+        "-X",
+        "POST",
+        &api(&format!("/v1/messages/{id}/replay")),
+    ]);
+    assert_eq!(status, "405", "{body}");
+    for path in [
+        "/v1/jobs",
+        "/v1/status",
+        "/v1/messages/stream",
+        "/v1/reload",
+    ] {
+        let (status, body) = curl(&["-H", &bearer, &api(path)]);
+        assert_eq!(status, "403", "{path}: {body}");
+    }
+    let (status, _) = curl(&[&api("/v1/messages")]);
+    assert_eq!(status, "401", "the route's auth holds");
     drop(stream);
     stop(&mut berth);
 }

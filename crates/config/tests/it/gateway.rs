@@ -419,3 +419,31 @@ fn rate_limits() {
         );
     }
 }
+
+/// An `api` route exposes read scopes only, and only behind `auth`.
+#[test]
+fn an_api_route_exposes_reads_behind_auth() {
+    let ok = valid(&with_app(
+        "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\npath = \"/stand-api\"\napi = [\"messages:read\", \"jobs:read\"]\nauth = \"login\"\nroles = [\"stands\"]\n",
+    ));
+    assert_eq!(
+        ok.gateway.unwrap().routes[0].target,
+        RouteTarget::Api {
+            scopes: vec!["messages:read".into(), "jobs:read".into()]
+        }
+    );
+    let write = diagnostics(&with_app(
+        "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\napi = [\"jobs:push:imports\"]\nauth = \"token\"\n",
+    ));
+    assert_eq!(write.len(), 1, "{write:#?}");
+    assert!(
+        write[0].message.contains("a route never exposes writes"),
+        "{}",
+        write[0].message
+    );
+    let open = diagnostics(&with_app(
+        "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\napi = [\"messages:read\"]\n",
+    ));
+    assert_eq!(open.len(), 1, "{open:#?}");
+    assert!(open[0].message.contains("add `auth"), "{}", open[0].message);
+}
