@@ -595,17 +595,12 @@ async fn read_api(
     sink: &HookSink,
 ) -> Response<Body> {
     if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
-        let mut r = reply::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+        return not_allowed(
+            req,
+            "GET, HEAD",
             "this route is a read-only view of berth's API: GET requests only",
-        );
-        r.headers_mut().insert(
-            hyper::header::ALLOW,
-            hyper::header::HeaderValue::from_static("GET, HEAD"),
-        );
-        crate::body::drain_request(req).await;
-        return r;
+        )
+        .await;
     }
     let rest = strip(prefix, req.uri().path());
     let rest = if rest.starts_with('/') {
@@ -617,7 +612,30 @@ async fn read_api(
         Some(q) => format!("{rest}?{q}"),
         None => rest,
     };
-    let answer = sink.0.read_api(scopes.to_vec(), path_and_query).await;
+    json_reply(sink.0.read_api(scopes.to_vec(), path_and_query).await)
+}
+
+/// 405 for a method a route does not take, naming those it takes.
+async fn not_allowed(
+    req: Request<Incoming>,
+    allow: &'static str,
+    message: &'static str,
+) -> Response<Body> {
+    let mut r = reply::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        message,
+    );
+    r.headers_mut().insert(
+        hyper::header::ALLOW,
+        hyper::header::HeaderValue::from_static(allow),
+    );
+    crate::body::drain_request(req).await;
+    r
+}
+
+/// A JSON answer from the server's side of a route (a webhook, an API view).
+fn json_reply(answer: crate::spec::HookReply) -> Response<Body> {
     let mut response = Response::new(crate::body::full(answer.body.to_string()));
     *response.status_mut() =
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -634,17 +652,12 @@ async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> 
     use http_body_util::{BodyExt, Limited};
     let max_body = h.max_body;
     if req.method() != hyper::Method::POST {
-        let mut r = reply::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+        return not_allowed(
+            req,
+            "POST",
             "a webhook takes POST requests, with the message as the body",
-        );
-        r.headers_mut().insert(
-            hyper::header::ALLOW,
-            hyper::header::HeaderValue::from_static("POST"),
-        );
-        crate::body::drain_request(req).await;
-        return r;
+        )
+        .await;
     }
     let topic = strip(prefix, req.uri().path())
         .trim_start_matches('/')
@@ -688,19 +701,12 @@ async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> 
             );
         }
     };
-    let answer = h
-        .sink
-        .0
-        .take(&h.ingest, &topic, body, idempotency_key)
-        .await;
-    let mut response = Response::new(crate::body::full(answer.body.to_string()));
-    *response.status_mut() =
-        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
+    json_reply(
+        h.sink
+            .0
+            .take(&h.ingest, &topic, body, idempotency_key)
+            .await,
+    )
 }
 
 /// `to`, with the rest of the path appended when `to` ends with `/`.
