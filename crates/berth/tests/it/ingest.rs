@@ -520,3 +520,105 @@ credentials = {{ stand01 = "STAND_PASSWORD" }}
     );
     println!("{sent} QoS 1 messages across 6 graceful stops: each stored once");
 }
+
+/// What Mosquitto's volume kept, kept in the store: a retained message and a persistent
+/// session (its subscription, and a QoS 1 message published while it was away) are there
+/// after berth restarts; paho reconnects without subscribing again and gets what it
+/// missed, mosquitto_sub gets the retained message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_messages_and_persistent_sessions_survive_a_restart() {
+    let port = free_port_run(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("berth.toml"),
+        format!(
+            "[app]\nname = \"persist\"\nshutdown_grace = \"2s\"\n\n[ingest.stands]\n\
+             mqtt = {{ listen = \"127.0.0.1:{port}\", auth = \"anonymous\" }}\n\
+             topics = [\"+/inbound\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("session.py"),
+        r#"import json, sys, threading
+import paho.mqtt.client as mqtt
+port, step = int(sys.argv[1]), sys.argv[2]
+got, out = threading.Event(), {}
+def on_connect(c, userdata, flags, reason_code, properties):
+    out["session_present"] = flags.session_present
+def on_message(c, userdata, msg):
+    out.setdefault("messages", []).append([msg.topic, msg.payload.decode(), msg.qos])
+    got.set()
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="stand-page", clean_session=False, protocol=mqtt.MQTTv311)
+c.on_connect, c.on_message = on_connect, on_message
+c.connect("127.0.0.1", port)
+c.loop_start()
+if step == "subscribe":
+    r, _ = c.subscribe("lab/alerts", qos=1)
+    assert r == 0
+    threading.Event().wait(0.5)
+else:
+    out["got"] = got.wait(10)
+c.disconnect(); c.loop_stop()
+print(json.dumps(out))
+"#,
+    )
+    .unwrap();
+    let paho = |step: &str| {
+        let out = Command::new("python3")
+            .current_dir(d)
+            .args(["session.py", &port.to_string(), step])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let mut berth = up_with_env(d, &[]).await;
+    let subscribed = paho("subscribe");
+    assert_eq!(subscribed["session_present"], false, "{subscribed}");
+    // While the page is away: a retained config and an alert for its session.
+    let publish = |topic: &str, payload: &str, extra: &[&str]| {
+        let p = tool("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+            .args(["-t", topic, "-m", payload])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(p.status.success(), "{p:?}");
+    };
+    publish("lab/config", r#"{"rate": 5}"#, &["-r"]);
+    publish("lab/alerts", r#"{"stand": 3, "temp": 91}"#, &[]);
+    stop(&mut berth);
+    let mut berth = up_with_env(d, &[]).await;
+    // mosquitto_sub gets the retained message of before the restart.
+    let sub = tool("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "lab/config",
+            "-C",
+            "1",
+            "-W",
+            "5",
+            "-v",
+        ])
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = parts(&sub);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), r#"lab/config {"rate": 5}"#);
+    // paho's persistent session: present, and the alert it missed arrives.
+    let back = paho("receive");
+    assert_eq!(back["session_present"], true, "{back}");
+    assert_eq!(back["got"], true, "{back}");
+    assert_eq!(
+        back["messages"][0],
+        serde_json::json!(["lab/alerts", r#"{"stand": 3, "temp": 91}"#, 1])
+    );
+    stop(&mut berth);
+}

@@ -1,18 +1,24 @@
 //! The embedded MQTT broker: MQTT 3.1.1 and 5 over TCP and WebSocket, logins against
 //! berth's users or per-ingest credentials, topic permissions, retained messages, QoS 0,
-//! 1 and 2, and sessions that outlive a connection (in memory). Messages on the ingest's
+//! 1 and 2, and sessions that outlive a connection and a restart. Messages on the ingest's
 //! topics go through its checks and are acknowledged (QoS 1 and 2) only once stored;
 //! every valid message is also routed to the broker's subscribers.
 //!
-//! Limits, by design: sessions, their queued messages and retained messages live in
-//! memory, so a restart of berth forgets them (every stored message is in the store); a
-//! connected subscriber that falls more than [`QUEUE`] messages behind loses the newest,
-//! an offline session keeps the last [`QUEUE`]; no shared subscriptions, topic aliases or
-//! enhanced (AUTH) authentication.
+//! Retained messages and persistent sessions (subscriptions, what is still owed) are
+//! saved in the store every [`persist::SAVE_EVERY`] when they changed and when the
+//! broker stops, and read back when it starts, as Mosquitto's persistence file keeps
+//! them.
+//!
+//! Limits, by design: a connected subscriber that falls more than [`QUEUE`] messages
+//! behind loses the newest, an offline session keeps the last [`QUEUE`]; after a
+//! `kill -9`, what changed in the last [`persist::SAVE_EVERY`] is lost (as with
+//! Mosquitto's autosave); no shared subscriptions, topic aliases or enhanced (AUTH)
+//! authentication.
 
 mod auth;
 mod codec;
 mod conn;
+mod persist;
 mod topic;
 mod ws;
 
@@ -98,6 +104,8 @@ pub struct Listeners {
     addrs: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     stop: CancellationToken,
+    broker: Arc<Broker>,
+    saver: JoinHandle<persist::Saved>,
 }
 
 impl Listeners {
@@ -118,6 +126,20 @@ impl Listeners {
             subscriptions: Default::default(),
             max_packet,
         });
+        let key = persist::key(&broker.core.name);
+        match broker.core.store.setting(&key).await {
+            Ok(Some(v)) => match serde_json::from_value::<persist::Saved>(v) {
+                Ok(saved) => broker.restore(saved),
+                Err(e) => {
+                    tracing::warn!(ingest = %broker.core.name, error = %e, "the saved MQTT state is not readable; starting without it")
+                }
+            },
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(ingest = %broker.core.name, error = %e, "cannot read the saved MQTT state; starting without it")
+            }
+        }
+        let saver = tokio::spawn(persist::keep_saving(broker.clone(), stop.clone()));
         let mut addrs = Vec::new();
         let mut tasks = Vec::new();
         for (addr, websocket) in [(spec.listen, false), (spec.websocket, true)] {
@@ -145,7 +167,13 @@ impl Listeners {
                 stop.clone(),
             )));
         }
-        Ok(Self { addrs, tasks, stop })
+        Ok(Self {
+            addrs,
+            tasks,
+            stop,
+            broker,
+            saver,
+        })
     }
 
     /// The bound addresses: TCP first, then WebSocket, as configured.
@@ -153,12 +181,15 @@ impl Listeners {
         &self.addrs
     }
 
-    /// Stops accepting and closes every connection.
+    /// Stops accepting and closes every connection, then saves what the sessions still
+    /// owe and the retained messages.
     pub async fn stop(self) {
         self.stop.cancel();
         for t in self.tasks {
             let _ = t.await;
         }
+        let last = self.saver.await.unwrap_or_default();
+        persist::save_if_changed(&self.broker, &last).await;
     }
 }
 
