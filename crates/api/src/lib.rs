@@ -93,6 +93,7 @@ pub trait Reload: Send + Sync {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::status::routes())
+        .merge(routes::metrics::routes())
         .merge(routes::jobs::routes())
         .merge(routes::archive::routes())
         .merge(routes::queues::routes())

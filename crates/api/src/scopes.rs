@@ -8,7 +8,7 @@ use std::fmt;
 /// One scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    /// `status:read`: `GET /v1/status`, `/v1/events`.
+    /// `status:read`: `GET /v1/status`, `/v1/events`, `/metrics`.
     StatusRead,
     /// `jobs:read`: `GET` of jobs, queues, batches, workflows and the archive.
     JobsRead,
@@ -100,7 +100,7 @@ pub fn need(method: &str, path: &str, pushed: impl FnOnce() -> Vec<String>) -> N
         }
     };
     match segs.as_slice() {
-        ["v1", "status"] | ["v1", "events"] => read(Scope::StatusRead),
+        ["v1", "status"] | ["v1", "events"] | ["metrics"] => read(Scope::StatusRead),
         ["v1", "jobs"] | ["v1", "jobs", "bulk"] if method == "POST" => Need::Push(pushed()),
         ["v1", "jobs"] | ["v1", "jobs", _] => read(Scope::JobsRead),
         ["v1", "queues"] | ["v1", "queues", _] => read(Scope::JobsRead),

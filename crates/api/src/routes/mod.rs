@@ -6,6 +6,7 @@ pub mod deploys;
 pub mod gateway;
 pub mod jobs;
 pub mod messages;
+pub mod metrics;
 pub mod notifications;
 pub mod queues;
 pub mod schedules;

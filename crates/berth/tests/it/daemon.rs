@@ -239,3 +239,89 @@ async fn a_closed_output_pipe_ends_the_cli_quietly() {
     );
     crate::stop(&mut child);
 }
+
+/// `/metrics` in the Prometheus text format, read by Prometheus' own Python parser:
+/// jobs by queue and state, the leader, services and the gateway's routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_read_by_a_real_prometheus_parser() {
+    let port = berth_testkit::free_port_run(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("site")).unwrap();
+    std::fs::write(d.join("site/index.html"), "hi").unwrap();
+    std::fs::write(
+        d.join("berth.toml"),
+        format!(
+            "[app]\nname = \"metrics\"\nshutdown_grace = \"1s\"\n\n[queue.imports]\nhandler = \"pull\"\n\n\
+             [service.worker]\ncommand = \"sleep 600\"\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\n\n\
+             [[gateway.route]]\npath = \"/\"\nstatic = \"site\"\n"
+        ),
+    )
+    .unwrap();
+    let mut berth = crate::up(d).await;
+    for _ in 0..3 {
+        let (code, _, err) = crate::parts(&crate::run_in(d, &["job", "push", "imports", "row"]));
+        assert_eq!(code, 0, "{err}");
+    }
+    let get = |url: &str| {
+        std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", url])
+            .status()
+            .unwrap()
+    };
+    assert!(get(&format!("http://127.0.0.1:{port}/")).success());
+    std::fs::write(
+        d.join("parse.py"),
+        r#"import json, subprocess, sys
+from prometheus_client.parser import text_string_to_metric_families
+text = subprocess.run(["curl", "-s", "--unix-socket", ".berth/berth.sock", "http://localhost/metrics"],
+                      check=True, capture_output=True, text=True).stdout
+out = {}
+for family in text_string_to_metric_families(text):
+    for s in family.samples:
+        key = s.name + json.dumps(s.labels, sort_keys=True)
+        out[key] = s.value
+    out["type:" + family.name] = family.type
+print(json.dumps(out))
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new("python3")
+        .current_dir(d)
+        .arg("parse.py")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let at = |k: &str| m[k].as_f64().unwrap_or_else(|| panic!("no {k} in {m}"));
+    assert_eq!(
+        at(r#"berth_jobs{"queue": "imports", "state": "available"}"#),
+        3.0
+    );
+    assert_eq!(
+        at(r#"berth_jobs{"queue": "imports", "state": "running"}"#),
+        0.0
+    );
+    assert_eq!(at(r#"berth_queue_paused{"queue": "imports"}"#), 0.0);
+    assert!(at(r#"berth_queue_oldest_available_age_seconds{"queue": "imports"}"#) >= 0.0);
+    assert_eq!(at("berth_nodes{}"), 1.0);
+    assert!(at("berth_leader_term{}") >= 1.0);
+    assert_eq!(
+        at(r#"berth_service_instances{"service": "worker", "state": "running"}"#),
+        1.0
+    );
+    assert_eq!(
+        at(r#"berth_service_restarts_total{"service": "worker"}"#),
+        0.0
+    );
+    assert_eq!(m["type:berth_service_restarts"], "counter", "{m}");
+    assert_eq!(
+        at(r#"berth_gateway_requests_total{"code": "2xx", "route": "/"}"#),
+        1.0
+    );
+    assert_eq!(
+        at(r#"berth_build_info{"app": "metrics", "version": "0.1.0"}"#),
+        1.0
+    );
+    crate::stop(&mut berth);
+}
