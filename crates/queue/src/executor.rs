@@ -52,7 +52,7 @@ pub async fn run_executor(
     let concurrency = spec.concurrency.max(1) as usize;
     let slots = Arc::new(Semaphore::new(concurrency));
     let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
-    let completer = tokio::spawn(run_completer(queues.clone(), done_rx));
+    let completer = tokio::spawn(run_completer(queues.clone(), spec.name.clone(), done_rx));
     // Cancelled after the grace period: running attempts are then released.
     let abandon = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -127,6 +127,9 @@ pub async fn run_executor(
         }
         for job in jobs {
             let permit = permits.split(1).expect("one permit per fetched job");
+            let metrics = queues.metrics();
+            metrics.started(&job.queue, job.attempt, now.since(job.created_at));
+            metrics.busy(&job.queue, 1);
             let tracked = queues.track(
                 AttemptRef {
                     id: job.id,
@@ -192,6 +195,7 @@ impl Attempt {
             attempt: job.attempt,
         };
         let queue = job.queue.clone();
+        let started = std::time::Instant::now();
         let outcome = tokio::select! {
             o = self.handler.handle(job) => Some(map_outcome(&self.queues, &queue, attempt.attempt, o)),
             _ = tokio::time::sleep(self.timeout) => Some(Outcome::Failed {
@@ -202,6 +206,14 @@ impl Attempt {
             _ = self.abandon.cancelled() => Some(Outcome::Release),
             _ = self.tracked.token.cancelled() => None,
         };
+        let metrics = self.queues.metrics();
+        metrics.busy(&queue, -1);
+        if matches!(
+            outcome,
+            Some(Outcome::Completed { .. } | Outcome::Failed { .. } | Outcome::Snooze { .. })
+        ) {
+            metrics.ran(&queue, started.elapsed());
+        }
         // The attempt stays tracked — its lease heartbeated — until the completer has
         // written its outcome, however long the store takes to come back.
         if let Some(outcome) = outcome {
@@ -249,7 +261,7 @@ type Done = (Finish, Tracked);
 /// that fails is retried while the leases can still be held (the attempts stay tracked, so
 /// heartbeats extend them); only after twice the lease TTL of failures — when the leases
 /// have run out anyway and the jobs will run again — is it given up.
-async fn run_completer(queues: Queues, mut rx: mpsc::UnboundedReceiver<Done>) {
+async fn run_completer(queues: Queues, queue: String, mut rx: mpsc::UnboundedReceiver<Done>) {
     let mut batch: Vec<Done> = Vec::with_capacity(MAX_COMPLETE);
     while rx.recv_many(&mut batch, MAX_COMPLETE).await > 0 {
         let finishes: Vec<Finish> = batch.iter().map(|(f, _)| f.clone()).collect();
@@ -259,6 +271,7 @@ async fn run_completer(queues: Queues, mut rx: mpsc::UnboundedReceiver<Done>) {
             match queues.store().finish(finishes.clone(), queues.now()).await {
                 Ok(results) => {
                     report(&finishes, &results);
+                    queues.count_ended(&queue, &finishes, &results);
                     break;
                 }
                 Err(e) if tokio::time::Instant::now() < give_up => {

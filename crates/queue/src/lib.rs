@@ -21,6 +21,7 @@ pub mod leader;
 pub mod leader_task;
 pub mod live;
 pub mod maintenance;
+pub mod metrics;
 pub mod queues;
 pub mod release;
 pub mod runtime;

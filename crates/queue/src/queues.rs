@@ -82,6 +82,8 @@ pub(crate) struct Inner {
     closed: CancellationToken,
     /// How long this node's executors' leases last without a heartbeat.
     lease_ttl: Duration,
+    /// What this process counts of its queues, for `/metrics`.
+    pub(crate) metrics: crate::metrics::JobMetrics,
 }
 
 /// The queues of one berth. Cheap to clone.
@@ -131,6 +133,7 @@ impl Queues {
                 node_name: node_name.to_string(),
                 closed: CancellationToken::new(),
                 lease_ttl: crate::executor::LEASE_TTL,
+                metrics: Default::default(),
             }),
         }
     }
@@ -320,6 +323,9 @@ impl Queues {
         let inserted = self.inner.store.insert(new, now).await?;
         let mut woken: Vec<&String> = Vec::new();
         for (q, ins) in queues.iter().zip(&inserted) {
+            if !ins.duplicate {
+                self.inner.metrics.enqueued(q);
+            }
             if ins.state == JobState::Available && !woken.contains(&q) {
                 self.wake(q);
                 woken.push(q);
@@ -370,6 +376,11 @@ impl Queues {
                 })
                 .await?;
             if !jobs.is_empty() || tokio::time::Instant::now() >= deadline {
+                for j in &jobs {
+                    self.inner
+                        .metrics
+                        .started(&j.queue, j.attempt, now.since(j.created_at));
+                }
                 return Ok(jobs);
             }
             // Poll now and then as well: a job may become available by a path that does
@@ -438,7 +449,8 @@ impl Queues {
             attempt,
             outcome: self.outcome_of(report, &job.queue, attempt.attempt, now),
         };
-        let r = self.inner.store.finish(vec![finish], now).await?;
+        let r = self.inner.store.finish(vec![finish.clone()], now).await?;
+        self.count_ended(&job.queue, std::slice::from_ref(&finish), &r);
         if matches!(r[0], Finished::Applied(JobState::Available)) {
             self.wake(&job.queue);
         }
@@ -466,11 +478,36 @@ impl Queues {
                 outcome: self.outcome_of(report, queue, attempt.attempt, now),
             })
             .collect();
-        let r = self.inner.store.finish(finishes, now).await?;
+        let r = self.inner.store.finish(finishes.clone(), now).await?;
+        self.count_ended(queue, &finishes, &r);
         if r.contains(&Finished::Applied(JobState::Available)) {
             self.wake(queue);
         }
         Ok(r)
+    }
+
+    /// What this process counts of its queues (`/metrics`).
+    pub fn metrics(&self) -> &crate::metrics::JobMetrics {
+        &self.inner.metrics
+    }
+
+    /// Counts the recorded outcomes of attempts of `queue` (snoozes and releases are not
+    /// attempts that ended).
+    pub(crate) fn count_ended(&self, queue: &str, finishes: &[Finish], results: &[Finished]) {
+        for (f, r) in finishes.iter().zip(results) {
+            let Finished::Applied(state) = r else {
+                continue;
+            };
+            match f.outcome {
+                Outcome::Completed { .. } => self.inner.metrics.ended(queue, true, false),
+                Outcome::Failed { .. } | Outcome::Discard { .. } | Outcome::LeaseExpired { .. } => {
+                    self.inner
+                        .metrics
+                        .ended(queue, false, *state == JobState::Discarded);
+                }
+                Outcome::Snooze { .. } | Outcome::Release => {}
+            }
+        }
     }
 
     /// Extends the leases of many attempts on the pull queue `queue` at once; per attempt,

@@ -16,6 +16,9 @@ use super::Shared;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
+/// Reads one counter of a queue's counts.
+type CountOf = fn(&berth_queue::metrics::QueueCounts) -> u64;
+
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/metrics", get(metrics))
 }
@@ -63,6 +66,27 @@ impl Exposition {
             let _ = write!(self.text, "{{{}}}", inner.join(","));
         }
         let _ = writeln!(self.text, " {}", number(value));
+    }
+
+    /// A histogram's samples: cumulative buckets, `+Inf`, sum and count.
+    fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        h: &berth_queue::metrics::Histogram,
+    ) {
+        let bucket = format!("{name}_bucket");
+        for (le, n) in h.cumulative() {
+            let le = number(le);
+            let mut l = labels.to_vec();
+            l.push(("le", &le));
+            self.sample(&bucket, &l, n as f64);
+        }
+        let mut l = labels.to_vec();
+        l.push(("le", "+Inf"));
+        self.sample(&bucket, &l, h.count as f64);
+        self.sample(&format!("{name}_sum"), labels, h.sum);
+        self.sample(&format!("{name}_count"), labels, h.count as f64);
     }
 }
 
@@ -132,6 +156,68 @@ async fn metrics(state: Shared) -> ApiResult<Response> {
             &[("queue", &q.name)],
             age,
         );
+    }
+
+    // What this process counted: pushes, attempts, discards, waits and run times.
+    let counted = state.queues.metrics().snapshot();
+    let counters: [(&str, &str, CountOf); 2] = [
+        (
+            "berth_jobs_enqueued_total",
+            "Jobs pushed through this berth's API or CLI (not batch chunks, workflow steps or scheduled jobs), since it started.",
+            |c| c.enqueued,
+        ),
+        (
+            "berth_jobs_discarded_total",
+            "Jobs discarded after their last attempt, as recorded by this berth, since it started.",
+            |c| c.discarded,
+        ),
+    ];
+    for (name, help, get) in counters {
+        m.family(name, "counter", help);
+        for (q, c) in &counted {
+            m.sample(name, &[("queue", q)], get(c) as f64);
+        }
+    }
+    m.family(
+        "berth_job_attempts_total",
+        "counter",
+        "Attempts that ended, by outcome (completed, failed), recorded by this berth since it started.",
+    );
+    for (q, c) in &counted {
+        m.sample(
+            "berth_job_attempts_total",
+            &[("queue", q), ("outcome", "completed")],
+            c.completed as f64,
+        );
+        m.sample(
+            "berth_job_attempts_total",
+            &[("queue", q), ("outcome", "failed")],
+            c.failed as f64,
+        );
+    }
+    m.family(
+        "berth_executor_busy_slots",
+        "gauge",
+        "Attempts running in this berth's executors now.",
+    );
+    for (q, c) in &counted {
+        m.sample("berth_executor_busy_slots", &[("queue", q)], c.busy as f64);
+    }
+    m.family(
+        "berth_job_wait_seconds",
+        "histogram",
+        "How long first attempts waited between their push and their start.",
+    );
+    for (q, c) in &counted {
+        m.histogram("berth_job_wait_seconds", &[("queue", q)], &c.wait);
+    }
+    m.family(
+        "berth_job_run_seconds",
+        "histogram",
+        "How long attempts ran in this berth's executors.",
+    );
+    for (q, c) in &counted {
+        m.histogram("berth_job_run_seconds", &[("queue", q)], &c.run);
     }
 
     // The nodes and the leader lease.

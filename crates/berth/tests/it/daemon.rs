@@ -253,6 +253,7 @@ async fn metrics_are_read_by_a_real_prometheus_parser() {
         d.join("berth.toml"),
         format!(
             "[app]\nname = \"metrics\"\nshutdown_grace = \"1s\"\n\n[queue.imports]\nhandler = \"pull\"\n\n\
+             [queue.quick]\nhandler = {{ run = \"true\" }}\n\n\
              [service.worker]\ncommand = \"sleep 600\"\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\n\n\
              [[gateway.route]]\npath = \"/\"\nstatic = \"site\"\n"
         ),
@@ -263,6 +264,35 @@ async fn metrics_are_read_by_a_real_prometheus_parser() {
         let (code, _, err) = crate::parts(&crate::run_in(d, &["job", "push", "imports", "row"]));
         assert_eq!(code, 0, "{err}");
     }
+    for _ in 0..2 {
+        let (code, _, err) = crate::parts(&crate::run_in(d, &["job", "push", "quick", "noop"]));
+        assert_eq!(code, 0, "{err}");
+    }
+    let dd = d.to_path_buf();
+    berth_testkit::wait_until(
+        "the quick jobs to complete",
+        Duration::from_secs(30),
+        || {
+            let dd = dd.clone();
+            async move {
+                let (_, out, _) = crate::parts(&crate::run_in(
+                    &dd,
+                    &[
+                        "--json",
+                        "job",
+                        "list",
+                        "--queue",
+                        "quick",
+                        "--state",
+                        "completed",
+                    ],
+                ));
+                let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+                (v["jobs"].as_array()?.len() == 2).then_some(())
+            }
+        },
+    )
+    .await;
     let get = |url: &str| {
         std::process::Command::new("curl")
             .args(["-s", "-o", "/dev/null", url])
@@ -323,5 +353,19 @@ print(json.dumps(out))
         at(r#"berth_build_info{"app": "metrics", "version": "0.1.0"}"#),
         1.0
     );
+    // What this berth counted: pushes, attempts, waits and run times.
+    assert_eq!(at(r#"berth_jobs_enqueued_total{"queue": "imports"}"#), 3.0);
+    assert_eq!(
+        at(r#"berth_job_attempts_total{"outcome": "completed", "queue": "quick"}"#),
+        2.0
+    );
+    assert_eq!(at(r#"berth_executor_busy_slots{"queue": "quick"}"#), 0.0);
+    assert_eq!(m["type:berth_job_run_seconds"], "histogram", "{m}");
+    assert_eq!(at(r#"berth_job_run_seconds_count{"queue": "quick"}"#), 2.0);
+    assert_eq!(
+        at(r#"berth_job_run_seconds_bucket{"le": "+Inf", "queue": "quick"}"#),
+        2.0
+    );
+    assert_eq!(at(r#"berth_job_wait_seconds_count{"queue": "quick"}"#), 2.0);
     crate::stop(&mut berth);
 }
