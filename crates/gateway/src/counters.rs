@@ -7,12 +7,20 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// The upper bounds of the latency histogram, in seconds.
+pub const LATENCY_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
 /// The counts of one route.
 #[derive(Debug, Default)]
 pub(crate) struct Counter {
     requests: AtomicU64,
     by_class: [AtomicU64; 5],
     micros: AtomicU64,
+    /// Requests per latency bucket (not cumulative); those above the last bound are
+    /// `requests` less their sum.
+    by_latency: [AtomicU64; LATENCY_BUCKETS.len()],
 }
 
 impl Counter {
@@ -23,6 +31,10 @@ impl Counter {
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
         self.micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        let secs = took.as_secs_f64();
+        if let Some(at) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.by_latency[at].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -37,6 +49,15 @@ pub(crate) fn snapshot(
     let requests = sum(&|c| c.requests.load(Ordering::Relaxed));
     let class = |i: usize| sum(&|c| c.by_class[i].load(Ordering::Relaxed));
     let micros = sum(&|c| c.micros.load(Ordering::Relaxed));
+    let mut below = 0;
+    let latency = LATENCY_BUCKETS
+        .iter()
+        .enumerate()
+        .map(|(i, le)| {
+            below += sum(&|c| c.by_latency[i].load(Ordering::Relaxed));
+            (*le, below)
+        })
+        .collect();
     RouteStats {
         route,
         target,
@@ -50,6 +71,8 @@ pub(crate) fn snapshot(
         } else {
             micros as f64 / requests as f64 / 1000.0
         },
+        latency,
+        seconds_sum: micros as f64 / 1_000_000.0,
     }
 }
 
@@ -72,6 +95,10 @@ pub struct RouteStats {
     pub status_5xx: u64,
     /// The mean time to the response's head, in milliseconds.
     pub mean_ms: f64,
+    /// Requests answered within each of [`LATENCY_BUCKETS`] (cumulative).
+    pub latency: Vec<(f64, u64)>,
+    /// The sum of the times to the response's head, in seconds.
+    pub seconds_sum: f64,
 }
 
 impl RouteStats {

@@ -342,15 +342,34 @@ async fn metrics(state: Shared) -> ApiResult<Response> {
             }
         }
         m.family(
-            "berth_gateway_response_seconds_mean",
-            "gauge",
-            "The mean time to a route's response head since berth started.",
+            "berth_gateway_request_duration_seconds",
+            "histogram",
+            "Time to a route's response head (buckets 1 ms to 60 s).",
         );
         for r in &routes {
+            let name = "berth_gateway_request_duration_seconds";
+            for (le, n) in &r.latency {
+                let le = number(*le);
+                m.sample(
+                    &format!("{name}_bucket"),
+                    &[("route", &r.route), ("le", &le)],
+                    *n as f64,
+                );
+            }
             m.sample(
-                "berth_gateway_response_seconds_mean",
+                &format!("{name}_bucket"),
+                &[("route", &r.route), ("le", "+Inf")],
+                r.requests as f64,
+            );
+            m.sample(
+                &format!("{name}_sum"),
                 &[("route", &r.route)],
-                r.mean_ms / 1000.0,
+                r.seconds_sum,
+            );
+            m.sample(
+                &format!("{name}_count"),
+                &[("route", &r.route)],
+                r.requests as f64,
             );
         }
         let budgets = g.budgets();

@@ -367,5 +367,17 @@ print(json.dumps(out))
         2.0
     );
     assert_eq!(at(r#"berth_job_wait_seconds_count{"queue": "quick"}"#), 2.0);
+    assert_eq!(
+        m["type:berth_gateway_request_duration_seconds"], "histogram",
+        "{m}"
+    );
+    assert_eq!(
+        at(r#"berth_gateway_request_duration_seconds_bucket{"le": "60", "route": "/"}"#),
+        1.0
+    );
+    assert_eq!(
+        at(r#"berth_gateway_request_duration_seconds_count{"route": "/"}"#),
+        1.0
+    );
     crate::stop(&mut berth);
 }
