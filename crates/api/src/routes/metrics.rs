@@ -220,8 +220,104 @@ async fn metrics(state: Shared) -> ApiResult<Response> {
         m.histogram("berth_job_run_seconds", &[("queue", q)], &c.run);
     }
 
-    // The nodes and the leader lease.
+    // Schedules: how late the last fire was, when the next is, what was skipped.
     let store = state.queues.store();
+    let schedules = store.schedules().await?;
+    m.family(
+        "berth_schedule_lag_seconds",
+        "gauge",
+        "How late a schedule's last fire was after its planned time.",
+    );
+    for s in &schedules {
+        if let (Some(planned), Some(fired)) = (s.last_planned_at, s.last_fired_at) {
+            m.sample(
+                "berth_schedule_lag_seconds",
+                &[("schedule", &s.name)],
+                fired.since(planned).as_secs_f64(),
+            );
+        }
+    }
+    m.family(
+        "berth_schedule_next_run_timestamp_seconds",
+        "gauge",
+        "When a schedule fires next (Unix time).",
+    );
+    for s in &schedules {
+        m.sample(
+            "berth_schedule_next_run_timestamp_seconds",
+            &[("schedule", &s.name)],
+            s.next_at.0 as f64 / 1_000_000.0,
+        );
+    }
+    m.family(
+        "berth_schedule_skipped_total",
+        "counter",
+        "Planned times a schedule skipped (overlap, catch-up policy).",
+    );
+    for s in &schedules {
+        m.sample(
+            "berth_schedule_skipped_total",
+            &[("schedule", &s.name)],
+            s.skipped as f64,
+        );
+    }
+
+    // Ingested messages and dead letters, per ingest.
+    if let Some(ingests) = &state.ingests {
+        m.family(
+            "berth_messages",
+            "gauge",
+            "Messages in the store, per ingest; dead=\"true\" for dead letters.",
+        );
+        for name in ingests.names() {
+            for dead in [false, true] {
+                let counts = store
+                    .message_counts(berth_store::MessageFilter {
+                        ingest: Some(name.clone()),
+                        dead,
+                        limit: 10_000,
+                        ..Default::default()
+                    })
+                    .await?;
+                let n: u64 = counts.iter().map(|c| c.count).sum();
+                m.sample(
+                    "berth_messages",
+                    &[
+                        ("ingest", &name),
+                        ("dead", if dead { "true" } else { "false" }),
+                    ],
+                    n as f64,
+                );
+            }
+        }
+    }
+
+    // The notification outbox: what waits to be sent, per channel (counted up to 10,000).
+    let pending = store
+        .notify_deliveries(berth_store::DeliveryFilter {
+            channel: None,
+            pending: Some(true),
+            limit: 10_000,
+        })
+        .await?;
+    let mut outbox: BTreeMap<String, u64> = BTreeMap::new();
+    for d in &pending {
+        *outbox.entry(d.channel.clone()).or_default() += 1;
+    }
+    m.family(
+        "berth_notify_outbox_pending",
+        "gauge",
+        "Notifications waiting to be sent (or retried), per channel.",
+    );
+    for (channel, n) in &outbox {
+        m.sample(
+            "berth_notify_outbox_pending",
+            &[("channel", channel)],
+            *n as f64,
+        );
+    }
+
+    // The nodes and the leader lease.
     let (nodes, leader) = (store.nodes().await?, store.leader().await?);
     m.family("berth_nodes", "gauge", "Nodes that share the store.");
     m.sample("berth_nodes", &[], nodes.len() as f64);

@@ -255,7 +255,9 @@ async fn metrics_are_read_by_a_real_prometheus_parser() {
             "[app]\nname = \"metrics\"\nshutdown_grace = \"1s\"\n\n[queue.imports]\nhandler = \"pull\"\n\n\
              [queue.quick]\nhandler = {{ run = \"true\" }}\n\n\
              [service.worker]\ncommand = \"sleep 600\"\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\n\n\
-             [[gateway.route]]\npath = \"/\"\nstatic = \"site\"\n"
+             [[gateway.route]]\npath = \"/\"\nstatic = \"site\"\n\n\
+             [schedule.nightly]\ncron = \"0 3 * * *\"\njob = {{ queue = \"imports\", kind = \"report\" }}\n\n\
+             [ingest.hooks]\nwebhook = {{ path = \"/hooks\", auth = \"none\" }}\n"
         ),
     )
     .unwrap();
@@ -300,6 +302,14 @@ async fn metrics_are_read_by_a_real_prometheus_parser() {
             .unwrap()
     };
     assert!(get(&format!("http://127.0.0.1:{port}/")).success());
+    for body in [r#"{"seq": 1}"#, "{not json"] {
+        let posted = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-d", body])
+            .arg(format!("http://127.0.0.1:{port}/hooks/s1"))
+            .status()
+            .unwrap();
+        assert!(posted.success());
+    }
     std::fs::write(
         d.join("parse.py"),
         r#"import json, subprocess, sys
@@ -367,6 +377,21 @@ print(json.dumps(out))
         2.0
     );
     assert_eq!(at(r#"berth_job_wait_seconds_count{"queue": "quick"}"#), 2.0);
+    assert!(
+        at(r#"berth_schedule_next_run_timestamp_seconds{"schedule": "nightly"}"#)
+            > std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+    );
+    assert_eq!(
+        at(r#"berth_messages{"dead": "false", "ingest": "hooks"}"#),
+        1.0
+    );
+    assert_eq!(
+        at(r#"berth_messages{"dead": "true", "ingest": "hooks"}"#),
+        1.0
+    );
     assert_eq!(
         m["type:berth_gateway_request_duration_seconds"], "histogram",
         "{m}"
