@@ -84,6 +84,8 @@ pub(crate) struct Core {
     clock: Arc<dyn Clock>,
     /// Whether the gateway hands it webhook requests.
     webhook: bool,
+    /// MQTT connections open on its broker now.
+    pub(crate) mqtt_connections: std::sync::atomic::AtomicUsize,
 }
 
 impl Core {
@@ -201,6 +203,7 @@ impl Ingests {
             store: self.store.clone(),
             clock: self.clock.clone(),
             webhook: spec.webhook,
+            mqtt_connections: Default::default(),
         });
         let listeners = match spec.mqtt {
             Some((m, auth)) => {
@@ -323,6 +326,14 @@ impl Ingests {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned()
+    }
+
+    /// The MQTT connections open now on ingest `name`'s broker.
+    pub fn mqtt_connections(&self, name: &str) -> usize {
+        self.core(name).map_or(0, |c| {
+            c.mqtt_connections
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
     }
 
     /// The bound MQTT addresses of ingest `name` (TCP, then WebSocket).

@@ -290,6 +290,18 @@ async fn metrics(state: Shared) -> ApiResult<Response> {
                 );
             }
         }
+        m.family(
+            "berth_mqtt_connections",
+            "gauge",
+            "MQTT connections open now on an ingest's embedded broker.",
+        );
+        for name in ingests.names() {
+            m.sample(
+                "berth_mqtt_connections",
+                &[("ingest", &name)],
+                ingests.mqtt_connections(&name) as f64,
+            );
+        }
     }
 
     // The notification outbox: what waits to be sent, per channel (counted up to 10,000).

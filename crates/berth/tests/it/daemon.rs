@@ -244,7 +244,8 @@ async fn a_closed_output_pipe_ends_the_cli_quietly() {
 /// jobs by queue and state, the leader, services and the gateway's routes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_read_by_a_real_prometheus_parser() {
-    let port = berth_testkit::free_port_run(1);
+    let port = berth_testkit::free_port_run(2);
+    let mqtt = port + 1;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir(d.join("site")).unwrap();
@@ -257,7 +258,8 @@ async fn metrics_are_read_by_a_real_prometheus_parser() {
              [service.worker]\ncommand = \"sleep 600\"\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\n\n\
              [[gateway.route]]\npath = \"/\"\nstatic = \"site\"\n\n\
              [schedule.nightly]\ncron = \"0 3 * * *\"\njob = {{ queue = \"imports\", kind = \"report\" }}\n\n\
-             [ingest.hooks]\nwebhook = {{ path = \"/hooks\", auth = \"none\" }}\n"
+             [ingest.hooks]\nwebhook = {{ path = \"/hooks\", auth = \"none\" }}\n\n\
+             [ingest.stands]\nmqtt = {{ listen = \"127.0.0.1:{mqtt}\", auth = \"anonymous\" }}\ntopics = [\"+/inbound\"]\n"
         ),
     )
     .unwrap();
@@ -310,6 +312,37 @@ async fn metrics_are_read_by_a_real_prometheus_parser() {
             .unwrap();
         assert!(posted.success());
     }
+    // A subscriber holds one MQTT connection open while metrics are read.
+    let mut sub = std::process::Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &mqtt.to_string(),
+            "-t",
+            "lab/#",
+            "-W",
+            "30",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let dd = d.to_path_buf();
+    wait_until("the subscriber to connect", Duration::from_secs(10), || {
+        let dd = dd.clone();
+        async move {
+            let out = std::process::Command::new("curl")
+                .args(["-s", "--unix-socket"])
+                .arg(dd.join(".berth/berth.sock"))
+                .arg("http://localhost/metrics")
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .contains("berth_mqtt_connections{ingest=\"stands\"} 1")
+                .then_some(())
+        }
+    })
+    .await;
     std::fs::write(
         d.join("parse.py"),
         r#"import json, subprocess, sys
@@ -392,6 +425,9 @@ print(json.dumps(out))
         at(r#"berth_messages{"dead": "true", "ingest": "hooks"}"#),
         1.0
     );
+    assert_eq!(at(r#"berth_mqtt_connections{"ingest": "stands"}"#), 1.0);
+    let _ = sub.kill();
+    let _ = sub.wait();
     assert_eq!(
         m["type:berth_gateway_request_duration_seconds"], "histogram",
         "{m}"

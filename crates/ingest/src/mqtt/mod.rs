@@ -226,6 +226,7 @@ async fn accept(
         let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
+            let _open = Open::count(&broker.core);
             match tls {
                 None => serve(broker, stream, websocket, peer, stop).await,
                 Some(tls) => match tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await {
@@ -238,6 +239,25 @@ async fn accept(
     }
     // Connections see the same token and end; wait for their goodbyes.
     while connections.join_next().await.is_some() {}
+}
+
+/// Counts one open connection on its ingest for as long as it lives.
+struct Open(Arc<Core>);
+
+impl Open {
+    fn count(core: &Arc<Core>) -> Open {
+        core.mqtt_connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Open(core.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0
+            .mqtt_connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// How long a client may take over its TLS or WebSocket handshake.
