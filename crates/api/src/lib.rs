@@ -198,6 +198,17 @@ async fn require_token(State(auth): State<Arc<TokenAuth>>, req: Request, next: N
     let path = parts.uri.path().to_owned();
     // A push names its queues in the body: read it, then hand it on.
     let is_push = method == "POST" && (path == "/v1/jobs" || path == "/v1/jobs/bulk");
+    // A token that may push nowhere is refused before its body is read.
+    if is_push
+        && !scopes
+            .iter()
+            .any(|s| matches!(s, scopes::Scope::JobsPush(_)))
+    {
+        return forbidden(format!(
+            "token {} may not {method} {path}: it needs a scope `jobs:push:QUEUE`",
+            token.id
+        ));
+    }
     let (bytes, body) = if is_push {
         match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY)).await {
             Ok(b) => {

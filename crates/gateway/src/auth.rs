@@ -352,11 +352,13 @@ impl Auth {
                 .session_user(hash, at)
                 .await
                 .map(|r| r.map(|(_, u)| u)),
+            // A token with API scopes reaches only what they name, on the API: it is no
+            // login on gateway routes.
             AuthMethod::Token => self
                 .store
                 .token_user(hash, at)
                 .await
-                .map(|r| r.map(|(_, u)| u)),
+                .map(|r| r.filter(|(t, _)| t.scopes.is_empty()).map(|(_, u)| u)),
         };
         let identity = match found {
             Ok(user) => user.map(|u| Identity {

@@ -459,7 +459,8 @@ impl Queues {
 
     /// Records how many attempts of jobs leased from the pull queue `queue` ended, in one
     /// write; each only if its job still runs under that attempt. Nothing is recorded if
-    /// any of them is on another queue. A job that no longer exists is `Stale`.
+    /// any of them is on another queue. A job that does not exist is `Stale`, and no
+    /// write names it.
     pub async fn report_many(
         &self,
         queue: &str,
@@ -468,22 +469,40 @@ impl Queues {
         if reports.is_empty() {
             return Ok(Vec::new());
         }
-        self.pulled_queue(queue, reports.iter().map(|(a, _)| a.id).collect())
+        let (_, exist) = self
+            .pulled_queue(queue, reports.iter().map(|(a, _)| a.id).collect())
             .await?;
         let now = self.now();
+        let ids: Vec<i64> = reports.iter().map(|(a, _)| a.id).collect();
         let finishes: Vec<Finish> = reports
             .into_iter()
+            .filter(|(a, _)| exist.contains(&a.id))
             .map(|(attempt, report)| Finish {
                 attempt,
                 outcome: self.outcome_of(report, queue, attempt.attempt, now),
             })
             .collect();
-        let r = self.inner.store.finish(finishes.clone(), now).await?;
-        self.count_ended(queue, &finishes, &r);
-        if r.contains(&Finished::Applied(JobState::Available)) {
+        let written = if finishes.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.store.finish(finishes.clone(), now).await?
+        };
+        self.count_ended(queue, &finishes, &written);
+        if written.contains(&Finished::Applied(JobState::Available)) {
             self.wake(queue);
         }
-        Ok(r)
+        // In the order asked, a job that did not exist as stale.
+        let mut written = written.into_iter();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                if exist.contains(id) {
+                    written.next().unwrap_or(Finished::Stale)
+                } else {
+                    Finished::Stale
+                }
+            })
+            .collect())
     }
 
     /// What this process counts of its queues (`/metrics`).
@@ -519,22 +538,37 @@ impl Queues {
         attempts: Vec<AttemptRef>,
         lease: Duration,
     ) -> Result<(Vec<bool>, Timestamp)> {
-        let spec = self
+        let (spec, exist) = self
             .pulled_queue(queue, attempts.iter().map(|a| a.id).collect())
             .await?;
         let now = self.now();
         let until = now.plus(capped(&spec, lease));
-        if attempts.is_empty() {
-            return Ok((Vec::new(), until));
+        let known: Vec<AttemptRef> = attempts
+            .iter()
+            .copied()
+            .filter(|a| exist.contains(&a.id))
+            .collect();
+        let mut extended = if known.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.store.heartbeat(known, until, now).await?
         }
-        Ok((
-            self.inner.store.heartbeat(attempts, until, now).await?,
-            until,
-        ))
+        .into_iter();
+        let answers = attempts
+            .iter()
+            .map(|a| exist.contains(&a.id) && extended.next().unwrap_or(false))
+            .collect();
+        Ok((answers, until))
     }
 
-    /// Checks that `queue` is a pull queue and that each of `ids` that exists is on it.
-    async fn pulled_queue(&self, queue: &str, ids: Vec<i64>) -> Result<Arc<QueueSpec>> {
+    /// Checks that `queue` is a pull queue and that each of `ids` that exists is on it;
+    /// answers which of them exist. A job that does not exist is never written by the
+    /// call (its id could be taken meanwhile by a job of another queue).
+    async fn pulled_queue(
+        &self,
+        queue: &str,
+        ids: Vec<i64>,
+    ) -> Result<(Arc<QueueSpec>, std::collections::HashSet<i64>)> {
         let spec = self.spec(queue)?;
         if spec.handler != HandlerSpec::Pull {
             return Err(QueueError::Invalid(format!(
@@ -553,19 +587,13 @@ impl Queues {
                 "job {twice} is named twice in one call; report each attempt once"
             )));
         }
-        if let Some((id, other)) = self
-            .inner
-            .store
-            .job_queues(ids)
-            .await?
-            .into_iter()
-            .find(|(_, q)| q != queue)
-        {
+        let found = self.inner.store.job_queues(ids).await?;
+        if let Some((id, other)) = found.iter().find(|(_, q)| q != queue) {
             return Err(QueueError::Invalid(format!(
                 "job {id} is on queue `{other}`, not `{queue}`; nothing was recorded (report each job on the queue it was leased from)"
             )));
         }
-        Ok(spec)
+        Ok((spec, found.into_iter().map(|(id, _)| id).collect()))
     }
 
     /// What a worker's report means for the job's attempt.

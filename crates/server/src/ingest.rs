@@ -309,6 +309,13 @@ impl Hooks for Webhooks {
                 body: json!({"error": {"code": code, "message": message}}),
             };
             let path = path_and_query.split('?').next().unwrap_or_default();
+            if path.trim_end_matches('/') == "/metrics" {
+                return refuse(
+                    403,
+                    "forbidden",
+                    "/metrics is not served on `api` routes; scrape it from the API".into(),
+                );
+            }
             if path.trim_end_matches('/') == "/v1/messages/stream" {
                 return refuse(
                     403,

@@ -563,6 +563,17 @@ topics = ["+/inbound"]
     }
     let (status, _) = curl(&[&api("/v1/messages")]);
     assert_eq!(status, "401", "the route's auth holds");
+    // A token with API scopes is for the API only: no login on gateway routes.
+    let (code, scoped, err) = parts(&run_in(
+        d,
+        &["token", "create", "robot", "--scope", "jobs:work:thumbs"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let scoped_bearer = format!("Authorization: Bearer {}", scoped.trim());
+    let (status, body) = curl(&["-H", &scoped_bearer, &api("/v1/messages")]);
+    assert_eq!(status, "401", "{body}");
+    let (status, body) = curl(&["-H", &bearer, &api("/metrics")]);
+    assert_eq!(status, "403", "{body}");
     drop(stream);
     stop(&mut berth);
 }
