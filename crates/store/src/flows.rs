@@ -425,7 +425,9 @@ pub(crate) enum BatchMove {
 /// Whether a job of batch `batch_id` with `args` that failed its last attempt is split
 /// (a chunk of several items) rather than failed: it then records no `job.discarded`.
 pub(crate) fn splits_when_failed(batch_id: Option<i64>, args: &Value) -> bool {
-    batch_id.is_some() && batch_items(args).len() > 1
+    batch_id.is_some()
+        && batch_move(JobState::Discarded, batch_items(args).len() as u64, true)
+            == Some(BatchMove::Split)
 }
 
 /// How a batch job's new final state moves its batch. `by_attempts`: it failed its last

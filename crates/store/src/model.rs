@@ -535,3 +535,16 @@ pub struct LeaderLease {
     /// The holder must renew before this.
     pub expires_at: Timestamp,
 }
+
+impl LeaderLease {
+    /// Whether node `name` holds it, unexpired at `now` (the holder names the node's
+    /// boot: `berth:NAME:BOOT`).
+    pub fn held_by(&self, name: &str, now: Timestamp) -> bool {
+        self.expires_at > now
+            && self.holder.as_deref().is_some_and(|h| {
+                h.strip_prefix("berth:")
+                    .and_then(|rest| rest.strip_prefix(name))
+                    .is_some_and(|rest| rest.starts_with(':'))
+            })
+    }
+}

@@ -55,7 +55,26 @@ async fn archive(
     if let Some(q) = &b.queue {
         // A queue that neither is configured nor holds jobs is a typo.
         let known = state.queues.spec(q).is_ok()
-            || state.queues.stats().await?.iter().any(|s| &s.name == q);
+            || !state
+                .queues
+                .store()
+                .list_jobs(berth_store::JobFilter {
+                    queue: Some(q.clone()),
+                    limit: 1,
+                    ..Default::default()
+                })
+                .await?
+                .is_empty()
+            || !state
+                .queues
+                .store()
+                .archived_jobs(ArchiveFilter {
+                    queue: Some(q.clone()),
+                    limit: 1,
+                    ..Default::default()
+                })
+                .await?
+                .is_empty();
         if !known {
             state.queues.spec(q)?;
         }

@@ -344,11 +344,7 @@ async fn metrics(state: Shared) -> ApiResult<Response> {
         "gauge",
         "1 when this node holds an unexpired leader lease.",
     );
-    let mine = leader.expires_at > now
-        && leader
-            .holder
-            .as_deref()
-            .is_some_and(|h| h.starts_with(&format!("berth:{}:", state.queues.node_name())));
+    let mine = leader.held_by(state.queues.node_name(), now);
     m.sample("berth_leader", &[], f64::from(u8::from(mine)));
 
     // Services: instances by state, restarts, and their process trees' CPU and memory.

@@ -19,18 +19,12 @@ async fn status(state: Shared) -> ApiResult<Json<Value>> {
     let store = state.queues.store();
     let (nodes, leader) = (store.nodes().await?, store.leader().await?);
     let now = state.queues.now();
-    let leader_valid = leader.expires_at > now;
     let nodes: Vec<Value> = nodes
         .into_iter()
         .map(|n| {
             let mut v = json!(n);
             v["last_seen_secs"] = json!(now.since(n.heartbeat_at).as_secs_f64());
-            // The lease names the leader's boot (`berth:NODE:BOOT`).
-            let holds = leader
-                .holder
-                .as_deref()
-                .is_some_and(|h| h.starts_with(&format!("berth:{}:", n.id)));
-            v["leader"] = json!(leader_valid && holds);
+            v["leader"] = json!(leader.held_by(&n.id, now));
             v["this"] = json!(n.id == state.queues.node_name());
             v
         })

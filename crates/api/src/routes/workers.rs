@@ -258,21 +258,15 @@ async fn fail(
     Path(id): Path<String>,
     body: Result<Json<FailBody>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let id = id_of(&id)?;
     let Json(b) = body?;
-    let retry_after = b
-        .retry_after
-        .as_deref()
-        .map(|v| duration("retry_after", v))
-        .transpose()?;
-    let attempt = AttemptRef {
-        id,
+    // One reading of a failure, shared with the batched report.
+    let (attempt, report) = report_of(ReportItem {
+        id: id_of(&id)?,
         attempt: b.attempt,
-    };
-    let report = Report::Fail {
-        error: b.error,
-        retry: b.retry.unwrap_or(true),
-        retry_after,
-    };
+        result: None,
+        error: Some(b.error),
+        retry: b.retry,
+        retry_after: b.retry_after,
+    })?;
     finish(state, attempt, report).await
 }

@@ -199,10 +199,12 @@ async fn claim_keys(
             )
             .await
             .map_err(db("reading message keys"))?;
-        for r in rows {
+        let at: std::collections::HashMap<(&str, &str), usize> =
+            (0..hidx.len()).map(|n| ((hi[n], hk[n]), hidx[n])).collect();
+        for r in &rows {
             let (ingest, key): (&str, &str) = (r.get(0), r.get(1));
-            if let Some(n) = (0..hidx.len()).find(|n| hi[*n] == ingest && hk[*n] == key) {
-                held.insert(hidx[n], r.get::<_, Option<i64>>(2));
+            if let Some(i) = at.get(&(ingest, key)) {
+                held.insert(*i, r.get::<_, Option<i64>>(2));
             }
         }
     }
