@@ -190,6 +190,12 @@ pub async fn deliveries_retry_until_sent_and_are_pruned(s: &dyn Store) {
         .unwrap();
     let left = s.notify_due("mail", at(70), 10).await.unwrap();
     assert_eq!(left.iter().map(|d| d.id).collect::<Vec<_>>(), [ids[1]]);
+    let pending = s.notify_pending().await.unwrap();
+    assert_eq!(
+        pending.iter().find(|(c, _)| c == "mail"),
+        Some(&("mail".to_owned(), 1)),
+        "{pending:?}"
+    );
     let pending = s
         .notify_deliveries(DeliveryFilter {
             channel: Some("mail".into()),

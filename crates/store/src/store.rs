@@ -454,6 +454,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deliveries matching a filter, newest first.
     async fn notify_deliveries(&self, filter: DeliveryFilter) -> Result<Vec<Delivery>>;
 
+    /// How many deliveries wait to be sent (or retried), per channel.
+    async fn notify_pending(&self) -> Result<Vec<(String, u64)>>;
+
     /// Forgets deliveries sent before `sent_before`, and unsent ones of channels not in
     /// `channels` (they can never be sent). Returns how many.
     async fn notify_prune(&self, sent_before: Timestamp, channels: Vec<String>) -> Result<u64>;

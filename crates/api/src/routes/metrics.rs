@@ -304,18 +304,8 @@ async fn metrics(state: Shared) -> ApiResult<Response> {
         }
     }
 
-    // The notification outbox: what waits to be sent, per channel (counted up to 10,000).
-    let pending = store
-        .notify_deliveries(berth_store::DeliveryFilter {
-            channel: None,
-            pending: Some(true),
-            limit: 10_000,
-        })
-        .await?;
-    let mut outbox: BTreeMap<String, u64> = BTreeMap::new();
-    for d in &pending {
-        *outbox.entry(d.channel.clone()).or_default() += 1;
-    }
+    // The notification outbox: what waits to be sent, per channel.
+    let outbox = store.notify_pending().await?;
     m.family(
         "berth_notify_outbox_pending",
         "gauge",

@@ -766,6 +766,22 @@ impl Store for PostgresStore {
         with_client!(self, c => notify::list(&*c, &filter).await)
     }
 
+    async fn notify_pending(&self) -> Result<Vec<(String, u64)>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT channel, count(*) FROM berth_notify_deliveries WHERE sent_at IS NULL \
+                 GROUP BY channel ORDER BY channel",
+                &[],
+            )
+            .await
+            .map_err(|e| StoreError::db("counting pending notifications", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+            .collect())
+    }
+
     async fn notify_prune(&self, sent_before: Timestamp, channels: Vec<String>) -> Result<u64> {
         with_client!(self, c => notify::prune(&*c, sent_before, &channels).await)
     }

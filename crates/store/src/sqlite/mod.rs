@@ -824,6 +824,21 @@ impl Store for SqliteStore {
         self.read(move |c| notify::list(c, &filter)).await
     }
 
+    async fn notify_pending(&self) -> Result<Vec<(String, u64)>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT channel, count(*) FROM notify_deliveries WHERE sent_at IS NULL \
+                 GROUP BY channel ORDER BY channel",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+                    .collect()
+            })
+            .map_err(|e| StoreError::db("counting pending notifications", e))
+        })
+        .await
+    }
+
     async fn notify_prune(&self, sent_before: Timestamp, channels: Vec<String>) -> Result<u64> {
         self.writer
             .write(move |c| notify::prune(c, sent_before, &channels))
