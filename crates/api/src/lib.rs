@@ -13,6 +13,7 @@
 
 pub mod body;
 pub mod client;
+pub mod dashboard;
 pub mod error;
 pub mod routes;
 pub mod scopes;

@@ -35,6 +35,7 @@ const ROUTE_KEYS: &[&str] = &[
     "service",
     "proxy",
     "redirect",
+    "dashboard",
     "api",
     "status",
     "strip_prefix",
@@ -59,7 +60,7 @@ const ACME_KEYS: &[&str] = &[
 ];
 const TARGETS: &str = "exactly one of `static = \"dist\"`, `service = \"api\"`, \
     `proxy = \"http://127.0.0.1:9000\"`, `redirect = \"https://example.org/\"` or \
-    `api = [\"messages:read\"]`";
+    `api = [\"messages:read\"]`, `dashboard = true`";
 /// The scopes an `api` route may expose: reads only.
 pub const API_ROUTE_SCOPES: [&str; 3] = ["messages:read", "jobs:read", "status:read"];
 const LISTEN_EXPECTED: &str =
@@ -240,6 +241,10 @@ pub enum RouteTarget {
         /// The read scopes exposed (`messages:read`, `jobs:read`, `status:read`).
         scopes: Vec<String>,
     },
+    /// `dashboard = true`: berth's dashboard (its pages and its API below `/v1/`), for
+    /// people who log in on the gateway; `auth` defaults to `"login"` and `roles` to
+    /// `["admin"]`.
+    Dashboard,
     /// `redirect = "https://example.org/new"` with `status` (default 308).
     Redirect {
         /// Where to; the rest of the path after the route's prefix is appended when the
@@ -259,6 +264,7 @@ impl RouteTarget {
             RouteTarget::Proxy { .. } => "proxy",
             RouteTarget::Redirect { .. } => "redirect",
             RouteTarget::Api { .. } => "api",
+            RouteTarget::Dashboard => "dashboard",
         }
     }
 }
@@ -554,7 +560,7 @@ fn route(
         })
         .unwrap_or_else(|| "/".to_owned());
 
-    let chosen: Vec<&str> = ["static", "service", "proxy", "redirect", "api"]
+    let chosen: Vec<&str> = ["static", "service", "proxy", "redirect", "api", "dashboard"]
         .into_iter()
         .filter(|k| section.get(k).is_some())
         .collect();
@@ -673,6 +679,19 @@ fn route(
             }
             RouteTarget::Api { scopes }
         }
+        "dashboard" => {
+            only_for("status", "`redirect`", d);
+            only_for("index", "`static`", d);
+            only_for("spa", "`static`", d);
+            only_for("strip_prefix", "`static`, `service` and `proxy`", d);
+            if section.boolean("dashboard", d) == Some(false) {
+                d.error(
+                    section.key_span("dashboard").unwrap_or_else(|| section.span()),
+                    "`dashboard = false` serves nothing: remove the route, or set `dashboard = true`",
+                );
+            }
+            RouteTarget::Dashboard
+        }
         _ => {
             only_for("index", "`static`", d);
             only_for("spa", "`static`", d);
@@ -738,7 +757,15 @@ fn route(
             },
         )
         .unwrap_or_default();
-    if !roles.is_empty() && section.get("auth").is_none() {
+    // The dashboard is for the gateway's admins unless the route says otherwise.
+    let dashboard = matches!(target, RouteTarget::Dashboard);
+    let auth = auth.or(dashboard.then_some(AuthKind::Login));
+    let roles = if dashboard && section.get("roles").is_none() {
+        vec!["admin".to_owned()] // the gateway's ADMIN_ROLE
+    } else {
+        roles
+    };
+    if !roles.is_empty() && section.get("auth").is_none() && !dashboard {
         d.error(
             section.key_span("roles").unwrap_or_else(|| section.span()),
             "`roles` needs `auth` on the same route: add `auth = \"login\"` or `auth = \"token\"`",

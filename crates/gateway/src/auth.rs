@@ -648,6 +648,19 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The dashboard's CSRF token for the session a request carries: derived from the
+/// session's secret, so a page can hold it while another site, which cannot read the
+/// `HttpOnly` cookie, cannot make it.
+pub(crate) fn csrf_token(headers: &HeaderMap) -> Option<String> {
+    session_cookie(headers).map(|s| sha256_hex(&format!("berth-csrf:{s}")))
+}
+
+/// Whether two secrets are equal, in time that does not depend on where they differ.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -720,7 +733,7 @@ fn login_form_status(
     let page = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Sign in</title><style>\
+         <title>Sign in</title><link rel=\"icon\" href=\"data:,\"><style>\
          body{{font-family:system-ui,sans-serif;display:flex;justify-content:center;margin-top:12vh}}\
          form{{display:flex;flex-direction:column;gap:.6em;width:18em}}\
          input,button{{font:inherit;padding:.45em}}.error{{color:#b00020}}</style></head>\

@@ -87,6 +87,11 @@ pub(crate) enum Answer {
         scopes: Vec<String>,
         sink: HookSink,
     },
+    /// berth's dashboard.
+    Dashboard {
+        sink: HookSink,
+        max_body: u64,
+    },
 }
 
 /// An ingest's webhook: where its bodies go, and how large they may be.
@@ -105,6 +110,7 @@ impl Answer {
             Answer::Redirect { .. } => "redirect",
             Answer::Hook(_) => "webhook",
             Answer::Api { .. } => "api",
+            Answer::Dashboard { .. } => "dashboard",
         }
     }
 }
@@ -164,6 +170,10 @@ impl Shared {
                 Target::Api { scopes, sink } => Answer::Api {
                     scopes: scopes.clone(),
                     sink: sink.clone(),
+                },
+                Target::Dashboard { sink, max_body } => Answer::Dashboard {
+                    sink: sink.clone(),
+                    max_body: *max_body,
                 },
             };
             let counter = Arc::new(Counter::default());
@@ -238,6 +248,10 @@ impl Shared {
                     Answer::Api { scopes, sink } => Answer::Api {
                         scopes: scopes.clone(),
                         sink: sink.clone(),
+                    },
+                    Answer::Dashboard { sink, max_body } => Answer::Dashboard {
+                        sink: sink.clone(),
+                        max_body: *max_body,
                     },
                 },
                 counter: match kept(&r.name) {
@@ -563,6 +577,9 @@ pub(crate) async fn handle(
         }
         Answer::Hook(h) => hook(req, &route.path, h).await,
         Answer::Api { scopes, sink } => read_api(req, &route.path, scopes, sink).await,
+        Answer::Dashboard { sink, max_body } => {
+            dashboard(req, &route.path, identity.as_ref(), *max_body, sink).await
+        }
     };
     if let Some((b, all)) = budget {
         b.charge_reported(response.headers_mut(), all.now());
@@ -602,17 +619,126 @@ async fn read_api(
         )
         .await;
     }
-    let rest = strip(prefix, req.uri().path());
+    let path_and_query = below(prefix, req.uri());
+    json_reply(sink.0.read_api(scopes.to_vec(), path_and_query).await)
+}
+
+/// A request to the dashboard: an action must carry the session's CSRF token in
+/// `X-Berth-CSRF` (a form posted from another site cannot set a header); then the request,
+/// its body read whole, goes to the server's dashboard.
+async fn dashboard(
+    req: Request<Incoming>,
+    prefix: &str,
+    identity: Option<&Identity>,
+    max_body: u64,
+    sink: &HookSink,
+) -> Response<Body> {
+    let Some(identity) = identity else {
+        // A dashboard route always has `auth` (config), so this is never reached.
+        crate::body::drain_request(req).await;
+        return reply::error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the dashboard needs a login",
+        );
+    };
+    let csrf = match identity.method {
+        crate::spec::AuthMethod::Login => crate::auth::csrf_token(req.headers()),
+        crate::spec::AuthMethod::Token => None,
+    };
+    let safe = req.method() == hyper::Method::GET || req.method() == hyper::Method::HEAD;
+    if !safe {
+        let sent = req
+            .headers()
+            .get("x-berth-csrf")
+            .and_then(|v| v.to_str().ok());
+        let matches = match (&csrf, sent) {
+            (Some(want), Some(sent)) => crate::auth::same_secret(want, sent),
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if !matches {
+            crate::body::drain_request(req).await;
+            return reply::error(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "this action did not come from a dashboard page (no valid X-Berth-CSRF header); reload the page and try again",
+            );
+        }
+    }
+    let (parts, body) = match whole_body(req, max_body, "this route's").await {
+        Ok(whole) => whole,
+        Err(refused) => return refused,
+    };
+    let path_and_query = below(prefix, &parts.uri);
+    let mut inner = hyper::http::Request::new(body);
+    *inner.method_mut() = parts.method;
+    match path_and_query.parse() {
+        Ok(uri) => *inner.uri_mut() = uri,
+        Err(_) => {
+            return reply::error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the path cannot be read",
+            );
+        }
+    }
+    for name in [hyper::header::CONTENT_TYPE, hyper::header::ACCEPT] {
+        if let Some(v) = parts.headers.get(&name) {
+            inner.headers_mut().insert(name, v.clone());
+        }
+    }
+    let viewer = crate::spec::DashboardViewer {
+        user: identity.user.clone(),
+        base: prefix.trim_end_matches('/').to_owned(),
+        csrf,
+    };
+    sink.0.dashboard(inner, viewer).await
+}
+
+/// The path and query of `uri` below the route's `prefix`, starting with `/`.
+fn below(prefix: &str, uri: &hyper::Uri) -> String {
+    let rest = strip(prefix, uri.path());
     let rest = if rest.starts_with('/') {
         rest.to_owned()
     } else {
         format!("/{rest}")
     };
-    let path_and_query = match req.uri().query() {
+    match uri.query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest,
+    }
+}
+
+/// The request's head and its whole body, refused with 413 past `max_body` bytes (the
+/// limit named as `whose` limit) and with 400 when it breaks off.
+async fn whole_body(
+    req: Request<Incoming>,
+    max_body: u64,
+    whose: &str,
+) -> Result<(hyper::http::request::Parts, bytes::Bytes), Response<Body>> {
+    use http_body_util::{BodyExt, Limited};
+    let too_large = || {
+        reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds {whose} limit of {max_body} bytes"),
+        )
     };
-    json_reply(sink.0.read_api(scopes.to_vec(), path_and_query).await)
+    if req.body().size_hint().lower() > max_body {
+        crate::body::drain_request(req).await;
+        return Err(too_large());
+    }
+    let (parts, body) = req.into_parts();
+    match Limited::new(body, max_body as usize).collect().await {
+        Ok(b) => Ok((parts, b.to_bytes())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(reply::error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request body could not be read to its end",
+        )),
+    }
 }
 
 /// 405 for a method a route does not take, naming those it takes.
@@ -649,7 +775,6 @@ fn json_reply(answer: crate::spec::HookReply) -> Response<Body> {
 /// A webhook request: a POST whose body becomes a message of `ingest`, its topic the rest
 /// of the path after the route's.
 async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> {
-    use http_body_util::{BodyExt, Limited};
     let max_body = h.max_body;
     if req.method() != hyper::Method::POST {
         return not_allowed(
@@ -676,30 +801,9 @@ async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> 
             }
         },
     };
-    let too_large = || {
-        reply::error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the body exceeds this webhook's limit of {max_body} bytes"),
-        )
-    };
-    if req.body().size_hint().lower() > max_body {
-        crate::body::drain_request(req).await;
-        return too_large();
-    }
-    let body = match Limited::new(req.into_body(), max_body as usize)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(_) => {
-            return reply::error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "the request body could not be read to its end",
-            );
-        }
+    let body = match whole_body(req, max_body, "this webhook's").await {
+        Ok((_, body)) => body,
+        Err(refused) => return refused,
     };
     json_reply(
         h.sink

@@ -75,8 +75,9 @@ pub struct EnforcedBudget {
     pub spent: i64,
 }
 pub use spec::{
-    AccessLog, AccessLogFormat, AuthMethod, BudgetSpec, Clock, GatewaySpec, HookReply, HookSink,
-    Hooks, LoginSpec, Period, RouteAuth, RouteSpec, StaticSpec, Target, TlsSpec, Upstream,
+    AccessLog, AccessLogFormat, AuthMethod, BudgetSpec, Clock, DashboardViewer, GatewaySpec,
+    HookBody, HookReply, HookSink, Hooks, LoginSpec, Period, RouteAuth, RouteSpec, StaticSpec,
+    Target, TlsSpec, Upstream,
 };
 
 /// Checks what [`Gateway::start`] would refuse, short of binding: every static

@@ -219,6 +219,14 @@ pub enum Target {
         /// Where the requests go.
         sink: HookSink,
     },
+    /// berth's dashboard: its pages and, below `/v1/`, its API, for people who logged in
+    /// on the gateway; the route's prefix is removed before the dashboard sees the path.
+    Dashboard {
+        /// Where the requests go.
+        sink: HookSink,
+        /// The largest request body taken, in bytes.
+        max_body: u64,
+    },
     /// An ingest's webhook: POSTed bodies become messages.
     Hook {
         /// The ingest.
@@ -236,6 +244,24 @@ pub struct HookReply {
     pub status: u16,
     /// The body.
     pub body: serde_json::Value,
+}
+
+/// Every body the gateway sends, also what a [`Hooks::dashboard`] answer carries.
+pub type HookBody = http_body_util::combinators::UnsyncBoxBody<
+    bytes::Bytes,
+    Box<dyn std::error::Error + Send + Sync>,
+>;
+
+/// Who asks a `dashboard` route, and what its pages must know.
+#[derive(Debug, Clone)]
+pub struct DashboardViewer {
+    /// The user who logged in (or whose token it is).
+    pub user: String,
+    /// The route's path prefix, without a trailing slash (`""` for `/`): the pages' base.
+    pub base: String,
+    /// The token a page sends back with each action (`X-Berth-CSRF`), derived from the
+    /// session; `None` for a bearer token, which a browser never sends on its own.
+    pub csrf: Option<String>,
 }
 
 /// Takes the bodies POSTed to webhook routes: the server hands them to the ingest.
@@ -257,6 +283,17 @@ pub trait Hooks: Send + Sync + 'static {
         scopes: Vec<String>,
         path_and_query: String,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HookReply> + Send + '_>>;
+
+    /// Answers a request to a `dashboard` route, its path relative to the route's prefix
+    /// and its body read whole. Actions (anything but `GET` and `HEAD`) were checked for
+    /// the viewer's CSRF token before this is called.
+    fn dashboard(
+        &self,
+        request: hyper::http::Request<bytes::Bytes>,
+        viewer: DashboardViewer,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = hyper::http::Response<HookBody>> + Send + '_>,
+    >;
 }
 
 /// The [`Hooks`] a webhook route hands its requests to.

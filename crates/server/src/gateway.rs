@@ -101,6 +101,10 @@ pub fn gateway_spec(
                         scopes: scopes.clone(),
                         sink: hooks.clone(),
                     },
+                    RouteTarget::Dashboard => Target::Dashboard {
+                        sink: hooks.clone(),
+                        max_body: r.max_body.unwrap_or(g.max_body),
+                    },
                 },
                 budget: r.budget.clone(),
                 rate_limit: r.rate_limit.map(|l| berth_gateway::RateLimitSpec {

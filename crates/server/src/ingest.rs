@@ -238,6 +238,7 @@ pub async fn start(
 pub struct Webhooks {
     ingests: std::sync::OnceLock<Arc<Ingests>>,
     api: std::sync::OnceLock<axum::Router>,
+    dashboard: std::sync::OnceLock<berth_api::dashboard::Dashboard>,
 }
 
 impl Webhooks {
@@ -249,6 +250,11 @@ impl Webhooks {
     /// From now on, `api` routes are answered by `router` (berth's API, in process).
     pub fn serve_api(&self, router: axum::Router) {
         let _ = self.api.set(router);
+    }
+
+    /// From now on, `dashboard` routes are answered by `dashboard`.
+    pub fn serve_dashboard(&self, dashboard: berth_api::dashboard::Dashboard) {
+        let _ = self.dashboard.set(dashboard);
     }
 }
 
@@ -357,6 +363,25 @@ impl Hooks for Webhooks {
                     "too_large",
                     "the answer is too large for an `api` route; ask for fewer (limit)".into(),
                 ),
+            }
+        })
+    }
+
+    fn dashboard(
+        &self,
+        request: axum::http::Request<bytes::Bytes>,
+        viewer: berth_gateway::DashboardViewer,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = axum::http::Response<berth_gateway::HookBody>>
+                + Send
+                + '_,
+        >,
+    > {
+        Box::pin(async move {
+            match self.dashboard.get() {
+                Some(d) => d.serve(request, viewer).await,
+                None => berth_api::dashboard::starting(),
             }
         })
     }

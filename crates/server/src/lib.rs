@@ -299,6 +299,10 @@ impl Daemon {
         let stop_api = CancellationToken::new();
         let api_router = berth_api::router(state.clone());
         webhooks.serve_api(api_router.clone());
+        webhooks.serve_dashboard(berth_api::dashboard::Dashboard::new(
+            state.clone(),
+            api_router.clone(),
+        ));
         let mut api_tasks = vec![serve(unix, api_router, stop_api.clone())];
         let mut tcp_addr = None;
         if let Some((listener, token)) = tcp {

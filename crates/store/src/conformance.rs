@@ -4,6 +4,7 @@
 //!
 //! Time is always passed in, so the cases move it by hand and never sleep.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
@@ -326,6 +327,7 @@ pub async fn failures_retry_then_discard(s: &dyn Store) {
     assert_eq!(j.errors[2].error, "boom 3");
     assert_eq!(j.errors[0].output.as_deref(), Some("some output"));
     assert!(s.stage_due(at(10_000)).await.unwrap().is_empty());
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// A snoozed attempt is recorded but does not use up the attempts.
@@ -424,6 +426,7 @@ pub async fn rescue_loses_to_a_fresh_heartbeat(s: &dyn Store) {
     assert_eq!(state(s, id).await, JobState::Running);
     let r = s.finish(vec![rescue(at(201))], at(201)).await.unwrap();
     assert_eq!(r, vec![Finished::Applied(JobState::Available)]);
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// Heartbeats extend a lease while the attempt is current, and tell the worker when not.
@@ -476,6 +479,7 @@ pub async fn cancel_running_makes_completion_stale(s: &dyn Store) {
         s.cancel(9999, at(5)).await,
         Err(StoreError::JobNotFound(9999))
     ));
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// A unique key admits one job until that job is final.
@@ -544,6 +548,7 @@ pub async fn prune_by_age(s: &dyn Store) {
     );
     assert!(s.job(js[0].id).await.unwrap().is_none());
     assert!(s.job(js[1].id).await.unwrap().is_some());
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// Listing filters by queue, state, kind and tag, newest first, in pages.
@@ -595,6 +600,56 @@ pub async fn list_filters_and_pages(s: &dyn Store) {
     assert_eq!(running.len(), 4);
 }
 
+/// The counts the store keeps (jobs per queue and state, messages per ingest) equal what
+/// counting every row gives. Called at the end of the cases that move rows in every way.
+pub async fn assert_kept_counts(s: &dyn Store) {
+    let mut jobs: BTreeMap<(String, JobState), u64> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = s.export_jobs(after, 500).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for j in &page {
+            *jobs.entry((j.queue.clone(), j.state)).or_default() += 1;
+        }
+    }
+    let mut kept = BTreeMap::new();
+    for q in s.queue_stats().await.unwrap() {
+        for (state, n) in q.counts {
+            if n > 0 {
+                kept.insert((q.name.clone(), state), n);
+            }
+        }
+    }
+    assert_eq!(kept, jobs, "kept job counts against counted rows");
+    assert_eq!(s.count_jobs().await.unwrap(), jobs.values().sum::<u64>());
+    let mut messages: BTreeMap<String, crate::MessageTotals> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = s.export_messages(after, 500).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for m in &page {
+            let t = messages
+                .entry(m.ingest.clone())
+                .or_insert_with(|| crate::MessageTotals {
+                    ingest: m.ingest.clone(),
+                    ..Default::default()
+                });
+            if m.dead {
+                t.dead += 1;
+            } else {
+                t.messages += 1;
+            }
+        }
+    }
+    assert_eq!(
+        s.message_totals().await.unwrap(),
+        messages.into_values().collect::<Vec<_>>(),
+        "kept message counts against counted rows"
+    );
+}
+
 /// Counts per queue and state, the oldest waiting job, and pause flags.
 pub async fn queue_stats_counts(s: &dyn Store) {
     push(s, vec![job("a", "k"), job("a", "k")], T0).await;
@@ -626,6 +681,7 @@ pub async fn queue_stats_counts(s: &dyn Store) {
         vec![2, 1, 0]
     );
     assert_eq!(s.completed_since("b", vec![at(0)]).await.unwrap(), vec![0]);
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// Retry gives a discarded job one more attempt; discard and delete follow their rules.
@@ -663,6 +719,7 @@ pub async fn admin_retry_discard_delete(s: &dyn Store) {
     let del = s.delete(ids[1]).await.unwrap();
     assert_eq!(del.to, None);
     assert!(s.job(ids[1]).await.unwrap().is_none());
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// Purging removes the asked states of one queue and refuses running jobs.
@@ -689,6 +746,7 @@ pub async fn purge_queue(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(left.len(), 2);
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// Expired leases are listed for the rescuer; all running ones when asked.
@@ -994,6 +1052,7 @@ pub async fn export_then_import_keeps_everything(s: &dyn Store) {
     assert_eq!(back, all);
     let next = push(s, vec![job("q", "new")], at(10)).await[0];
     assert!(next > all.last().unwrap().id);
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// Final jobs move to the archive by queue and state or one by one, leave the live table

@@ -342,6 +342,7 @@ pub async fn batch_splits_failed_chunks_down_to_single_items(s: &dyn Store) {
     s.finish(vec![done(&got[0])], at(t + 3)).await.unwrap();
     let end = s.batch(b.id).await.unwrap().unwrap();
     assert_eq!((end.state, end.done_items), (FlowState::Completed, 5));
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// Cancelling a batch cancels what has not finished; a running job's outcome is then
@@ -373,6 +374,7 @@ pub async fn batch_cancel_cancels_unfinished_jobs(s: &dyn Store) {
         s.batch_cancel(999, at(5)).await,
         Err(StoreError::NotFound(_))
     ));
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// a → (b, c) → d: each step gets its parents' results; the workflow's result holds
@@ -517,6 +519,7 @@ pub async fn workflow_failure_cancels_and_retry_resumes(s: &dyn Store) {
         s.workflow_retry(id, None, at(11)).await,
         Err(StoreError::Conflict(_))
     ));
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// An optional step's failure lets its children run, with a null result from it.
@@ -617,6 +620,7 @@ pub async fn workflow_cancel_and_deadline(s: &dyn Store) {
     let w = s.workflow_retry(t, Some(at(500)), at(101)).await.unwrap();
     assert_eq!((w.state, w.deadline), (FlowState::Running, Some(at(500))));
     assert_eq!(step_state(&w, "a"), Some(JobState::Available));
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// Purging a queue leaves the jobs of batches and workflows; pruning keeps the steps of a
@@ -664,6 +668,7 @@ pub async fn flows_survive_purge_and_prune(s: &dyn Store) {
     );
     assert!(s.workflow(id).await.unwrap().is_none());
     assert!(s.batch(b.id).await.unwrap().is_none());
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// Everything exported reads back; importing it again over itself is refused as a whole.

@@ -274,6 +274,7 @@ pub async fn messages_start_jobs_and_workflows(s: &dyn Store) {
         "no message id to give"
     );
     assert_eq!(s.messages(filter(false)).await.unwrap().len(), 2);
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// A dead letter replayed with errors stays dead with the new reasons; replayed clean it
@@ -336,6 +337,7 @@ pub async fn dead_letters_replay(s: &dyn Store) {
         Err(StoreError::NotFound(m)) => assert!(m.contains("424242"), "{m}"),
         other => panic!("expected NotFound, got {other:?}"),
     }
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// Retention deletes one ingest's old messages and dead letters, in bounded rounds, and
@@ -378,6 +380,7 @@ pub async fn messages_are_pruned_and_copied(s: &dyn Store) {
     assert_eq!(s.export_messages(0, 100).await.unwrap(), left);
     let next = insert(s, vec![message("lab", "s2", "status", 20)]).await;
     assert!(next[0] > fresh);
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// A resend with the same key before the first one's key expires is a duplicate: counted
@@ -478,4 +481,5 @@ pub async fn messages_with_a_seen_key_are_duplicates(s: &dyn Store) {
     assert_eq!(again[0].id, after[0].id);
     assert!(again[0].duplicate);
     assert_eq!(s.count_jobs().await.unwrap(), 5);
+    crate::conformance::assert_kept_counts(s).await;
 }

@@ -44,7 +44,8 @@ pub use auth::*;
 pub use error::{Result, StoreError};
 pub use flows::*;
 pub use messages::{
-    Message, MessageCount, MessageFilter, MessageKey, MessageStored, NewMessage, Replay,
+    Message, MessageCount, MessageFilter, MessageKey, MessageStored, MessageTotals, NewMessage,
+    Replay,
 };
 pub use model::*;
 pub use notices::{Delivery, DeliveryFilter, NotifyRoute, tail};

@@ -137,6 +137,40 @@ pub struct MessageCount {
     pub count: u64,
 }
 
+/// How many messages and dead letters one ingest has in the store, read from counts the
+/// store keeps as it writes (a few rows, whatever the number of messages).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageTotals {
+    /// The ingest.
+    pub ingest: String,
+    /// Valid messages kept.
+    pub messages: u64,
+    /// Dead letters kept.
+    pub dead: u64,
+}
+
+/// Folds (ingest, dead, count) rows, ordered by ingest, into one total per ingest.
+pub(crate) fn fold_totals(
+    rows: impl IntoIterator<Item = (String, bool, i64)>,
+) -> Vec<MessageTotals> {
+    let mut out: Vec<MessageTotals> = Vec::new();
+    for (ingest, dead, n) in rows {
+        if out.last().is_none_or(|t| t.ingest != ingest) {
+            out.push(MessageTotals {
+                ingest,
+                ..Default::default()
+            });
+        }
+        let t = out.last_mut().expect("pushed above");
+        if dead {
+            t.dead = n.max(0) as u64;
+        } else {
+            t.messages = n.max(0) as u64;
+        }
+    }
+    out
+}
+
 /// Which messages to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageFilter {

@@ -19,7 +19,9 @@ use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
 };
-use crate::messages::{Message, MessageCount, MessageFilter, MessageStored, NewMessage, Replay};
+use crate::messages::{
+    Message, MessageCount, MessageFilter, MessageStored, MessageTotals, NewMessage, Replay,
+};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -410,6 +412,10 @@ pub trait Store: Send + Sync + 'static {
     /// How many messages (or dead letters) `filter` takes, per device and kind, most
     /// first (at most 10,000 pairs; `before_id` and `limit` are not used).
     async fn message_counts(&self, filter: MessageFilter) -> Result<Vec<MessageCount>>;
+
+    /// Messages and dead letters kept per ingest, by ingest name (ingests with none are
+    /// left out). Cheap: read from counts the store keeps as it writes.
+    async fn message_totals(&self) -> Result<Vec<MessageTotals>>;
 
     /// Stores messages and dead letters in one transaction, in order, starting what each
     /// valid message starts. Returns their ids (`None` for a valid message that is not

@@ -269,23 +269,16 @@ async fn metrics(state: Shared) -> ApiResult<Response> {
             "gauge",
             "Messages in the store, per ingest; dead=\"true\" for dead letters.",
         );
+        let totals = store.message_totals().await?;
         for name in ingests.names() {
-            for dead in [false, true] {
-                let counts = store
-                    .message_counts(berth_store::MessageFilter {
-                        ingest: Some(name.clone()),
-                        dead,
-                        limit: 10_000,
-                        ..Default::default()
-                    })
-                    .await?;
-                let n: u64 = counts.iter().map(|c| c.count).sum();
+            let t = totals.iter().find(|t| t.ingest == name);
+            for (dead, n) in [
+                ("false", t.map_or(0, |t| t.messages)),
+                ("true", t.map_or(0, |t| t.dead)),
+            ] {
                 m.sample(
                     "berth_messages",
-                    &[
-                        ("ingest", &name),
-                        ("dead", if dead { "true" } else { "false" }),
-                    ],
+                    &[("ingest", &name), ("dead", dead)],
                     n as f64,
                 );
             }

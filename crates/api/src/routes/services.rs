@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/services/{name}/stop", post(stop))
         .route("/v1/services/{name}/restart", post(restart))
         .route("/v1/services/{name}/signal", post(signal))
+        .route("/v1/services/{name}/logs", get(logs))
         .route("/v1/events", get(events))
         .route("/v1/reload", post(reload))
 }
@@ -169,6 +170,82 @@ async fn finished(
         }
     }
     Ok(Json(instances(state, name).await))
+}
+
+/// `GET /v1/services/{name}/logs` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsQuery {
+    /// How many of the last lines (default 100, at most 10,000).
+    lines: Option<usize>,
+}
+
+/// How much of the end of each instance's current log file is read for a tail.
+const TAIL_BYTES: u64 = 1024 * 1024;
+
+/// The last lines of a service's logs, all instances interleaved by time (each line
+/// starts with its RFC 3339 stamp), from the end of each instance's current file.
+async fn logs(
+    state: Shared,
+    Path(name): Path<String>,
+    query: Result<Query<LogsQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = query?;
+    let want = q.lines.unwrap_or(100).clamp(1, 10_000);
+    let spec = state
+        .services
+        .spec(&name)
+        .map_err(|e| supervise_error(e, &state))?;
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines: Vec<(u32, String)> = Vec::new();
+        for i in 0..spec.instances {
+            let path = berth_supervise::logs::log_path(&spec.log_dir, &spec.name, i);
+            let text = tail(&path, TAIL_BYTES);
+            let mut own: Vec<&str> = text.lines().collect();
+            own.drain(..own.len().saturating_sub(want));
+            lines.extend(own.into_iter().map(|l| (i, l.to_owned())));
+        }
+        // Stable: lines of one instance with the same stamp keep their order.
+        lines.sort_by(|a, b| stamp(&a.1).cmp(stamp(&b.1)));
+        lines.drain(..lines.len().saturating_sub(want));
+        lines
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("reading the logs: {e}")))?;
+    let lines: Vec<Value> = lines
+        .into_iter()
+        .map(|(instance, line)| json!({"instance": instance, "line": line}))
+        .collect();
+    Ok(Json(json!({ "service": name, "lines": lines })))
+}
+
+fn stamp(line: &str) -> &str {
+    line.split(' ').next().unwrap_or("")
+}
+
+/// The last `max` bytes of a file, from the first whole line in them (empty when the file
+/// cannot be read: an instance that never started has no log yet).
+fn tail(path: &std::path::Path, max: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = len.saturating_sub(max);
+    if f.seek(SeekFrom::Start(from)).is_err() {
+        return String::new();
+    }
+    let mut bytes = Vec::new();
+    let _ = f.take(max).read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    if from > 0 {
+        // The first line was cut: start after it.
+        text.split_once('\n')
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap_or_default()
+    } else {
+        text
+    }
 }
 
 /// `POST /v1/services/{name}/signal` body.

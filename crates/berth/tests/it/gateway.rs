@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use serde_json::Value;
 
-use crate::{parts, run_in, run_with_input, stop, up};
+use crate::{curl, parts, run_in, run_with_input, stop, up};
 
 /// A tiny app server: answers every GET with JSON naming its port and the headers it got.
 const APP: &str = r#"
@@ -61,17 +61,6 @@ async fn running(p: &Project, n: usize) -> Value {
         }
     })
     .await
-}
-
-fn curl(args: &[&str]) -> (String, String) {
-    let out = std::process::Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.to_owned(), body.to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

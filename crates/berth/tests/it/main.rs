@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod daemon;
+mod dashboard;
 mod deploy;
 mod flows;
 mod gateway;
@@ -79,6 +80,19 @@ pub fn run_expecting_exit(dir: &Path, args: &[&str], limit: Duration) -> Output 
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().expect("berth output")
+}
+
+/// Runs curl with `args` (silent, errors shown, 10 s at most unless `args` say otherwise) and
+/// returns the status code and the body.
+pub fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.to_owned(), body.to_owned())
 }
 
 /// The exit code, stdout and stderr of an output.

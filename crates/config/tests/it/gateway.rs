@@ -447,3 +447,41 @@ fn an_api_route_exposes_reads_behind_auth() {
     assert_eq!(open.len(), 1, "{open:#?}");
     assert!(open[0].message.contains("add `auth"), "{}", open[0].message);
 }
+
+/// A `dashboard` route is for the gateway's admins unless it says otherwise.
+#[test]
+fn a_dashboard_route_defaults_to_the_admins_login() {
+    let ok = valid(&with_app(
+        "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\npath = \"/admin/\"\ndashboard = true\n",
+    ));
+    let route = &ok.gateway.unwrap().routes[0];
+    assert_eq!(route.target, RouteTarget::Dashboard);
+    assert_eq!(route.path, "/admin");
+    assert_eq!(route.auth, Some(berth_config::AuthKind::Login));
+    assert_eq!(route.roles, vec!["admin".to_owned()]);
+    let ops = valid(&with_app(
+        "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\npath = \"/ops\"\ndashboard = true\nauth = \"token\"\nroles = [\"ops\"]\n",
+    ));
+    let route = &ops.gateway.unwrap().routes[0];
+    assert_eq!(route.auth, Some(berth_config::AuthKind::Token));
+    assert_eq!(route.roles, vec!["ops".to_owned()]);
+    for (keys, part) in [
+        ("dashboard = false", "`dashboard = false` serves nothing"),
+        (
+            "dashboard = true\nspa = true",
+            "`spa` applies to `static` routes only",
+        ),
+        (
+            "dashboard = true\nproxy = \"http://127.0.0.1:9\"",
+            "found `proxy` and `dashboard`",
+        ),
+    ] {
+        let found = diagnostics(&with_app(&format!(
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\n{keys}\n"
+        )));
+        assert!(
+            found.iter().any(|d| d.message.contains(part)),
+            "{keys}: {found:#?}"
+        );
+    }
+}

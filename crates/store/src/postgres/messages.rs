@@ -7,8 +7,8 @@ use super::flows::start;
 use crate::error::{Result, StoreError};
 use crate::flows::Fired;
 use crate::messages::{
-    Message, MessageCount, MessageFilter, MessageStored, NewMessage, Replay, errors_json,
-    key_heads, may_replay,
+    Message, MessageCount, MessageFilter, MessageStored, MessageTotals, NewMessage, Replay,
+    errors_json, key_heads, may_replay,
 };
 use crate::model::Timestamp;
 
@@ -483,6 +483,21 @@ pub(crate) async fn import(c: &impl GenericClient, messages: &[Message]) -> Resu
     .await
     .map(drop)
     .map_err(db("importing messages"))
+}
+
+/// Per ingest, from the signed rows migration 14's triggers append.
+pub(crate) async fn totals(c: &impl GenericClient) -> Result<Vec<MessageTotals>> {
+    let rows = c
+        .query(
+            "SELECT ingest, dead, sum(n)::BIGINT FROM berth_message_counts \
+             GROUP BY ingest, dead HAVING sum(n) <> 0 ORDER BY ingest",
+            &[],
+        )
+        .await
+        .map_err(db("counting messages"))?;
+    Ok(crate::messages::fold_totals(
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))),
+    ))
 }
 
 pub(crate) async fn counts(c: &impl GenericClient, f: &MessageFilter) -> Result<Vec<MessageCount>> {

@@ -301,6 +301,85 @@ CREATE INDEX berth_archived_jobs_queue ON berth_archived_jobs (queue, state, seq
     r#"
 ALTER TABLE berth_tokens ADD COLUMN scopes JSONB NOT NULL DEFAULT '[]';
 "#,
+    // 14: counts kept by the store, so that status, `queue list`, `/metrics` and the
+    // dashboard read a few rows instead of counting every job and message. Statement
+    // triggers append one signed row per (queue, state) a statement changed, so that
+    // concurrent transactions never wait on a shared counter row; the leader folds the
+    // rows together each second (`fold_counts`). The triggers come first: creating them
+    // locks out writers until the initial counts below are committed.
+    r#"
+CREATE TABLE berth_job_counts (
+    queue TEXT   NOT NULL,
+    state TEXT   NOT NULL,
+    n     BIGINT NOT NULL
+);
+CREATE FUNCTION berth_job_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_job_counts (queue, state, n)
+    SELECT queue, state, count(*) FROM new_rows GROUP BY queue, state;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION berth_job_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_job_counts (queue, state, n)
+    SELECT queue, state, sum(d) FROM (
+        SELECT queue, state, -1 AS d FROM old_rows
+        UNION ALL SELECT queue, state, 1 FROM new_rows
+    ) moved GROUP BY queue, state HAVING sum(d) <> 0;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION berth_job_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_job_counts (queue, state, n)
+    SELECT queue, state, -count(*) FROM old_rows GROUP BY queue, state;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER berth_job_counts_insert AFTER INSERT ON berth_jobs
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION berth_job_counts_insert();
+CREATE TRIGGER berth_job_counts_update AFTER UPDATE ON berth_jobs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION berth_job_counts_update();
+CREATE TRIGGER berth_job_counts_delete AFTER DELETE ON berth_jobs
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION berth_job_counts_delete();
+INSERT INTO berth_job_counts (queue, state, n)
+SELECT queue, state, count(*) FROM berth_jobs GROUP BY queue, state;
+
+CREATE TABLE berth_message_counts (
+    ingest TEXT    NOT NULL,
+    dead   BOOLEAN NOT NULL,
+    n      BIGINT  NOT NULL
+);
+CREATE FUNCTION berth_message_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_message_counts (ingest, dead, n)
+    SELECT ingest, dead, count(*) FROM new_rows GROUP BY ingest, dead;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION berth_message_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_message_counts (ingest, dead, n)
+    SELECT ingest, dead, sum(d) FROM (
+        SELECT ingest, dead, -1 AS d FROM old_rows
+        UNION ALL SELECT ingest, dead, 1 FROM new_rows
+    ) moved GROUP BY ingest, dead HAVING sum(d) <> 0;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION berth_message_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_message_counts (ingest, dead, n)
+    SELECT ingest, dead, -count(*) FROM old_rows GROUP BY ingest, dead;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER berth_message_counts_insert AFTER INSERT ON berth_messages
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION berth_message_counts_insert();
+CREATE TRIGGER berth_message_counts_update AFTER UPDATE ON berth_messages
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION berth_message_counts_update();
+CREATE TRIGGER berth_message_counts_delete AFTER DELETE ON berth_messages
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION berth_message_counts_delete();
+INSERT INTO berth_message_counts (ingest, dead, n)
+SELECT ingest, dead, count(*) FROM berth_messages GROUP BY ingest, dead;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -39,7 +39,9 @@ use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
 };
-use crate::messages::{Message, MessageCount, MessageFilter, MessageStored, NewMessage, Replay};
+use crate::messages::{
+    Message, MessageCount, MessageFilter, MessageStored, MessageTotals, NewMessage, Replay,
+};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -723,6 +725,10 @@ impl Store for PostgresStore {
 
     async fn message_counts(&self, filter: MessageFilter) -> Result<Vec<MessageCount>> {
         with_client!(self, c => messages::counts(&*c, &filter).await)
+    }
+
+    async fn message_totals(&self) -> Result<Vec<MessageTotals>> {
+        with_client!(self, c => messages::totals(&*c).await)
     }
 
     async fn message_replay(&self, id: i64, replay: Replay, now: Timestamp) -> Result<Message> {

@@ -610,25 +610,24 @@ pub(crate) fn delete(conn: &Connection, id: i64) -> Result<StateChange> {
 pub(crate) fn queue_stats(conn: &Connection) -> Result<Vec<QueueStats>> {
     let mut by_name: BTreeMap<String, QueueStats> = BTreeMap::new();
     let blank = crate::rules::empty_stats;
-    let rows: Vec<(String, String, i64, Option<i64>)> = conn
-        .prepare_cached(
-            "SELECT queue, state, count(*), \
-             min(CASE WHEN state = 'available' THEN scheduled_at END) \
-             FROM jobs GROUP BY queue, state",
-        )
+    // The counts the triggers of migration 15 keep: a few rows, whatever the job count.
+    let rows: Vec<(String, String, i64)> = conn
+        .prepare_cached("SELECT queue, state, n FROM job_counts WHERE n <> 0")
         .and_then(|mut s| {
-            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect()
         })
         .map_err(db("counting jobs"))?;
-    for (queue, state, n, oldest) in rows {
+    for (queue, state, n) in rows {
         let st = by_name
             .entry(queue.clone())
             .or_insert_with(|| blank(&queue));
         let state = parse_state(&state, 1).map_err(db("reading a job state"))?;
         st.counts.insert(state, n as u64);
-        if oldest.is_some() {
-            st.oldest_available_at = ts(oldest);
+    }
+    for st in by_name.values_mut() {
+        if st.counts.get(&JobState::Available).is_some_and(|n| *n > 0) {
+            st.oldest_available_at = oldest_available(conn, &st.name)?;
         }
     }
     for name in paused(conn)? {
@@ -638,6 +637,26 @@ pub(crate) fn queue_stats(conn: &Connection) -> Result<Vec<QueueStats>> {
             .paused = true;
     }
     Ok(by_name.into_values().collect())
+}
+
+/// The earliest `scheduled_at` among a queue's available jobs. The fetch index is ordered
+/// by priority first, so this skips from one priority to the next (a handful of index
+/// seeks) and takes the first time within each, instead of reading every available job.
+fn oldest_available(conn: &Connection, queue: &str) -> Result<Option<Timestamp>> {
+    conn.prepare_cached(
+        "WITH RECURSIVE p(v) AS ( \
+           SELECT min(priority) FROM jobs WHERE state = 'available' AND queue = ?1 \
+           UNION ALL \
+           SELECT (SELECT min(priority) FROM jobs \
+                   WHERE state = 'available' AND queue = ?1 AND priority > p.v) \
+           FROM p WHERE p.v IS NOT NULL) \
+         SELECT min((SELECT min(scheduled_at) FROM jobs \
+                     WHERE state = 'available' AND queue = ?1 AND priority = p.v)) \
+         FROM p WHERE p.v IS NOT NULL",
+    )
+    .and_then(|mut s| s.query_row([queue], |r| r.get::<_, Option<i64>>(0)))
+    .map(ts)
+    .map_err(db("finding a queue's oldest available job"))
 }
 
 pub(crate) fn paused(conn: &Connection) -> Result<Vec<String>> {
@@ -731,7 +750,9 @@ pub(crate) fn import(conn: &Connection, jobs: &[Job]) -> Result<()> {
 }
 
 pub(crate) fn count(conn: &Connection) -> Result<u64> {
-    conn.query_row("SELECT count(*) FROM jobs", [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-        .map_err(db("counting jobs"))
+    conn.query_row("SELECT coalesce(sum(n), 0) FROM job_counts", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+    .map_err(db("counting jobs"))
 }

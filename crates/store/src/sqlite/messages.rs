@@ -6,8 +6,8 @@ use super::flows::start;
 use crate::error::{Result, StoreError};
 use crate::flows::Fired;
 use crate::messages::{
-    Message, MessageCount, MessageFilter, MessageKey, MessageStored, NewMessage, Replay,
-    errors_from_json, errors_json, key_heads, may_replay,
+    Message, MessageCount, MessageFilter, MessageKey, MessageStored, MessageTotals, NewMessage,
+    Replay, errors_from_json, errors_json, key_heads, may_replay,
 };
 use crate::model::Timestamp;
 
@@ -286,6 +286,18 @@ pub(crate) fn import(conn: &Connection, messages: &[Message]) -> Result<()> {
             .map_err(db("importing messages"))?;
     }
     Ok(())
+}
+
+/// Per ingest, from the counts migration 15's triggers keep.
+pub(crate) fn totals(conn: &Connection) -> Result<Vec<MessageTotals>> {
+    let rows: Vec<(String, bool, i64)> = conn
+        .prepare_cached("SELECT ingest, dead, n FROM message_counts WHERE n <> 0 ORDER BY ingest")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .map_err(db("counting messages"))?;
+    Ok(crate::messages::fold_totals(rows))
 }
 
 pub(crate) fn counts(conn: &Connection, f: &MessageFilter) -> Result<Vec<MessageCount>> {

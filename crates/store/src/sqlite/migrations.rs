@@ -323,6 +323,51 @@ CREATE INDEX archived_jobs_queue ON archived_jobs (queue, state, seq);
     r#"
 ALTER TABLE tokens ADD COLUMN scopes TEXT NOT NULL DEFAULT '[]';
 "#,
+    // 15: counts kept by the store, so that status, `queue list`, `/metrics` and the
+    // dashboard read a few rows instead of counting every job and message. Triggers move
+    // them in the same transaction as the rows they count, whatever statement moved those.
+    r#"
+CREATE TABLE job_counts (
+    queue TEXT    NOT NULL,
+    state TEXT    NOT NULL,
+    n     INTEGER NOT NULL,
+    PRIMARY KEY (queue, state)
+) WITHOUT ROWID;
+INSERT INTO job_counts (queue, state, n) SELECT queue, state, count(*) FROM jobs GROUP BY queue, state;
+CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs BEGIN
+    INSERT INTO job_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
+    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER job_counts_update AFTER UPDATE OF queue, state ON jobs
+WHEN OLD.state IS NOT NEW.state OR OLD.queue IS NOT NEW.queue BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+    INSERT INTO job_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
+    ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+END;
+CREATE TABLE message_counts (
+    ingest TEXT    NOT NULL,
+    dead   INTEGER NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (ingest, dead)
+) WITHOUT ROWID;
+INSERT INTO message_counts (ingest, dead, n) SELECT ingest, dead, count(*) FROM messages GROUP BY ingest, dead;
+CREATE TRIGGER message_counts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO message_counts (ingest, dead, n) VALUES (NEW.ingest, NEW.dead, 1)
+    ON CONFLICT (ingest, dead) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER message_counts_update AFTER UPDATE OF ingest, dead ON messages
+WHEN OLD.dead IS NOT NEW.dead OR OLD.ingest IS NOT NEW.ingest BEGIN
+    UPDATE message_counts SET n = n - 1 WHERE ingest = OLD.ingest AND dead = OLD.dead;
+    INSERT INTO message_counts (ingest, dead, n) VALUES (NEW.ingest, NEW.dead, 1)
+    ON CONFLICT (ingest, dead) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER message_counts_delete AFTER DELETE ON messages BEGIN
+    UPDATE message_counts SET n = n - 1 WHERE ingest = OLD.ingest AND dead = OLD.dead;
+END;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -32,7 +32,9 @@ use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
 };
-use crate::messages::{Message, MessageCount, MessageFilter, MessageStored, NewMessage, Replay};
+use crate::messages::{
+    Message, MessageCount, MessageFilter, MessageStored, MessageTotals, NewMessage, Replay,
+};
 use crate::model::{
     AttemptRef, EventFilter, EventRecord, Finish, Finished, Inserted, Job, JobFilter, JobState,
     LeaderLease, LeasedJob, NewEvent, NewJob, NodeInfo, QueueStats, RunningLease, StateChange,
@@ -775,6 +777,10 @@ impl Store for SqliteStore {
 
     async fn message_counts(&self, filter: MessageFilter) -> Result<Vec<MessageCount>> {
         self.read(move |c| messages::counts(c, &filter)).await
+    }
+
+    async fn message_totals(&self) -> Result<Vec<MessageTotals>> {
+        self.read(messages::totals).await
     }
 
     async fn message_replay(&self, id: i64, replay: Replay, now: Timestamp) -> Result<Message> {

@@ -1,0 +1,338 @@
+//! The operator's dashboard: HTML pages rendered here, a little plain JavaScript and a
+//! style sheet embedded in the binary, served on a gateway route with `dashboard = true`
+//! (the gateway's login; the `admin` role unless the route names others).
+//!
+//! Each page is rendered from the answers of berth's own API, asked in process, and every
+//! button sends its action through that same API (below the route's `/v1/`), with the
+//! session's CSRF token; a successful action is recorded as a `dashboard` event naming
+//! the user. A page follows what changes over server-sent events: `/live?view=PAGE`
+//! renders the page's main part again each second and sends it when it changed.
+//!
+//! # Layout
+//! - this file: the entry point ([`Dashboard::serve`]), the page frame, the live stream
+//!   and the pass-through to the API;
+//! - `pages`: one function per page;
+//! - `html`: escaping, tables, buttons, sparklines;
+//! - `assets/`: `dashboard.js` and `dashboard.css`.
+
+mod html;
+mod pages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{Method, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use berth_gateway::{DashboardViewer, HookBody};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use crate::AppState;
+
+const SCRIPT: &str = include_str!("assets/dashboard.js");
+const STYLE: &str = include_str!("assets/dashboard.css");
+/// How often a live page is rendered again.
+const LIVE_EVERY: Duration = Duration::from_secs(1);
+/// The largest API answer a page reads.
+const MAX_ANSWER: usize = 32 * 1024 * 1024;
+
+/// The dashboard, over the API's router and state.
+#[derive(Clone)]
+pub struct Dashboard {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: AppState,
+    api: Router,
+}
+
+/// A page: its title, the part that stays (filters), and the part that follows changes.
+pub(crate) struct Page {
+    pub(crate) title: String,
+    pub(crate) top: String,
+    pub(crate) main: String,
+}
+
+/// Why a page could not be rendered: the API's status and message.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+}
+
+impl Dashboard {
+    /// The dashboard of the berth whose API is `api` over `state`.
+    pub fn new(state: AppState, api: Router) -> Self {
+        Self {
+            inner: Arc::new(Inner { state, api }),
+        }
+    }
+
+    /// Answers one request, its path relative to the dashboard route.
+    pub async fn serve(
+        &self,
+        request: Request<Bytes>,
+        viewer: DashboardViewer,
+    ) -> Response<HookBody> {
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().unwrap_or_default().to_owned();
+        if path.starts_with("/v1/") {
+            return self.api_call(request, &viewer).await;
+        }
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return failure_page(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the dashboard's pages take GET; actions go to its /v1/ API",
+            );
+        }
+        match path.as_str() {
+            "/assets/dashboard.js" => asset(SCRIPT, "text/javascript; charset=utf-8"),
+            "/assets/dashboard.css" => asset(STYLE, "text/css; charset=utf-8"),
+            "/live" => self.live(&query),
+            _ => match pages::render(self, &path, &query).await {
+                Ok(page) => {
+                    let view = if query.is_empty() {
+                        path.clone()
+                    } else {
+                        format!("{path}?{query}")
+                    };
+                    html_response(StatusCode::OK, frame(self, &viewer, &view, &page))
+                }
+                Err(f) => {
+                    let page = Page {
+                        title: "error".into(),
+                        top: String::new(),
+                        main: format!("<p class=\"error\">{}</p>", html::esc(&f.message)),
+                    };
+                    html_response(f.status, frame(self, &viewer, "", &page))
+                }
+            },
+        }
+    }
+
+    /// `GET path` on berth's API: the JSON answer, or the API's refusal.
+    pub(crate) async fn get(&self, path: &str) -> Result<Value, Failure> {
+        let request = Request::get(path)
+            .body(axum::body::Body::empty())
+            .map_err(|_| Failure {
+                status: StatusCode::BAD_REQUEST,
+                message: format!("{path} is not a valid path"),
+            })?;
+        let response = match tower_call(&self.inner.api, request).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_ANSWER)
+            .await
+            .map_err(|_| Failure {
+                status: StatusCode::BAD_GATEWAY,
+                message: format!("the answer to {path} is too large to show"),
+            })?;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(value)
+        } else {
+            let message = value["error"]["message"]
+                .as_str()
+                .unwrap_or("the API refused")
+                .to_owned();
+            Err(Failure { status, message })
+        }
+    }
+
+    pub(crate) fn state(&self) -> &AppState {
+        &self.inner.state
+    }
+
+    /// An action (or a read) through berth's API; a successful action is recorded as an
+    /// event naming the user.
+    async fn api_call(
+        &self,
+        request: Request<Bytes>,
+        viewer: &DashboardViewer,
+    ) -> Response<HookBody> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let request = request.map(axum::body::Body::from);
+        let response = match tower_call(&self.inner.api, request).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let acted = method != Method::GET && method != Method::HEAD;
+        if acted && response.status().is_success() {
+            let queues = &self.inner.state.queues;
+            let event = berth_store::NewEvent {
+                at: queues.now(),
+                node: queues.node_name().to_owned(),
+                source: "dashboard".into(),
+                subject: viewer.user.clone(),
+                instance: None,
+                kind: "action".into(),
+                message: format!("{} {method} {path}", viewer.user),
+            };
+            if let Err(e) = queues.store().record_events(vec![event]).await {
+                tracing::warn!(error = %e, "cannot record a dashboard action as an event");
+            }
+        }
+        boxed(response)
+    }
+
+    /// The live stream of one page: its main part, sent when it changed.
+    fn live(&self, query: &str) -> Response<HookBody> {
+        let view = pages::params(query)
+            .into_iter()
+            .find(|(k, _)| k == "view")
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| "/".into());
+        let (path, query) = match view.split_once('?') {
+            Some((p, q)) => (p.to_owned(), q.to_owned()),
+            None => (view.clone(), String::new()),
+        };
+        let start = (self.clone(), path, query, String::new(), true);
+        let events =
+            futures_util::stream::unfold(start, |(dash, path, query, last, first)| async move {
+                loop {
+                    if !first || !last.is_empty() {
+                        tokio::time::sleep(LIVE_EVERY).await;
+                    }
+                    let main = match pages::render(&dash, &path, &query).await {
+                        Ok(page) => page.main,
+                        Err(f) => format!("<p class=\"error\">{}</p>", html::esc(&f.message)),
+                    };
+                    if main != last {
+                        let event = Event::default().event("page").data(main.clone());
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(event),
+                            (dash, path, query, main, false),
+                        ));
+                    }
+                }
+            });
+        boxed(
+            Sse::new(events)
+                .keep_alive(KeepAlive::default())
+                .into_response(),
+        )
+    }
+}
+
+/// What a dashboard route answers while berth is still starting.
+pub fn starting() -> Response<HookBody> {
+    failure_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "berth is starting; reload in a moment",
+    )
+}
+
+async fn tower_call(
+    api: &Router,
+    request: Request<axum::body::Body>,
+) -> Result<Response<axum::body::Body>, std::convert::Infallible> {
+    let mut service = api.clone();
+    tower_service::Service::call(&mut service, request).await
+}
+
+fn boxed(response: Response<axum::body::Body>) -> Response<HookBody> {
+    response.map(|b| {
+        b.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            .boxed_unsync()
+    })
+}
+
+fn full(bytes: impl Into<Bytes>) -> HookBody {
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn asset(text: &'static str, kind: &'static str) -> Response<HookBody> {
+    let mut r = Response::new(full(text));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(kind));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    r
+}
+
+fn html_response(status: StatusCode, body: String) -> Response<HookBody> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    // The pages load only their own script and style, and are never framed.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+fn failure_page(status: StatusCode, message: &str) -> Response<HookBody> {
+    html_response(
+        status,
+        format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>berth</title></head>\
+             <body><p>{}</p></body></html>",
+            html::esc(message)
+        ),
+    )
+}
+
+/// The frame around a page: head, navigation, the user, the flash line, the page.
+fn frame(dash: &Dashboard, viewer: &DashboardViewer, view: &str, page: &Page) -> String {
+    let base = html::esc(&viewer.base);
+    let current = view.split('?').next().unwrap_or("/");
+    let mut nav = String::new();
+    for (href, label) in pages::NAV {
+        let here = if *href == "/" {
+            current == "/"
+        } else {
+            current == *href || current.starts_with(&format!("{href}/"))
+        };
+        nav.push_str(&format!(
+            "<a href=\"{base}{href}\"{}>{label}</a>",
+            if here { " aria-current=\"page\"" } else { "" }
+        ));
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · {app} · berth</title>\
+         <base href=\"{base}/\"><link rel=\"icon\" href=\"data:,\">\
+         <meta name=\"berth-base\" content=\"{base}\">\
+         <meta name=\"berth-csrf\" content=\"{csrf}\">\
+         <link rel=\"stylesheet\" href=\"{base}/assets/dashboard.css\">\
+         <script src=\"{base}/assets/dashboard.js\" defer></script></head>\
+         <body><header><a class=\"brand\" href=\"{base}/\">berth</a> <span class=\"app\">{app}</span>\
+         <nav>{nav}</nav><form class=\"user\" method=\"post\" action=\"/_berth/logout\">{user} <button type=\"submit\">log out</button></form></header>\
+         <div id=\"flash\" role=\"status\" aria-live=\"polite\"></div>\
+         <h1>{title}</h1>{top}<main id=\"main\" data-view=\"{view}\">{main}</main></body></html>",
+        title = html::esc(&page.title),
+        app = html::esc(&dash.inner.state.app),
+        csrf = html::esc(viewer.csrf.as_deref().unwrap_or_default()),
+        user = html::esc(&viewer.user),
+        view = html::esc(view),
+        top = page.top,
+        main = page.main,
+    )
+}

@@ -1,0 +1,254 @@
+//! The dashboard in a real headless Chromium (Debian's, over chromedriver): login, every
+//! page without a console error, a retry seen live, a service restarted with its log
+//! followed, a cross-site form refused; and, with curl, every page and action refused to
+//! a user without the admin role. Screenshots go to `target/tmp/dashboard-screenshots`.
+
+use std::path::Path;
+use std::process::Command;
+
+use berth_testkit::Project;
+use serde_json::{Value, json};
+
+use crate::{curl, parts, run_with_input, stop, up};
+
+const PAGES: &[&str] = &[
+    "/",
+    "/jobs",
+    "/jobs/1",
+    "/queues",
+    "/schedules",
+    "/batches",
+    "/workflows",
+    "/services",
+    "/services/web",
+    "/gateway",
+    "/messages",
+    "/notifications",
+    "/events",
+    "/releases",
+];
+
+fn project(port: u16) -> Project {
+    let (gateway, web) = (port, port + 1);
+    let p = Project::new(&format!(
+        "[app]\nname = \"dash\"\nshutdown_grace = \"2s\"\n\n\
+         [queue.work]\nhandler = \"pull\"\n\n\
+         [service.web]\ncommand = \"python3 -u -m http.server $PORT --bind 127.0.0.1\"\ninstances = 2\nport = {web}\n\n\
+         [schedule.nightly]\ncron = \"0 3 * * *\"\njob = {{ queue = \"work\", kind = \"report\" }}\n\n\
+         [gateway]\nlisten = \"127.0.0.1:{gateway}\"\n\n\
+         [[gateway.route]]\npath = \"/admin\"\ndashboard = true\n"
+    ));
+    for (user, role) in [("ada", Some("admin")), ("bob", None)] {
+        let mut args = vec!["user", "add", user, "--password-stdin"];
+        if let Some(role) = role {
+            args.extend(["--role", role]);
+        }
+        let (code, _, err) = parts(&run_with_input(p.dir(), &args, "s3cret-pass\n"));
+        assert_eq!(code, 0, "{err}");
+    }
+    p
+}
+
+async fn push(p: &Project, kind: &str) -> i64 {
+    let v = p
+        .client()
+        .post(
+            "/v1/jobs",
+            json!({"queue": "work", "kind": kind, "args": {"n": 1}}),
+        )
+        .await
+        .unwrap();
+    v["id"].as_i64().unwrap()
+}
+
+fn login(gateway: &str, user: &str, jar: &Path) {
+    let (code, _) = curl(&[
+        "-c",
+        jar.to_str().unwrap(),
+        "-o",
+        "/dev/null",
+        "-d",
+        &format!("user={user}&password=s3cret-pass&next=/admin/"),
+        &format!("{gateway}/_berth/login"),
+    ]);
+    assert_eq!(code, "303", "{user} logs in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_uses_the_dashboard_in_a_real_browser() {
+    let chromedriver = Command::new("chromedriver").arg("--version").output();
+    assert!(
+        chromedriver.is_ok_and(|o| o.status.success()),
+        "this test drives Debian's Chromium: apt-get install chromium chromium-driver (.ci/run does)"
+    );
+    let port = berth_testkit::free_port_run(3);
+    let p = project(port);
+    let gateway = format!("http://127.0.0.1:{port}");
+    let mut child = up(p.dir()).await;
+    berth_testkit::wait_until(
+        "both instances of web are ready",
+        std::time::Duration::from_secs(20),
+        || async {
+            let v = p.client().get("/v1/services").await.ok()?;
+            let all = v["services"].as_array()?;
+            all.iter().all(|s| s["state"] == "running").then_some(())
+        },
+    )
+    .await;
+    let discarded = push(&p, "send").await;
+    let keep = push(&p, "keep").await;
+    p.client()
+        .post(&format!("/v1/jobs/{discarded}/discard"), json!({}))
+        .await
+        .unwrap();
+
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/dashboard_browser.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&gateway)
+        .arg(&shots)
+        .arg(discarded.to_string())
+        .arg(keep.to_string())
+        .output()
+        .expect("python3 runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "the browser run failed: {stdout}\n{stderr}\nberth: {}",
+        std::fs::read_to_string(p.dir().join("berth-up.log")).unwrap_or_default()
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(seen["pages"].as_array().unwrap().len(), 15);
+    assert_eq!(seen["retried"], true);
+    assert_eq!(seen["flash_after_retry"], "retry: done");
+    assert!(seen["log_lines_after"].as_u64() >= seen["log_lines_before"].as_u64().map(|n| n + 2));
+    assert!(shots.join("overview.png").exists());
+    eprintln!("browser steps, seconds from the start: {}", seen["seconds"]);
+
+    // What the browser did is what the store holds, and each action names its user.
+    let job = p
+        .client()
+        .get(&format!("/v1/jobs/{discarded}"))
+        .await
+        .unwrap();
+    assert_eq!(job["state"], "available", "{job}");
+    let kept = p.client().get(&format!("/v1/jobs/{keep}")).await.unwrap();
+    assert_eq!(
+        kept["state"], "available",
+        "the cross-site post changed nothing"
+    );
+    let events = p.client().get("/v1/events?source=dashboard").await.unwrap();
+    let messages: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.contains(&format!("ada POST /v1/jobs/{discarded}/retry").as_str()),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&"ada POST /v1/services/web/restart"),
+        "{messages:?}"
+    );
+    assert!(
+        !messages.iter().any(|m| m.contains("/cancel")),
+        "{messages:?}"
+    );
+
+    // A user without the admin role: every page, the assets, the live stream and every
+    // action are refused.
+    let jar = p.dir().join("bob.jar");
+    login(&gateway, "bob", &jar);
+    let jar = jar.to_str().unwrap();
+    for page in PAGES
+        .iter()
+        .chain(&["/assets/dashboard.js", "/live?view=/", "/v1/status"])
+    {
+        let (code, _) = curl(&[
+            "-b",
+            jar,
+            "-o",
+            "/dev/null",
+            &format!("{gateway}/admin{page}"),
+        ]);
+        assert_eq!(code, "403", "bob GET {page}");
+    }
+    for action in [
+        format!("/v1/jobs/{keep}/cancel"),
+        "/v1/services/web/restart".to_owned(),
+        "/v1/queues/work/pause".to_owned(),
+    ] {
+        let (code, _) = curl(&[
+            "-b",
+            jar,
+            "-X",
+            "POST",
+            "-o",
+            "/dev/null",
+            &format!("{gateway}/admin{action}"),
+        ]);
+        assert_eq!(code, "403", "bob POST {action}");
+    }
+    // Without a session: a browser is sent to the login form.
+    let (code, _) = curl(&[
+        "-H",
+        "accept: text/html",
+        "-o",
+        "/dev/null",
+        &format!("{gateway}/admin/jobs"),
+    ]);
+    assert_eq!(code, "303");
+
+    // The admin's session without the page's token: refused, nothing changed.
+    let jar = p.dir().join("ada.jar");
+    login(&gateway, "ada", &jar);
+    let jar = jar.to_str().unwrap();
+    let (code, body) = curl(&[
+        "-b",
+        jar,
+        "-X",
+        "POST",
+        &format!("{gateway}/admin/v1/jobs/{keep}/cancel"),
+    ]);
+    assert_eq!(code, "403", "{body}");
+    let (_, page) = curl(&["-b", jar, &format!("{gateway}/admin/jobs/{keep}")]);
+    let token = page
+        .split("name=\"berth-csrf\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page holds its CSRF token")
+        .to_owned();
+    let (code, body) = curl(&[
+        "-b",
+        jar,
+        "-X",
+        "POST",
+        "-H",
+        &format!("x-berth-csrf: {token}"),
+        &format!("{gateway}/admin/v1/jobs/{keep}/cancel"),
+    ]);
+    assert_eq!(code, "200", "{body}");
+    let kept = p.client().get(&format!("/v1/jobs/{keep}")).await.unwrap();
+    assert_eq!(kept["state"], "cancelled");
+    // The live stream sends a page's main part at once.
+    let (code, body) = curl(&[
+        "-b",
+        jar,
+        "-N",
+        "--max-time",
+        "2",
+        &format!("{gateway}/admin/live?view=/queues"),
+    ]);
+    assert!(code == "200" || code.is_empty() || code == "000", "{code}");
+    assert!(
+        body.contains("event: page") && body.contains("<table>"),
+        "{body}"
+    );
+    stop(&mut child);
+}
