@@ -384,6 +384,21 @@ impl Gateway {
         Ok(p.fixed.differences(&Fixed::of(spec)))
     }
 
+    /// The start of the period `now` falls in for the budget `name` this gateway
+    /// enforces (`None`: no such budget).
+    pub fn budget_period_start(
+        &self,
+        name: &str,
+        now: berth_store::Timestamp,
+    ) -> Option<berth_store::Timestamp> {
+        let budgets = self.parts.budgets.as_ref()?;
+        budgets
+            .enforced()
+            .into_iter()
+            .find(|(spec, _, _)| spec.name == name)
+            .map(|(spec, _, _)| crate::budget::period_bounds(&spec, now).0)
+    }
+
     /// Each budget's settings in force and what this node counts as spent in its
     /// current period: `(name, limit, cost per request, period, spent)`, amounts in
     /// millionths, in name order.

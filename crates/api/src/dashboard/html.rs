@@ -166,6 +166,27 @@ pub(crate) fn button(label: &str, method: &str, path: &str, confirm: Option<&str
     )
 }
 
+/// A button that sends `POST path` with the JSON `body`, once `confirm` is accepted.
+pub(crate) fn body_button(label: &str, path: &str, body: &str, confirm: &str) -> String {
+    format!(
+        "<button type=\"button\" class=\"act\" data-method=\"POST\" data-path=\"{}\" data-body=\"{}\" data-confirm=\"{}\">{}</button>",
+        esc(path),
+        esc(body),
+        esc(confirm),
+        esc(label)
+    )
+}
+
+/// A button that asks for a message first and sends `{"message": …}` with `POST path`.
+pub(crate) fn prompt_button(label: &str, path: &str, question: &str) -> String {
+    format!(
+        "<button type=\"button\" class=\"act\" data-method=\"POST\" data-path=\"{}\" data-prompt=\"{}\">{}</button>",
+        esc(path),
+        esc(question),
+        esc(label)
+    )
+}
+
 /// A line of small bars for `values` (oldest first), as inline SVG.
 pub(crate) fn sparkline(values: &[u64]) -> String {
     let max = values.iter().copied().max().unwrap_or(0).max(1) as f64;

@@ -6,7 +6,7 @@
 //! button sends its action through that same API (below the route's `/v1/`), with the
 //! session's CSRF token; a successful action is recorded as a `dashboard` event naming
 //! the user. A page follows what changes over server-sent events: `/live?view=PAGE`
-//! renders the page's main part again each second and sends it when it changed.
+//! renders the page's main part again every two seconds and sends it when it changed.
 //!
 //! # Layout
 //! - this file: the entry point ([`Dashboard::serve`]), the page frame, the live stream
@@ -35,7 +35,7 @@ use crate::AppState;
 const SCRIPT: &str = include_str!("assets/dashboard.js");
 const STYLE: &str = include_str!("assets/dashboard.css");
 /// How often a live page is rendered again.
-const LIVE_EVERY: Duration = Duration::from_secs(1);
+const LIVE_EVERY: Duration = Duration::from_secs(2);
 /// The largest API answer a page reads.
 const MAX_ANSWER: usize = 32 * 1024 * 1024;
 
@@ -48,7 +48,18 @@ pub struct Dashboard {
 struct Inner {
     state: AppState,
     api: Router,
+    /// Completions counted by this process, per queue, sampled each minute for the
+    /// overview's sparklines (counting them in the store would read every job completed
+    /// in the last hour at each render).
+    completed: std::sync::Mutex<std::collections::VecDeque<Sample>>,
 }
+
+/// This process's completions per queue at one time.
+pub(crate) type Sample = (std::time::Instant, std::collections::BTreeMap<String, u64>);
+
+/// How often completions are sampled, and how many samples are kept (an hour).
+const SAMPLE_EVERY: Duration = Duration::from_secs(60);
+const SAMPLES: usize = 61;
 
 /// A page: its title, the part that stays (filters), and the part that follows changes.
 pub(crate) struct Page {
@@ -67,9 +78,45 @@ pub(crate) struct Failure {
 impl Dashboard {
     /// The dashboard of the berth whose API is `api` over `state`.
     pub fn new(state: AppState, api: Router) -> Self {
-        Self {
-            inner: Arc::new(Inner { state, api }),
+        let inner = Arc::new(Inner {
+            state,
+            api,
+            completed: Default::default(),
+        });
+        inner.sample();
+        // The sampler ends with the dashboard.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&inner);
+            runtime.spawn(async move {
+                let mut every = tokio::time::interval(SAMPLE_EVERY);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    inner.sample();
+                }
+            });
         }
+        Self { inner }
+    }
+
+    /// Completions of `queue` counted by this process in each of the `buckets` spans of
+    /// `span` before now, oldest first (zero before this process's first sample).
+    pub(crate) fn completed_per(&self, queue: &str, span: Duration, buckets: u32) -> Vec<u64> {
+        let current = self.inner.completions().get(queue).copied().unwrap_or(0);
+        let samples = self
+            .inner
+            .completed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        per_span(
+            &samples,
+            queue,
+            current,
+            std::time::Instant::now(),
+            span,
+            buckets,
+        )
     }
 
     /// Answers one request, its path relative to the dashboard route.
@@ -145,10 +192,6 @@ impl Dashboard {
         }
     }
 
-    pub(crate) fn state(&self) -> &AppState {
-        &self.inner.state
-    }
-
     /// An action (or a read) through berth's API; a successful action is recorded as an
     /// event naming the user.
     async fn api_call(
@@ -218,6 +261,59 @@ impl Dashboard {
                 .keep_alive(KeepAlive::default())
                 .into_response(),
         )
+    }
+}
+
+/// The growth of `queue`'s counter in each of `buckets` spans of `span` before `now`,
+/// oldest first, from `samples` (oldest first) and the `current` value: the counter at a
+/// time is that of the newest sample taken by then (the oldest sample's before it).
+fn per_span(
+    samples: &std::collections::VecDeque<Sample>,
+    queue: &str,
+    current: u64,
+    now: std::time::Instant,
+    span: Duration,
+    buckets: u32,
+) -> Vec<u64> {
+    let value = |s: &Sample| s.1.get(queue).copied().unwrap_or(0);
+    let at = |t: Option<std::time::Instant>| -> u64 {
+        let newest_by = t.and_then(|t| samples.iter().rev().find(|s| s.0 <= t));
+        newest_by.or(samples.front()).map_or(current, value)
+    };
+    let marks: Vec<u64> = (0..=buckets)
+        .map(|j| {
+            if j == 0 {
+                current
+            } else {
+                at(now.checked_sub(span * j))
+            }
+        })
+        .collect();
+    marks
+        .windows(2)
+        .rev()
+        .map(|w| w[0].saturating_sub(w[1]))
+        .collect()
+}
+
+impl Inner {
+    fn completions(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state
+            .queues
+            .metrics()
+            .snapshot()
+            .into_iter()
+            .map(|(queue, c)| (queue, c.completed))
+            .collect()
+    }
+
+    fn sample(&self) {
+        let sample = (std::time::Instant::now(), self.completions());
+        let mut samples = self.completed.lock().unwrap_or_else(|e| e.into_inner());
+        samples.push_back(sample);
+        while samples.len() > SAMPLES {
+            samples.pop_front();
+        }
     }
 }
 
@@ -335,4 +431,39 @@ fn frame(dash: &Dashboard, viewer: &DashboardViewer, view: &str, page: &Page) ->
         top = page.top,
         main = page.main,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn completions_per_span_come_from_the_samples() {
+        let start = Instant::now();
+        let sample = |secs: u64, n: u64| {
+            (
+                start + Duration::from_secs(secs),
+                [("q".to_owned(), n)].into_iter().collect(),
+            )
+        };
+        let samples: std::collections::VecDeque<Sample> =
+            [sample(0, 0), sample(60, 10), sample(120, 25)].into();
+        let now = start + Duration::from_secs(150);
+        // Spans of a minute, newest last: (90, 150] grew 25 → 40, (30, 90] 0 → 25 is
+        // read at 90 as 10, (−30, 30] as the first sample.
+        assert_eq!(
+            per_span(&samples, "q", 40, now, Duration::from_secs(60), 3),
+            vec![0, 10, 30]
+        );
+        // Another queue, never counted, and no samples at all: zeros.
+        assert_eq!(
+            per_span(&samples, "other", 0, now, Duration::from_secs(60), 2),
+            vec![0, 0]
+        );
+        assert_eq!(
+            per_span(&Default::default(), "q", 7, now, Duration::from_secs(60), 2),
+            vec![0, 0]
+        );
+    }
 }

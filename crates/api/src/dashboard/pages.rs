@@ -137,24 +137,11 @@ async fn overview(d: &Dashboard) -> Result<Page, Failure> {
             |_| String::new(),
         ),
     ));
-    // Queues, with completions per five minutes over the last hour.
-    let store = d.state().queues.store();
-    let now = d.state().queues.now();
-    let marks: Vec<_> = (0..=12)
-        .rev()
-        .map(|i| now.minus(Duration::from_secs(i * 300)))
-        .collect();
+    // Queues, with this node's completions per five minutes over the last hour.
     let mut rows = String::new();
     for q in list(&status, "queues") {
         let name = q["name"].as_str().unwrap_or_default();
-        let since = store
-            .completed_since(name, marks.clone())
-            .await
-            .unwrap_or_default();
-        let per: Vec<u64> = since
-            .windows(2)
-            .map(|w| w[0].saturating_sub(w[1]))
-            .collect();
+        let per = d.completed_per(name, Duration::from_secs(300), 12);
         let c = &q["counts"];
         let _ = write!(
             rows,
@@ -181,7 +168,7 @@ async fn overview(d: &Dashboard) -> Result<Page, Failure> {
             "<p class=\"dim\">none</p>".to_owned()
         } else {
             format!(
-                "<table><thead><tr><th>queue</th><th></th><th>available</th><th>running</th><th>waiting</th><th>completed</th><th>discarded</th><th>oldest available</th><th>last hour</th></tr></thead><tbody>{rows}</tbody></table>"
+                "<table><thead><tr><th>queue</th><th></th><th>available</th><th>running</th><th>waiting</th><th>completed</th><th>discarded</th><th>oldest available</th><th title=\"completed on this node per 5 minutes, last hour\">last hour</th></tr></thead><tbody>{rows}</tbody></table>"
             )
         },
     ));
@@ -318,6 +305,27 @@ async fn jobs(d: &Dashboard, q: &[(String, String)]) -> Result<Page, Failure> {
         );
     }
     top.push_str("</select></label><button type=\"submit\">show</button></form>");
+    // The same actions on every job the filter takes (up to 10,000 at a time).
+    if [queue, state, kind, tag].iter().any(|v| !v.is_empty()) {
+        let filter = serde_json::json!({
+            "queue": (!queue.is_empty()).then_some(queue),
+            "state": (!state.is_empty()).then_some(state),
+            "kind": (!kind.is_empty()).then_some(kind),
+            "tag": (!tag.is_empty()).then_some(tag),
+        });
+        top.push_str("<p class=\"actions bulk\">All jobs this filter shows: ");
+        for action in ["retry", "cancel", "discard", "delete"] {
+            let mut body = filter.clone();
+            body["action"] = action.into();
+            top.push_str(&super::html::body_button(
+                &format!("{action} all"),
+                "/v1/jobs/actions",
+                &body.to_string(),
+                &format!("{action} every job this filter shows (up to 10,000)?"),
+            ));
+        }
+        top.push_str("</p>");
+    }
     let mut main = jobs_table(list(&answer, "jobs"));
     if let Some(next) = answer["next_before"].as_i64() {
         let more = encode(&[
@@ -626,8 +634,48 @@ async fn gateway(d: &Dashboard) -> Result<Page, Failure> {
     let budgets = d.get("/v1/budgets").await?;
     main.push_str(&section(
         "Budgets",
-        &table(list(&budgets, "budgets"), &[], None, |_| String::new()),
+        &table(
+            list(&budgets, "budgets"),
+            &[
+                "name",
+                "spent",
+                "limit",
+                "cost_per_request",
+                "period",
+                "period_start",
+                "resets_at",
+            ],
+            None,
+            |b| {
+                let name = b["name"].as_str().unwrap_or_default();
+                button(
+                    "reset",
+                    "POST",
+                    &format!("/v1/budgets/{}/reset", seg(name)),
+                    Some(&format!("Start budget {name} over, with nothing spent?")),
+                )
+            },
+        ),
     ));
+    let m = d.get("/v1/maintenance").await?;
+    let maintenance = if m["maintenance"].as_bool() == Some(true) {
+        format!(
+            "<p><strong>On</strong> since {}: {} {}</p>",
+            cell(&m["setting"]["since"]),
+            cell(&m["setting"]["message"]),
+            button("turn off", "DELETE", "/v1/maintenance", None)
+        )
+    } else {
+        format!(
+            "<p>Off. {}</p>",
+            super::html::prompt_button(
+                "turn on",
+                "/v1/maintenance",
+                "Every request but an admin's gets a 503 page. The message it shows:"
+            )
+        )
+    };
+    main.push_str(&section("Maintenance mode", &maintenance));
     Ok(page("Gateway", main))
 }
 

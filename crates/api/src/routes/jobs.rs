@@ -1,4 +1,5 @@
-//! Jobs: push (one or many), list, show, retry, cancel, discard, delete.
+//! Jobs: push (one or many), list, show, retry, cancel, discard, delete, and the same
+//! actions on every job a filter takes.
 
 use std::sync::Arc;
 
@@ -23,6 +24,99 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/jobs/{id}/retry", post(retry))
         .route("/v1/jobs/{id}/cancel", post(cancel))
         .route("/v1/jobs/{id}/discard", post(discard))
+        .route("/v1/jobs/actions", post(act_on_filter))
+}
+
+/// The most jobs one action on a filter takes (`max`'s ceiling; its default is 10,000).
+pub const MAX_ACTED: u64 = 100_000;
+
+/// `POST /v1/jobs/actions` body: an action and the filter of the jobs it applies to.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    /// `retry`, `cancel`, `discard` or `delete`.
+    action: String,
+    queue: Option<String>,
+    /// Comma-separated states.
+    state: Option<String>,
+    kind: Option<String>,
+    tag: Option<String>,
+    /// At most this many jobs (default 10,000, at most 100,000).
+    max: Option<u64>,
+}
+
+/// Applies one action to every job the filter takes, newest first, one job at a time
+/// with the single-job rules: a job the action does not apply to (a running job for
+/// `delete`, a finished one for `cancel`, …) is skipped and counted, never an error.
+async fn act_on_filter(
+    state: Shared,
+    body: Result<Json<ActionBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body?;
+    let action = body.action.as_str();
+    if !matches!(action, "retry" | "cancel" | "discard" | "delete") {
+        return Err(ApiError::bad_request(
+            "invalid",
+            format!("unknown action {action:?}; expected retry, cancel, discard or delete"),
+        ));
+    }
+    if body.queue.is_none() && body.state.is_none() && body.kind.is_none() && body.tag.is_none() {
+        return Err(ApiError::bad_request(
+            "invalid",
+            "name at least one of `queue`, `state`, `kind` and `tag`: an action on every job is refused",
+        ));
+    }
+    let max = body.max.unwrap_or(10_000);
+    if max == 0 || max > MAX_ACTED {
+        return Err(ApiError::bad_request(
+            "invalid",
+            format!("`max` must be 1 to {MAX_ACTED}"),
+        ));
+    }
+    let mut filter = ListQuery {
+        queue: body.queue,
+        state: body.state,
+        kind: body.kind,
+        tag: body.tag,
+        before: None,
+        limit: Some(1000),
+    }
+    .into_filter()?;
+    let (mut matched, mut done, mut skipped, mut more) = (0u64, 0u64, 0u64, false);
+    'pages: loop {
+        let page = state.queues.list(filter.clone()).await?;
+        let Some(last) = page.last() else { break };
+        filter.before_id = Some(last.id);
+        for job in &page {
+            if matched == max {
+                more = true;
+                break 'pages;
+            }
+            matched += 1;
+            let q = &state.queues;
+            let outcome = match action {
+                "retry" => q.retry(job.id).await,
+                "cancel" => q.cancel(job.id).await,
+                "discard" => q.discard(job.id).await,
+                _ => q.delete(job.id).await,
+            };
+            match outcome.map_err(ApiError::from) {
+                Ok(_) => done += 1,
+                // Not for this job's state (or gone meanwhile): skipped.
+                Err(e) if matches!(e.status, StatusCode::CONFLICT | StatusCode::NOT_FOUND) => {
+                    skipped += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(Json(json!({
+        "action": action,
+        "matched": matched,
+        "done": done,
+        "skipped": skipped,
+        "more": more,
+    })))
 }
 
 /// The most jobs one bulk push takes.

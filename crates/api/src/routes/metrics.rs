@@ -312,6 +312,37 @@ async fn metrics(state: Shared) -> ApiResult<Response> {
         );
     }
 
+    // Backups: when the last one was made and when one last failed, from the events every
+    // backup records (the scheduled ones and `berth backup save`), on any node.
+    for (kind, name, help) in [
+        (
+            "completed",
+            "berth_backup_last_success_timestamp_seconds",
+            "When the last backup was made (Unix time); 0 before the first.",
+        ),
+        (
+            "failed",
+            "berth_backup_last_failure_timestamp_seconds",
+            "When a backup last failed (Unix time); 0 if none did.",
+        ),
+    ] {
+        let last = store
+            .events(berth_store::EventFilter {
+                source: Some("backup".into()),
+                kinds: vec![kind.into()],
+                limit: 1,
+                ..Default::default()
+            })
+            .await?;
+        m.family(name, "gauge", help);
+        m.sample(
+            name,
+            &[],
+            last.first()
+                .map_or(0.0, |e| e.event.at.0 as f64 / 1_000_000.0),
+        );
+    }
+
     // The nodes and the leader lease.
     let (nodes, leader) = (store.nodes().await?, store.leader().await?);
     m.family("berth_nodes", "gauge", "Nodes that share the store.");

@@ -209,6 +209,126 @@ async fn admin_actions_follow_the_state_rules() {
 }
 
 #[tokio::test]
+async fn actions_apply_to_every_job_a_filter_takes() {
+    let p = project();
+    let d = daemon(&p, Options::default()).await;
+    let c = p.client();
+    let jobs: Vec<Value> = (0..7)
+        .map(|i| json!({"queue": "tasks", "kind": if i < 5 { "sync" } else { "mail" }}))
+        .collect();
+    let pushed = c
+        .post("/v1/jobs/bulk", json!({"jobs": jobs}))
+        .await
+        .unwrap();
+    let ids: Vec<i64> = pushed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
+    // Discard the five `sync` jobs at once; the two others are left alone.
+    let r = c
+        .post(
+            "/v1/jobs/actions",
+            json!({"action": "discard", "queue": "tasks", "kind": "sync"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r["matched"].as_u64(),
+            r["done"].as_u64(),
+            r["skipped"].as_u64(),
+            r["more"].as_bool()
+        ),
+        (Some(5), Some(5), Some(0), Some(false)),
+        "{r}"
+    );
+    let state = |v: &Value| v["state"].as_str().unwrap().to_owned();
+    for (i, id) in ids.iter().enumerate() {
+        let j = c.get(&format!("/v1/jobs/{id}")).await.unwrap();
+        assert_eq!(
+            state(&j),
+            if i < 5 { "discarded" } else { "available" },
+            "job {id}"
+        );
+    }
+    // `max` stops early and says more remain; a second call finishes.
+    let r = c
+        .post(
+            "/v1/jobs/actions",
+            json!({"action": "retry", "state": "discarded", "max": 3}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r["done"].as_u64(), r["more"].as_bool()),
+        (Some(3), Some(true)),
+        "{r}"
+    );
+    let r = c
+        .post(
+            "/v1/jobs/actions",
+            json!({"action": "retry", "state": "discarded"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r["done"].as_u64(), r["more"].as_bool()),
+        (Some(2), Some(false)),
+        "{r}"
+    );
+    // What the action does not apply to is skipped, not an error: cancel every job, then
+    // cancel again.
+    let r = c
+        .post(
+            "/v1/jobs/actions",
+            json!({"action": "cancel", "queue": "tasks"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["done"], 7, "{r}");
+    let r = c
+        .post(
+            "/v1/jobs/actions",
+            json!({"action": "cancel", "queue": "tasks"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r["done"].as_u64(), r["skipped"].as_u64()),
+        (Some(0), Some(7)),
+        "{r}"
+    );
+    // Refused, changing nothing: no filter, an unknown action, a bad state, a bad max.
+    for (body, part) in [
+        (json!({"action": "delete"}), "at least one of"),
+        (
+            json!({"action": "explode", "queue": "tasks"}),
+            "unknown action",
+        ),
+        (json!({"action": "delete", "state": "gone"}), "gone"),
+        (
+            json!({"action": "delete", "queue": "tasks", "max": 0}),
+            "`max` must be",
+        ),
+        (
+            json!({"action": "delete", "queue": "tasks", "whatever": 1}),
+            "whatever",
+        ),
+    ] {
+        let (status, _, message) = api_err(c.post("/v1/jobs/actions", body.clone()).await).await;
+        assert!(
+            (400..500).contains(&status) && message.contains(part),
+            "{body}: {status} {message}"
+        );
+    }
+    let left = c.get("/v1/jobs?queue=tasks&limit=100").await.unwrap();
+    assert_eq!(left["jobs"].as_array().unwrap().len(), 7);
+    d.stop().await;
+}
+
+#[tokio::test]
 async fn a_pull_worker_leases_heartbeats_and_reports() {
     let p = project();
     let d = daemon(&p, Options::default()).await;

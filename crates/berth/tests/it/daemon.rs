@@ -343,6 +343,9 @@ async fn metrics_are_read_by_a_real_prometheus_parser() {
         }
     })
     .await;
+    // A backup made now is what the backup metric reports.
+    let (code, _, err) = crate::parts(&crate::run_in(d, &["backup", "save"]));
+    assert_eq!(code, 0, "{err}");
     std::fs::write(
         d.join("parse.py"),
         r#"import json, subprocess, sys
@@ -379,6 +382,16 @@ print(json.dumps(out))
     assert!(at(r#"berth_queue_oldest_available_age_seconds{"queue": "imports"}"#) >= 0.0);
     assert_eq!(at("berth_nodes{}"), 1.0);
     assert!(at("berth_leader_term{}") >= 1.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let saved = at("berth_backup_last_success_timestamp_seconds{}");
+    assert!(
+        saved > now - 300.0 && saved <= now + 1.0,
+        "{saved} vs {now}"
+    );
+    assert_eq!(at("berth_backup_last_failure_timestamp_seconds{}"), 0.0);
     assert_eq!(
         at(r#"berth_service_instances{"service": "worker", "state": "running"}"#),
         1.0

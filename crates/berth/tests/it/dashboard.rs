@@ -236,6 +236,68 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
     assert_eq!(code, "200", "{body}");
     let kept = p.client().get(&format!("/v1/jobs/{keep}")).await.unwrap();
     assert_eq!(kept["state"], "cancelled");
+    // A filtered jobs page offers the actions on all it shows, with the filter as body.
+    let (code, page) = curl(&[
+        "-b",
+        jar,
+        &format!("{gateway}/admin/jobs?queue=work&state=cancelled"),
+    ]);
+    assert_eq!(code, "200");
+    assert!(
+        page.contains(r#"data-path="/v1/jobs/actions" data-body="{&quot;action&quot;:&quot;retry&quot;,&quot;kind&quot;:null,&quot;queue&quot;:&quot;work&quot;,&quot;state&quot;:&quot;cancelled&quot;,&quot;tag&quot;:null}""#),
+        "{page}"
+    );
+    // Maintenance mode from the dashboard: bob gets the 503 page, the admin does not.
+    let (code, body) = curl(&[
+        "-b",
+        jar,
+        "-X",
+        "POST",
+        "-H",
+        &format!("x-berth-csrf: {token}"),
+        "-d",
+        r#"{"message": "moving racks"}"#,
+        "-H",
+        "content-type: application/json",
+        &format!("{gateway}/admin/v1/maintenance"),
+    ]);
+    assert_eq!(code, "200", "{body}");
+    let on = p.client().get("/v1/maintenance").await.unwrap();
+    assert_eq!(on["setting"]["message"], "moving racks", "{on}");
+    let bob = p.dir().join("bob.jar");
+    berth_testkit::wait_until(
+        "the gateway in maintenance",
+        std::time::Duration::from_secs(10),
+        || {
+            let bob = bob.clone();
+            let url = format!("{gateway}/admin/");
+            async move {
+                let (code, body) = curl(&["-b", bob.to_str().unwrap(), &url]);
+                (code == "503" && body.contains("moving racks")).then_some(())
+            }
+        },
+    )
+    .await;
+    let (code, _) = curl(&[
+        "-b",
+        jar,
+        "-o",
+        "/dev/null",
+        &format!("{gateway}/admin/gateway"),
+    ]);
+    assert_eq!(code, "200", "the admin still sees the dashboard");
+    let (code, body) = curl(&[
+        "-b",
+        jar,
+        "-X",
+        "DELETE",
+        "-H",
+        &format!("x-berth-csrf: {token}"),
+        &format!("{gateway}/admin/v1/maintenance"),
+    ]);
+    assert_eq!(code, "200", "{body}");
+    let off = p.client().get("/v1/maintenance").await.unwrap();
+    assert_eq!(off["maintenance"], false, "{off}");
     // The live stream sends a page's main part at once.
     let (code, body) = curl(&[
         "-b",

@@ -333,6 +333,19 @@ async fn users_and_tokens_from_the_command_line_open_guarded_routes() {
     stop(&mut child);
 }
 
+/// Waits until the store holds `spent` (millionths) as budget `nlu`'s spending.
+async fn spent_stored(p: &Project, spent: i64) {
+    let store = berth_store::SqliteStore::open(&p.db_path(), Default::default()).unwrap();
+    wait_until("the spending stored", Duration::from_secs(10), || async {
+        let stored = berth_store::Store::budgets(&store).await.ok()?;
+        stored
+            .iter()
+            .any(|(n, s)| n == "nlu" && s.spent == spent)
+            .then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_is_enforced_listed_and_reset_from_the_command_line() {
     let port = berth_testkit::free_port_run(4);
@@ -367,16 +380,7 @@ async fn a_budget_is_enforced_listed_and_reset_from_the_command_line() {
             && listed.contains("100.0%"),
         "{listed}"
     );
-    let store = berth_store::SqliteStore::open(&p.db_path(), Default::default()).unwrap();
-    wait_until("the spending stored", Duration::from_secs(10), || async {
-        let stored = berth_store::Store::budgets(&store).await.ok()?;
-        stored
-            .iter()
-            .any(|(n, s)| n == "nlu" && s.spent == 4_000)
-            .then_some(())
-    })
-    .await;
-    drop(store);
+    spent_stored(&p, 4_000).await;
     let (code, out, err) = parts(&run_in(p.dir(), &["budget", "reset", "nlu"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("starts over"), "{out}");
@@ -392,6 +396,33 @@ async fn a_budget_is_enforced_listed_and_reset_from_the_command_line() {
     let (code, _, err) = parts(&run_in(p.dir(), &["budget", "reset", "nope"]));
     assert_eq!(code, 6, "{err}");
     assert!(err.contains("expected one of: nlu"), "{err}");
+    // Spent again, then, once the spending is stored (charges still in flight when a
+    // reset lands count after it), reset through the API as the dashboard's button does.
+    assert_eq!(curl(&[&url]).0, "200");
+    assert_eq!(curl(&[&url]).0, "402");
+    spent_stored(&p, 4_000).await;
+    let reset = p
+        .client()
+        .post("/v1/budgets/nlu/reset", serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(reset["reset"], "nlu", "{reset}");
+    wait_until(
+        "the API's reset seen by the gateway",
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move { (curl(&[&url]).0 == "200").then_some(()) }
+        },
+    )
+    .await;
+    let unknown = p
+        .client()
+        .post("/v1/budgets/nope/reset", serde_json::json!({}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("the budgets are: nlu"), "{unknown}");
     stop(&mut child);
 }
 

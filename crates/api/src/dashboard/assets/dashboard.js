@@ -19,6 +19,12 @@
     const button = event.target.closest("button[data-path]");
     if (!button) return;
     if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+    let body = button.dataset.body || "{}";
+    if (button.dataset.prompt) {
+      const text = window.prompt(button.dataset.prompt);
+      if (text === null) return;
+      body = JSON.stringify({ message: text });
+    }
     const label = button.textContent;
     button.disabled = true;
     try {
@@ -27,11 +33,16 @@
         method,
         credentials: "same-origin",
         headers: { "content-type": "application/json", "x-berth-csrf": csrf },
-        body: method === "DELETE" ? undefined : button.dataset.body || "{}",
+        body: method === "DELETE" ? undefined : body,
       });
       let message = `${label}: ${response.ok ? "done" : "failed (" + response.status + ")"}`;
       try {
         const answer = await response.json();
+        // An action on a filter says what it did.
+        if (response.ok && answer && typeof answer.matched === "number") {
+          message = `${label}: ${answer.done} done, ${answer.skipped} skipped` +
+            (answer.more ? " (more remain: run it again)" : "");
+        }
         // berth's API says {"error": {"code", "message"}}; the gateway {"error", "message"}.
         const error = answer && answer.error;
         if (!response.ok && error) message = `${label}: ${error.message || answer.message || error}`;
