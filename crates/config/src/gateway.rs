@@ -681,6 +681,7 @@ fn route(
         }
         "dashboard" => {
             only_for("status", "`redirect`", d);
+            only_for("timeout", "`service` and `proxy`", d);
             only_for("index", "`static`", d);
             only_for("spa", "`static`", d);
             only_for("strip_prefix", "`static`, `service` and `proxy`", d);
@@ -765,6 +766,12 @@ fn route(
     } else {
         roles
     };
+    if dashboard && roles.is_empty() {
+        d.error(
+            section.key_span("roles").unwrap_or_else(|| section.span()),
+            "a dashboard route acts on all of berth (deploys, purges, restarts): name the roles that may use it, such as [\"admin\"]; an empty list would let every user in",
+        );
+    }
     if !roles.is_empty() && section.get("auth").is_none() && !dashboard {
         d.error(
             section.key_span("roles").unwrap_or_else(|| section.span()),

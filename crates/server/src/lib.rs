@@ -83,6 +83,8 @@ pub struct Daemon {
     queues: Queues,
     runtime: Runtime,
     stop_api: CancellationToken,
+    /// Ends the dashboard's live streams at the start of a stop.
+    stop_pages: CancellationToken,
     api_tasks: Vec<JoinHandle<()>>,
     socket: PathBuf,
     tcp_addr: Option<SocketAddr>,
@@ -299,9 +301,11 @@ impl Daemon {
         let stop_api = CancellationToken::new();
         let api_router = berth_api::router(state.clone());
         webhooks.serve_api(api_router.clone());
+        let stop_pages = CancellationToken::new();
         webhooks.serve_dashboard(berth_api::dashboard::Dashboard::new(
             state.clone(),
             api_router.clone(),
+            stop_pages.clone(),
         ));
         let mut api_tasks = vec![serve(unix, api_router, stop_api.clone())];
         let mut tcp_addr = None;
@@ -357,6 +361,7 @@ impl Daemon {
             queues,
             runtime,
             stop_api,
+            stop_pages,
             api_tasks,
             socket,
             tcp_addr,
@@ -410,8 +415,10 @@ impl Daemon {
     /// rest are released to run again on the next start; then the API closes.
     pub async fn stop(self) {
         tracing::info!(grace = ?self.grace, "stopping: no new jobs; waiting for running ones");
-        // Workers waiting in a long poll get an empty answer now, and no new leases.
+        // Workers waiting in a long poll get an empty answer now, and no new leases; open
+        // dashboard pages lose their live stream (the browser shows it disconnected).
         self.queues.close();
+        self.stop_pages.cancel();
         // The gateway's requests and the running jobs finish side by side, within one
         // grace period, before the services they may need stop.
         let gateway = async {

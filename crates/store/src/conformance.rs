@@ -227,6 +227,7 @@ pub async fn delayed_job_not_early_nor_twice(s: &dyn Store) {
         assert!(fetch(s, "q", 10, at(t)).await.is_empty(), "twice at {t}s");
     }
     assert_eq!(s.next_due().await.unwrap(), None);
+    crate::conformance::assert_kept_counts(s).await;
 }
 
 /// Fetch hands out lower priority values first, then older jobs, up to the limit, and only

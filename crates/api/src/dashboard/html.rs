@@ -39,7 +39,9 @@ pub(crate) fn cell(v: &Value) -> String {
 /// An RFC 3339 time as `2026-12-06 04:42:20` in a `<time>` element, if `s` is one.
 fn time(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    let looks = s.len() >= 20
+    // ASCII only: the slices below are then on character boundaries.
+    let looks = s.is_ascii()
+        && s.len() >= 20
         && b[4] == b'-'
         && b[7] == b'-'
         && b[10] == b'T'
@@ -109,7 +111,7 @@ pub(crate) fn table(
                         out,
                         "<td><a href=\"{}{}\">{}</a></td>",
                         esc(prefix),
-                        esc(&key),
+                        esc(&segment(&key)),
                         esc(&key)
                     );
                 }
@@ -125,6 +127,18 @@ pub(crate) fn table(
     }
     out.push_str("</tbody></table>");
     out
+}
+
+/// `s` percent-encoded for one path segment (names and ids as they were given).
+pub(crate) fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The fields of one JSON object as a definition list (nested values as JSON).
@@ -234,6 +248,8 @@ mod tests {
         let long = "x".repeat(500);
         assert_eq!(cell(&json!(long)).chars().count(), 161);
         assert!(cell(&json!({"a": "<"})).contains("&lt;"));
+        // Shaped like a time but not ASCII (a device's payload): shown as text.
+        assert_eq!(cell(&json!("0000-00-00T00:00:0éZ")), "0000-00-00T00:00:0éZ");
     }
 
     #[test]
@@ -241,6 +257,6 @@ mod tests {
         let rows = vec![json!({"id": "<1>", "name": "<script>"})];
         let t = table(&rows, &[], Some(("id", "/x/")), |_| String::new());
         assert!(!t.contains("<script>"));
-        assert!(t.contains("href=\"/x/&lt;1&gt;\""));
+        assert!(t.contains("href=\"/x/%3C1%3E\""), "{t}");
     }
 }

@@ -48,6 +48,9 @@ pub struct Dashboard {
 struct Inner {
     state: AppState,
     api: Router,
+    /// Cancelled when berth stops: live streams end, so that the gateway's graceful stop
+    /// does not wait for open pages.
+    closing: tokio_util::sync::CancellationToken,
     /// Completions counted by this process, per queue, sampled each minute for the
     /// overview's sparklines (counting them in the store would read every job completed
     /// in the last hour at each render).
@@ -76,11 +79,13 @@ pub(crate) struct Failure {
 }
 
 impl Dashboard {
-    /// The dashboard of the berth whose API is `api` over `state`.
-    pub fn new(state: AppState, api: Router) -> Self {
+    /// The dashboard of the berth whose API is `api` over `state`; its live streams end
+    /// when `closing` is cancelled.
+    pub fn new(state: AppState, api: Router, closing: tokio_util::sync::CancellationToken) -> Self {
         let inner = Arc::new(Inner {
             state,
             api,
+            closing,
             completed: Default::default(),
         });
         inner.sample();
@@ -240,8 +245,14 @@ impl Dashboard {
         let events =
             futures_util::stream::unfold(start, |(dash, path, query, last, first)| async move {
                 loop {
+                    if dash.inner.closing.is_cancelled() {
+                        return None;
+                    }
                     if !first || !last.is_empty() {
-                        tokio::time::sleep(LIVE_EVERY).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(LIVE_EVERY) => {}
+                            _ = dash.inner.closing.cancelled() => return None,
+                        }
                     }
                     let main = match pages::render(&dash, &path, &query).await {
                         Ok(page) => page.main,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::Value;
 
-use super::html::{button, cell, cut, esc, fields, pre_json, sparkline, table};
+use super::html::{button, cell, cut, esc, fields, pre_json, segment as seg, sparkline, table};
 use super::{Dashboard, Failure, Page};
 
 /// The navigation: path and label.
@@ -101,18 +101,6 @@ fn param<'a>(q: &'a [(String, String)], key: &str) -> &'a str {
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
         .unwrap_or_default()
-}
-
-/// A path segment for an API path (names and ids as they were given).
-fn seg(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn overview(d: &Dashboard) -> Result<Page, Failure> {

@@ -41,8 +41,19 @@ struct ActionBody {
     state: Option<String>,
     kind: Option<String>,
     tag: Option<String>,
-    /// At most this many jobs (default 10,000, at most 100,000).
+    /// At most this many jobs acted on (default 10,000, at most 100,000).
     max: Option<u64>,
+}
+
+/// Whether `action` applies to a job in `state` (the single-job rules; the store checks
+/// them again).
+fn applies(action: &str, state: berth_store::JobState) -> bool {
+    use berth_store::JobState::*;
+    match action {
+        "retry" => !matches!(state, Running | Available | Pending),
+        "cancel" | "discard" => !state.is_final(),
+        _ => state != Running,
+    }
 }
 
 /// Applies one action to every job the filter takes, newest first, one job at a time
@@ -88,11 +99,17 @@ async fn act_on_filter(
         let Some(last) = page.last() else { break };
         filter.before_id = Some(last.id);
         for job in &page {
-            if matched == max {
+            // `max` bounds the jobs acted on; those the action does not apply to are
+            // passed over without a write, and do not count.
+            if done == max {
                 more = true;
                 break 'pages;
             }
             matched += 1;
+            if !applies(action, job.state) {
+                skipped += 1;
+                continue;
+            }
             let q = &state.queues;
             let outcome = match action {
                 "retry" => q.retry(job.id).await,
@@ -102,11 +119,17 @@ async fn act_on_filter(
             };
             match outcome.map_err(ApiError::from) {
                 Ok(_) => done += 1,
-                // Not for this job's state (or gone meanwhile): skipped.
+                // Moved on (or gone) since it was listed: skipped.
                 Err(e) if matches!(e.status, StatusCode::CONFLICT | StatusCode::NOT_FOUND) => {
                     skipped += 1;
                 }
-                Err(e) => return Err(e),
+                Err(mut e) => {
+                    e.message = format!(
+                        "{} (job {}; before it, {done} done and {skipped} skipped)",
+                        e.message, job.id
+                    );
+                    return Err(e);
+                }
             }
         }
     }

@@ -31,7 +31,7 @@ const PAGES: &[&str] = &[
 fn project(port: u16) -> Project {
     let (gateway, web) = (port, port + 1);
     let p = Project::new(&format!(
-        "[app]\nname = \"dash\"\nshutdown_grace = \"2s\"\n\n\
+        "[app]\nname = \"dash\"\nshutdown_grace = \"20s\"\n\n\
          [queue.work]\nhandler = \"pull\"\n\n\
          [service.web]\ncommand = \"python3 -u -m http.server $PORT --bind 127.0.0.1\"\ninstances = 2\nport = {web}\n\n\
          [schedule.nightly]\ncron = \"0 3 * * *\"\njob = {{ queue = \"work\", kind = \"report\" }}\n\n\
@@ -312,5 +312,21 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
         body.contains("event: page") && body.contains("<table>"),
         "{body}"
     );
+    // An open page does not hold up a graceful stop (20 s of grace here): its live stream
+    // ends at once.
+    let mut open = Command::new("curl")
+        .args(["-s", "-N", "-b", jar, "-o", "/dev/null"])
+        .arg(format!("{gateway}/admin/live?view=/"))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let stopping = std::time::Instant::now();
     stop(&mut child);
+    assert!(
+        stopping.elapsed() < std::time::Duration::from_secs(10),
+        "the stop took {:?}",
+        stopping.elapsed()
+    );
+    let ended = open.wait().unwrap();
+    assert!(ended.success(), "the live stream ended cleanly: {ended}");
 }

@@ -468,6 +468,11 @@ fn a_dashboard_route_defaults_to_the_admins_login() {
     for (keys, part) in [
         ("dashboard = false", "`dashboard = false` serves nothing"),
         (
+            "dashboard = true\nroles = []",
+            "an empty list would let every user in",
+        ),
+        ("dashboard = true\ntimeout = \"5s\"", "`timeout` applies to"),
+        (
             "dashboard = true\nspa = true",
             "`spa` applies to `static` routes only",
         ),

@@ -135,6 +135,13 @@ pub async fn restore(url: &str, dump: &Path) -> Result<()> {
                 .map_err(|e| StoreError::db("dropping a table the archive does not hold", e))?;
         }
     }
+    // The kept counts' triggers (migration 14) call functions `pg_dump --table` does not
+    // hold: they are made here, so that the archive's triggers can be created on a fresh
+    // database too.
+    client
+        .batch_execute(super::migrations::COUNT_FUNCTIONS)
+        .await
+        .map_err(|e| StoreError::db("creating the kept counts' functions", e))?;
     drop(client);
     let _ = conn.await;
     run(

@@ -536,8 +536,6 @@ pub(crate) async fn stage_due(c: &impl GenericClient, now: Timestamp) -> Result<
     queues.sort();
     queues.dedup();
     notify(c, &queues).await?;
-    // The leader stages each second: a good beat to keep the count rows few.
-    fold_counts(c).await?;
     Ok(queues)
 }
 
@@ -722,7 +720,7 @@ pub(crate) async fn queue_stats(c: &impl GenericClient) -> Result<Vec<QueueStats
             .entry(queue.clone())
             .or_insert_with(|| blank(&queue));
         st.counts
-            .insert(state_of(r.get(1))?, r.get::<_, i64>(2) as u64);
+            .insert(state_of(r.get(1))?, r.get::<_, i64>(2).max(0) as u64);
     }
     for st in by_name.values_mut() {
         if st.counts.get(&JobState::Available).is_some_and(|n| *n > 0) {

@@ -9,6 +9,61 @@ use crate::error::{Result, StoreError};
 /// The advisory lock key that serialises migrations ("berth" in ASCII).
 const LOCK_KEY: i64 = 0x0062_6572_7468;
 
+/// The functions the kept counts' triggers call (migration 14). `pg_dump --table` keeps
+/// triggers but not the functions they call, so a restore creates them first too
+/// ([`COUNT_FUNCTIONS`]); `OR REPLACE` lets both run on a database that has them.
+macro_rules! count_functions {
+    () => {
+        r#"
+CREATE OR REPLACE FUNCTION berth_job_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_job_counts (queue, state, n)
+    SELECT queue, state, count(*) FROM new_rows GROUP BY queue, state;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION berth_job_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_job_counts (queue, state, n)
+    SELECT queue, state, sum(d) FROM (
+        SELECT queue, state, -1 AS d FROM old_rows
+        UNION ALL SELECT queue, state, 1 FROM new_rows
+    ) moved GROUP BY queue, state HAVING sum(d) <> 0;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION berth_job_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_job_counts (queue, state, n)
+    SELECT queue, state, -count(*) FROM old_rows GROUP BY queue, state;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION berth_message_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_message_counts (ingest, dead, n)
+    SELECT ingest, dead, count(*) FROM new_rows GROUP BY ingest, dead;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION berth_message_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_message_counts (ingest, dead, n)
+    SELECT ingest, dead, sum(d) FROM (
+        SELECT ingest, dead, -1 AS d FROM old_rows
+        UNION ALL SELECT ingest, dead, 1 FROM new_rows
+    ) moved GROUP BY ingest, dead HAVING sum(d) <> 0;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION berth_message_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO berth_message_counts (ingest, dead, n)
+    SELECT ingest, dead, -count(*) FROM old_rows GROUP BY ingest, dead;
+    RETURN NULL;
+END $$;
+"#
+    };
+}
+
+/// [`count_functions!`] as a constant, for a restore.
+pub(crate) const COUNT_FUNCTIONS: &str = count_functions!();
+
 const MIGRATIONS: &[&str] = &[
     // 1: jobs and queues.
     r#"
@@ -307,33 +362,14 @@ ALTER TABLE berth_tokens ADD COLUMN scopes JSONB NOT NULL DEFAULT '[]';
     // concurrent transactions never wait on a shared counter row; the leader folds the
     // rows together each second (`fold_counts`). The triggers come first: creating them
     // locks out writers until the initial counts below are committed.
-    r#"
+    concat!(
+        count_functions!(),
+        r#"
 CREATE TABLE berth_job_counts (
     queue TEXT   NOT NULL,
     state TEXT   NOT NULL,
     n     BIGINT NOT NULL
 );
-CREATE FUNCTION berth_job_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO berth_job_counts (queue, state, n)
-    SELECT queue, state, count(*) FROM new_rows GROUP BY queue, state;
-    RETURN NULL;
-END $$;
-CREATE FUNCTION berth_job_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO berth_job_counts (queue, state, n)
-    SELECT queue, state, sum(d) FROM (
-        SELECT queue, state, -1 AS d FROM old_rows
-        UNION ALL SELECT queue, state, 1 FROM new_rows
-    ) moved GROUP BY queue, state HAVING sum(d) <> 0;
-    RETURN NULL;
-END $$;
-CREATE FUNCTION berth_job_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO berth_job_counts (queue, state, n)
-    SELECT queue, state, -count(*) FROM old_rows GROUP BY queue, state;
-    RETURN NULL;
-END $$;
 CREATE TRIGGER berth_job_counts_insert AFTER INSERT ON berth_jobs
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION berth_job_counts_insert();
 CREATE TRIGGER berth_job_counts_update AFTER UPDATE ON berth_jobs
@@ -349,27 +385,6 @@ CREATE TABLE berth_message_counts (
     dead   BOOLEAN NOT NULL,
     n      BIGINT  NOT NULL
 );
-CREATE FUNCTION berth_message_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO berth_message_counts (ingest, dead, n)
-    SELECT ingest, dead, count(*) FROM new_rows GROUP BY ingest, dead;
-    RETURN NULL;
-END $$;
-CREATE FUNCTION berth_message_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO berth_message_counts (ingest, dead, n)
-    SELECT ingest, dead, sum(d) FROM (
-        SELECT ingest, dead, -1 AS d FROM old_rows
-        UNION ALL SELECT ingest, dead, 1 FROM new_rows
-    ) moved GROUP BY ingest, dead HAVING sum(d) <> 0;
-    RETURN NULL;
-END $$;
-CREATE FUNCTION berth_message_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO berth_message_counts (ingest, dead, n)
-    SELECT ingest, dead, -count(*) FROM old_rows GROUP BY ingest, dead;
-    RETURN NULL;
-END $$;
 CREATE TRIGGER berth_message_counts_insert AFTER INSERT ON berth_messages
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION berth_message_counts_insert();
 CREATE TRIGGER berth_message_counts_update AFTER UPDATE ON berth_messages
@@ -379,7 +394,8 @@ CREATE TRIGGER berth_message_counts_delete AFTER DELETE ON berth_messages
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION berth_message_counts_delete();
 INSERT INTO berth_message_counts (ingest, dead, n)
 SELECT ingest, dead, count(*) FROM berth_messages GROUP BY ingest, dead;
-"#,
+        "#
+    ),
 ];
 
 /// The schema version this build writes.

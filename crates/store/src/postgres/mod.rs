@@ -80,7 +80,12 @@ pub struct PostgresStore {
     describe: String,
     wake_tx: broadcast::Sender<String>,
     listener: tokio::task::JoinHandle<()>,
+    /// When the kept counts were last folded (see [`jobs::fold_counts`]); `None`: never.
+    folded: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often the leader folds the kept counts' signed rows.
+const FOLD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
@@ -125,6 +130,7 @@ impl PostgresStore {
             describe,
             wake_tx,
             listener,
+            folded: std::sync::Mutex::new(None),
         })
     }
 
@@ -307,8 +313,30 @@ impl Store for PostgresStore {
     }
 
     async fn stage_due(&self, now: Timestamp) -> Result<Vec<String>> {
-        self.in_tx(move |tx| Box::pin(async move { jobs::stage_due(tx, now).await }))
-            .await
+        let woken = self
+            .in_tx(move |tx| Box::pin(async move { jobs::stage_due(tx, now).await }))
+            .await?;
+        // The leader stages at least each second: the beat that keeps the kept counts'
+        // rows few. Outside the staging transaction, and a failure only waits for the
+        // next beat.
+        let due = {
+            let mut folded = self.folded.lock().unwrap_or_else(|e| e.into_inner());
+            let due = folded.is_none_or(|t| t.elapsed() >= FOLD_EVERY);
+            if due {
+                *folded = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            let folded = match self.pool.get().await {
+                Ok(c) => jobs::fold_counts(&*c).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = folded {
+                tracing::warn!(error = %e, "cannot fold the kept counts; trying again in a second");
+            }
+        }
+        Ok(woken)
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>> {

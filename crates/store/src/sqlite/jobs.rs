@@ -91,6 +91,7 @@ pub(crate) fn insert(conn: &Connection, jobs: &[NewJob], now: Timestamp) -> Resu
         ))
         .map_err(db("preparing an insert"))?;
     let mut out = Vec::with_capacity(jobs.len());
+    let mut tally = super::counts::Tally::default();
     // Each job was checked by `rules::may_insert` before it reached the writer.
     for job in jobs {
         let at = job.scheduled_at.unwrap_or(now);
@@ -121,6 +122,7 @@ pub(crate) fn insert(conn: &Connection, jobs: &[NewJob], now: Timestamp) -> Resu
             ])
             .map_err(db("inserting a job"))?;
         if n == 1 {
+            tally.add((job.queue.as_str(), state.as_str()));
             out.push(Inserted {
                 id: conn.last_insert_rowid(),
                 duplicate: false,
@@ -140,6 +142,7 @@ pub(crate) fn insert(conn: &Connection, jobs: &[NewJob], now: Timestamp) -> Resu
             });
         }
     }
+    super::counts::add_jobs(conn, &tally)?;
     Ok(out)
 }
 
@@ -656,7 +659,7 @@ pub(crate) fn queue_stats(conn: &Connection) -> Result<Vec<QueueStats>> {
             .entry(queue.clone())
             .or_insert_with(|| blank(&queue));
         let state = parse_state(&state, 1).map_err(db("reading a job state"))?;
-        st.counts.insert(state, n as u64);
+        st.counts.insert(state, n.max(0) as u64);
     }
     for st in by_name.values_mut() {
         if st.counts.get(&JobState::Available).is_some_and(|n| *n > 0) {
@@ -747,7 +750,9 @@ pub(crate) fn import(conn: &Connection, jobs: &[Job]) -> Result<()> {
              ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
         ))
         .map_err(db("preparing an import"))?;
+    let mut tally = super::counts::Tally::default();
     for j in jobs {
+        tally.add((j.queue.as_str(), j.state.as_str()));
         stmt.execute(params![
             j.id,
             j.queue,
@@ -779,6 +784,7 @@ pub(crate) fn import(conn: &Connection, jobs: &[Job]) -> Result<()> {
             _ => StoreError::Invalid(format!("job {} cannot be imported: {e}", j.id)),
         })?;
     }
+    super::counts::add_jobs(conn, &tally)?;
     Ok(())
 }
 

@@ -49,6 +49,7 @@ pub(crate) fn insert(
         .map_err(db("storing messages"))?;
     let heads = key_heads(messages);
     let mut out: Vec<MessageStored> = Vec::with_capacity(messages.len());
+    let mut tally = super::counts::Tally::default();
     for (i, m) in messages.iter().enumerate() {
         // A resend: of a message earlier in this batch, or of one stored before.
         let earlier = match (heads[i], &m.key) {
@@ -77,6 +78,7 @@ pub(crate) fn insert(
                     errors_json(&m.errors)
                 ])
                 .map_err(db("storing messages"))?;
+            tally.add((m.ingest.as_str(), m.is_dead()));
             Some(conn.last_insert_rowid())
         } else {
             None
@@ -99,6 +101,7 @@ pub(crate) fn insert(
             duplicate: false,
         });
     }
+    super::counts::add_messages(conn, &tally)?;
     let mut expired: Vec<(&str, i64)> = Vec::new();
     for m in messages.iter().filter(|m| m.key.is_some()) {
         match expired.iter_mut().find(|(i, _)| *i == m.ingest) {
@@ -266,7 +269,9 @@ pub(crate) fn import(conn: &Connection, messages: &[Message]) -> Result<()> {
             "INSERT INTO messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
         ))
         .map_err(db("importing messages"))?;
+    let mut tally = super::counts::Tally::default();
     for m in messages {
+        tally.add((m.ingest.as_str(), m.dead));
         insert
             .execute(params![
                 m.id,
@@ -285,6 +290,7 @@ pub(crate) fn import(conn: &Connection, messages: &[Message]) -> Result<()> {
             ])
             .map_err(db("importing messages"))?;
     }
+    super::counts::add_messages(conn, &tally)?;
     Ok(())
 }
 

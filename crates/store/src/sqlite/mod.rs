@@ -6,6 +6,7 @@
 
 mod archive;
 mod auth;
+mod counts;
 mod events;
 mod flows;
 mod jobs;

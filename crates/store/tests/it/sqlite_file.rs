@@ -171,11 +171,11 @@ fn an_older_database_learns_the_split_state() {
                  VALUES ('q', 'item', 'discarded', 1, 0, 1, 0);
              DROP TABLE archived_jobs;
              ALTER TABLE tokens DROP COLUMN scopes;
-             DROP TRIGGER job_counts_insert;
+             DROP TRIGGER IF EXISTS job_counts_insert;
              DROP TRIGGER job_counts_update;
              DROP TRIGGER job_counts_delete;
              DROP TABLE job_counts;
-             DROP TRIGGER message_counts_insert;
+             DROP TRIGGER IF EXISTS message_counts_insert;
              DROP TRIGGER message_counts_update;
              DROP TRIGGER message_counts_delete;
              DROP TABLE message_counts;
