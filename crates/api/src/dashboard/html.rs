@@ -201,13 +201,14 @@ pub(crate) fn prompt_button(label: &str, path: &str, question: &str) -> String {
     )
 }
 
-/// A line of small bars for `values` (oldest first), as inline SVG.
-pub(crate) fn sparkline(values: &[u64]) -> String {
+/// A line of small bars for `values` (oldest first), as inline SVG described by `label`.
+pub(crate) fn sparkline(values: &[u64], label: &str) -> String {
     let max = values.iter().copied().max().unwrap_or(0).max(1) as f64;
     let (w, h) = (4.0, 18.0);
     let mut out = format!(
-        "<svg class=\"spark\" width=\"{}\" height=\"{h}\" role=\"img\" aria-label=\"completed per 5 minutes, last hour: {}\">",
+        "<svg class=\"spark\" width=\"{}\" height=\"{h}\" role=\"img\" aria-label=\"{}: {}\">",
         values.len() as f64 * w,
+        esc(label),
         values
             .iter()
             .map(u64::to_string)

@@ -51,14 +51,21 @@ struct Inner {
     /// Cancelled when berth stops: live streams end, so that the gateway's graceful stop
     /// does not wait for open pages.
     closing: tokio_util::sync::CancellationToken,
-    /// Completions counted by this process, per queue, sampled each minute for the
-    /// overview's sparklines (counting them in the store would read every job completed
-    /// in the last hour at each render).
-    completed: std::sync::Mutex<std::collections::VecDeque<Sample>>,
+    /// Completions counted by this process, per queue, and the services' CPU and memory,
+    /// sampled each minute for the sparklines (counting completions in the store would
+    /// read every job completed in the last hour at each render).
+    samples: std::sync::Mutex<std::collections::VecDeque<Sample>>,
 }
 
-/// This process's completions per queue at one time.
-pub(crate) type Sample = (std::time::Instant, std::collections::BTreeMap<String, u64>);
+/// What this process counted at one time.
+pub(crate) struct Sample {
+    at: std::time::Instant,
+    /// Completions per queue since this process started.
+    completed: std::collections::BTreeMap<String, u64>,
+    /// Per service: CPU seconds and resident bytes of its running instances' process
+    /// trees.
+    services: std::collections::BTreeMap<String, (f64, u64)>,
+}
 
 /// How often completions are sampled, and how many samples are kept (an hour).
 const SAMPLE_EVERY: Duration = Duration::from_secs(60);
@@ -86,7 +93,7 @@ impl Dashboard {
             state,
             api,
             closing,
-            completed: Default::default(),
+            samples: Default::default(),
         });
         inner.sample();
         // The sampler ends with the dashboard.
@@ -109,11 +116,7 @@ impl Dashboard {
     /// `span` before now, oldest first (zero before this process's first sample).
     pub(crate) fn completed_per(&self, queue: &str, span: Duration, buckets: u32) -> Vec<u64> {
         let current = self.inner.completions().get(queue).copied().unwrap_or(0);
-        let samples = self
-            .inner
-            .completed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let samples = self.inner.samples.lock().unwrap_or_else(|e| e.into_inner());
         per_span(
             &samples,
             queue,
@@ -122,6 +125,14 @@ impl Dashboard {
             span,
             buckets,
         )
+    }
+
+    /// A service's CPU (percent of one core over each minute) and resident memory (bytes,
+    /// at the end of each minute) over the samples, oldest first; minutes in which it ran
+    /// no instance are left out.
+    pub(crate) fn service_history(&self, name: &str) -> (Vec<u64>, Vec<u64>) {
+        let samples = self.inner.samples.lock().unwrap_or_else(|e| e.into_inner());
+        history_of(&samples, name)
     }
 
     /// Answers one request, its path relative to the dashboard route.
@@ -286,9 +297,9 @@ fn per_span(
     span: Duration,
     buckets: u32,
 ) -> Vec<u64> {
-    let value = |s: &Sample| s.1.get(queue).copied().unwrap_or(0);
+    let value = |s: &Sample| s.completed.get(queue).copied().unwrap_or(0);
     let at = |t: Option<std::time::Instant>| -> u64 {
-        let newest_by = t.and_then(|t| samples.iter().rev().find(|s| s.0 <= t));
+        let newest_by = t.and_then(|t| samples.iter().rev().find(|s| s.at <= t));
         newest_by.or(samples.front()).map_or(current, value)
     };
     let marks: Vec<u64> = (0..=buckets)
@@ -307,6 +318,21 @@ fn per_span(
         .collect()
 }
 
+/// See [`Dashboard::service_history`].
+fn history_of(samples: &std::collections::VecDeque<Sample>, name: &str) -> (Vec<u64>, Vec<u64>) {
+    let (mut cpu, mut memory) = (Vec::new(), Vec::new());
+    for (a, b) in samples.iter().zip(samples.iter().skip(1)) {
+        let (Some(was), Some(is)) = (a.services.get(name), b.services.get(name)) else {
+            continue;
+        };
+        let secs = b.at.duration_since(a.at).as_secs_f64().max(1.0);
+        // A restarted instance starts its count again: no negative minutes.
+        cpu.push(((is.0 - was.0).max(0.0) / secs * 100.0).round() as u64);
+        memory.push(is.1);
+    }
+    (cpu, memory)
+}
+
 impl Inner {
     fn completions(&self) -> std::collections::BTreeMap<String, u64> {
         self.state
@@ -319,8 +345,24 @@ impl Inner {
     }
 
     fn sample(&self) {
-        let sample = (std::time::Instant::now(), self.completions());
-        let mut samples = self.completed.lock().unwrap_or_else(|e| e.into_inner());
+        let status = self.state.services.status();
+        let mut services = std::collections::BTreeMap::new();
+        if !status.is_empty() {
+            let procs = berth_supervise::usage::ProcessTable::read();
+            for s in &status {
+                if let Some(used) = s.pid.and_then(|pid| procs.tree(pid)) {
+                    let e = services.entry(s.service.clone()).or_insert((0.0, 0));
+                    e.0 += used.cpu.as_secs_f64();
+                    e.1 += used.rss_bytes;
+                }
+            }
+        }
+        let sample = Sample {
+            at: std::time::Instant::now(),
+            completed: self.completions(),
+            services,
+        };
+        let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         samples.push_back(sample);
         while samples.len() > SAMPLES {
             samples.pop_front();
@@ -452,11 +494,10 @@ mod tests {
     #[test]
     fn completions_per_span_come_from_the_samples() {
         let start = Instant::now();
-        let sample = |secs: u64, n: u64| {
-            (
-                start + Duration::from_secs(secs),
-                [("q".to_owned(), n)].into_iter().collect(),
-            )
+        let sample = |secs: u64, n: u64| Sample {
+            at: start + Duration::from_secs(secs),
+            completed: [("q".to_owned(), n)].into_iter().collect(),
+            services: Default::default(),
         };
         let samples: std::collections::VecDeque<Sample> =
             [sample(0, 0), sample(60, 10), sample(120, 25)].into();
@@ -476,5 +517,31 @@ mod tests {
             per_span(&Default::default(), "q", 7, now, Duration::from_secs(60), 2),
             vec![0, 0]
         );
+    }
+
+    #[test]
+    fn a_services_history_is_per_minute_and_never_negative() {
+        let start = Instant::now();
+        let sample = |secs: u64, cpu: f64, rss: u64| Sample {
+            at: start + Duration::from_secs(secs),
+            completed: Default::default(),
+            services: [("web".to_owned(), (cpu, rss))].into_iter().collect(),
+        };
+        let mut samples: std::collections::VecDeque<Sample> = [
+            sample(0, 0.0, 10),
+            sample(60, 30.0, 20),
+            sample(120, 12.0, 30),
+        ]
+        .into();
+        // Half a core in the first minute; a restart (the count started again) is 0.
+        assert_eq!(history_of(&samples, "web"), (vec![50, 0], vec![20, 30]));
+        assert_eq!(history_of(&samples, "other"), (vec![], vec![]));
+        // A minute without the service running is left out.
+        samples.push_back(Sample {
+            at: start + Duration::from_secs(180),
+            completed: Default::default(),
+            services: Default::default(),
+        });
+        assert_eq!(history_of(&samples, "web").0.len(), 2);
     }
 }

@@ -147,7 +147,7 @@ async fn overview(d: &Dashboard) -> Result<Page, Failure> {
             cell(&c["completed"]),
             cell(&c["discarded"]),
             cell(&q["oldest_available_at"]),
-            sparkline(&per),
+            sparkline(&per, "completed on this node per 5 minutes, last hour"),
         );
     }
     main.push_str(&section(
@@ -568,11 +568,12 @@ async fn services(d: &Dashboard) -> Result<Page, Failure> {
             .collect();
         let _ = write!(
             main,
-            "<section><h2><a href=\"services/{}\">{}</a></h2><p class=\"actions\">{}</p>{}</section>",
+            "<section><h2><a href=\"services/{}\">{}</a></h2><p class=\"actions\">{}</p>{}{}</section>",
             esc(&seg(name)),
             esc(name),
             service_actions(name),
-            table(&instances, INSTANCE_COLUMNS, None, |_| String::new())
+            table(&instances, INSTANCE_COLUMNS, None, |_| String::new()),
+            history(d, name)
         );
     }
     if main.is_empty() {
@@ -601,15 +602,33 @@ async fn service(d: &Dashboard, name: &str) -> Result<Page, Failure> {
         );
     }
     let main = format!(
-        "<p class=\"actions\">{}</p>{}{}",
+        "<p class=\"actions\">{}</p>{}{}{}",
         service_actions(name),
         table(&instances, INSTANCE_COLUMNS, None, |_| String::new()),
+        history(d, name),
         section(
             "Log",
             &format!("<pre class=\"log\" id=\"log\">{tail}</pre>")
         )
     );
     Ok(page(format!("Service {name}"), main))
+}
+
+/// A service's CPU and memory over the last hour, from the dashboard's samples.
+fn history(d: &Dashboard, name: &str) -> String {
+    let (cpu, memory) = d.service_history(name);
+    if cpu.is_empty() {
+        return "<p class=\"dim\">CPU and memory over time appear within two minutes of berth's start.</p>"
+            .into();
+    }
+    let mib: Vec<u64> = memory.iter().map(|b| b / (1024 * 1024)).collect();
+    format!(
+        "<p class=\"history\">CPU, % of a core per minute: {} {}% now · memory: {} {} MiB now</p>",
+        sparkline(&cpu, "CPU per minute, last hour, percent of a core"),
+        cpu.last().copied().unwrap_or(0),
+        sparkline(&mib, "resident memory per minute, last hour, MiB"),
+        mib.last().copied().unwrap_or(0),
+    )
 }
 
 async fn gateway(d: &Dashboard) -> Result<Page, Failure> {
