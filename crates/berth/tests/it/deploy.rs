@@ -700,20 +700,32 @@ async fn a_kill_during_the_health_gate_leaves_one_whole_release() {
     });
     // Once v2 serves and its health gate runs, berth dies. (The build and switch before
     // the gate took over 30 s once in CI, beside the browser test on two cores; the gate
-    // itself lasts 30 s, so a longer wait still meets it running.)
-    wait_until("the health gate runs", Duration::from_secs(90), || {
-        let d = d.to_path_buf();
-        async move {
-            let r = releases(&d, &[]);
-            let last = r["releases"].as_array()?.last()?.clone();
-            last["steps"]
-                .as_array()?
-                .iter()
-                .any(|s| s["name"] == "health" && s["state"] == "running")
-                .then_some(())
+    // itself lasts 30 s, so a longer wait still meets it running.) On a timeout, what
+    // the release and berth said is in the failure.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let r = releases(d, &[]);
+        let last = r["releases"].as_array().and_then(|a| a.last()).cloned();
+        let gate = last.as_ref().is_some_and(|l| {
+            l["steps"].as_array().is_some_and(|steps| {
+                steps
+                    .iter()
+                    .any(|s| s["name"] == "health" && s["state"] == "running")
+            })
+        });
+        if gate {
+            break;
         }
-    })
-    .await;
+        if std::time::Instant::now() > deadline {
+            let log = std::fs::read_to_string(d.join("berth-up.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "the health gate did not start within 90 s; the last release: {last:#?}\nberth's log, newest first:\n{}",
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(versions(&url, 4).await, ["v2"]);
     berth.kill().unwrap();
     berth.wait().unwrap();
