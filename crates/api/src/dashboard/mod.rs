@@ -55,6 +55,9 @@ struct Inner {
     /// sampled each minute for the sparklines (counting completions in the store would
     /// read every job completed in the last hour at each render).
     samples: std::sync::Mutex<std::collections::VecDeque<Sample>>,
+    /// The sampler starts with the first request: a berth whose gateway has no dashboard
+    /// route never reads /proc for it.
+    sampling: std::sync::Once,
 }
 
 /// What this process counted at one time.
@@ -94,21 +97,8 @@ impl Dashboard {
             api,
             closing,
             samples: Default::default(),
+            sampling: std::sync::Once::new(),
         });
-        inner.sample();
-        // The sampler ends with the dashboard.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let weak = Arc::downgrade(&inner);
-            runtime.spawn(async move {
-                let mut every = tokio::time::interval(SAMPLE_EVERY);
-                every.tick().await;
-                loop {
-                    every.tick().await;
-                    let Some(inner) = weak.upgrade() else { break };
-                    inner.sample();
-                }
-            });
-        }
         Self { inner }
     }
 
@@ -135,12 +125,28 @@ impl Dashboard {
         history_of(&samples, name)
     }
 
+    /// Takes a first sample now and one each minute, until the dashboard is dropped.
+    fn start_sampling(&self) {
+        self.inner.sample();
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SAMPLE_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                inner.sample();
+            }
+        });
+    }
+
     /// Answers one request, its path relative to the dashboard route.
     pub async fn serve(
         &self,
         request: Request<Bytes>,
         viewer: DashboardViewer,
     ) -> Response<HookBody> {
+        self.inner.sampling.call_once(|| self.start_sampling());
         let path = request.uri().path().to_owned();
         let query = request.uri().query().unwrap_or_default().to_owned();
         if path.starts_with("/v1/") {

@@ -618,7 +618,7 @@ async fn service(d: &Dashboard, name: &str) -> Result<Page, Failure> {
 fn history(d: &Dashboard, name: &str) -> String {
     let (cpu, memory) = d.service_history(name);
     if cpu.is_empty() {
-        return "<p class=\"dim\">CPU and memory over time appear within two minutes of berth's start.</p>"
+        return "<p class=\"dim\">CPU and memory over time appear within two minutes of the first dashboard page.</p>"
             .into();
     }
     let mib: Vec<u64> = memory.iter().map(|b| b / (1024 * 1024)).collect();

@@ -32,9 +32,9 @@ fn project(port: u16) -> Project {
     let (gateway, web) = (port, port + 1);
     let p = Project::new(&format!(
         "[app]\nname = \"dash\"\nshutdown_grace = \"20s\"\n\n\
-         [queue.work]\nhandler = \"pull\"\n\n\
+         [queue.tasks]\nhandler = \"pull\"\n\n\
          [service.web]\ncommand = \"python3 -u -m http.server $PORT --bind 127.0.0.1\"\ninstances = 2\nport = {web}\n\n\
-         [schedule.nightly]\ncron = \"0 3 * * *\"\njob = {{ queue = \"work\", kind = \"report\" }}\n\n\
+         [schedule.nightly]\ncron = \"0 3 * * *\"\njob = {{ queue = \"tasks\", kind = \"report\" }}\n\n\
          [gateway]\nlisten = \"127.0.0.1:{gateway}\"\n\n\
          [[gateway.route]]\npath = \"/admin\"\ndashboard = true\n"
     ));
@@ -54,7 +54,7 @@ async fn push(p: &Project, kind: &str) -> i64 {
         .client()
         .post(
             "/v1/jobs",
-            json!({"queue": "work", "kind": kind, "args": {"n": 1}}),
+            json!({"queue": "tasks", "kind": kind, "args": {"n": 1}}),
         )
         .await
         .unwrap();
@@ -182,7 +182,7 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
     for action in [
         format!("/v1/jobs/{keep}/cancel"),
         "/v1/services/web/restart".to_owned(),
-        "/v1/queues/work/pause".to_owned(),
+        "/v1/queues/tasks/pause".to_owned(),
     ] {
         let (code, _) = curl(&[
             "-b",
@@ -240,11 +240,11 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
     let (code, page) = curl(&[
         "-b",
         jar,
-        &format!("{gateway}/admin/jobs?queue=work&state=cancelled"),
+        &format!("{gateway}/admin/jobs?queue=tasks&state=cancelled"),
     ]);
     assert_eq!(code, "200");
     assert!(
-        page.contains(r#"data-path="/v1/jobs/actions" data-body="{&quot;action&quot;:&quot;retry&quot;,&quot;kind&quot;:null,&quot;queue&quot;:&quot;work&quot;,&quot;state&quot;:&quot;cancelled&quot;,&quot;tag&quot;:null}""#),
+        page.contains(r#"data-path="/v1/jobs/actions" data-body="{&quot;action&quot;:&quot;retry&quot;,&quot;kind&quot;:null,&quot;queue&quot;:&quot;tasks&quot;,&quot;state&quot;:&quot;cancelled&quot;,&quot;tag&quot;:null}""#),
         "{page}"
     );
     // Maintenance mode from the dashboard: bob gets the 503 page, the admin does not.
