@@ -6,6 +6,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Where the API is.
@@ -36,6 +38,16 @@ pub enum ClientError {
     /// The exchange failed midway.
     #[error("talking to berth failed: {0}")]
     Http(String),
+    /// The answer is not what this client's types expect (a CLI of another version?).
+    #[error(
+        "berth's answer to {path} does not read as expected: {cause}; is this CLI the same version as the running berth?"
+    )]
+    Decode {
+        /// The request's path.
+        path: String,
+        /// What did not fit.
+        cause: String,
+    },
     /// Berth answered with an error.
     #[error("{message}")]
     Api {
@@ -65,18 +77,38 @@ impl Client {
         Self::new(Endpoint::Unix(path.to_path_buf()))
     }
 
-    /// GET `path`.
-    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
+    /// GET `path`, read as `T` (one of [`crate::types`]).
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        typed(path, self.call(Method::GET, path, None).await?)
+    }
+
+    /// POST `body` to `path`, the answer read as `T` (one of [`crate::types`]).
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_value(body).map_err(|e| ClientError::Http(e.to_string()))?;
+        typed(path, self.call(Method::POST, path, Some(body)).await?)
+    }
+
+    /// DELETE `path`, the answer read as `T`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        typed(path, self.call(Method::DELETE, path, None).await?)
+    }
+
+    /// GET `path` as untyped JSON (for tests and scripts that look at the raw answer).
+    pub async fn get_json(&self, path: &str) -> Result<Value, ClientError> {
         self.call(Method::GET, path, None).await
     }
 
-    /// POST `body` to `path`.
-    pub async fn post(&self, path: &str, body: Value) -> Result<Value, ClientError> {
+    /// POST `body` to `path`, the answer as untyped JSON.
+    pub async fn post_json(&self, path: &str, body: Value) -> Result<Value, ClientError> {
         self.call(Method::POST, path, Some(body)).await
     }
 
-    /// DELETE `path`.
-    pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
+    /// DELETE `path`, the answer as untyped JSON.
+    pub async fn delete_json(&self, path: &str) -> Result<Value, ClientError> {
         self.call(Method::DELETE, path, None).await
     }
 
@@ -161,6 +193,14 @@ impl Client {
         };
         Ok((status, value))
     }
+}
+
+/// Reads an answer as `T`.
+fn typed<T: DeserializeOwned>(path: &str, value: Value) -> Result<T, ClientError> {
+    serde_json::from_value(value).map_err(|e| ClientError::Decode {
+        path: path.to_owned(),
+        cause: e.to_string(),
+    })
 }
 
 enum Io {

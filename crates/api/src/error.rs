@@ -1,12 +1,16 @@
 //! API errors: a typed JSON body and a status code. Internal details are logged, not sent.
 
+use aide::OperationOutput;
+use aide::generate::GenContext;
+use aide::openapi::{Operation, Response as OaResponse};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use berth_queue::QueueError;
 use berth_store::StoreError;
-use serde_json::json;
+
+use crate::types::{ErrorBody, ErrorDetail};
 
 /// An error answer: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug)]
@@ -44,11 +48,111 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response()
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// In the OpenAPI document, every operation's `default` answer: the error body.
+impl OperationOutput for ApiError {
+    type Inner = ErrorBody;
+
+    fn operation_response(ctx: &mut GenContext, op: &mut Operation) -> Option<OaResponse> {
+        let mut r = Json::<ErrorBody>::operation_response(ctx, op)?;
+        r.description = "An error: what was wrong and what would be right.".into();
+        Some(r)
+    }
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        op: &mut Operation,
+    ) -> Vec<(Option<u16>, OaResponse)> {
+        Self::operation_response(ctx, op)
+            .map(|r| vec![(None, r)])
+            .unwrap_or_default()
+    }
+}
+
+/// A server-sent event stream (`text/event-stream`), described as such in the OpenAPI
+/// document.
+pub struct EventStream<T>(pub T);
+
+impl<T: IntoResponse> IntoResponse for EventStream<T> {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
+
+impl<T> OperationOutput for EventStream<T> {
+    type Inner = String;
+
+    fn operation_response(_: &mut GenContext, _: &mut Operation) -> Option<OaResponse> {
+        let media = aide::openapi::MediaType {
+            schema: Some(aide::openapi::SchemaObject {
+                json_schema: schemars::json_schema!({
+                    "type": "string",
+                    "description": "Server-sent events, one `data:` line of JSON each."
+                }),
+                example: None,
+                external_docs: None,
+            }),
+            ..Default::default()
+        };
+        Some(OaResponse {
+            description: "A stream of server-sent events; it ends when berth stops.".into(),
+            content: [("text/event-stream".to_owned(), media)]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        op: &mut Operation,
+    ) -> Vec<(Option<u16>, OaResponse)> {
+        Self::operation_response(ctx, op)
+            .map(|r| vec![(Some(200), r)])
+            .unwrap_or_default()
+    }
+}
+
+/// A JSON answer with a status other than 200 (`201 Created`, `202 Accepted`), which the
+/// OpenAPI document shows under that status.
+#[derive(Debug)]
+pub struct JsonWith<const STATUS: u16, T>(pub T);
+
+/// `201 Created` with the new record.
+pub type Created<T> = JsonWith<201, T>;
+/// `202 Accepted`: the work goes on after the answer.
+pub type Accepted<T> = JsonWith<202, T>;
+
+impl<const STATUS: u16, T: serde::Serialize> IntoResponse for JsonWith<STATUS, T> {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(STATUS).unwrap_or(StatusCode::OK);
+        (status, Json(self.0)).into_response()
+    }
+}
+
+impl<const STATUS: u16, T: schemars::JsonSchema> OperationOutput for JsonWith<STATUS, T> {
+    type Inner = T;
+
+    fn operation_response(ctx: &mut GenContext, op: &mut Operation) -> Option<OaResponse> {
+        Json::<T>::operation_response(ctx, op)
+    }
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        op: &mut Operation,
+    ) -> Vec<(Option<u16>, OaResponse)> {
+        Self::operation_response(ctx, op)
+            .map(|r| vec![(Some(STATUS), r)])
+            .unwrap_or_default()
     }
 }
 
@@ -133,6 +237,15 @@ impl From<JsonRejection> for ApiError {
             code: "bad_body",
             message: format!("the request body is not valid: {}", e.body_text()),
         }
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(e: axum::extract::rejection::PathRejection) -> Self {
+        Self::bad_request(
+            "bad_path",
+            format!("the path is not valid: {}", e.body_text()),
+        )
     }
 }
 

@@ -3,24 +3,32 @@
 //! every request needs the admin token or a user's token with scopes ([`scopes`]).
 //!
 //! # Layout
-//! - [`routes`]: one file per resource: `status`, `jobs`, `queues`, `workers`,
-//!   `services` (with events and reload);
+//! - [`routes`]: one file per resource: `status`, `jobs`, `archive`, `queues`,
+//!   `workers` (the pull API), `services` (with events and reload), `schedules`,
+//!   `batches`, `workflows`, `gateway` (with budgets and maintenance), `messages`,
+//!   `notifications`, `deploys`, `metrics`;
+//! - [`types`]: every request and answer, shared by the routes, the client and the
+//!   dashboard, and the source of the OpenAPI document ([`openapi`]);
 //! - [`error`]: the typed JSON error every route answers with;
-//! - [`body`]: request bodies and their parsing (durations, times);
-//! - [`client`]: the client the CLI and the tests use.
+//! - [`client`]: the typed client the CLI and the tests use;
+//! - [`dashboard`]: the web pages, rendered from the API's answers;
+//! - [`scopes`]: what a user's token may reach.
 //!
-//! The endpoints are listed in `docs/api.md`.
+//! The endpoints are listed in `docs/api.md` and described, field by field, by the
+//! OpenAPI 3.1 document at `GET /v1/openapi.json`.
 
-pub mod body;
 pub mod client;
 pub mod dashboard;
 pub mod error;
 pub mod routes;
 pub mod scopes;
+pub mod types;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use aide::axum::ApiRouter;
+use aide::openapi::{Info, OpenApi};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -62,9 +70,9 @@ pub type DeployRefusal = (u16, &'static str, String);
 #[async_trait::async_trait]
 pub trait Deploys: Send + Sync {
     /// The releases, oldest first, with the live one.
-    fn releases(&self) -> Result<serde_json::Value, DeployRefusal>;
+    fn releases(&self) -> Result<types::ReleaseList, DeployRefusal>;
     /// One release's record.
-    fn release(&self, id: &str) -> Result<serde_json::Value, DeployRefusal>;
+    fn release(&self, id: &str) -> Result<types::ReleaseView, DeployRefusal>;
     /// Starts a deploy of `source` (a git ref, or an absolute path of a directory or an
     /// archive; `None`: the configured ref), which runs on after the answer: the new
     /// release's record.
@@ -72,14 +80,14 @@ pub trait Deploys: Send + Sync {
         &self,
         source: Option<String>,
         by: String,
-    ) -> Result<serde_json::Value, DeployRefusal>;
+    ) -> Result<types::Release, DeployRefusal>;
     /// Rolls the live release back to `to` (default: the one before it).
     async fn rollback(
         &self,
         to: Option<String>,
         by: String,
         restore: bool,
-    ) -> Result<serde_json::Value, DeployRefusal>;
+    ) -> Result<types::Release, DeployRefusal>;
 }
 
 /// Re-reading and applying the config, which the server implements.
@@ -87,14 +95,14 @@ pub trait Deploys: Send + Sync {
 pub trait Reload: Send + Sync {
     /// Applies the config file as it is now. `Ok`: what changed, as JSON; `Err`: why
     /// nothing changed (the config's errors).
-    async fn reload(&self) -> Result<serde_json::Value, String>;
+    async fn reload(&self) -> Result<types::ReloadReport, String>;
 }
 
-/// The API's routes over `state`.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every documented route: each registration reads the handler's own request and answer
+/// types into the OpenAPI document.
+fn documented() -> ApiRouter<Arc<AppState>> {
+    ApiRouter::new()
         .merge(routes::status::routes())
-        .merge(routes::metrics::routes())
         .merge(routes::jobs::routes())
         .merge(routes::archive::routes())
         .merge(routes::queues::routes())
@@ -107,6 +115,127 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::messages::routes())
         .merge(routes::notifications::routes())
         .merge(routes::deploys::routes())
+        .api_route(
+            "/v1/openapi.json",
+            aide::axum::routing::get(|| async { OpenApiDocument }),
+        )
+}
+
+/// The answer of `GET /v1/openapi.json`.
+struct OpenApiDocument;
+
+impl axum::response::IntoResponse for OpenApiDocument {
+    fn into_response(self) -> Response {
+        axum::Json(openapi()).into_response()
+    }
+}
+
+impl aide::OperationOutput for OpenApiDocument {
+    type Inner = ();
+
+    fn operation_response(
+        _: &mut aide::generate::GenContext,
+        _: &mut aide::openapi::Operation,
+    ) -> Option<aide::openapi::Response> {
+        let schema = schemars::json_schema!({
+            "type": "object",
+            "description": "This OpenAPI 3.1 document.",
+            "required": ["openapi", "info", "paths"]
+        });
+        Some(aide::openapi::Response {
+            description: "This OpenAPI 3.1 document.".into(),
+            content: [(
+                "application/json".to_owned(),
+                aide::openapi::MediaType {
+                    schema: Some(aide::openapi::SchemaObject {
+                        json_schema: schema,
+                        example: None,
+                        external_docs: None,
+                    }),
+                    ..Default::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn inferred_responses(
+        ctx: &mut aide::generate::GenContext,
+        op: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<u16>, aide::openapi::Response)> {
+        Self::operation_response(ctx, op)
+            .map(|r| vec![(Some(200), r)])
+            .unwrap_or_default()
+    }
+}
+
+/// The OpenAPI 3.1 document of the `/v1` API (served at `GET /v1/openapi.json`), read from
+/// the routes' types once per process.
+pub fn openapi() -> &'static serde_json::Value {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let (doc, problems) = generate_openapi();
+        for p in problems {
+            tracing::warn!(problem = %p, "the OpenAPI document is incomplete");
+        }
+        doc
+    })
+}
+
+/// Generates the OpenAPI document afresh: the document, and every problem the generator
+/// met (a path parameter without a type, a type it could not describe, …), which the
+/// tests require to be none.
+pub fn generate_openapi() -> (serde_json::Value, Vec<String>) {
+    let problems = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = problems.clone();
+    aide::generate::on_error(move |e| seen.borrow_mut().push(e.to_string()));
+    aide::generate::extract_schemas(true);
+    let mut doc = OpenApi {
+        info: Info {
+            title: "berth API".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: Some("berth's admin and worker JSON API".into()),
+            description: Some(
+                "Over the unix socket in the data dir (no token), or over TCP with \
+                 `Authorization: Bearer TOKEN` (the admin token, or a user's token with \
+                 scopes). Every error is an `ErrorBody`. See docs/api.md."
+                    .into(),
+            ),
+            ..Info::default()
+        },
+        ..OpenApi::default()
+    };
+    let _ = documented().finish_api(&mut doc);
+    aide::generate::on_error(|_| {});
+    let mut doc = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
+    if let Some(schemas) = doc.pointer_mut("/components/schemas") {
+        close_objects(schemas);
+    }
+    let problems = problems.borrow().clone();
+    (doc, problems)
+}
+
+/// Says of every object schema with named properties that it has no others: the types
+/// are exact, so a field sent but not described fails validation against the document.
+fn close_objects(schema: &mut serde_json::Value) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), false.into());
+            }
+            map.values_mut().for_each(close_objects);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
+    }
+}
+
+/// The API's routes over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::<Arc<AppState>>::from(documented())
+        .merge(routes::metrics::routes())
         .fallback(|| async {
             ApiError {
                 status: StatusCode::NOT_FOUND,

@@ -78,6 +78,8 @@ impl fmt::Display for Scope {
 /// What a request needs: a read scope, or to push or work on queues.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Need {
+    /// Any scope: what every token may read (the OpenAPI document).
+    AnyScope,
     /// This read scope.
     Read(Scope),
     /// Pushing onto these queues (from the body).
@@ -100,6 +102,7 @@ pub fn need(method: &str, path: &str, pushed: impl FnOnce() -> Vec<String>) -> N
         }
     };
     match segs.as_slice() {
+        ["v1", "openapi.json"] if method == "GET" || method == "HEAD" => Need::AnyScope,
         ["v1", "status"] | ["v1", "events"] | ["metrics"] => read(Scope::StatusRead),
         ["v1", "jobs"] | ["v1", "jobs", "bulk"] if method == "POST" => Need::Push(pushed()),
         ["v1", "jobs"] | ["v1", "jobs", _] => read(Scope::JobsRead),
@@ -122,6 +125,7 @@ pub fn allows(scopes: &[Scope], need: &Need) -> Result<(), String> {
         _ => false,
     };
     match need {
+        Need::AnyScope => Ok(()),
         Need::Read(s) if scopes.contains(s) => Ok(()),
         Need::Read(s) => Err(format!("it needs the scope `{s}`")),
         Need::Push(queues) => match queues
@@ -201,6 +205,11 @@ mod tests {
         assert!(!ok("POST", "/v1/jobs/5/retry"));
         assert!(!ok("POST", "/v1/queues/imports/purge"));
         assert!(!ok("GET", "/v1/status"), "status:read is its own scope");
+        assert!(
+            ok("GET", "/v1/openapi.json"),
+            "every token reads the document"
+        );
+        assert!(!ok("POST", "/v1/openapi.json"));
         assert!(!ok("POST", "/v1/reload"));
         assert!(!ok("GET", "/v1/services"));
     }

@@ -43,7 +43,7 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
                     400 | 422 => INVALID,
                     _ => 1,
                 },
-                ClientError::Http(_) => 1,
+                ClientError::Http(_) | ClientError::Decode { .. } => 1,
             };
         }
         if cause.downcast_ref::<UsageError>().is_some() {

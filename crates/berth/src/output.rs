@@ -2,8 +2,6 @@
 
 use std::io::Write;
 
-use serde_json::Value;
-
 /// Writes to standard output (see `outln!`). A closed pipe ends the process with exit
 /// code 0, as ripgrep does: the reader has what it wanted. Any other failure to write is
 /// said on standard error and ends it with 1.
@@ -52,21 +50,13 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// Prints a value as pretty JSON.
-pub fn json(v: &Value) {
+/// Prints an answer as pretty JSON, its keys in alphabetical order (as they always were).
+pub fn json(v: &impl serde::Serialize) {
+    let v = serde_json::to_value(v).expect("the API's types always serialize");
     outln!(
         "{}",
-        serde_json::to_string_pretty(v).expect("JSON values always serialize")
+        serde_json::to_string_pretty(&v).expect("JSON values always serialize")
     );
-}
-
-/// A JSON value as a short cell: strings bare, null as "-".
-pub fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// Seconds as "3s", "4m 10s", "2h 5m", "3d 4h".

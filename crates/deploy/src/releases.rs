@@ -16,7 +16,7 @@ pub const CURRENT: &str = "current";
 const META: &str = ".berth";
 
 /// Where a release's code came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceInfo {
     /// `git`, `dir` or `archive`.
     pub kind: String,
@@ -44,7 +44,7 @@ impl SourceInfo {
 }
 
 /// Where a release is in its life, as recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseState {
     /// Its code is fetched and built; nothing that runs is touched.
@@ -67,7 +67,7 @@ impl ReleaseState {
 }
 
 /// One step of a deploy, as shown while it runs and kept after.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepRecord {
     /// `fetch`, `build 1/2`, `backup`, `maintenance`, `migrate`, `switch`, `health`, ….
     pub name: String,
@@ -89,7 +89,7 @@ pub struct StepRecord {
 }
 
 /// A release's record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Release {
     /// `20261205T221530Z` (`-2`, … when several are made in one second).
     pub id: String,

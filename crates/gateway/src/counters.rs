@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
 /// The upper bounds of the latency histogram, in seconds.
 pub const LATENCY_BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -99,20 +97,4 @@ pub struct RouteStats {
     pub latency: Vec<(f64, u64)>,
     /// The sum of the times to the response's head, in seconds.
     pub seconds_sum: f64,
-}
-
-impl RouteStats {
-    /// As the API shows it.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "route": self.route,
-            "target": self.target,
-            "requests": self.requests,
-            "status_2xx": self.status_2xx,
-            "status_3xx": self.status_3xx,
-            "status_4xx": self.status_4xx,
-            "status_5xx": self.status_5xx,
-            "mean_ms": (self.mean_ms * 1000.0).round() / 1000.0,
-        })
-    }
 }

@@ -423,14 +423,9 @@ impl Gateway {
             .unwrap_or_default()
     }
 
-    /// What `GET /v1/gateway` shows: the listeners and each route's counts.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "listen": self.addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "tls": self.tls,
-            "http": self.http_addr.map(|a| a.to_string()),
-            "routes": self.stats().iter().map(RouteStats::to_json).collect::<Vec<_>>(),
-        })
+    /// Whether the main listeners serve TLS.
+    pub fn serves_tls(&self) -> bool {
+        self.tls
     }
 
     /// Stops accepting, lets open connections finish their current requests for up to

@@ -34,7 +34,7 @@ pub struct BatchRequest {
 }
 
 /// A batch with its failed items.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct BatchReport {
     /// The batch.
     #[serde(flatten)]

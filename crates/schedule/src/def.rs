@@ -5,7 +5,7 @@ use std::time::Duration;
 use berth_cron::Cron;
 use berth_store::Timestamp;
 use jiff::tz::TimeZone;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// What a run starts.
@@ -32,7 +32,7 @@ pub enum StartDef {
 }
 
 /// What to do with a run that is due while the previous one has not finished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Overlap {
     /// Skip it (the default).
@@ -44,7 +44,7 @@ pub enum Overlap {
 }
 
 /// What to do with the planned times missed while berth was down (or the leader away).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase", tag = "policy")]
 pub enum CatchUp {
     /// Run none of them; a run less than [`crate::plan::GRACE`] late still runs.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use berth_queue::{LeaderTask, Live, Queues, TickFuture};
 use berth_store::{Fired, FlowState, NewJob, ScheduleFire, ScheduleState, Start, Timestamp};
 use berth_workflow::Workflows;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::def::{CatchUp, Overlap, ScheduleDef, StartDef};
 use crate::error::{Result, ScheduleError};
@@ -29,7 +29,7 @@ pub struct Scheduler {
 }
 
 /// The last run of a schedule and how it went.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LastRun {
     /// Its planned time.
     pub planned_at: Timestamp,
@@ -44,7 +44,7 @@ pub struct LastRun {
 }
 
 /// A schedule as listed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleInfo {
     /// Its name.
     pub name: String,

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use berth_api::types::{ReleaseList, ReleaseView};
 use berth_config::Config;
 use berth_deploy::{
     DeployError, DeploySpec, Deployer, InstanceHealth, Release, Releases, Source, Target,
@@ -12,7 +13,6 @@ use berth_deploy::{
 use berth_queue::ReleaseDir;
 use berth_store::{NewEvent, Store, Timestamp};
 use berth_supervise::{InstanceState, Supervisor};
-use serde_json::{Value, json};
 
 use crate::reload::Reloader;
 
@@ -195,28 +195,29 @@ impl Target for AppTarget {
 }
 
 /// The releases as JSON: the live one, and each record with its shown state.
-pub fn releases_json(releases: &Releases) -> Result<Value, DeployError> {
+pub fn releases_json(releases: &Releases) -> Result<ReleaseList, DeployError> {
     let all = releases.list()?;
     let current = releases.current();
     let previous = current
         .as_deref()
         .and_then(|c| all.iter().find(|r| r.id == c))
         .and_then(|r| r.previous.clone());
-    Ok(json!({
-        "dir": releases.dir(),
-        "current": current,
-        "releases": all
+    Ok(ReleaseList {
+        dir: releases.dir().display().to_string(),
+        releases: all
             .iter()
             .map(|r| release_json(r, current.as_deref(), previous.as_deref()))
-            .collect::<Vec<_>>(),
-    }))
+            .collect(),
+        current,
+    })
 }
 
 /// One release's record, with its state as shown.
-pub fn release_json(r: &Release, current: Option<&str>, previous: Option<&str>) -> Value {
-    let mut v = serde_json::to_value(r).expect("a release serializes");
-    v["shown_state"] = json!(r.shown_state(current, previous));
-    v
+pub fn release_json(r: &Release, current: Option<&str>, previous: Option<&str>) -> ReleaseView {
+    ReleaseView {
+        shown_state: Some(r.shown_state(current, previous).to_owned()),
+        release: r.clone(),
+    }
 }
 
 /// The API's deploys, over a running berth's deployer.
@@ -241,11 +242,11 @@ fn refusal(e: DeployError) -> berth_api::DeployRefusal {
 
 #[async_trait::async_trait]
 impl berth_api::Deploys for Deploys {
-    fn releases(&self) -> Result<Value, berth_api::DeployRefusal> {
+    fn releases(&self) -> Result<ReleaseList, berth_api::DeployRefusal> {
         releases_json(self.deployer.releases()).map_err(refusal)
     }
 
-    fn release(&self, id: &str) -> Result<Value, berth_api::DeployRefusal> {
+    fn release(&self, id: &str) -> Result<ReleaseView, berth_api::DeployRefusal> {
         let releases = self.deployer.releases();
         let r = releases.load(id).map_err(|e| match e {
             DeployError::Refused(m) => (404, "unknown_release", m),
@@ -263,7 +264,7 @@ impl berth_api::Deploys for Deploys {
         &self,
         source: Option<String>,
         by: String,
-    ) -> Result<Value, berth_api::DeployRefusal> {
+    ) -> Result<Release, berth_api::DeployRefusal> {
         let source = match source {
             None => Source::Git(self.deployer.default_ref().to_owned()),
             Some(s) if s.starts_with('/') => {
@@ -283,7 +284,7 @@ impl berth_api::Deploys for Deploys {
             Some(s) => Source::Git(s),
         };
         let pending = self.deployer.begin(source, &by).await.map_err(refusal)?;
-        let record = serde_json::to_value(pending.release()).expect("a release serializes");
+        let record = pending.release().clone();
         let deployer = self.deployer.clone();
         tokio::spawn(async move {
             let done = deployer.run(pending, Arc::new(|_| {})).await;
@@ -297,13 +298,13 @@ impl berth_api::Deploys for Deploys {
         to: Option<String>,
         by: String,
         restore: bool,
-    ) -> Result<Value, berth_api::DeployRefusal> {
+    ) -> Result<Release, berth_api::DeployRefusal> {
         // In a task of its own: a client that hangs up does not cut the rollback short.
         let deployer = self.deployer.clone();
         let r = tokio::spawn(async move { deployer.rollback(to.as_deref(), &by, restore).await })
             .await
             .map_err(|e| (500, "internal", format!("the rollback's task failed: {e}")))?
             .map_err(refusal)?;
-        Ok(serde_json::to_value(r).expect("a release serializes"))
+        Ok(r)
     }
 }

@@ -378,7 +378,7 @@ impl Daemon {
 
     /// Re-reads the config file and applies its service changes (SIGHUP, `berth
     /// reload`): what changed, or the errors that kept anything from changing.
-    pub async fn reload(&self) -> Result<serde_json::Value, String> {
+    pub async fn reload(&self) -> Result<berth_api::types::ReloadReport, String> {
         self.reloader.apply().await
     }
 

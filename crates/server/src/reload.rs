@@ -20,10 +20,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use berth_api::types::{ReloadFailure, ReloadReport};
 use berth_config::Config;
 use berth_queue::{Clock, QueueControl, Queues};
 use berth_supervise::Supervisor;
-use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::backup::BackupTask;
@@ -73,7 +73,7 @@ pub struct Reloader {
 struct Report {
     applied: Vec<String>,
     restart: Vec<String>,
-    failed: Vec<Value>,
+    failed: Vec<ReloadFailure>,
 }
 
 /// `[KIND.NAME]` for every name new, gone or changed between two maps, with what
@@ -150,7 +150,7 @@ impl Reloader {
     /// Re-reads the config file and applies it. `Err` carries the config's errors (or an
     /// unreadable env file, a taken port, a missing secret or static directory), and
     /// then nothing was changed.
-    pub async fn apply(&self) -> Result<Value, String> {
+    pub async fn apply(&self) -> Result<ReloadReport, String> {
         let mut current = self.current.lock().await;
         let mut new = berth_config::load(&current.path).map_err(|e| e.to_string())?;
         berth_config::store_from_env(&mut new)?;
@@ -264,9 +264,11 @@ impl Reloader {
                 Ok(()) => report.applied.push(format!("[ingest.{name}] ({what})")),
                 Err(e) => {
                     tracing::warn!(ingest = %name, error = %e, "reload: the ingest did not start");
-                    report.failed.push(
-                        json!({ "section": format!("[ingest.{name}]"), "error": e.to_string() }),
-                    );
+                    report.failed.push(ReloadFailure {
+                        service: None,
+                        section: Some(format!("[ingest.{name}]")),
+                        error: e.to_string(),
+                    });
                     // Tried again at the next reload.
                     next.ingests.remove(name);
                 }
@@ -319,15 +321,15 @@ impl Reloader {
         }
         *current = next;
         let (added, removed, restarted, unchanged) = services;
-        Ok(json!({
-            "added": added,
-            "removed": removed,
-            "restarted": restarted,
-            "unchanged": unchanged,
-            "failed": report.failed,
-            "applied": report.applied,
-            "not_applied": report.restart,
-        }))
+        Ok(ReloadReport {
+            added,
+            removed,
+            restarted,
+            unchanged,
+            failed: report.failed,
+            applied: report.applied,
+            not_applied: report.restart,
+        })
     }
 
     /// Starts the new services, stops the removed ones, rolls the changed ones. Returns
@@ -412,9 +414,11 @@ impl Reloader {
                 Ok(list) => list.push(name),
                 Err(e) => {
                     tracing::warn!(service = %name, error = %e, "reload: the service's change failed");
-                    report
-                        .failed
-                        .push(json!({ "service": name, "error": e.to_string() }));
+                    report.failed.push(ReloadFailure {
+                        service: Some(name.clone()),
+                        section: None,
+                        error: e.to_string(),
+                    });
                 }
             }
         }
@@ -462,9 +466,11 @@ impl Reloader {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "reload: the gateway's routes could not change");
-                    report
-                        .failed
-                        .push(json!({ "section": "[gateway]", "error": e.to_string() }));
+                    report.failed.push(ReloadFailure {
+                        service: None,
+                        section: Some("[gateway]".into()),
+                        error: e.to_string(),
+                    });
                     next.gateway = current.gateway.clone();
                     next.budgets = current.budgets.clone();
                 }
@@ -492,7 +498,7 @@ impl Reloader {
 
 #[async_trait::async_trait]
 impl berth_api::Reload for Reloader {
-    async fn reload(&self) -> Result<Value, String> {
+    async fn reload(&self) -> Result<ReloadReport, String> {
         self.apply().await
     }
 }

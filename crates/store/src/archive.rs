@@ -8,7 +8,7 @@ use crate::model::{Job, JobState, Timestamp};
 /// Which final jobs to move to the archive: one job, or those of a queue and/or of
 /// some final states. Jobs of a batch still running, and steps of a workflow that is
 /// running or failed (and so may be retried), stay.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArchiveSelect {
     /// Only this job (then `queue` and `states` must be empty).
     pub id: Option<i64>,
@@ -19,7 +19,7 @@ pub struct ArchiveSelect {
 }
 
 /// A job in the archive.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArchivedJob {
     /// The job as it was when it was archived, its history included.
     #[serde(flatten)]
@@ -32,7 +32,7 @@ pub struct ArchivedJob {
 }
 
 /// Which archived jobs to list, most recently archived first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArchiveFilter {
     /// Only this queue's.
     pub queue: Option<String>,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Timestamp;
 
 /// A user who can log in to routes with `auth`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UserRecord {
     /// The login name.
     pub name: String,
@@ -28,7 +28,7 @@ pub struct UserRecord {
 }
 
 /// An API token, without its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenRecord {
     /// Its public id (`tok_…`), by which it is listed and revoked.
     pub id: String,
@@ -47,7 +47,7 @@ pub struct TokenRecord {
 }
 
 /// A token to store: its record and the SHA-256 of its secret (hex).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewToken {
     /// The record.
     pub token: TokenRecord,
@@ -76,7 +76,7 @@ pub struct Lockout {
 }
 
 /// Users and tokens, for `store migrate` (sessions are not carried: users log in again).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuthDump {
     /// Every user.
     pub users: Vec<UserRecord>,
@@ -107,7 +107,7 @@ pub(crate) fn after_failure(
 }
 
 /// A budget's spending in its current period, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BudgetState {
     /// When the period the spending belongs to began.
     pub period_start: Timestamp,

@@ -22,7 +22,19 @@ use serde_json::{Map, Value, json};
 use crate::model::{JobState, NewEvent, NewJob, Timestamp};
 
 /// Where a batch or a workflow is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowState {
     /// Jobs are still waiting or running.
@@ -79,7 +91,7 @@ impl FromStr for FlowState {
 // Schedules
 
 /// A schedule's stored state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleState {
     /// The schedule's name (`[schedule.NAME]`).
     pub name: String,
@@ -103,7 +115,7 @@ pub struct ScheduleState {
 }
 
 /// What a schedule run starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Start {
     /// A job.
     Job(NewJob),
@@ -112,7 +124,7 @@ pub enum Start {
 }
 
 /// One firing of a schedule, written in one transaction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleFire {
     /// The schedule.
     pub name: String,
@@ -130,7 +142,7 @@ pub struct ScheduleFire {
 }
 
 /// What a firing started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fired {
     /// The job enqueued.
     pub job_id: Option<i64>,
@@ -143,7 +155,7 @@ pub struct Fired {
 
 /// A batch to create: items cut into jobs of `job_size` items, each job's args
 /// `{"items": [...]}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewBatch {
     /// The queue its jobs run on.
     pub queue: String,
@@ -160,7 +172,7 @@ pub struct NewBatch {
 }
 
 /// A batch as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Batch {
     /// Its id.
     pub id: i64,
@@ -197,7 +209,7 @@ impl Batch {
 }
 
 /// A failed item of a batch: the job that failed, its items and its last error.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BatchFailure {
     /// The job.
     pub job_id: i64,
@@ -224,7 +236,7 @@ pub struct BatchFilter {
 // Workflows
 
 /// One step of a workflow to start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewStep {
     /// Its name, unique in the workflow.
     pub name: String,
@@ -243,7 +255,7 @@ pub struct NewStep {
 }
 
 /// A workflow to start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewWorkflow {
     /// The workflow's name (`[workflow.NAME]`).
     pub name: String,
@@ -261,7 +273,7 @@ pub struct NewWorkflow {
 }
 
 /// A step as stored, with its job's state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkflowStep {
     /// Its name.
     pub name: String,
@@ -282,7 +294,7 @@ pub struct WorkflowStep {
 }
 
 /// A workflow as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Workflow {
     /// Its id.
     pub id: i64,
@@ -327,7 +339,7 @@ pub struct WorkflowFilter {
 }
 
 /// Everything about schedules, batches and workflows, for copying a store.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FlowsDump {
     /// Schedule states.
     pub schedules: Vec<ScheduleState>,

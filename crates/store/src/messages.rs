@@ -8,7 +8,7 @@ use crate::flows::Start;
 use crate::model::Timestamp;
 
 /// A message to store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewMessage {
     /// The ingest that took it in (`[ingest.NAME]`).
     pub ingest: String,
@@ -40,7 +40,7 @@ pub struct NewMessage {
 
 /// A message's own key (a JSON pointer's value with the device, a webhook's
 /// `Idempotency-Key`), and until when a resend with it is a duplicate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MessageKey {
     /// The key, unique within its ingest.
     pub value: String,
@@ -49,7 +49,7 @@ pub struct MessageKey {
 }
 
 /// What [`Store::message_insert`](crate::Store::message_insert) did with one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MessageStored {
     /// The message's id if it was kept; for a duplicate, the first message's (if kept).
     pub id: Option<i64>,
@@ -95,7 +95,7 @@ impl NewMessage {
 }
 
 /// A stored message or dead letter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Message {
     /// Its id, increasing in arrival order.
     pub id: i64,
@@ -127,7 +127,7 @@ pub struct Message {
 }
 
 /// How many messages one device sent of one kind (either unknown: `None`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MessageCount {
     /// The device, if the ingest names one.
     pub device: Option<String>,
@@ -139,7 +139,7 @@ pub struct MessageCount {
 
 /// How many messages and dead letters one ingest has in the store, read from counts the
 /// store keeps as it writes (a few rows, whatever the number of messages).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MessageTotals {
     /// The ingest.
     pub ingest: String,
@@ -172,7 +172,7 @@ pub(crate) fn fold_totals(
 }
 
 /// Which messages to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MessageFilter {
     /// Only this ingest's.
     pub ingest: Option<String>,
@@ -194,7 +194,7 @@ pub struct MessageFilter {
 
 /// The outcome of validating a dead letter again, to be written by
 /// [`Store::message_replay`](crate::Store::message_replay).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Replay {
     /// The device, as the ingest now reads it.
     pub device: Option<String>,

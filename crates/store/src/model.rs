@@ -85,6 +85,19 @@ impl Serialize for Timestamp {
     }
 }
 
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "description": "An RFC 3339 time in UTC, with microseconds."
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -93,7 +106,19 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 /// Where a job is in its life. See `docs/job-states.md` for the transitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// A workflow step whose parents have not finished.
@@ -178,7 +203,7 @@ impl FromStr for JobState {
 }
 
 /// A job as stored, with its whole history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Job {
     /// Unique, increasing id.
     pub id: i64,
@@ -225,7 +250,7 @@ pub struct Job {
 }
 
 /// What went wrong in one attempt.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttemptError {
     /// Which attempt.
     pub attempt: u32,
@@ -239,7 +264,7 @@ pub struct AttemptError {
 }
 
 /// A job to insert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewJob {
     /// The queue to run it on.
     pub queue: String,
@@ -282,7 +307,7 @@ impl NewJob {
 }
 
 /// What an insert did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Inserted {
     /// The new job's id, or the existing job's id for a duplicate.
     pub id: i64,
@@ -293,7 +318,7 @@ pub struct Inserted {
 }
 
 /// A job handed to a worker under a lease: what the worker needs to run it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LeasedJob {
     /// The job id.
     pub id: i64,
@@ -329,7 +354,7 @@ impl LeasedJob {
 }
 
 /// Which attempt of which job a write is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttemptRef {
     /// The job id.
     pub id: i64,
@@ -338,7 +363,7 @@ pub struct AttemptRef {
 }
 
 /// How an attempt ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum Outcome {
     /// It succeeded.
@@ -388,7 +413,7 @@ pub enum Outcome {
 }
 
 /// One attempt's end, as written by `Store::finish`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finish {
     /// Which attempt.
     pub attempt: AttemptRef,
@@ -397,7 +422,7 @@ pub struct Finish {
 }
 
 /// What `Store::finish` did with one `Finish`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Finished {
     /// Written; the job is now in this state.
     Applied(JobState),
@@ -407,7 +432,7 @@ pub enum Finished {
 }
 
 /// A running job's lease, as seen by the rescuer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunningLease {
     /// Which attempt.
     pub attempt: AttemptRef,
@@ -420,7 +445,7 @@ pub struct RunningLease {
 }
 
 /// Filters for listing jobs; newest first.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobFilter {
     /// Only this queue.
     pub queue: Option<String>,
@@ -437,7 +462,7 @@ pub struct JobFilter {
 }
 
 /// Counts for one queue.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QueueStats {
     /// The queue's name.
     pub name: String,
@@ -450,7 +475,7 @@ pub struct QueueStats {
 }
 
 /// What an admin action did to one job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StateChange {
     /// The job.
     pub id: i64,
@@ -462,7 +487,7 @@ pub struct StateChange {
 
 /// Something that happened, to be recorded: a service instance started, exited,
 /// crash-looped… Kept for people (`berth events`), the notifier and the dashboard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewEvent {
     /// When it happened.
     pub at: Timestamp,
@@ -481,7 +506,7 @@ pub struct NewEvent {
 }
 
 /// A recorded event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventRecord {
     /// Increasing with the order events were recorded in.
     pub id: i64,
@@ -508,7 +533,7 @@ pub struct EventFilter {
 }
 
 /// A berth process sharing the store, as it last reported itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NodeInfo {
     /// The node's id (stable across restarts of the same data dir).
     pub id: String,
@@ -526,7 +551,7 @@ pub struct NodeInfo {
 
 /// The leader lease: which node runs the work only one node may run (staging, rescue,
 /// pruning, schedules), under which term, until when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LeaderLease {
     /// The node holding it (`None` before anyone took it, or after a resignation).
     pub holder: Option<String>,

@@ -51,7 +51,7 @@ pub fn kind_matches(pattern: &str, kind: &str) -> bool {
 }
 
 /// A notification waiting for (or given to) its channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Delivery {
     /// Increasing in the order deliveries were made.
     pub id: i64,

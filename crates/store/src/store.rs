@@ -473,7 +473,9 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// What kind of copy [`Store::snapshot`] wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SnapshotFormat {
     /// An SQLite database file.

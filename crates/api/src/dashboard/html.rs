@@ -1,7 +1,10 @@
-//! Small HTML builders: escaping, tables of JSON rows, action buttons, sparklines.
+//! Small HTML builders: escaping, cells, tables and field lists of typed records, action
+//! buttons, sparklines.
 
 use std::fmt::Write as _;
 
+use berth_store::{FlowState, JobState, Timestamp};
+use serde::Serialize;
 use serde_json::Value;
 
 /// `text` with `&`, `<`, `>`, `"` and `'` escaped, for text and attribute values.
@@ -20,20 +23,118 @@ pub(crate) fn esc(text: &str) -> String {
     out
 }
 
-/// One JSON value as a table cell: times shortened, nested values as compact JSON cut to
-/// a readable length, nothing as a dash.
-pub(crate) fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "<span class=\"dim\">—</span>".into(),
-        Value::Bool(true) => "yes".into(),
-        Value::Bool(false) => "no".into(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => format!("{f:.1}"),
-            _ => n.to_string(),
-        },
-        Value::String(s) => time(s).unwrap_or_else(|| esc(&cut(s, 160))),
-        other => format!("<code>{}</code>", esc(&cut(&other.to_string(), 160))),
+/// Nothing, in a cell.
+const NOTHING: &str = "<span class=\"dim\">—</span>";
+
+/// A value as a table cell or a field: times shortened, nested values as compact JSON cut
+/// to a readable length, nothing as a dash.
+pub(crate) trait Cell {
+    /// The cell's HTML.
+    fn cell(&self) -> String;
+}
+
+/// `v` as a cell (see [`Cell`]).
+pub(crate) fn cell<T: Cell + ?Sized>(v: &T) -> String {
+    v.cell()
+}
+
+impl<T: Cell + ?Sized> Cell for &T {
+    fn cell(&self) -> String {
+        (**self).cell()
     }
+}
+
+impl<T: Cell> Cell for Option<T> {
+    fn cell(&self) -> String {
+        match self {
+            Some(v) => v.cell(),
+            None => NOTHING.into(),
+        }
+    }
+}
+
+impl Cell for str {
+    fn cell(&self) -> String {
+        time(self).unwrap_or_else(|| esc(&cut(self, 160)))
+    }
+}
+
+impl Cell for String {
+    fn cell(&self) -> String {
+        self.as_str().cell()
+    }
+}
+
+impl Cell for bool {
+    fn cell(&self) -> String {
+        if *self { "yes" } else { "no" }.into()
+    }
+}
+
+macro_rules! integer_cells {
+    ($($t:ty),*) => {$(
+        impl Cell for $t {
+            fn cell(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+integer_cells!(i32, i64, u16, u32, u64);
+
+/// One decimal, as a JSON number with a fraction is shown (JSON has no NaN or infinity:
+/// those are sent as `null`).
+impl Cell for f64 {
+    fn cell(&self) -> String {
+        if self.is_finite() {
+            format!("{self:.1}")
+        } else {
+            NOTHING.into()
+        }
+    }
+}
+
+/// As the API writes it, RFC 3339 with microseconds, shortened.
+impl Cell for Timestamp {
+    fn cell(&self) -> String {
+        humantime::format_rfc3339_micros(self.to_system())
+            .to_string()
+            .cell()
+    }
+}
+
+impl Cell for JobState {
+    fn cell(&self) -> String {
+        self.as_str().cell()
+    }
+}
+
+impl Cell for FlowState {
+    fn cell(&self) -> String {
+        self.as_str().cell()
+    }
+}
+
+/// Free-form JSON (a job's arguments or result, a message's payload).
+impl Cell for Value {
+    fn cell(&self) -> String {
+        match self {
+            Value::Null => NOTHING.into(),
+            Value::Bool(b) => b.cell(),
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if n.is_f64() => format!("{f:.1}"),
+                _ => n.to_string(),
+            },
+            Value::String(s) => s.cell(),
+            other => format!("<code>{}</code>", esc(&cut(&other.to_string(), 160))),
+        }
+    }
+}
+
+/// A nested value of a record (a list, a record in a record, an enum with data) as a
+/// cell: its JSON as the API sends it, keys in order, cut to a readable length.
+pub(crate) fn json<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_value(v).unwrap_or(Value::Null).cell()
 }
 
 /// An RFC 3339 time as `2026-12-06 04:42:20` in a `<time>` element, if `s` is one.
@@ -65,32 +166,73 @@ pub(crate) fn cut(s: &str, max: usize) -> String {
     }
 }
 
-/// A table of `rows` (JSON objects) with `columns` (all scalar keys of the first row when
-/// empty) and, when `actions` gives any, a last column of buttons.
-pub(crate) fn table(
-    rows: &[Value],
-    columns: &[&str],
-    link: Option<(&str, &str)>,
-    actions: impl Fn(&Value) -> String,
-) -> String {
-    if rows.is_empty() {
-        return "<p class=\"dim\">none</p>".into();
+/// One column of a table of records of type `T` (or one field of a field list): its name
+/// and the cell it shows for a record.
+pub(crate) struct Column<'a, T> {
+    name: &'static str,
+    show: Box<dyn Fn(&T) -> String + 'a>,
+    has: Box<dyn Fn(&T) -> bool + 'a>,
+}
+
+impl<'a, T: 'a> Column<'a, T> {
+    /// The column `name`, showing `show(record)`.
+    pub(crate) fn new(name: &'static str, show: impl Fn(&T) -> String + 'a) -> Self {
+        Self {
+            name,
+            show: Box::new(show),
+            has: Box::new(|_: &T| true),
+        }
     }
-    let derived: Vec<String>;
-    let columns: Vec<&str> = if columns.is_empty() {
-        derived = rows[0]
-            .as_object()
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default();
-        derived.iter().map(String::as_str).collect()
-    } else {
-        columns.to_vec()
+
+    /// A field the API leaves out of a record when it is empty: a table shows the column
+    /// only when its first row `has` it, a field list only when its record does.
+    pub(crate) fn optional(mut self, has: impl Fn(&T) -> bool + 'a) -> Self {
+        self.has = Box::new(has);
+        self
+    }
+
+    /// Its name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The same column over records of type `U` that hold a `T` (`part` finds it).
+    pub(crate) fn on<U: 'a>(self, part: fn(&U) -> &T) -> Column<'a, U> {
+        let (show, has) = (self.show, self.has);
+        Column {
+            name: self.name,
+            show: Box::new(move |u: &U| show(part(u))),
+            has: Box::new(move |u: &U| has(part(u))),
+        }
+    }
+}
+
+/// A link to a record's own page, `prefix` then its `key`.
+pub(crate) fn link(prefix: &str, key: &str) -> String {
+    format!(
+        "<a href=\"{}{}\">{}</a>",
+        esc(prefix),
+        esc(&segment(key)),
+        esc(key)
+    )
+}
+
+/// A table of `rows` with `columns` (those the first row has) and, when `actions` gives
+/// any, a last column of buttons.
+pub(crate) fn table<T>(
+    rows: &[T],
+    columns: &[Column<'_, T>],
+    actions: impl Fn(&T) -> String,
+) -> String {
+    let Some(first) = rows.first() else {
+        return "<p class=\"dim\">none</p>".into();
     };
+    let columns: Vec<&Column<'_, T>> = columns.iter().filter(|c| (c.has)(first)).collect();
     let action_cells: Vec<String> = rows.iter().map(&actions).collect();
     let with_actions = action_cells.iter().any(|a| !a.is_empty());
     let mut out = String::from("<table><thead><tr>");
     for c in &columns {
-        let _ = write!(out, "<th>{}</th>", esc(&c.replace('_', " ")));
+        let _ = write!(out, "<th>{}</th>", esc(&c.name.replace('_', " ")));
     }
     if with_actions {
         out.push_str("<th></th>");
@@ -99,26 +241,7 @@ pub(crate) fn table(
     for (row, acts) in rows.iter().zip(&action_cells) {
         out.push_str("<tr>");
         for c in &columns {
-            let v = row.get(*c).unwrap_or(&Value::Null);
-            match link {
-                // The link column: the row's key leads to its own page.
-                Some((column, prefix)) if column == *c && !v.is_null() => {
-                    let key = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    let _ = write!(
-                        out,
-                        "<td><a href=\"{}{}\">{}</a></td>",
-                        esc(prefix),
-                        esc(&segment(&key)),
-                        esc(&key)
-                    );
-                }
-                _ => {
-                    let _ = write!(out, "<td>{}</td>", cell(v));
-                }
-            }
+            let _ = write!(out, "<td>{}</td>", (c.show)(row));
         }
         if with_actions {
             let _ = write!(out, "<td class=\"actions\">{acts}</td>");
@@ -141,27 +264,22 @@ pub(crate) fn segment(s: &str) -> String {
         .collect()
 }
 
-/// The fields of one JSON object as a definition list (nested values as JSON).
-pub(crate) fn fields(v: &Value, skip: &[&str]) -> String {
+/// The fields of one record as a definition list: `columns` (those it has).
+pub(crate) fn fields<T>(record: &T, columns: &[Column<'_, T>]) -> String {
     let mut out = String::from("<dl class=\"fields\">");
-    if let Some(o) = v.as_object() {
-        for (k, v) in o {
-            if skip.contains(&k.as_str()) {
-                continue;
-            }
-            let _ = write!(
-                out,
-                "<dt>{}</dt><dd>{}</dd>",
-                esc(&k.replace('_', " ")),
-                cell(v)
-            );
-        }
+    for c in columns.iter().filter(|c| (c.has)(record)) {
+        let _ = write!(
+            out,
+            "<dt>{}</dt><dd>{}</dd>",
+            esc(&c.name.replace('_', " ")),
+            (c.show)(record)
+        );
     }
     out.push_str("</dl>");
     out
 }
 
-/// A JSON value, indented, in a `<pre>`.
+/// Free-form JSON (a job's arguments or result), indented, in a `<pre>`.
 pub(crate) fn pre_json(v: &Value) -> String {
     let text = serde_json::to_string_pretty(v).unwrap_or_default();
     format!("<pre>{}</pre>", esc(&text))
@@ -254,10 +372,57 @@ mod tests {
     }
 
     #[test]
+    fn cells_of_typed_values_read_as_their_json_would() {
+        assert_eq!(cell(&3u32), cell(&json!(3)));
+        assert_eq!(cell(&-3i64), cell(&json!(-3)));
+        assert_eq!(cell(&2.0f64), cell(&json!(2.0)));
+        assert_eq!(cell(&f64::NAN), cell(&json!(null)));
+        assert_eq!(cell(&true), cell(&json!(true)));
+        assert_eq!(cell(&None::<u32>), cell(&json!(null)));
+        assert_eq!(cell(&Some("<b>")), cell(&json!("<b>")));
+        let at = Timestamp(1_796_532_140_597_039);
+        assert_eq!(cell(&at), cell(&serde_json::to_value(at).unwrap()));
+        assert!(
+            cell(&at).contains("<time datetime=\"2026-"),
+            "{}",
+            cell(&at)
+        );
+        assert_eq!(cell(&JobState::Running), cell(&json!("running")));
+        assert_eq!(json(&vec!["a", "<"]), cell(&json!(["a", "<"])));
+    }
+
+    #[test]
     fn tables_escape_every_cell_and_link() {
-        let rows = vec![json!({"id": "<1>", "name": "<script>"})];
-        let t = table(&rows, &[], Some(("id", "/x/")), |_| String::new());
+        struct Row {
+            id: &'static str,
+            name: &'static str,
+        }
+        let rows = vec![Row {
+            id: "<1>",
+            name: "<script>",
+        }];
+        let columns = [
+            Column::new("id", |r: &Row| link("/x/", r.id)),
+            Column::new("name", |r: &Row| cell(r.name)),
+        ];
+        let t = table(&rows, &columns, |_| String::new());
         assert!(!t.contains("<script>"));
         assert!(t.contains("href=\"/x/%3C1%3E\""), "{t}");
+    }
+
+    #[test]
+    fn a_column_the_first_row_lacks_is_left_out() {
+        let rows = vec![None, Some(1u32)];
+        let columns = [
+            Column::new("a", |r: &Option<u32>| cell(r)),
+            Column::new("b", |r: &Option<u32>| cell(r)).optional(Option::is_some),
+        ];
+        let t = table(&rows, &columns, |_| String::new());
+        assert!(t.contains("<th>a</th>") && !t.contains("<th>b</th>"), "{t}");
+        let f = fields(&rows[1], &columns);
+        assert_eq!(
+            f,
+            "<dl class=\"fields\"><dt>a</dt><dd>1</dd><dt>b</dt><dd>1</dd></dl>"
+        );
     }
 }

@@ -2,17 +2,19 @@
 //! style sheet embedded in the binary, served on a gateway route with `dashboard = true`
 //! (the gateway's login; the `admin` role unless the route names others).
 //!
-//! Each page is rendered from the answers of berth's own API, asked in process, and every
-//! button sends its action through that same API (below the route's `/v1/`), with the
-//! session's CSRF token; a successful action is recorded as a `dashboard` event naming
-//! the user. A page follows what changes over server-sent events: `/live?view=PAGE`
-//! renders the page's main part again every two seconds and sends it when it changed.
+//! Each page is rendered from the answers of berth's own API, asked in process and read as
+//! the types in [`crate::types`], and every button sends its action through that same API
+//! (below the route's `/v1/`), with the session's CSRF token; a successful action is
+//! recorded as a `dashboard` event naming the user. A page follows what changes over
+//! server-sent events: `/live?view=PAGE` renders the page's main part again every two
+//! seconds and sends it when it changed.
 //!
 //! # Layout
 //! - this file: the entry point ([`Dashboard::serve`]), the page frame, the live stream
 //!   and the pass-through to the API;
 //! - `pages`: one function per page;
-//! - `html`: escaping, tables, buttons, sparklines;
+//! - `html`: escaping, cells, tables and field lists of typed records, buttons,
+//!   sparklines;
 //! - `assets/`: `dashboard.js` and `dashboard.css`.
 
 mod html;
@@ -28,9 +30,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use berth_gateway::{DashboardViewer, HookBody};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use crate::AppState;
+use crate::types::ErrorBody;
 
 const SCRIPT: &str = include_str!("assets/dashboard.js");
 const STYLE: &str = include_str!("assets/dashboard.css");
@@ -183,8 +186,9 @@ impl Dashboard {
         }
     }
 
-    /// `GET path` on berth's API: the JSON answer, or the API's refusal.
-    pub(crate) async fn get(&self, path: &str) -> Result<Value, Failure> {
+    /// `GET path` on berth's API: its answer read as a `T`, or the API's refusal (a
+    /// refusal's status and message, or a 502 for an answer that does not read as a `T`).
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         let request = Request::get(path)
             .body(axum::body::Body::empty())
             .map_err(|_| Failure {
@@ -202,16 +206,7 @@ impl Dashboard {
                 status: StatusCode::BAD_GATEWAY,
                 message: format!("the answer to {path} is too large to show"),
             })?;
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status.is_success() {
-            Ok(value)
-        } else {
-            let message = value["error"]["message"]
-                .as_str()
-                .unwrap_or("the API refused")
-                .to_owned();
-            Err(Failure { status, message })
-        }
+        read_answer(path, status, &bytes)
     }
 
     /// An action (or a read) through berth's API; a successful action is recorded as an
@@ -289,6 +284,26 @@ impl Dashboard {
                 .keep_alive(KeepAlive::default())
                 .into_response(),
         )
+    }
+}
+
+/// The answer `bytes` to `GET path`, with `status`: read as a `T` when it is a success,
+/// else the API's refusal (its [`ErrorBody`]'s message).
+fn read_answer<T: DeserializeOwned>(
+    path: &str,
+    status: StatusCode,
+    bytes: &[u8],
+) -> Result<T, Failure> {
+    if status.is_success() {
+        serde_json::from_slice(bytes).map_err(|e| Failure {
+            status: StatusCode::BAD_GATEWAY,
+            message: format!("the answer to {path} cannot be read: {e}"),
+        })
+    } else {
+        let message = serde_json::from_slice::<ErrorBody>(bytes)
+            .map(|b| b.error.message)
+            .unwrap_or_else(|_| "the API refused".to_owned());
+        Err(Failure { status, message })
     }
 }
 

@@ -3,36 +3,26 @@
 
 use std::sync::Arc;
 
+use aide::axum::ApiRouter;
+use aide::axum::routing::get;
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query};
-use axum::routing::get;
-use axum::{Json, Router};
 use berth_store::{ArchiveFilter, ArchiveSelect, JobState};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{Shared, id_of};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::types::{ArchiveBody, ArchivePage, ArchiveQuery, Archived, ArchivedJob, IdPath};
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/archive", get(list).post(archive))
-        .route("/v1/archive/{id}", get(show))
+pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
+    ApiRouter::new()
+        .api_route("/v1/archive", get(list).post(archive))
+        .api_route("/v1/archive/{id}", get(show))
 }
 
 /// Jobs moved per transaction; a large archive runs as several.
 const CHUNK: u32 = 1000;
-
-/// `POST /v1/archive` body: one job, or a queue's and/or some states' final jobs.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ArchiveBody {
-    id: Option<i64>,
-    queue: Option<String>,
-    #[serde(default)]
-    states: Vec<String>,
-}
 
 fn states(raw: &[String]) -> ApiResult<Vec<JobState>> {
     raw.iter()
@@ -44,7 +34,7 @@ fn states(raw: &[String]) -> ApiResult<Vec<JobState>> {
 async fn archive(
     state: Shared,
     body: Result<Json<ArchiveBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Archived>> {
     let Json(b) = body?;
     if b.id.is_none() && b.queue.is_none() && b.states.is_empty() {
         return Err(ApiError::bad_request(
@@ -98,23 +88,15 @@ async fn archive(
     if archived > 0 {
         tracing::info!(archived, "archived jobs");
     }
-    Ok(Json(json!({ "archived": archived })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    queue: Option<String>,
-    state: Option<String>,
-    kind: Option<String>,
-    before: Option<i64>,
-    limit: Option<u32>,
+    Ok(Json(Archived {
+        archived: archived as u64,
+    }))
 }
 
 async fn list(
     state: Shared,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    query: Result<Query<ArchiveQuery>, QueryRejection>,
+) -> ApiResult<Json<ArchivePage>> {
     let Query(q) = query?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
@@ -134,13 +116,16 @@ async fn list(
     let next = (jobs.len() == limit as usize)
         .then(|| jobs.last().map(|j| j.seq))
         .flatten();
-    Ok(Json(json!({ "jobs": jobs, "next_before": next })))
+    Ok(Json(ArchivePage {
+        jobs,
+        next_before: next,
+    }))
 }
 
-async fn show(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn show(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<ArchivedJob>> {
     let id = id_of(&id)?;
     match state.queues.store().archived_job(id).await? {
-        Some(j) => Ok(Json(json!(j))),
+        Some(j) => Ok(Json(j)),
         None => Err(ApiError {
             status: axum::http::StatusCode::NOT_FOUND,
             code: "not_found",

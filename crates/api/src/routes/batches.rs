@@ -2,53 +2,33 @@
 
 use std::sync::Arc;
 
+use aide::axum::ApiRouter;
+use aide::axum::routing::{get, post};
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use berth_queue::batches::BatchRequest;
 use berth_store::BatchFilter;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{Shared, flow_state, id_of};
 use crate::AppState;
 use crate::error::ApiResult;
+use crate::types::{
+    Batch, BatchCreateBody, BatchList, BatchQuery, BatchReport, BatchRetried, IdPath,
+};
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/batches", get(list).post(create))
-        .route("/v1/batches/{id}", get(show))
-        .route("/v1/batches/{id}/cancel", post(cancel))
-        .route("/v1/batches/{id}/retry-failed", post(retry_failed))
-}
-
-/// A batch to create.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    queue: String,
-    kind: String,
-    items: Vec<Value>,
-    job_size: u32,
-    max_attempts: Option<u32>,
-    #[serde(default)]
-    priority: i32,
-}
-
-/// Listing filters.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    state: Option<String>,
-    before: Option<i64>,
-    limit: Option<u32>,
+pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
+    ApiRouter::new()
+        .api_route("/v1/batches", get(list).post(create))
+        .api_route("/v1/batches/{id}", get(show))
+        .api_route("/v1/batches/{id}/cancel", post(cancel))
+        .api_route("/v1/batches/{id}/retry-failed", post(retry_failed))
 }
 
 async fn create(
     state: Shared,
-    body: Result<Json<CreateBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+    body: Result<Json<BatchCreateBody>, JsonRejection>,
+) -> ApiResult<Json<Batch>> {
     let Json(b) = body?;
     let batch = state
         .queues
@@ -61,35 +41,39 @@ async fn create(
             priority: b.priority,
         })
         .await?;
-    Ok(Json(json!(batch)))
+    Ok(Json(batch))
 }
 
 async fn list(
     state: Shared,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    query: Result<Query<BatchQuery>, QueryRejection>,
+) -> ApiResult<Json<BatchList>> {
     let Query(q) = query?;
     let filter = BatchFilter {
         state: flow_state(q.state)?,
         before_id: q.before,
         limit: q.limit.unwrap_or(50),
     };
-    Ok(Json(
-        json!({ "batches": state.queues.batches(filter).await? }),
-    ))
+    Ok(Json(BatchList {
+        batches: state.queues.batches(filter).await?,
+    }))
 }
 
-async fn show(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(state.queues.batch(id_of(&id)?).await?)))
+async fn show(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<BatchReport>> {
+    Ok(Json(state.queues.batch(id_of(&id)?).await?))
 }
 
-async fn cancel(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(state.queues.batch_cancel(id_of(&id)?).await?)))
+async fn cancel(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<Batch>> {
+    Ok(Json(state.queues.batch_cancel(id_of(&id)?).await?))
 }
 
-async fn retry_failed(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let (batch, retried) = state.queues.batch_retry_failed(id_of(&id)?).await?;
-    let mut v = json!(batch);
-    v["retried_jobs"] = json!(retried);
-    Ok(Json(v))
+async fn retry_failed(
+    state: Shared,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult<Json<BatchRetried>> {
+    let (batch, retried_jobs) = state.queues.batch_retry_failed(id_of(&id)?).await?;
+    Ok(Json(BatchRetried {
+        batch,
+        retried_jobs,
+    }))
 }

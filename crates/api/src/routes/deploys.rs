@@ -3,46 +3,24 @@
 
 use std::sync::Arc;
 
+use aide::axum::ApiRouter;
+use aide::axum::routing::{get, post};
+use axum::Json;
 use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::Value;
 
 use super::Shared;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Accepted, ApiError, ApiResult, JsonWith};
+use crate::types::{DeployBody, Release, ReleaseList, ReleasePath, ReleaseView, RollbackBody};
 use crate::{AppState, DeployRefusal, Deploys};
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/releases", get(list))
-        .route("/v1/releases/{id}", get(show))
-        .route("/v1/deploys", post(deploy))
-        .route("/v1/rollback", post(rollback))
-}
-
-/// `POST /v1/deploys`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployBody {
-    /// A git ref, or an absolute path of a directory or archive; the configured ref
-    /// without it.
-    source: Option<String>,
-    /// Who asks (shown in `berth releases`).
-    by: Option<String>,
-}
-
-/// `POST /v1/rollback`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RollbackBody {
-    /// The release to go back to; the one before the live one without it.
-    to: Option<String>,
-    by: Option<String>,
-    /// Whether the databases may be restored (with `restore_on_rollback`); default true.
-    restore: Option<bool>,
+pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
+    ApiRouter::new()
+        .api_route("/v1/releases", get(list))
+        .api_route("/v1/releases/{id}", get(show))
+        .api_route("/v1/deploys", post(deploy))
+        .api_route("/v1/rollback", post(rollback))
 }
 
 fn deploys(state: &AppState) -> ApiResult<&Arc<dyn Deploys>> {
@@ -62,31 +40,34 @@ fn refused((status, code, message): DeployRefusal) -> ApiError {
     }
 }
 
-async fn list(state: Shared) -> ApiResult<Json<Value>> {
+async fn list(state: Shared) -> ApiResult<Json<ReleaseList>> {
     deploys(&state)?.releases().map(Json).map_err(refused)
 }
 
-async fn show(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn show(
+    state: Shared,
+    Path(ReleasePath { id }): Path<ReleasePath>,
+) -> ApiResult<Json<ReleaseView>> {
     deploys(&state)?.release(&id).map(Json).map_err(refused)
 }
 
 async fn deploy(
     state: Shared,
     body: Result<Json<DeployBody>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Accepted<Release>> {
     let Json(body) = body?;
     let d = deploys(&state)?;
     let by = body.by.unwrap_or_else(|| "api".into());
     d.deploy(body.source, by)
         .await
-        .map(|v| (StatusCode::ACCEPTED, Json(v)))
+        .map(JsonWith)
         .map_err(refused)
 }
 
 async fn rollback(
     state: Shared,
     body: Result<Json<RollbackBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Release>> {
     let Json(body) = body?;
     let d = deploys(&state)?;
     let by = body.by.unwrap_or_else(|| "api".into());

@@ -3,24 +3,27 @@
 
 use std::sync::Arc;
 
+use aide::axum::ApiRouter;
+use aide::axum::routing::{get, post};
+use axum::Json;
 use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::Shared;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::types::{
+    BudgetList, BudgetReset, BudgetStatus, GatewayStatus, Maintenance, MaintenanceBody,
+    MaintenanceSetting, NamePath, RouteCounts,
+};
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/gateway", get(gateway))
-        .route("/v1/budgets", get(budgets))
-        .route("/v1/budgets/{name}/reset", post(reset_budget))
-        .route(
+pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
+    ApiRouter::new()
+        .api_route("/v1/gateway", get(gateway))
+        .api_route("/v1/budgets", get(budgets))
+        .api_route("/v1/budgets/{name}/reset", post(reset_budget))
+        .api_route(
             "/v1/maintenance",
             get(maintenance)
                 .post(maintenance_on)
@@ -30,7 +33,10 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
 
 /// Starts a budget's period over: nothing spent since its start (as `berth budget
 /// reset`). Every node's gateway follows from the store.
-async fn reset_budget(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn reset_budget(
+    state: Shared,
+    Path(NamePath { name }): Path<NamePath>,
+) -> ApiResult<Json<BudgetReset>> {
     let now = state.queues.now();
     let Some(gateway) = &state.gateway else {
         return Err(no_gateway());
@@ -51,54 +57,61 @@ async fn reset_budget(state: Shared, Path(name): Path<String>) -> ApiResult<Json
         });
     };
     state.queues.store().budget_reset(&name, start, now).await?;
-    Ok(Json(json!({"reset": name, "period_start": start})))
-}
-
-/// `POST /v1/maintenance` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MaintenanceOn {
-    /// The sentence the 503 page shows.
-    message: Option<String>,
+    Ok(Json(BudgetReset {
+        reset: name,
+        period_start: start,
+    }))
 }
 
 /// Whether maintenance mode is on, and its setting (message, since).
-async fn maintenance(state: Shared) -> ApiResult<Json<Value>> {
+async fn maintenance(state: Shared) -> ApiResult<Json<Maintenance>> {
     let value = state
         .queues
         .store()
         .setting(berth_gateway::MAINTENANCE_KEY)
         .await?;
-    Ok(Json(
-        json!({"maintenance": value.is_some(), "setting": value}),
-    ))
+    Ok(Json(Maintenance {
+        maintenance: value.is_some(),
+        // Written by this API or `berth maintenance on`, in this shape.
+        setting: value.map(|v| serde_json::from_value(v).unwrap_or_default()),
+    }))
 }
 
 /// Turns maintenance mode on (as `berth maintenance on`): every gateway answers 503 to all
 /// but admins within a second.
 async fn maintenance_on(
     state: Shared,
-    body: Result<Json<MaintenanceOn>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+    body: Result<Json<MaintenanceBody>, JsonRejection>,
+) -> ApiResult<Json<Maintenance>> {
     let Json(body) = body?;
     let now = state.queues.now();
-    let value = json!({"message": body.message, "since": now.to_string()});
+    let setting = MaintenanceSetting {
+        message: body.message,
+        since: Some(now.to_string()),
+    };
+    let value = serde_json::to_value(&setting).map_err(ApiError::internal)?;
     state
         .queues
         .store()
-        .set_setting(berth_gateway::MAINTENANCE_KEY, Some(value.clone()), now)
+        .set_setting(berth_gateway::MAINTENANCE_KEY, Some(value), now)
         .await?;
-    Ok(Json(json!({"maintenance": true, "setting": value})))
+    Ok(Json(Maintenance {
+        maintenance: true,
+        setting: Some(setting),
+    }))
 }
 
-async fn maintenance_off(state: Shared) -> ApiResult<Json<Value>> {
+async fn maintenance_off(state: Shared) -> ApiResult<Json<Maintenance>> {
     let now = state.queues.now();
     state
         .queues
         .store()
         .set_setting(berth_gateway::MAINTENANCE_KEY, None, now)
         .await?;
-    Ok(Json(json!({"maintenance": false})))
+    Ok(Json(Maintenance {
+        maintenance: false,
+        setting: None,
+    }))
 }
 
 fn no_gateway() -> ApiError {
@@ -111,38 +124,56 @@ fn no_gateway() -> ApiError {
 
 /// Each budget as this node's gateway enforces it now (after the last reload): its
 /// limit, cost per request, period, what this node counts as spent and when it resets.
-async fn budgets(state: Shared) -> ApiResult<Json<Value>> {
+async fn budgets(state: Shared) -> ApiResult<Json<BudgetList>> {
     let micros = |m: i64| m as f64 / 1_000_000.0;
-    let items: Vec<Value> = state
+    let budgets = state
         .gateway
         .as_ref()
         .map(|g| g.budgets())
         .unwrap_or_default()
         .into_iter()
-        .map(|b| {
-            serde_json::json!({
-                "name": b.name,
-                "limit": micros(b.limit),
-                "cost_per_request": micros(b.cost_per_request),
-                "period": match b.period {
-                    berth_gateway::Period::Day => "day",
-                    berth_gateway::Period::Month => "month",
-                },
-                "spent": micros(b.spent),
-                "period_start": b.period_start.to_string(),
-                "resets_at": b.resets_at.to_string(),
-            })
+        .map(|b| BudgetStatus {
+            name: b.name,
+            limit: micros(b.limit),
+            cost_per_request: micros(b.cost_per_request),
+            period: match b.period {
+                berth_gateway::Period::Day => "day",
+                berth_gateway::Period::Month => "month",
+            }
+            .to_owned(),
+            spent: micros(b.spent),
+            period_start: b.period_start.to_string(),
+            resets_at: b.resets_at.to_string(),
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "gateway": state.gateway.is_some(),
-        "budgets": items,
-    })))
+    Ok(Json(BudgetList {
+        gateway: state.gateway.is_some(),
+        budgets,
+    }))
 }
 
-async fn gateway(state: Shared) -> ApiResult<Json<Value>> {
-    match &state.gateway {
-        Some(gateway) => Ok(Json(gateway.to_json())),
-        None => Err(no_gateway()),
-    }
+async fn gateway(state: Shared) -> ApiResult<Json<GatewayStatus>> {
+    let Some(g) = &state.gateway else {
+        return Err(no_gateway());
+    };
+    let routes = g
+        .stats()
+        .into_iter()
+        .map(|r| RouteCounts {
+            route: r.route,
+            target: r.target.to_owned(),
+            requests: r.requests,
+            status_2xx: r.status_2xx,
+            status_3xx: r.status_3xx,
+            status_4xx: r.status_4xx,
+            status_5xx: r.status_5xx,
+            mean_ms: (r.mean_ms * 1000.0).round() / 1000.0,
+        })
+        .collect();
+    Ok(Json(GatewayStatus {
+        listen: g.local_addrs().iter().map(ToString::to_string).collect(),
+        tls: g.serves_tls(),
+        http: g.http_addr().map(|a| a.to_string()),
+        routes,
+    }))
 }

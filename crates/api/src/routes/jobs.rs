@@ -3,47 +3,34 @@
 
 use std::sync::Arc;
 
+use aide::axum::ApiRouter;
+use aide::axum::routing::{get, post};
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use berth_store::StateChange;
-use serde_json::{Value, json};
+use berth_store::{Inserted, Job, StateChange};
 
 use super::{Shared, id_of};
 use crate::AppState;
-use crate::body::{BulkBody, ListQuery, PushBody};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Created, JsonWith};
+use crate::types::{
+    ActionOutcome, BulkBody, IdPath, InsertedJobs, JobActionBody, JobPage, ListQuery, PushBody,
+};
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/jobs", post(push).get(list))
-        .route("/v1/jobs/bulk", post(push_bulk))
-        .route("/v1/jobs/{id}", get(show).delete(delete))
-        .route("/v1/jobs/{id}/retry", post(retry))
-        .route("/v1/jobs/{id}/cancel", post(cancel))
-        .route("/v1/jobs/{id}/discard", post(discard))
-        .route("/v1/jobs/actions", post(act_on_filter))
+pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
+    ApiRouter::new()
+        .api_route("/v1/jobs", post(push).get(list))
+        .api_route("/v1/jobs/bulk", post(push_bulk))
+        .api_route("/v1/jobs/{id}", get(show).delete(delete))
+        .api_route("/v1/jobs/{id}/retry", post(retry))
+        .api_route("/v1/jobs/{id}/cancel", post(cancel))
+        .api_route("/v1/jobs/{id}/discard", post(discard))
+        .api_route("/v1/jobs/actions", post(act_on_filter))
 }
 
 /// The most jobs one action on a filter takes (`max`'s ceiling; its default is 10,000).
 pub const MAX_ACTED: u64 = 100_000;
-
-/// `POST /v1/jobs/actions` body: an action and the filter of the jobs it applies to.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ActionBody {
-    /// `retry`, `cancel`, `discard` or `delete`.
-    action: String,
-    queue: Option<String>,
-    /// Comma-separated states.
-    state: Option<String>,
-    kind: Option<String>,
-    tag: Option<String>,
-    /// At most this many jobs acted on (default 10,000, at most 100,000).
-    max: Option<u64>,
-}
 
 /// Whether `action` applies to a job in `state` (the single-job rules; the store checks
 /// them again).
@@ -61,8 +48,8 @@ fn applies(action: &str, state: berth_store::JobState) -> bool {
 /// `delete`, a finished one for `cancel`, …) is skipped and counted, never an error.
 async fn act_on_filter(
     state: Shared,
-    body: Result<Json<ActionBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+    body: Result<Json<JobActionBody>, JsonRejection>,
+) -> ApiResult<Json<ActionOutcome>> {
     let Json(body) = body?;
     let action = body.action.as_str();
     if !matches!(action, "retry" | "cancel" | "discard" | "delete") {
@@ -133,13 +120,13 @@ async fn act_on_filter(
             }
         }
     }
-    Ok(Json(json!({
-        "action": action,
-        "matched": matched,
-        "done": done,
-        "skipped": skipped,
-        "more": more,
-    })))
+    Ok(Json(ActionOutcome {
+        action: action.to_owned(),
+        matched,
+        done,
+        skipped,
+        more,
+    }))
 }
 
 /// The most jobs one bulk push takes.
@@ -148,16 +135,19 @@ pub const MAX_BULK: usize = 100_000;
 async fn push(
     state: Shared,
     body: Result<Json<PushBody>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Created<Inserted>> {
     let Json(body) = body?;
-    let inserted = state.queues.enqueue(vec![body.into_enqueue()?]).await?;
-    Ok((StatusCode::CREATED, Json(json!(inserted[0]))))
+    let mut inserted = state.queues.enqueue(vec![body.into_enqueue()?]).await?;
+    let one = inserted
+        .pop()
+        .ok_or_else(|| ApiError::internal("an enqueue of one job returned none"))?;
+    Ok(JsonWith(one))
 }
 
 async fn push_bulk(
     state: Shared,
     body: Result<Json<BulkBody>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Created<InsertedJobs>> {
     let Json(body) = body?;
     if body.jobs.is_empty() || body.jobs.len() > MAX_BULK {
         return Err(ApiError::bad_request(
@@ -177,13 +167,13 @@ async fn push_bulk(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let inserted = state.queues.enqueue(jobs).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "jobs": inserted }))))
+    Ok(JsonWith(InsertedJobs { jobs: inserted }))
 }
 
 async fn list(
     state: Shared,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<JobPage>> {
     let Query(query) = query?;
     let filter = query.into_filter()?;
     let limit = filter.limit as usize;
@@ -191,29 +181,32 @@ async fn list(
     let next = (jobs.len() == limit)
         .then(|| jobs.last().map(|j| j.id))
         .flatten();
-    Ok(Json(json!({ "jobs": jobs, "next_before": next })))
+    Ok(Json(JobPage {
+        jobs,
+        next_before: next,
+    }))
 }
 
-async fn show(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(state.queues.job(id_of(&id)?).await?)))
+async fn show(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<Job>> {
+    Ok(Json(state.queues.job(id_of(&id)?).await?))
 }
 
-fn change(ch: StateChange) -> Json<Value> {
-    Json(json!(ch))
+fn change(ch: StateChange) -> Json<StateChange> {
+    Json(ch)
 }
 
-async fn retry(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn retry(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<StateChange>> {
     Ok(change(state.queues.retry(id_of(&id)?).await?))
 }
 
-async fn cancel(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn cancel(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<StateChange>> {
     Ok(change(state.queues.cancel(id_of(&id)?).await?))
 }
 
-async fn discard(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn discard(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<StateChange>> {
     Ok(change(state.queues.discard(id_of(&id)?).await?))
 }
 
-async fn delete(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn delete(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<StateChange>> {
     Ok(change(state.queues.delete(id_of(&id)?).await?))
 }

@@ -2,15 +2,14 @@
 
 use std::sync::Arc;
 
+use aide::axum::ApiRouter;
+use aide::axum::routing::{get, post};
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use berth_store::{Message, MessageFilter};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use berth_ingest::IngestError;
@@ -18,71 +17,57 @@ use berth_ingest::IngestError;
 use super::services::time;
 use super::{Shared, id_of};
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, EventStream};
+use crate::types::{
+    IdPath, MessageCountQuery, MessageCounts, MessagePage, MessageQuery, MessageStreamQuery,
+    MessageView,
+};
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/messages", get(list))
-        .route("/v1/messages/stream", get(stream))
-        .route("/v1/messages/counts", get(counts))
-        .route("/v1/messages/{id}", get(show))
-        .route("/v1/messages/{id}/replay", post(replay))
-}
-
-/// Listing filters.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    ingest: Option<String>,
-    device: Option<String>,
-    kind: Option<String>,
-    dead: Option<bool>,
-    since: Option<String>,
-    until: Option<String>,
-    before: Option<i64>,
-    limit: Option<u32>,
+pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
+    ApiRouter::new()
+        .api_route("/v1/messages", get(list))
+        .api_route("/v1/messages/stream", get(stream))
+        .api_route("/v1/messages/counts", get(counts))
+        .api_route("/v1/messages/{id}", get(show))
+        .api_route("/v1/messages/{id}/replay", post(replay))
 }
 
 /// A message as the API shows it: its bytes as `payload_text` (UTF-8) or `payload_hex`,
 /// and, when they are JSON, parsed as `payload`.
-pub fn view(m: &Message) -> Value {
-    let mut v = json!({
-        "id": m.id,
-        "ingest": m.ingest,
-        "device": m.device,
-        "topic": m.topic,
-        "kind": m.kind,
-        "received_at": m.received_at,
-        "dead": m.dead,
-        "errors": m.errors,
-        "job_id": m.job_id,
-        "workflow_id": m.workflow_id,
-        "replayed_at": m.replayed_at,
-        "duplicates": m.duplicates,
-        "size": m.payload.len(),
-    });
-    if let Ok(payload) = serde_json::from_slice::<Value>(&m.payload) {
-        v["payload"] = payload;
+pub fn view(m: &Message) -> MessageView {
+    let text = std::str::from_utf8(&m.payload).ok();
+    MessageView {
+        id: m.id,
+        ingest: m.ingest.clone(),
+        device: m.device.clone(),
+        topic: m.topic.clone(),
+        kind: m.kind.clone(),
+        received_at: m.received_at,
+        dead: m.dead,
+        errors: m.errors.clone(),
+        job_id: m.job_id,
+        workflow_id: m.workflow_id,
+        replayed_at: m.replayed_at,
+        duplicates: m.duplicates,
+        size: m.payload.len() as u64,
+        payload: serde_json::from_slice(&m.payload).ok(),
+        payload_text: text.map(str::to_owned),
+        payload_hex: text
+            .is_none()
+            .then(|| m.payload.iter().map(|b| format!("{b:02x}")).collect()),
     }
-    if let Ok(text) = std::str::from_utf8(&m.payload) {
-        v["payload_text"] = json!(text);
-    } else {
-        let hex: String = m.payload.iter().map(|b| format!("{b:02x}")).collect();
-        v["payload_hex"] = json!(hex);
-    }
-    v
 }
 
 async fn list(
     state: Shared,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    query: Result<Query<MessageQuery>, QueryRejection>,
+) -> ApiResult<Json<MessagePage>> {
     let Query(q) = query?;
     let (before_id, limit) = (q.before, q.limit.unwrap_or(50));
     let filter = MessageFilter {
         before_id,
         limit,
-        ..CountQuery {
+        ..MessageCountQuery {
             ingest: q.ingest,
             device: q.device,
             kind: q.kind,
@@ -98,25 +83,13 @@ async fn list(
     let next = (messages.len() == limit)
         .then(|| messages.last().map(|m| m.id))
         .flatten();
-    Ok(Json(json!({
-        "messages": messages.iter().map(view).collect::<Vec<_>>(),
-        "next_before": next,
-    })))
+    Ok(Json(MessagePage {
+        messages: messages.iter().map(view).collect(),
+        next_before: next,
+    }))
 }
 
-/// Counting filters: the listing's, without paging.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CountQuery {
-    ingest: Option<String>,
-    device: Option<String>,
-    kind: Option<String>,
-    dead: Option<bool>,
-    since: Option<String>,
-    until: Option<String>,
-}
-
-impl CountQuery {
+impl MessageCountQuery {
     fn filter(self) -> ApiResult<MessageFilter> {
         Ok(MessageFilter {
             ingest: self.ingest,
@@ -143,26 +116,16 @@ impl CountQuery {
 /// stand's page need not fetch every message.
 async fn counts(
     state: Shared,
-    query: Result<Query<CountQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    query: Result<Query<MessageCountQuery>, QueryRejection>,
+) -> ApiResult<Json<MessageCounts>> {
     let Query(q) = query?;
     let filter = q.filter()?;
     let counts = state.queues.store().message_counts(filter).await?;
     let total: u64 = counts.iter().map(|c| c.count).sum();
-    Ok(Json(json!({ "counts": counts, "total": total })))
+    Ok(Json(MessageCounts { counts, total }))
 }
 
-/// Filters of the live stream.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StreamQuery {
-    ingest: Option<String>,
-    device: Option<String>,
-    kind: Option<String>,
-    dead: Option<bool>,
-}
-
-impl StreamQuery {
+impl MessageStreamQuery {
     fn wants(&self, m: &Message) -> bool {
         self.ingest.as_ref().is_none_or(|i| *i == m.ingest)
             && self
@@ -182,8 +145,10 @@ impl StreamQuery {
 /// count a slow reader missed. The stream ends when berth stops.
 async fn stream(
     state: Shared,
-    query: Result<Query<StreamQuery>, QueryRejection>,
-) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>> {
+    query: Result<Query<MessageStreamQuery>, QueryRejection>,
+) -> ApiResult<
+    EventStream<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>>,
+> {
     let Query(q) = query?;
     let Some(ingests) = &state.ingests else {
         return Err(ApiError {
@@ -204,11 +169,11 @@ async fn stream(
                 Ok(m) if q.wants(&m) => Event::default()
                     .event("message")
                     .id(m.id.to_string())
-                    .data(view(&m).to_string()),
+                    .data(serde_json::to_string(&view(&m)).unwrap_or_default()),
                 Ok(_) => continue,
                 Err(RecvError::Lagged(n)) => Event::default()
                     .event("lagged")
-                    .data(json!({ "missed": n }).to_string()),
+                    .data(format!("{{\"missed\":{n}}}")),
                 Err(RecvError::Closed) => return None,
             };
             return Some((Ok(event), (rx, closed, q)));
@@ -217,10 +182,12 @@ async fn stream(
     let open = Event::default().event("open").data("{}");
     let events =
         futures_util::StreamExt::chain(futures_util::stream::once(async { Ok(open) }), events);
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    Ok(EventStream(
+        Sse::new(events).keep_alive(KeepAlive::default()),
+    ))
 }
 
-async fn show(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn show(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<MessageView>> {
     let id = id_of(&id)?;
     match state.queues.store().message(id).await? {
         Some(m) => Ok(Json(view(&m))),
@@ -232,7 +199,7 @@ async fn show(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     }
 }
 
-async fn replay(state: Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn replay(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<MessageView>> {
     let id = id_of(&id)?;
     let Some(ingests) = &state.ingests else {
         return Err(ApiError {

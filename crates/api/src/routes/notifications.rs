@@ -2,36 +2,26 @@
 
 use std::sync::Arc;
 
+use aide::axum::ApiRouter;
+use aide::axum::routing::get;
+use axum::Json;
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use axum::routing::get;
-use axum::{Json, Router};
 use berth_store::DeliveryFilter;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::Shared;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::types::{NotificationList, NotificationQuery};
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/notifications", get(list))
-}
-
-/// `GET /v1/notifications` query.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    channel: Option<String>,
-    /// `true`: only those waiting; `false`: only those sent.
-    pending: Option<bool>,
-    limit: Option<u32>,
+pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
+    ApiRouter::new().api_route("/v1/notifications", get(list))
 }
 
 async fn list(
     state: Shared,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+    query: Result<Query<NotificationQuery>, QueryRejection>,
+) -> ApiResult<Json<NotificationList>> {
     let Query(q) = query?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
@@ -49,5 +39,7 @@ async fn list(
             limit,
         })
         .await?;
-    Ok(Json(json!({ "notifications": deliveries })))
+    Ok(Json(NotificationList {
+        notifications: deliveries,
+    }))
 }

@@ -2,45 +2,52 @@
 
 use std::sync::Arc;
 
+use aide::axum::ApiRouter;
+use aide::axum::routing::{get, post};
+use axum::Json;
 use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{Value, json};
 
 use super::Shared;
 use crate::AppState;
-use crate::body::PurgeBody;
 use crate::error::ApiResult;
+use crate::types::{
+    Completed, NamePath, PurgeBody, Purged, QueueDetail, QueueList, QueuePaused, QueueStats,
+    QueueView, Timestamp,
+};
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/queues", get(list))
-        .route("/v1/queues/{name}", get(show))
-        .route("/v1/queues/{name}/pause", post(pause))
-        .route("/v1/queues/{name}/resume", post(resume))
-        .route("/v1/queues/{name}/purge", post(purge))
+pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
+    ApiRouter::new()
+        .api_route("/v1/queues", get(list))
+        .api_route("/v1/queues/{name}", get(show))
+        .api_route("/v1/queues/{name}/pause", post(pause))
+        .api_route("/v1/queues/{name}/resume", post(resume))
+        .api_route("/v1/queues/{name}/purge", post(purge))
 }
 
-async fn list(state: Shared) -> ApiResult<Json<Value>> {
+fn view(state: &AppState, stats: QueueStats, now: Timestamp) -> QueueView {
+    QueueView {
+        oldest_available_age_secs: stats
+            .oldest_available_at
+            .map(|t| now.since(t).as_secs_f64()),
+        configured: state.queues.spec(&stats.name).is_ok(),
+        stats,
+    }
+}
+
+async fn list(state: Shared) -> ApiResult<Json<QueueList>> {
     let now = state.queues.now();
     let stats = state.queues.stats().await?;
-    let queues: Vec<Value> = stats
-        .into_iter()
-        .map(|s| {
-            let age = s.oldest_available_at.map(|t| now.since(t).as_secs_f64());
-            let mut v = json!(s);
-            v["oldest_available_age_secs"] = json!(age);
-            v["configured"] = json!(state.queues.spec(&s.name).is_ok());
-            v
-        })
-        .collect();
-    Ok(Json(json!({ "queues": queues })))
+    let queues = stats.into_iter().map(|s| view(&state, s, now)).collect();
+    Ok(Json(QueueList { queues }))
 }
 
 /// One queue: its counts, oldest waiting job, how it is handled, and how many of its jobs
 /// completed over the last 1, 5 and 15 minutes.
-async fn show(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn show(
+    state: Shared,
+    Path(NamePath { name }): Path<NamePath>,
+) -> ApiResult<Json<QueueDetail>> {
     let now = state.queues.now();
     let spec = state.queues.spec(&name);
     let stats = state
@@ -52,7 +59,7 @@ async fn show(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>>
     let (stats, spec) = match (stats, spec) {
         (Some(s), spec) => (s, spec.ok()),
         (None, Ok(spec)) => (
-            berth_store::QueueStats {
+            QueueStats {
                 name: name.clone(),
                 paused: false,
                 counts: Default::default(),
@@ -69,46 +76,51 @@ async fn show(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>>
         .map(|s| now.minus(std::time::Duration::from_secs(*s)))
         .collect();
     let done = state.queues.store().completed_since(&name, since).await?;
-    let mut v = json!(stats);
-    v["oldest_available_age_secs"] = json!(
-        stats
-            .oldest_available_at
-            .map(|t| now.since(t).as_secs_f64())
-    );
-    v["configured"] = json!(spec.is_some());
-    if let Some(spec) = &spec {
-        v["handler"] = json!(match &spec.handler {
+    Ok(Json(QueueDetail {
+        view: view(&state, stats, now),
+        handler: spec.as_ref().map(|spec| match &spec.handler {
             berth_queue::HandlerSpec::Run { command } => format!("run: {command}"),
             berth_queue::HandlerSpec::Post { url } => format!("post: {url}"),
             berth_queue::HandlerSpec::Pull => "pull".to_owned(),
-        });
-        v["concurrency"] = json!(spec.concurrency);
-        v["max_attempts"] = json!(spec.max_attempts);
-    }
-    v["completed"] = json!({
-        "last_1m": done[0],
-        "last_5m": done[1],
-        "last_15m": done[2],
-        "per_minute_5m": done[1] as f64 / 5.0,
-    });
-    Ok(Json(v))
+        }),
+        concurrency: spec.as_ref().map(|s| s.concurrency),
+        max_attempts: spec.as_ref().map(|s| s.max_attempts),
+        completed: Completed {
+            last_1m: done[0],
+            last_5m: done[1],
+            last_15m: done[2],
+            per_minute_5m: done[1] as f64 / 5.0,
+        },
+    }))
 }
 
-async fn pause(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn pause(
+    state: Shared,
+    Path(NamePath { name }): Path<NamePath>,
+) -> ApiResult<Json<QueuePaused>> {
     state.queues.set_paused(&name, true).await?;
-    Ok(Json(json!({ "queue": name, "paused": true })))
+    Ok(Json(QueuePaused {
+        queue: name,
+        paused: true,
+    }))
 }
 
-async fn resume(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn resume(
+    state: Shared,
+    Path(NamePath { name }): Path<NamePath>,
+) -> ApiResult<Json<QueuePaused>> {
     state.queues.set_paused(&name, false).await?;
-    Ok(Json(json!({ "queue": name, "paused": false })))
+    Ok(Json(QueuePaused {
+        queue: name,
+        paused: false,
+    }))
 }
 
 async fn purge(
     state: Shared,
-    Path(name): Path<String>,
+    Path(NamePath { name }): Path<NamePath>,
     body: Result<Json<PurgeBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Purged>> {
     // An empty body means the default states.
     let states = match body {
         Ok(Json(b)) => b.states,
@@ -116,5 +128,8 @@ async fn purge(
         Err(e) => return Err(e.into()),
     };
     let deleted = state.queues.purge(&name, states).await?;
-    Ok(Json(json!({ "queue": name, "deleted": deleted })))
+    Ok(Json(Purged {
+        queue: name,
+        deleted,
+    }))
 }

@@ -4,20 +4,23 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use aide::axum::ApiRouter;
+use aide::axum::routing::{get, post};
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use berth_store::{EventFilter, Timestamp};
 use berth_supervise::usage::ProcessTable;
 use berth_supervise::{InstanceStatus, Signal};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::Shared;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::types::{
+    EventList, EventsQuery, Instance, LogLine, LogsQuery, NamePath, ReloadReport, ServiceInstances,
+    ServiceList, ServiceLogs, SignalBody, Signalled,
+};
 
 /// Signals `berth signal` may send, without their `SIG` prefix.
 pub const SIGNALS: &[&str] = &[
@@ -25,19 +28,19 @@ pub const SIGNALS: &[&str] = &[
     "WINCH", "ALRM",
 ];
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/services", get(list))
-        .route("/v1/services/{name}/start", post(start))
-        .route("/v1/services/{name}/stop", post(stop))
-        .route("/v1/services/{name}/restart", post(restart))
-        .route("/v1/services/{name}/signal", post(signal))
-        .route("/v1/services/{name}/logs", get(logs))
-        .route("/v1/events", get(events))
-        .route("/v1/reload", post(reload))
+pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
+    ApiRouter::new()
+        .api_route("/v1/services", get(list))
+        .api_route("/v1/services/{name}/start", post(start))
+        .api_route("/v1/services/{name}/stop", post(stop))
+        .api_route("/v1/services/{name}/restart", post(restart))
+        .api_route("/v1/services/{name}/signal", post(signal))
+        .api_route("/v1/services/{name}/logs", get(logs))
+        .api_route("/v1/events", get(events))
+        .api_route("/v1/reload", post(reload))
 }
 
-async fn list(state: Shared) -> ApiResult<Json<Value>> {
+async fn list(state: Shared) -> ApiResult<Json<ServiceList>> {
     let status = state.services.status();
     // Reading all of /proc (and each tree's smaps) is file work: off the async threads.
     let rows = tokio::task::spawn_blocking(move || {
@@ -45,42 +48,42 @@ async fn list(state: Shared) -> ApiResult<Json<Value>> {
         status
             .iter()
             .map(|s| row(s, &procs))
-            .collect::<Vec<Value>>()
+            .collect::<Vec<Instance>>()
     })
     .await
     .map_err(|e| ApiError::internal(format!("reading the processes' usage: {e}")))?;
-    Ok(Json(json!({ "services": rows })))
+    Ok(Json(ServiceList { services: rows }))
 }
 
 /// One instance as the API shows it; CPU and memory are its whole process tree's.
-fn row(s: &InstanceStatus, procs: &ProcessTable) -> Value {
+fn row(s: &InstanceStatus, procs: &ProcessTable) -> Instance {
     let now = SystemTime::now();
     let uptime = s
         .started_at
         .filter(|_| s.pid.is_some())
         .and_then(|t| now.duration_since(t).ok());
     let used = s.pid.and_then(|pid| procs.tree(pid));
-    json!({
-        "service": s.service,
-        "instance": s.instance,
-        "pid": s.pid,
-        "state": s.state.as_str(),
-        "uptime_secs": uptime.map(|d| d.as_secs_f64()),
-        "restarts": s.restarts,
-        "port": s.port,
+    Instance {
+        service: s.service.clone(),
+        instance: s.instance,
+        pid: s.pid,
+        state: s.state.as_str().to_owned(),
+        uptime_secs: uptime.map(|d| d.as_secs_f64()),
+        restarts: s.restarts,
+        port: s.port,
         // Average over the process's life so far.
-        "cpu_percent": used.zip(uptime).map(|(u, up)| {
-            100.0 * u.cpu.as_secs_f64() / up.as_secs_f64().max(0.001)
-        }),
-        "rss_bytes": used.map(|u| u.rss_bytes),
-        "pss_bytes": used.and_then(|u| u.pss_bytes),
-        "processes": used.map(|u| u.processes),
-        "last_exit": s.last_exit.as_ref().map(|e| e.exit.to_string()),
-    })
+        cpu_percent: used
+            .zip(uptime)
+            .map(|(u, up)| 100.0 * u.cpu.as_secs_f64() / up.as_secs_f64().max(0.001)),
+        rss_bytes: used.map(|u| u.rss_bytes),
+        pss_bytes: used.and_then(|u| u.pss_bytes),
+        processes: used.map(|u| u.processes),
+        last_exit: s.last_exit.as_ref().map(|e| e.exit.to_string()),
+    }
 }
 
 /// The service's instances as they stand, for an action's answer.
-async fn instances(state: &AppState, name: &str) -> Value {
+async fn instances(state: &AppState, name: &str) -> ServiceInstances {
     let status: Vec<InstanceStatus> = state
         .services
         .status()
@@ -93,11 +96,14 @@ async fn instances(state: &AppState, name: &str) -> Value {
         status
             .iter()
             .map(|s| row(s, &procs))
-            .collect::<Vec<Value>>()
+            .collect::<Vec<Instance>>()
     })
     .await
     .unwrap_or_default();
-    json!({ "service": name, "instances": rows })
+    ServiceInstances {
+        service: name.to_owned(),
+        instances: rows,
+    }
 }
 
 fn supervise_error(e: berth_supervise::Error, state: &AppState) -> ApiError {
@@ -131,7 +137,10 @@ fn names(state: &AppState) -> String {
     }
 }
 
-async fn start(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn start(
+    state: Shared,
+    Path(NamePath { name }): Path<NamePath>,
+) -> ApiResult<Json<ServiceInstances>> {
     state
         .services
         .start(&name)
@@ -142,13 +151,19 @@ async fn start(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>
 // Stops and restarts run in a task of their own: a client that hangs up does not cut a
 // rolling restart short between two instances.
 
-async fn stop(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn stop(
+    state: Shared,
+    Path(NamePath { name }): Path<NamePath>,
+) -> ApiResult<Json<ServiceInstances>> {
     let (sup, service) = (state.services.clone(), name.clone());
     let done = tokio::spawn(async move { sup.stop_service(&service).await }).await;
     finished(&state, &name, done).await
 }
 
-async fn restart(state: Shared, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn restart(
+    state: Shared,
+    Path(NamePath { name }): Path<NamePath>,
+) -> ApiResult<Json<ServiceInstances>> {
     let (sup, service) = (state.services.clone(), name.clone());
     let done = tokio::spawn(async move { sup.restart(&service).await }).await;
     finished(&state, &name, done).await
@@ -158,7 +173,7 @@ async fn finished(
     state: &AppState,
     name: &str,
     done: Result<Result<(), berth_supervise::Error>, tokio::task::JoinError>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ServiceInstances>> {
     match done {
         Ok(result) => result.map_err(|e| supervise_error(e, state))?,
         Err(e) => {
@@ -172,14 +187,6 @@ async fn finished(
     Ok(Json(instances(state, name).await))
 }
 
-/// `GET /v1/services/{name}/logs` query.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LogsQuery {
-    /// How many of the last lines (default 100, at most 10,000).
-    lines: Option<usize>,
-}
-
 /// How much of the end of each instance's current log file is read for a tail.
 const TAIL_BYTES: u64 = 1024 * 1024;
 
@@ -187,11 +194,11 @@ const TAIL_BYTES: u64 = 1024 * 1024;
 /// starts with its RFC 3339 stamp), from the end of each instance's current file.
 async fn logs(
     state: Shared,
-    Path(name): Path<String>,
+    Path(NamePath { name }): Path<NamePath>,
     query: Result<Query<LogsQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ServiceLogs>> {
     let Query(q) = query?;
-    let want = q.lines.unwrap_or(100).clamp(1, 10_000);
+    let want = q.lines.unwrap_or(100).clamp(1, 10_000) as usize;
     let spec = state
         .services
         .spec(&name)
@@ -212,11 +219,14 @@ async fn logs(
     })
     .await
     .map_err(|e| ApiError::internal(format!("reading the logs: {e}")))?;
-    let lines: Vec<Value> = lines
+    let lines = lines
         .into_iter()
-        .map(|(instance, line)| json!({"instance": instance, "line": line}))
+        .map(|(instance, line)| LogLine { instance, line })
         .collect();
-    Ok(Json(json!({ "service": name, "lines": lines })))
+    Ok(Json(ServiceLogs {
+        service: name,
+        lines,
+    }))
 }
 
 fn stamp(line: &str) -> &str {
@@ -248,25 +258,21 @@ fn tail(path: &std::path::Path, max: u64) -> String {
     }
 }
 
-/// `POST /v1/services/{name}/signal` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignalBody {
-    signal: String,
-}
-
 async fn signal(
     state: Shared,
-    Path(name): Path<String>,
+    Path(NamePath { name }): Path<NamePath>,
     body: Result<Json<SignalBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Signalled>> {
     let Json(body) = body?;
     let signal = parse_signal(&body.signal)?;
     state
         .services
         .signal(&name, signal)
         .map_err(|e| supervise_error(e, &state))?;
-    Ok(Json(json!({ "service": name, "signal": signal.as_str() })))
+    Ok(Json(Signalled {
+        service: name,
+        signal: signal.as_str().to_owned(),
+    }))
 }
 
 /// `"hup"`, `"SIGHUP"`, … → SIGHUP.
@@ -288,24 +294,10 @@ pub fn parse_signal(text: &str) -> ApiResult<Signal> {
         .map_err(|_| ApiError::bad_request("invalid", format!("unknown signal {text:?}")))
 }
 
-/// `GET /v1/events` query.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventsQuery {
-    source: Option<String>,
-    subject: Option<String>,
-    /// Comma-separated kinds.
-    kind: Option<String>,
-    before: Option<i64>,
-    /// An RFC 3339 time or a duration ago ("1h").
-    since: Option<String>,
-    limit: Option<u32>,
-}
-
 async fn events(
     state: Shared,
     query: Result<Query<EventsQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EventList>> {
     let Query(q) = query?;
     let since = match &q.since {
         None => None,
@@ -336,7 +328,7 @@ async fn events(
         limit,
     };
     let events = state.queues.store().events(filter).await?;
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(EventList { events }))
 }
 
 /// An RFC 3339 time, or a duration before now, given as `name`.
@@ -354,7 +346,7 @@ pub(crate) fn time(name: &str, text: &str) -> ApiResult<Timestamp> {
     })
 }
 
-async fn reload(state: Shared) -> ApiResult<Json<Value>> {
+async fn reload(state: Shared) -> ApiResult<Json<ReloadReport>> {
     let Some(reloader) = &state.reload else {
         return Err(ApiError {
             status: StatusCode::CONFLICT,

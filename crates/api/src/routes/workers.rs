@@ -4,34 +4,35 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aide::axum::ApiRouter;
+use aide::axum::routing::post;
+use axum::Json;
 use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use berth_queue::Report;
 use berth_store::{AttemptRef, Finished, LeasedJob};
-use serde_json::{Value, json};
 
 use super::{Shared, id_of};
 use crate::AppState;
-use crate::body::{
-    AttemptItem, CompleteBody, FailBody, HeartbeatBody, HeartbeatManyBody, LeaseBody, LeaseNext,
-    ReportBody, ReportItem, duration,
-};
 use crate::error::{ApiError, ApiResult};
+use crate::types::{
+    AttemptItem, AttemptOutcome, CompleteBody, FailBody, Heartbeat, HeartbeatBody,
+    HeartbeatManyBody, Heartbeats, IdPath, LeaseBody, LeaseNext, Leased, NamePath, ReportBody,
+    ReportItem, Reported, duration,
+};
 
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 const MAX_WAIT: Duration = Duration::from_secs(300);
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/queues/{name}/lease", post(lease))
-        .route("/v1/queues/{name}/report", post(report))
-        .route("/v1/queues/{name}/heartbeat", post(heartbeat_many))
-        .route("/v1/jobs/{id}/heartbeat", post(heartbeat))
-        .route("/v1/jobs/{id}/complete", post(complete))
-        .route("/v1/jobs/{id}/fail", post(fail))
+pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
+    ApiRouter::new()
+        .api_route("/v1/queues/{name}/lease", post(lease))
+        .api_route("/v1/queues/{name}/report", post(report))
+        .api_route("/v1/queues/{name}/heartbeat", post(heartbeat_many))
+        .api_route("/v1/jobs/{id}/heartbeat", post(heartbeat))
+        .api_route("/v1/jobs/{id}/complete", post(complete))
+        .api_route("/v1/jobs/{id}/fail", post(fail))
 }
 
 fn lease_len(v: Option<&str>) -> ApiResult<Duration> {
@@ -50,9 +51,9 @@ fn lease_len(v: Option<&str>) -> ApiResult<Duration> {
 
 async fn lease(
     state: Shared,
-    Path(name): Path<String>,
+    Path(NamePath { name }): Path<NamePath>,
     body: Result<Json<LeaseBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Leased>> {
     let Json(b) = body?;
     let next = LeaseNext {
         max: b.max,
@@ -60,7 +61,7 @@ async fn lease(
         lease: b.lease,
     };
     let jobs = lease_next(&state, &name, &b.worker, &next).await?;
-    Ok(Json(json!({ "jobs": jobs })))
+    Ok(Json(Leased { jobs }))
 }
 
 fn worker_named(worker: &str) -> ApiResult<()> {
@@ -142,9 +143,9 @@ fn report_of(item: ReportItem) -> ApiResult<(AttemptRef, Report)> {
 /// Records many outcomes in one write, then (with `lease`) leases the next jobs.
 async fn report(
     state: Shared,
-    Path(name): Path<String>,
+    Path(NamePath { name }): Path<NamePath>,
     body: Result<Json<ReportBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Reported>> {
     let Json(b) = body?;
     worker_named(&b.worker)?;
     let reports = b
@@ -154,27 +155,35 @@ async fn report(
         .collect::<ApiResult<Vec<_>>>()?;
     let ids: Vec<i64> = reports.iter().map(|(a, _)| a.id).collect();
     let finished = state.queues.report_many(&name, reports).await?;
-    let done: Vec<Value> = ids
+    let done = ids
         .iter()
         .zip(finished)
-        .map(|(id, f)| match f {
-            Finished::Applied(st) => json!({ "id": id, "state": st }),
-            Finished::Stale => json!({ "id": id, "error": "stale_attempt" }),
+        .map(|(&id, f)| match f {
+            Finished::Applied(st) => AttemptOutcome {
+                id,
+                state: Some(st),
+                error: None,
+            },
+            Finished::Stale => AttemptOutcome {
+                id,
+                state: None,
+                error: Some("stale_attempt".into()),
+            },
         })
         .collect();
     let jobs = match &b.lease {
         Some(next) => lease_next(&state, &name, &b.worker, next).await?,
         None => Vec::new(),
     };
-    Ok(Json(json!({ "done": done, "jobs": jobs })))
+    Ok(Json(Reported { done, jobs }))
 }
 
 /// Extends many leases at once.
 async fn heartbeat_many(
     state: Shared,
-    Path(name): Path<String>,
+    Path(NamePath { name }): Path<NamePath>,
     body: Result<Json<HeartbeatManyBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Heartbeats>> {
     let Json(b) = body?;
     let lease = lease_len(b.lease.as_deref())?;
     let attempts: Vec<AttemptRef> = b
@@ -186,19 +195,18 @@ async fn heartbeat_many(
         })
         .collect();
     let (extended, until) = state.queues.heartbeat_many(&name, attempts, lease).await?;
-    let jobs: Vec<Value> = b
+    let jobs = b
         .jobs
         .iter()
         .zip(extended)
-        .map(|(j, ok)| {
-            if ok {
-                json!({ "id": j.id, "attempt": j.attempt, "lease_expires_at": until })
-            } else {
-                json!({ "id": j.id, "attempt": j.attempt, "error": "stale_attempt" })
-            }
+        .map(|(j, ok)| Heartbeat {
+            id: j.id,
+            attempt: j.attempt,
+            lease_expires_at: ok.then_some(until),
+            error: (!ok).then(|| "stale_attempt".to_owned()),
         })
         .collect();
-    Ok(Json(json!({ "jobs": jobs })))
+    Ok(Json(Heartbeats { jobs }))
 }
 
 fn stale(id: i64, attempt: u32) -> ApiError {
@@ -213,9 +221,9 @@ fn stale(id: i64, attempt: u32) -> ApiError {
 
 async fn heartbeat(
     state: Shared,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     body: Result<Json<HeartbeatBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Heartbeat>> {
     let id = id_of(&id)?;
     let Json(b) = body?;
     let lease = lease_len(b.lease.as_deref())?;
@@ -224,26 +232,37 @@ async fn heartbeat(
         attempt: b.attempt,
     };
     if state.queues.heartbeat(attempt, lease).await? {
-        Ok(Json(
-            json!({ "id": id, "attempt": b.attempt, "lease_expires_at": state.queues.now().plus(lease) }),
-        ))
+        Ok(Json(Heartbeat {
+            id,
+            attempt: b.attempt,
+            lease_expires_at: Some(state.queues.now().plus(lease)),
+            error: None,
+        }))
     } else {
         Err(stale(id, b.attempt))
     }
 }
 
-async fn finish(state: Shared, attempt: AttemptRef, report: Report) -> ApiResult<Json<Value>> {
+async fn finish(
+    state: Shared,
+    attempt: AttemptRef,
+    report: Report,
+) -> ApiResult<Json<AttemptOutcome>> {
     match state.queues.report(attempt, report).await? {
-        Finished::Applied(st) => Ok(Json(json!({ "id": attempt.id, "state": st }))),
+        Finished::Applied(st) => Ok(Json(AttemptOutcome {
+            id: attempt.id,
+            state: Some(st),
+            error: None,
+        })),
         Finished::Stale => Err(stale(attempt.id, attempt.attempt)),
     }
 }
 
 async fn complete(
     state: Shared,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     body: Result<Json<CompleteBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AttemptOutcome>> {
     let id = id_of(&id)?;
     let Json(b) = body?;
     let attempt = AttemptRef {
@@ -255,9 +274,9 @@ async fn complete(
 
 async fn fail(
     state: Shared,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     body: Result<Json<FailBody>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AttemptOutcome>> {
     let Json(b) = body?;
     // One reading of a failure, shared with the batched report.
     let (attempt, report) = report_of(ReportItem {

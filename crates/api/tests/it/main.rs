@@ -1,5 +1,7 @@
 //! The API through the real daemon and the real client, over the unix socket and TCP.
 
+mod openapi;
+
 use std::time::Duration;
 
 use berth_api::client::{Client, ClientError, Endpoint};
@@ -30,17 +32,17 @@ async fn push_show_list_and_bulk() {
     let d = daemon(&p, Options::default()).await;
     let c = p.client();
     let one = c
-        .post("/v1/jobs", json!({"queue": "tasks", "kind": "resize", "args": {"w": 10}, "tags": ["img"], "priority": -1}))
+        .post_json("/v1/jobs", json!({"queue": "tasks", "kind": "resize", "args": {"w": 10}, "tags": ["img"], "priority": -1}))
         .await
         .unwrap();
     assert_eq!(one["state"], "available");
     let id = one["id"].as_i64().unwrap();
-    let shown = c.get(&format!("/v1/jobs/{id}")).await.unwrap();
+    let shown = c.get_json(&format!("/v1/jobs/{id}")).await.unwrap();
     assert_eq!(shown["args"], json!({"w": 10}));
     assert_eq!(shown["max_attempts"], 2, "the queue's default");
     assert_eq!(shown["priority"], -1);
     let later = c
-        .post(
+        .post_json(
             "/v1/jobs",
             json!({"queue": "mail", "kind": "digest", "delay": "1h"}),
         )
@@ -51,27 +53,27 @@ async fn push_show_list_and_bulk() {
         .map(|i| json!({"queue": "mail", "kind": "send", "args": {"i": i}}))
         .collect();
     let bulk = c
-        .post("/v1/jobs/bulk", json!({"jobs": jobs}))
+        .post_json("/v1/jobs/bulk", json!({"jobs": jobs}))
         .await
         .unwrap();
     assert_eq!(bulk["jobs"].as_array().unwrap().len(), 300);
     let page = c
-        .get("/v1/jobs?queue=mail&state=available&limit=100")
+        .get_json("/v1/jobs?queue=mail&state=available&limit=100")
         .await
         .unwrap();
     assert_eq!(page["jobs"].as_array().unwrap().len(), 100);
     let next = page["next_before"].as_i64().unwrap();
     let page2 = c
-        .get(&format!(
+        .get_json(&format!(
             "/v1/jobs?queue=mail&state=available&limit=1000&before={next}"
         ))
         .await
         .unwrap();
     assert_eq!(page2["jobs"].as_array().unwrap().len(), 200);
     assert!(page2["next_before"].is_null());
-    let tagged = c.get("/v1/jobs?tag=img").await.unwrap();
+    let tagged = c.get_json("/v1/jobs?tag=img").await.unwrap();
     assert_eq!(tagged["jobs"][0]["id"], id);
-    let queues = c.get("/v1/queues").await.unwrap();
+    let queues = c.get_json("/v1/queues").await.unwrap();
     let mail = &queues["queues"]
         .as_array()
         .unwrap()
@@ -101,7 +103,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(status, 400);
     assert_eq!(raw["error"]["code"], "bad_body");
     let (s, code, msg) = api_err(
-        c.post(
+        c.post_json(
             "/v1/jobs",
             json!({"queue": "tasks", "kind": "x", "colour": 1}),
         )
@@ -115,14 +117,14 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     );
     assert!(msg.contains("colour"), "{msg}");
     let (s, code, msg) = api_err(
-        c.post("/v1/jobs", json!({"queue": "taks", "kind": "x"}))
+        c.post_json("/v1/jobs", json!({"queue": "taks", "kind": "x"}))
             .await,
     )
     .await;
     assert_eq!((s, code.as_str()), (404, "unknown_queue"));
     assert!(msg.contains("did you mean `tasks`"), "{msg}");
     let (s, _, msg) = api_err(
-        c.post(
+        c.post_json(
             "/v1/jobs",
             json!({"queue": "tasks", "kind": "x", "delay": "soon"}),
         )
@@ -132,7 +134,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(s, 400);
     assert!(msg.contains("delay"), "{msg}");
     let (s, _, msg) = api_err(
-        c.post(
+        c.post_json(
             "/v1/jobs",
             json!({"queue": "tasks", "kind": "x", "run_at": "tomorrow"}),
         )
@@ -142,20 +144,20 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(s, 400);
     assert!(msg.contains("RFC 3339"), "{msg}");
     let bulk = json!({"jobs": [{"queue": "tasks", "kind": "ok"}, {"queue": "tasks", "kind": "x", "delay": "1s", "run_at": "2026-01-01T00:00:00Z"}]});
-    let (s, _, msg) = api_err(c.post("/v1/jobs/bulk", bulk).await).await;
+    let (s, _, msg) = api_err(c.post_json("/v1/jobs/bulk", bulk).await).await;
     assert_eq!(s, 400);
     assert!(msg.contains("job 1"), "{msg}");
-    let (s, _, _) = api_err(c.get("/v1/jobs?state=done").await).await;
+    let (s, _, _) = api_err(c.get_json("/v1/jobs?state=done").await).await;
     assert_eq!(s, 400);
-    let (s, _, _) = api_err(c.get("/v1/jobs/abc").await).await;
+    let (s, _, _) = api_err(c.get_json("/v1/jobs/abc").await).await;
     assert_eq!(s, 400);
-    let (s, code, _) = api_err(c.get("/v1/jobs/999").await).await;
+    let (s, code, _) = api_err(c.get_json("/v1/jobs/999").await).await;
     assert_eq!((s, code.as_str()), (404, "job_not_found"));
-    let (s, code, _) = api_err(c.post("/v1/queues/nope/pause", json!({})).await).await;
+    let (s, code, _) = api_err(c.post_json("/v1/queues/nope/pause", json!({})).await).await;
     assert_eq!((s, code.as_str()), (404, "unknown_queue"));
-    let (s, code, _) = api_err(c.get("/v1/nothing").await).await;
+    let (s, code, _) = api_err(c.get_json("/v1/nothing").await).await;
     assert_eq!((s, code.as_str()), (404, "not_found"));
-    let all = c.get("/v1/jobs").await.unwrap();
+    let all = c.get_json("/v1/jobs").await.unwrap();
     assert_eq!(all["jobs"].as_array().unwrap().len(), 0, "nothing stored");
     d.stop().await;
 }
@@ -166,15 +168,19 @@ async fn admin_actions_follow_the_state_rules() {
     let d = daemon(&p, Options::default()).await;
     let c = p.client();
     let id = c
-        .post("/v1/jobs", json!({"queue": "tasks", "kind": "x"}))
+        .post_json("/v1/jobs", json!({"queue": "tasks", "kind": "x"}))
         .await
         .unwrap()["id"]
         .as_i64()
         .unwrap();
-    let (s, code, _) = api_err(c.post(&format!("/v1/jobs/{id}/retry"), json!({})).await).await;
+    let (s, code, _) = api_err(
+        c.post_json(&format!("/v1/jobs/{id}/retry"), json!({}))
+            .await,
+    )
+    .await;
     assert_eq!((s, code.as_str()), (409, "invalid_state"));
     let ch = c
-        .post(&format!("/v1/jobs/{id}/cancel"), json!({}))
+        .post_json(&format!("/v1/jobs/{id}/cancel"), json!({}))
         .await
         .unwrap();
     assert_eq!(
@@ -182,22 +188,27 @@ async fn admin_actions_follow_the_state_rules() {
         (Some("available"), Some("cancelled"))
     );
     let ch = c
-        .post(&format!("/v1/jobs/{id}/retry"), json!({}))
+        .post_json(&format!("/v1/jobs/{id}/retry"), json!({}))
         .await
         .unwrap();
     assert_eq!(ch["to"], "available");
-    c.post(&format!("/v1/jobs/{id}/discard"), json!({}))
+    c.post_json(&format!("/v1/jobs/{id}/discard"), json!({}))
         .await
         .unwrap();
-    let ch = c.delete(&format!("/v1/jobs/{id}")).await.unwrap();
+    let ch = c.delete_json(&format!("/v1/jobs/{id}")).await.unwrap();
     assert!(ch["to"].is_null());
-    c.post("/v1/jobs", json!({"queue": "mail", "kind": "x"}))
+    c.post_json("/v1/jobs", json!({"queue": "mail", "kind": "x"}))
         .await
         .unwrap();
-    let purged = c.post("/v1/queues/mail/purge", json!({})).await.unwrap();
+    let purged = c
+        .post_json("/v1/queues/mail/purge", json!({}))
+        .await
+        .unwrap();
     assert_eq!(purged["deleted"], 1);
-    c.post("/v1/queues/mail/pause", json!({})).await.unwrap();
-    let q = c.get("/v1/queues").await.unwrap();
+    c.post_json("/v1/queues/mail/pause", json!({}))
+        .await
+        .unwrap();
+    let q = c.get_json("/v1/queues").await.unwrap();
     assert!(
         q["queues"]
             .as_array()
@@ -217,7 +228,7 @@ async fn actions_apply_to_every_job_a_filter_takes() {
         .map(|i| json!({"queue": "tasks", "kind": if i < 5 { "sync" } else { "mail" }}))
         .collect();
     let pushed = c
-        .post("/v1/jobs/bulk", json!({"jobs": jobs}))
+        .post_json("/v1/jobs/bulk", json!({"jobs": jobs}))
         .await
         .unwrap();
     let ids: Vec<i64> = pushed["jobs"]
@@ -228,7 +239,7 @@ async fn actions_apply_to_every_job_a_filter_takes() {
         .collect();
     // Discard the five `sync` jobs at once; the two others are left alone.
     let r = c
-        .post(
+        .post_json(
             "/v1/jobs/actions",
             json!({"action": "discard", "queue": "tasks", "kind": "sync"}),
         )
@@ -246,7 +257,7 @@ async fn actions_apply_to_every_job_a_filter_takes() {
     );
     let state = |v: &Value| v["state"].as_str().unwrap().to_owned();
     for (i, id) in ids.iter().enumerate() {
-        let j = c.get(&format!("/v1/jobs/{id}")).await.unwrap();
+        let j = c.get_json(&format!("/v1/jobs/{id}")).await.unwrap();
         assert_eq!(
             state(&j),
             if i < 5 { "discarded" } else { "available" },
@@ -255,7 +266,7 @@ async fn actions_apply_to_every_job_a_filter_takes() {
     }
     // `max` stops early and says more remain; a second call finishes.
     let r = c
-        .post(
+        .post_json(
             "/v1/jobs/actions",
             json!({"action": "retry", "state": "discarded", "max": 3}),
         )
@@ -267,7 +278,7 @@ async fn actions_apply_to_every_job_a_filter_takes() {
         "{r}"
     );
     let r = c
-        .post(
+        .post_json(
             "/v1/jobs/actions",
             json!({"action": "retry", "state": "discarded"}),
         )
@@ -281,7 +292,7 @@ async fn actions_apply_to_every_job_a_filter_takes() {
     // What the action does not apply to is skipped, not an error: cancel every job, then
     // cancel again.
     let r = c
-        .post(
+        .post_json(
             "/v1/jobs/actions",
             json!({"action": "cancel", "queue": "tasks"}),
         )
@@ -289,7 +300,7 @@ async fn actions_apply_to_every_job_a_filter_takes() {
         .unwrap();
     assert_eq!(r["done"], 7, "{r}");
     let r = c
-        .post(
+        .post_json(
             "/v1/jobs/actions",
             json!({"action": "cancel", "queue": "tasks"}),
         )
@@ -317,13 +328,14 @@ async fn actions_apply_to_every_job_a_filter_takes() {
             "whatever",
         ),
     ] {
-        let (status, _, message) = api_err(c.post("/v1/jobs/actions", body.clone()).await).await;
+        let (status, _, message) =
+            api_err(c.post_json("/v1/jobs/actions", body.clone()).await).await;
         assert!(
             (400..500).contains(&status) && message.contains(part),
             "{body}: {status} {message}"
         );
     }
-    let left = c.get("/v1/jobs?queue=tasks&limit=100").await.unwrap();
+    let left = c.get_json("/v1/jobs?queue=tasks&limit=100").await.unwrap();
     assert_eq!(left["jobs"].as_array().unwrap().len(), 7);
     d.stop().await;
 }
@@ -336,7 +348,7 @@ async fn a_pull_worker_leases_heartbeats_and_reports() {
     // A long poll that a push wakes up.
     let c2 = c.clone();
     let poll = tokio::spawn(async move {
-        c2.post(
+        c2.post_json(
             "/v1/queues/tasks/lease",
             json!({"worker": "py-1", "max": 5, "wait": "10s"}),
         )
@@ -346,7 +358,7 @@ async fn a_pull_worker_leases_heartbeats_and_reports() {
     let mut ids = Vec::new();
     for _ in 0..2 {
         let v = c
-            .post("/v1/jobs", json!({"queue": "tasks", "kind": "x"}))
+            .post_json("/v1/jobs", json!({"queue": "tasks", "kind": "x"}))
             .await
             .unwrap();
         ids.push(v["id"].as_i64().unwrap());
@@ -358,7 +370,7 @@ async fn a_pull_worker_leases_heartbeats_and_reports() {
     let (id, attempt) = (j["id"].as_i64().unwrap(), j["attempt"].as_u64().unwrap());
     assert!(ids.contains(&id));
     let hb = c
-        .post(
+        .post_json(
             &format!("/v1/jobs/{id}/heartbeat"),
             json!({"attempt": attempt, "lease": "2m"}),
         )
@@ -366,7 +378,7 @@ async fn a_pull_worker_leases_heartbeats_and_reports() {
         .unwrap();
     assert!(hb["lease_expires_at"].is_string());
     let (s, code, _) = api_err(
-        c.post(
+        c.post_json(
             &format!("/v1/jobs/{id}/complete"),
             json!({"attempt": attempt + 1}),
         )
@@ -375,7 +387,7 @@ async fn a_pull_worker_leases_heartbeats_and_reports() {
     .await;
     assert_eq!((s, code.as_str()), (409, "stale_attempt"));
     let done = c
-        .post(
+        .post_json(
             &format!("/v1/jobs/{id}/complete"),
             json!({"attempt": attempt, "result": {"rows": 3}}),
         )
@@ -383,27 +395,27 @@ async fn a_pull_worker_leases_heartbeats_and_reports() {
         .unwrap();
     assert_eq!(done["state"], "completed");
     assert_eq!(
-        c.get(&format!("/v1/jobs/{id}")).await.unwrap()["result"],
+        c.get_json(&format!("/v1/jobs/{id}")).await.unwrap()["result"],
         json!({"rows": 3})
     );
     // The other job: leased now if the long poll took only the first.
     let oid = *ids.iter().find(|i| **i != id).unwrap();
     if jobs.len() < 2 {
         let rest = c
-            .post("/v1/queues/tasks/lease", json!({"worker": "py-1"}))
+            .post_json("/v1/queues/tasks/lease", json!({"worker": "py-1"}))
             .await
             .unwrap();
         assert_eq!(rest["jobs"][0]["id"], oid);
     }
     let r = c
-        .post(
+        .post_json(
             &format!("/v1/jobs/{oid}/fail"),
             json!({"attempt": 1, "error": "no such user", "retry": false}),
         )
         .await
         .unwrap();
     assert_eq!(r["state"], "discarded");
-    let shown = c.get(&format!("/v1/jobs/{oid}")).await.unwrap();
+    let shown = c.get_json(&format!("/v1/jobs/{oid}")).await.unwrap();
     assert_eq!(shown["errors"][0]["error"], "no such user");
     d.stop().await;
 }
@@ -419,17 +431,17 @@ async fn a_pull_worker_reports_many_and_leases_the_next_in_one_call() {
     let jobs: Vec<Value> = (0..6)
         .map(|i| json!({"queue": "tasks", "kind": "x", "args": {"i": i}}))
         .collect();
-    c.post("/v1/jobs/bulk", json!({"jobs": jobs}))
+    c.post_json("/v1/jobs/bulk", json!({"jobs": jobs}))
         .await
         .unwrap();
     let mail = c
-        .post("/v1/jobs", json!({"queue": "mail", "kind": "m"}))
+        .post_json("/v1/jobs", json!({"queue": "mail", "kind": "m"}))
         .await
         .unwrap()["id"]
         .as_i64()
         .unwrap();
     let first = c
-        .post(
+        .post_json(
             "/v1/queues/tasks/report",
             json!({"worker": "w", "lease": {"max": 4}}),
         )
@@ -444,7 +456,7 @@ async fn a_pull_worker_reports_many_and_leases_the_next_in_one_call() {
         .collect();
     assert_eq!(held.len(), 4);
     let beat = c
-        .post(
+        .post_json(
             "/v1/queues/tasks/heartbeat",
             json!({"jobs": [{"id": held[0].0, "attempt": 1}, {"id": held[1].0, "attempt": 9}], "lease": "5m"}),
         )
@@ -454,7 +466,7 @@ async fn a_pull_worker_reports_many_and_leases_the_next_in_one_call() {
     assert_eq!(beat["jobs"][1]["error"], "stale_attempt");
     // A job of another queue in the report: refused whole, nothing recorded.
     let (s, code, msg) = api_err(
-        c.post(
+        c.post_json(
             "/v1/queues/tasks/report",
             json!({"worker": "w", "done": [{"id": held[0].0, "attempt": 1}, {"id": mail, "attempt": 1}]}),
         )
@@ -466,11 +478,14 @@ async fn a_pull_worker_reports_many_and_leases_the_next_in_one_call() {
         msg.contains(&format!("job {mail} is on queue `mail`")),
         "{msg}"
     );
-    let still = c.get(&format!("/v1/jobs/{}", held[0].0)).await.unwrap();
+    let still = c
+        .get_json(&format!("/v1/jobs/{}", held[0].0))
+        .await
+        .unwrap();
     assert_eq!(still["state"], "running");
     // `result` with `error`: refused, with what would be right.
     let (s, _, msg) = api_err(
-        c.post(
+        c.post_json(
             "/v1/queues/tasks/report",
             json!({"worker": "w", "done": [{"id": held[0].0, "attempt": 1, "result": 1, "error": "x"}]}),
         )
@@ -480,7 +495,7 @@ async fn a_pull_worker_reports_many_and_leases_the_next_in_one_call() {
     assert_eq!(s, 400);
     assert!(msg.contains("a completion has no `error`"), "{msg}");
     let next = c
-        .post(
+        .post_json(
             "/v1/queues/tasks/report",
             json!({"worker": "w", "done": [
                 {"id": held[0].0, "attempt": 1, "result": {"ok": true}},
@@ -518,11 +533,14 @@ async fn a_pull_worker_reports_many_and_leases_the_next_in_one_call() {
         .collect();
     assert_eq!(again.len(), 3, "{next}");
     assert!(again.contains(&held[3].0));
-    let done = c.get(&format!("/v1/jobs/{}", held[0].0)).await.unwrap();
+    let done = c
+        .get_json(&format!("/v1/jobs/{}", held[0].0))
+        .await
+        .unwrap();
     assert_eq!(done["result"], json!({"ok": true}));
     // Reporting the same completion twice: the second is stale, nothing changes.
     let twice = c
-        .post(
+        .post_json(
             "/v1/queues/tasks/report",
             json!({"worker": "w", "done": [{"id": held[0].0, "attempt": 1}]}),
         )
@@ -531,7 +549,7 @@ async fn a_pull_worker_reports_many_and_leases_the_next_in_one_call() {
     assert_eq!(twice["done"][0]["error"], "stale_attempt");
     // A queue berth does not know, and a job named twice.
     let (s, _, _) = api_err(
-        c.post(
+        c.post_json(
             "/v1/queues/nope/report",
             json!({"worker": "w", "done": [{"id": 1, "attempt": 1}]}),
         )
@@ -540,7 +558,7 @@ async fn a_pull_worker_reports_many_and_leases_the_next_in_one_call() {
     .await;
     assert_eq!(s, 404);
     let (s, _, msg) = api_err(
-        c.post(
+        c.post_json(
             "/v1/queues/tasks/report",
             json!({"worker": "w", "done": [{"id": again[0], "attempt": 1}, {"id": again[0], "attempt": 1}]}),
         )
@@ -570,18 +588,18 @@ async fn tcp_requires_the_bearer_token() {
         addr: addr.clone(),
         token: None,
     });
-    let (s, code, _) = api_err(anon.get("/v1/status").await).await;
+    let (s, code, _) = api_err(anon.get_json("/v1/status").await).await;
     assert_eq!((s, code.as_str()), (401, "unauthorized"));
     let wrong = Client::new(Endpoint::Tcp {
         addr: addr.clone(),
         token: Some("nope".into()),
     });
-    assert_eq!(api_err(wrong.get("/v1/status").await).await.0, 401);
+    assert_eq!(api_err(wrong.get_json("/v1/status").await).await.0, 401);
     let ok = Client::new(Endpoint::Tcp {
         addr,
         token: Some(token),
     });
-    let st = ok.get("/v1/status").await.unwrap();
+    let st = ok.get_json("/v1/status").await.unwrap();
     assert_eq!(st["app"], "test");
     d.stop().await;
 }
@@ -592,7 +610,7 @@ async fn stopping_answers_waiting_workers_at_once() {
     let d = daemon(&p, Options::default()).await;
     let c = p.client();
     let poll = tokio::spawn(async move {
-        c.post(
+        c.post_json(
             "/v1/queues/tasks/lease",
             json!({"worker": "w", "wait": "60s"}),
         )
@@ -618,7 +636,7 @@ async fn limits_on_delays_bulk_size_and_who_may_report() {
     let d = daemon(&p, Options::default()).await;
     let c = p.client();
     let (s, _, msg) = api_err(
-        c.post(
+        c.post_json(
             "/v1/jobs",
             json!({"queue": "tasks", "kind": "x", "delay": "10000years"}),
         )
@@ -632,13 +650,13 @@ async fn limits_on_delays_bulk_size_and_who_may_report() {
         .map(|i| json!({"queue": "tasks", "kind": "import", "args": {"row": i}}))
         .collect();
     let bulk = c
-        .post("/v1/jobs/bulk", json!({ "jobs": jobs }))
+        .post_json("/v1/jobs/bulk", json!({ "jobs": jobs }))
         .await
         .unwrap();
     assert_eq!(bulk["jobs"].as_array().unwrap().len(), 40_000);
     // A job berth runs itself cannot be completed by an outside worker.
     let id = c
-        .post("/v1/jobs", json!({"queue": "cmd", "kind": "x"}))
+        .post_json("/v1/jobs", json!({"queue": "cmd", "kind": "x"}))
         .await
         .unwrap()["id"]
         .as_i64()
@@ -646,19 +664,19 @@ async fn limits_on_delays_bulk_size_and_who_may_report() {
     berth_testkit::wait_until("the command to start", Duration::from_secs(10), || {
         let c = c.clone();
         async move {
-            let j = c.get(&format!("/v1/jobs/{id}")).await.ok()?;
+            let j = c.get_json(&format!("/v1/jobs/{id}")).await.ok()?;
             (j["state"] == "running").then_some(())
         }
     })
     .await;
     let (s, _, msg) = api_err(
-        c.post(&format!("/v1/jobs/{id}/complete"), json!({"attempt": 1}))
+        c.post_json(&format!("/v1/jobs/{id}/complete"), json!({"attempt": 1}))
             .await,
     )
     .await;
     assert_eq!(s, 400);
     assert!(msg.contains("berth runs itself"), "{msg}");
-    c.post(&format!("/v1/jobs/{id}/cancel"), json!({}))
+    c.post_json(&format!("/v1/jobs/{id}/cancel"), json!({}))
         .await
         .unwrap();
     d.stop().await;

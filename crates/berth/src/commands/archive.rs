@@ -4,9 +4,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use berth_api::types::{ArchiveBody, ArchivePage, Archived, ArchivedJob};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
 
+use super::job::time;
 use super::{Ctx, encode};
 use crate::output;
 
@@ -83,21 +84,28 @@ pub async fn run(ctx: &Ctx, cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ArchiveCommand::Add { job, queue, state } => {
             let body = match job {
-                Some(id) => json!({ "id": id }),
+                Some(id) => ArchiveBody {
+                    id: Some(id),
+                    ..ArchiveBody::default()
+                },
                 None => {
                     let states = if state.is_empty() {
                         vec!["discarded".to_owned()]
                     } else {
                         state
                     };
-                    json!({ "queue": queue, "states": states })
+                    ArchiveBody {
+                        id: None,
+                        queue,
+                        states,
+                    }
                 }
             };
-            let v = client.post("/v1/archive", body).await?;
+            let v: Archived = client.post("/v1/archive", &body).await?;
             if ctx.json {
                 output::json(&v);
             } else {
-                outln!("archived {} job(s)", v["archived"]);
+                outln!("archived {} job(s)", v.archived);
             }
         }
         ArchiveCommand::List(f) => {
@@ -109,7 +117,7 @@ pub async fn run(ctx: &Ctx, cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
             if let Some(b) = f.before {
                 path.push_str(&format!("&before={b}"));
             }
-            let v = client.get(&path).await?;
+            let v: ArchivePage = client.get(&path).await?;
             if ctx.json {
                 output::json(&v);
                 return Ok(ExitCode::SUCCESS);
@@ -117,12 +125,12 @@ pub async fn run(ctx: &Ctx, cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
             print_list(&v);
         }
         ArchiveCommand::Show { id } => {
-            let v = client.get(&format!("/v1/archive/{id}")).await?;
+            let v: ArchivedJob = client.get(&format!("/v1/archive/{id}")).await?;
             if ctx.json {
                 output::json(&v);
             } else {
-                super::job::print_job(&v);
-                outln!("  archived      {}", output::cell(&v["archived_at"]));
+                super::job::print_job(&v.job);
+                outln!("  archived      {}", time(v.archived_at));
             }
         }
         ArchiveCommand::Export { queue, state, kind } => {
@@ -136,12 +144,13 @@ pub async fn run(ctx: &Ctx, cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
                 if let Some(b) = before {
                     path.push_str(&format!("&before={b}"));
                 }
-                let v = client.get(&path).await?;
-                for j in v["jobs"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                    writeln!(out, "{j}")?;
+                let v: ArchivePage = client.get(&path).await?;
+                for j in &v.jobs {
+                    serde_json::to_writer(&mut out, j)?;
+                    writeln!(out)?;
                     n += 1;
                 }
-                match v["next_before"].as_i64() {
+                match v.next_before {
                     Some(b) => before = Some(b),
                     None => break,
                 }
@@ -153,28 +162,26 @@ pub async fn run(ctx: &Ctx, cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_list(v: &Value) {
-    let rows: Vec<Vec<String>> = v["jobs"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+fn print_list(v: &ArchivePage) {
+    let rows: Vec<Vec<String>> = v
+        .jobs
         .iter()
-        .map(|j| {
-            let last_error = j["errors"]
-                .as_array()
-                .and_then(|e| e.last())
-                .and_then(|e| e["error"].as_str())
-                .and_then(|e| e.lines().next())
+        .map(|a| {
+            let j = &a.job;
+            let last_error = j
+                .errors
+                .last()
+                .and_then(|e| e.error.lines().next())
                 .unwrap_or("")
                 .chars()
                 .take(60)
                 .collect::<String>();
             vec![
-                output::cell(&j["id"]),
-                output::cell(&j["queue"]),
-                output::cell(&j["kind"]),
-                output::cell(&j["state"]),
-                output::cell(&j["archived_at"]),
+                j.id.to_string(),
+                j.queue.clone(),
+                j.kind.clone(),
+                j.state.to_string(),
+                time(a.archived_at),
                 last_error,
             ]
         })
@@ -187,7 +194,7 @@ fn print_list(v: &Value) {
         &["ID", "QUEUE", "KIND", "STATE", "ARCHIVED", "LAST ERROR"],
         &rows,
     );
-    if let Some(next) = v["next_before"].as_i64() {
+    if let Some(next) = v.next_before {
         outln!("(more: --before {next})");
     }
 }

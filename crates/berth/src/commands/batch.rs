@@ -6,12 +6,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use berth_api::client::Client;
+use berth_api::types::{Batch, BatchCreateBody, BatchDetail, BatchList, BatchRetried};
+use berth_store::FlowState;
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::Ctx;
+use super::job::{opt, time};
 use crate::exit::UsageError;
 use crate::output;
+use berth_api::types::NoBody;
 
 /// Batch subcommands.
 #[derive(Debug, Subcommand)]
@@ -81,7 +87,7 @@ pub struct RunArgs {
 /// Runs a batch subcommand.
 pub async fn run(ctx: &Ctx, cmd: BatchCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
-    let (v, wait) = match cmd {
+    match cmd {
         BatchCommand::Run(args) => {
             let text = match (&args.items, &args.from_command) {
                 (Some(path), _) => read_items_file(path)?,
@@ -89,86 +95,91 @@ pub async fn run(ctx: &Ctx, cmd: BatchCommand) -> anyhow::Result<ExitCode> {
                 (None, None) => unreachable!("clap requires one of them"),
             };
             let items = parse_items(&text)?;
-            let v = client
-                .post(
-                    "/v1/batches",
-                    json!({
-                        "queue": args.queue,
-                        "kind": args.kind,
-                        "items": items,
-                        "job_size": args.job_size,
-                        "max_attempts": args.max_attempts,
-                    }),
-                )
-                .await?;
+            let count = items.len();
+            let body = BatchCreateBody {
+                queue: args.queue,
+                kind: args.kind,
+                items,
+                job_size: args.job_size,
+                max_attempts: args.max_attempts,
+                priority: 0,
+            };
+            let v: Batch = client.post("/v1/batches", &body).await?;
             if !ctx.json {
-                let jobs = (items.len() as u64).div_ceil(u64::from(args.job_size.max(1)));
+                let jobs = (count as u64).div_ceil(u64::from(args.job_size.max(1)));
                 errln!(
-                    "batch {}: {} items in {jobs} jobs of up to {} on queue {}",
-                    v["id"],
-                    items.len(),
+                    "batch {}: {count} items in {jobs} jobs of up to {} on queue {}",
+                    v.id,
                     args.job_size,
-                    args.queue
+                    body.queue
                 );
             }
-            (v, args.wait)
+            finish(ctx, &client, &v, &v, args.wait).await
         }
         BatchCommand::List { state, limit } => {
             let mut path = format!("/v1/batches?limit={limit}");
             if let Some(s) = state {
                 path.push_str(&format!("&state={}", super::encode(&s)));
             }
-            let v = client.get(&path).await?;
+            let v: BatchList = client.get(&path).await?;
             if ctx.json {
                 output::json(&v);
             } else {
                 print_batches(&v);
             }
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
         BatchCommand::Show { id } => {
-            let v = client.get(&format!("/v1/batches/{id}")).await?;
+            let v: BatchDetail = client.get(&format!("/v1/batches/{id}")).await?;
             if ctx.json {
                 output::json(&v);
             } else {
                 print_batch(&v);
             }
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
-        BatchCommand::Cancel { id } => (
-            client
-                .post(&format!("/v1/batches/{id}/cancel"), json!({}))
-                .await?,
-            false,
-        ),
+        BatchCommand::Cancel { id } => {
+            let v: Batch = client
+                .post(&format!("/v1/batches/{id}/cancel"), &NoBody {})
+                .await?;
+            finish(ctx, &client, &v, &v, false).await
+        }
         BatchCommand::RetryFailed { id, wait } => {
-            let v = client
-                .post(&format!("/v1/batches/{id}/retry-failed"), json!({}))
+            let v: BatchRetried = client
+                .post(&format!("/v1/batches/{id}/retry-failed"), &NoBody {})
                 .await?;
             if !ctx.json {
-                errln!("batch {id}: {} jobs will run again", v["retried_jobs"]);
+                errln!("batch {id}: {} jobs will run again", v.retried_jobs);
             }
-            (v, wait)
+            finish(ctx, &client, &v, &v.batch, wait).await
         }
-    };
+    }
+}
+
+/// Shows `answer` (about `batch`), or with `wait`, waits for the batch to end and shows
+/// it then: exit 0 only if it completed.
+async fn finish(
+    ctx: &Ctx,
+    client: &Client,
+    answer: &impl Serialize,
+    batch: &Batch,
+    wait: bool,
+) -> anyhow::Result<ExitCode> {
     if !wait {
         if ctx.json {
-            output::json(&v);
+            output::json(answer);
         } else {
-            outln!("{}", summary(&v));
+            outln!("{}", summary(batch));
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let id = v["id"]
-        .as_i64()
-        .context("the API answered without a batch id")?;
-    let done = wait_for(&client, id, !ctx.json).await?;
+    let done = wait_for(client, batch.id, !ctx.json).await?;
     if ctx.json {
         output::json(&done);
     } else {
         print_batch(&done);
     }
-    Ok(if done["state"] == "completed" {
+    Ok(if done.batch.state == FlowState::Completed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -241,20 +252,17 @@ fn check_nonempty(items: Vec<Value>) -> anyhow::Result<Vec<Value>> {
 }
 
 /// Polls the batch until it ends, drawing a progress bar on a terminal.
-async fn wait_for(
-    client: &berth_api::client::Client,
-    id: i64,
-    people: bool,
-) -> anyhow::Result<Value> {
+async fn wait_for(client: &Client, id: i64, people: bool) -> anyhow::Result<BatchDetail> {
     let tty = people && std::io::stderr().is_terminal();
     let mut last_line = String::new();
     loop {
-        let v = client.get(&format!("/v1/batches/{id}")).await?;
+        let v: BatchDetail = client.get(&format!("/v1/batches/{id}")).await?;
+        let b = &v.batch;
         let (total, done, failed, cancelled) = (
-            v["total_items"].as_u64().unwrap_or(0),
-            v["done_items"].as_u64().unwrap_or(0),
-            v["failed_items"].as_u64().unwrap_or(0),
-            v["cancelled_items"].as_u64().unwrap_or(0),
+            b.total_items,
+            b.done_items,
+            b.failed_items,
+            b.cancelled_items,
         );
         let finished = done + failed + cancelled;
         let line = progress_line(total, finished, failed);
@@ -265,7 +273,7 @@ async fn wait_for(
             errln!("{line}");
         }
         last_line = line;
-        if v["state"] != "running" {
+        if b.state != FlowState::Running {
             if tty {
                 errln!();
             }
@@ -285,56 +293,45 @@ fn progress_line(total: u64, finished: u64, failed: u64) -> String {
     )
 }
 
-fn summary(v: &Value) -> String {
+fn summary(b: &Batch) -> String {
     format!(
         "batch {}: {} — {} of {} items done, {} failed, {} cancelled",
-        v["id"],
-        output::cell(&v["state"]),
-        v["done_items"],
-        v["total_items"],
-        v["failed_items"],
-        v["cancelled_items"]
+        b.id, b.state, b.done_items, b.total_items, b.failed_items, b.cancelled_items
     )
 }
 
-fn print_batch(v: &Value) {
-    outln!("{}", summary(v));
-    let failures = v["failures"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if failures.is_empty() {
+fn print_batch(v: &BatchDetail) {
+    outln!("{}", summary(&v.batch));
+    if v.failures.is_empty() {
         return;
     }
     outln!("failed items:");
-    for f in failures {
-        for item in f["items"].as_array().map(Vec::as_slice).unwrap_or_default() {
+    for f in &v.failures {
+        for item in &f.items {
             outln!(
                 "  {}  (job {}, {}): {}",
                 item,
-                f["job_id"],
-                output::cell(&f["state"]),
-                output::cell(&f["error"])
+                f.job_id,
+                f.state,
+                opt(f.error.as_deref())
             );
         }
     }
 }
 
-fn print_batches(v: &Value) {
-    let rows: Vec<Vec<String>> = v["batches"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+fn print_batches(v: &BatchList) {
+    let rows: Vec<Vec<String>> = v
+        .batches
         .iter()
         .map(|b| {
             vec![
-                output::cell(&b["id"]),
-                output::cell(&b["kind"]),
-                output::cell(&b["queue"]),
-                output::cell(&b["state"]),
-                format!("{}/{}", b["done_items"], b["total_items"]),
-                output::cell(&b["failed_items"]),
-                output::cell(&b["created_at"]),
+                b.id.to_string(),
+                b.kind.clone(),
+                b.queue.clone(),
+                b.state.to_string(),
+                format!("{}/{}", b.done_items, b.total_items),
+                b.failed_items.to_string(),
+                time(b.created_at),
             ]
         })
         .collect();
@@ -348,6 +345,8 @@ fn print_batches(v: &Value) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

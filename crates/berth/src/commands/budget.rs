@@ -6,9 +6,9 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use berth_store::Timestamp;
+use berth_api::types::{BudgetList, BudgetStatus, Timestamp};
 use clap::Subcommand;
-use serde_json::json;
+use serde::Serialize;
 
 use super::Ctx;
 use super::user::store;
@@ -34,51 +34,53 @@ pub async fn run(ctx: &Ctx, cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
     let now = Timestamp::now();
     match cmd {
         BudgetCommand::List => {
-            let running = match ctx.client()?.get("/v1/budgets").await {
-                Ok(v) if v["gateway"] == true => Some(v),
+            // What the running gateway enforces, which a file edited since the last
+            // reload does not change.
+            let enforced = match ctx.client()?.get::<BudgetList>("/v1/budgets").await {
+                Ok(v) if v.gateway => Some(v.budgets),
                 Ok(_) => None,
                 // Not running, or a berth from before `GET /v1/budgets`: the file's.
                 Err(berth_api::client::ClientError::Unreachable { .. }) => None,
                 Err(berth_api::client::ClientError::Api { status, .. }) if status == 404 => None,
                 Err(e) => return Err(e.into()),
             };
-            let mut items = match &running {
-                // What the running gateway enforces, which a file edited since the last
-                // reload does not change.
-                Some(v) => v["budgets"].as_array().cloned().unwrap_or_default(),
+            let statuses = match &enforced {
+                Some(budgets) => budgets.clone(),
                 None => from_file(&config, store.as_ref(), now).await?,
             };
+            let mut items = Vec::new();
             let mut rows = Vec::new();
-            for b in &mut items {
-                let (spent, limit) = (
-                    b["spent"].as_f64().unwrap_or(0.0),
-                    b["limit"].as_f64().unwrap_or(0.0),
-                );
+            for status in statuses {
+                let (spent, limit) = (status.spent, status.limit);
                 let share = if limit > 0.0 {
                     spent * 100.0 / limit
                 } else {
                     0.0
                 };
-                b["percent"] = json!((share * 10.0).round() / 10.0);
                 rows.push(vec![
-                    output::cell(&b["name"]),
+                    status.name.clone(),
                     format!("{spent}"),
                     format!("{limit}"),
                     format!("{share:.1}%"),
-                    output::cell(&b["period"]),
-                    output::cell(&b["resets_at"]),
+                    status.period.clone(),
+                    status.resets_at.clone(),
                 ]);
+                items.push(Shown {
+                    status,
+                    percent: (share * 10.0).round() / 10.0,
+                });
             }
             // Where the file says otherwise, say so: it takes effect at `berth reload`.
             let mut pending = Vec::new();
-            if running.is_some() {
+            if let Some(enforced) = &enforced {
                 for b in config.budgets.values() {
-                    match items.iter().find(|i| i["name"] == b.name.as_str()) {
-                        Some(i) if i["limit"].as_f64() != Some(b.limit) => pending.push(format!(
+                    match enforced.iter().find(|i| i.name == b.name) {
+                        Some(i) if i.limit != b.limit => pending.push(format!(
                             "budget `{}`: the file says a limit of {}; berth enforces {} until `berth reload`",
                             b.name,
                             b.limit,
-                            output::cell(&i["limit"])
+                            // As the API wrote it (`10.0`, not `10`).
+                            serde_json::to_string(&i.limit).unwrap_or_default()
                         )),
                         None => pending.push(format!(
                             "budget `{}` is in the file but not enforced until `berth reload`",
@@ -89,7 +91,7 @@ pub async fn run(ctx: &Ctx, cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             if ctx.json {
-                output::json(&json!(items));
+                output::json(&items);
             } else {
                 output::table(
                     &["BUDGET", "SPENT", "LIMIT", "USED", "PERIOD", "RESETS"],
@@ -117,7 +119,7 @@ pub async fn run(ctx: &Ctx, cmd: BudgetCommand) -> anyhow::Result<ExitCode> {
             let (start, _) = berth_gateway::period_bounds(&spec, now);
             store.budget_reset(&name, start, now).await?;
             if ctx.json {
-                output::json(&json!({"reset": name}));
+                output::json(&Reset { reset: &name });
             } else {
                 outln!("budget `{name}` starts over: nothing spent since {start}");
             }
@@ -132,7 +134,7 @@ async fn from_file(
     config: &berth_config::Config,
     store: &dyn berth_store::Store,
     now: Timestamp,
-) -> anyhow::Result<Vec<serde_json::Value>> {
+) -> anyhow::Result<Vec<BudgetStatus>> {
     let stored = store.budgets().await?;
     let mut items = Vec::new();
     for b in config.budgets.values() {
@@ -147,15 +149,30 @@ async fn from_file(
             berth_config::BudgetPeriod::Day => "day",
             berth_config::BudgetPeriod::Month => "month",
         };
-        items.push(json!({
-            "name": b.name,
-            "spent": spent,
-            "limit": b.limit,
-            "cost_per_request": spec.cost_per_request as f64 / 1_000_000.0,
-            "period": period,
-            "period_start": start.to_string(),
-            "resets_at": next.to_string(),
-        }));
+        items.push(BudgetStatus {
+            name: b.name.clone(),
+            limit: b.limit,
+            cost_per_request: spec.cost_per_request as f64 / 1_000_000.0,
+            period: period.to_owned(),
+            spent,
+            period_start: start.to_string(),
+            resets_at: next.to_string(),
+        });
     }
     Ok(items)
+}
+
+/// A budget as `berth budget list --json` shows it: as enforced, with the share spent.
+#[derive(Debug, Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    status: BudgetStatus,
+    /// Spent, in % of the limit, to one decimal.
+    percent: f64,
+}
+
+/// What `berth budget reset --json` prints.
+#[derive(Debug, Serialize)]
+struct Reset<'a> {
+    reset: &'a str,
 }

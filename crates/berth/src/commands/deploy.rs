@@ -10,14 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use berth_api::types::{DeployBody, ReleaseView, RollbackBody, Status};
 use berth_config::Config;
 use berth_deploy::{DeployError, Deployer, Release, ReleaseState, Releases, Source};
 use berth_server::deploy::{AppTarget, deploy_spec, release_json, releases_json};
 use berth_server::lock::DataDirLock;
 use clap::Args;
-use serde_json::{Value, json};
 
 use super::Ctx;
+use super::job::time;
 use crate::exit::UsageError;
 use crate::output;
 
@@ -84,7 +85,8 @@ fn lock_if_down(config: &Config) -> Option<DataDirLock> {
 /// berth command holds it (a deploy, a restore).
 async fn running(ctx: &Ctx, config: &Config) -> anyhow::Result<berth_api::client::Client> {
     let client = ctx.client()?;
-    if let Err(berth_api::client::ClientError::Unreachable { .. }) = client.get("/v1/status").await
+    if let Err(berth_api::client::ClientError::Unreachable { .. }) =
+        client.get::<Status>("/v1/status").await
     {
         let pid =
             std::fs::read_to_string(config.app.data_dir.join("berth.lock")).unwrap_or_default();
@@ -138,18 +140,18 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let client = running(ctx, &config).await?;
-            let body = match &source {
-                Source::Git(r) => json!({ "source": r, "by": who() }),
-                Source::Dir(p) | Source::Archive(p) => {
-                    json!({ "source": p.display().to_string(), "by": who() })
-                }
+            let body = DeployBody {
+                source: Some(match &source {
+                    Source::Git(r) => r.clone(),
+                    Source::Dir(p) | Source::Archive(p) => p.display().to_string(),
+                }),
+                by: Some(who()),
             };
-            let started = client.post("/v1/deploys", body).await?;
-            let id = started["id"].as_str().unwrap_or_default().to_owned();
+            let started: Release = client.post("/v1/deploys", &body).await?;
+            let id = started.id;
             loop {
-                let v = client.get(&format!("/v1/releases/{id}")).await?;
-                let r: Release = serde_json::from_value(v)
-                    .context("berth sent a release record this berth does not read")?;
+                let v: ReleaseView = client.get(&format!("/v1/releases/{id}")).await?;
+                let r = v.release;
                 printer.show(&r);
                 if !r.state.unfinished() {
                     break r;
@@ -160,7 +162,7 @@ pub async fn deploy(ctx: &Ctx, args: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     printer.show(&done);
     if ctx.json {
-        output::json(&serde_json::to_value(&done).expect("a release serializes"));
+        output::json(&done);
     } else {
         summary(&done);
     }
@@ -287,19 +289,21 @@ pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> anyhow::Result<ExitCode>
             .await
             .map_err(usage)?,
         None => {
-            let v = running(ctx, &config)
+            running(ctx, &config)
                 .await?
                 .post(
                     "/v1/rollback",
-                    json!({ "to": args.release, "by": who(), "restore": !args.no_restore }),
+                    &RollbackBody {
+                        to: args.release,
+                        by: Some(who()),
+                        restore: Some(!args.no_restore),
+                    },
                 )
-                .await?;
-            serde_json::from_value(v)
-                .context("berth sent a release record this berth does not read")?
+                .await?
         }
     };
     if ctx.json {
-        output::json(&serde_json::to_value(&r).expect("a release serializes"));
+        output::json(&r);
     } else {
         outln!(
             "release {} rolled back: {}",
@@ -335,20 +339,19 @@ pub async fn releases(ctx: &Ctx, args: ReleasesArgs) -> anyhow::Result<ExitCode>
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = v["releases"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = v
+        .releases
         .iter()
-        .map(|r| {
+        .map(|view| {
+            let r = &view.release;
             vec![
-                output::cell(&r["id"]),
-                output::cell(&r["shown_state"]),
-                source_text(&r["source"]),
-                output::cell(&r["by"]),
-                output::cell(&r["created_at"]),
-                r["backup"].as_str().unwrap_or("-").to_owned(),
-                r["error"].as_str().unwrap_or("").to_owned(),
+                r.id.clone(),
+                shown_state(view),
+                r.source.describe(),
+                r.by.clone(),
+                time(r.created_at),
+                r.backup.as_deref().unwrap_or("-").to_owned(),
+                r.error.as_deref().unwrap_or("").to_owned(),
             ]
         })
         .collect();
@@ -366,14 +369,13 @@ pub async fn releases(ctx: &Ctx, args: ReleasesArgs) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-fn source_text(v: &Value) -> String {
-    serde_json::from_value::<berth_deploy::SourceInfo>(v.clone())
-        .map(|s| s.describe())
-        .unwrap_or_default()
+/// A release's state as shown ("-" if the view has none).
+fn shown_state(v: &ReleaseView) -> String {
+    v.shown_state.as_deref().unwrap_or("-").to_owned()
 }
 
-fn show_one(releases: &Releases, r: &Release, v: &Value) {
-    outln!("release {}: {}", r.id, output::cell(&v["shown_state"]));
+fn show_one(releases: &Releases, r: &Release, v: &ReleaseView) {
+    outln!("release {}: {}", r.id, shown_state(v));
     outln!("  source:   {}", r.source.describe());
     outln!("  by:       {} on node {}", r.by, r.node);
     outln!("  began:    {}", r.created_at);

@@ -2,47 +2,39 @@
 
 use std::process::ExitCode;
 
+use berth_api::types::GatewayStatus;
+
 use super::Ctx;
 use crate::output;
 
 /// Prints the listeners and a table of routes.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let gateway = ctx.client()?.get("/v1/gateway").await?;
+    let gateway: GatewayStatus = ctx.client()?.get("/v1/gateway").await?;
     if ctx.json {
         output::json(&gateway);
         return Ok(ExitCode::SUCCESS);
     }
-    let scheme = if gateway["tls"] == true {
-        "https"
-    } else {
-        "http"
-    };
-    for addr in gateway["listen"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        outln!("listening on {scheme}://{}", output::cell(addr));
+    let scheme = if gateway.tls { "https" } else { "http" };
+    for addr in &gateway.listen {
+        outln!("listening on {scheme}://{addr}");
     }
-    if let Some(http) = gateway["http"].as_str() {
+    if let Some(http) = &gateway.http {
         outln!("redirecting http://{http} to https");
     }
     outln!();
-    let rows: Vec<Vec<String>> = gateway["routes"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = gateway
+        .routes
         .iter()
         .map(|r| {
             vec![
-                output::cell(&r["route"]),
-                output::cell(&r["target"]),
-                output::cell(&r["requests"]),
-                output::cell(&r["status_2xx"]),
-                output::cell(&r["status_3xx"]),
-                output::cell(&r["status_4xx"]),
-                output::cell(&r["status_5xx"]),
-                format!("{:.1} ms", r["mean_ms"].as_f64().unwrap_or(0.0)),
+                r.route.clone(),
+                r.target.clone(),
+                r.requests.to_string(),
+                r.status_2xx.to_string(),
+                r.status_3xx.to_string(),
+                r.status_4xx.to_string(),
+                r.status_5xx.to_string(),
+                format!("{:.1} ms", r.mean_ms),
             ]
         })
         .collect();

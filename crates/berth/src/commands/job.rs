@@ -4,8 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use berth_api::types::{
+    BulkBody, Inserted, InsertedJobs, Job, JobPage, JobState, NoBody, PushBody, StateChange,
+    Timestamp,
+};
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{Ctx, read_file};
 use crate::exit::UsageError;
@@ -98,7 +103,7 @@ pub enum JobCommand {
 /// `--args`: JSON given inline, or `-` to read it from stdin; `{}` when absent.
 pub(crate) fn parse_args(raw: Option<String>) -> anyhow::Result<Value> {
     let text = match raw.as_deref() {
-        None => return Ok(json!({})),
+        None => return Ok(Value::Object(Default::default())),
         Some("-") => std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?,
         Some(t) => t.to_string(),
     };
@@ -108,6 +113,43 @@ pub(crate) fn parse_args(raw: Option<String>) -> anyhow::Result<Value> {
         ))
         .into()
     })
+}
+
+/// An answer with the sentence said about it: `--json` prints the answer's fields and
+/// `message`, people see the sentence.
+#[derive(Debug, Serialize)]
+pub(crate) struct Said<T> {
+    /// The API's answer.
+    #[serde(flatten)]
+    pub answer: T,
+    /// What was done, for people.
+    pub message: String,
+}
+
+impl<T: Serialize> Said<T> {
+    /// Prints the answer with its sentence for `--json`, else the sentence.
+    pub fn print(&self, ctx: &Ctx) {
+        if ctx.json {
+            output::json(self);
+        } else {
+            outln!("{}", self.message);
+        }
+    }
+}
+
+/// A time as the API writes it (RFC 3339 with microseconds).
+pub(crate) fn time(t: Timestamp) -> String {
+    humantime::format_rfc3339_micros(t.to_system()).to_string()
+}
+
+/// A time that may be absent: "-" when it is.
+pub(crate) fn opt_time(t: Option<Timestamp>) -> String {
+    t.map(time).unwrap_or_else(|| "-".into())
+}
+
+/// A value that may be absent as a cell: "-" when it is.
+pub(crate) fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
 /// Runs a job subcommand.
@@ -125,22 +167,28 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitCode> {
             unique_key,
             tags,
         } => {
-            let body = json!({
-                "queue": queue, "kind": kind, "args": parse_args(args)?, "priority": priority,
-                "delay": delay, "run_at": run_at, "max_attempts": max_attempts,
-                "unique_key": unique_key, "tags": tags,
-            });
-            let v = client.post("/v1/jobs", body).await?;
+            let body = PushBody {
+                queue,
+                kind,
+                args: Some(parse_args(args)?),
+                priority,
+                max_attempts,
+                delay,
+                run_at,
+                unique_key,
+                tags,
+            };
+            let v: Inserted = client.post("/v1/jobs", &body).await?;
             if ctx.json {
                 output::json(&v);
-            } else if v["duplicate"].as_bool() == Some(true) {
+            } else if v.duplicate {
                 outln!(
                     "job {} already exists with that unique key ({})",
-                    v["id"],
-                    output::cell(&v["state"])
+                    v.id,
+                    v.state
                 );
             } else {
-                outln!("pushed job {} ({})", v["id"], output::cell(&v["state"]));
+                outln!("pushed job {} ({})", v.id, v.state);
             }
         }
         JobCommand::PushMany { file } => {
@@ -161,22 +209,24 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitCode> {
                         n + 1
                     ))
                 })?;
-                jobs.push(v);
+                let job: PushBody = serde_json::from_value(v).map_err(|e| {
+                    UsageError(format!(
+                        "{}:{}: not a job ({e}); expected one job per line, e.g. {{\"queue\": \"default\", \"kind\": \"email\", \"args\": {{}}}}",
+                        file.display(),
+                        n + 1
+                    ))
+                })?;
+                jobs.push(job);
             }
             if jobs.is_empty() {
                 return Err(UsageError(format!("{} holds no jobs", file.display())).into());
             }
-            let v = client
-                .post("/v1/jobs/bulk", json!({ "jobs": jobs }))
-                .await?;
+            let v: InsertedJobs = client.post("/v1/jobs/bulk", &BulkBody { jobs }).await?;
             if ctx.json {
                 output::json(&v);
             } else {
-                let all = v["jobs"].as_array().map(Vec::len).unwrap_or(0);
-                let dup = v["jobs"]
-                    .as_array()
-                    .map(|a| a.iter().filter(|j| j["duplicate"] == json!(true)).count())
-                    .unwrap_or(0);
+                let all = v.jobs.len();
+                let dup = v.jobs.iter().filter(|j| j.duplicate).count();
                 outln!("pushed {} jobs ({} duplicates skipped)", all - dup, dup);
             }
         }
@@ -202,7 +252,7 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitCode> {
             if let Some(b) = before {
                 q.push(format!("before={b}"));
             }
-            let v = client.get(&format!("/v1/jobs?{}", q.join("&"))).await?;
+            let v: JobPage = client.get(&format!("/v1/jobs?{}", q.join("&"))).await?;
             if ctx.json {
                 output::json(&v);
             } else {
@@ -210,7 +260,7 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitCode> {
             }
         }
         JobCommand::Show { id } => {
-            let v = client.get(&format!("/v1/jobs/{id}")).await?;
+            let v: Job = client.get(&format!("/v1/jobs/{id}")).await?;
             if ctx.json {
                 output::json(&v);
             } else {
@@ -220,19 +270,19 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitCode> {
         JobCommand::Retry { id } => change(
             ctx,
             client
-                .post(&format!("/v1/jobs/{id}/retry"), json!({}))
+                .post(&format!("/v1/jobs/{id}/retry"), &NoBody {})
                 .await?,
         ),
         JobCommand::Cancel { id } => change(
             ctx,
             client
-                .post(&format!("/v1/jobs/{id}/cancel"), json!({}))
+                .post(&format!("/v1/jobs/{id}/cancel"), &NoBody {})
                 .await?,
         ),
         JobCommand::Discard { id } => change(
             ctx,
             client
-                .post(&format!("/v1/jobs/{id}/discard"), json!({}))
+                .post(&format!("/v1/jobs/{id}/discard"), &NoBody {})
                 .await?,
         ),
         JobCommand::Delete { id } => change(ctx, client.delete(&format!("/v1/jobs/{id}")).await?),
@@ -240,38 +290,31 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn change(ctx: &Ctx, v: Value) {
+fn change(ctx: &Ctx, v: StateChange) {
     if ctx.json {
         output::json(&v);
     } else {
-        let to = if v["to"].is_null() {
-            "deleted".to_string()
-        } else {
-            output::cell(&v["to"])
+        let to = match v.to {
+            Some(s) => s.to_string(),
+            None => "deleted".to_string(),
         };
-        outln!("job {}: {} → {}", v["id"], output::cell(&v["from"]), to);
+        outln!("job {}: {} → {}", v.id, v.from, to);
     }
 }
 
-fn print_jobs(v: &Value) {
-    let rows: Vec<Vec<String>> = v["jobs"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+fn print_jobs(v: &JobPage) {
+    let rows: Vec<Vec<String>> = v
+        .jobs
         .iter()
         .map(|j| {
-            let last_error = j["errors"]
-                .as_array()
-                .and_then(|e| e.last())
-                .map(|e| output::cell(&e["error"]))
-                .unwrap_or_default();
+            let last_error = j.errors.last().map(|e| e.error.clone()).unwrap_or_default();
             vec![
-                output::cell(&j["id"]),
-                output::cell(&j["queue"]),
-                output::cell(&j["kind"]),
-                output::cell(&j["state"]),
-                format!("{}/{}", j["attempt"], j["max_attempts"]),
-                output::cell(&j["scheduled_at"]),
+                j.id.to_string(),
+                j.queue.clone(),
+                j.kind.clone(),
+                j.state.to_string(),
+                format!("{}/{}", j.attempt, j.max_attempts),
+                time(j.scheduled_at),
                 truncate(&last_error, 60),
             ]
         })
@@ -292,7 +335,7 @@ fn print_jobs(v: &Value) {
         ],
         &rows,
     );
-    if let Some(next) = v["next_before"].as_i64() {
+    if let Some(next) = v.next_before {
         outln!("(more: --before {next})");
     }
 }
@@ -306,64 +349,48 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-pub(crate) fn print_job(j: &Value) {
-    let field = |k: &str| output::cell(&j[k]);
-    outln!(
-        "job {}  {}  on queue {}",
-        field("id"),
-        field("kind"),
-        field("queue")
-    );
-    outln!("  state         {}", field("state"));
-    outln!(
-        "  attempt       {} of {}",
-        field("attempt"),
-        field("max_attempts")
-    );
-    outln!("  priority      {}", field("priority"));
-    outln!("  created       {}", field("created_at"));
-    outln!("  scheduled     {}", field("scheduled_at"));
+pub(crate) fn print_job(j: &Job) {
+    outln!("job {}  {}  on queue {}", j.id, j.kind, j.queue);
+    outln!("  state         {}", j.state);
+    outln!("  attempt       {} of {}", j.attempt, j.max_attempts);
+    outln!("  priority      {}", j.priority);
+    outln!("  created       {}", time(j.created_at));
+    outln!("  scheduled     {}", time(j.scheduled_at));
     outln!(
         "  attempted     {} by {}",
-        field("attempted_at"),
-        field("attempted_by")
+        opt_time(j.attempted_at),
+        opt(j.attempted_by.as_deref())
     );
-    if !j["lease_expires_at"].is_null() {
-        outln!("  lease until   {}", field("lease_expires_at"));
+    if let Some(t) = j.lease_expires_at {
+        outln!("  lease until   {}", time(t));
     }
-    if !j["finalized_at"].is_null() {
-        outln!("  finished      {}", field("finalized_at"));
+    if let Some(t) = j.finalized_at {
+        outln!("  finished      {}", time(t));
     }
-    if !j["unique_key"].is_null() {
-        outln!("  unique key    {}", field("unique_key"));
+    if let Some(k) = &j.unique_key {
+        outln!("  unique key    {k}");
     }
-    if j["tags"].as_array().is_some_and(|t| !t.is_empty()) {
-        outln!("  tags          {}", j["tags"]);
-    }
-    outln!("  args          {}", j["args"]);
-    if !j["result"].is_null() {
-        outln!("  result        {}", j["result"]);
-    }
-    for e in j["errors"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        outln!();
+    if !j.tags.is_empty() {
         outln!(
-            "  attempt {} at {}: {}",
-            e["attempt"],
-            output::cell(&e["at"]),
-            output::cell(&e["error"])
+            "  tags          {}",
+            serde_json::to_string(&j.tags).expect("strings serialize")
         );
-        if let Some(out) = e["output"].as_str() {
+    }
+    outln!("  args          {}", j.args);
+    if let Some(r) = &j.result {
+        outln!("  result        {r}");
+    }
+    for e in &j.errors {
+        outln!();
+        outln!("  attempt {} at {}: {}", e.attempt, time(e.at), e.error);
+        if let Some(out) = &e.output {
             for line in out.lines() {
                 outln!("    | {line}");
             }
         }
     }
-    if let Some(out) = j["output"].as_str()
-        && j["state"] == "completed"
+    if let Some(out) = &j.output
+        && j.state == JobState::Completed
     {
         outln!();
         outln!("  output of the last attempt:");

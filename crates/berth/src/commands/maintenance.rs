@@ -4,9 +4,9 @@
 
 use std::process::ExitCode;
 
-use berth_store::Timestamp;
+use berth_api::types::{Maintenance, MaintenanceSetting, Timestamp};
 use clap::Subcommand;
-use serde_json::json;
+use serde::Serialize;
 
 use super::Ctx;
 use super::user::store;
@@ -34,10 +34,18 @@ pub async fn run(ctx: &Ctx, cmd: MaintenanceCommand) -> anyhow::Result<ExitCode>
     let key = berth_gateway::MAINTENANCE_KEY;
     match cmd {
         MaintenanceCommand::On { message } => {
-            let value = json!({"message": message, "since": now.to_string()});
-            store.set_setting(key, Some(value.clone()), now).await?;
+            let setting = MaintenanceSetting {
+                message,
+                since: Some(now.to_string()),
+            };
+            // The store keeps settings as JSON; the gateways read this shape.
+            let value = serde_json::to_value(&setting)?;
+            store.set_setting(key, Some(value), now).await?;
             if ctx.json {
-                output::json(&json!({"maintenance": true, "setting": value}));
+                output::json(&Maintenance {
+                    maintenance: true,
+                    setting: Some(setting),
+                });
             } else {
                 outln!(
                     "maintenance mode is on: every request gets a 503 page, but for users with the `{}` role; gateways follow within a second",
@@ -48,22 +56,33 @@ pub async fn run(ctx: &Ctx, cmd: MaintenanceCommand) -> anyhow::Result<ExitCode>
         MaintenanceCommand::Off => {
             store.set_setting(key, None, now).await?;
             if ctx.json {
-                output::json(&json!({"maintenance": false}));
+                output::json(&Maintenance {
+                    maintenance: false,
+                    setting: None,
+                });
             } else {
                 outln!("maintenance mode is off");
             }
         }
         MaintenanceCommand::Status => {
-            let value = store.setting(key).await?;
+            // Written by `berth maintenance on`, the API or a deploy, in this shape (read
+            // as the API's `GET /v1/maintenance` reads it).
+            let setting: Option<MaintenanceSetting> = store
+                .setting(key)
+                .await?
+                .map(|v| serde_json::from_value(v).unwrap_or_default());
             if ctx.json {
-                output::json(&json!({"maintenance": value.is_some(), "setting": value}));
+                output::json(&Status {
+                    maintenance: setting.is_some(),
+                    setting,
+                });
             } else {
-                match value {
-                    Some(v) => outln!(
+                match setting {
+                    Some(s) => outln!(
                         "on since {}{}",
-                        output::cell(&v["since"]),
-                        v["message"]
-                            .as_str()
+                        s.since.as_deref().unwrap_or("-"),
+                        s.message
+                            .as_deref()
                             .map(|m| format!(": {m}"))
                             .unwrap_or_default()
                     ),
@@ -73,4 +92,12 @@ pub async fn run(ctx: &Ctx, cmd: MaintenanceCommand) -> anyhow::Result<ExitCode>
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `berth maintenance status --json` prints: as [`Maintenance`], but with
+/// `"setting": null` while off, as it always has.
+#[derive(Debug, Serialize)]
+struct Status {
+    maintenance: bool,
+    setting: Option<MaintenanceSetting>,
 }

@@ -2,11 +2,13 @@
 
 use std::process::ExitCode;
 
+use berth_api::types::{MessageCounts, MessagePage, MessageView};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
 
+use super::job::{opt, time};
 use super::{Ctx, encode};
 use crate::output;
+use berth_api::types::NoBody;
 
 /// Message subcommands.
 #[derive(Debug, Subcommand)]
@@ -87,38 +89,37 @@ pub async fn run(ctx: &Ctx, cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
         MessagesCommand::Dead(f) => (f, true),
         MessagesCommand::Count { filter, dead } => {
             let path = format!("/v1/messages/counts?dead={dead}{}", filter.query());
-            let v = client.get(&path).await?;
+            let v: MessageCounts = client.get(&path).await?;
             if ctx.json {
                 output::json(&v);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = v["counts"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let rows: Vec<Vec<String>> = v
+                .counts
                 .iter()
                 .map(|c| {
                     vec![
-                        c["device"].as_str().unwrap_or("-").to_owned(),
-                        c["kind"].as_str().unwrap_or("-").to_owned(),
-                        c["count"].to_string(),
+                        c.device.as_deref().unwrap_or("-").to_owned(),
+                        c.kind.as_deref().unwrap_or("-").to_owned(),
+                        c.count.to_string(),
                     ]
                 })
                 .collect();
             output::table(&["DEVICE", "KIND", "COUNT"], &rows);
-            outln!("{} in all", v["total"]);
+            outln!("{} in all", v.total);
             return Ok(ExitCode::SUCCESS);
         }
         MessagesCommand::Show { id } => {
-            show(ctx, &client.get(&format!("/v1/messages/{id}")).await?);
+            let v: MessageView = client.get(&format!("/v1/messages/{id}")).await?;
+            show(ctx, &v);
             return Ok(ExitCode::SUCCESS);
         }
         MessagesCommand::Replay { id } => {
-            let v = client
-                .post(&format!("/v1/messages/{id}/replay"), json!({}))
+            let v: MessageView = client
+                .post(&format!("/v1/messages/{id}/replay"), &NoBody {})
                 .await?;
             show(ctx, &v);
-            return Ok(if v["dead"] == false {
+            return Ok(if !v.dead {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -133,29 +134,27 @@ pub async fn run(ctx: &Ctx, cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
     if let Some(b) = filter.before {
         path.push_str(&format!("&before={b}"));
     }
-    let v = client.get(&path).await?;
+    let v: MessagePage = client.get(&path).await?;
     if ctx.json {
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<Vec<String>> = v["messages"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = v
+        .messages
         .iter()
         .map(|m| {
             let mut row = vec![
-                m["id"].to_string(),
-                output::cell(&m["received_at"]),
-                output::cell(&m["ingest"]),
-                output::cell(&m["device"]),
-                output::cell(&m["topic"]),
+                m.id.to_string(),
+                time(m.received_at),
+                m.ingest.clone(),
+                opt(m.device.as_deref()),
+                m.topic.clone(),
             ];
             if dead {
-                row.push(m["errors"][0].as_str().unwrap_or("-").to_owned());
+                row.push(m.errors.first().map_or("-", String::as_str).to_owned());
             } else {
-                row.push(output::cell(&m["kind"]));
-                row.push(m["size"].to_string());
+                row.push(opt(m.kind.as_deref()));
+                row.push(m.size.to_string());
             }
             row
         })
@@ -173,51 +172,46 @@ pub async fn run(ctx: &Ctx, cmd: MessagesCommand) -> anyhow::Result<ExitCode> {
             &rows,
         );
     }
-    if let Some(next) = v["next_before"].as_i64() {
+    if let Some(next) = v.next_before {
         outln!("(more: --before {next})");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(ctx: &Ctx, v: &Value) {
+fn show(ctx: &Ctx, v: &MessageView) {
     if ctx.json {
         output::json(v);
         return;
     }
     outln!(
         "message {} ({}): {} from {} on {}, {} at {}",
-        v["id"],
-        output::cell(&v["ingest"]),
-        if v["dead"] == true {
-            "dead letter"
-        } else {
-            "stored"
-        },
-        output::cell(&v["device"]),
-        output::cell(&v["topic"]),
-        output::cell(&v["kind"]),
-        output::cell(&v["received_at"]),
+        v.id,
+        v.ingest,
+        if v.dead { "dead letter" } else { "stored" },
+        opt(v.device.as_deref()),
+        v.topic,
+        opt(v.kind.as_deref()),
+        time(v.received_at),
     );
-    for e in v["errors"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        outln!("  error: {}", e.as_str().unwrap_or_default());
+    for e in &v.errors {
+        outln!("  error: {e}");
     }
-    if let Some(id) = v["job_id"].as_i64() {
+    if let Some(id) = v.job_id {
         outln!("  job: {id}");
     }
-    if let Some(id) = v["workflow_id"].as_i64() {
+    if let Some(id) = v.workflow_id {
         outln!("  workflow: {id}");
     }
-    if let Some(n) = v["duplicates"].as_u64().filter(|n| *n > 0) {
-        outln!("  duplicates: {n} resent with the same key, acknowledged and dropped");
+    if v.duplicates > 0 {
+        outln!(
+            "  duplicates: {} resent with the same key, acknowledged and dropped",
+            v.duplicates
+        );
     }
     // The bytes as they arrived.
-    let payload = match v["payload_text"].as_str() {
-        Some(t) => t.to_owned(),
-        None => format!("(hex) {}", v["payload_hex"].as_str().unwrap_or_default()),
+    let payload = match &v.payload_text {
+        Some(t) => t.clone(),
+        None => format!("(hex) {}", v.payload_hex.as_deref().unwrap_or_default()),
     };
     outln!("  payload: {payload}");
 }

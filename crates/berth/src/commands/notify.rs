@@ -3,9 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
+use berth_api::types::NotificationList;
 use clap::Subcommand;
+use serde::Serialize;
 
 use super::Ctx;
+use super::job::time;
 use crate::exit::UsageError;
 use crate::output;
 
@@ -52,38 +55,34 @@ pub async fn run(ctx: &Ctx, cmd: NotifyCommand) -> anyhow::Result<ExitCode> {
                 )));
             }
             let store = super::user::store(ctx).await?;
-            let deliveries = store
+            let notifications = store
                 .notify_deliveries(berth_store::DeliveryFilter {
                     channel,
                     pending: (pending || sent).then_some(pending),
                     limit,
                 })
                 .await?;
-            let v = serde_json::json!({ "notifications": deliveries });
+            // As `GET /v1/notifications` answers.
+            let v = NotificationList { notifications };
             if ctx.json {
                 output::json(&v);
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = v["notifications"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
+            let rows: Vec<Vec<String>> = v
+                .notifications
                 .iter()
                 .map(|d| {
-                    let state = if d["sent_at"].is_null() {
-                        match d["last_error"].as_str() {
-                            Some(e) => format!("waiting ({} tries: {e})", d["attempts"]),
-                            None => "waiting".into(),
-                        }
-                    } else {
-                        format!("sent {}", output::cell(&d["sent_at"]))
+                    let state = match (d.sent_at, &d.last_error) {
+                        (Some(at), _) => format!("sent {}", time(at)),
+                        (None, Some(e)) => format!("waiting ({} tries: {e})", d.attempts),
+                        (None, None) => "waiting".into(),
                     };
                     vec![
-                        d["id"].to_string(),
-                        output::cell(&d["channel"]),
-                        output::cell(&d["at"]),
-                        output::cell(&d["kind"]),
-                        output::cell(&d["subject"]),
+                        d.id.to_string(),
+                        d.channel.clone(),
+                        time(d.at),
+                        d.kind.clone(),
+                        d.subject.clone(),
                         state,
                     ]
                 })
@@ -114,9 +113,19 @@ async fn test(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
         .expect("every channel of the config has a spec");
     berth_notify::send_test(&config.app.name, &berth_server::node_of(&config), spec).await?;
     if ctx.json {
-        output::json(&serde_json::json!({ "channel": name, "sent": true }));
+        output::json(&TestSent {
+            channel: name,
+            sent: true,
+        });
     } else {
         outln!("sent a test notification through [notify.{name}]");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `berth notify test --json` prints.
+#[derive(Debug, Serialize)]
+struct TestSent<'a> {
+    channel: &'a str,
+    sent: bool,
 }

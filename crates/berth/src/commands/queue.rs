@@ -3,11 +3,14 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
+use berth_api::types::{JobState, PurgeBody, Purged, QueueDetail, QueueList, QueuePaused};
 use clap::Subcommand;
-use serde_json::{Value, json};
 
 use super::Ctx;
+use super::job::{Said, opt};
+use crate::exit::UsageError;
 use crate::output;
+use berth_api::types::NoBody;
 
 /// Queue subcommands.
 #[derive(Debug, Subcommand)]
@@ -46,146 +49,147 @@ pub enum QueueCommand {
 /// Runs a queue subcommand.
 pub async fn run(ctx: &Ctx, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
-    let answer = match cmd {
+    match cmd {
         QueueCommand::List => {
-            let v = client.get("/v1/queues").await?;
+            let v: QueueList = client.get("/v1/queues").await?;
             if ctx.json {
                 output::json(&v);
             } else {
                 print_queues(&v);
             }
-            return Ok(ExitCode::SUCCESS);
         }
         QueueCommand::Show { name } => {
-            let v = client
+            let v: QueueDetail = client
                 .get(&format!("/v1/queues/{}", super::encode(&name)))
                 .await?;
             if ctx.json {
                 output::json(&v);
-                return Ok(ExitCode::SUCCESS);
-            }
-            outln!(
-                "queue {}{}",
-                name,
-                if v["paused"] == true { " (paused)" } else { "" }
-            );
-            if v["configured"] == true {
-                outln!(
-                    "  handler:        {}, concurrency {}, {} attempts",
-                    output::cell(&v["handler"]),
-                    v["concurrency"],
-                    v["max_attempts"]
-                );
             } else {
-                outln!("  handler:        none (not in the config; its jobs wait)");
+                print_queue(&name, &v);
             }
-            let counts: Vec<String> = v["counts"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter(|(_, n)| n.as_u64() != Some(0))
-                        .map(|(k, n)| format!("{k} {n}"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            outln!(
-                "  jobs:           {}",
-                if counts.is_empty() {
-                    "none".to_owned()
-                } else {
-                    counts.join(", ")
-                }
-            );
-            outln!(
-                "  oldest waiting: {}",
-                v["oldest_available_age_secs"]
-                    .as_f64()
-                    .map(|s| format!(
-                        "{} ago",
-                        humantime::format_duration(std::time::Duration::from_secs(s as u64))
-                    ))
-                    .unwrap_or_else(|| "-".into())
-            );
-            let c = &v["completed"];
-            outln!(
-                "  completed:      {} in the last minute, {} in 5 minutes ({:.1}/min), {} in 15 minutes",
-                c["last_1m"],
-                c["last_5m"],
-                c["per_minute_5m"].as_f64().unwrap_or(0.0),
-                c["last_15m"]
-            );
-            return Ok(ExitCode::SUCCESS);
         }
         QueueCommand::Pause { name } => {
-            client
-                .post(&format!("/v1/queues/{name}/pause"), json!({}))
+            let v: QueuePaused = client
+                .post(&format!("/v1/queues/{name}/pause"), &NoBody {})
                 .await?;
-            json!({"queue": name, "paused": true, "message": format!("queue `{name}` paused")})
+            Said {
+                answer: v,
+                message: format!("queue `{name}` paused"),
+            }
+            .print(ctx);
         }
         QueueCommand::Resume { name } => {
-            client
-                .post(&format!("/v1/queues/{name}/resume"), json!({}))
+            let v: QueuePaused = client
+                .post(&format!("/v1/queues/{name}/resume"), &NoBody {})
                 .await?;
-            json!({"queue": name, "paused": false, "message": format!("queue `{name}` resumed")})
+            Said {
+                answer: v,
+                message: format!("queue `{name}` resumed"),
+            }
+            .print(ctx);
         }
         QueueCommand::Purge { name, states, yes } => {
             if !yes {
-                bail!(crate::exit::UsageError(format!(
+                bail!(UsageError(format!(
                     "purging deletes the waiting jobs of `{name}` for good; add --yes to confirm"
                 )));
             }
-            let v = client
-                .post(
-                    &format!("/v1/queues/{name}/purge"),
-                    json!({ "states": states }),
-                )
+            let states = states
+                .iter()
+                .map(|s| s.parse::<JobState>().map_err(UsageError))
+                .collect::<Result<Vec<_>, _>>()?;
+            let v: Purged = client
+                .post(&format!("/v1/queues/{name}/purge"), &PurgeBody { states })
                 .await?;
-            json!({"queue": name, "deleted": v["deleted"], "message": format!("deleted {} jobs from `{name}`", v["deleted"])})
+            let message = format!("deleted {} jobs from `{name}`", v.deleted);
+            Said { answer: v, message }.print(ctx);
         }
-    };
-    if ctx.json {
-        output::json(&answer);
-    } else {
-        outln!("{}", output::cell(&answer["message"]));
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints one queue from a `/v1/queues/{name}` answer.
+fn print_queue(name: &str, v: &QueueDetail) {
+    let stats = &v.view.stats;
+    outln!(
+        "queue {}{}",
+        name,
+        if stats.paused { " (paused)" } else { "" }
+    );
+    if v.view.configured {
+        outln!(
+            "  handler:        {}, concurrency {}, {} attempts",
+            opt(v.handler.as_deref()),
+            opt(v.concurrency),
+            opt(v.max_attempts)
+        );
+    } else {
+        outln!("  handler:        none (not in the config; its jobs wait)");
+    }
+    // By the states' names, as before.
+    let mut counts: Vec<(&str, u64)> = stats
+        .counts
+        .iter()
+        .filter(|(_, n)| **n != 0)
+        .map(|(k, n)| (k.as_str(), *n))
+        .collect();
+    counts.sort();
+    let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    outln!(
+        "  jobs:           {}",
+        if counts.is_empty() {
+            "none".to_owned()
+        } else {
+            counts.join(", ")
+        }
+    );
+    outln!(
+        "  oldest waiting: {}",
+        v.view
+            .oldest_available_age_secs
+            .map(|s| format!(
+                "{} ago",
+                humantime::format_duration(std::time::Duration::from_secs(s as u64))
+            ))
+            .unwrap_or_else(|| "-".into())
+    );
+    let c = &v.completed;
+    outln!(
+        "  completed:      {} in the last minute, {} in 5 minutes ({:.1}/min), {} in 15 minutes",
+        c.last_1m,
+        c.last_5m,
+        c.per_minute_5m,
+        c.last_15m
+    );
+}
+
 /// Prints the queue table from a `/v1/queues` answer.
-pub fn print_queues(v: &Value) {
+pub fn print_queues(v: &QueueList) {
     let states = [
-        "available",
-        "scheduled",
-        "running",
-        "retryable",
-        "completed",
-        "discarded",
-        "split",
-        "cancelled",
+        JobState::Available,
+        JobState::Scheduled,
+        JobState::Running,
+        JobState::Retryable,
+        JobState::Completed,
+        JobState::Discarded,
+        JobState::Split,
+        JobState::Cancelled,
     ];
     let mut header = vec!["QUEUE", "PAUSED"];
-    let upper: Vec<String> = states.iter().map(|s| s.to_uppercase()).collect();
+    let upper: Vec<String> = states.iter().map(|s| s.as_str().to_uppercase()).collect();
     header.extend(upper.iter().map(String::as_str));
     header.push("OLDEST WAITING");
-    let rows: Vec<Vec<String>> = v["queues"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = v
+        .queues
         .iter()
         .map(|q| {
             let mut row = vec![
-                output::cell(&q["name"]),
-                if q["paused"].as_bool() == Some(true) {
-                    "yes"
-                } else {
-                    "no"
-                }
-                .to_string(),
+                q.stats.name.clone(),
+                if q.stats.paused { "yes" } else { "no" }.to_string(),
             ];
-            row.extend(states.iter().map(|s| output::cell(&q["counts"][s])));
+            row.extend(states.iter().map(|s| opt(q.stats.counts.get(s))));
             row.push(
-                q["oldest_available_age_secs"]
-                    .as_f64()
+                q.oldest_available_age_secs
                     .map(output::age)
                     .unwrap_or_else(|| "-".into()),
             );

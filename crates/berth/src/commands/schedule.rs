@@ -2,11 +2,13 @@
 
 use std::process::ExitCode;
 
+use berth_api::types::{ScheduleInfo, ScheduleList, ScheduleRun};
 use clap::Subcommand;
-use serde_json::{Value, json};
 
+use super::job::{Said, opt_time, time};
 use super::{Ctx, encode};
 use crate::output;
+use berth_api::types::NoBody;
 
 /// Schedule subcommands.
 #[derive(Debug, Subcommand)]
@@ -33,36 +35,32 @@ pub enum ScheduleCommand {
 /// Runs a schedule subcommand.
 pub async fn run(ctx: &Ctx, cmd: ScheduleCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
-    let answer = match cmd {
+    match cmd {
         ScheduleCommand::List => {
-            let v = client.get("/v1/schedules").await?;
+            let v: ScheduleList = client.get("/v1/schedules").await?;
             if ctx.json {
                 output::json(&v);
             } else {
                 print_schedules(&v);
             }
-            return Ok(ExitCode::SUCCESS);
         }
         ScheduleCommand::Run { name } => {
-            let v = client
-                .post(&format!("/v1/schedules/{}/run", encode(&name)), json!({}))
+            let v: ScheduleRun = client
+                .post(&format!("/v1/schedules/{}/run", encode(&name)), &NoBody {})
                 .await?;
-            let what = match (v["job_id"].as_i64(), v["workflow_id"].as_i64()) {
+            let what = match (v.job_id, v.workflow_id) {
                 (Some(j), _) => format!("job {j}"),
                 (_, Some(w)) => format!("workflow {w}"),
                 _ => "nothing".into(),
             };
-            let mut v = v;
-            v["message"] = json!(format!("schedule `{name}` started {what}"));
-            v
+            Said {
+                answer: v,
+                message: format!("schedule `{name}` started {what}"),
+            }
+            .print(ctx);
         }
-        ScheduleCommand::Pause { name } => pause(&client, &name, true).await?,
-        ScheduleCommand::Resume { name } => pause(&client, &name, false).await?,
-    };
-    if ctx.json {
-        output::json(&answer);
-    } else {
-        outln!("{}", output::cell(&answer["message"]));
+        ScheduleCommand::Pause { name } => pause(&client, &name, true).await?.print(ctx),
+        ScheduleCommand::Resume { name } => pause(&client, &name, false).await?.print(ctx),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -71,47 +69,43 @@ async fn pause(
     client: &berth_api::client::Client,
     name: &str,
     paused: bool,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<Said<ScheduleInfo>> {
     let verb = if paused { "pause" } else { "resume" };
-    let mut v = client
-        .post(&format!("/v1/schedules/{}/{verb}", encode(name)), json!({}))
+    let v: ScheduleInfo = client
+        .post(
+            &format!("/v1/schedules/{}/{verb}", encode(name)),
+            &NoBody {},
+        )
         .await?;
-    v["message"] = json!(format!(
+    let message = format!(
         "schedule `{name}` {}; next planned run {}",
         if paused { "paused" } else { "resumed" },
-        output::cell(&v["next_at"])
-    ));
-    Ok(v)
+        time(v.next_at)
+    );
+    Ok(Said { answer: v, message })
 }
 
-fn print_schedules(v: &Value) {
-    let rows: Vec<Vec<String>> = v["schedules"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+fn print_schedules(v: &ScheduleList) {
+    let rows: Vec<Vec<String>> = v
+        .schedules
         .iter()
         .map(|s| {
-            let last = &s["last"];
+            let last = s.last.as_ref();
             vec![
-                output::cell(&s["name"]),
-                format!(
-                    "{} ({})",
-                    output::cell(&s["cron"]),
-                    output::cell(&s["timezone"])
-                ),
-                output::cell(&s["target"]),
-                if s["paused"].as_bool() == Some(true) {
+                s.name.clone(),
+                format!("{} ({})", s.cron, s.timezone),
+                s.target.clone(),
+                if s.paused {
                     "paused".into()
                 } else {
-                    output::cell(&s["next_at"])
+                    time(s.next_at)
                 },
-                output::cell(&last["planned_at"]),
-                match (&last["outcome"], last.is_null()) {
-                    (_, true) => "-".into(),
-                    (Value::Null, false) => "pruned".into(),
-                    (o, false) => output::cell(o),
+                opt_time(last.map(|l| l.planned_at)),
+                match last {
+                    None => "-".into(),
+                    Some(l) => l.outcome.clone().unwrap_or_else(|| "pruned".into()),
                 },
-                output::cell(&s["skipped"]),
+                s.skipped.to_string(),
             ]
         })
         .collect();

@@ -3,11 +3,15 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Value, json};
+use berth_api::types::{
+    EventList, EventRecord, ReloadReport, ServiceInstances, SignalBody, Signalled,
+};
 
+use super::job::time;
 use super::{Ctx, encode};
 use crate::commands::ps;
 use crate::output;
+use berth_api::types::NoBody;
 
 /// `berth events` arguments.
 #[derive(Debug, clap::Args)]
@@ -52,38 +56,32 @@ pub async fn act(ctx: &Ctx, name: &str, action: Action) -> anyhow::Result<ExitCo
     if !ctx.json && matches!(action, Action::Restart) {
         errln!("restarting {name}, one instance at a time…");
     }
-    let v = client
-        .post(&format!("/v1/services/{}/{verb}", encode(name)), json!({}))
+    let v: ServiceInstances = client
+        .post(&format!("/v1/services/{}/{verb}", encode(name)), &NoBody {})
         .await?;
     if ctx.json {
         output::json(&v);
     } else {
-        ps::print(
-            v["instances"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default(),
-        );
+        ps::print(&v.instances);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `berth signal NAME SIG`.
 pub async fn signal(ctx: &Ctx, name: &str, signal: &str) -> anyhow::Result<ExitCode> {
-    let v = ctx
+    let v: Signalled = ctx
         .client()?
         .post(
             &format!("/v1/services/{}/signal", encode(name)),
-            json!({ "signal": signal }),
+            &SignalBody {
+                signal: signal.to_owned(),
+            },
         )
         .await?;
     if ctx.json {
         output::json(&v);
     } else {
-        outln!(
-            "sent {} to every running instance of {name}",
-            output::cell(&v["signal"])
-        );
+        outln!("sent {} to every running instance of {name}", v.signal);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -91,15 +89,8 @@ pub async fn signal(ctx: &Ctx, name: &str, signal: &str) -> anyhow::Result<ExitC
 /// `berth reload`: exits 0 only when everything in the file now runs; 1 when a service
 /// or an ingest failed to change or a section needs a restart of berth (both listed).
 pub async fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let v = ctx.client()?.post("/v1/reload", json!({})).await?;
-    let failed = v["failed"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let later = v["not_applied"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let v: ReloadReport = ctx.client()?.post("/v1/reload", &NoBody {}).await?;
+    let (failed, later) = (&v.failed, &v.not_applied);
     let code = if failed.is_empty() && later.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -109,35 +100,27 @@ pub async fn reload(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         output::json(&v);
         return Ok(code);
     }
-    let list = |key: &str| -> String {
-        let names: Vec<String> = v[key]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|n| n.as_str().unwrap_or_default().to_owned())
-            .collect();
+    let list = |names: &[String]| -> String {
         if names.is_empty() {
             "none".into()
         } else {
             names.join(", ")
         }
     };
-    outln!("services started:   {}", list("added"));
-    outln!("services restarted: {}", list("restarted"));
-    outln!("services stopped:   {}", list("removed"));
-    outln!("services unchanged: {}", list("unchanged"));
-    outln!("applied:            {}", list("applied"));
+    outln!("services started:   {}", list(&v.added));
+    outln!("services restarted: {}", list(&v.restarted));
+    outln!("services stopped:   {}", list(&v.removed));
+    outln!("services unchanged: {}", list(&v.unchanged));
+    outln!("applied:            {}", list(&v.applied));
     for f in failed {
-        let what = if f["service"].is_string() {
-            format!("service {}", output::cell(&f["service"]))
-        } else {
-            output::cell(&f["section"])
+        let what = match (&f.service, &f.section) {
+            (Some(service), _) => format!("service {service}"),
+            (None, section) => section.as_deref().unwrap_or("-").to_owned(),
         };
-        outln!("failed:             {what}: {}", output::cell(&f["error"]));
+        outln!("failed:             {what}: {}", f.error);
     }
     for l in later {
-        outln!("needs a restart:    {}", output::cell(l));
+        outln!("needs a restart:    {l}");
     }
     if !later.is_empty() {
         errln!(
@@ -162,7 +145,7 @@ pub async fn events(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<ExitCode> {
     if let Some(s) = &args.since {
         query.push(format!("since={}", encode(s)));
     }
-    let v = ctx
+    let v: EventList = ctx
         .client()?
         .get(&format!("/v1/events?{}", query.join("&")))
         .await?;
@@ -170,34 +153,28 @@ pub async fn events(ctx: &Ctx, args: EventsArgs) -> anyhow::Result<ExitCode> {
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    let events = v["events"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if events.is_empty() {
+    if v.events.is_empty() {
         outln!("no events");
     }
-    for e in events.iter().rev() {
+    for e in v.events.iter().rev() {
         outln!("{}", line(e));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `2026-11-22T10:00:00.123456Z web[0] exited: exited with code 1`.
-fn line(e: &Value) -> String {
-    let at = output::cell(&e["at"]);
-    let instance = e["instance"]
-        .as_u64()
-        .map(|i| format!("[{i}]"))
-        .unwrap_or_default();
-    let source = match e["source"].as_str() {
-        Some("service") | None => String::new(),
-        Some(s) => format!("{s} "),
+fn line(e: &EventRecord) -> String {
+    let e = &e.event;
+    let instance = e.instance.map(|i| format!("[{i}]")).unwrap_or_default();
+    let source = match e.source.as_str() {
+        "service" => String::new(),
+        s => format!("{s} "),
     };
     format!(
-        "{at} {source}{}{instance} {}: {}",
-        output::cell(&e["subject"]),
-        output::cell(&e["kind"]),
-        output::cell(&e["message"])
+        "{} {source}{}{instance} {}: {}",
+        time(e.at),
+        e.subject,
+        e.kind,
+        e.message
     )
 }

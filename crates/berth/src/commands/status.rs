@@ -2,47 +2,44 @@
 
 use std::process::ExitCode;
 
+use berth_api::types::{QueueList, Status};
+
 use super::{Ctx, queue};
 use crate::output;
 
 /// Prints the status.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
-    let status = client.get("/v1/status").await?;
+    let status: Status = client.get("/v1/status").await?;
     if ctx.json {
         output::json(&status);
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
         "berth {} — app `{}`, pid {}, up {}",
-        output::cell(&status["version"]),
-        output::cell(&status["app"]),
-        output::cell(&status["pid"]),
-        output::age(status["uptime_secs"].as_f64().unwrap_or(0.0))
+        status.version,
+        status.app,
+        status.pid,
+        output::age(status.uptime_secs as f64)
     );
     outln!();
-    let rows: Vec<Vec<String>> = status["nodes"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = status
+        .nodes
         .iter()
         .map(|n| {
             let mut role = Vec::new();
-            if n["leader"] == true {
+            if n.leader {
                 role.push("leader");
             }
-            if n["this"] == true {
+            if n.this {
                 role.push("this node");
             }
             vec![
-                output::cell(&n["id"]),
-                output::cell(&n["host"]),
-                output::cell(&n["pid"]),
-                output::cell(&n["version"]),
-                format!(
-                    "{} ago",
-                    output::age(n["last_seen_secs"].as_f64().unwrap_or(0.0))
-                ),
+                n.node.id.clone(),
+                n.node.host.clone(),
+                n.node.pid.to_string(),
+                n.node.version.clone(),
+                format!("{} ago", output::age(n.last_seen_secs)),
                 role.join(", "),
             ]
         })
@@ -52,7 +49,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         &rows,
     );
     outln!();
-    let queues = client.get("/v1/queues").await?;
+    let queues: QueueList = client.get("/v1/queues").await?;
     queue::print_queues(&queues);
     Ok(ExitCode::SUCCESS)
 }

@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             Received::Reload => {
                 tracing::info!("SIGHUP received: reloading {}", config.path.display());
                 match daemon.reload().await {
-                    Ok(report) => tracing::info!(%report, "reloaded"),
+                    Ok(report) => tracing::info!(report = ?report, "reloaded"),
                     Err(e) => tracing::error!("reload refused, nothing changed:\n{e}"),
                 }
             }

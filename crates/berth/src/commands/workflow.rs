@@ -3,12 +3,15 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::bail;
+use berth_api::types::{Workflow, WorkflowList, WorkflowStartBody, WorkflowStarted};
+use berth_store::FlowState;
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde::Serialize;
 
+use super::job::{opt, opt_time, time};
 use super::{Ctx, encode};
 use crate::output;
+use berth_api::types::NoBody;
 
 /// Workflow subcommands.
 #[derive(Debug, Subcommand)]
@@ -60,40 +63,49 @@ pub enum WorkflowCommand {
 /// Runs a workflow subcommand.
 pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
-    let v = match cmd {
+    match cmd {
         WorkflowCommand::Start {
             name,
             args,
             wait,
             unique_key,
         } => {
-            let input = super::job::parse_args(args)?;
-            let mut v = client
-                .post(
-                    "/v1/workflows",
-                    json!({ "name": name, "args": input, "unique_key": unique_key }),
-                )
-                .await?;
-            if v["duplicate"] == true && !ctx.json {
+            let body = WorkflowStartBody {
+                name,
+                args: Some(super::job::parse_args(args)?),
+                unique_key,
+            };
+            let started: WorkflowStarted = client.post("/v1/workflows", &body).await?;
+            if started.duplicate && !ctx.json {
                 errln!(
                     "workflow {} with this unique key runs already: not started again",
-                    v["id"]
+                    started.workflow.id
                 );
             }
-            if wait {
-                let id = v["id"].as_i64().unwrap_or(0);
-                while v["state"] == "running" {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    v = client.get(&format!("/v1/workflows/{id}")).await?;
-                }
-                show(ctx, &v);
-                return Ok(if v["state"] == "completed" {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                });
+            if !wait {
+                show(ctx, &started, &started.workflow);
+                return Ok(ExitCode::SUCCESS);
             }
-            v
+            let state = if started.workflow.state == FlowState::Running {
+                let id = started.workflow.id;
+                let w = loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let w: Workflow = client.get(&format!("/v1/workflows/{id}")).await?;
+                    if w.state != FlowState::Running {
+                        break w;
+                    }
+                };
+                show(ctx, &w, &w);
+                w.state
+            } else {
+                show(ctx, &started, &started.workflow);
+                started.workflow.state
+            };
+            Ok(if state == FlowState::Completed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         WorkflowCommand::List { name, state, limit } => {
             let mut path = format!("/v1/workflows?limit={limit}");
@@ -103,84 +115,78 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<ExitCode> {
             if let Some(s) = state {
                 path.push_str(&format!("&state={}", encode(&s)));
             }
-            let v = client.get(&path).await?;
+            let v: WorkflowList = client.get(&path).await?;
             if ctx.json {
                 output::json(&v);
             } else {
                 print_list(&v);
             }
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
-        WorkflowCommand::Show { id } => client.get(&format!("/v1/workflows/{id}")).await?,
+        WorkflowCommand::Show { id } => {
+            let w: Workflow = client.get(&format!("/v1/workflows/{id}")).await?;
+            show(ctx, &w, &w);
+            Ok(ExitCode::SUCCESS)
+        }
         WorkflowCommand::Cancel { id } => {
-            client
-                .post(&format!("/v1/workflows/{id}/cancel"), json!({}))
-                .await?
+            let w: Workflow = client
+                .post(&format!("/v1/workflows/{id}/cancel"), &NoBody {})
+                .await?;
+            show(ctx, &w, &w);
+            Ok(ExitCode::SUCCESS)
         }
         WorkflowCommand::Retry { id } => {
-            client
-                .post(&format!("/v1/workflows/{id}/retry"), json!({}))
-                .await?
+            let w: Workflow = client
+                .post(&format!("/v1/workflows/{id}/retry"), &NoBody {})
+                .await?;
+            show(ctx, &w, &w);
+            Ok(ExitCode::SUCCESS)
         }
-    };
-    if v["id"].is_null() {
-        bail!("the API answered without a workflow");
     }
-    show(ctx, &v);
-    Ok(ExitCode::SUCCESS)
 }
 
-fn show(ctx: &Ctx, v: &Value) {
+/// Shows `answer` with `--json`, else workflow `v` with its steps.
+fn show(ctx: &Ctx, answer: &impl Serialize, v: &Workflow) {
     if ctx.json {
-        output::json(v);
+        output::json(answer);
         return;
     }
     outln!(
         "workflow {} ({}): {}{}",
-        v["id"],
-        output::cell(&v["name"]),
-        output::cell(&v["state"]),
-        v["error"]
-            .as_str()
+        v.id,
+        v.name,
+        v.state,
+        v.error
+            .as_deref()
             .map(|e| format!(" — {e}"))
             .unwrap_or_default()
     );
     outln!(
         "started by {} at {}{}",
-        output::cell(&v["started_by"]),
-        output::cell(&v["created_at"]),
-        v["unique_key"]
-            .as_str()
+        v.started_by,
+        time(v.created_at),
+        v.unique_key
+            .as_deref()
             .map(|k| format!(", unique key {k}"))
             .unwrap_or_default()
     );
-    let rows: Vec<Vec<String>> = v["steps"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows: Vec<Vec<String>> = v
+        .steps
         .iter()
         .map(|s| {
-            let parents: Vec<String> = s["parents"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .map(output::cell)
-                .collect();
             vec![
-                output::cell(&s["name"]),
-                output::cell(&s["job_id"]),
-                match &s["state"] {
-                    Value::Null => "pruned".into(),
-                    st => output::cell(st),
-                },
-                output::cell(&s["attempt"]),
-                if parents.is_empty() {
+                s.name.clone(),
+                s.job_id.to_string(),
+                s.state
+                    .map(|st| st.to_string())
+                    .unwrap_or_else(|| "pruned".into()),
+                s.attempt.to_string(),
+                if s.parents.is_empty() {
                     "-".into()
                 } else {
-                    parents.join(",")
+                    s.parents.join(",")
                 },
-                output::cell(&s["error"]),
+                opt(s.error.as_deref()),
             ]
         })
         .collect();
@@ -192,20 +198,18 @@ fn show(ctx: &Ctx, v: &Value) {
     }
 }
 
-fn print_list(v: &Value) {
-    let rows: Vec<Vec<String>> = v["workflows"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+fn print_list(v: &WorkflowList) {
+    let rows: Vec<Vec<String>> = v
+        .workflows
         .iter()
         .map(|w| {
             vec![
-                output::cell(&w["id"]),
-                output::cell(&w["name"]),
-                output::cell(&w["state"]),
-                output::cell(&w["started_by"]),
-                output::cell(&w["created_at"]),
-                output::cell(&w["finalized_at"]),
+                w.id.to_string(),
+                w.name.clone(),
+                w.state.to_string(),
+                w.started_by.clone(),
+                time(w.created_at),
+                opt_time(w.finalized_at),
             ]
         })
         .collect();

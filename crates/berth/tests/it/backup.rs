@@ -72,7 +72,7 @@ async fn a_backup_of_a_running_berth_restores_into_an_empty_project() {
                     })
                     .collect();
                 let v = client
-                    .post("/v1/jobs/bulk", json!({ "jobs": jobs }))
+                    .post_json("/v1/jobs/bulk", json!({ "jobs": jobs }))
                     .await
                     .unwrap();
                 acked.extend(
@@ -87,9 +87,10 @@ async fn a_backup_of_a_running_berth_restores_into_an_empty_project() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before: i64 = client.get("/v1/queues").await.unwrap()["queues"][0]["counts"]["available"]
-        .as_i64()
-        .unwrap_or(0);
+    let before: i64 =
+        client.get_json("/v1/queues").await.unwrap()["queues"][0]["counts"]["available"]
+            .as_i64()
+            .unwrap_or(0);
     let saved = tokio::task::spawn_blocking({
         let d = d.to_path_buf();
         move || run_in(&d, &["--json", "backup", "save"])
@@ -150,7 +151,7 @@ async fn a_backup_of_a_running_berth_restores_into_an_empty_project() {
     );
     // The restored project runs, with the jobs in its queue.
     let mut again = up(e).await;
-    let v = Project::client_for(e).get("/v1/queues").await.unwrap();
+    let v = Project::client_for(e).get_json("/v1/queues").await.unwrap();
     assert_eq!(v["queues"][0]["counts"]["available"].as_i64(), Some(count));
     stop(&mut again);
 }
@@ -256,7 +257,7 @@ async fn restore_refuses_a_running_berth_and_damaged_archives() {
     let (code, out, err) = parts(&run_in(d, &["maintenance", "status"]));
     assert_eq!((code, out.starts_with("on since")), (0, true), "{out}{err}");
     let v = berth_testkit::Project::client_for(d)
-        .get("/v1/queues")
+        .get_json("/v1/queues")
         .await
         .unwrap();
     assert_eq!(v["queues"][0]["paused"], true, "{v}");
@@ -326,7 +327,7 @@ async fn scheduled_backups_are_made_and_pruned_by_the_tiers() {
         "three scheduled backups",
         Duration::from_secs(20),
         || async {
-            let v = client.get("/v1/events?source=backup").await.ok()?;
+            let v = client.get_json("/v1/events?source=backup").await.ok()?;
             let e = v["events"].as_array()?.clone();
             (e.len() >= 3).then_some(e)
         },

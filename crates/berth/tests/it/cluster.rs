@@ -24,19 +24,21 @@ fn node(url: &str, sink: &Sink) -> Project {
 
 async fn push_paused(p: &Project, n: usize) {
     let c = p.client();
-    c.post("/v1/queues/tasks/pause", json!({})).await.unwrap();
+    c.post_json("/v1/queues/tasks/pause", json!({}))
+        .await
+        .unwrap();
     for chunk in 0..n.div_ceil(5_000) {
         let jobs: Vec<Value> = (0..5_000.min(n - chunk * 5_000))
             .map(|i| json!({"queue": "tasks", "kind": "n", "args": {"i": chunk * 5_000 + i}}))
             .collect();
-        c.post("/v1/jobs/bulk", json!({ "jobs": jobs }))
+        c.post_json("/v1/jobs/bulk", json!({ "jobs": jobs }))
             .await
             .unwrap();
     }
 }
 
 async fn completed(p: &Project) -> Option<u64> {
-    let q = p.client().get("/v1/queues").await.ok()?;
+    let q = p.client().get_json("/v1/queues").await.ok()?;
     let work = q["queues"]
         .as_array()?
         .iter()
@@ -51,7 +53,7 @@ async fn all_completed(p: &Project, want: usize) -> Option<()> {
 }
 
 async fn leader_of(p: &Project) -> Option<String> {
-    let st = p.client().get("/v1/status").await.ok()?;
+    let st = p.client().get_json("/v1/status").await.ok()?;
     st["nodes"]
         .as_array()?
         .iter()
@@ -71,7 +73,7 @@ async fn start_nodes(url: &str, sink: &Sink, n: usize) -> (Vec<Project>, Vec<Chi
 
 async fn resume(p: &Project) {
     p.client()
-        .post("/v1/queues/tasks/resume", json!({}))
+        .post_json("/v1/queues/tasks/resume", json!({}))
         .await
         .unwrap();
 }
@@ -106,7 +108,7 @@ async fn three_nodes_share_a_burn_down_and_survive_a_kill_9() {
         all_completed(&nodes[0], JOBS)
     })
     .await;
-    let st = nodes[0].client().get("/v1/status").await.unwrap();
+    let st = nodes[0].client().get_json("/v1/status").await.unwrap();
     let per_job = sink.per_job();
     let seen: HashSet<i64> = per_job.keys().copied().collect();
     assert_eq!(seen.len(), JOBS, "every job reached the handler");
@@ -238,7 +240,7 @@ async fn store_migrate_moves_an_embedded_install_to_postgres() {
     wait_until("the service's events", Duration::from_secs(10), || {
         let c = c.clone();
         async move {
-            let v = c.get("/v1/events?subject=side").await.ok()?;
+            let v = c.get_json("/v1/events?subject=side").await.ok()?;
             (v["events"].as_array()?.len() == 2).then_some(())
         }
     })
@@ -246,7 +248,7 @@ async fn store_migrate_moves_an_embedded_install_to_postgres() {
     push_paused(&p, 1_200).await;
     let done = p
         .client()
-        .post(
+        .post_json(
             "/v1/jobs",
             json!({"queue": "tasks", "kind": "late", "delay": "1h"}),
         )
@@ -273,9 +275,12 @@ async fn store_migrate_moves_an_embedded_install_to_postgres() {
     ));
     let mut child = up(pg.dir()).await;
     let c = pg.client();
-    let later = c.get(&format!("/v1/jobs/{}", done["id"])).await.unwrap();
+    let later = c
+        .get_json(&format!("/v1/jobs/{}", done["id"]))
+        .await
+        .unwrap();
     assert_eq!(later["state"], "scheduled");
-    let events = c.get("/v1/events?subject=side").await.unwrap();
+    let events = c.get_json("/v1/events?subject=side").await.unwrap();
     let kinds: Vec<_> = events["events"]
         .as_array()
         .unwrap()
@@ -283,7 +288,9 @@ async fn store_migrate_moves_an_embedded_install_to_postgres() {
         .map(|e| e["kind"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(kinds, ["ready", "started"], "newest first, as recorded");
-    c.post("/v1/queues/tasks/resume", json!({})).await.unwrap();
+    c.post_json("/v1/queues/tasks/resume", json!({}))
+        .await
+        .unwrap();
     wait_until("the migrated jobs to run", Duration::from_secs(60), || {
         all_completed(&pg, 1_200)
     })

@@ -23,16 +23,20 @@ async fn kill_9_during_a_burn_down_loses_nothing() {
     let mut first = up(p.dir()).await;
     let c = p.client();
     // Pause while pushing so the burn-down starts with all jobs in the table.
-    c.post("/v1/queues/tasks/pause", json!({})).await.unwrap();
+    c.post_json("/v1/queues/tasks/pause", json!({}))
+        .await
+        .unwrap();
     for chunk in 0..(JOBS / 2_000) {
         let jobs: Vec<_> = (0..2_000)
             .map(|i| json!({"queue": "tasks", "kind": "n", "args": {"i": chunk * 2_000 + i}}))
             .collect();
-        c.post("/v1/jobs/bulk", json!({ "jobs": jobs }))
+        c.post_json("/v1/jobs/bulk", json!({ "jobs": jobs }))
             .await
             .unwrap();
     }
-    c.post("/v1/queues/tasks/resume", json!({})).await.unwrap();
+    c.post_json("/v1/queues/tasks/resume", json!({}))
+        .await
+        .unwrap();
     let at_kill = wait_until(
         "a quarter of the jobs to run",
         Duration::from_secs(60),
@@ -53,7 +57,7 @@ async fn kill_9_during_a_burn_down_loses_nothing() {
     let done = wait_until("every job to complete", Duration::from_secs(120), || {
         let c = c.clone();
         async move {
-            let q = c.get("/v1/queues").await.ok()?;
+            let q = c.get_json("/v1/queues").await.ok()?;
             let work = q["queues"]
                 .as_array()?
                 .iter()
@@ -105,7 +109,10 @@ async fn a_restart_after_kill_9_leads_at_once() {
     let fired = || {
         let c = c.clone();
         async move {
-            let v = c.get("/v1/jobs?queue=schedule.tick&limit=100").await.ok()?;
+            let v = c
+                .get_json("/v1/jobs?queue=schedule.tick&limit=100")
+                .await
+                .ok()?;
             let mut runs: Vec<(Timestamp, Timestamp)> = v["jobs"]
                 .as_array()?
                 .iter()

@@ -94,14 +94,14 @@ async fn sigterm_lets_running_jobs_finish_and_releases_the_ones_that_do_not() {
     let mut child = up(p.dir()).await;
     let c = p.client();
     let short = c
-        .post(
+        .post_json(
             "/v1/jobs",
             json!({"queue": "q", "kind": "s", "args": {"secs": 1}}),
         )
         .await
         .unwrap();
     let long = c
-        .post(
+        .post_json(
             "/v1/jobs",
             json!({"queue": "q", "kind": "l", "args": {"secs": 30}}),
         )
@@ -110,7 +110,7 @@ async fn sigterm_lets_running_jobs_finish_and_releases_the_ones_that_do_not() {
     wait_until("both jobs to run", Duration::from_secs(10), || {
         let c = c.clone();
         async move {
-            let v = c.get("/v1/jobs?state=running").await.ok()?;
+            let v = c.get_json("/v1/jobs?state=running").await.ok()?;
             (v["jobs"].as_array()?.len() == 2).then_some(())
         }
     })
@@ -155,7 +155,7 @@ async fn after_kill_9_no_job_process_survives_the_restart() {
     ));
     let mut first = up(p.dir()).await;
     p.client()
-        .post("/v1/jobs", json!({"queue": "q", "kind": "slow"}))
+        .post_json("/v1/jobs", json!({"queue": "q", "kind": "slow"}))
         .await
         .unwrap();
     let pid: i32 = wait_until(
@@ -197,7 +197,7 @@ async fn a_closed_output_pipe_ends_the_cli_quietly() {
         .map(|i| json!({"queue": "q", "kind": "k", "args": {"i": i}}))
         .collect();
     p.client()
-        .post("/v1/jobs/bulk", json!({ "jobs": jobs }))
+        .post_json("/v1/jobs/bulk", json!({ "jobs": jobs }))
         .await
         .unwrap();
     for args in [

@@ -52,7 +52,7 @@ fn project(port: u16) -> Project {
 async fn push(p: &Project, kind: &str) -> i64 {
     let v = p
         .client()
-        .post(
+        .post_json(
             "/v1/jobs",
             json!({"queue": "tasks", "kind": kind, "args": {"n": 1}}),
         )
@@ -89,7 +89,7 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
         "both instances of web are ready",
         std::time::Duration::from_secs(20),
         || async {
-            let v = p.client().get("/v1/services").await.ok()?;
+            let v = p.client().get_json("/v1/services").await.ok()?;
             let all = v["services"].as_array()?;
             all.iter().all(|s| s["state"] == "running").then_some(())
         },
@@ -98,7 +98,7 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
     let discarded = push(&p, "send").await;
     let keep = push(&p, "keep").await;
     p.client()
-        .post(&format!("/v1/jobs/{discarded}/discard"), json!({}))
+        .post_json(&format!("/v1/jobs/{discarded}/discard"), json!({}))
         .await
         .unwrap();
 
@@ -132,16 +132,24 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
     // What the browser did is what the store holds, and each action names its user.
     let job = p
         .client()
-        .get(&format!("/v1/jobs/{discarded}"))
+        .get_json(&format!("/v1/jobs/{discarded}"))
         .await
         .unwrap();
     assert_eq!(job["state"], "available", "{job}");
-    let kept = p.client().get(&format!("/v1/jobs/{keep}")).await.unwrap();
+    let kept = p
+        .client()
+        .get_json(&format!("/v1/jobs/{keep}"))
+        .await
+        .unwrap();
     assert_eq!(
         kept["state"], "available",
         "the cross-site post changed nothing"
     );
-    let events = p.client().get("/v1/events?source=dashboard").await.unwrap();
+    let events = p
+        .client()
+        .get_json("/v1/events?source=dashboard")
+        .await
+        .unwrap();
     let messages: Vec<&str> = events["events"]
         .as_array()
         .unwrap()
@@ -234,7 +242,11 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
         &format!("{gateway}/admin/v1/jobs/{keep}/cancel"),
     ]);
     assert_eq!(code, "200", "{body}");
-    let kept = p.client().get(&format!("/v1/jobs/{keep}")).await.unwrap();
+    let kept = p
+        .client()
+        .get_json(&format!("/v1/jobs/{keep}"))
+        .await
+        .unwrap();
     assert_eq!(kept["state"], "cancelled");
     // A filtered jobs page offers the actions on all it shows, with the filter as body.
     let (code, page) = curl(&[
@@ -262,7 +274,7 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
         &format!("{gateway}/admin/v1/maintenance"),
     ]);
     assert_eq!(code, "200", "{body}");
-    let on = p.client().get("/v1/maintenance").await.unwrap();
+    let on = p.client().get_json("/v1/maintenance").await.unwrap();
     assert_eq!(on["setting"]["message"], "moving racks", "{on}");
     let bob = p.dir().join("bob.jar");
     berth_testkit::wait_until(
@@ -296,7 +308,7 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
         &format!("{gateway}/admin/v1/maintenance"),
     ]);
     assert_eq!(code, "200", "{body}");
-    let off = p.client().get("/v1/maintenance").await.unwrap();
+    let off = p.client().get_json("/v1/maintenance").await.unwrap();
     assert_eq!(off["maintenance"], false, "{off}");
     // The live stream sends a page's main part at once.
     let (code, body) = curl(&[

@@ -442,7 +442,7 @@ async fn deploys_under_load_roll_back_by_themselves_and_by_hand() {
         })
         .collect();
     let pushed = c
-        .post("/v1/jobs/bulk", json!({ "jobs": jobs }))
+        .post_json("/v1/jobs/bulk", json!({ "jobs": jobs }))
         .await
         .unwrap();
     let mut ids: Vec<i64> = pushed["jobs"]
@@ -452,7 +452,7 @@ async fn deploys_under_load_roll_back_by_themselves_and_by_hand() {
         .map(|j| j["id"].as_i64().unwrap())
         .collect();
     let wf = c
-        .post("/v1/workflows", json!({"name": "pipe"}))
+        .post_json("/v1/workflows", json!({"name": "pipe"}))
         .await
         .unwrap()["id"]
         .as_i64()
@@ -488,7 +488,7 @@ async fn deploys_under_load_roll_back_by_themselves_and_by_hand() {
         || {
             let c = c.clone();
             async move {
-                let w = c.get(&format!("/v1/workflows/{wf}")).await.ok()?;
+                let w = c.get_json(&format!("/v1/workflows/{wf}")).await.ok()?;
                 (w["state"] == "completed").then_some(w)
             }
         },
@@ -665,7 +665,10 @@ async fn deploys_under_load_roll_back_by_themselves_and_by_hand() {
         "{r:#}"
     );
     // The events for notifications.
-    let ev = c.get("/v1/events?source=deploy&limit=100").await.unwrap();
+    let ev = c
+        .get_json("/v1/events?source=deploy&limit=100")
+        .await
+        .unwrap();
     let kinds: Vec<&str> = ev["events"]
         .as_array()
         .unwrap()

@@ -198,7 +198,11 @@ handler = { run = "while [ ! -e release ]; do sleep 0.05; done" }
         &["workflow", "start", "publish", "--args", "{x"],
     ));
     assert_eq!(code, 6, "{err}");
-    let events = p.client().get("/v1/events?source=workflow").await.unwrap();
+    let events = p
+        .client()
+        .get_json("/v1/events?source=workflow")
+        .await
+        .unwrap();
     let kinds: Vec<&str> = events["events"]
         .as_array()
         .unwrap()
@@ -250,7 +254,7 @@ command = "echo tick"
             let c = c.clone();
             async move {
                 let v = c
-                    .get("/v1/jobs?queue=schedule.tick&state=completed")
+                    .get_json("/v1/jobs?queue=schedule.tick&state=completed")
                     .await
                     .ok()?;
                 (v["jobs"].as_array()?.len() >= 2).then_some(())

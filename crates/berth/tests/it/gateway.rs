@@ -51,7 +51,7 @@ async fn running(p: &Project, n: usize) -> Value {
     wait_until("the api instances running", Duration::from_secs(20), || {
         let c = c.clone();
         async move {
-            let v = c.get("/v1/services").await.ok()?;
+            let v = c.get_json("/v1/services").await.ok()?;
             let up = v["services"]
                 .as_array()?
                 .iter()
@@ -403,7 +403,7 @@ async fn a_budget_is_enforced_listed_and_reset_from_the_command_line() {
     spent_stored(&p, 4_000).await;
     let reset = p
         .client()
-        .post("/v1/budgets/nlu/reset", serde_json::json!({}))
+        .post_json("/v1/budgets/nlu/reset", serde_json::json!({}))
         .await
         .unwrap();
     assert_eq!(reset["reset"], "nlu", "{reset}");
@@ -418,7 +418,7 @@ async fn a_budget_is_enforced_listed_and_reset_from_the_command_line() {
     .await;
     let unknown = p
         .client()
-        .post("/v1/budgets/nope/reset", serde_json::json!({}))
+        .post_json("/v1/budgets/nope/reset", serde_json::json!({}))
         .await
         .unwrap_err()
         .to_string();

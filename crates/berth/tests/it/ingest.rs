@@ -457,7 +457,7 @@ credentials = {{ stand01 = "STAND_PASSWORD" }}
         .unwrap();
     let count = || async {
         let v = berth_testkit::Project::client_for(d)
-            .get("/v1/messages?limit=1")
+            .get_json("/v1/messages?limit=1")
             .await
             .ok()?;
         v["messages"][0]["id"].as_i64()
@@ -497,7 +497,7 @@ credentials = {{ stand01 = "STAND_PASSWORD" }}
     let mut before = i64::MAX;
     loop {
         let v = client
-            .get(&format!("/v1/messages?limit=1000&before={before}"))
+            .get_json(&format!("/v1/messages?limit=1000&before={before}"))
             .await
             .unwrap();
         let page = v["messages"].as_array().unwrap().clone();

@@ -13,6 +13,7 @@ mod gateway;
 mod ingest;
 mod ingest_sources;
 mod notify;
+mod openapi;
 mod reload;
 mod services;
 mod workers;
@@ -123,7 +124,7 @@ pub async fn up_with_env(dir: &Path, env: &[(&str, &str)]) -> Child {
         .expect("start berth up");
     let client = berth_testkit::Project::client_for(dir);
     for _ in 0..500 {
-        if client.get("/v1/status").await.is_ok() {
+        if client.get_json("/v1/status").await.is_ok() {
             return child;
         }
         if let Ok(Some(status)) = child.try_wait() {

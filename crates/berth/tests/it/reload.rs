@@ -130,7 +130,7 @@ schedule = "0 3 * * *"
         let c = c.clone();
         async move {
             let v = c
-                .get("/v1/jobs?queue=schedule.tick&state=completed")
+                .get_json("/v1/jobs?queue=schedule.tick&state=completed")
                 .await
                 .ok()?;
             (!v["jobs"].as_array()?.is_empty()).then_some(())
@@ -216,7 +216,7 @@ rate_limit = {{ per_address = "1/h", burst = 2 }}
     wait_until("the job to run", Duration::from_secs(10), || {
         let c = c.clone();
         async move {
-            let v = c.get("/v1/jobs/1").await.ok()?;
+            let v = c.get_json("/v1/jobs/1").await.ok()?;
             (v["state"] == "running").then_some(())
         }
     })
@@ -234,7 +234,7 @@ rate_limit = {{ per_address = "1/h", burst = 2 }}
     let job = wait_until("the job to end", Duration::from_secs(15), || {
         let c = c.clone();
         async move {
-            let v = c.get("/v1/jobs/1").await.ok()?;
+            let v = c.get_json("/v1/jobs/1").await.ok()?;
             (v["state"] != "running").then_some(v)
         }
     })

@@ -25,7 +25,7 @@ async fn services_run_under_berth_up_and_show_in_ps() {
     let v = wait_until("three running instances", Duration::from_secs(10), || {
         let c = c.clone();
         async move {
-            let v = c.get("/v1/services").await.ok()?;
+            let v = c.get_json("/v1/services").await.ok()?;
             let running = v["services"]
                 .as_array()?
                 .iter()
@@ -133,7 +133,7 @@ fn a_dependency_cycle_is_a_config_error() {
 
 /// The `(service, instance, pid, state)` of every instance, from the API.
 async fn instances(c: &berth_api::client::Client) -> Vec<(String, u64, Option<u64>, String)> {
-    let v = c.get("/v1/services").await.unwrap();
+    let v = c.get_json("/v1/services").await.unwrap();
     v["services"]
         .as_array()
         .unwrap()
@@ -244,7 +244,10 @@ async fn stop_start_restart_signal_and_the_recorded_events() {
     .await;
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].contains("started"), "oldest first: {out}");
-    let v = c.get("/v1/events?kind=stopped&subject=api").await.unwrap();
+    let v = c
+        .get_json("/v1/events?kind=stopped&subject=api")
+        .await
+        .unwrap();
     let stopped = v["events"].as_array().unwrap();
     // Two by the rolling restart, two by `berth stop`.
     assert_eq!(stopped.len(), 4, "{v}");
@@ -327,7 +330,7 @@ async fn reload_restarts_only_what_changed() {
     .await;
     let log = std::fs::read_to_string(p.dir().join("berth-up.log")).unwrap();
     assert!(log.contains("SIGHUP received: reloading"), "{log}");
-    let queues = c.get("/v1/queues").await.unwrap();
+    let queues = c.get_json("/v1/queues").await.unwrap();
     assert!(
         queues["queues"]
             .as_array()
@@ -431,7 +434,7 @@ async fn ps_counts_the_instances_whole_process_tree() {
         || {
             let c = c.clone();
             async move {
-                let v = c.get("/v1/services").await.ok()?;
+                let v = c.get_json("/v1/services").await.ok()?;
                 let s = v["services"][0].clone();
                 // The workers touch their 40 MiB while this polls: wait until they hold it.
                 let holds = |k: &str| s[k].as_u64().is_some_and(|b| b > 70 << 20);

@@ -55,7 +55,7 @@ fn worker(dir: &Path, args: &[&str]) -> Command {
 async fn push(p: &Project, jobs: Vec<Value>) -> Vec<i64> {
     let v = p
         .client()
-        .post("/v1/jobs/bulk", json!({ "jobs": jobs }))
+        .post_json("/v1/jobs/bulk", json!({ "jobs": jobs }))
         .await
         .unwrap();
     v["jobs"]
@@ -67,7 +67,10 @@ async fn push(p: &Project, jobs: Vec<Value>) -> Vec<i64> {
 }
 
 async fn job(p: &Project, id: i64) -> Value {
-    p.client().get(&format!("/v1/jobs/{id}")).await.unwrap()
+    p.client()
+        .get_json(&format!("/v1/jobs/{id}"))
+        .await
+        .unwrap()
 }
 
 fn of(kind: &str, args: Value) -> Value {
