@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use berth_store::{FlowState, JobState, Timestamp};
+use crate::types::{FlowState, JobState, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
 

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::types::WorkflowStep;
 use axum::http::StatusCode;
-use berth_store::WorkflowStep;
 
 use super::html::{
     Column, button, cell, cut, esc, fields, json, link, pre_json, segment as seg, sparkline, table,

@@ -15,8 +15,9 @@ pub use berth_deploy::{Release, ReleaseState, SourceInfo, StepRecord};
 pub use berth_queue::batches::BatchReport;
 pub use berth_schedule::{CatchUp, LastRun, Overlap, ScheduleInfo};
 pub use berth_store::{
-    ArchivedJob, AttemptError, Batch, BatchFailure, Delivery, EventRecord, Inserted, Job, JobState,
-    LeaderLease, LeasedJob, MessageCount, NodeInfo, QueueStats, StateChange, Timestamp, Workflow,
+    ArchivedJob, AttemptError, Batch, BatchFailure, Delivery, EventRecord, FlowState, Inserted,
+    Job, JobState, LeaderLease, LeasedJob, MessageCount, NodeInfo, QueueStats, StateChange,
+    Timestamp, Workflow, WorkflowStep,
 };
 pub use requests::*;
 pub use responses::*;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use berth_api::client::Client;
+use berth_api::types::FlowState;
 use berth_api::types::{Batch, BatchCreateBody, BatchDetail, BatchList, BatchRetried};
-use berth_store::FlowState;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::Value;

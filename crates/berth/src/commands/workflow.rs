@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use berth_api::types::FlowState;
 use berth_api::types::{Workflow, WorkflowList, WorkflowStartBody, WorkflowStarted};
-use berth_store::FlowState;
 use clap::Subcommand;
 use serde::Serialize;
 
