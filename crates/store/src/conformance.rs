@@ -558,6 +558,7 @@ pub async fn list_filters_and_pages(s: &dyn Store) {
         .map(|i| job("q", if i % 2 == 0 { "even" } else { "odd" }))
         .collect();
     jobs[3].tags = vec!["vip".into()];
+    jobs[5].args = json!({"customer": "alice@example.com", "order": 4711});
     jobs.push(job("other", "even"));
     push(s, jobs, T0).await;
     let page = |before_id, limit| JobFilter {
@@ -589,6 +590,38 @@ pub async fn list_filters_and_pages(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(vip.len(), 1);
+    // A search in the arguments' JSON text, and the time a job was pushed.
+    let search = |text: &str| JobFilter {
+        args_contains: Some(text.into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let alice = s.list_jobs(search("alice@example.com")).await.unwrap();
+    assert_eq!(alice.len(), 1);
+    assert_eq!(alice[0].args["order"], 4711);
+    assert_eq!(s.list_jobs(search("4711")).await.unwrap().len(), 1);
+    assert!(
+        s.list_jobs(search("Alice")).await.unwrap().is_empty(),
+        "case-sensitive"
+    );
+    assert_eq!(
+        s.list_jobs(search("%")).await.unwrap().len(),
+        0,
+        "no pattern"
+    );
+    let later = push(s, vec![job("q", "late")], at(3600)).await;
+    let since = |after: Option<Timestamp>, before: Option<Timestamp>| JobFilter {
+        created_after: after,
+        created_before: before,
+        limit: 100,
+        ..Default::default()
+    };
+    let new = s.list_jobs(since(Some(at(60)), None)).await.unwrap();
+    assert_eq!(new.iter().map(|j| j.id).collect::<Vec<_>>(), later);
+    let old = s.list_jobs(since(None, Some(at(60)))).await.unwrap();
+    assert_eq!(old.len(), 26);
+    let between = s.list_jobs(since(Some(T0), Some(at(3600)))).await.unwrap();
+    assert_eq!(between.len(), 26, "the end is excluded");
     fetch(s, "q", 4, at(1)).await;
     let running = s
         .list_jobs(JobFilter {

@@ -457,6 +457,17 @@ pub struct JobFilter {
     pub tag: Option<String>,
     /// Only jobs with an id below this (the cursor from the previous page).
     pub before_id: Option<i64>,
+    /// Only jobs whose arguments, as JSON text, contain this (case-sensitive). It reads
+    /// each candidate job's arguments: narrow it with a queue, state or time when the
+    /// store holds millions.
+    #[serde(default)]
+    pub args_contains: Option<String>,
+    /// Only jobs created (pushed) at or after this.
+    #[serde(default)]
+    pub created_after: Option<Timestamp>,
+    /// Only jobs created before this.
+    #[serde(default)]
+    pub created_before: Option<Timestamp>,
     /// At most this many (the store caps it at 1000).
     pub limit: u32,
 }

@@ -289,29 +289,29 @@ fn job_fields<'a>() -> Vec<Column<'a, Job>> {
     ]
 }
 
+/// The jobs page's filters, as the API's `GET /v1/jobs` takes them.
+const JOB_FILTERS: [&str; 7] = ["queue", "state", "kind", "tag", "args", "since", "until"];
+
 async fn jobs(d: &Dashboard, q: &[(String, String)]) -> Result<Page, Failure> {
-    let (queue, state, kind, tag, before) = (
-        param(q, "queue"),
-        param(q, "state"),
-        param(q, "kind"),
-        param(q, "tag"),
-        param(q, "before"),
-    );
-    let filter = encode(&[
-        ("queue", queue),
-        ("state", state),
-        ("kind", kind),
-        ("tag", tag),
-        ("before", before),
-        ("limit", "50"),
-    ]);
-    let answer: JobPage = d.get(&format!("/v1/jobs?{filter}")).await?;
+    let values = JOB_FILTERS.map(|k| (k, param(q, k)));
+    let before = param(q, "before");
+    let state = param(q, "state");
+    let mut query: Vec<(&str, &str)> = values.to_vec();
+    query.extend([("before", before), ("limit", "50")]);
+    let answer: JobPage = d.get(&format!("/v1/jobs?{}", encode(&query))).await?;
     let mut top = String::from("<form class=\"filters\" method=\"get\" action=\"jobs\">");
-    for (key, value) in [("queue", queue), ("kind", kind), ("tag", tag)] {
+    for (key, label, hint) in [
+        ("queue", "queue", ""),
+        ("kind", "kind", ""),
+        ("tag", "tag", ""),
+        ("args", "args contain", "text in the arguments"),
+        ("since", "pushed since", "1h or 2026-12-01T00:00:00Z"),
+        ("until", "until", "time or duration ago"),
+    ] {
         let _ = write!(
             top,
-            "<label>{key} <input name=\"{key}\" value=\"{}\"></label>",
-            esc(value)
+            "<label>{label} <input name=\"{key}\" value=\"{}\" placeholder=\"{hint}\"></label>",
+            esc(param(q, key))
         );
     }
     top.push_str("<label>state <select name=\"state\"><option value=\"\">any</option>");
@@ -324,22 +324,25 @@ async fn jobs(d: &Dashboard, q: &[(String, String)]) -> Result<Page, Failure> {
     }
     top.push_str("</select></label><button type=\"submit\">show</button></form>");
     // The same actions on every job the filter takes (up to 10,000 at a time). The body
-    // is built from the page's own filter, not from the API's answer.
-    if [queue, state, kind, tag].iter().any(|v| !v.is_empty()) {
-        let filter = serde_json::json!({
-            "queue": (!queue.is_empty()).then_some(queue),
-            "state": (!state.is_empty()).then_some(state),
-            "kind": (!kind.is_empty()).then_some(kind),
-            "tag": (!tag.is_empty()).then_some(tag),
-        });
+    // is built from the page's own filter, not from the API's answer; the API refuses an
+    // action on every job, so one of the narrowing filters must be set.
+    let narrowed = ["queue", "state", "kind", "tag", "args"]
+        .iter()
+        .any(|k| !param(q, k).is_empty());
+    if narrowed {
+        let filter: serde_json::Map<String, serde_json::Value> = values
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+            .collect();
         top.push_str("<p class=\"actions bulk\">All jobs this filter shows: ");
         for action in ["retry", "cancel", "discard", "delete"] {
             let mut body = filter.clone();
-            body["action"] = action.into();
+            body.insert("action".into(), action.into());
             top.push_str(&super::html::body_button(
                 &format!("{action} all"),
                 "/v1/jobs/actions",
-                &body.to_string(),
+                &serde_json::Value::Object(body).to_string(),
                 &format!("{action} every job this filter shows (up to 10,000)?"),
             ));
         }
@@ -347,17 +350,13 @@ async fn jobs(d: &Dashboard, q: &[(String, String)]) -> Result<Page, Failure> {
     }
     let mut main = jobs_table(&answer.jobs);
     if let Some(next) = answer.next_before {
-        let more = encode(&[
-            ("queue", queue),
-            ("state", state),
-            ("kind", kind),
-            ("tag", tag),
-            ("before", &next.to_string()),
-        ]);
+        let next = next.to_string();
+        let mut more: Vec<(&str, &str)> = values.to_vec();
+        more.push(("before", &next));
         let _ = write!(
             main,
             "<p class=\"pager\"><a href=\"jobs?{}\">older jobs →</a></p>",
-            esc(&more)
+            esc(&encode(&more))
         );
     }
     Ok(Page {

@@ -58,10 +58,11 @@ async fn act_on_filter(
             format!("unknown action {action:?}; expected retry, cancel, discard or delete"),
         ));
     }
-    if body.queue.is_none() && body.state.is_none() && body.kind.is_none() && body.tag.is_none() {
+    let named = [&body.queue, &body.state, &body.kind, &body.tag, &body.args];
+    if named.iter().all(|f| f.is_none()) {
         return Err(ApiError::bad_request(
             "invalid",
-            "name at least one of `queue`, `state`, `kind` and `tag`: an action on every job is refused",
+            "name at least one of `queue`, `state`, `kind`, `tag` and `args`: an action on every job is refused",
         ));
     }
     let max = body.max.unwrap_or(10_000);
@@ -76,6 +77,9 @@ async fn act_on_filter(
         state: body.state,
         kind: body.kind,
         tag: body.tag,
+        args: body.args,
+        since: body.since,
+        until: body.until,
         before: None,
         limit: Some(1000),
     }

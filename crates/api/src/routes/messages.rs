@@ -14,13 +14,12 @@ use tokio::sync::broadcast::error::RecvError;
 
 use berth_ingest::IngestError;
 
-use super::services::time;
 use super::{Shared, id_of};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, EventStream};
 use crate::types::{
     IdPath, MessageCountQuery, MessageCounts, MessagePage, MessageQuery, MessageStreamQuery,
-    MessageView,
+    MessageView, time,
 };
 
 pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use berth_store::{EventFilter, Timestamp};
+use berth_store::EventFilter;
 use berth_supervise::usage::ProcessTable;
 use berth_supervise::{InstanceStatus, Signal};
 
@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::types::{
     EventList, EventsQuery, Instance, LogLine, LogsQuery, NamePath, ReloadReport, ServiceInstances,
-    ServiceList, ServiceLogs, SignalBody, Signalled,
+    ServiceList, ServiceLogs, SignalBody, Signalled, time,
 };
 
 /// Signals `berth signal` may send, without their `SIG` prefix.
@@ -329,21 +329,6 @@ async fn events(
     };
     let events = state.queues.store().events(filter).await?;
     Ok(Json(EventList { events }))
-}
-
-/// An RFC 3339 time, or a duration before now, given as `name`.
-pub(crate) fn time(name: &str, text: &str) -> ApiResult<Timestamp> {
-    if let Ok(d) = humantime::parse_duration(text) {
-        return Ok(Timestamp::now().minus(d));
-    }
-    text.parse::<Timestamp>().map_err(|_| {
-        ApiError::bad_request(
-            "invalid",
-            format!(
-                "{name} {text:?} is neither a duration such as \"1h\" nor a time such as \"2026-11-22T10:00:00Z\""
-            ),
-        )
-    })
 }
 
 async fn reload(state: Shared) -> ApiResult<Json<ReloadReport>> {

@@ -100,6 +100,13 @@ pub struct ListQuery {
     pub kind: Option<String>,
     /// Only this tag.
     pub tag: Option<String>,
+    /// Only jobs whose arguments, as JSON text, contain this (case-sensitive), e.g. a
+    /// customer's address or an order number.
+    pub args: Option<String>,
+    /// Only jobs pushed at or after this: an RFC 3339 time or a duration ago ("1h").
+    pub since: Option<String>,
+    /// Only jobs pushed before this: an RFC 3339 time or a duration ago.
+    pub until: Option<String>,
     /// Page cursor: ids below this.
     pub before: Option<i64>,
     /// Page size (default 50, at most 1000).
@@ -110,15 +117,51 @@ impl ListQuery {
     /// Into the store's filter.
     pub fn into_filter(self) -> Result<JobFilter, ApiError> {
         let states = parse_states(self.state.as_deref())?;
+        let args_contains = match self.args {
+            Some(a) if a.len() > 1024 => {
+                return Err(ApiError::bad_request(
+                    "invalid",
+                    "`args` (the text searched for) may be at most 1024 bytes",
+                ));
+            }
+            Some(a) if a.is_empty() => None,
+            other => other,
+        };
         Ok(JobFilter {
             queue: self.queue,
             states,
             kind: self.kind,
             tag: self.tag,
+            args_contains,
+            created_after: self
+                .since
+                .as_deref()
+                .map(|t| time("since", t))
+                .transpose()?,
+            created_before: self
+                .until
+                .as_deref()
+                .map(|t| time("until", t))
+                .transpose()?,
             before_id: self.before,
             limit: self.limit.unwrap_or(50).clamp(1, 1000),
         })
     }
+}
+
+/// An RFC 3339 time, or a duration before now, given as `name`.
+pub fn time(name: &str, text: &str) -> Result<Timestamp, ApiError> {
+    if let Ok(d) = humantime::parse_duration(text) {
+        return Ok(Timestamp::now().minus(d));
+    }
+    text.parse::<Timestamp>().map_err(|_| {
+        ApiError::bad_request(
+            "invalid",
+            format!(
+                "{name} {text:?} is neither a duration such as \"1h\" nor a time such as \"2026-11-22T10:00:00Z\""
+            ),
+        )
+    })
 }
 
 /// Parses "available,running" into states.
@@ -269,6 +312,12 @@ pub struct JobActionBody {
     pub kind: Option<String>,
     /// Only jobs with this tag.
     pub tag: Option<String>,
+    /// Only jobs whose arguments, as JSON text, contain this.
+    pub args: Option<String>,
+    /// Only jobs pushed at or after this: an RFC 3339 time or a duration ago ("1h").
+    pub since: Option<String>,
+    /// Only jobs pushed before this.
+    pub until: Option<String>,
     /// At most this many jobs acted on (default 10,000, at most 100,000).
     pub max: Option<u64>,
 }

@@ -681,3 +681,50 @@ async fn limits_on_delays_bulk_size_and_who_may_report() {
         .unwrap();
     d.stop().await;
 }
+
+/// The job list searches the arguments' text and filters by when jobs were pushed; a
+/// bulk action takes the same filters; a bad time is a 400 that says what is right.
+#[tokio::test]
+async fn jobs_are_found_by_their_arguments_and_push_time() {
+    let p = project();
+    let d = daemon(&p, Options::default()).await;
+    let c = p.client();
+    for (kind, customer) in [
+        ("invoice", "alice@example.com"),
+        ("invoice", "bob@example.com"),
+    ] {
+        c.post_json(
+            "/v1/jobs",
+            json!({"queue": "tasks", "kind": kind, "args": {"customer": customer, "total": 12}}),
+        )
+        .await
+        .unwrap();
+    }
+    let found = c
+        .get_json("/v1/jobs?args=alice%40example.com")
+        .await
+        .unwrap();
+    let jobs = found["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{found}");
+    assert_eq!(jobs[0]["args"]["customer"], "alice@example.com");
+    let typed: berth_api::types::JobPage =
+        c.get("/v1/jobs?args=example.com&since=1h").await.unwrap();
+    assert_eq!(typed.jobs.len(), 2);
+    let none: berth_api::types::JobPage = c.get("/v1/jobs?until=1h").await.unwrap();
+    assert!(none.jobs.is_empty(), "nothing was pushed over an hour ago");
+    let (status, code, message) = api_err(c.get_json("/v1/jobs?since=yesterday").await).await;
+    assert_eq!((status, code.as_str()), (400, "invalid"));
+    assert!(message.contains("neither a duration"), "{message}");
+    // The same filter acts in bulk: only Bob's job is cancelled.
+    let r = c
+        .post_json(
+            "/v1/jobs/actions",
+            json!({"action": "cancel", "args": "bob@", "since": "10m"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["done"], 1, "{r}");
+    let cancelled = c.get_json("/v1/jobs?state=cancelled").await.unwrap();
+    assert_eq!(cancelled["jobs"][0]["args"]["customer"], "bob@example.com");
+    d.stop().await;
+}

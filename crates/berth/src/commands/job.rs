@@ -66,6 +66,15 @@ pub enum JobCommand {
         /// Only this tag.
         #[arg(long)]
         tag: Option<String>,
+        /// Only jobs whose arguments, as JSON text, contain this (case-sensitive).
+        #[arg(long, value_name = "TEXT")]
+        args: Option<String>,
+        /// Only jobs pushed since this: a duration ago ("1h") or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only jobs pushed before this: a duration ago or an RFC 3339 time.
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
         /// Only ids below this (the next page).
         #[arg(long)]
         before: Option<i64>,
@@ -235,6 +244,9 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitCode> {
             state,
             kind,
             tag,
+            args,
+            since,
+            until,
             before,
             limit,
         } => {
@@ -244,6 +256,9 @@ pub async fn run(ctx: &Ctx, cmd: JobCommand) -> anyhow::Result<ExitCode> {
                 ("state", state),
                 ("kind", kind),
                 ("tag", tag),
+                ("args", args),
+                ("since", since),
+                ("until", until),
             ] {
                 if let Some(v) = v {
                     q.push(format!("{k}={}", super::encode(&v)));

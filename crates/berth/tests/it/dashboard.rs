@@ -217,6 +217,27 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
     let jar = p.dir().join("ada.jar");
     login(&gateway, "ada", &jar);
     let jar = jar.to_str().unwrap();
+    // The jobs page finds a job by a text in its arguments and by when it was pushed.
+    p.client()
+        .post_json(
+            "/v1/jobs",
+            json!({"queue": "tasks", "kind": "invoice", "args": {"customer": "zed@example.com"}}),
+        )
+        .await
+        .unwrap();
+    let (code, found) = curl(&[
+        "-b",
+        jar,
+        &format!("{gateway}/admin/jobs?args=zed%40example.com&since=1h"),
+    ]);
+    assert_eq!(code, "200");
+    assert!(found.contains("<td>invoice</td>"), "{found}");
+    assert!(!found.contains("<td>send</td>") && !found.contains("<td>keep</td>"));
+    let (_, none) = curl(&["-b", jar, &format!("{gateway}/admin/jobs?until=1h")]);
+    assert!(
+        !none.contains("<td>invoice</td>"),
+        "nothing was pushed an hour ago"
+    );
     let (code, body) = curl(&[
         "-b",
         jar,
@@ -256,7 +277,7 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
     ]);
     assert_eq!(code, "200");
     assert!(
-        page.contains(r#"data-path="/v1/jobs/actions" data-body="{&quot;action&quot;:&quot;retry&quot;,&quot;kind&quot;:null,&quot;queue&quot;:&quot;tasks&quot;,&quot;state&quot;:&quot;cancelled&quot;,&quot;tag&quot;:null}""#),
+        page.contains(r#"data-path="/v1/jobs/actions" data-body="{&quot;action&quot;:&quot;retry&quot;,&quot;queue&quot;:&quot;tasks&quot;,&quot;state&quot;:&quot;cancelled&quot;}""#),
         "{page}"
     );
     // Maintenance mode from the dashboard: bob gets the 503 page, the admin does not.

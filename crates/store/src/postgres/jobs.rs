@@ -614,6 +614,19 @@ pub(crate) async fn list_jobs(c: &impl GenericClient, f: &JobFilter) -> Result<V
     if let Some(b) = f.before_id {
         add(&mut sql, " AND id < ?", Box::new(b));
     }
+    if let Some(text) = &f.args_contains {
+        add(
+            &mut sql,
+            " AND strpos(args::text, ?) > 0",
+            Box::new(text.clone()),
+        );
+    }
+    if let Some(t) = f.created_after {
+        add(&mut sql, " AND created_at >= ?", Box::new(t.0));
+    }
+    if let Some(t) = f.created_before {
+        add(&mut sql, " AND created_at < ?", Box::new(t.0));
+    }
     if !f.states.is_empty() {
         let states: Vec<String> = f.states.iter().map(|s| s.as_str().to_string()).collect();
         add(&mut sql, " AND state = ANY(?)", Box::new(states));

@@ -528,6 +528,15 @@ pub(crate) fn list_jobs(conn: &Connection, f: &JobFilter) -> Result<Vec<Job>> {
     if let Some(b) = f.before_id {
         arg(&mut sql, " AND id < ?", b.into());
     }
+    if let Some(text) = &f.args_contains {
+        arg(&mut sql, " AND instr(args, ?) > 0", text.clone().into());
+    }
+    if let Some(t) = f.created_after {
+        arg(&mut sql, " AND created_at >= ?", t.0.into());
+    }
+    if let Some(t) = f.created_before {
+        arg(&mut sql, " AND created_at < ?", t.0.into());
+    }
     if !f.states.is_empty() {
         // OR, not IN: see the migration.
         let list: Vec<String> = f
