@@ -61,9 +61,23 @@ pub struct AppState {
     pub ingests: Option<Arc<berth_ingest::Ingests>>,
     /// Deploys and releases, when the config has a `[deploy]`.
     pub deploys: Option<Arc<dyn Deploys>>,
+    /// The backups (`[backup]`, or its defaults).
+    pub backups: Option<Arc<dyn Backups>>,
 }
 
-/// An answer of [`Deploys`] that is not a success: the status, a code and a sentence.
+/// The backups, which the server implements: list, verify, and make one now.
+#[async_trait::async_trait]
+pub trait Backups: Send + Sync {
+    /// The archives in the backup dir.
+    async fn list(&self) -> Result<types::BackupList, DeployRefusal>;
+    /// Reads archive `id` whole, checking every entry.
+    async fn verify(&self, id: &str) -> Result<types::BackupVerified, DeployRefusal>;
+    /// Starts a backup now (it runs on after the answer); refused while one runs.
+    fn save(&self, prune: bool, by: &str) -> Result<types::BackupStarted, DeployRefusal>;
+}
+
+/// An answer of [`Deploys`] or [`Backups`] that is not a success: the status, a code and
+/// a sentence.
 pub type DeployRefusal = (u16, &'static str, String);
 
 /// Deploys, rollbacks and the releases, which the server implements.
@@ -115,6 +129,7 @@ fn documented() -> ApiRouter<Arc<AppState>> {
         .merge(routes::messages::routes())
         .merge(routes::notifications::routes())
         .merge(routes::deploys::routes())
+        .merge(routes::backups::routes())
         .api_route(
             "/v1/openapi.json",
             aide::axum::routing::get(|| async { OpenApiDocument }),

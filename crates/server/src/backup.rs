@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use berth_api::types::{BackupInfo, BackupList, BackupStarted, BackupVerified};
 use berth_backup::{
     ArchiveInfo, BackupError, BackupSpec, DatabaseSource, DatabaseSpec, Keep, Reporter,
 };
@@ -261,5 +262,117 @@ impl LeaderTask for BackupTask {
             }
             Ok(*self.next.lock().expect("not poisoned"))
         })
+    }
+}
+
+/// The API's backups: list, verify, and a backup now that shares the scheduled backups'
+/// guard, so that the two never run at once.
+#[async_trait::async_trait]
+impl berth_api::Backups for BackupTask {
+    async fn list(&self) -> Result<BackupList, berth_api::DeployRefusal> {
+        let backups = self.backups.get();
+        let dir = backups.spec.dir.clone();
+        let running = self.busy.load(Ordering::Acquire);
+        let (keep, tz) = (backups.keep, backups.tz.clone());
+        tokio::task::spawn_blocking(move || {
+            let archives = berth_backup::list(&dir).map_err(refusal)?;
+            let kept = berth_backup::plan(&archives, keep, &tz);
+            let rows = archives
+                .iter()
+                .map(|a| BackupInfo {
+                    id: a.id.clone(),
+                    path: a.path.display().to_string(),
+                    created: a.created,
+                    bytes: a.size,
+                    kept: kept.contains(&a.id),
+                    parts: berth_backup::parts(&a.path)
+                        .ok()
+                        .flatten()
+                        .map(|p| p.describe()),
+                })
+                .collect();
+            Ok(BackupList {
+                dir: dir.display().to_string(),
+                running,
+                backups: rows,
+            })
+        })
+        .await
+        .map_err(|e| (500, "internal", format!("listing the backups failed: {e}")))?
+    }
+
+    async fn verify(&self, id: &str) -> Result<BackupVerified, berth_api::DeployRefusal> {
+        // Only an archive of the backup dir, by its id: never a path of this machine.
+        if id.is_empty() || id.contains('/') || id.contains("..") || id.ends_with(".zst") {
+            return Err((
+                400,
+                "invalid",
+                format!("{id:?} is not an archive id; the ids are in GET /v1/backups"),
+            ));
+        }
+        let dir = self.backups.get().spec.dir.clone();
+        let id = id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let archive = berth_backup::find(&dir, &id).map_err(refusal)?;
+            let manifest = berth_backup::verify(&archive.path, &|_| {}).map_err(refusal)?;
+            let files = manifest
+                .entries
+                .iter()
+                .filter(|e| {
+                    e.kind == berth_backup::EntryKind::File && e.path != berth_backup::PARTS
+                })
+                .count() as u64;
+            Ok(BackupVerified {
+                id: manifest.id.clone(),
+                app: manifest.app.clone(),
+                created_at: manifest.created_at,
+                berth_version: manifest.berth_version.clone(),
+                files,
+                bytes: manifest.total_bytes(),
+                databases: manifest.databases.iter().map(|d| d.name.clone()).collect(),
+            })
+        })
+        .await
+        .map_err(|e| (500, "internal", format!("verifying the backup failed: {e}")))?
+    }
+
+    fn save(&self, prune: bool, by: &str) -> Result<BackupStarted, berth_api::DeployRefusal> {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Err((
+                409,
+                "backup_running",
+                "a backup is being made now; its archive appears in the list when it is done"
+                    .into(),
+            ));
+        }
+        let backups = (*self.backups.get()).clone();
+        let dir = backups.spec.dir.display().to_string();
+        let (store, node, busy, by) = (
+            self.store.clone(),
+            self.node.clone(),
+            self.busy.clone(),
+            by.to_owned(),
+        );
+        tracing::info!(dir = %dir, by = %by, "making a backup now");
+        tokio::spawn(async move {
+            let _idle = berth_notify::Idle(&busy);
+            match save_and_record(&*store, &backups, &node, "manual", prune, Arc::new(|_| {})).await
+            {
+                Ok((a, removed)) => {
+                    tracing::info!(id = %a.id, bytes = a.size, pruned = removed.len(), "backup made");
+                }
+                Err(e) => tracing::error!(error = %e, "the backup failed"),
+            }
+        });
+        Ok(BackupStarted { dir, prune })
+    }
+}
+
+/// A backup error as an API refusal.
+fn refusal(e: BackupError) -> berth_api::DeployRefusal {
+    match e {
+        BackupError::NotFound(m) => (404, "unknown_backup", m),
+        e @ BackupError::Damaged { .. } => (422, "backup_damaged", e.to_string()),
+        e => (500, "internal", e.to_string()),
     }
 }

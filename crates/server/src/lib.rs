@@ -235,7 +235,7 @@ impl Daemon {
                 gateway: gateway.clone(),
                 ingests: ingests.clone(),
                 notify: notify_task,
-                backup: backup_task,
+                backup: backup_task.clone(),
                 clock: options.clock.clone(),
                 node: node_name.clone(),
                 hooks: berth_gateway::HookSink(webhooks.clone()),
@@ -269,6 +269,7 @@ impl Daemon {
             services: supervisor.clone(),
             reload: Some(reloader.clone()),
             deploys,
+            backups: Some(backup_task.clone()),
         };
         let tcp_listen = options.tcp_listen.or(config.api.listen);
         let mut tcp = None;

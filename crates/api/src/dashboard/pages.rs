@@ -12,10 +12,11 @@ use super::html::{
 };
 use super::{Dashboard, Failure, Page};
 use crate::types::{
-    Batch, BatchList, BatchReport, BudgetList, BudgetStatus, Delivery, EventList, EventRecord,
-    GatewayStatus, Instance, Job, JobPage, JobState, Maintenance, MessagePage, MessageView,
-    NodeStatus, NotificationList, QueueList, QueueView, ReleaseList, ReleaseView, RouteCounts,
-    ScheduleInfo, ScheduleList, ServiceList, ServiceLogs, Status, Workflow, WorkflowList,
+    BackupInfo, BackupList, Batch, BatchList, BatchReport, BudgetList, BudgetStatus, Delivery,
+    EventList, EventRecord, GatewayStatus, Instance, Job, JobPage, JobState, Maintenance,
+    MessagePage, MessageView, NodeStatus, NotificationList, QueueList, QueueView, ReleaseList,
+    ReleaseView, RouteCounts, ScheduleInfo, ScheduleList, ServiceList, ServiceLogs, Status,
+    Workflow, WorkflowList,
 };
 
 /// The navigation: path and label.
@@ -32,6 +33,7 @@ pub(crate) const NAV: &[(&str, &str)] = &[
     ("/notifications", "Outbox"),
     ("/events", "Events"),
     ("/releases", "Releases"),
+    ("/backups", "Backups"),
 ];
 
 /// The query string's pairs, decoded.
@@ -60,6 +62,7 @@ pub(crate) async fn render(d: &Dashboard, path: &str, query: &str) -> Result<Pag
         ["notifications"] => notifications(d).await,
         ["events"] => events(d, &q).await,
         ["releases"] => releases(d).await,
+        ["backups"] => backups(d).await,
         _ => Err(Failure {
             status: StatusCode::NOT_FOUND,
             message: format!("no dashboard page {path}; the pages are in the navigation above"),
@@ -981,6 +984,67 @@ async fn releases(d: &Dashboard) -> Result<Page, Failure> {
         Err(f) => return Err(f),
     };
     Ok(page("Releases", main))
+}
+
+async fn backups(d: &Dashboard) -> Result<Page, Failure> {
+    let list: BackupList = d.get("/v1/backups").await?;
+    let mut top = format!(
+        "<p class=\"actions\">In <code>{}</code>. {}</p>",
+        esc(&list.dir),
+        if list.running {
+            "A backup is being made now.".to_owned()
+        } else {
+            super::html::body_button(
+                "save a backup now",
+                "/v1/backups",
+                "{}",
+                "Make a backup now (the store, the included directories and databases)?",
+            )
+        }
+    );
+    if list.backups.is_empty() {
+        top.push_str("<p class=\"dim\">No backups yet.</p>");
+    }
+    let columns = vec![
+        Column::new("id", |b: &BackupInfo| cell(&b.id)),
+        Column::new("made", |b: &BackupInfo| cell(&b.created)),
+        Column::new("size", |b: &BackupInfo| size(b.bytes)),
+        Column::new("holds", |b: &BackupInfo| cell(&b.parts)),
+        Column::new("tiers", |b: &BackupInfo| {
+            if b.kept { "keep" } else { "prune" }.into()
+        }),
+    ];
+    // Newest first, as every other list of the dashboard.
+    let rows: Vec<BackupInfo> = list.backups.into_iter().rev().collect();
+    let main = table(&rows, &columns, |b: &BackupInfo| {
+        button(
+            "verify",
+            "POST",
+            &format!("/v1/backups/{}/verify", seg(&b.id)),
+            None,
+        )
+    });
+    Ok(Page {
+        title: "Backups".into(),
+        top,
+        main,
+    })
+}
+
+/// Bytes in words: "812 B", "3.4 MiB".
+fn size(bytes: u64) -> String {
+    let mut v = bytes as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if v < 1024.0 || unit == "GiB" {
+            return if unit == "B" {
+                format!("{bytes} B")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    format!("{bytes} B")
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! One file per resource.
 
 pub mod archive;
+pub mod backups;
 pub mod batches;
 pub mod deploys;
 pub mod gateway;

@@ -556,6 +556,13 @@ pub struct NamePath {
     pub name: String,
 }
 
+/// A backup archive's id in the path.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct BackupPath {
+    /// The archive's id, as `GET /v1/backups` lists it, e.g. `20261206T031500Z`.
+    pub id: String,
+}
+
 /// A release's id in the path.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 pub struct ReleasePath {
@@ -567,3 +574,11 @@ pub struct ReleasePath {
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoBody {}
+
+/// `POST /v1/backups` body.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupBody {
+    /// Also remove the archives the `keep` tiers no longer keep (default true).
+    pub prune: Option<bool>,
+}

@@ -582,3 +582,61 @@ pub struct ReleaseView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shown_state: Option<String>,
 }
+
+/// `GET /v1/backups`: the archives in the backup dir, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupList {
+    /// The backup dir.
+    pub dir: String,
+    /// Whether a backup is being made now (by the schedule or by `POST /v1/backups`).
+    pub running: bool,
+    /// The archives, oldest first.
+    pub backups: Vec<BackupInfo>,
+}
+
+/// One archive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupInfo {
+    /// Its id (the UTC time it was made, `YYYYMMDDTHHMMSSZ`).
+    pub id: String,
+    /// The file.
+    pub path: String,
+    /// When it was made.
+    pub created: Timestamp,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Whether the `keep` tiers keep it (`false`: the next prune removes it).
+    pub kept: bool,
+    /// What it holds, in words ("store, 2 dirs, …"); `null` for archives of older berths.
+    pub parts: Option<String>,
+}
+
+/// `POST /v1/backups`: a backup was started; it runs on after the answer, and ends with
+/// a `backup` event (`completed` or `failed`) and the archive in `GET /v1/backups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupStarted {
+    /// Where the archive is being written.
+    pub dir: String,
+    /// Whether the archives the tiers no longer keep are removed after.
+    pub prune: bool,
+}
+
+/// `POST /v1/backups/{id}/verify`: the archive was read whole and every entry matched its
+/// checksum (a damaged archive is an error answer, `backup_damaged`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BackupVerified {
+    /// The archive.
+    pub id: String,
+    /// The app it was made of.
+    pub app: String,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// The berth that made it.
+    pub berth_version: String,
+    /// Files in it.
+    pub files: u64,
+    /// Their bytes, uncompressed.
+    pub bytes: u64,
+    /// The application databases in it, by name.
+    pub databases: Vec<String>,
+}

@@ -346,3 +346,81 @@ async fn scheduled_backups_are_made_and_pruned_by_the_tiers() {
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(listed.iter().all(|a| a["kept"] == true));
 }
+
+/// The API (and so the dashboard) lists the archives, makes one now (refusing a second
+/// while it runs), and verifies one: whole, unknown, a path instead of an id, damaged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_lists_saves_and_verifies_backups() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backups = tmp.path().join("backups");
+    let p = Project::new(&config(backups.to_str().unwrap(), ""));
+    media(p.dir());
+    let mut berth = up(p.dir()).await;
+    let c = p.client();
+    let list = c.get_json("/v1/backups").await.unwrap();
+    assert_eq!(list["backups"].as_array().unwrap().len(), 0, "{list}");
+    assert_eq!(list["running"], false);
+    let started = c.post_json("/v1/backups", json!({})).await.unwrap();
+    assert_eq!(started["prune"], true, "{started}");
+    // One at a time: a second start while the first runs is refused, or comes after it.
+    let again = c.post_json("/v1/backups", json!({"prune": false})).await;
+    if let Err(berth_api::client::ClientError::Api { status, code, .. }) = &again {
+        assert_eq!((status.as_u16(), code.as_str()), (409, "backup_running"));
+    }
+    let typed: berth_api::types::BackupList =
+        wait_until("the backup is listed", Duration::from_secs(30), || async {
+            let l: berth_api::types::BackupList = c.get("/v1/backups").await.ok()?;
+            (!l.running && !l.backups.is_empty()).then_some(l)
+        })
+        .await;
+    let first = &typed.backups[0];
+    assert!(first.kept && first.bytes > 1000, "{first:?}");
+    assert!(
+        first.parts.as_deref().is_some_and(|p| p.contains("store")),
+        "{first:?}"
+    );
+    let ok: berth_api::types::BackupVerified = c
+        .post(
+            &format!("/v1/backups/{}/verify", first.id),
+            &berth_api::types::NoBody {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.app, "shop");
+    assert!(ok.files >= 3, "the store and two media files: {ok:?}");
+    let events = c.get_json("/v1/events?source=backup").await.unwrap();
+    assert!(
+        events["events"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("made in"),
+        "{events}"
+    );
+    let err = |r: Result<Value, berth_api::client::ClientError>| match r {
+        Err(berth_api::client::ClientError::Api { status, code, .. }) => (status.as_u16(), code),
+        other => panic!("expected a refusal: {other:?}"),
+    };
+    assert_eq!(
+        err(c
+            .post_json("/v1/backups/20200101T000000Z/verify", json!({}))
+            .await),
+        (404, "unknown_backup".into())
+    );
+    assert_eq!(
+        err(c
+            .post_json("/v1/backups/..%2Fberth.toml/verify", json!({}))
+            .await),
+        (400, "invalid".into())
+    );
+    // A damaged archive: cut in half.
+    let path = Path::new(&first.path);
+    let bytes = std::fs::read(path).unwrap();
+    std::fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
+    assert_eq!(
+        err(c
+            .post_json(&format!("/v1/backups/{}/verify", first.id), json!({}))
+            .await),
+        (422, "backup_damaged".into())
+    );
+    stop(&mut berth);
+}

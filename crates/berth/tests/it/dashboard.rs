@@ -26,6 +26,7 @@ const PAGES: &[&str] = &[
     "/notifications",
     "/events",
     "/releases",
+    "/backups",
 ];
 
 fn project(port: u16) -> Project {
@@ -122,7 +123,7 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
         std::fs::read_to_string(p.dir().join("berth-up.log")).unwrap_or_default()
     );
     let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    assert_eq!(seen["pages"].as_array().unwrap().len(), 15);
+    assert_eq!(seen["pages"].as_array().unwrap().len(), 16);
     assert_eq!(seen["retried"], true);
     assert_eq!(seen["flash_after_retry"], "retry: done");
     assert!(seen["log_lines_after"].as_u64() >= seen["log_lines_before"].as_u64().map(|n| n + 2));

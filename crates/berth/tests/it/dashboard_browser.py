@@ -37,6 +37,7 @@ PAGES = [
     "/notifications",
     "/events",
     "/releases",
+    "/backups",
 ]
 
 
