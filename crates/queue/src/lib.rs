@@ -34,5 +34,7 @@ pub use leader_task::{LeaderTask, TickFuture};
 pub use live::Live;
 pub use queues::{Enqueue, Queues, Report};
 pub use release::ReleaseDir;
-pub use runtime::{Options as RuntimeOptions, QueueChanges, QueueControl, Runtime};
+pub use runtime::{
+    CONCURRENCY_KEY, Options as RuntimeOptions, QueueChanges, QueueControl, Runtime,
+};
 pub use spec::{Backoff, HandlerSpec, QueueSpec, Retention};

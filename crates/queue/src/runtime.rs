@@ -50,6 +50,10 @@ struct Executors {
     lanes: Mutex<BTreeMap<String, Lanes>>,
     /// Executors of queues a reload removed, still finishing their jobs.
     retiring: Mutex<Vec<JoinHandle<()>>>,
+    /// The queues as the config has them (before the concurrency overrides).
+    configured: Mutex<Vec<QueueSpec>>,
+    /// Concurrency set at run time (`POST /v1/queues/NAME/concurrency`), by queue.
+    concurrency: Mutex<BTreeMap<String, u32>>,
 }
 
 /// The handler a queue's settings ask for; `None` for pull queues. `job_env` goes into the
@@ -74,6 +78,11 @@ pub fn handler_for(
         HandlerSpec::Pull => None,
     })
 }
+
+/// The store setting that holds the queues' concurrency set at run time: a JSON object of
+/// queue name to jobs at once on each node, which every node follows
+/// ([`QueueControl::set_concurrency`]).
+pub const CONCURRENCY_KEY: &str = "queue_concurrency";
 
 /// What [`QueueControl::apply`] changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -185,6 +194,47 @@ impl QueueControl {
     /// done. A handler that cannot be made (a bad URL) fails the whole call before
     /// anything changed.
     pub fn apply(&self, specs: Vec<QueueSpec>) -> Result<QueueChanges> {
+        // Held throughout: a change of the overrides meanwhile waits, then builds on these.
+        let mut configured = self.0.configured.lock().unwrap_or_else(|e| e.into_inner());
+        let changes = self.apply_with_overrides(specs.clone())?;
+        *configured = specs;
+        Ok(changes)
+    }
+
+    /// Sets each named queue's concurrency on this node over the config's (a queue not
+    /// named gets its configured one back); the queues whose concurrency changed hand
+    /// over to new executors once their running jobs are done, as on a reload. The
+    /// overrides outlive reloads. A queue named but not configured is ignored.
+    pub fn set_concurrency(&self, overrides: BTreeMap<String, u32>) -> Result<QueueChanges> {
+        let configured = self.0.configured.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut current = self.0.concurrency.lock().unwrap_or_else(|e| e.into_inner());
+            if *current == overrides {
+                return Ok(QueueChanges::default());
+            }
+            *current = overrides;
+        }
+        self.apply_with_overrides(configured.clone())
+    }
+
+    /// The concurrency each queue runs with now, where it differs from the config's.
+    pub fn concurrency_overrides(&self) -> BTreeMap<String, u32> {
+        self.0
+            .concurrency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn apply_with_overrides(&self, mut specs: Vec<QueueSpec>) -> Result<QueueChanges> {
+        {
+            let overrides = self.0.concurrency.lock().unwrap_or_else(|e| e.into_inner());
+            for spec in &mut specs {
+                if let Some(n) = overrides.get(&spec.name) {
+                    spec.concurrency = *n;
+                }
+            }
+        }
         let ex = &self.0;
         let mut lanes = ex.lanes.lock().unwrap_or_else(|e| e.into_inner());
         ex.retiring
@@ -312,6 +362,8 @@ impl Runtime {
             stop: stop.clone(),
             lanes: Mutex::new(BTreeMap::new()),
             retiring: Mutex::new(Vec::new()),
+            configured: Mutex::new(queues.specs().iter().map(|s| (**s).clone()).collect()),
+            concurrency: Mutex::new(BTreeMap::new()),
         });
         {
             let mut lanes = executors.lanes.lock().unwrap_or_else(|e| e.into_inner());

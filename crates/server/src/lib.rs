@@ -14,6 +14,7 @@
 //! - [`specs`]: config → queue settings.
 
 pub mod backup;
+mod concurrency;
 pub mod deploy;
 mod events;
 pub mod gateway;
@@ -348,6 +349,11 @@ impl Daemon {
         )
         .await?;
         reloader.set_queue_control(runtime.queue_control());
+        tokio::spawn(concurrency::follow(
+            queues.store().clone(),
+            runtime.queue_control(),
+            stop_api.clone(),
+        ));
         tracing::info!(
             app = %config.app.name,
             node = %node_name,

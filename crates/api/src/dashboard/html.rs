@@ -319,6 +319,24 @@ pub(crate) fn prompt_button(label: &str, path: &str, question: &str) -> String {
     )
 }
 
+/// A button that asks for a number (offering `now`) and sends `{field: N}` with `POST
+/// path`; an empty answer sends `{field: null}`.
+pub(crate) fn number_button(
+    label: &str,
+    path: &str,
+    question: &str,
+    field: &str,
+    now: u32,
+) -> String {
+    format!(
+        "<button type=\"button\" class=\"act\" data-method=\"POST\" data-path=\"{}\" data-prompt=\"{}\" data-prompt-field=\"{}\" data-prompt-number=\"{now}\">{}</button>",
+        esc(path),
+        esc(question),
+        esc(field),
+        esc(label)
+    )
+}
+
 /// A line of small bars for `values` (oldest first), as inline SVG described by `label`.
 pub(crate) fn sparkline(values: &[u64], label: &str) -> String {
     let max = values.iter().copied().max().unwrap_or(0).max(1) as f64;

@@ -425,13 +425,32 @@ fn queue_columns<'a>() -> Vec<Column<'a, QueueView>> {
 
 async fn queues(d: &Dashboard) -> Result<Page, Failure> {
     let answer: QueueList = d.get("/v1/queues").await?;
-    let main = table(&answer.queues, &queue_columns(), |q| {
+    let mut columns = queue_columns();
+    columns.insert(
+        2,
+        Column::new("concurrency", |q: &QueueView| cell(&q.concurrency)),
+    );
+    let main = table(&answer.queues, &columns, |q| {
         let name = seg(&q.stats.name);
-        if q.stats.paused {
+        let mut out = if q.stats.paused {
             button("resume", "POST", &format!("/v1/queues/{name}/resume"), None)
         } else {
             button("pause", "POST", &format!("/v1/queues/{name}/pause"), None)
+        };
+        // Pull queues have none: their workers choose how many jobs they lease.
+        if let Some(now) = q.concurrency {
+            out.push_str(&super::html::number_button(
+                "concurrency",
+                &format!("/v1/queues/{name}/concurrency"),
+                &format!(
+                    "Jobs of `{}` at once on each node (now {now}); empty: the config's",
+                    q.stats.name
+                ),
+                "concurrency",
+                now,
+            ));
         }
+        out
     });
     Ok(page("Queues", main))
 }
@@ -1454,6 +1473,7 @@ mod tests {
             },
             oldest_available_age_secs: Some(3.5),
             configured: true,
+            concurrency: Some(4),
         }];
         // The rows the queues page made of the answer's JSON.
         let states = JobState::ALL.map(JobState::as_str);

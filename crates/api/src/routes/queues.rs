@@ -1,5 +1,6 @@
 //! Queues: list with counts, pause, resume, purge.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aide::axum::ApiRouter;
@@ -7,13 +8,14 @@ use aide::axum::routing::{get, post};
 use axum::Json;
 use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
 
 use super::Shared;
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::types::{
-    Completed, NamePath, PurgeBody, Purged, QueueDetail, QueueList, QueuePaused, QueueStats,
-    QueueView, Timestamp,
+    Completed, ConcurrencyBody, NamePath, PurgeBody, Purged, QueueConcurrency, QueueDetail,
+    QueueList, QueuePaused, QueueStats, QueueView, Timestamp,
 };
 
 pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
@@ -23,14 +25,20 @@ pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
         .api_route("/v1/queues/{name}/pause", post(pause))
         .api_route("/v1/queues/{name}/resume", post(resume))
         .api_route("/v1/queues/{name}/purge", post(purge))
+        .api_route("/v1/queues/{name}/concurrency", post(concurrency))
 }
 
 fn view(state: &AppState, stats: QueueStats, now: Timestamp) -> QueueView {
+    let spec = state.queues.spec(&stats.name);
     QueueView {
         oldest_available_age_secs: stats
             .oldest_available_at
             .map(|t| now.since(t).as_secs_f64()),
-        configured: state.queues.spec(&stats.name).is_ok(),
+        configured: spec.is_ok(),
+        concurrency: spec
+            .ok()
+            .filter(|s| !matches!(s.handler, berth_queue::HandlerSpec::Pull))
+            .map(|s| s.concurrency),
         stats,
     }
 }
@@ -83,7 +91,7 @@ async fn show(
             berth_queue::HandlerSpec::Post { url } => format!("post: {url}"),
             berth_queue::HandlerSpec::Pull => "pull".to_owned(),
         }),
-        concurrency: spec.as_ref().map(|s| s.concurrency),
+        concurrency_override: overrides(&state).await?.remove(&name),
         max_attempts: spec.as_ref().map(|s| s.max_attempts),
         completed: Completed {
             last_1m: done[0],
@@ -131,5 +139,69 @@ async fn purge(
     Ok(Json(Purged {
         queue: name,
         deleted,
+    }))
+}
+
+/// The concurrency set at run time, by queue.
+async fn overrides(state: &AppState) -> ApiResult<BTreeMap<String, u32>> {
+    let value = state
+        .queues
+        .store()
+        .setting(berth_queue::CONCURRENCY_KEY)
+        .await?;
+    // Unreadable (written by hand): none, as the nodes treat it.
+    Ok(value
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
+
+/// Sets a queue's concurrency at run time over the config's (or, with `null`, back to
+/// it): stored, so that every node follows within a second and it outlives reloads and
+/// restarts.
+async fn concurrency(
+    state: Shared,
+    Path(NamePath { name }): Path<NamePath>,
+    body: Result<Json<ConcurrencyBody>, JsonRejection>,
+) -> ApiResult<Json<QueueConcurrency>> {
+    let Json(body) = body?;
+    let spec = state.queues.spec(&name)?;
+    if matches!(spec.handler, berth_queue::HandlerSpec::Pull) {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "pull_queue",
+            message: format!(
+                "`{name}` is a pull queue: berth runs none of its jobs, its workers choose how many they lease (`max`)"
+            ),
+        });
+    }
+    if let Some(n) = body.concurrency
+        && !(1..=10_000).contains(&n)
+    {
+        return Err(ApiError::bad_request(
+            "invalid",
+            format!(
+                "concurrency {n} is out of range; expected 1 to 10000, or null for the config's"
+            ),
+        ));
+    }
+    let mut all = overrides(&state).await?;
+    match body.concurrency {
+        Some(n) => all.insert(name.clone(), n),
+        None => all.remove(&name),
+    };
+    let now = state.queues.now();
+    let value = (!all.is_empty())
+        .then(|| serde_json::to_value(&all))
+        .transpose()
+        .map_err(ApiError::internal)?;
+    state
+        .queues
+        .store()
+        .set_setting(berth_queue::CONCURRENCY_KEY, value, now)
+        .await?;
+    tracing::info!(queue = %name, concurrency = ?body.concurrency, "queue concurrency set at run time");
+    Ok(Json(QueueConcurrency {
+        queue: name,
+        concurrency: body.concurrency,
     }))
 }

@@ -582,3 +582,12 @@ pub struct BackupBody {
     /// Also remove the archives the `keep` tiers no longer keep (default true).
     pub prune: Option<bool>,
 }
+
+/// `POST /v1/queues/{name}/concurrency` body.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyBody {
+    /// Jobs of the queue at once on each node (1 to 10,000), over the config's; `null`:
+    /// back to the config's.
+    pub concurrency: Option<u32>,
+}

@@ -131,6 +131,11 @@ pub struct QueueView {
     pub oldest_available_age_secs: Option<f64>,
     /// Whether the config names it (jobs may remain in a queue removed from it).
     pub configured: bool,
+    /// Its jobs run at once on each node, as this node runs them now (the config's, or
+    /// the one set at run time); absent for pull queues (their workers choose) and
+    /// queues not in the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
 }
 
 /// `GET /v1/queues/{name}`: a queue's counts, how it is handled, and its recent pace.
@@ -142,9 +147,10 @@ pub struct QueueDetail {
     /// `run: COMMAND`, `post: URL` or `pull` (configured queues only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler: Option<String>,
-    /// Jobs run at once on each node (configured queues only).
+    /// The concurrency set at run time over the config's (`POST
+    /// /v1/queues/{name}/concurrency`), which every node follows within a second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<u32>,
+    pub concurrency_override: Option<u32>,
     /// Attempts allowed per job (configured queues only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
@@ -172,6 +178,16 @@ pub struct QueuePaused {
     pub queue: String,
     /// Whether fetching is paused now.
     pub paused: bool,
+}
+
+/// `POST /v1/queues/{name}/concurrency`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct QueueConcurrency {
+    /// The queue.
+    pub queue: String,
+    /// The concurrency set at run time; `null`: the config's again. Every node applies
+    /// it within a second; running jobs finish under the old one first.
+    pub concurrency: Option<u32>,
 }
 
 /// `POST /v1/queues/{name}/purge`.

@@ -3,7 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use berth_api::types::{JobState, PurgeBody, Purged, QueueDetail, QueueList, QueuePaused};
+use berth_api::types::{
+    ConcurrencyBody, JobState, PurgeBody, Purged, QueueConcurrency, QueueDetail, QueueList,
+    QueuePaused,
+};
 use clap::Subcommand;
 
 use super::Ctx;
@@ -32,6 +35,18 @@ pub enum QueueCommand {
     Resume {
         /// The queue.
         name: String,
+    },
+    /// Set how many of this queue's jobs run at once on each node, over the config's,
+    /// until set back (every node follows within a second; running jobs finish first).
+    Concurrency {
+        /// The queue.
+        name: String,
+        /// Jobs at once on each node (1 to 10000).
+        #[arg(required_unless_present = "reset", conflicts_with = "reset")]
+        jobs: Option<u32>,
+        /// Back to the config's concurrency.
+        #[arg(long)]
+        reset: bool,
     },
     /// Delete this queue's waiting jobs.
     Purge {
@@ -88,6 +103,24 @@ pub async fn run(ctx: &Ctx, cmd: QueueCommand) -> anyhow::Result<ExitCode> {
             }
             .print(ctx);
         }
+        QueueCommand::Concurrency { name, jobs, reset } => {
+            let body = ConcurrencyBody {
+                concurrency: jobs.filter(|_| !reset),
+            };
+            let v: QueueConcurrency = client
+                .post(
+                    &format!("/v1/queues/{}/concurrency", super::encode(&name)),
+                    &body,
+                )
+                .await?;
+            let message = match v.concurrency {
+                Some(n) => format!(
+                    "queue `{name}` runs {n} jobs at once on each node from now on (over the config's, until `berth queue concurrency {name} --reset`)"
+                ),
+                None => format!("queue `{name}` runs with the config's concurrency again"),
+            };
+            Said { answer: v, message }.print(ctx);
+        }
         QueueCommand::Purge { name, states, yes } => {
             if !yes {
                 bail!(UsageError(format!(
@@ -118,9 +151,14 @@ fn print_queue(name: &str, v: &QueueDetail) {
     );
     if v.view.configured {
         outln!(
-            "  handler:        {}, concurrency {}, {} attempts",
+            "  handler:        {}, concurrency {}{}, {} attempts",
             opt(v.handler.as_deref()),
-            opt(v.concurrency),
+            opt(v.view.concurrency),
+            match v.concurrency_override {
+                Some(n) if v.view.concurrency == Some(n) => " (set at run time)".to_owned(),
+                Some(n) => format!(" (set to {n} at run time: applied within a second)"),
+                None => String::new(),
+            },
             opt(v.max_attempts)
         );
     } else {

@@ -243,3 +243,75 @@ rate_limit = {{ per_address = "1/h", burst = 2 }}
     assert_eq!(job["attempt"], 1, "ran once, to its end: {job}");
     stop(&mut berth);
 }
+
+/// A queue's concurrency set at run time (the dashboard's button, `berth queue
+/// concurrency`) is what its executors run: more jobs at once once the running ones are
+/// done, kept over a reload, and back to the config's when set back. A pull queue and a
+/// number out of range are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_concurrency_set_at_run_time_is_enforced_and_kept() {
+    let p = Project::new(
+        "[app]\nname = \"conc\"\nshutdown_grace = \"1s\"\n\n\
+         [queue.slow]\nhandler = { run = \"sleep 2\" }\nconcurrency = 1\n\n\
+         [queue.pulled]\nhandler = \"pull\"\n",
+    );
+    let mut berth = up(p.dir()).await;
+    let c = p.client();
+    for _ in 0..8 {
+        c.post_json(
+            "/v1/jobs",
+            serde_json::json!({"queue": "slow", "kind": "nap"}),
+        )
+        .await
+        .unwrap();
+    }
+    let running = || async {
+        let q = c.get_json("/v1/queues/slow").await.ok()?;
+        Some((q["counts"]["running"].as_u64()?, q["concurrency"].as_u64()?))
+    };
+    let (n, conc) = wait_until("one job runs", Duration::from_secs(10), || async {
+        running().await.filter(|(n, _)| *n == 1)
+    })
+    .await;
+    assert_eq!((n, conc), (1, 1));
+    let (code, out, err) = parts(&run_in(p.dir(), &["queue", "concurrency", "slow", "3"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("runs 3 jobs at once on each node"), "{out}");
+    // Enforced: three at once once the running job is done (never more).
+    wait_until(
+        "three jobs run at once",
+        Duration::from_secs(15),
+        || async { running().await.filter(|(n, c)| *n == 3 && *c == 3) },
+    )
+    .await;
+    let (_, shown, _) = parts(&run_in(p.dir(), &["queue", "show", "slow"]));
+    assert!(shown.contains("concurrency 3 (set at run time)"), "{shown}");
+    // A reload re-reads the config (which says 1): the run-time setting stays.
+    let (code, _, err) = parts(&run_in(p.dir(), &["reload"]));
+    assert_eq!(code, 0, "{err}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(running().await.map(|r| r.1), Some(3));
+    // Refusals: a pull queue, zero.
+    let (code, _, err) = parts(&run_in(p.dir(), &["queue", "concurrency", "pulled", "2"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("is a pull queue"), "{err}");
+    let (code, _, err) = parts(&run_in(p.dir(), &["queue", "concurrency", "slow", "0"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("expected 1 to 10000"), "{err}");
+    // Back to the config's.
+    let (code, out, err) = parts(&run_in(
+        p.dir(),
+        &["queue", "concurrency", "slow", "--reset"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("config's concurrency again"), "{out}");
+    wait_until(
+        "the config's concurrency again",
+        Duration::from_secs(5),
+        || async { running().await.filter(|(_, c)| *c == 1) },
+    )
+    .await;
+    let v = c.get_json("/v1/queues/slow").await.unwrap();
+    assert!(v.get("concurrency_override").is_none(), "{v}");
+    stop(&mut berth);
+}

@@ -21,9 +21,19 @@
     if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
     let body = button.dataset.body || "{}";
     if (button.dataset.prompt) {
-      const text = window.prompt(button.dataset.prompt);
+      const number = button.dataset.promptNumber;
+      const text = window.prompt(button.dataset.prompt, number === undefined ? "" : number);
       if (text === null) return;
-      body = JSON.stringify({ message: text });
+      let value = text;
+      if (number !== undefined) {
+        // A number, or nothing for the default; anything else is not sent.
+        value = text.trim() === "" ? null : Number(text.trim());
+        if (value !== null && !Number.isInteger(value)) {
+          flash(`${button.textContent}: ${JSON.stringify(text)} is not a whole number`, true);
+          return;
+        }
+      }
+      body = JSON.stringify({ [button.dataset.promptField || "message"]: value });
     }
     const label = button.textContent;
     button.disabled = true;
