@@ -207,14 +207,19 @@ impl QueueControl {
     /// overrides outlive reloads. A queue named but not configured is ignored.
     pub fn set_concurrency(&self, overrides: BTreeMap<String, u32>) -> Result<QueueChanges> {
         let configured = self.0.configured.lock().unwrap_or_else(|e| e.into_inner());
-        {
+        let before = {
             let mut current = self.0.concurrency.lock().unwrap_or_else(|e| e.into_inner());
             if *current == overrides {
                 return Ok(QueueChanges::default());
             }
-            *current = overrides;
+            std::mem::replace(&mut *current, overrides)
+        };
+        let applied = self.apply_with_overrides(configured.clone());
+        if applied.is_err() {
+            // Not applied: the next call tries again.
+            *self.0.concurrency.lock().unwrap_or_else(|e| e.into_inner()) = before;
         }
-        self.apply_with_overrides(configured.clone())
+        applied
     }
 
     /// The concurrency each queue runs with now, where it differs from the config's.
@@ -350,6 +355,23 @@ impl Runtime {
                 "jobs left running by the previous run of this node will run again"
             );
         }
+        // The concurrency set at run time, over the config's, before any executor starts:
+        // a restart never runs more at once than it says (the server follows it after).
+        let configured: Vec<QueueSpec> = queues.specs().iter().map(|s| (**s).clone()).collect();
+        let concurrency: BTreeMap<String, u32> = match queues.store().setting(CONCURRENCY_KEY).await
+        {
+            Ok(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
+            _ => BTreeMap::new(),
+        };
+        if !concurrency.is_empty() {
+            let mut effective = configured.clone();
+            for spec in &mut effective {
+                if let Some(n) = concurrency.get(&spec.name) {
+                    spec.concurrency = *n;
+                }
+            }
+            queues.set_specs(effective);
+        }
         let stop = CancellationToken::new();
         let heartbeat_stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -362,8 +384,8 @@ impl Runtime {
             stop: stop.clone(),
             lanes: Mutex::new(BTreeMap::new()),
             retiring: Mutex::new(Vec::new()),
-            configured: Mutex::new(queues.specs().iter().map(|s| (**s).clone()).collect()),
-            concurrency: Mutex::new(BTreeMap::new()),
+            configured: Mutex::new(configured),
+            concurrency: Mutex::new(concurrency),
         });
         {
             let mut lanes = executors.lanes.lock().unwrap_or_else(|e| e.into_inner());

@@ -224,8 +224,14 @@ impl LeaderTask for BackupTask {
                     _ => false,
                 }
             };
-            if due {
-                self.busy.store(true, Ordering::Release);
+            // Taken in one step: a backup started through the API meanwhile (which takes
+            // it the same way) is the one made now.
+            if due
+                && self
+                    .busy
+                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
                 let (store, backups, node, busy) = (
                     self.store.clone(),
                     (*backups).clone(),

@@ -253,11 +253,14 @@ impl Dashboard {
             Some((p, q)) => (p.to_owned(), q.to_owned()),
             None => (view.clone(), String::new()),
         };
+        // A view that is not live (a jobs search) gets a stream that ends at once.
+        let live = pages::is_live(&view);
         let start = (self.clone(), path, query, String::new(), true);
-        let events =
-            futures_util::stream::unfold(start, |(dash, path, query, last, first)| async move {
+        let events = futures_util::stream::unfold(
+            start,
+            move |(dash, path, query, last, first)| async move {
                 loop {
-                    if dash.inner.closing.is_cancelled() {
+                    if !live || dash.inner.closing.is_cancelled() {
                         return None;
                     }
                     if !first || !last.is_empty() {
@@ -278,7 +281,8 @@ impl Dashboard {
                         ));
                     }
                 }
-            });
+            },
+        );
         boxed(
             Sse::new(events)
                 .keep_alive(KeepAlive::default())
@@ -496,12 +500,16 @@ fn frame(dash: &Dashboard, viewer: &DashboardViewer, view: &str, page: &Page) ->
          <body><header><a class=\"brand\" href=\"{base}/\">berth</a> <span class=\"app\">{app}</span>\
          <nav>{nav}</nav><form class=\"user\" method=\"post\" action=\"/_berth/logout\">{user} <button type=\"submit\">log out</button></form></header>\
          <div id=\"flash\" role=\"status\" aria-live=\"polite\"></div>\
-         <h1>{title}</h1>{top}<main id=\"main\" data-view=\"{view}\">{main}</main></body></html>",
+         <h1>{title}</h1>{top}<main id=\"main\"{live}>{main}</main></body></html>",
         title = html::esc(&page.title),
+        live = if pages::is_live(view) {
+            format!(" data-view=\"{}\"", html::esc(view))
+        } else {
+            String::new()
+        },
         app = html::esc(&dash.inner.state.app),
         csrf = html::esc(viewer.csrf.as_deref().unwrap_or_default()),
         user = html::esc(&viewer.user),
-        view = html::esc(view),
         top = page.top,
         main = page.main,
     )

@@ -36,6 +36,17 @@ pub(crate) const NAV: &[(&str, &str)] = &[
     ("/backups", "Backups"),
 ];
 
+/// Whether the page at `view` (path and query) is rendered again live. A jobs search in
+/// the arguments or by push time may read many jobs: it is shown once, not every two
+/// seconds for each open tab.
+pub(crate) fn is_live(view: &str) -> bool {
+    let (path, query) = view.split_once('?').unwrap_or((view, ""));
+    let searching = params(query)
+        .iter()
+        .any(|(k, v)| matches!(k.as_str(), "args" | "since" | "until") && !v.is_empty());
+    !(path.trim_end_matches('/') == "/jobs" && searching)
+}
+
 /// The query string's pairs, decoded.
 pub(crate) fn params(query: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str(query).unwrap_or_default()

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use aide::axum::ApiRouter;
 use aide::axum::routing::get;
 use axum::Json;
+use axum::extract::Query;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query};
 use berth_store::{ArchiveFilter, ArchiveSelect, JobState};
 
-use super::{Shared, id_of};
+use super::{ApiPath, Shared, id_of};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::types::{ArchiveBody, ArchivePage, ArchiveQuery, Archived, ArchivedJob, IdPath};
@@ -122,7 +122,10 @@ async fn list(
     }))
 }
 
-async fn show(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<ArchivedJob>> {
+async fn show(
+    state: Shared,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+) -> ApiResult<Json<ArchivedJob>> {
     let id = id_of(&id)?;
     match state.queues.store().archived_job(id).await? {
         Some(j) => Ok(Json(j)),

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get, post};
 use axum::Json;
-use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 
-use super::Shared;
+use super::{ApiPath, Shared};
 use crate::error::{Accepted, ApiError, ApiResult, JsonWith};
 use crate::types::{BackupBody, BackupList, BackupPath, BackupStarted, BackupVerified};
 use crate::{AppState, Backups, DeployRefusal};
@@ -59,7 +58,7 @@ async fn save(
 
 async fn verify(
     state: Shared,
-    Path(BackupPath { id }): Path<BackupPath>,
+    ApiPath(BackupPath { id }): ApiPath<BackupPath>,
 ) -> ApiResult<Json<BackupVerified>> {
     backups(&state)?
         .verify(&id)

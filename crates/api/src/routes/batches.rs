@@ -5,12 +5,12 @@ use std::sync::Arc;
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get, post};
 use axum::Json;
+use axum::extract::Query;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query};
 use berth_queue::batches::BatchRequest;
 use berth_store::BatchFilter;
 
-use super::{Shared, flow_state, id_of};
+use super::{ApiPath, Shared, flow_state, id_of};
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::types::{
@@ -59,17 +59,20 @@ async fn list(
     }))
 }
 
-async fn show(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<BatchReport>> {
+async fn show(
+    state: Shared,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+) -> ApiResult<Json<BatchReport>> {
     Ok(Json(state.queues.batch(id_of(&id)?).await?))
 }
 
-async fn cancel(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<Batch>> {
+async fn cancel(state: Shared, ApiPath(IdPath { id }): ApiPath<IdPath>) -> ApiResult<Json<Batch>> {
     Ok(Json(state.queues.batch_cancel(id_of(&id)?).await?))
 }
 
 async fn retry_failed(
     state: Shared,
-    Path(IdPath { id }): Path<IdPath>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
 ) -> ApiResult<Json<BatchRetried>> {
     let (batch, retried_jobs) = state.queues.batch_retry_failed(id_of(&id)?).await?;
     Ok(Json(BatchRetried {

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get, post};
 use axum::Json;
-use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 
-use super::Shared;
+use super::{ApiPath, Shared};
 use crate::error::{Accepted, ApiError, ApiResult, JsonWith};
 use crate::types::{DeployBody, Release, ReleaseList, ReleasePath, ReleaseView, RollbackBody};
 use crate::{AppState, DeployRefusal, Deploys};
@@ -46,7 +45,7 @@ async fn list(state: Shared) -> ApiResult<Json<ReleaseList>> {
 
 async fn show(
     state: Shared,
-    Path(ReleasePath { id }): Path<ReleasePath>,
+    ApiPath(ReleasePath { id }): ApiPath<ReleasePath>,
 ) -> ApiResult<Json<ReleaseView>> {
     deploys(&state)?.release(&id).map(Json).map_err(refused)
 }

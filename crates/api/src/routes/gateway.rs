@@ -6,11 +6,10 @@ use std::sync::Arc;
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get, post};
 use axum::Json;
-use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 
-use super::Shared;
+use super::{ApiPath, Shared};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::types::{
@@ -35,7 +34,7 @@ pub(crate) fn routes() -> ApiRouter<Arc<AppState>> {
 /// reset`). Every node's gateway follows from the store.
 async fn reset_budget(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> ApiResult<Json<BudgetReset>> {
     let now = state.queues.now();
     let Some(gateway) = &state.gateway else {

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get, post};
 use axum::Json;
+use axum::extract::Query;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use berth_store::{Inserted, Job, StateChange};
 
-use super::{Shared, id_of};
+use super::{ApiPath, Shared, id_of};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, Created, JsonWith};
 use crate::types::{
@@ -58,13 +58,6 @@ async fn act_on_filter(
             format!("unknown action {action:?}; expected retry, cancel, discard or delete"),
         ));
     }
-    let named = [&body.queue, &body.state, &body.kind, &body.tag, &body.args];
-    if named.iter().all(|f| f.is_none()) {
-        return Err(ApiError::bad_request(
-            "invalid",
-            "name at least one of `queue`, `state`, `kind`, `tag` and `args`: an action on every job is refused",
-        ));
-    }
     let max = body.max.unwrap_or(10_000);
     if max == 0 || max > MAX_ACTED {
         return Err(ApiError::bad_request(
@@ -84,6 +77,18 @@ async fn act_on_filter(
         limit: Some(1000),
     }
     .into_filter()?;
+    // On the filter as read: an empty `state` or `args` narrows nothing.
+    if filter.queue.is_none()
+        && filter.states.is_empty()
+        && filter.kind.is_none()
+        && filter.tag.is_none()
+        && filter.args_contains.is_none()
+    {
+        return Err(ApiError::bad_request(
+            "invalid",
+            "name at least one of `queue`, `state`, `kind`, `tag` and `args`: an action on every job is refused",
+        ));
+    }
     let (mut matched, mut done, mut skipped, mut more) = (0u64, 0u64, 0u64, false);
     'pages: loop {
         let page = state.queues.list(filter.clone()).await?;
@@ -191,7 +196,7 @@ async fn list(
     }))
 }
 
-async fn show(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<Job>> {
+async fn show(state: Shared, ApiPath(IdPath { id }): ApiPath<IdPath>) -> ApiResult<Json<Job>> {
     Ok(Json(state.queues.job(id_of(&id)?).await?))
 }
 
@@ -199,18 +204,30 @@ fn change(ch: StateChange) -> Json<StateChange> {
     Json(ch)
 }
 
-async fn retry(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<StateChange>> {
+async fn retry(
+    state: Shared,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+) -> ApiResult<Json<StateChange>> {
     Ok(change(state.queues.retry(id_of(&id)?).await?))
 }
 
-async fn cancel(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<StateChange>> {
+async fn cancel(
+    state: Shared,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+) -> ApiResult<Json<StateChange>> {
     Ok(change(state.queues.cancel(id_of(&id)?).await?))
 }
 
-async fn discard(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<StateChange>> {
+async fn discard(
+    state: Shared,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+) -> ApiResult<Json<StateChange>> {
     Ok(change(state.queues.discard(id_of(&id)?).await?))
 }
 
-async fn delete(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<StateChange>> {
+async fn delete(
+    state: Shared,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+) -> ApiResult<Json<StateChange>> {
     Ok(change(state.queues.delete(id_of(&id)?).await?))
 }

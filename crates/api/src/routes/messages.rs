@@ -5,8 +5,8 @@ use std::sync::Arc;
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get, post};
 use axum::Json;
+use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use berth_store::{Message, MessageFilter};
@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use berth_ingest::IngestError;
 
-use super::{Shared, id_of};
+use super::{ApiPath, Shared, id_of};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, EventStream};
 use crate::types::{
@@ -186,7 +186,10 @@ async fn stream(
     ))
 }
 
-async fn show(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<MessageView>> {
+async fn show(
+    state: Shared,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+) -> ApiResult<Json<MessageView>> {
     let id = id_of(&id)?;
     match state.queues.store().message(id).await? {
         Some(m) => Ok(Json(view(&m))),
@@ -198,7 +201,10 @@ async fn show(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Jso
     }
 }
 
-async fn replay(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<MessageView>> {
+async fn replay(
+    state: Shared,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+) -> ApiResult<Json<MessageView>> {
     let id = id_of(&id)?;
     let Some(ingests) = &state.ingests else {
         return Err(ApiError {

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get, post};
 use axum::Json;
-use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 
-use super::Shared;
+use super::{ApiPath, Shared};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::types::{
@@ -54,7 +53,7 @@ async fn list(state: Shared) -> ApiResult<Json<QueueList>> {
 /// completed over the last 1, 5 and 15 minutes.
 async fn show(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> ApiResult<Json<QueueDetail>> {
     let now = state.queues.now();
     let spec = state.queues.spec(&name);
@@ -104,7 +103,7 @@ async fn show(
 
 async fn pause(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> ApiResult<Json<QueuePaused>> {
     state.queues.set_paused(&name, true).await?;
     Ok(Json(QueuePaused {
@@ -115,7 +114,7 @@ async fn pause(
 
 async fn resume(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> ApiResult<Json<QueuePaused>> {
     state.queues.set_paused(&name, false).await?;
     Ok(Json(QueuePaused {
@@ -126,7 +125,7 @@ async fn resume(
 
 async fn purge(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
     body: Result<Json<PurgeBody>, JsonRejection>,
 ) -> ApiResult<Json<Purged>> {
     // An empty body means the default states.
@@ -160,7 +159,7 @@ async fn overrides(state: &AppState) -> ApiResult<BTreeMap<String, u32>> {
 /// restarts.
 async fn concurrency(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
     body: Result<Json<ConcurrencyBody>, JsonRejection>,
 ) -> ApiResult<Json<QueueConcurrency>> {
     let Json(body) = body?;
@@ -184,24 +183,39 @@ async fn concurrency(
             ),
         ));
     }
-    let mut all = overrides(&state).await?;
-    match body.concurrency {
-        Some(n) => all.insert(name.clone(), n),
-        None => all.remove(&name),
-    };
-    let now = state.queues.now();
-    let value = (!all.is_empty())
-        .then(|| serde_json::to_value(&all))
-        .transpose()
-        .map_err(ApiError::internal)?;
-    state
-        .queues
-        .store()
-        .set_setting(berth_queue::CONCURRENCY_KEY, value, now)
-        .await?;
-    tracing::info!(queue = %name, concurrency = ?body.concurrency, "queue concurrency set at run time");
-    Ok(Json(QueueConcurrency {
-        queue: name,
-        concurrency: body.concurrency,
-    }))
+    // Changed in one step against what was read: two changes at once (two admins, two
+    // nodes) both land, the second on top of the first.
+    let store = state.queues.store();
+    for _ in 0..20 {
+        let before = store.setting(berth_queue::CONCURRENCY_KEY).await?;
+        let mut all: BTreeMap<String, u32> = before
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        match body.concurrency {
+            Some(n) => all.insert(name.clone(), n),
+            None => all.remove(&name),
+        };
+        let value = (!all.is_empty())
+            .then(|| serde_json::to_value(&all))
+            .transpose()
+            .map_err(ApiError::internal)?;
+        let now = state.queues.now();
+        if store
+            .swap_setting(berth_queue::CONCURRENCY_KEY, before, value, now)
+            .await?
+        {
+            tracing::info!(queue = %name, concurrency = ?body.concurrency, "queue concurrency set at run time");
+            return Ok(Json(QueueConcurrency {
+                queue: name,
+                concurrency: body.concurrency,
+            }));
+        }
+    }
+    Err(ApiError {
+        status: StatusCode::CONFLICT,
+        code: "conflict",
+        message: "the queues' concurrency setting kept changing under this change; try again"
+            .into(),
+    })
 }

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get, post};
 use axum::Json;
-use axum::extract::Path;
 
-use super::Shared;
+use super::{ApiPath, Shared};
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::types::{NamePath, ScheduleInfo, ScheduleList, ScheduleRun};
@@ -28,7 +27,7 @@ async fn list(state: Shared) -> ApiResult<Json<ScheduleList>> {
 
 async fn run(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> ApiResult<Json<ScheduleRun>> {
     let fired = state.scheduler.run_now(&name).await?;
     Ok(Json(ScheduleRun {
@@ -40,14 +39,14 @@ async fn run(
 
 async fn pause(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> ApiResult<Json<ScheduleInfo>> {
     Ok(Json(state.scheduler.set_paused(&name, true).await?))
 }
 
 async fn resume(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> ApiResult<Json<ScheduleInfo>> {
     Ok(Json(state.scheduler.set_paused(&name, false).await?))
 }

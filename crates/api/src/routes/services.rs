@@ -7,14 +7,14 @@ use std::time::SystemTime;
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get, post};
 use axum::Json;
+use axum::extract::Query;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use berth_store::EventFilter;
 use berth_supervise::usage::ProcessTable;
 use berth_supervise::{InstanceStatus, Signal};
 
-use super::Shared;
+use super::{ApiPath, Shared};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::types::{
@@ -139,7 +139,7 @@ fn names(state: &AppState) -> String {
 
 async fn start(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> ApiResult<Json<ServiceInstances>> {
     state
         .services
@@ -153,7 +153,7 @@ async fn start(
 
 async fn stop(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> ApiResult<Json<ServiceInstances>> {
     let (sup, service) = (state.services.clone(), name.clone());
     let done = tokio::spawn(async move { sup.stop_service(&service).await }).await;
@@ -162,7 +162,7 @@ async fn stop(
 
 async fn restart(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> ApiResult<Json<ServiceInstances>> {
     let (sup, service) = (state.services.clone(), name.clone());
     let done = tokio::spawn(async move { sup.restart(&service).await }).await;
@@ -194,7 +194,7 @@ const TAIL_BYTES: u64 = 1024 * 1024;
 /// starts with its RFC 3339 stamp), from the end of each instance's current file.
 async fn logs(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
     query: Result<Query<LogsQuery>, QueryRejection>,
 ) -> ApiResult<Json<ServiceLogs>> {
     let Query(q) = query?;
@@ -260,7 +260,7 @@ fn tail(path: &std::path::Path, max: u64) -> String {
 
 async fn signal(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
     body: Result<Json<SignalBody>, JsonRejection>,
 ) -> ApiResult<Json<Signalled>> {
     let Json(body) = body?;

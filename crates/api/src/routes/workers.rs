@@ -7,13 +7,12 @@ use std::time::Duration;
 use aide::axum::ApiRouter;
 use aide::axum::routing::post;
 use axum::Json;
-use axum::extract::Path;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use berth_queue::Report;
 use berth_store::{AttemptRef, Finished, LeasedJob};
 
-use super::{Shared, id_of};
+use super::{ApiPath, Shared, id_of};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::types::{
@@ -51,7 +50,7 @@ fn lease_len(v: Option<&str>) -> ApiResult<Duration> {
 
 async fn lease(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
     body: Result<Json<LeaseBody>, JsonRejection>,
 ) -> ApiResult<Json<Leased>> {
     let Json(b) = body?;
@@ -143,7 +142,7 @@ fn report_of(item: ReportItem) -> ApiResult<(AttemptRef, Report)> {
 /// Records many outcomes in one write, then (with `lease`) leases the next jobs.
 async fn report(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
     body: Result<Json<ReportBody>, JsonRejection>,
 ) -> ApiResult<Json<Reported>> {
     let Json(b) = body?;
@@ -181,7 +180,7 @@ async fn report(
 /// Extends many leases at once.
 async fn heartbeat_many(
     state: Shared,
-    Path(NamePath { name }): Path<NamePath>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
     body: Result<Json<HeartbeatManyBody>, JsonRejection>,
 ) -> ApiResult<Json<Heartbeats>> {
     let Json(b) = body?;
@@ -221,7 +220,7 @@ fn stale(id: i64, attempt: u32) -> ApiError {
 
 async fn heartbeat(
     state: Shared,
-    Path(IdPath { id }): Path<IdPath>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
     body: Result<Json<HeartbeatBody>, JsonRejection>,
 ) -> ApiResult<Json<Heartbeat>> {
     let id = id_of(&id)?;
@@ -260,7 +259,7 @@ async fn finish(
 
 async fn complete(
     state: Shared,
-    Path(IdPath { id }): Path<IdPath>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
     body: Result<Json<CompleteBody>, JsonRejection>,
 ) -> ApiResult<Json<AttemptOutcome>> {
     let id = id_of(&id)?;
@@ -274,7 +273,7 @@ async fn complete(
 
 async fn fail(
     state: Shared,
-    Path(IdPath { id }): Path<IdPath>,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
     body: Result<Json<FailBody>, JsonRejection>,
 ) -> ApiResult<Json<AttemptOutcome>> {
     let Json(b) = body?;

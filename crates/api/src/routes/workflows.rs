@@ -5,11 +5,11 @@ use std::sync::Arc;
 use aide::axum::ApiRouter;
 use aide::axum::routing::{get, post};
 use axum::Json;
+use axum::extract::Query;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query};
 use berth_store::WorkflowFilter;
 
-use super::{Shared, flow_state, id_of};
+use super::{ApiPath, Shared, flow_state, id_of};
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::types::{
@@ -68,14 +68,20 @@ async fn list(
     }))
 }
 
-async fn show(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<Workflow>> {
+async fn show(state: Shared, ApiPath(IdPath { id }): ApiPath<IdPath>) -> ApiResult<Json<Workflow>> {
     Ok(Json(state.workflows.get(id_of(&id)?).await?))
 }
 
-async fn cancel(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<Workflow>> {
+async fn cancel(
+    state: Shared,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+) -> ApiResult<Json<Workflow>> {
     Ok(Json(state.workflows.cancel(id_of(&id)?).await?))
 }
 
-async fn retry(state: Shared, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<Workflow>> {
+async fn retry(
+    state: Shared,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+) -> ApiResult<Json<Workflow>> {
     Ok(Json(state.workflows.retry(id_of(&id)?).await?))
 }

@@ -726,5 +726,28 @@ async fn jobs_are_found_by_their_arguments_and_push_time() {
     assert_eq!(r["done"], 1, "{r}");
     let cancelled = c.get_json("/v1/jobs?state=cancelled").await.unwrap();
     assert_eq!(cancelled["jobs"][0]["args"]["customer"], "bob@example.com");
+    // An empty text narrows nothing: an action with only it is refused.
+    let (status, _, message) = api_err(
+        c.post_json(
+            "/v1/jobs/actions",
+            json!({"action": "delete", "args": "", "state": ""}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{message}");
+    assert!(
+        message.contains("an action on every job is refused"),
+        "{message}"
+    );
+    let left = c.get_json("/v1/jobs").await.unwrap();
+    assert_eq!(
+        left["jobs"].as_array().unwrap().len(),
+        2,
+        "nothing was deleted"
+    );
+    // A path that does not read is the API's JSON error too.
+    let (status, code, _) = api_err(c.get_json("/v1/queues/%FF").await).await;
+    assert_eq!((status, code.as_str()), (400, "bad_path"));
     d.stop().await;
 }

@@ -146,7 +146,8 @@ pub async fn run(ctx: &Ctx, cmd: ArchiveCommand) -> anyhow::Result<ExitCode> {
                 }
                 let v: ArchivePage = client.get(&path).await?;
                 for j in &v.jobs {
-                    serde_json::to_writer(&mut out, j)?;
+                    // Keys in alphabetical order, as every JSON line berth prints.
+                    serde_json::to_writer(&mut out, &serde_json::to_value(j)?)?;
                     writeln!(out)?;
                     n += 1;
                 }

@@ -233,6 +233,10 @@ async fn an_admin_uses_the_dashboard_in_a_real_browser() {
     ]);
     assert_eq!(code, "200");
     assert!(found.contains("<td>invoice</td>"), "{found}");
+    assert!(
+        !found.contains("data-view"),
+        "a search is shown once, not live"
+    );
     assert!(!found.contains("<td>send</td>") && !found.contains("<td>keep</td>"));
     let (_, none) = curl(&["-b", jar, &format!("{gateway}/admin/jobs?until=1h")]);
     assert!(

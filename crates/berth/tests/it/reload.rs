@@ -313,5 +313,27 @@ async fn queue_concurrency_set_at_run_time_is_enforced_and_kept() {
     .await;
     let v = c.get_json("/v1/queues/slow").await.unwrap();
     assert!(v.get("concurrency_override").is_none(), "{v}");
+    // Set to 2, then a restart: never more than 2 at once, from the first moment.
+    let (code, _, err) = parts(&run_in(p.dir(), &["queue", "concurrency", "slow", "2"]));
+    assert_eq!(code, 0, "{err}");
+    stop(&mut berth);
+    let mut berth = up(p.dir()).await;
+    for _ in 0..6 {
+        c.post_json(
+            "/v1/jobs",
+            serde_json::json!({"queue": "slow", "kind": "nap"}),
+        )
+        .await
+        .unwrap();
+    }
+    let mut most = 0;
+    for _ in 0..30 {
+        if let Some((n, conc)) = running().await {
+            assert_eq!(conc, 2, "the run-time concurrency from the start");
+            most = most.max(n);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(most, 2, "two at once, never more");
     stop(&mut berth);
 }
