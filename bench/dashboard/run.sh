@@ -9,6 +9,9 @@
 #
 #   bench/dashboard/run.sh [JOBS] [DEAD] [BURN_JOBS]
 #
+# BLOCKS (default 2) sets how many A B B A blocks the burn-down runs; ONLY_BURN=1 stops
+# after the burn-down and the CPU at rest.
+#
 # Needs: a release build of berth (cargo build --release -p berth), curl, mosquitto_pub.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -67,7 +70,9 @@ live_on() {
 live_off() { kill "$live1" "$live2" 2>/dev/null || true; wait "$live1" "$live2" 2>/dev/null || true; }
 # A B B A A B B A: a drift over the runs (the store grows by BURN completed jobs each)
 # weighs on both sides alike.
-for order in "no live" "live no" "no live" "live no"; do
+orders=()
+for _ in $(seq 1 "${BLOCKS:-2}"); do orders+=("no live" "live no"); done
+for order in "${orders[@]}"; do
   for side in $order; do
     if [ "$side" = live ]; then live_on; burn "live pages"; live_off; else burn "no page"; fi
   done
@@ -87,6 +92,7 @@ for side in no live no live; do
   printf '{"idle_cpu": "%s", "cpu_ms_per_sec": %s}\n' "$side" \
     "$(awk -v d=$((after - before)) -v t="$tick" 'BEGIN { printf "%.2f", d * 1000 / t / 20 }')"
 done
+[ "${ONLY_BURN:-0}" = 1 ] && exit 0
 
 log "publishing $DEAD dead letters (payloads that are not JSON) over MQTT ..."
 for stand in $(seq 1 10); do
