@@ -20,6 +20,8 @@ const GATEWAY_KEYS: &[&str] = &[
     "tls",
     "http",
     "access_log",
+    "access_log_max_size",
+    "access_log_keep",
     "max_body",
     "timeout",
     "connect_timeout",
@@ -90,6 +92,10 @@ pub struct GatewayConfig {
     pub http: Option<SocketAddr>,
     /// `access_log` (default `"combined"`): written to `logs/access.log` in the data dir.
     pub access_log: AccessLogFormat,
+    /// `access_log_max_size` (default 100 MiB): the access log is rotated at this size.
+    pub access_log_max_size: u64,
+    /// `access_log_keep` (default 5, 0–100): rotated access logs kept.
+    pub access_log_keep: u32,
     /// `max_body` (default 10 MiB): the largest request body proxied.
     pub max_body: u64,
     /// `timeout` (default 60s): how long an upstream may take to start its response.
@@ -342,6 +348,10 @@ pub(crate) fn gateway(
             )),
         })
         .unwrap_or_default();
+    let access_log_max_size = section.size("access_log_max_size", d).unwrap_or(100 << 20);
+    let access_log_keep = section
+        .integer("access_log_keep", 0..=100, d)
+        .map_or(5, |n| n as u32);
     let max_body = section.size("max_body", d).unwrap_or(10 << 20);
     let timeout = section
         .duration("timeout", false, d)
@@ -374,6 +384,8 @@ pub(crate) fn gateway(
         tls,
         http,
         access_log,
+        access_log_max_size,
+        access_log_keep,
         max_body,
         timeout,
         connect_timeout,

@@ -1,7 +1,8 @@
 //! The access log: one line per request, in the combined format or as JSON, written by a
 //! task of its own so that a slow disk never holds a request up. When the writer falls
 //! more than [`BACKLOG`] lines behind, lines are dropped and the drop is counted in the
-//! log itself.
+//! log itself. At its maximum size the file is rotated between two lines (`access.log.1`
+//! … `.KEEP`), so the disk never fills and no line is split or lost.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -62,9 +63,16 @@ impl AccessLogger {
         let (tx, rx) = mpsc::channel(BACKLOG);
         let dropped = Arc::new(AtomicU64::new(0));
         let counted = dropped.clone();
+        let out = Rotating {
+            size: file.metadata().map(|m| m.len()).unwrap_or(0),
+            out: std::io::BufWriter::with_capacity(64 << 10, file),
+            path: spec.path.clone(),
+            max_bytes: spec.max_bytes.max(1),
+            keep: spec.keep,
+        };
         std::thread::Builder::new()
             .name("berth-access-log".into())
-            .spawn(move || write_lines(file, rx, counted))
+            .spawn(move || write_lines(out, rx, counted))
             .map_err(|e| io_error(&spec.path, e))?;
         Ok(Self {
             format: spec.format,
@@ -84,26 +92,76 @@ impl AccessLogger {
     }
 }
 
-fn write_lines(file: std::fs::File, mut rx: mpsc::Receiver<String>, dropped: Arc<AtomicU64>) {
-    let mut out = std::io::BufWriter::with_capacity(64 << 10, file);
+/// The file being written, rotated by size.
+struct Rotating {
+    out: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+    size: u64,
+    max_bytes: u64,
+    keep: u32,
+}
+
+impl Rotating {
+    /// Writes one whole line, rotating first if it would not fit.
+    fn line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
+            self.rotate()?;
+        }
+        self.out.write_all(line)?;
+        self.size += line.len() as u64;
+        Ok(())
+    }
+
+    /// Shifts `.1` … `.KEEP-1` up by one (dropping `.KEEP`), moves the file to `.1` and
+    /// starts an empty one.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        let rotated = |n: u32| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{n}"));
+            PathBuf::from(p)
+        };
+        let gone = |r: std::io::Result<()>| match r {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+        if self.keep == 0 {
+            gone(std::fs::remove_file(&self.path))?;
+        } else {
+            gone(std::fs::remove_file(rotated(self.keep)))?;
+            for n in (1..self.keep).rev() {
+                gone(std::fs::rename(rotated(n), rotated(n + 1)))?;
+            }
+            std::fs::rename(&self.path, rotated(1))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.out = std::io::BufWriter::with_capacity(64 << 10, file);
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn write_lines(mut out: Rotating, mut rx: mpsc::Receiver<String>, dropped: Arc<AtomicU64>) {
     while let Some(line) = rx.blocking_recv() {
-        let mut ok = out.write_all(line.as_bytes()).is_ok();
+        let mut ok = out.line(line.as_bytes()).is_ok();
         // Take whatever else is waiting before one flush.
         while let Ok(line) = rx.try_recv() {
-            ok &= out.write_all(line.as_bytes()).is_ok();
+            ok &= out.line(line.as_bytes()).is_ok();
         }
         let lost = dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
-            let _ = writeln!(
-                out,
-                "# berth: {lost} access log lines dropped (the writer fell behind)"
-            );
+            let note =
+                format!("# berth: {lost} access log lines dropped (the writer fell behind)\n");
+            ok &= out.line(note.as_bytes()).is_ok();
         }
-        if !ok || out.flush().is_err() {
+        if !ok || out.out.flush().is_err() {
             tracing::warn!("cannot write the access log");
         }
     }
-    let _ = out.flush();
+    let _ = out.out.flush();
 }
 
 /// `127.0.0.1 - alice [22/Nov/2026:10:00:00 +0000] "GET /x HTTP/1.1" 200 512 "ref" "agent" 0.002`

@@ -57,6 +57,10 @@ pub struct AccessLog {
     pub path: PathBuf,
     /// Its line format.
     pub format: AccessLogFormat,
+    /// At this size the file is rotated: `PATH.1` … `PATH.KEEP`, oldest dropped.
+    pub max_bytes: u64,
+    /// Rotated files kept (0: the full file is removed).
+    pub keep: u32,
 }
 
 /// An access log line's format.

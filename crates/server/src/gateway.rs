@@ -140,6 +140,8 @@ pub fn gateway_spec(
                 AccessLogFormat::Json => berth_gateway::AccessLogFormat::Json,
                 _ => berth_gateway::AccessLogFormat::Combined,
             },
+            max_bytes: g.access_log_max_size,
+            keep: g.access_log_keep,
         }),
     };
     Ok(Some(GatewaySpec {

@@ -473,3 +473,74 @@ async fn maintenance_mode_from_the_command_line() {
     assert_eq!(out.trim(), "off");
     stop(&mut child);
 }
+
+/// The access log rotates by size under load, between two lines: 12,000 requests from
+/// eight clients at once, each line found exactly once across `access.log` and its
+/// rotated files, none larger than the limit, nothing dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_rotates_under_load_without_losing_a_line() {
+    let listen = berth_testkit::free_port_run(1);
+    let p = Project::new(&format!(
+        "[app]\nname = \"rot\"\nshutdown_grace = \"2s\"\n\n\
+         [gateway]\nlisten = \"127.0.0.1:{listen}\"\n\
+         access_log_max_size = \"64KiB\"\naccess_log_keep = 100\n\n\
+         [[gateway.route]]\npath = \"/\"\nstatic = \"dist\"\n"
+    ));
+    std::fs::create_dir_all(p.dir().join("dist")).unwrap();
+    std::fs::write(p.dir().join("dist/index.html"), "<h1>app</h1>").unwrap();
+    let mut child = up(p.dir()).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    const CLIENTS: usize = 8;
+    const EACH: usize = 1500;
+    let mut loads = Vec::new();
+    for c in 0..CLIENTS {
+        let client = client.clone();
+        loads.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                let url = format!("http://127.0.0.1:{listen}/index.html?n={}", c * EACH + i);
+                let r = client
+                    .get(url.parse().unwrap())
+                    .await
+                    .expect("the gateway answers");
+                assert_eq!(r.status(), 200);
+                let _ = r.into_body().collect().await;
+            }
+        }));
+    }
+    for l in loads {
+        l.await.unwrap();
+    }
+    // A graceful stop writes every line the log holds.
+    stop(&mut child);
+    let logs = p.data_dir().join("logs");
+    let mut seen = vec![0u32; CLIENTS * EACH];
+    let mut files = 0;
+    for e in std::fs::read_dir(&logs).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("access.log") {
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.len() <= 64 * 1024, "{name} is {} bytes", text.len());
+        assert!(!text.contains("dropped"), "{name}: lines were dropped");
+        for line in text.lines() {
+            let n: usize = line
+                .split("?n=")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{name}: a line without its request: {line:?}"));
+            seen[n] += 1;
+        }
+    }
+    assert!(files > 10, "the log rotated: {files} files");
+    let wrong: Vec<usize> = (0..seen.len()).filter(|&n| seen[n] != 1).collect();
+    assert!(
+        wrong.is_empty(),
+        "requests not logged exactly once: {:?}",
+        &wrong[..wrong.len().min(20)]
+    );
+}

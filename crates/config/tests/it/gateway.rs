@@ -65,6 +65,7 @@ strip_prefix = true
     );
     assert_eq!(g.http, Some("0.0.0.0:8080".parse().unwrap()));
     assert_eq!(g.access_log, AccessLogFormat::Combined);
+    assert_eq!((g.access_log_max_size, g.access_log_keep), (100 << 20, 5));
     assert_eq!(g.max_body, 10 << 20);
     assert_eq!(g.timeout, Duration::from_secs(60));
     assert_eq!(g.connect_timeout, Duration::from_secs(5));
@@ -224,6 +225,16 @@ fn mistakes_are_refused_at_their_place() {
             "[gateway]\nlisten = \"127.0.0.1:1\"\naccess_log = \"short\"\n[[gateway.route]]\nstatic = \"d\"\n",
             (6, 14),
             "expected \"combined\", \"json\" or \"off\"",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\naccess_log_keep = 101\n[[gateway.route]]\nstatic = \"d\"\n",
+            (6, 19),
+            "access_log_keep",
+        ),
+        (
+            "[gateway]\nlisten = \"127.0.0.1:1\"\naccess_log_max_size = \"big\"\n[[gateway.route]]\nstatic = \"d\"\n",
+            (6, 23),
+            "access_log_max_size",
         ),
         (
             "[gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\nstatic = \"d\"\n[[gateway.route]]\npath = \"/\"\nstatic = \"e\"\n",
