@@ -148,6 +148,8 @@ enum Command {
     Releases(commands::deploy::ReleasesArgs),
     /// Measure enqueue, burn-down and pickup latency on this machine.
     Bench(commands::bench::Args),
+    /// Print (or --write) the systemd unit that starts `berth up` for this app at boot.
+    SystemdUnit(commands::systemd::UnitArgs),
 }
 
 fn main() -> ExitCode {

@@ -20,6 +20,7 @@ pub mod schedule;
 pub mod service;
 pub mod status;
 pub mod store;
+pub mod systemd;
 pub mod token;
 pub mod up;
 pub mod user;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(args) => init::run(&ctx, args),
         Command::Check => check::run(&ctx),
         Command::Up => runtime()?.block_on(up::run(&ctx)),
+        Command::SystemdUnit(a) => systemd::unit(&ctx, &a),
         Command::Status => runtime()?.block_on(status::run(&ctx)),
         Command::Ps => runtime()?.block_on(ps::run(&ctx)),
         Command::Gateway => runtime()?.block_on(gateway::run(&ctx)),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use berth_server::{Daemon, Options, Received, Signals};
 use tracing_subscriber::EnvFilter;
 
-use super::Ctx;
+use super::{Ctx, systemd};
 
 /// Starts the daemon and stops it gracefully on a signal.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -21,19 +21,59 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .init();
     let mut signals = Signals::install()?;
     let daemon = Daemon::start(&config, Options::default()).await?;
+    // Started by systemd (`Type=notify`): ready only now that every component is up.
+    let notifier = systemd::Notifier::from_env().map(std::sync::Arc::new);
+    let status = format!(
+        "up: app {}, {} queues, {} services",
+        config.app.name,
+        config.queues.len(),
+        config.services.len()
+    );
+    if let Some(n) = &notifier {
+        n.send(&format!(
+            "READY=1\nSTATUS={status}\nMAINPID={}",
+            std::process::id()
+        ));
+        // The watchdog is fed by the event loop itself: a stuck loop stops feeding it.
+        if let Some(every) = systemd::watchdog_every() {
+            let n = n.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    n.send("WATCHDOG=1");
+                }
+            });
+        }
+    }
     let signal = loop {
         match signals.recv().await {
             Received::Stop(name) => break name,
             Received::Reload => {
                 tracing::info!("SIGHUP received: reloading {}", config.path.display());
-                match daemon.reload().await {
-                    Ok(report) => tracing::info!(report = ?report, "reloaded"),
-                    Err(e) => tracing::error!("reload refused, nothing changed:\n{e}"),
+                if let Some(n) = &notifier {
+                    n.send("STATUS=reloading the config");
+                }
+                let said = match daemon.reload().await {
+                    Ok(report) => {
+                        tracing::info!(report = ?report, "reloaded");
+                        format!("{status}; reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!("reload refused, nothing changed:\n{e}");
+                        format!("{status}; the last reload was refused (see the log)")
+                    }
+                };
+                if let Some(n) = &notifier {
+                    n.send(&format!("STATUS={said}"));
                 }
             }
         }
     };
     tracing::info!("{signal} received");
+    if let Some(n) = &notifier {
+        n.send("STOPPING=1\nSTATUS=stopping: running jobs finish, services stop");
+    }
     // A second signal while draining stops at once; what runs is rescued on the next start.
     tokio::select! {
         _ = daemon.stop() => {}

@@ -455,3 +455,124 @@ print(json.dumps(out))
     );
     crate::stop(&mut berth);
 }
+
+/// Started the way systemd starts a `Type=notify` unit: `berth up` says READY=1 on the
+/// real datagram socket named by NOTIFY_SOCKET once it serves (its API answers), feeds
+/// the watchdog at half of WATCHDOG_USEC, and says STOPPING=1 on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_speaks_the_systemd_notify_protocol() {
+    let p = berth_testkit::Project::new(&berth_testkit::config_text(
+        "[queue.tasks]\nhandler = \"pull\"\n",
+    ));
+    let socket_path = p.dir().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut child = crate::up_with_env(
+        p.dir(),
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    )
+    .await;
+    let mut buf = [0u8; 4096];
+    let mut read = || {
+        let n = socket.recv(&mut buf).expect("a notification in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = read();
+    assert!(ready.contains("READY=1"), "{ready}");
+    assert!(ready.contains("STATUS=up: app"), "{ready}");
+    assert!(
+        ready.contains(&format!("MAINPID={}", child.id())),
+        "{ready}"
+    );
+    // The API answers by then.
+    assert!(p.client().get_json("/v1/status").await.is_ok());
+    let mut pings = 0;
+    while pings < 3 {
+        let m = read();
+        assert_eq!(m, "WATCHDOG=1");
+        pings += 1;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let stopping = loop {
+        let m = read();
+        if m != "WATCHDOG=1" {
+            break m;
+        }
+    };
+    assert!(stopping.starts_with("STOPPING=1"), "{stopping}");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// `berth systemd-unit` prints a `Type=notify` unit for this app, and
+/// `systemd-analyze verify` accepts it where systemd is installed.
+#[test]
+fn systemd_unit_is_printed_and_verified() {
+    let p = berth_testkit::Project::new(&berth_testkit::config_text(
+        "[queue.tasks]\nhandler = \"pull\"\n",
+    ));
+    let (code, unit, err) = crate::parts(&crate::run_in(p.dir(), &["systemd-unit"]));
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "Type=notify",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+        "LimitNOFILE=65536",
+        "WatchdogSec=60s",
+        "WantedBy=multi-user.target",
+    ] {
+        assert!(unit.contains(line), "{line} missing:\n{unit}");
+    }
+    assert!(
+        unit.contains(" up\n") && unit.contains("--config "),
+        "{unit}"
+    );
+    let (code, user_unit, _) = crate::parts(&crate::run_in(p.dir(), &["systemd-unit", "--user"]));
+    assert_eq!(code, 0);
+    assert!(user_unit.contains("WantedBy=default.target") && !user_unit.contains("User="));
+    // --write --user puts it under the user's systemd directory.
+    let home = tempfile::tempdir().unwrap();
+    let out = crate::berth()
+        .current_dir(p.dir())
+        .env("HOME", home.path())
+        .args(["systemd-unit", "--user", "--write"])
+        .output()
+        .unwrap();
+    let (code, _, err) = crate::parts(&out);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("systemctl --user daemon-reload"), "{err}");
+    let written = std::fs::read_dir(home.path().join(".config/systemd/user"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect::<Vec<_>>();
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(std::fs::read_to_string(&written[0]).unwrap(), user_unit);
+    let verify = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output();
+    if verify.is_ok_and(|o| o.status.success()) {
+        let file = p.dir().join("berth-test.service");
+        std::fs::write(&file, &unit).unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("systemd-analyze is not installed here: the unit was not verified by it");
+    }
+}
