@@ -150,6 +150,17 @@ enum Command {
     Bench(commands::bench::Args),
     /// Print (or --write) the systemd unit that starts `berth up` for this app at boot.
     SystemdUnit(commands::systemd::UnitArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print berth's man page (roff), or write one page per command into a directory.
+    Man {
+        /// Write `berth.1` and `berth-COMMAND.1` … into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {

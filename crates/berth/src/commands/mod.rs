@@ -47,6 +47,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => check::run(&ctx),
         Command::Up => runtime()?.block_on(up::run(&ctx)),
         Command::SystemdUnit(a) => systemd::unit(&ctx, &a),
+        Command::Completions { shell } => {
+            let mut cli = <crate::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cli, "berth", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Status => runtime()?.block_on(status::run(&ctx)),
         Command::Ps => runtime()?.block_on(ps::run(&ctx)),
         Command::Gateway => runtime()?.block_on(gateway::run(&ctx)),
@@ -144,4 +150,26 @@ pub fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// `berth man`: the man page from the CLI's own definitions, to stdout or, with a
+/// directory, one page per command (`berth.1`, `berth-job.1`, `berth-job-list.1`, …).
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let cli = <crate::Cli as clap::CommandFactory>::command();
+    match dir {
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cli).render(&mut out)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(cli, dir)
+                .with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
+            let n = std::fs::read_dir(dir)?.count();
+            errln!("wrote {n} man pages into {}", dir.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -248,3 +248,85 @@ async fn scoped_tokens_reach_only_what_their_scopes_name() {
     assert_eq!(jobs["jobs"][0]["queue"], "imports");
     crate::stop(&mut berth);
 }
+
+/// Shell completions and the man page come from the CLI's own definitions: the bash
+/// script parses and names every command, the man page is roff that groff renders.
+#[test]
+fn completions_and_man_pages_come_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, bash, err) = parts(&run_in(d, &["completions", "bash"]));
+    assert_eq!(code, 0, "{err}");
+    for name in [
+        "systemd-unit",
+        "completions",
+        "queue",
+        "concurrency",
+        "--json",
+    ] {
+        assert!(bash.contains(name), "{name} is not completed");
+    }
+    std::fs::write(d.join("berth.bash"), &bash).unwrap();
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(d.join("berth.bash"))
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    let (code, zsh, _) = parts(&run_in(d, &["completions", "zsh"]));
+    assert_eq!(code, 0);
+    assert!(
+        zsh.starts_with("#compdef berth"),
+        "{}",
+        &zsh[..40.min(zsh.len())]
+    );
+    let (code, _, err) = parts(&run_in(d, &["completions", "tcsh"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("possible values"), "{err}");
+
+    let (code, page, err) = parts(&run_in(d, &["man"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH berth 1"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    assert!(
+        page.contains("systemd\\-unit") || page.contains("systemd-unit"),
+        "{page}"
+    );
+    let pages = d.join("man");
+    let (code, _, err) = parts(&run_in(d, &["man", "--dir", pages.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("man pages into"), "{err}");
+    for name in ["berth.1", "berth-queue.1", "berth-queue-concurrency.1"] {
+        assert!(pages.join(name).exists(), "{name} was not written");
+    }
+    if std::process::Command::new("groff")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        let out = std::process::Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww"])
+            .arg(pages.join("berth-queue-concurrency.1"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        // Bold and underline are overstruck (`X\x08X`): keep the last of each pair.
+        let mut text = String::new();
+        for c in String::from_utf8_lossy(&out.stdout).chars() {
+            if c == '\u{8}' {
+                text.pop();
+            } else {
+                text.push(c);
+            }
+        }
+        assert!(text.contains("--reset"), "{text}");
+        assert!(text.contains("Back to the config's concurrency"), "{text}");
+    }
+}
