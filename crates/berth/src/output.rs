@@ -69,3 +69,18 @@ pub fn age(secs: f64) -> String {
         _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
     }
 }
+
+/// A time as the API writes it (RFC 3339 with microseconds).
+pub fn time(t: berth_api::types::Timestamp) -> String {
+    humantime::format_rfc3339_micros(t.to_system()).to_string()
+}
+
+/// A time that may be absent: "-" when it is.
+pub fn opt_time(t: Option<berth_api::types::Timestamp>) -> String {
+    t.map(time).unwrap_or_else(|| "-".into())
+}
+
+/// A value that may be absent as a cell: "-" when it is.
+pub fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}

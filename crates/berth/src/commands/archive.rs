@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use berth_api::types::{ArchiveBody, ArchivePage, Archived, ArchivedJob};
 use clap::{Args, Subcommand};
 
-use super::job::time;
 use super::{Ctx, encode};
 use crate::output;
+use crate::output::time;
 
 /// Archive subcommands.
 #[derive(Debug, Subcommand)]

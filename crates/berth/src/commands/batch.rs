@@ -14,9 +14,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Ctx;
-use super::job::{opt, time};
 use crate::exit::UsageError;
 use crate::output;
+use crate::output::{opt, time};
 use berth_api::types::NoBody;
 
 /// Batch subcommands.

@@ -18,9 +18,9 @@ use berth_server::lock::DataDirLock;
 use clap::Args;
 
 use super::Ctx;
-use super::job::time;
 use crate::exit::UsageError;
 use crate::output;
+use crate::output::time;
 
 /// `berth deploy`.
 #[derive(Debug, Args)]

@@ -6,15 +6,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use berth_api::types::{
     BulkBody, Inserted, InsertedJobs, Job, JobPage, JobState, NoBody, PushBody, StateChange,
-    Timestamp,
 };
 use clap::Subcommand;
-use serde::Serialize;
 use serde_json::Value;
 
 use super::{Ctx, read_file};
 use crate::exit::UsageError;
-use crate::output;
+use crate::output::{self, opt, opt_time, time};
 
 /// Job subcommands.
 #[derive(Debug, Subcommand)]
@@ -122,43 +120,6 @@ pub(crate) fn parse_args(raw: Option<String>) -> anyhow::Result<Value> {
         ))
         .into()
     })
-}
-
-/// An answer with the sentence said about it: `--json` prints the answer's fields and
-/// `message`, people see the sentence.
-#[derive(Debug, Serialize)]
-pub(crate) struct Said<T> {
-    /// The API's answer.
-    #[serde(flatten)]
-    pub answer: T,
-    /// What was done, for people.
-    pub message: String,
-}
-
-impl<T: Serialize> Said<T> {
-    /// Prints the answer with its sentence for `--json`, else the sentence.
-    pub fn print(&self, ctx: &Ctx) {
-        if ctx.json {
-            output::json(self);
-        } else {
-            outln!("{}", self.message);
-        }
-    }
-}
-
-/// A time as the API writes it (RFC 3339 with microseconds).
-pub(crate) fn time(t: Timestamp) -> String {
-    humantime::format_rfc3339_micros(t.to_system()).to_string()
-}
-
-/// A time that may be absent: "-" when it is.
-pub(crate) fn opt_time(t: Option<Timestamp>) -> String {
-    t.map(time).unwrap_or_else(|| "-".into())
-}
-
-/// A value that may be absent as a cell: "-" when it is.
-pub(crate) fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
 /// Runs a job subcommand.

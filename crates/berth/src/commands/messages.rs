@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use berth_api::types::{MessageCounts, MessagePage, MessageView};
 use clap::{Args, Subcommand};
 
-use super::job::{opt, time};
 use super::{Ctx, encode};
 use crate::output;
+use crate::output::{opt, time};
 use berth_api::types::NoBody;
 
 /// Message subcommands.

@@ -173,3 +173,25 @@ fn man(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// An answer with the sentence said about it: `--json` prints the answer's fields and
+/// `message`, people see the sentence.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Said<T> {
+    /// The API's answer.
+    #[serde(flatten)]
+    pub answer: T,
+    /// What was done, for people.
+    pub message: String,
+}
+
+impl<T: serde::Serialize> Said<T> {
+    /// Prints the answer with its sentence for `--json`, else the sentence.
+    pub fn print(&self, ctx: &Ctx) {
+        if ctx.json {
+            crate::output::json(self);
+        } else {
+            outln!("{}", self.message);
+        }
+    }
+}

@@ -8,9 +8,9 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use super::Ctx;
-use super::job::time;
 use crate::exit::UsageError;
 use crate::output;
+use crate::output::time;
 
 /// Notification subcommands.
 #[derive(Debug, Subcommand)]

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use berth_api::types::{Instance, ServiceList};
 
 use super::Ctx;
-use super::job::opt;
 use crate::output;
+use crate::output::opt;
 
 /// Prints the services' instances.
 pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {

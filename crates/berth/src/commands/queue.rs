@@ -10,9 +10,10 @@ use berth_api::types::{
 use clap::Subcommand;
 
 use super::Ctx;
-use super::job::{Said, opt};
+use super::Said;
 use crate::exit::UsageError;
 use crate::output;
+use crate::output::opt;
 use berth_api::types::NoBody;
 
 /// Queue subcommands.

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use berth_api::types::{ScheduleInfo, ScheduleList, ScheduleRun};
 use clap::Subcommand;
 
-use super::job::{Said, opt_time, time};
+use super::Said;
 use super::{Ctx, encode};
 use crate::output;
+use crate::output::{opt_time, time};
 use berth_api::types::NoBody;
 
 /// Schedule subcommands.

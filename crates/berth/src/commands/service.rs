@@ -7,10 +7,10 @@ use berth_api::types::{
     EventList, EventRecord, ReloadReport, ServiceInstances, SignalBody, Signalled,
 };
 
-use super::job::time;
 use super::{Ctx, encode};
 use crate::commands::ps;
 use crate::output;
+use crate::output::time;
 use berth_api::types::NoBody;
 
 /// `berth events` arguments.

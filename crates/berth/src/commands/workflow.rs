@@ -8,9 +8,9 @@ use berth_api::types::{Workflow, WorkflowList, WorkflowStartBody, WorkflowStarte
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::job::{opt, opt_time, time};
 use super::{Ctx, encode};
 use crate::output;
+use crate::output::{opt, opt_time, time};
 use berth_api::types::NoBody;
 
 /// Workflow subcommands.
