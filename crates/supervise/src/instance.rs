@@ -13,6 +13,8 @@
 //!                                     └── Waiting(backoff) ◄──(policy)── exited ──► Idle
 //!   Running ──Replace──► new process started beside the old (or after it, without a
 //!                        spare port), the old one stopped once the new one is ready
+//!   Starting ──Replace──► held: done once the process is ready, or started at once
+//!                         with the new spec if the process fails to get ready
 //!   any ──Stop──► signal, grace, SIGKILL ──► Idle (Stopped)
 //!   Idle ──Start──► Start (crash-loop count and backoff reset)
 //! ```
@@ -272,6 +274,10 @@ impl Instance {
         control: &mut mpsc::UnboundedReceiver<Control>,
     ) -> Phase {
         let pid = proc.pid;
+        // A rolling restart that reaches this instance while it starts (a deploy right
+        // after `berth up`) waits for it: the replacement follows once this process is
+        // ready, or takes its place if it fails to be. A later restart supersedes it.
+        let mut held: Option<(Arc<ServiceSpec>, Ack)> = None;
         let outcome = {
             let ready = self.await_ready(&mut proc);
             tokio::pin!(ready);
@@ -283,11 +289,13 @@ impl Instance {
                         Some(Control::Stop(stop)) => break Err(Some(stop)),
                         Some(Control::Signal(signal)) => signal_group(pid, signal),
                         Some(Control::Start) => {}
-                        Some(Control::Replace(_, other)) => {
-                            let _ = other.send(Err(format!(
-                                "instance {} is still starting; restart it once it is ready",
-                                self.index
-                            )));
+                        Some(Control::Replace(spec, other)) => {
+                            if let Some((_, earlier)) = held.replace((spec, other)) {
+                                let _ = earlier.send(Err(format!(
+                                    "a later restart of instance {} replaced this one",
+                                    self.index
+                                )));
+                            }
                         }
                     },
                 }
@@ -297,16 +305,33 @@ impl Instance {
             Ok(Ok(())) => {
                 self.became_ready(&proc);
                 answer(ack, Ok(()));
-                Phase::Running(Box::new(proc))
+                match held {
+                    Some((spec, other)) => self.replace(proc, spec, other).await,
+                    None => Phase::Running(Box::new(proc)),
+                }
             }
             Ok(Err(exit)) => {
                 let ran_for = proc.started.elapsed();
                 self.finish(&mut proc).await;
                 answer(ack, Err(format!("the new process {exit}")));
-                self.exited(exit, ran_for)
+                match held {
+                    // The restart asked for starts the new definition now.
+                    Some((spec, other)) => {
+                        self.record_exit(exit, ran_for);
+                        self.at_rest(Some(Control::Replace(spec, other)), Phase::Idle)
+                    }
+                    None => self.exited(exit, ran_for),
+                }
             }
-            Err(None) => self.abandon(proc).await,
+            Err(None) => {
+                answer(held.map(|(_, a)| a), Err("berth is stopping".into()));
+                self.abandon(proc).await
+            }
             Err(Some(stop)) => {
+                answer(
+                    held.map(|(_, a)| a),
+                    Err("stopped before it was ready".into()),
+                );
                 answer(ack, Err("stopped before it was ready".into()));
                 let exit = self.stop(&mut proc).await;
                 self.stopped(Some(exit));
@@ -541,15 +566,7 @@ impl Instance {
     fn exited(&mut self, exit: Exit, ran_for: Duration) -> Phase {
         let now = Instant::now();
         let succeeded = exit.success();
-        self.update(|s| {
-            s.pid = None;
-            s.last_exit = Some(ExitInfo {
-                exit: exit.clone(),
-                at: SystemTime::now(),
-                ran_for,
-            });
-        });
-        self.emit(EventKind::Exited(exit));
+        self.record_exit(exit, ran_for);
         if ran_for >= self.spec.backoff.reset_after {
             self.streak = 0;
         }
@@ -582,6 +599,19 @@ impl Instance {
         } else {
             Phase::Waiting(tokio::time::Instant::now() + after)
         }
+    }
+
+    /// Notes a process's exit in the status and as an event.
+    fn record_exit(&mut self, exit: Exit, ran_for: Duration) {
+        self.update(|s| {
+            s.pid = None;
+            s.last_exit = Some(ExitInfo {
+                exit: exit.clone(),
+                at: SystemTime::now(),
+                ran_for,
+            });
+        });
+        self.emit(EventKind::Exited(exit));
     }
 
     fn stopped(&mut self, exit: Option<Exit>) {

@@ -162,6 +162,64 @@ async fn a_replacement_that_never_gets_ready_leaves_the_old_process_running() {
 }
 
 #[tokio::test]
+async fn a_restart_waits_for_an_instance_that_is_still_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let sup = std::sync::Arc::new(Supervisor::new());
+    let mut s = spec(dir.path(), "web", "exec sleep 30");
+    // Ready only once the test says so.
+    s.ready = Some(probe(Check::Command {
+        command: format!("test -e {}", go.display()),
+    }));
+    sup.add(s).unwrap();
+    let first = loop {
+        if let Some(pid) = sup.status()[0].pid {
+            break pid;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(sup.status()[0].state, InstanceState::Starting);
+    // A deploy right after `berth up`: the restart is held, not refused.
+    let restart = tokio::spawn({
+        let sup = sup.clone();
+        async move { sup.restart("web").await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!restart.is_finished(), "held while instance 0 starts");
+    std::fs::write(&go, "").unwrap();
+    restart.await.unwrap().unwrap();
+    let status = &sup.status()[0];
+    assert_eq!(status.state, InstanceState::Running);
+    assert_ne!(status.pid, Some(first), "a new process runs");
+    assert!(!alive(first));
+    sup.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_held_by_a_start_that_fails_starts_the_new_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let sup = Supervisor::new();
+    // This definition never gets ready and exits after a while.
+    let mut s = spec(dir.path(), "web", "sleep 0.5; exit 3");
+    s.ready = Some(probe(Check::Command {
+        command: "false".into(),
+    }));
+    sup.add(s.clone()).unwrap();
+    while sup.status()[0].state != InstanceState::Starting {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    s.command = "exec sleep 30".into();
+    s.ready = Some(probe(Check::Command {
+        command: "true".into(),
+    }));
+    sup.update(s).await.unwrap();
+    let status = &sup.status()[0];
+    assert_eq!(status.state, InstanceState::Running);
+    assert_eq!(sup.spec("web").unwrap().command, "exec sleep 30");
+    sup.stop().await;
+}
+
+#[tokio::test]
 async fn changing_the_instance_count_replaces_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let sup = Supervisor::new();
