@@ -58,6 +58,9 @@ enum Command {
     Init(commands::init::Args),
     /// Validate the config and report every problem with its line and column.
     Check,
+    /// Write a berth.toml from supervisor, circus, Procfile, crontab, nginx and
+    /// docker-compose files, listing every line it could not translate.
+    Import(commands::import::Args),
     /// Run berth in the foreground: every queue's executor and the API.
     Up,
     /// Show this berth's queues and their counts.

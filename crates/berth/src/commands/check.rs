@@ -10,16 +10,7 @@ use crate::output;
 /// Validates the config and summarises it.
 pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let config = ctx.config()?;
-    if let Some(spec) = berth_server::gateway::gateway_spec(
-        &config,
-        berth_gateway::Clock::system(),
-        "check",
-        berth_gateway::HookSink(std::sync::Arc::new(
-            berth_server::ingest::Webhooks::default(),
-        )),
-    )? {
-        berth_gateway::check(&spec)?;
-    }
+    files(&config)?;
     if ctx.json {
         output::json(&json!({
             "ok": true,
@@ -59,6 +50,22 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the config names on this machine: the gateway's static directories and its
+/// certificate files.
+pub fn files(config: &berth_config::Config) -> anyhow::Result<()> {
+    if let Some(spec) = berth_server::gateway::gateway_spec(
+        config,
+        berth_gateway::Clock::system(),
+        "check",
+        berth_gateway::HookSink(std::sync::Arc::new(
+            berth_server::ingest::Webhooks::default(),
+        )),
+    )? {
+        berth_gateway::check(&spec)?;
+    }
+    Ok(())
 }
 
 /// One line for each other section the file has, with what berth took from it.

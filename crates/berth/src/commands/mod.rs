@@ -8,6 +8,7 @@ pub mod budget;
 pub mod check;
 pub mod deploy;
 pub mod gateway;
+pub mod import;
 pub mod init;
 pub mod job;
 pub mod logs;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(&ctx, args),
         Command::Check => check::run(&ctx),
+        Command::Import(args) => import::run(&ctx, args),
         Command::Up => runtime()?.block_on(up::run(&ctx)),
         Command::SystemdUnit(a) => systemd::unit(&ctx, &a),
         Command::Completions { shell } => {

@@ -10,6 +10,7 @@ mod dashboard;
 mod deploy;
 mod flows;
 mod gateway;
+mod import;
 mod ingest;
 mod ingest_sources;
 mod notify;
