@@ -446,13 +446,10 @@ impl Instance {
         }
         match outcome {
             Ok(()) => {
-                self.emit(EventKind::Ready { pid: new.pid });
-                if old_exit.is_none() {
-                    let exit = self.stop(&mut old).await;
-                    self.emit(EventKind::Stopped { exit: Some(exit) });
-                } else {
-                    self.finish(&mut old).await;
-                }
+                // The instance is the new process from now on: the gateway routes to its
+                // port while the old one finishes its requests and stops. (Marking the
+                // instance as stopping until then left it with no ready process: 503s
+                // for the old one's whole stop.)
                 self.update(|s| {
                     s.pid = Some(new.pid);
                     s.port = new.port;
@@ -460,6 +457,13 @@ impl Instance {
                     s.restarts += 1;
                     s.state = InstanceState::Running;
                 });
+                self.emit(EventKind::Ready { pid: new.pid });
+                if old_exit.is_none() {
+                    let exit = self.terminate(&mut old).await;
+                    self.emit(EventKind::Stopped { exit: Some(exit) });
+                } else {
+                    self.finish(&mut old).await;
+                }
                 let _ = ack.send(Ok(()));
                 Phase::Running(Box::new(new))
             }
@@ -522,12 +526,17 @@ impl Instance {
         self.emit(EventKind::Ready { pid: proc.pid });
     }
 
+    /// Marks the instance stopping and [terminates](Self::terminate) its process.
+    async fn stop(&self, proc: &mut Proc) -> Exit {
+        self.update(|s| s.state = InstanceState::Stopping);
+        self.terminate(proc).await
+    }
+
     /// Sends the stop signal to the group and waits up to the grace period for the
     /// whole group to end, then SIGKILLs what is left. The leader alone is not enough:
     /// `sh -c "gunicorn …"` dies of SIGTERM at once while gunicorn finishes its requests,
     /// and killing the group then would cut that graceful stop short.
-    async fn stop(&self, proc: &mut Proc) -> Exit {
-        self.update(|s| s.state = InstanceState::Stopping);
+    async fn terminate(&self, proc: &mut Proc) -> Exit {
         let deadline = tokio::time::Instant::now() + self.spec.stop_grace;
         proc.signal_group(self.spec.stop_signal);
         let status = match tokio::time::timeout_at(deadline, proc.child.wait()).await {

@@ -215,6 +215,95 @@ async fn an_instance_killed_under_load_costs_no_request() {
     stop(&mut child);
 }
 
+/// A rolling restart with a spare port: the new process is ready before the old one
+/// stops, and the gateway sends every request to a ready one. The old process finishes
+/// slowly (as gunicorn does on SIGTERM), which is when requests once got 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_costs_no_request() {
+    let port = berth_testkit::free_port_run(3);
+    let listen = port + 2;
+    let p = Project::new(&format!(
+        "[app]\nname = \"gw\"\nshutdown_grace = \"2s\"\n\n\
+         [service.api]\ncommand = \"exec python3 app.py {{port}}\"\nports = \"{port}-{}\"\n\
+         ready = {{ tcp = true, interval = \"100ms\" }}\nstop_grace = \"5s\"\n\n\
+         [gateway]\nlisten = \"127.0.0.1:{listen}\"\naccess_log = \"off\"\n\n\
+         [[gateway.route]]\nservice = \"api\"\n",
+        port + 1
+    ));
+    // On SIGTERM the app goes on serving for a second, then exits.
+    let graceful = APP.replace(
+        "ThreadingHTTPServer(",
+        "import os, signal, threading\n\
+         signal.signal(signal.SIGTERM, lambda *a: threading.Timer(1.0, lambda: os._exit(0)).start())\n\
+         ThreadingHTTPServer(",
+    );
+    std::fs::write(p.dir().join("app.py"), graceful).unwrap();
+    let mut child = up(p.dir()).await;
+    running(&p, 1).await;
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut loads = Vec::new();
+    for _ in 0..4 {
+        let (client, stop_load, done) = (client.clone(), stop_load.clone(), done.clone());
+        let url = format!("http://127.0.0.1:{listen}/load");
+        loads.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut ports = std::collections::BTreeSet::new();
+            while !stop_load.load(Ordering::Relaxed) {
+                match client.get(url.parse().unwrap()).await {
+                    Ok(r) => {
+                        let status = r.status();
+                        let body = r
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        if status == 200 {
+                            let v: Value = serde_json::from_slice(&body).unwrap();
+                            ports.insert(v["port"].as_u64().unwrap());
+                        } else {
+                            failures.push(format!("{status}: {}", String::from_utf8_lossy(&body)));
+                        }
+                    }
+                    Err(e) => failures.push(e.to_string()),
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            (failures, ports)
+        }));
+    }
+    for _ in 0..3 {
+        let dir = p.dir().to_path_buf();
+        let (code, out, err) =
+            tokio::task::spawn_blocking(move || parts(&run_in(&dir, &["restart", "api"])))
+                .await
+                .unwrap();
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    // Past the last old process's slow stop, too.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop_load.store(true, Ordering::Relaxed);
+    let (mut failures, mut ports) = (Vec::new(), std::collections::BTreeSet::new());
+    for l in loads {
+        let (f, p) = l.await.unwrap();
+        failures.extend(f);
+        ports.extend(p);
+    }
+    let total = done.load(Ordering::Relaxed);
+    assert!(
+        failures.is_empty(),
+        "{} of {total} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert_eq!(ports.len(), 2, "both ports served in turn: {ports:?}");
+    stop(&mut child);
+}
+
 /// Runs `berth ARGS` in `dir` with `input` on stdin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_and_tokens_from_the_command_line_open_guarded_routes() {
