@@ -363,8 +363,11 @@ class Worker:
             except (OSError, http.client.HTTPException, BerthError) as e:
                 self.log(f"heartbeat failed: {e}")
                 continue
+            # A job whose outcome is being reported (the report waits for the next
+            # lease) is no longer running on berth's side: that is not a loss.
+            reported = {p["id"] for p in list(self._pending)}
             for job, got in zip(held, answer["jobs"]):
-                if got.get("error") == "stale_attempt" and not job.lost:
+                if got.get("error") == "stale_attempt" and not job.lost and job.id not in reported:
                     job.lost = True
                     self.log(f"job {job.id} attempt {job.attempt} is no longer ours (cancelled or rescued)")
         client.close()

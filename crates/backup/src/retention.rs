@@ -70,16 +70,20 @@ pub fn plan(archives: &[ArchiveInfo], keep: Keep, tz: &TimeZone) -> BTreeSet<Str
 /// Partial files older than this are what a crash left; prune removes them.
 const STALE_PARTIAL: Duration = Duration::from_secs(24 * 3600);
 
-/// Removes the archives in `dir` that the tiers do not keep (none with `dry_run`), and
-/// partial files a crash left behind. Returns the archives kept and those removed.
+/// Removes the archives in `dir` that the tiers do not keep and that are not `pinned`
+/// (none with `dry_run`), and partial files a crash left behind. Returns the archives
+/// kept and those removed. `pinned`: archives something else still needs, such as the
+/// backups a deploy's rollback would restore.
 pub fn prune(
     dir: &Path,
     keep: Keep,
     tz: &TimeZone,
+    pinned: &BTreeSet<String>,
     dry_run: bool,
 ) -> Result<(Vec<ArchiveInfo>, Vec<ArchiveInfo>), BackupError> {
     let archives = crate::list(dir)?;
-    let kept_ids = plan(&archives, keep, tz);
+    let mut kept_ids = plan(&archives, keep, tz);
+    kept_ids.extend(pinned.iter().cloned());
     let (kept, removed): (Vec<ArchiveInfo>, Vec<ArchiveInfo>) =
         archives.into_iter().partition(|a| kept_ids.contains(&a.id));
     if dry_run {

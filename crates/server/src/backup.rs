@@ -26,6 +26,46 @@ pub struct Backups {
     pub tz: TimeZone,
     /// When archives are made, if on a schedule.
     pub schedule: Option<Cron>,
+    /// `[deploy] dir`: its releases name the archives their rollbacks restore.
+    pub releases: Option<std::path::PathBuf>,
+}
+
+impl Backups {
+    /// The archives the releases on disk were backed up to before their migrations: a
+    /// rollback restores the databases from them, so no tier prunes them while the
+    /// release is kept.
+    pub fn for_rollbacks(&self) -> std::collections::BTreeSet<String> {
+        let Some(dir) = &self.releases else {
+            return Default::default();
+        };
+        berth_deploy::Releases::new(dir.clone())
+            .list()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.backup)
+            .collect()
+    }
+
+    /// The archives kept among `archives`: the tiers', and those rollbacks need.
+    pub fn kept(&self, archives: &[ArchiveInfo]) -> std::collections::BTreeSet<String> {
+        let mut kept = berth_backup::plan(archives, self.keep, &self.tz);
+        kept.extend(self.for_rollbacks());
+        kept
+    }
+
+    /// Prunes by [`kept`](Self::kept) (nothing with `dry_run`).
+    pub fn prune(
+        &self,
+        dry_run: bool,
+    ) -> Result<(Vec<ArchiveInfo>, Vec<ArchiveInfo>), BackupError> {
+        berth_backup::prune(
+            &self.spec.dir,
+            self.keep,
+            &self.tz,
+            &self.for_rollbacks(),
+            dry_run,
+        )
+    }
 }
 
 /// The `[backup]` of a config, or, without one, the defaults (so that `berth backup save`
@@ -60,6 +100,7 @@ pub fn backups(config: &Config) -> anyhow::Result<Backups> {
         },
         tz: berth_cron::time_zone(&b.timezone).map_err(anyhow::Error::msg)?,
         schedule: b.schedule,
+        releases: config.deploy.as_ref().map(|d| d.dir.clone()),
     })
 }
 
@@ -115,7 +156,7 @@ pub async fn save_and_record(
     let result = async {
         let archive = berth_backup::save(store, &backups.spec, now, progress).await?;
         let removed = if prune {
-            berth_backup::prune(&backups.spec.dir, backups.keep, &backups.tz, false)?.1
+            backups.prune(false)?.1
         } else {
             Vec::new()
         };
@@ -279,10 +320,9 @@ impl berth_api::Backups for BackupTask {
         let backups = self.backups.get();
         let dir = backups.spec.dir.clone();
         let running = self.busy.load(Ordering::Acquire);
-        let (keep, tz) = (backups.keep, backups.tz.clone());
         tokio::task::spawn_blocking(move || {
             let archives = berth_backup::list(&dir).map_err(refusal)?;
-            let kept = berth_backup::plan(&archives, keep, &tz);
+            let kept = backups.kept(&archives);
             let rows = archives
                 .iter()
                 .map(|a| BackupInfo {

@@ -93,7 +93,7 @@ pub async fn run(ctx: &Ctx, cmd: BackupCommand) -> anyhow::Result<ExitCode> {
             restore(ctx, &config, &b, &id, how).await
         }
         BackupCommand::Prune { dry_run } => {
-            let (kept, removed) = berth_backup::prune(&b.spec.dir, b.keep, &b.tz, dry_run)?;
+            let (kept, removed) = b.prune(dry_run)?;
             if ctx.json {
                 output::json(&json!({
                     "dry_run": dry_run,
@@ -231,7 +231,7 @@ async fn save(ctx: &Ctx, config: &Config, b: &Backups, prune: bool) -> anyhow::R
 
 fn list(ctx: &Ctx, b: &Backups) -> anyhow::Result<ExitCode> {
     let archives = berth_backup::list(&b.spec.dir)?;
-    let kept = berth_backup::plan(&archives, b.keep, &b.tz);
+    let kept = b.kept(&archives);
     // Each archive's first entry names its parts (archives of older berths have none).
     let parts: Vec<Option<berth_backup::Parts>> = archives
         .iter()

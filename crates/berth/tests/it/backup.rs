@@ -347,6 +347,75 @@ async fn scheduled_backups_are_made_and_pruned_by_the_tiers() {
     assert!(listed.iter().all(|a| a["kept"] == true));
 }
 
+/// The archive a deploy made before its migration is what a rollback restores: the
+/// tiers never prune it while its release is kept, even when a nightly `backup save
+/// --prune` would (one archive a day kept here).
+#[test]
+fn the_tiers_keep_the_backups_rollbacks_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = d.join("app.sqlite3");
+    std::fs::write(
+        d.join("berth.toml"),
+        config(
+            "backups",
+            &format!(
+                "keep = {{ daily = 1, weekly = 0, monthly = 0, yearly = 0 }}\n\n\
+                 [backup.database.app]\nsqlite = \"app.sqlite3\"\n\n\
+                 [deploy]\nmigrate = \"python3 migrate.py {}\"\nrestore_on_rollback = true\nhealth = \"0s\"\n",
+                db.display()
+            ),
+        ),
+    )
+    .unwrap();
+    media(d);
+    // Each release's migration adds its own table.
+    let table = |db: &Path| -> Vec<String> {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import sqlite3,sys; print(' '.join(r[0] for r in sqlite3.connect(sys.argv[1]).execute(\"select name from sqlite_master where type='table' order by name\")))"])
+            .arg(db)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; sqlite3.connect(sys.argv[1]).execute('create table base (x)')",
+        ])
+        .arg(&db)
+        .status()
+        .unwrap();
+    for v in ["v1", "v2"] {
+        let src = d.join(format!("src-{v}"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(
+            src.join("migrate.py"),
+            format!("import sqlite3, sys\nsqlite3.connect(sys.argv[1]).execute('create table if not exists {v} (x)')\n"),
+        )
+        .unwrap();
+        let (code, out, err) = parts(&run_in(d, &["deploy", &format!("./src-{v}")]));
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    assert_eq!(table(&db), ["base", "v1", "v2"]);
+    // The nightly backup, pruned by the tiers: only today's newest would be kept.
+    let (code, out, err) = parts(&run_in(d, &["backup", "save", "--prune"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = parts(&run_in(d, &["--json", "backup", "list"]));
+    assert_eq!(
+        json_of(&out)["backups"].as_array().unwrap().len(),
+        3,
+        "{out}"
+    );
+    // Back to v1: the databases as they were before v2's migration.
+    let (code, out, err) = parts(&run_in(d, &["rollback"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(table(&db), ["base", "v1"]);
+}
+
 /// The API (and so the dashboard) lists the archives, makes one now (refusing a second
 /// while it runs), and verifies one: whole, unknown, a path instead of an id, damaged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
