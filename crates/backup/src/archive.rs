@@ -383,7 +383,7 @@ pub async fn save(
         for db in &spec.databases {
             let dump = spec.dir.join(format!(".berth-{id}.db-{}.partial", db.name));
             dumps.push(dump.clone());
-            dump_database(db, &dump).await?;
+            dump_database(db, &dump, spec.missing_sqlite_is_empty).await?;
             databases.push((
                 ArchivedDatabase {
                     name: db.name.clone(),
@@ -451,7 +451,11 @@ pub async fn save(
 }
 
 /// Dumps an application database into `dest` (a name error says which one).
-async fn dump_database(db: &crate::DatabaseSpec, dest: &Path) -> Result<(), BackupError> {
+async fn dump_database(
+    db: &crate::DatabaseSpec,
+    dest: &Path,
+    missing_is_empty: bool,
+) -> Result<(), BackupError> {
     use crate::DatabaseSource;
     let dumped = match &db.source {
         DatabaseSource::Postgres { url, password } => {
@@ -460,11 +464,17 @@ async fn dump_database(db: &crate::DatabaseSpec, dest: &Path) -> Result<(), Back
         DatabaseSource::Mysql(m) => berth_store::external::mysql_dump(m, dest).await,
         DatabaseSource::Sqlite { path } => {
             let (path, dest) = (path.clone(), dest.to_path_buf());
-            tokio::task::spawn_blocking(move || berth_store::external::sqlite_copy(&path, &dest))
-                .await
-                .map_err(|e| {
-                    berth_store::StoreError::Snapshot(format!("the copy's worker failed: {e}"))
-                })?
+            tokio::task::spawn_blocking(move || {
+                if missing_is_empty && !path.exists() {
+                    berth_store::external::sqlite_empty(&dest)
+                } else {
+                    berth_store::external::sqlite_copy(&path, &dest)
+                }
+            })
+            .await
+            .map_err(|e| {
+                berth_store::StoreError::Snapshot(format!("the copy's worker failed: {e}"))
+            })?
         }
     };
     dumped.map_err(|e| {

@@ -56,6 +56,10 @@ pub struct BackupSpec {
     pub app: String,
     /// The application's own databases, archived beside the store.
     pub databases: Vec<DatabaseSpec>,
+    /// A SQLite database file that does not exist is archived as an empty database
+    /// (a deploy's backup before the first migration, which creates the file), not
+    /// refused. Off for other backups, where a missing file is a wrong path.
+    pub missing_sqlite_is_empty: bool,
 }
 
 /// One application database a backup takes (`[backup.database.NAME]`).

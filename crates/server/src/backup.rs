@@ -91,6 +91,7 @@ pub fn backups(config: &Config) -> anyhow::Result<Backups> {
                 .iter()
                 .map(database)
                 .collect::<anyhow::Result<_>>()?,
+            missing_sqlite_is_empty: false,
         },
         keep: Keep {
             daily: b.keep.daily,

@@ -139,7 +139,10 @@ impl Target for AppTarget {
 
     async fn backup(&self, subject: &str) -> Result<(String, PathBuf), String> {
         let config = self.config().await;
-        let backups = crate::backup::backups(&config).map_err(|e| format!("{e:#}"))?;
+        let mut backups = crate::backup::backups(&config).map_err(|e| format!("{e:#}"))?;
+        // Before the first migration, the app's SQLite file may not exist yet: its
+        // rollback restores it empty.
+        backups.spec.missing_sqlite_is_empty = true;
         crate::backup::save_and_record(
             self.store.as_ref(),
             &backups,

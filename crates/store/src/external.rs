@@ -297,6 +297,13 @@ pub fn sqlite_copy(src: &Path, dest: &Path) -> Result<()> {
     crate::sqlite::snapshot::write(&conn, dest)
 }
 
+/// Writes an empty SQLite database to `dest`: the copy of one that does not exist yet.
+pub fn sqlite_empty(dest: &Path) -> Result<()> {
+    let conn = rusqlite::Connection::open_in_memory()
+        .map_err(|e| StoreError::Snapshot(format!("cannot open an empty database: {e}")))?;
+    crate::sqlite::snapshot::write(&conn, dest)
+}
+
 /// Runs a tool to its end; its standard output, or an error with what it said.
 async fn output(
     tool: &str,

@@ -39,6 +39,7 @@ fn spec(base: &Path) -> BackupSpec {
         include: vec![base.join("media")],
         app: "shop".into(),
         databases: Vec::new(),
+        missing_sqlite_is_empty: false,
     }
 }
 
