@@ -13,13 +13,9 @@ JSON line of what it saw; exits non-zero with the reason on the first failure.
 import http.server
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 PAGES = [
     "/",
@@ -41,112 +37,8 @@ PAGES = [
 ]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Driver:
-    """The few WebDriver commands these checks need."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            ["chromedriver", f"--port={self.port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        for _ in range(200):
-            try:
-                self.call("GET", "/status")
-                break
-            except OSError:
-                time.sleep(0.05)
-        caps = {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": os.environ.get("CHROMIUM", "/usr/bin/chromium"),
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    "--window-size=1280,900",
-                ],
-            },
-            "goog:loggingPrefs": {"browser": "ALL"},
-        }
-        answer = self.call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})
-        self.session = f"/session/{answer['sessionId']}"
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("content-type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read() or b"{}").get("value")
-        except urllib.error.HTTPError as e:
-            raise RuntimeError(f"webdriver {method} {path}: {e.read().decode()[:500]}")
-
-    def s(self, method, path, body=None):
-        return self.call(method, self.session + path, body)
-
-    def go(self, url):
-        self.s("POST", "/url", {"url": url})
-
-    def find(self, css):
-        el = self.s("POST", "/element", {"using": "css selector", "value": css})
-        return next(iter(el.values()))
-
-    def finds(self, css):
-        return self.s("POST", "/elements", {"using": "css selector", "value": css})
-
-    def click(self, css):
-        self.s("POST", f"/element/{self.find(css)}/click", {})
-
-    def type(self, css, text):
-        self.s("POST", f"/element/{self.find(css)}/value", {"text": text})
-
-    def text(self, css):
-        return self.s("GET", f"/element/{self.find(css)}/text")
-
-    def js(self, script, *args):
-        return self.s("POST", "/execute/sync", {"script": script, "args": list(args)})
-
-    def console_errors(self):
-        entries = self.s("POST", "/se/log", {"type": "browser"}) or []
-        return [e for e in entries if e.get("level") == "SEVERE"]
-
-    def screenshot(self, path):
-        import base64
-
-        with open(path, "wb") as f:
-            f.write(base64.b64decode(self.s("GET", "/screenshot")))
-
-    def quit(self):
-        try:
-            self.go("about:blank")
-            self.s("DELETE", "")
-        finally:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
-def wait(what, check, limit=15.0):
-    deadline = time.time() + limit
-    last = None
-    while time.time() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except RuntimeError as e:
-            last = e
-        time.sleep(0.1)
-    raise SystemExit(f"timed out waiting for {what} (last: {last!r})")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "examples"))
+from browser import Driver, free_port, wait  # noqa: E402  (the examples' WebDriver client)
 
 
 def main():

@@ -8,6 +8,7 @@ mod crash;
 mod daemon;
 mod dashboard;
 mod deploy;
+mod examples;
 mod flows;
 mod gateway;
 mod import;

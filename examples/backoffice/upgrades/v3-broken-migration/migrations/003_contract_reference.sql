@@ -1,0 +1,3 @@
+-- Version 3 (broken): a customer reference on each contract; this step works...
+ALTER TABLE contracts ADD COLUMN reference TEXT;
+UPDATE contracts SET reference = 'REF-' || number;
