@@ -27,6 +27,7 @@ binary. On a failure, the tail of berth's log is printed. With --keep, the copy 
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -64,7 +65,7 @@ def free_port():
 
 
 def free_block(count):
-    """The first of `count` consecutive ports that are free now."""
+    """The first of `count` consecutive free ports, and their sockets, still bound."""
     for _ in range(200):
         first = free_port()
         if first + count > 65535:
@@ -73,12 +74,10 @@ def free_block(count):
         try:
             for i in range(count):
                 s = socket.socket()
-                s.bind(("127.0.0.1", first + i))
                 socks.append(s)
-            return first
+                s.bind(("127.0.0.1", first + i))
+            return first, socks
         except OSError:
-            continue
-        finally:
             for s in socks:
                 s.close()
     raise SystemExit(f"no {count} consecutive free ports")
@@ -136,18 +135,27 @@ def main():
     copy_sources(source, copy)
     os.symlink(os.path.join(HERE, "..", "clients"), os.path.join(work, "clients"))
 
+    # Each port stays bound until all are chosen, so that none is chosen twice.
+    held = []
     ports = {}
-    for p in manifest.get("ports", []):
+    wanted = list(manifest.get("ports", []))
+    smtp = manifest.get("smtp")
+    if smtp is not None and int(smtp) not in [p for p in wanted if not isinstance(p, str)]:
+        wanted.append(int(smtp))
+    for p in wanted:
         if isinstance(p, str) and "-" in p:
             # A range ("8601-8603", a service's `ports`): consecutive free ports.
             first, last = (int(x) for x in p.split("-"))
-            block = free_block(last - first + 1)
+            block, socks = free_block(last - first + 1)
+            held.extend(socks)
             ports.update({first + i: block + i for i in range(last - first + 1)})
         else:
-            ports[int(p)] = free_port()
-    smtp = manifest.get("smtp")
-    if smtp is not None and int(smtp) not in ports:
-        ports[int(smtp)] = free_port()
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            held.append(sock)
+            ports[int(p)] = sock.getsockname()[1]
+    for sock in held:
+        sock.close()
     replace_ports(copy, ports)
 
     env = dict(os.environ)
@@ -175,8 +183,9 @@ def main():
                 text=True,
             )
             children.append(sink)
-            if sink.stdout.readline().strip() != "READY":
-                raise SystemExit("the SMTP sink did not start")
+            ready, _, _ = select.select([sink.stdout], [], [], 30)
+            if not ready or sink.stdout.readline().strip() != "READY":
+                raise SystemExit("the SMTP sink did not start within 30 s")
 
         if os.path.exists(os.path.join(copy, "setup.sh")):
             print(f"[{name}] sh setup.sh", flush=True)

@@ -15,11 +15,20 @@ pub fn read(out: &mut Import, file: &str, text: &str) {
     let mut envs: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for section in &sections {
         if let Some(names) = section.name.strip_prefix("env:") {
-            let vars: Vec<(String, String)> = section
-                .entries
-                .iter()
-                .map(|e| (e.key.to_ascii_uppercase(), expand(&e.value)))
-                .collect();
+            let mut vars: Vec<(String, String)> = Vec::new();
+            for e in &section.entries {
+                let key = e.key.to_ascii_uppercase();
+                if crate::env_name(&key) {
+                    vars.push((key, e.value.clone()));
+                } else {
+                    out.skip(
+                        file,
+                        e.line,
+                        &e.text,
+                        "not a variable name berth's `env` takes ([A-Za-z_][A-Za-z0-9_]*)",
+                    );
+                }
+            }
             for name in names.split(',') {
                 envs.push((name.trim().to_string(), vars.clone()));
             }
@@ -67,10 +76,17 @@ fn watcher(
     let mut s = Service {
         name: name.to_string(),
         instances: 1,
-        env,
         from: Some(Origin::new(file, line)),
         ..Service::default()
     };
+    // circus fills in $(circus.env.X) from its environment; berth's `env` is taken as
+    // written, so such a value is exported by the command's shell.
+    for (key, value) in env {
+        match expand_shell(&value) {
+            Some(shell) => s.exports.push((key, shell)),
+            None => s.env.push((key, value)),
+        }
+    }
     let mut args = None;
     for e in entries {
         let value = expand(&e.value);
@@ -165,6 +181,31 @@ fn expand(value: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A value with `$(circus.env.X)` as the text between double quotes of a shell export
+/// (`${X}` there, everything else literal); None if it reads no variable.
+fn expand_shell(value: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = value;
+    let mut any = false;
+    while let Some(start) = rest.find("$(") {
+        out.push_str(&crate::shell::dquote_literal(&rest[..start]));
+        let Some(len) = rest[start..].find(')') else {
+            break;
+        };
+        let inner = rest[start + 2..start + len].to_ascii_lowercase();
+        match inner.strip_prefix("circus.env.") {
+            Some(var) => {
+                out.push_str(&format!("${{{}}}", var.to_ascii_uppercase()));
+                any = true;
+            }
+            None => out.push_str(&crate::shell::dquote_literal(&rest[start..start + len + 1])),
+        }
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(&crate::shell::dquote_literal(rest));
+    any.then_some(out)
 }
 
 #[cfg(test)]

@@ -150,7 +150,12 @@ fn service(
         .map(|s| s.as_str().to_string());
     let command = get("command").and_then(command_text);
     let entrypoint = get("entrypoint").and_then(command_text);
-    let Some(mut command) = command else {
+    // An entrypoint alone is the command; with both, the command is its arguments.
+    let command = match (entrypoint, command) {
+        (Some(e), Some(c)) => Some(format!("{e} {c}")),
+        (e, c) => c.or(e),
+    };
+    let Some(command) = command else {
         let base = image
             .as_deref()
             .map(|i| i.rsplit('/').next().unwrap_or(i))
@@ -168,13 +173,13 @@ fn service(
         out.skip(file, line, &format!("{name}:"), why);
         return;
     };
-    if let Some(entrypoint) = entrypoint {
-        command = format!("{entrypoint} {command}");
-    }
     let mut s = Service {
         name: name.to_string(),
-        command,
+        // compose's `$$` is a `$` for the shell.
+        command: command.replace("$$", "$"),
         instances: 1,
+        // compose restarts nothing unless told to.
+        restart: Some("never"),
         from: Some(Origin::new(file, line)),
         ..Service::default()
     };
@@ -199,7 +204,28 @@ fn service(
                 _ => skip("berth's `user` is a user name"),
             },
             "environment" => match environment(value) {
-                Some(vars) => s.env.extend(vars),
+                Some(vars) => {
+                    for (k, v) in vars {
+                        match v {
+                            _ if !crate::env_name(&k) => out.skip(
+                                file,
+                                at,
+                                &format!("environment: {k}"),
+                                "not a variable name berth's `env` takes ([A-Za-z_][A-Za-z0-9_]*)",
+                            ),
+                            // compose passes the variable on from its own environment;
+                            // berth passes its environment to services as well.
+                            None => s.notes.push(format!(
+                                "{k}: passed on from berth's environment, as compose passed \
+                                 it from its own"
+                            )),
+                            // Read at compose time from its environment; here by
+                            // the command's shell.
+                            Some(v) if reads_variables(&v) => s.exports.push((k, shell_value(&v))),
+                            Some(v) => s.env.push((k, v.replace("$$", "$"))),
+                        }
+                    }
+                }
                 None => skip("expected a mapping or a list of KEY=value"),
             },
             "env_file" => match value {
@@ -220,31 +246,39 @@ fn service(
                 };
                 s.depends_on = names;
             }
-            "restart" => {
-                s.restart = match value.as_scalar().map(|v| v.as_str()) {
-                    Some("always" | "unless-stopped") => None,
-                    Some("on-failure") => Some("on-failure"),
-                    Some("no") | Some("\"no\"") => Some("never"),
-                    _ => {
-                        skip("expected always, unless-stopped, on-failure or no");
-                        None
-                    }
-                }
-            }
+            "restart" => match value.as_scalar().map(|v| v.as_str()) {
+                Some("always" | "unless-stopped") => s.restart = None,
+                Some(v) if v.starts_with("on-failure") => s.restart = Some("on-failure"),
+                Some("no") => {}
+                _ => skip("expected always, unless-stopped, on-failure or no"),
+            },
             "stop_signal" => {
                 s.stop_signal = value.as_scalar().map(|v| v.as_str().to_ascii_uppercase())
             }
             "stop_grace_period" => s.stop_grace = value.as_scalar().map(|v| v.as_str().to_string()),
-            "deploy" => {
-                let replicas = value
-                    .as_mapping()
-                    .and_then(|m| m.get_scalar("replicas"))
-                    .and_then(|r| r.as_str().parse::<u32>().ok());
-                match replicas {
-                    Some(n) if (1..=64).contains(&n) => s.instances = n,
-                    _ => skip("berth reads deploy.replicas (1 to 64) only"),
+            "deploy" => match value.as_mapping() {
+                Some(deploy) => {
+                    for (k, v) in deploy.iter() {
+                        let at = k.span().start().map_or(at, |m| m.line());
+                        match (k.as_str(), v.as_scalar().map(|r| r.as_str().parse::<u32>())) {
+                            ("replicas", Some(Ok(n))) if (1..=64).contains(&n) => s.instances = n,
+                            ("replicas", _) => out.skip(
+                                file,
+                                at,
+                                "deploy.replicas",
+                                "berth runs 1 to 64 instances of a service",
+                            ),
+                            (other, _) => out.skip(
+                                file,
+                                at,
+                                &format!("deploy.{other}"),
+                                "berth reads deploy.replicas only",
+                            ),
+                        }
+                    }
                 }
-            }
+                None => skip("expected a mapping"),
+            },
             "ports" | "expose" => skip(
                 "the command listens on this machine itself; a [[gateway.route]] with \
                  service = NAME publishes it",
@@ -258,6 +292,13 @@ fn service(
             _ => skip("berth has no such setting for a service"),
         }
     }
+    if body.get_node("restart").is_none() {
+        s.notes.push(
+            "restart = \"never\": compose's default; berth's (\"always\") restarts a process \
+             that ends"
+                .into(),
+        );
+    }
     if s.command.contains("crond") || s.command.starts_with("cron ") {
         s.notes.push(
             "berth's [schedule.NAME] tables replace crond: `berth import` the crontab too".into(),
@@ -267,17 +308,63 @@ fn service(
     out.add_service(s);
 }
 
-fn environment(node: &Node) -> Option<Vec<(String, String)>> {
+/// Whether a compose value reads a variable (`$X`, `${X}`), not counting `$$`.
+fn reads_variables(value: &str) -> bool {
+    let b = value.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            match b.get(i + 1) {
+                Some(b'$') => i += 1,
+                Some(c) if *c == b'{' || *c == b'_' || c.is_ascii_alphabetic() => return true,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+/// A compose value as the text between double quotes of a shell export: its variables
+/// read by the shell, `$$` a literal `$`.
+fn shell_value(value: &str) -> String {
+    value
+        .split("$$")
+        .map(|part| {
+            let mut out = String::new();
+            for c in part.chars() {
+                if matches!(c, '\\' | '"' | '`') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\\$")
+}
+
+/// `environment` as pairs; a value of None (`FOO:`, `FOO: null`, or `FOO` in a list)
+/// passes the variable on from the environment.
+fn environment(node: &Node) -> Option<Vec<(String, Option<String>)>> {
+    let null = |v: &str| matches!(v, "" | "~" | "null" | "Null" | "NULL");
     match node {
         Node::Mapping(m) => m
             .iter()
-            .map(|(k, v)| Some((k.as_str().to_string(), v.as_scalar()?.as_str().to_string())))
+            .map(|(k, v)| {
+                let v = v.as_scalar()?;
+                let value = (!(null(v.as_str()) && v.may_coerce())).then(|| v.as_str().to_string());
+                Some((k.as_str().to_string(), value))
+            })
             .collect(),
         Node::Sequence(seq) => seq
             .iter()
             .map(|n| {
-                let (k, v) = n.as_scalar()?.as_str().split_once('=')?;
-                Some((k.to_string(), v.to_string()))
+                let item = n.as_scalar()?.as_str();
+                Some(match item.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (item.to_string(), None),
+                })
             })
             .collect(),
         Node::Scalar(_) => None,

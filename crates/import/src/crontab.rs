@@ -1,6 +1,6 @@
 //! A crontab: each entry becomes a `[schedule.NAME]` that runs its command (with
 //! `cd … && …` kept, since berth runs it with `sh -c`), variables set on lines before it
-//! are exported in front of the command, `CRON_TZ`/`TZ` become `timezone`, and
+//! are exported in front of the command, `CRON_TZ` becomes `timezone`, and
 //! `@reboot` becomes a service that runs once per `berth up`. A system crontab
 //! (`/etc/crontab`, `/etc/cron.d/*`) has a user field after the times.
 
@@ -72,7 +72,8 @@ pub fn read(out: &mut Import, file: &str, text: &str, zone: Option<&str>) {
                      show`) and mails failures through a [notify.NAME] target (docs/notify.md)",
                 ),
                 "SHELL" => out.skip(file, line, trimmed, "berth runs commands with `sh -c`"),
-                "CRON_TZ" | "TZ" => timezone = Some(value),
+                // cron reads the times in CRON_TZ; TZ is only passed to the commands.
+                "CRON_TZ" => timezone = Some(value),
                 _ => {
                     exports.retain(|(n, _)| *n != name);
                     exports.push((name, value));

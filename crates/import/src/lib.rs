@@ -127,6 +127,9 @@ pub struct Service {
     pub cwd: Option<String>,
     /// `env`, in the order read.
     pub env: Vec<(String, String)>,
+    /// Variables whose values read other variables, each as the text between double
+    /// quotes of a shell `export` (literal `$`, `"`, backslashes and backquotes escaped).
+    pub exports: Vec<(String, String)>,
     /// `env_file`.
     pub env_file: Option<String>,
     /// `instances` (1 is not written).
@@ -160,12 +163,41 @@ impl Service {
     /// can route to it and each instance gets its own; it counts as ready once the port
     /// accepts connections.
     fn use_port(&mut self) {
-        if let Some(shell::Listen::Tcp { port, at, .. }) = shell::listen(&self.command) {
+        if let Some(shell::Listen::Tcp { port, at, .. }) = shell::listen(&self.command)
+            && port > 0
+            && u32::from(port) + self.instances <= 65536
+        {
             self.command = shell::splice(&self.command, at, "{port}");
             self.port = Some(port);
             self.ready_tcp = true;
         }
     }
+}
+
+impl Service {
+    /// Prefixes the command with `export KEY="…";` for each value that reads other
+    /// variables: berth passes `env` values as written, the shell expands these.
+    fn export_variable_values(&mut self) {
+        if self.exports.is_empty() {
+            return;
+        }
+        let mut prefix = String::new();
+        for (k, v) in std::mem::take(&mut self.exports) {
+            prefix.push_str(&format!("export {k}=\"{v}\"; "));
+            self.notes.push(format!(
+                "{k} reads other variables, which berth's `env` does not expand: the command \
+                 exports it"
+            ));
+        }
+        self.command = format!("{prefix}{}", self.command);
+    }
+}
+
+/// Whether `key` is a variable name berth's `env` takes.
+fn env_name(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A `[schedule.NAME]` table that runs a command.
@@ -367,6 +399,9 @@ pub fn import(inputs: &[Input], options: &Options) -> Result<Import, ImportError
     // What was skipped, file by file in the order given, line by line.
     let order = |file: &str| inputs.iter().position(|i| i.file == file);
     out.skipped.sort_by_key(|s| (order(&s.at.file), s.at.line));
+    for s in &mut out.services {
+        s.export_variable_values();
+    }
     // A service may wait only on services of this file (compose's `db` was an image).
     let names: Vec<String> = out.services.iter().map(|s| s.name.clone()).collect();
     for s in &mut out.services {

@@ -59,34 +59,86 @@ pub fn read(out: &mut Import, file: &str, text: &str) -> Result<(), ImportError>
     name_sets.dedup();
     let with_hosts = name_sets.len() > 1;
     let mut gw = out.gateway.take().unwrap_or_default();
-    for server in servers {
+    // TLS first: whether a plain listener serves content or only redirects to HTTPS
+    // depends on whether any server has TLS, whatever the order of the blocks.
+    for server in &servers {
+        tls_of(out, &mut gw, file, server);
+    }
+    for server in &servers {
         read_server(out, &mut gw, file, server, &upstreams, with_hosts);
     }
-    if !gw.listen.is_empty() || !gw.routes.is_empty() || gw.http.is_some() {
-        if gw.listen.is_empty() {
-            // Only a redirect server: berth's gateway needs a listener of its own.
-            gw.listen.push("0.0.0.0:443".into());
-            gw.notes
-                .push("no server served content; listen on 443".into());
+    if gw.routes.is_empty() {
+        if let Some(first) = servers.first() {
+            out.skip(
+                file,
+                first.line,
+                &first.text(),
+                "no route could be kept from this file's servers, so it gives no [gateway]",
+            );
         }
-        if gw.routes.is_empty() {
-            gw.routes.push(Route {
-                host: None,
-                path: "/".into(),
-                target: Target::Redirect("/".into()),
-                strip_prefix: None,
-                index: None,
-                spa: false,
-                status: Some(302),
-                max_body: None,
-                timeout: None,
-                notes: vec!["a placeholder: nginx served nothing berth could route".into()],
-                from: gw.from.clone().unwrap_or_else(|| Origin::new(file, 1)),
-            });
-        }
-        out.gateway = Some(gw);
+        return Ok(());
     }
+    if gw.listen.is_empty() {
+        // Every listener became the redirect to HTTPS: the routes need one of their own.
+        gw.listen.push("0.0.0.0:443".into());
+        gw.notes
+            .push("listen on 443: every server's listener was plain HTTP".into());
+    }
+    out.gateway = Some(gw);
     Ok(())
+}
+
+/// The certificate a server's `ssl` listeners use: the first sets the gateway's.
+fn tls_of(out: &mut Import, gw: &mut Gateway, file: &str, server: &Directive) {
+    let body = server.block.as_deref().unwrap_or_default();
+    let ssl = body
+        .iter()
+        .any(|d| d.name == "listen" && d.args.iter().any(|a| a == "ssl"));
+    if !ssl {
+        return;
+    }
+    let arg = |name: &str| {
+        body.iter()
+            .find(|d| d.name == name)
+            .map(|d| d.arg(0).to_string())
+    };
+    let tls = match (arg("ssl_certificate"), arg("ssl_certificate_key")) {
+        (Some(cert), Some(key)) => Tls::Files { cert, key },
+        _ => Tls::SelfSigned,
+    };
+    match &gw.tls {
+        None => {
+            if let Tls::Files { cert, .. } = &tls
+                && cert.contains("/letsencrypt/")
+            {
+                gw.notes.push(
+                    "certbot's certificate: berth can get and renew it itself, \
+                     tls = { acme = \"you@example.org\", domains = [\"…\"] }"
+                        .into(),
+                );
+            }
+            gw.tls = Some(tls);
+        }
+        Some(existing) if *existing == tls => {}
+        Some(_) => out.skip(
+            file,
+            server.line,
+            &server.text(),
+            "berth's gateway has one certificate; this server's other one is not used",
+        ),
+    }
+}
+
+/// Whether `url` sends a request to the same URL over HTTPS.
+fn to_https(url: &str) -> bool {
+    url.starts_with("https://$") && url.ends_with("$request_uri")
+}
+
+/// Whether a location is certbot's HTTP challenge, which berth's ACME answers itself.
+fn acme_challenge(d: &Directive) -> bool {
+    d.args
+        .iter()
+        .any(|a| a.starts_with("/.well-known/acme-challenge"))
 }
 
 /// Servers (in `http { }` or at the top of a sites file) and upstreams; everything else
@@ -138,11 +190,37 @@ fn server_names(server: &Directive) -> Vec<String> {
         .iter()
         .flatten()
         .filter(|d| d.name == "server_name")
-        .flat_map(|d| d.args.clone())
-        .filter(|n| n != "_" && !n.is_empty() && n != "\"\"")
+        .flat_map(|d| d.args.iter().filter_map(|n| host_name(n).ok()).flatten())
         .collect();
     names.sort();
+    names.dedup();
     names
+}
+
+/// A `server_name` as berth's route hosts: `.example.org` is the name and its
+/// subdomains; `_` and `""` are none; regular expressions, IP addresses and wildcards
+/// other than a leading `*.` have no equivalent.
+fn host_name(name: &str) -> Result<Vec<String>, &'static str> {
+    if name == "_" || name.is_empty() || name == "\"\"" {
+        return Ok(Vec::new());
+    }
+    if name.starts_with('~') {
+        return Err("a regular expression: berth's route hosts are names or *.NAME");
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err("an IP address: berth's route hosts are names");
+    }
+    if let Some(base) = name.strip_prefix('.') {
+        return Ok(vec![
+            base.to_ascii_lowercase(),
+            format!("*.{}", base.to_ascii_lowercase()),
+        ]);
+    }
+    let rest = name.strip_prefix("*.").unwrap_or(name);
+    if rest.contains('*') || rest.is_empty() {
+        return Err("berth's route hosts take a wildcard only as a leading `*.`");
+    }
+    Ok(vec![name.to_ascii_lowercase()])
 }
 
 /// An nginx `listen` address as berth writes it; None for unix sockets, names and IPv6
@@ -177,8 +255,6 @@ struct ServerIn<'a> {
     names: Vec<String>,
     root: Option<String>,
     index: Option<String>,
-    cert: Option<String>,
-    key: Option<String>,
     max_body: Option<String>,
 }
 
@@ -196,11 +272,9 @@ fn read_server(
         names: server_names(server),
         root: None,
         index: None,
-        cert: None,
-        key: None,
         max_body: None,
     };
-    let mut redirect_all = None;
+    let mut returns = None;
     let mut locations = Vec::new();
     for d in body {
         let mut skip = |why: &str| out.skip(file, d.line, &d.text(), why);
@@ -209,19 +283,22 @@ fn read_server(
                 Ok(a) => s.listens.push((a, d.args.iter().any(|x| x == "ssl"), d)),
                 Err(why) => skip(why),
             },
-            "server_name" => {}
+            "server_name" => {
+                for n in &d.args {
+                    if let Err(why) = host_name(n) {
+                        out.skip(file, d.line, &format!("server_name {n}"), why);
+                    }
+                }
+            }
+            // Read before, by tls_of.
+            "ssl_certificate" | "ssl_certificate_key" => {}
             "root" => s.root = Some(d.arg(0).to_string()),
             "index" => s.index = Some(d.arg(0).to_string()),
-            "ssl_certificate" => s.cert = Some(d.arg(0).to_string()),
-            "ssl_certificate_key" => s.key = Some(d.arg(0).to_string()),
             "client_max_body_size" => match size(d.arg(0)) {
                 Some(v) => s.max_body = Some(v),
                 None => skip("berth's max_body is a size > 0"),
             },
-            "return" => match redirect(d) {
-                Some(r) => redirect_all = Some((r, d)),
-                None => skip("berth's redirect routes answer 301, 302, 303, 307 or 308 with a URL"),
-            },
+            "return" => returns = Some(d),
             "location" => locations.push(d),
             "include" if d.arg(0).contains("letsencrypt") => skip(
                 "certbot's TLS options: berth's TLS (rustls) allows TLS 1.2 and 1.3 only, \
@@ -239,108 +316,53 @@ fn read_server(
         }
     }
     let any_ssl = s.listens.iter().any(|(_, ssl, _)| *ssl);
-    // A server that only redirects plain HTTP to HTTPS is berth's `http` listener.
-    if let Some(((url, status), d)) = &redirect_all {
-        let to_https = url.starts_with("https://$") && url.ends_with("$request_uri");
-        if to_https && !any_ssl && locations.is_empty() {
-            for (addr, _, l) in &s.listens {
-                if gw.http.is_none() {
-                    gw.http = Some(addr.clone());
-                    gw.notes.push(format!(
-                        "http = \"{addr}\": {} (redirects every request to HTTPS)",
-                        l.text().trim_end_matches(';')
-                    ));
-                } else {
-                    out.skip(
-                        file,
-                        l.line,
-                        &l.text(),
-                        "berth's `http` redirect listener takes one address",
-                    );
-                }
+    // A plain server that only sends everything to HTTPS (at the server or in
+    // `location /`, perhaps beside certbot's challenge) is berth's `http` listener.
+    let https_redirect = |d: &Directive| redirect(d).is_some_and(|(url, _)| to_https(&url));
+    let root_return = locations.iter().find_map(|l| {
+        let only_return = l.arg(0) == "/"
+            && l.block
+                .as_deref()
+                .is_some_and(|b| b.len() == 1 && b[0].name == "return");
+        only_return.then(|| &l.block.as_deref().unwrap_or_default()[0])
+    });
+    let redirect_only = !any_ssl
+        && match (returns, root_return) {
+            (Some(r), _) => https_redirect(r) && locations.iter().all(|l| acme_challenge(l)),
+            (None, Some(r)) => {
+                https_redirect(r)
+                    && locations
+                        .iter()
+                        .all(|l| acme_challenge(l) || l.arg(0) == "/")
             }
-            return;
-        }
-        if !url.contains('$') {
-            add_route(
-                out,
-                gw,
-                file,
-                &s,
-                with_hosts,
-                d,
-                "/",
-                Target::Redirect(url.clone()),
-                |r| r.status = Some(*status),
-            );
-        } else {
-            out.skip(
-                file,
-                d.line,
-                &d.text(),
-                "berth's redirect targets are fixed URLs, without $variables",
-            );
-        }
-    }
-    // TLS: the first server that names a certificate sets it for the gateway.
-    if any_ssl {
-        let tls = match (&s.cert, &s.key) {
-            (Some(cert), Some(key)) => Tls::Files {
-                cert: cert.clone(),
-                key: key.clone(),
-            },
-            _ => Tls::SelfSigned,
+            (None, None) => false,
         };
-        match &gw.tls {
-            None => {
-                if let Tls::Files { cert, .. } = &tls
-                    && cert.contains("/letsencrypt/")
-                {
-                    gw.notes.push(
-                        "certbot's certificate: berth can get and renew it itself, \
-                         tls = { acme = \"you@example.org\", domains = [\"…\"] }"
-                            .into(),
-                    );
-                }
-                gw.tls = Some(tls);
-            }
-            Some(existing) if *existing == tls => {}
-            Some(_) => out.skip(
-                file,
-                server.line,
-                &server.text(),
-                "berth's gateway has one certificate; this server's other one is not used",
-            ),
-        }
-    }
-    let plain_with_tls = |gw: &Gateway, ssl: bool| gw.tls.is_some() && !ssl;
-    let routes_before = gw.routes.len();
-    for loc in &locations {
-        location(out, gw, file, &s, with_hosts, loc, upstreams);
-    }
-    if redirect_all.is_none()
-        && locations.is_empty()
-        && let Some(root) = &s.root
-    {
-        let target = Target::Static(root.clone());
-        add_route(out, gw, file, &s, with_hosts, server, "/", target, |r| {
-            r.index = s.index.clone().filter(|i| i != "index.html");
-        });
-    }
-    let kept = gw.routes.len() > routes_before || redirect_all.is_some();
-    for (addr, ssl, l) in &s.listens {
-        if !kept {
+    if redirect_only {
+        for l in locations.iter().filter(|l| acme_challenge(l)) {
             out.skip(
                 file,
                 l.line,
                 &l.text(),
-                "none of this server's locations could be kept",
+                "certbot's HTTP challenge: berth's own ACME (tls = { acme = … }) answers it",
             );
-        } else if plain_with_tls(gw, *ssl) {
+        }
+        if gw.tls.is_none() {
+            for (_, _, l) in &s.listens {
+                out.skip(
+                    file,
+                    l.line,
+                    &l.text(),
+                    "it redirects to HTTPS, which no server here serves: import the HTTPS \
+                     server's file with this one",
+                );
+            }
+            return;
+        }
+        for (addr, _, l) in &s.listens {
             if gw.http.is_none() {
                 gw.http = Some(addr.clone());
                 gw.notes.push(format!(
-                    "http = \"{addr}\": {}; berth answers plain HTTP with a redirect to HTTPS",
+                    "http = \"{addr}\": {} (redirects every request to HTTPS)",
                     l.text().trim_end_matches(';')
                 ));
             } else if gw.http.as_deref() != Some(addr) {
@@ -348,8 +370,76 @@ fn read_server(
                     file,
                     l.line,
                     &l.text(),
-                    "berth serves plain HTTP on one address, as a redirect to HTTPS",
+                    "berth's `http` redirect listener takes one address",
                 );
+            }
+        }
+        return;
+    }
+    let routes_before = gw.routes.len();
+    if let Some(d) = returns {
+        match redirect_target(d) {
+            Ok((url, status)) => add_route(
+                out,
+                gw,
+                file,
+                &s,
+                with_hosts,
+                d,
+                "/",
+                Target::Redirect(url),
+                |r| r.status = Some(status),
+            ),
+            Err(why) => out.skip(file, d.line, &d.text(), why),
+        }
+    }
+    for loc in &locations {
+        if acme_challenge(loc) {
+            out.skip(
+                file,
+                loc.line,
+                &loc.text(),
+                "certbot's HTTP challenge: berth's own ACME (tls = { acme = … }) answers it",
+            );
+            continue;
+        }
+        location(out, gw, file, &s, with_hosts, loc, upstreams);
+    }
+    // nginx serves what no location matches from the server's root.
+    let has_root_location = locations.iter().any(|l| {
+        matches!(l.args.as_slice(), [p] if p == "/")
+            || matches!(l.args.as_slice(), [m, p] if m == "^~" && p == "/")
+    });
+    if returns.is_none()
+        && !has_root_location
+        && let Some(root) = &s.root
+    {
+        let target = Target::Static(root.clone());
+        add_route(out, gw, file, &s, with_hosts, server, "/", target, |r| {
+            r.index = s.index.clone().filter(|i| i != "index.html");
+        });
+    }
+    let kept = gw.routes.len() > routes_before;
+    for (addr, ssl, l) in &s.listens {
+        if !kept {
+            out.skip(
+                file,
+                l.line,
+                &l.text(),
+                "none of this server's routes could be kept",
+            );
+        } else if gw.tls.is_some() && !ssl {
+            // The gateway has TLS: its listeners all speak it, and plain HTTP only
+            // redirects there.
+            out.skip(
+                file,
+                l.line,
+                &l.text(),
+                "berth serves plain HTTP only as a redirect to HTTPS once the gateway has \
+                 TLS: this server's routes are served over HTTPS",
+            );
+            if gw.http.is_none() {
+                gw.http = Some(addr.clone());
             }
         } else if !gw.listen.contains(addr) {
             gw.listen.push(addr.clone());
@@ -358,11 +448,38 @@ fn read_server(
     if gw.from.is_none() {
         gw.from = Some(Origin::new(file, server.line));
     }
-    if let Some(mb) = &s.max_body
-        && gw.max_body.is_none()
+}
+
+/// A `return` as a redirect route's target and status: `$request_uri` at the end becomes
+/// berth's appending of the path and query (a target ending in `/`); a fixed target
+/// ending in `/` would get the path appended, which nginx does not do.
+fn redirect_target(d: &Directive) -> Result<(String, u16), &'static str> {
+    let Some((url, status)) = redirect(d) else {
+        return Err("berth's redirect routes answer 301, 302, 303, 307 or 308 with a URL");
+    };
+    if let Some(base) = url.strip_suffix("$request_uri")
+        && !base.contains('$')
+        && !base.is_empty()
     {
-        gw.max_body = Some(mb.clone());
+        return Ok((format!("{}/", base.trim_end_matches('/')), status));
     }
+    if url.contains('$') {
+        return Err(
+            "berth's redirect targets are fixed URLs; $variables other than a \
+                    final $request_uri are not read",
+        );
+    }
+    if let Some(bare) = url.strip_suffix('/') {
+        // `https://example.org/`: the same target without the slash is not appended to.
+        if bare.matches('/').count() == 2 {
+            return Ok((bare.to_string(), status));
+        }
+        return Err(
+            "berth appends the rest of the path to a target ending in `/`, which \
+                    nginx did not: write the target without the final `/`",
+        );
+    }
+    Ok((url, status))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -543,9 +660,9 @@ fn location(
                 }
             }
             "proxy_pass" => proxy = Some((d.arg(0).to_string(), d)),
-            "return" => match redirect(d) {
-                Some(r) if !r.0.contains('$') => ret = Some(r),
-                _ => skip("berth's redirect targets are fixed URLs with 301, 302, 303, 307 or 308"),
+            "return" => match redirect_target(d) {
+                Ok(r) => ret = Some(r),
+                Err(why) => skip(why),
             },
             "client_max_body_size" => match size(d.arg(0)) {
                 Some(v) => max_body = Some(v),
@@ -609,7 +726,9 @@ fn location(
         };
         let (target, strip) = target;
         add_route(out, gw, file, s, with_hosts, loc, path, target, |r| {
-            r.max_body = max_body.clone().filter(|m| Some(m) != s.max_body.as_ref());
+            // nginx's limit of the location, else the server's (berth's default is 10 MiB
+            // and nginx's 1 MiB: the imported route keeps what nginx allowed).
+            r.max_body = max_body.clone().or(s.max_body.clone());
             r.timeout = timeout.clone();
             r.strip_prefix = strip.then_some(true);
             r.notes.extend(notes.clone());
@@ -715,7 +834,7 @@ fn upstream(
             .iter()
             .find(|s| {
                 s.port
-                    .is_some_and(|p| p <= port && port < p + s.instances as u16)
+                    .is_some_and(|p| p <= port && u32::from(port) < u32::from(p) + s.instances)
             })
             .map(|s| s.name.clone());
         targets.push(match service {

@@ -26,6 +26,15 @@ pub fn render(import: &Import) -> String {
         );
     }
     let _ = writeln!(t, "\n[app]\nname = {}", string(&import.app));
+    let routed: Vec<&str> = import
+        .gateway
+        .iter()
+        .flat_map(|g| &g.routes)
+        .filter_map(|r| match &r.target {
+            Target::Service(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
 
     for s in &import.services {
         let _ = writeln!(t);
@@ -53,11 +62,14 @@ pub fn render(import: &Import) -> String {
             let _ = writeln!(t, "instances = {}", s.instances);
         }
         if let Some(port) = s.port {
-            if s.instances > 1 {
-                // A spare port lets a rolling restart start the new process beside the old.
-                let _ = writeln!(t, "ports = \"{port}-{}\"", port + s.instances as u16);
+            // A service behind the gateway gets a spare port: a rolling restart starts
+            // the new process beside the old, and the gateway follows it. Others keep
+            // their ports, which their clients know.
+            let spare = u32::from(port) + s.instances;
+            if routed.contains(&s.name.as_str()) && spare <= 65535 {
+                let _ = writeln!(t, "ports = \"{port}-{spare}\"");
             } else {
-                let _ = writeln!(t, "ports = \"{port}-{}\"", port + 1);
+                let _ = writeln!(t, "port = {port}");
             }
         }
         if s.ready_tcp {

@@ -62,6 +62,11 @@ pub fn listen(command: &str) -> Option<Listen> {
 
 fn address(at: usize, addr: &str) -> Option<Listen> {
     let addr_trimmed = addr.trim_matches(['"', '\'']);
+    // A broker's URL (celery's `-b amqp://user:pass@host:5672`) is not where the
+    // command listens.
+    if addr_trimmed.contains("://") || addr_trimmed.contains('@') {
+        return None;
+    }
     let at = at + addr.find(addr_trimmed).unwrap_or(0);
     if let Some(path) = addr_trimmed.strip_prefix("unix:") {
         return Some(Listen::Unix {
@@ -104,6 +109,19 @@ pub fn words(command: &str) -> Vec<(usize, &str)> {
     }
     if let Some(s) = start {
         out.push((s, &command[s..]));
+    }
+    out
+}
+
+/// `text` to stand between double quotes in `sh` for itself: `\`, `"`, `` ` `` and `$`
+/// escaped.
+pub fn dquote_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '"' | '`' | '$') {
+            out.push('\\');
+        }
+        out.push(c);
     }
     out
 }
@@ -193,6 +211,10 @@ mod tests {
             Some(Listen::Tcp { port: 8000, .. })
         ));
         assert_eq!(listen("celery worker -A site"), None);
+        assert_eq!(
+            listen("celery worker -b amqp://guest:guest@localhost:5672//"),
+            None
+        );
     }
 
     #[test]

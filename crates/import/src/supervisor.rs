@@ -76,6 +76,8 @@ fn program(out: &mut Import, file: &str, here: &str, name: &str, line: usize, en
     let mut s = Service {
         name: name.to_string(),
         instances: 1,
+        // supervisor's default, `unexpected`: restarted after an exit other than 0.
+        restart: Some("on-failure"),
         from: Some(Origin::new(file, line)),
         ..Service::default()
     };

@@ -34,26 +34,38 @@ impl Backups {
     /// The archives the releases on disk were backed up to before their migrations: a
     /// rollback restores the databases from them, so no tier prunes them while the
     /// release is kept.
-    pub fn for_rollbacks(&self) -> std::collections::BTreeSet<String> {
+    ///
+    /// An error if the releases cannot be read: then nothing may be pruned.
+    pub fn for_rollbacks(&self) -> Result<std::collections::BTreeSet<String>, BackupError> {
         let Some(dir) = &self.releases else {
-            return Default::default();
+            return Ok(Default::default());
         };
-        berth_deploy::Releases::new(dir.clone())
+        let releases = berth_deploy::Releases::new(dir.clone())
             .list()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| r.backup)
-            .collect()
+            .map_err(|e| {
+                BackupError::Refused(format!(
+                    "cannot read the releases, whose rollbacks need their backups, so nothing \
+                     is pruned: {e}"
+                ))
+            })?;
+        Ok(releases.into_iter().filter_map(|r| r.backup).collect())
     }
 
-    /// The archives kept among `archives`: the tiers', and those rollbacks need.
+    /// The archives kept among `archives`: the tiers', and those rollbacks need (all of
+    /// them, if the releases cannot be read).
     pub fn kept(&self, archives: &[ArchiveInfo]) -> std::collections::BTreeSet<String> {
-        let mut kept = berth_backup::plan(archives, self.keep, &self.tz);
-        kept.extend(self.for_rollbacks());
-        kept
+        match self.for_rollbacks() {
+            Ok(pinned) => {
+                let mut kept = berth_backup::plan(archives, self.keep, &self.tz);
+                kept.extend(pinned);
+                kept
+            }
+            Err(_) => archives.iter().map(|a| a.id.clone()).collect(),
+        }
     }
 
-    /// Prunes by [`kept`](Self::kept) (nothing with `dry_run`).
+    /// Prunes by [`kept`](Self::kept) (nothing with `dry_run`); refused if the releases
+    /// cannot be read.
     pub fn prune(
         &self,
         dry_run: bool,
@@ -62,7 +74,7 @@ impl Backups {
             &self.spec.dir,
             self.keep,
             &self.tz,
-            &self.for_rollbacks(),
+            &self.for_rollbacks()?,
             dry_run,
         )
     }

@@ -141,8 +141,16 @@ impl Target for AppTarget {
         let config = self.config().await;
         let mut backups = crate::backup::backups(&config).map_err(|e| format!("{e:#}"))?;
         // Before the first migration, the app's SQLite file may not exist yet: its
-        // rollback restores it empty.
-        backups.spec.missing_sqlite_is_empty = true;
+        // rollback restores it empty. Once a release has migrated, a missing file is a
+        // wrong path, refused as by `berth backup save`.
+        backups.spec.missing_sqlite_is_empty = match &config.deploy {
+            Some(d) => !berth_deploy::Releases::new(d.dir.clone())
+                .list()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .any(|r| r.migrated),
+            None => false,
+        };
         crate::backup::save_and_record(
             self.store.as_ref(),
             &backups,

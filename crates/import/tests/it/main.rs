@@ -327,3 +327,194 @@ fn a_time_zone_and_variables_carry_over_to_schedules() {
     );
     berth_config::parse(&out.to_toml(), Path::new("berth.toml")).unwrap();
 }
+
+/// Imports one file and checks that berth reads the result.
+fn one(file: &str, text: &str) -> (berth_import::Import, String) {
+    let out = import(
+        &[Input {
+            file: file.into(),
+            text: text.into(),
+            format: None,
+        }],
+        &Options {
+            app: "x".into(),
+            time_zone: None,
+        },
+    )
+    .unwrap();
+    let toml = out.to_toml();
+    if let Err(e) = berth_config::parse(&toml, Path::new("berth.toml")) {
+        panic!("berth does not read the import of {file}:\n{e}\n{toml}");
+    }
+    (out, toml)
+}
+
+#[test]
+fn nginx_servers_are_read_the_same_in_any_order() {
+    let plain = "server {\n listen 8080;\n location / { proxy_pass http://127.0.0.1:9000; }\n}\n";
+    let tls = "server {\n listen 443 ssl;\n ssl_certificate /c.pem;\n ssl_certificate_key /k.pem;\n \
+               location /app/ { root /srv; }\n}\n";
+    for text in [format!("{plain}{tls}"), format!("{tls}{plain}")] {
+        let (out, _) = one("site", &text);
+        let gw = out.gateway.unwrap();
+        assert_eq!(gw.listen, ["0.0.0.0:443"], "{text}");
+        assert_eq!(gw.http.as_deref(), Some("0.0.0.0:8080"));
+        assert!(
+            out.skipped
+                .iter()
+                .any(|s| s.text == "listen 8080;" && s.why.contains("only as a redirect to HTTPS")),
+            "{:?}",
+            out.skipped
+        );
+    }
+}
+
+#[test]
+fn nginx_redirects_and_roots_keep_their_meaning() {
+    // certbot's pattern: the challenge and a redirect on :80, the site on :443.
+    let (out, _) = one(
+        "site",
+        "server {\n listen 80;\n location /.well-known/acme-challenge/ { root /var/www/certbot; }\n \
+         location / { return 301 https://$host$request_uri; }\n}\n\
+         server {\n listen 443 ssl;\n ssl_certificate /c.pem;\n ssl_certificate_key /k.pem;\n root /srv/site;\n \
+         location /api/ { proxy_pass http://127.0.0.1:9000/; client_max_body_size 5m; }\n}\n\
+         server {\n listen 443 ssl;\n server_name .example.org ~^www\\d+$;\n client_max_body_size 100m;\n \
+         location /upload { proxy_pass http://127.0.0.1:9001; }\n}\n",
+    );
+    let gw = out.gateway.unwrap();
+    assert_eq!(gw.http.as_deref(), Some("0.0.0.0:80"));
+    let routes: Vec<String> = gw
+        .routes
+        .iter()
+        .map(|r| format!("{:?} {} {:?} {:?}", r.host, r.path, r.target, r.max_body))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            "None /api Proxy(\"http://127.0.0.1:9000\") Some(\"5MiB\")",
+            "None / Static(\"/srv/site\") None",
+            "None /upload Proxy(\"http://127.0.0.1:9001\") Some(\"100MiB\")",
+        ],
+        "the server's root serves what no location matches; each server's limit stays with its routes"
+    );
+    let skipped: Vec<&str> = out.skipped.iter().map(|s| s.text.as_str()).collect();
+    assert!(
+        skipped.contains(&"location /.well-known/acme-challenge/ { … }"),
+        "{skipped:?}"
+    );
+    assert!(skipped.contains(&"server_name ~^www\\d+$"), "{skipped:?}");
+
+    let (out, _) = one(
+        "moved",
+        "server {\n listen 8080;\n location /old { return 301 https://new.example.org$request_uri; }\n \
+         location /home { return 302 https://new.example.org/; }\n \
+         location /deep { return 301 https://new.example.org/a/; }\n}\n",
+    );
+    let gw = out.gateway.unwrap();
+    let targets: Vec<String> = gw
+        .routes
+        .iter()
+        .map(|r| format!("{:?}", r.target))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "Redirect(\"https://new.example.org/\")",
+            "Redirect(\"https://new.example.org\")"
+        ],
+        "berth appends the path to a target ending in /, as $request_uri did; not to a fixed one"
+    );
+    assert!(
+        out.skipped
+            .iter()
+            .any(|s| s.text.starts_with("return 301 https://new.example.org/a/"))
+    );
+
+    // Only a redirect to an HTTPS server that is not here: no gateway, and it is said.
+    let (out, toml) = one(
+        "redirect",
+        "server {\n listen 80;\n return 301 https://$host$request_uri;\n}\n",
+    );
+    assert!(out.gateway.is_none(), "{toml}");
+    assert!(
+        out.skipped
+            .iter()
+            .any(|s| s.why.contains("which no server here serves"))
+    );
+}
+
+#[test]
+fn commands_names_and_values_stay_what_they_were() {
+    let (out, _) = one(
+        "apps.conf",
+        "[program:celery]\ncommand=celery worker -b amqp://guest:guest@localhost:5672//\n\
+         [program:redis]\ncommand=redis-server --port 6379\nautorestart=true\n\
+         [program:edge]\ncommand=server --port 65535\n[program:zero]\ncommand=server -b 0.0.0.0:0\n",
+    );
+    let by = |n: &str| out.services.iter().find(|s| s.name == n).unwrap();
+    assert_eq!(
+        by("celery").port,
+        None,
+        "a broker's URL is not where it listens"
+    );
+    assert_eq!(
+        by("celery").restart,
+        Some("on-failure"),
+        "supervisor's default: unexpected"
+    );
+    assert_eq!(by("redis").port, Some(6379));
+    assert_eq!(by("redis").restart, None);
+    assert_eq!(by("edge").port, Some(65535));
+    assert_eq!(by("zero").port, None);
+    let toml = out.to_toml();
+    assert!(
+        toml.contains("port = 6379\n"),
+        "a fixed port stays fixed:\n{toml}"
+    );
+
+    let (out, toml) = one(
+        "circus.ini",
+        "[watcher:web]\ncmd=web\n[env:web]\nPATH=$(circus.env.PATH):/opt/bin\nmy-var=1\nMODE=prod\n",
+    );
+    assert_eq!(
+        out.services[0].command,
+        "export PATH=\"${PATH}:/opt/bin\"; web"
+    );
+    assert_eq!(
+        out.services[0].env,
+        [("MODE".to_string(), "prod".to_string())]
+    );
+    assert!(out.skipped.iter().any(|s| s.text == "my-var=1"), "{toml}");
+
+    let (out, toml) = one(
+        "docker-compose.yml",
+        "services:\n  app:\n    entrypoint: [\"python\", \"app.py\"]\n    environment:\n      \
+         spring.profiles.active: dev\n      FROM_HOST:\n      COST: \"$$5\"\n      \
+         HOME_BIN: ${HOME}/bin\n    \
+         deploy:\n      replicas: 2\n      resources:\n        limits: {cpus: '0.5'}\n",
+    );
+    let s = &out.services[0];
+    assert_eq!(
+        s.command, "export HOME_BIN=\"${HOME}/bin\"; python app.py",
+        "the entrypoint alone is the command; a value reading a variable is the shell's"
+    );
+    assert_eq!(s.env, [("COST".to_string(), "$5".to_string())]);
+    assert_eq!(s.instances, 2);
+    assert_eq!(s.restart, Some("never"), "compose's default");
+    let skipped: Vec<&str> = out.skipped.iter().map(|s| s.text.as_str()).collect();
+    assert!(
+        skipped.contains(&"environment: spring.profiles.active"),
+        "{toml}"
+    );
+    assert!(skipped.contains(&"deploy.resources"), "{toml}");
+
+    let (out, _) = one(
+        "crontab",
+        "TZ=Europe/Berlin\nCRON_TZ=America/New_York\n0 3 * * * date\n",
+    );
+    assert_eq!(
+        out.schedules[0].timezone.as_deref(),
+        Some("America/New_York")
+    );
+    assert_eq!(out.schedules[0].command, "export TZ=Europe/Berlin; date");
+}

@@ -168,6 +168,8 @@ async fn run(
     let mut stderr = child.stderr.take();
     let collect = async {
         let mut out = BoundedOutput::default();
+        // The end of stderr alone: its last line says why a failed command failed.
+        let mut err_tail: Vec<u8> = Vec::new();
         let (mut a, mut b) = ([0u8; 8192], [0u8; 8192]);
         let (mut open_out, mut open_err) = (stdout.is_some(), stderr.is_some());
         while open_out || open_err {
@@ -178,11 +180,17 @@ async fn run(
                 },
                 n = read_some(&mut stderr, &mut b), if open_err => match n {
                     0 => open_err = false,
-                    n => out.push(&b[..n]),
+                    n => {
+                        out.push(&b[..n]);
+                        err_tail.extend_from_slice(&b[..n]);
+                        if err_tail.len() > ERR_TAIL {
+                            err_tail.drain(..err_tail.len() - ERR_TAIL);
+                        }
+                    }
                 },
             }
         }
-        out
+        (out, err_tail)
     };
     let pgid = guard.0;
     let wait = async {
@@ -197,7 +205,7 @@ async fn run(
     let work = async { tokio::join!(feed, collect, wait) };
     tokio::pin!(work);
     let mut timed_out = None;
-    let ((), out, status) = match timeout {
+    let ((), (out, err_tail), status) = match timeout {
         Some(limit) => tokio::select! {
             r = &mut work => r,
             _ = tokio::time::sleep(limit) => {
@@ -230,7 +238,10 @@ async fn run(
             after: None,
         },
         Ok(s) => HandlerOutcome::Failed {
-            error: describe_exit(s),
+            error: match last_line(&err_tail) {
+                Some(line) => format!("{}: {line}", describe_exit(s)),
+                None => describe_exit(s),
+            },
             output,
         },
         Err(e) => HandlerOutcome::Failed {
@@ -287,6 +298,21 @@ async fn read_some<R: tokio::io::AsyncRead + Unpin>(r: &mut Option<R>, buf: &mut
         Some(r) => r.read(buf).await.unwrap_or(0),
         None => 0,
     }
+}
+
+/// How much of the end of stderr is kept to find its last line.
+const ERR_TAIL: usize = 4096;
+/// The longest last line of stderr quoted in a failure's error.
+const ERR_LINE: usize = 200;
+
+/// The last non-blank line of `tail`, at most [`ERR_LINE`] characters.
+fn last_line(tail: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(tail);
+    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    Some(match line.char_indices().nth(ERR_LINE) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_string(),
+    })
 }
 
 fn describe_exit(s: std::process::ExitStatus) -> String {

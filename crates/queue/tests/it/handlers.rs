@@ -61,9 +61,28 @@ async fn run_exit_codes_complete_retry_or_fail() {
     ));
     match run("echo oops >&2; exit 3", json!({})).await {
         HandlerOutcome::Failed { error, output } => {
-            assert_eq!(error, "the command exited with code 3");
+            // The error quotes the last line of stderr: why it failed.
+            assert_eq!(error, "the command exited with code 3: oops");
             assert_eq!(output.as_deref(), Some("oops\n"));
         }
+        other => panic!("{other:?}"),
+    }
+    match run(
+        "echo progress; echo 'contract C-7: no premium' >&2; echo; exit 1",
+        json!({}),
+    )
+    .await
+    {
+        HandlerOutcome::Failed { error, .. } => {
+            assert_eq!(
+                error,
+                "the command exited with code 1: contract C-7: no premium"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    match run("echo only stdout; exit 2", json!({})).await {
+        HandlerOutcome::Failed { error, .. } => assert_eq!(error, "the command exited with code 2"),
         other => panic!("{other:?}"),
     }
     match run("kill -TERM $$", json!({})).await {
