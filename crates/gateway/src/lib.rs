@@ -14,7 +14,12 @@
 //! - `statics`: files of a directory (index files, SPA fallback, ETag and
 //!   Last-Modified, ranges, precompressed siblings, nothing outside the directory);
 //! - `proxy`: requests to an upstream (round robin over ready instances, idempotent
-//!   retries on connect failure, WebSockets, `X-Forwarded-*`, timeouts, a body limit);
+//!   retries on connect failure, WebSockets, timeouts, a body limit);
+//! - `fast_path`: the fast path for plain HTTP/1.1 (bodiless requests to proxy routes,
+//!   static files with `sendfile`), handing anything else to hyper;
+//! - `headers`: the rules for a client's headers on their way upstream (forged
+//!   identity, hop-by-hop, forwarding claims, berth's session cookie), used by both
+//!   paths that proxy;
 //! - `acme`: certificates ordered from an ACME server and kept renewed;
 //! - `tls`: certificates from files (reloaded when they change) or made on the spot
 //!   (`self-signed`), and the resolver that picks one per handshake;
@@ -34,9 +39,10 @@ mod body;
 mod budget;
 mod counters;
 mod error;
+mod fast_path;
 mod handle;
+mod headers;
 mod limits;
-mod plain;
 mod proxy;
 mod reply;
 mod router;

@@ -8,9 +8,10 @@
 //!   was refused is retried whatever its method and body, since it never left berth (the
 //!   body, still unread, is taken back). The instance is skipped for [`DOWN_FOR`] (the
 //!   supervisor's view catches up on its own).
-//! - Hop-by-hop headers are dropped, `X-Forwarded-For`, `-Proto` and `-Host` are set, and
-//!   any `X-Berth-*` header the client sent is removed: those carry the identity berth
-//!   vouches for, and only berth may set them.
+//! - The request's headers follow the rules of [`crate::headers`], which the fast path
+//!   shares: hop-by-hop headers dropped, `X-Forwarded-For`, `-Proto` and `-Host` set, any
+//!   `X-Berth-*` header the client sent removed (those carry the identity berth vouches
+//!   for, and only berth may set them), berth's session cookie taken out.
 //! - A body larger than the limit is refused with 413, up front when the client declared
 //!   its length, or as soon as the stream passes the limit.
 //! - `Upgrade` requests (WebSockets) are forwarded and, once the upstream answers 101,
@@ -35,6 +36,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::Backends;
 use crate::body::{Body, BoxError, empty};
+use crate::headers::Rule;
 use crate::reply;
 use crate::spec::Upstream;
 
@@ -42,18 +44,6 @@ use crate::spec::Upstream;
 pub(crate) const DOWN_FOR: Duration = Duration::from_secs(2);
 /// The most instances one idempotent request tries.
 const MAX_TRIES: usize = 3;
-
-/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-pub(crate) const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-];
 
 /// What the proxy knows of the request besides the request itself.
 pub(crate) struct Context<'a> {
@@ -88,7 +78,7 @@ pub(crate) struct Proxy {
     /// serves those; a host name is resolved by the general path's connector).
     fixed_addr: Option<SocketAddr>,
     /// This worker's idle connections of the plain path.
-    pool: crate::plain::Pool,
+    pool: crate::fast_path::Pool,
 }
 
 /// Why no upstream answered.
@@ -145,7 +135,7 @@ impl Proxy {
             connect_timeout,
             health: Arc::default(),
             fixed_addr,
-            pool: crate::plain::Pool::default(),
+            pool: crate::fast_path::Pool::default(),
         }
     }
 
@@ -348,7 +338,7 @@ impl Proxy {
         }
     }
 
-    pub(crate) fn pool(&self) -> &crate::plain::Pool {
+    pub(crate) fn pool(&self) -> &crate::fast_path::Pool {
         &self.pool
     }
 
@@ -523,42 +513,48 @@ fn forward_headers(
             .authority()
             .and_then(|a| HeaderValue::try_from(a.as_str()).ok())
     });
-    let xff = HeaderName::from_static("x-forwarded-for");
-    let ip = cx.peer.ip().to_string();
-    let chain = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-        Some(before) => format!("{before}, {ip}"),
-        None => ip,
-    };
     let upgrade_to = upgrade.then(|| headers.get(UPGRADE).cloned()).flatten();
-    strip_hop_by_hop(&mut headers);
-    headers.remove(UPGRADE);
-    // Identity headers are berth's to set; a client's are forgeries.
-    // `x_berth_user` counts too: CGI-style servers read `_` as `-`.
-    let forged = |k: &HeaderName| {
-        let name = k.as_str().as_bytes();
-        name.len() >= 8
-            && name[..8]
-                .iter()
-                .zip(b"x-berth-")
-                .all(|(a, b)| a == b || (*a == b'_' && *b == b'-'))
+    // The rules of `headers`, the same as the fast path's; those the client's
+    // `Connection` header names are hop-by-hop too.
+    let connection: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
+    let named = |name: &HeaderName| {
+        crate::headers::named_by_connection(
+            connection.iter().map(HeaderValue::as_bytes),
+            name.as_str().as_bytes(),
+        )
     };
-    if headers.keys().any(forged) {
-        let names: Vec<HeaderName> = headers.keys().filter(|k| forged(k)).cloned().collect();
-        for name in names {
-            headers.remove(name);
+    let mut kept = HeaderMap::with_capacity(headers.len() + 6);
+    let mut forwarded_for: Vec<HeaderValue> = Vec::new();
+    let mut current: Option<HeaderName> = None;
+    for (name, value) in headers.drain() {
+        if let Some(name) = name {
+            current = Some(name);
+        }
+        let Some(name) = &current else { continue };
+        match crate::headers::rule(name.as_str().as_bytes()) {
+            Rule::Keep if !named(name) => {
+                kept.append(name.clone(), value);
+            }
+            Rule::ForwardedFor => forwarded_for.push(value),
+            Rule::Cookie => {
+                if let Some(v) = crate::headers::cookie_without_session(value.as_bytes())
+                    && let Ok(v) = HeaderValue::from_bytes(&v)
+                {
+                    kept.append(hyper::header::COOKIE, v);
+                }
+            }
+            _ => {}
         }
     }
-    // What the client claims about addresses and ports is not passed on as fact.
-    for name in [
-        "forwarded",
-        "x-real-ip",
-        "x-forwarded-port",
-        "x-forwarded-prefix",
-    ] {
-        headers.remove(name);
+    let mut headers = kept;
+    let mut chain = String::new();
+    for before in forwarded_for.iter().filter_map(|v| v.to_str().ok()) {
+        chain.push_str(before);
+        chain.push_str(", ");
     }
-    // berth's own credentials are for berth: the session cookie, and a token it checked.
-    strip_session_cookie(&mut headers);
+    chain.push_str(&cx.peer.ip().to_string());
+    let xff = HeaderName::from_static("x-forwarded-for");
+    // berth's own credential: a token it checked (its session cookie is gone above).
     if cx
         .identity
         .is_some_and(|i| i.method == crate::spec::AuthMethod::Token)
@@ -586,43 +582,12 @@ fn forward_headers(
     headers
 }
 
-/// Removes berth's session cookie from the `Cookie` headers, keeping the app's own.
-fn strip_session_cookie(headers: &mut HeaderMap) {
-    if !headers.contains_key(hyper::header::COOKIE) {
-        return;
-    }
-    let prefix = format!("{}=", crate::auth::COOKIE_NAME);
-    let has = headers
-        .get_all(hyper::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains(&prefix));
-    if !has {
-        return;
-    }
-    let kept: Vec<String> = headers
-        .get_all(hyper::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty() && !pair.starts_with(&prefix))
-        .map(str::to_owned)
-        .collect();
-    headers.remove(hyper::header::COOKIE);
-    if !kept.is_empty()
-        && let Ok(v) = HeaderValue::try_from(kept.join("; "))
-    {
-        headers.insert(hyper::header::COOKIE, v);
-    }
-}
-
 /// Drops hop-by-hop headers, and every header the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(CONNECTION) {
         strip_connection_named(headers);
     }
-    for name in HOP_BY_HOP {
+    for name in crate::headers::HOP_BY_HOP {
         headers.remove(name);
     }
 }

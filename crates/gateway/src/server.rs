@@ -32,9 +32,9 @@ use crate::auth::Auth;
 use crate::budget::Budgets;
 use crate::counters::RouteStats;
 use crate::error::GatewayError;
+use crate::fast_path;
 use crate::handle::{Conn, Shared, Table, handle, host_of};
 use crate::limits::Maintenance;
-use crate::plain;
 use crate::reply;
 use crate::spec::{AccessLog, GatewaySpec, LoginSpec, TlsSpec};
 use crate::tls;
@@ -552,8 +552,8 @@ impl Serve {
                 let conn = Conn { peer, tls: false };
                 // Plain HTTP/1.1 first takes the lean path; what it does not serve goes
                 // to hyper with the bytes already read.
-                if let plain::Outcome::Handoff(rest) =
-                    plain::serve(&self.table, stream, conn, &self.stop).await
+                if let fast_path::Outcome::Handoff(rest) =
+                    fast_path::serve(&self.table, stream, conn, &self.stop).await
                 {
                     self.serve_io(rest, conn).await;
                 }

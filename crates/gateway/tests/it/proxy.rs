@@ -177,6 +177,109 @@ async fn forwarded_headers_are_set_and_forged_identity_is_stripped() {
     up.task.abort();
 }
 
+/// Sends `request` as it is and returns what the upstream said it got (the echo's JSON).
+async fn raw_echo(addr: &str, request: &str) -> Value {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).await.unwrap();
+    let text = String::from_utf8_lossy(&got);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    assert!(head.starts_with("HTTP/1.1 200"), "{text}");
+    // The echo's JSON, whatever the framing.
+    let json = &body[body.find('{').unwrap()..=body.rfind('}').unwrap()];
+    serde_json::from_str(json).unwrap()
+}
+
+/// Every rule of the gateway's `headers` module, on both paths that proxy: a bodiless
+/// GET takes the fast path for plain HTTP/1.1, a POST with a body the general one
+/// (hyper's). The upstream reports the headers it got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_header_rule_holds_on_both_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = upstream(0).await;
+    let routes = vec![proxy_route(
+        "/api",
+        Upstream::Fixed(up.addr.to_string()),
+        true,
+    )];
+    let (gateway, base) = start(spec(routes, tmp.path()), Arc::new(FixedBackends::default())).await;
+    let addr = base.trim_start_matches("http://").to_string();
+    // The client's header lines; the header looked at; what the upstream must get (None:
+    // not there).
+    let table: Vec<(&str, &str, Option<String>)> = vec![
+        ("X-Berth-User: admin", "x-berth-user", None),
+        ("X_Berth_Roles: admin", "x_berth_roles", None),
+        ("x-berth-anything: forged", "x-berth-anything", None),
+        ("Forwarded: for=203.0.113.9", "forwarded", None),
+        ("X-Real-IP: 203.0.113.9", "x-real-ip", None),
+        ("X-Forwarded-Port: 8443", "x-forwarded-port", None),
+        ("X-Forwarded-Prefix: /evil", "x-forwarded-prefix", None),
+        (
+            "X-Forwarded-Host: evil.example",
+            "x-forwarded-host",
+            Some(addr.clone()),
+        ),
+        (
+            "X-Forwarded-Proto: https",
+            "x-forwarded-proto",
+            Some("http".into()),
+        ),
+        (
+            "X-Forwarded-For: 203.0.113.9",
+            "x-forwarded-for",
+            Some("203.0.113.9, 127.0.0.1".into()),
+        ),
+        ("", "x-forwarded-for", Some("127.0.0.1".into())),
+        (
+            "Cookie: a=1; berth_session=secret; b=2",
+            "cookie",
+            Some("a=1; b=2".into()),
+        ),
+        ("Cookie: berth_session=secret", "cookie", None),
+        ("Cookie: app=1", "cookie", Some("app=1".into())),
+        (
+            "Connection: keep-alive, X-Drop-Me\r\nX-Drop-Me: 1",
+            "x-drop-me",
+            None,
+        ),
+        ("Keep-Alive: timeout=5", "keep-alive", None),
+        (
+            "Proxy-Authorization: Basic eDp4",
+            "proxy-authorization",
+            None,
+        ),
+        ("TE: trailers", "te", None),
+        ("Upgrade: h2c", "upgrade", None),
+        ("X-App: kept", "x-app", Some("kept".into())),
+        ("", "host", Some(addr.clone())),
+    ];
+    for (lines, header, want) in &table {
+        let extra = if lines.is_empty() {
+            String::new()
+        } else {
+            format!("{lines}\r\n")
+        };
+        let fast =
+            format!("GET /api/echo HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
+        let general = format!(
+            "POST /api/echo HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: 2\r\n\
+             Connection: close\r\n\r\n{{}}"
+        );
+        for (path, request) in [("fast", fast), ("general", general)] {
+            let seen = raw_echo(&addr, &request).await;
+            let got = seen["headers"].get(*header).and_then(Value::as_str);
+            assert_eq!(
+                got,
+                want.as_deref(),
+                "{path} path, sent {lines:?}: {header} reached the upstream as {got:?}"
+            );
+        }
+    }
+    gateway.stop(Duration::from_secs(1)).await;
+    up.task.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_limits_timeouts_and_missing_instances_get_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,0 +1,200 @@
+//! Request heads read in place (`httparse`) and checked for what this path serves;
+//! response heads written.
+
+use super::*;
+
+pub(super) enum HeadRead {
+    /// `buf` holds a complete head (or something `httparse` refuses, which hyper answers).
+    Complete,
+    /// The head is too long for this path, or not HTTP/1.x: hyper's.
+    Other,
+    /// The client closed, went quiet past the timeout, or the gateway stops.
+    Closed,
+}
+
+/// Reads until `buf` holds a whole request head.
+pub(super) async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    stop: &CancellationToken,
+) -> HeadRead {
+    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+    loop {
+        if !buf.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            match httparse::Request::new(&mut headers).parse(buf) {
+                Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
+                Ok(httparse::Status::Partial) => return HeadRead::Other,
+                // Complete, or refused: hyper says what is wrong with it.
+                _ => return HeadRead::Complete,
+            }
+        }
+        buf.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            read = tokio::time::timeout_at(deadline, stream.read_buf(buf)) => read,
+            // Idle between requests: a stop closes the connection now.
+            _ = stop.cancelled(), if buf.is_empty() => return HeadRead::Closed,
+        };
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return HeadRead::Closed,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// What this path needs of a request head.
+pub(super) struct Head<'a> {
+    pub(super) method: &'a str,
+    /// The request target: path and query.
+    pub(super) target: &'a str,
+    pub(super) path: &'a str,
+    pub(super) query: Option<&'a str>,
+    /// The `Host` header's value as sent.
+    pub(super) host: Option<&'a str>,
+    /// The client asked to close after this response.
+    pub(super) close: bool,
+    pub(super) referer: Option<&'a str>,
+    pub(super) agent: Option<&'a str>,
+    pub(super) headers: &'a [httparse::Header<'a>],
+}
+
+impl<'a> Head<'a> {
+    /// The head, if it is one this path serves: HTTP/1.1, an origin-form target already
+    /// in canonical form, no body, no upgrade, no `Expect`, at most one `Host`.
+    pub(super) fn read(req: &'a httparse::Request<'a, 'a>) -> Option<Self> {
+        if req.version != Some(1) {
+            return None;
+        }
+        let method = req.method?;
+        let target = req.path?;
+        if !target.starts_with('/') {
+            return None;
+        }
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
+        // Only targets that read the same to every parser: no fragment, nothing that
+        // must be escaped, nothing to decode in the path.
+        if !target.bytes().all(plain_target_byte) || !is_canonical(path) {
+            return None;
+        }
+        let mut head = Head {
+            method,
+            target,
+            path,
+            query,
+            host: None,
+            close: false,
+            referer: None,
+            agent: None,
+            headers: &[],
+        };
+        for h in req.headers.iter() {
+            let name = h.name.as_bytes();
+            match name.len() {
+                4 if name.eq_ignore_ascii_case(b"host") => {
+                    if head.host.is_some() {
+                        return None;
+                    }
+                    head.host = Some(std::str::from_utf8(h.value).ok()?);
+                }
+                6 if name.eq_ignore_ascii_case(b"expect") => return None,
+                7 if name.eq_ignore_ascii_case(b"upgrade") => return None,
+                7 if name.eq_ignore_ascii_case(b"referer") => {
+                    head.referer = std::str::from_utf8(h.value).ok();
+                }
+                10 if name.eq_ignore_ascii_case(b"connection") => {
+                    for token in h.value.split(|&b| b == b',') {
+                        let token = token.trim_ascii();
+                        if token.eq_ignore_ascii_case(b"close") {
+                            head.close = true;
+                        } else if token.eq_ignore_ascii_case(b"upgrade") {
+                            return None;
+                        }
+                    }
+                }
+                10 if name.eq_ignore_ascii_case(b"user-agent") => {
+                    head.agent = std::str::from_utf8(h.value).ok();
+                }
+                14 if name.eq_ignore_ascii_case(b"content-length")
+                    && h.value.trim_ascii() != b"0" =>
+                {
+                    return None;
+                }
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => return None,
+                _ => {}
+            }
+        }
+        // Without a Host, the general path says what is missing.
+        head.host?;
+        head.headers = req.headers;
+        Some(head)
+    }
+
+    pub(super) fn is(&self, method: &Method) -> bool {
+        self.method == method.as_str()
+    }
+}
+
+/// A byte a request target may hold here: RFC 3986's unreserved and sub-delims, `:`,
+/// `@`, `/`, `?` and `%`. Anything else (`#`, `<`, a space, a byte beyond ASCII) goes to
+/// the general path, whose URI parser refuses it or reads it its own way.
+pub(super) fn plain_target_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+                | b'?'
+                | b'%'
+        )
+}
+
+pub(super) fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+pub(super) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A `Date` header, formatted once a second per thread.
+pub(super) fn date(out: &mut Vec<u8>) {
+    thread_local! {
+        static NOW: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    NOW.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            *cached = (secs, httpdate::fmt_http_date(now));
+        }
+        header(out, b"date", cached.1.as_bytes());
+    });
+}
