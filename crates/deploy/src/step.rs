@@ -63,7 +63,10 @@ pub(crate) async fn run(
             };
         }
     };
-    let child = Command::new("sh")
+    let mut cmd = Command::new("sh");
+    // A step's command gets default signal actions, whatever berth was started under.
+    berth_supervise::default_signals(&mut cmd);
+    let child = cmd
         .arg("-c")
         .arg(command)
         .current_dir(cwd)

@@ -37,6 +37,7 @@ pub mod usage;
 mod watchdog;
 
 pub use error::Error;
+pub use process::{default_signals, die_with_parent};
 pub use spec::{
     Backoff, Check, CrashLoop, Liveness, Ports, Probe, RestartPolicy, RunAs, ServiceSpec,
 };

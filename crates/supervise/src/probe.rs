@@ -112,6 +112,7 @@ async fn shell(
 ) -> Result<(), String> {
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(command);
+    crate::process::default_signals(&mut cmd);
     child_env(&mut cmd, spec, instance, port);
     if let Some(user) = &spec.user {
         run_as(&mut cmd, user);

@@ -111,6 +111,7 @@ pub(crate) fn spawn(
     if let Some(user) = &spec.user {
         run_as(&mut cmd, user);
     }
+    default_signals(&mut cmd);
     die_with_parent(&mut cmd);
     let mut child = cmd
         .spawn()
@@ -177,10 +178,38 @@ pub(crate) fn run_as(cmd: &mut Command, user: &RunAs) {
     }
 }
 
-/// Asks the kernel to kill the instance's shell if berth dies, so that a `kill -9` of
-/// berth does not leave services running unsupervised.
+/// Starts the process `cmd` runs with every signal at its default action and none
+/// blocked, as systemd and supervisord do. A process inherits ignored signals: under
+/// `nohup` (or anything else that ignores SIGHUP), a service's `trap … HUP` and a
+/// `stop_signal = "HUP"` did nothing, since a shell cannot trap a signal ignored on entry.
 #[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
+pub fn default_signals(cmd: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // `sigaction`, `sigemptyset` and `sigprocmask`, which are async-signal-safe, on
+    // memory of its own stack.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut action.sa_mask);
+            for signal in 1..libc::SIGRTMIN() {
+                if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                    libc::sigaction(signal, &action, std::ptr::null_mut());
+                }
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
+
+/// Asks the kernel to kill the process `cmd` starts if berth dies (`PR_SET_PDEATHSIG`),
+/// so that a `kill -9` of berth leaves neither a service running unsupervised nor a
+/// job's command unobserved (the queue's `run` handler uses it too).
+#[allow(unsafe_code)]
+pub fn die_with_parent(cmd: &mut Command) {
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the child between fork and exec and calls only
     // `prctl`, `getppid` and `_exit`, which are async-signal-safe; it reads a copied

@@ -144,7 +144,8 @@ async fn run(
     if let Some(dir) = release {
         cmd.current_dir(dir).env("BERTH_RELEASE", dir);
     }
-    die_with_parent(&mut cmd);
+    berth_supervise::default_signals(&mut cmd);
+    berth_supervise::die_with_parent(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -326,28 +327,6 @@ fn describe_exit(s: std::process::ExitStatus) -> String {
             format!("the command was killed by signal {name}")
         }
         _ => format!("the command ended abnormally ({s})"),
-    }
-}
-
-/// Asks the kernel to kill the job's shell if berth dies, so that a `kill -9` of berth
-/// does not leave attempts running unobserved.
-#[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the child between fork and exec and calls only
-    // `prctl`, `getppid` and `_exit`, which are async-signal-safe; it reads a copied
-    // integer and touches no other memory of the parent.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // berth died between the fork and the prctl: the signal will never come.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
     }
 }
 

@@ -7,6 +7,39 @@ use berth_supervise::{EventKind, Exit, InstanceState, RestartPolicy, Signal, Sup
 
 use crate::{alive, eventually, next, read_pid, spec};
 
+/// berth started under `nohup` (SIGHUP ignored) still starts its services with every
+/// signal at its default action: a shell's `trap … HUP` works, and a HUP stop signal
+/// stops the service at once. (Inherited, the ignored HUP made the trap a no-op, and the
+/// stop waited for the grace period's SIGKILL.)
+#[tokio::test]
+#[allow(unsafe_code)]
+async fn a_service_gets_default_signal_actions_whatever_berth_ignores() {
+    // SAFETY: only changes this test process's SIGHUP action to "ignore", as nohup does;
+    // no handler function is installed.
+    unsafe {
+        nix::sys::signal::signal(Signal::SIGHUP, nix::sys::signal::SigHandler::SigIgn).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let sup = Supervisor::new();
+    let command = format!(
+        "trap 'exit 0' HUP; echo $$ > {}; while :; do sleep 0.05; done",
+        ready.display()
+    );
+    let mut s = spec(dir.path(), "nohup", &command);
+    s.stop_signal = Signal::SIGHUP;
+    s.stop_grace = Duration::from_secs(5);
+    sup.add(s).unwrap();
+    read_pid(&ready).await;
+    let t = Instant::now();
+    sup.stop_service("nohup").await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_process_that_handles_the_stop_signal_stops_within_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
