@@ -6,12 +6,14 @@
 //! - [`routes`]: one file per resource: `status`, `jobs`, `archive`, `queues`,
 //!   `workers` (the pull API), `services` (with events and reload), `schedules`,
 //!   `batches`, `workflows`, `gateway` (with budgets and maintenance), `messages`,
-//!   `notifications`, `deploys`, `metrics`;
-//! - [`types`]: every request and answer, shared by the routes, the client and the
-//!   dashboard, and the source of the OpenAPI document ([`openapi`]);
+//!   `notifications`, `deploys`, `backups`, `metrics`;
+//! - [`types`]: every request and answer (`requests.rs`: bodies, queries and paths;
+//!   `responses.rs`: the answers), shared by the routes, the client and the dashboard,
+//!   and the source of the OpenAPI document ([`openapi`]);
 //! - [`error`]: the typed JSON error every route answers with;
 //! - [`client`]: the typed client the CLI and the tests use;
-//! - [`dashboard`]: the web pages, rendered from the API's answers;
+//! - [`dashboard`]: the web pages (`pages.rs`), rendered from the API's answers with
+//!   `html.rs`'s escaping builders, and their embedded script and style (`assets/`);
 //! - [`scopes`]: what a user's token may reach.
 //!
 //! The endpoints are listed in `docs/api.md` and described, field by field, by the

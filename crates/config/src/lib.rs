@@ -15,6 +15,12 @@
 //! - `budget.rs`: the `[budget.NAME]` tables.
 //! - `notify.rs`: the `[notify.NAME]` tables.
 //! - `gateway.rs`: the `[gateway]` table and its `[[gateway.route]]`s.
+//! - `ingest.rs`: the `[ingest.NAME]` tables: MQTT (embedded or external), webhooks,
+//!   dropped files, the schema, devices and what a message starts.
+//! - `schedule.rs`: the `[schedule.NAME]` tables: cron, time zone, target, policies.
+//! - `workflow.rs`: the `[workflow.NAME]` tables and their steps, checked for unknown
+//!   parents and cycles.
+//! - `deploy.rs`: the `[deploy]` table.
 //! - `service.rs`: the `[service.NAME]` tables, and `depends_on` checked across
 //!   them (unknown names, cycles).
 //! - `model.rs`: the validated types ([`Config`], [`App`], [`QueueConfig`],

@@ -13,7 +13,9 @@
 //! # Layout
 //! - [`pipeline`]: the checks, and what a valid message starts;
 //! - `writer`: the batching writer and its acknowledgements;
-//! - [`mqtt`]: the broker (codec, connections, sessions, permissions, WebSocket, TLS);
+//! - [`mqtt`]: the broker (codec, connections, sessions, permissions, WebSocket, TLS;
+//!   `persist.rs`: retained messages and persistent sessions kept in the store across
+//!   restarts);
 //! - [`client`]: the external broker's subscriber (acknowledges once stored);
 //! - [`files`]: dropped files (processing, done, error, resumed after a crash);
 //! - [`feed`]: the live stream of stored messages and dead letters;

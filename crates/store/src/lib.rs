@@ -7,9 +7,16 @@
 //! - [`model`]: jobs, states, timestamps and the other values crossing the boundary.
 //! - [`store`]: the [`Store`] trait every backend implements.
 //! - [`sqlite`]: the embedded default: one writer thread with group commit, WAL, durable
-//!   commits, `BEGIN IMMEDIATE`; readers on their own connections; versioned migrations.
+//!   commits, `BEGIN IMMEDIATE`; readers on their own connections; versioned migrations;
+//!   one file per concern (`jobs`, `flows`, `nodes`, `events`, `auth`, `notify`,
+//!   `counts`: the kept per-state counts, `snapshot`: online copies for backups).
 //! - [`postgres`]: the shared store for several nodes: `FOR UPDATE SKIP LOCKED` fetch,
-//!   batched completions, `LISTEN/NOTIFY` wake-ups, a connection pool, the leader lease.
+//!   batched completions, `LISTEN/NOTIFY` wake-ups, a connection pool, the leader lease;
+//!   the same concerns per file, and `dump` (the store's copy for backups).
+//! - [`auth`]: users, tokens, sessions, lockouts, and budgets' stored spending.
+//! - [`archive`]: failed jobs kept aside for good.
+//! - [`external`]: an application's own databases (PostgreSQL, MySQL, SQLite) dumped and
+//!   loaded for backups.
 //! - [`transfer`]: copying a whole store into another (`berth store migrate`).
 //! - [`error`]: the store's error type, [`StoreError`].
 //! - `conformance` (feature `conformance`): the cases every backend must pass.
