@@ -142,12 +142,17 @@ fn sections(config: &berth_config::Config) -> Vec<(&'static str, String)> {
                     .ingests
                     .values()
                     .map(|i| {
-                        let from = match i.mqtt.as_ref().and_then(|m| m.listen) {
-                            Some(addr) => format!("MQTT on {addr}"),
-                            None if !i.topics.is_empty() => {
+                        let websocket = i.mqtt.as_ref().and_then(|m| m.websocket);
+                        let from = match (i.mqtt.as_ref().and_then(|m| m.listen), websocket) {
+                            (Some(addr), Some(ws)) => {
+                                format!("MQTT on {addr}, over WebSocket on {ws}")
+                            }
+                            (Some(addr), None) => format!("MQTT on {addr}"),
+                            (None, Some(ws)) => format!("MQTT over WebSocket on {ws}"),
+                            (None, None) if !i.topics.is_empty() => {
                                 format!("topics {}", i.topics.join(", "))
                             }
-                            None => "files or webhooks".to_owned(),
+                            (None, None) => "files or webhooks".to_owned(),
                         };
                         format!("{} ({from})", i.name)
                     })

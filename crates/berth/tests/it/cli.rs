@@ -57,6 +57,10 @@ sqlite = "var/shop.sqlite3"
 [deploy]
 build = ["make"]
 migrate = "make migrate"
+
+[ingest.stands]
+mqtt = { listen = "127.0.0.1:1883", websocket = "127.0.0.1:9001", auth = "anonymous" }
+topics = ["stands/+/status"]
 "#,
     )
     .unwrap();
@@ -72,6 +76,7 @@ migrate = "make migrate"
         "\"0 4 * * *\" UTC, databases shop",
         "  deploy     directories or archives, into ",
         "1 build step, a migration, health 10.0s",
+        "stands (MQTT on 127.0.0.1:1883, over WebSocket on 127.0.0.1:9001)",
     ] {
         assert!(out.contains(line), "{line:?} in:\n{out}");
     }
