@@ -8,9 +8,10 @@ use berth_cron::Cron;
 use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section};
 
-const BACKUP_KEYS: &[&str] = &["dir", "schedule", "timezone", "include", "keep", "database"];
-const KEEP_KEYS: &[&str] = &["daily", "weekly", "monthly", "yearly"];
-const DATABASE_KEYS: &[&str] = &["postgres", "mysql", "sqlite", "password_env"];
+pub(crate) const BACKUP_KEYS: &[&str] =
+    &["dir", "schedule", "timezone", "include", "keep", "database"];
+pub(crate) const KEEP_KEYS: &[&str] = &["daily", "weekly", "monthly", "yearly"];
+pub(crate) const DATABASE_KEYS: &[&str] = &["postgres", "mysql", "sqlite", "password_env"];
 
 /// The `[backup]` table.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section};
 
-const BUDGET_KEYS: &[&str] = &[
+pub(crate) const BUDGET_KEYS: &[&str] = &[
     "limit",
     "period",
     "timezone",

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section};
 
-const DEPLOY_KEYS: &[&str] = &[
+pub(crate) const DEPLOY_KEYS: &[&str] = &[
     "repo",
     "ref",
     "dir",

@@ -15,7 +15,7 @@ use crate::diagnostic::Diagnostics;
 use crate::model::ServiceConfig;
 use crate::section::{Invalid, Section, unknown_name};
 
-const GATEWAY_KEYS: &[&str] = &[
+pub(crate) const GATEWAY_KEYS: &[&str] = &[
     "listen",
     "tls",
     "http",
@@ -30,7 +30,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "lockout_for",
     "route",
 ];
-const ROUTE_KEYS: &[&str] = &[
+pub(crate) const ROUTE_KEYS: &[&str] = &[
     "host",
     "path",
     "static",
@@ -50,9 +50,9 @@ const ROUTE_KEYS: &[&str] = &[
     "budget",
     "rate_limit",
 ];
-const RATE_LIMIT_KEYS: &[&str] = &["per_address", "per_user", "burst"];
-const TLS_FILE_KEYS: &[&str] = &["cert", "key"];
-const ACME_KEYS: &[&str] = &[
+pub(crate) const RATE_LIMIT_KEYS: &[&str] = &["per_address", "per_user", "burst"];
+pub(crate) const TLS_FILE_KEYS: &[&str] = &["cert", "key"];
+pub(crate) const ACME_KEYS: &[&str] = &[
     "acme",
     "domains",
     "directory",

@@ -15,7 +15,7 @@ use crate::model::QueueConfig;
 use crate::section::{Invalid, Section};
 use crate::workflow::WorkflowConfig;
 
-const INGEST_KEYS: &[&str] = &[
+pub(crate) const INGEST_KEYS: &[&str] = &[
     "mqtt",
     "topics",
     "schema",
@@ -34,15 +34,15 @@ const INGEST_KEYS: &[&str] = &[
     "key",
     "key_window",
 ];
-const MQTT_KEYS: &[&str] = &["listen", "websocket", "auth", "tls"];
-const TLS_KEYS: &[&str] = &["cert", "key"];
-const DIR_KEYS: &[&str] = &["watch", "processing", "done", "error", "pattern", "settle"];
-const WEBHOOK_KEYS: &[&str] = &["path", "auth", "roles"];
-const BROKER_KEYS: &[&str] = &["url", "user", "password_env", "client_id", "qos"];
-const JOB_KEYS: &[&str] = &["queue", "kind"];
-const ALLOW_KEYS: &[&str] = &["user", "role", "publish", "subscribe"];
+pub(crate) const MQTT_KEYS: &[&str] = &["listen", "websocket", "auth", "tls"];
+pub(crate) const TLS_KEYS: &[&str] = &["cert", "key"];
+pub(crate) const DIR_KEYS: &[&str] = &["watch", "processing", "done", "error", "pattern", "settle"];
+pub(crate) const WEBHOOK_KEYS: &[&str] = &["path", "auth", "roles"];
+pub(crate) const BROKER_KEYS: &[&str] = &["url", "user", "password_env", "client_id", "qos"];
+pub(crate) const JOB_KEYS: &[&str] = &["queue", "kind"];
+pub(crate) const ALLOW_KEYS: &[&str] = &["user", "role", "publish", "subscribe"];
 /// The keys of one credential in table form.
-const CREDENTIAL_KEYS: &[&str] = &["password_env", "roles"];
+pub(crate) const CREDENTIAL_KEYS: &[&str] = &["password_env", "roles"];
 
 /// One `[ingest.NAME]` table.
 #[derive(Debug, Clone, PartialEq)]

@@ -33,6 +33,7 @@ mod backup;
 mod budget;
 mod deploy;
 mod diagnostic;
+mod docs_check;
 mod gateway;
 mod ingest;
 mod model;

@@ -9,7 +9,7 @@ use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section, unknown_name};
 use crate::validate::valid_env_name;
 
-const NOTIFY_KEYS: &[&str] = &[
+pub(crate) const NOTIFY_KEYS: &[&str] = &[
     "email",
     "smtp",
     "from",

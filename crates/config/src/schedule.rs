@@ -13,7 +13,7 @@ use crate::model::QueueConfig;
 use crate::section::{Invalid, Section, Value, closest};
 use crate::workflow::WorkflowConfig;
 
-const SCHEDULE_KEYS: &[&str] = &[
+pub(crate) const SCHEDULE_KEYS: &[&str] = &[
     "cron",
     "timezone",
     "job",
@@ -25,8 +25,8 @@ const SCHEDULE_KEYS: &[&str] = &[
     "jitter",
     "max_attempts",
 ];
-const JOB_KEYS: &[&str] = &["queue", "kind", "args"];
-const WORKFLOW_KEYS: &[&str] = &["name", "args"];
+pub(crate) const JOB_KEYS: &[&str] = &["queue", "kind", "args"];
+pub(crate) const WORKFLOW_KEYS: &[&str] = &["name", "args"];
 const TARGETS: &str = "exactly one of `job = { queue = \"default\", kind = \"cleanup\" }`, \
     `command = \"python3 manage.py cleanup\"` or `workflow = \"publish\"`";
 

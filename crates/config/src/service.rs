@@ -19,7 +19,7 @@ use crate::model::{
 use crate::section::{Invalid, Section, unknown_name};
 use crate::validate::{backoff_factor, initial_and_max, valid_env_name};
 
-const SERVICE_KEYS: &[&str] = &[
+pub(crate) const SERVICE_KEYS: &[&str] = &[
     "command",
     "cwd",
     "env",
@@ -40,10 +40,11 @@ const SERVICE_KEYS: &[&str] = &[
     "log_max_size",
     "log_keep",
 ];
-const SERVICE_BACKOFF_KEYS: &[&str] = &["initial", "max", "factor"];
-const CRASH_LOOP_KEYS: &[&str] = &["max_exits", "window"];
-const READY_KEYS: &[&str] = &["http", "tcp", "command", "interval", "timeout"];
-const LIVE_KEYS: &[&str] = &["http", "tcp", "command", "interval", "timeout", "failures"];
+pub(crate) const SERVICE_BACKOFF_KEYS: &[&str] = &["initial", "max", "factor"];
+pub(crate) const CRASH_LOOP_KEYS: &[&str] = &["max_exits", "window"];
+pub(crate) const READY_KEYS: &[&str] = &["http", "tcp", "command", "interval", "timeout"];
+pub(crate) const LIVE_KEYS: &[&str] =
+    &["http", "tcp", "command", "interval", "timeout", "failures"];
 
 /// The signals a service may be stopped with, without their `SIG` prefix.
 const STOP_SIGNALS: &[&str] = &["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "KILL"];

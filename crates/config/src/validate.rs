@@ -19,12 +19,12 @@ use crate::model::{
 use crate::section::{Invalid, Section};
 
 /// Top-level tables that this version understands.
-const TOP_KEYS: &[&str] = &[
+pub(crate) const TOP_KEYS: &[&str] = &[
     "app", "api", "queue", "service", "schedule", "workflow", "gateway", "budget", "ingest",
     "backup", "notify", "deploy",
 ];
 
-const APP_KEYS: &[&str] = &[
+pub(crate) const APP_KEYS: &[&str] = &[
     "name",
     "data_dir",
     "durability",
@@ -33,7 +33,7 @@ const APP_KEYS: &[&str] = &[
     "leader_ttl",
     "lease_ttl",
 ];
-const API_KEYS: &[&str] = &["listen", "token_env"];
+pub(crate) const API_KEYS: &[&str] = &["listen", "token_env"];
 pub(crate) const QUEUE_KEYS: &[&str] = &[
     "concurrency",
     "handler",
@@ -42,9 +42,9 @@ pub(crate) const QUEUE_KEYS: &[&str] = &[
     "timeout",
     "retention",
 ];
-const HANDLER_KEYS: &[&str] = &["run", "post"];
-const BACKOFF_KEYS: &[&str] = &["initial", "max", "factor", "jitter"];
-const RETENTION_KEYS: &[&str] = &["completed", "discarded", "cancelled"];
+pub(crate) const HANDLER_KEYS: &[&str] = &["run", "post"];
+pub(crate) const BACKOFF_KEYS: &[&str] = &["initial", "max", "factor", "jitter"];
+pub(crate) const RETENTION_KEYS: &[&str] = &["completed", "discarded", "cancelled"];
 
 /// The accepted forms of `handler`, for messages.
 const HANDLER_FORMS: &str =

@@ -13,8 +13,8 @@ use crate::model::QueueConfig;
 use crate::section::{Section, unknown_name};
 use crate::validate::{QUEUE_KEYS, queue_settings};
 
-const WORKFLOW_KEYS: &[&str] = &["timeout", "step"];
-const STEP_EXTRA_KEYS: &[&str] = &["parents", "optional", "heartbeat_timeout"];
+pub(crate) const WORKFLOW_KEYS: &[&str] = &["timeout", "step"];
+pub(crate) const STEP_EXTRA_KEYS: &[&str] = &["parents", "optional", "heartbeat_timeout"];
 /// Attempts a step gets unless it says: a workflow should not wait a day on a broken step.
 pub const STEP_MAX_ATTEMPTS: u32 = 3;
 
