@@ -13,6 +13,7 @@
 //!                                     └── Waiting(backoff) ◄──(policy)── exited ──► Idle
 //!   Running ──Replace──► new process started beside the old (or after it, without a
 //!                        spare port), the old one stopped once the new one is ready
+//!                        (the new one watched meanwhile: its exit shows at once)
 //!   Starting ──Replace──► held: done once the process is ready, or started at once
 //!                         with the new spec if the process fails to get ready
 //!   any ──Stop──► signal, grace, SIGKILL ──► Idle (Stopped)
@@ -458,11 +459,37 @@ impl Instance {
                     s.state = InstanceState::Running;
                 });
                 self.emit(EventKind::Ready { pid: new.pid });
+                // The new process is watched while the old one stops (for up to its
+                // stop_grace): if it dies meanwhile, that shows at once, and the gateway
+                // stops sending it requests.
+                let mut new_exit = None;
                 if old_exit.is_none() {
-                    let exit = self.terminate(&mut old).await;
+                    let stopping = self.terminate(&mut old);
+                    tokio::pin!(stopping);
+                    let exit = loop {
+                        tokio::select! {
+                            exit = &mut stopping => break exit,
+                            status = new.child.wait(), if new_exit.is_none() => {
+                                let exit = exit_of(status);
+                                let ran_for = new.started.elapsed();
+                                self.record_exit(exit.clone(), ran_for);
+                                // Not routed to any more; the policy decides once the
+                                // old process is gone.
+                                self.update(|s| s.state = InstanceState::Backoff);
+                                new_exit = Some((exit, ran_for));
+                            }
+                        }
+                    };
                     self.emit(EventKind::Stopped { exit: Some(exit) });
                 } else {
                     self.finish(&mut old).await;
+                }
+                if let Some((exit, ran_for)) = new_exit {
+                    self.finish(&mut new).await;
+                    let _ = ack.send(Err(format!(
+                        "the new process {exit} while the old one was stopping"
+                    )));
+                    return self.after_exit(exit.success(), ran_for);
                 }
                 let _ = ack.send(Ok(()));
                 Phase::Running(Box::new(new))
@@ -573,9 +600,15 @@ impl Instance {
 
     /// Records an exit and decides what follows: a restart after the backoff, or rest.
     fn exited(&mut self, exit: Exit, ran_for: Duration) -> Phase {
-        let now = Instant::now();
         let succeeded = exit.success();
         self.record_exit(exit, ran_for);
+        self.after_exit(succeeded, ran_for)
+    }
+
+    /// What follows an exit already recorded: the restart policy, the crash-loop count
+    /// and the backoff.
+    fn after_exit(&mut self, succeeded: bool, ran_for: Duration) -> Phase {
+        let now = Instant::now();
         if ran_for >= self.spec.backoff.reset_after {
             self.streak = 0;
         }
@@ -611,7 +644,7 @@ impl Instance {
     }
 
     /// Notes a process's exit in the status and as an event.
-    fn record_exit(&mut self, exit: Exit, ran_for: Duration) {
+    fn record_exit(&self, exit: Exit, ran_for: Duration) {
         self.update(|s| {
             s.pid = None;
             s.last_exit = Some(ExitInfo {

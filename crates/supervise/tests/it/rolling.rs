@@ -220,6 +220,48 @@ async fn a_restart_held_by_a_start_that_fails_starts_the_new_definition() {
 }
 
 #[tokio::test]
+async fn a_replacement_that_dies_while_the_old_process_stops_is_seen_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sup = std::sync::Arc::new(Supervisor::new());
+    let mut rx = sup.subscribe();
+    // The old process takes 3 s to stop.
+    let mut s = spec(
+        dir.path(),
+        "web",
+        "trap 'sleep 3; exit 0' TERM; while :; do sleep 0.05; done",
+    );
+    s.stop_grace = std::time::Duration::from_secs(10);
+    sup.add(s.clone()).unwrap();
+    sup.wait_ready("web", crate::PATIENCE).await.unwrap();
+    // The new one is ready at once, and dies 300 ms later.
+    s.command = "sleep 0.3; exit 7".into();
+    s.ready = Some(probe(Check::Command {
+        command: "true".into(),
+    }));
+    let started = std::time::Instant::now();
+    let updating = tokio::spawn({
+        let sup = sup.clone();
+        async move { sup.update(s).await }
+    });
+    until(&mut rx, |e| {
+        matches!(e.kind, EventKind::Exited(berth_supervise::Exit::Code(7)))
+    })
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the new process's death showed only after {:?}, once the old one had stopped",
+        started.elapsed()
+    );
+    assert_ne!(sup.status()[0].state, InstanceState::Running);
+    let err = updating.await.unwrap().unwrap_err();
+    assert!(
+        err.to_string().contains("while the old one was stopping"),
+        "{err}"
+    );
+    sup.stop().await;
+}
+
+#[tokio::test]
 async fn changing_the_instance_count_replaces_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let sup = Supervisor::new();
