@@ -138,3 +138,32 @@ pub fn schedule_defs(config: &Config) -> Result<Vec<ScheduleDef>, String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The queue and supervise crates have constructors with defaults of their own (for
+    /// their tests and `berth bench`); they must be the config's, which docs/config.md
+    /// documents.
+    #[test]
+    fn the_domain_crates_defaults_are_the_configs() {
+        assert_eq!(
+            spec("q".into(), &QueueConfig::new("q")),
+            QueueSpec::new("q", HandlerSpec::Pull)
+        );
+        let config = berth_config::parse(
+            "[app]\nname = \"x\"\n\n[service.web]\ncommand = \"run\"\n",
+            Path::new("/srv/x/berth.toml"),
+        )
+        .unwrap();
+        let from_config = crate::services::service_specs(&config, None)
+            .unwrap()
+            .remove(0);
+        let own =
+            berth_supervise::ServiceSpec::new("web", "run", crate::services::log_dir(&config));
+        assert_eq!(from_config, own);
+    }
+}
