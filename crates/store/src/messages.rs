@@ -16,7 +16,8 @@ pub struct NewMessage {
     pub device: Option<String>,
     /// Where it came from: the MQTT topic, the file's name, the webhook's path.
     pub topic: String,
-    /// Its kind, from the classifier (`None` for a dead letter, or when not classified).
+    /// Its kind, from the classifier (`None` when not classified, or when a dead letter's
+    /// payload did not get that far).
     pub kind: Option<String>,
     /// The bytes exactly as received.
     pub payload: Vec<u8>,
