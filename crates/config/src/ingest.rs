@@ -301,72 +301,7 @@ fn ingest(
     d: &mut Diagnostics<'_>,
 ) -> Option<IngestConfig> {
     section.check_keys(INGEST_KEYS, d);
-    let mqtt = section
-        .table("mqtt", "a table such as { listen = \"0.0.0.0:1883\" }", d)
-        .map(|m| {
-            m.check_keys(MQTT_KEYS, d);
-            let addr = |key: &str, d: &mut Diagnostics<'_>| {
-                m.string(key, "address", d, |a| {
-                    a.parse::<SocketAddr>().map_err(|_| {
-                        Invalid::Expected(
-                            "expected an address with a port, such as \"0.0.0.0:1883\"".into(),
-                        )
-                    })
-                })
-            };
-            let listen = addr("listen", d);
-            let websocket = addr("websocket", d);
-            if m.get("listen").is_none() && m.get("websocket").is_none() {
-                d.error(
-                    m.span(),
-                    format!(
-                        "`mqtt` of [ingest.{name}] has no listener: expected \
-                         `listen = \"0.0.0.0:1883\"`, `websocket = \"0.0.0.0:8083\"`, or both"
-                    ),
-                );
-            }
-            let anonymous = m
-                .string("auth", "auth", d, |a| match a {
-                    "password" => Ok(false),
-                    "anonymous" => Ok(true),
-                    _ => Err(Invalid::Expected(
-                        "expected \"password\" (clients log in as berth users or with \
-                         `credentials`) or \"anonymous\""
-                            .into(),
-                    )),
-                })
-                .unwrap_or(false);
-            let tls = m
-                .table(
-                    "tls",
-                    "a table such as { cert = \"cert.pem\", key = \"key.pem\" }",
-                    d,
-                )
-                .and_then(|t| {
-                    t.check_keys(TLS_KEYS, d);
-                    let cert = t.path("cert", "\"fullchain.pem\"", config_dir, d);
-                    let key = t.path("key", "\"privkey.pem\"", config_dir, d);
-                    if t.get("cert").is_none() || t.get("key").is_none() {
-                        d.error(
-                            t.span(),
-                            format!(
-                                "`tls` of [ingest.{name}.mqtt] needs both files: expected \
-                                 {{ cert = \"fullchain.pem\", key = \"privkey.pem\" }}"
-                            ),
-                        );
-                    }
-                    Some(TlsFiles {
-                        cert: cert?,
-                        key: key?,
-                    })
-                });
-            MqttConfig {
-                listen,
-                websocket,
-                anonymous,
-                tls,
-            }
-        });
+    let mqtt = mqtt(name, section, config_dir, d);
     let dir = dir(name, section, config_dir, d);
     let webhook = webhook(name, section, d);
     let broker = broker(name, section, d);
@@ -498,6 +433,148 @@ fn ingest(
             "invalid `max_payload`: expected at most \"64MiB\"",
         );
     }
+    let credentials = credentials(name, section, d);
+    let allow = allow(name, section, d);
+    let place = |key: &str| place_of(section, key);
+    check_grants(name, section, &credentials, &allow, d);
+    match &mqtt {
+        None => {
+            for key in ["credentials", "allow"] {
+                if section.get(key).is_some() {
+                    d.error(
+                        place(key),
+                        format!(
+                            "`{key}` in [ingest.{name}] is for MQTT clients, but the ingest has \
+                             no `mqtt` listener"
+                        ),
+                    );
+                }
+            }
+        }
+        Some(m) => {
+            if m.anonymous && section.get("allow").is_some() {
+                d.error(
+                    place("allow"),
+                    format!(
+                        "[ingest.{name}] has `auth = \"anonymous\"` and `allow` entries, which \
+                         name users that never log in: expected `auth = \"password\"`, or no \
+                         `allow`"
+                    ),
+                );
+            }
+            if m.listen.is_some() && m.listen == m.websocket {
+                d.error(
+                    place("mqtt"),
+                    format!(
+                        "`mqtt` of [ingest.{name}] has `listen` and `websocket` on the same \
+                         address: expected two ports, such as 1883 and 8083"
+                    ),
+                );
+            }
+        }
+    }
+    Some(IngestConfig {
+        name: name.to_owned(),
+        mqtt,
+        topics,
+        schema,
+        classify,
+        device,
+        store,
+        start,
+        retention,
+        max_payload,
+        credentials,
+        allow,
+        dir,
+        webhook,
+        broker,
+        key,
+        key_window,
+    })
+}
+
+/// `mqtt = { listen, websocket, auth, tls }`: the embedded broker's listeners.
+fn mqtt(
+    name: &str,
+    section: &Section<'_, '_>,
+    config_dir: &Path,
+    d: &mut Diagnostics<'_>,
+) -> Option<MqttConfig> {
+    section
+        .table("mqtt", "a table such as { listen = \"0.0.0.0:1883\" }", d)
+        .map(|m| {
+            m.check_keys(MQTT_KEYS, d);
+            let addr = |key: &str, d: &mut Diagnostics<'_>| {
+                m.string(key, "address", d, |a| {
+                    a.parse::<SocketAddr>().map_err(|_| {
+                        Invalid::Expected(
+                            "expected an address with a port, such as \"0.0.0.0:1883\"".into(),
+                        )
+                    })
+                })
+            };
+            let listen = addr("listen", d);
+            let websocket = addr("websocket", d);
+            if m.get("listen").is_none() && m.get("websocket").is_none() {
+                d.error(
+                    m.span(),
+                    format!(
+                        "`mqtt` of [ingest.{name}] has no listener: expected \
+                         `listen = \"0.0.0.0:1883\"`, `websocket = \"0.0.0.0:8083\"`, or both"
+                    ),
+                );
+            }
+            let anonymous = m
+                .string("auth", "auth", d, |a| match a {
+                    "password" => Ok(false),
+                    "anonymous" => Ok(true),
+                    _ => Err(Invalid::Expected(
+                        "expected \"password\" (clients log in as berth users or with \
+                         `credentials`) or \"anonymous\""
+                            .into(),
+                    )),
+                })
+                .unwrap_or(false);
+            let tls = m
+                .table(
+                    "tls",
+                    "a table such as { cert = \"cert.pem\", key = \"key.pem\" }",
+                    d,
+                )
+                .and_then(|t| {
+                    t.check_keys(TLS_KEYS, d);
+                    let cert = t.path("cert", "\"fullchain.pem\"", config_dir, d);
+                    let key = t.path("key", "\"privkey.pem\"", config_dir, d);
+                    if t.get("cert").is_none() || t.get("key").is_none() {
+                        d.error(
+                            t.span(),
+                            format!(
+                                "`tls` of [ingest.{name}.mqtt] needs both files: expected \
+                                 {{ cert = \"fullchain.pem\", key = \"privkey.pem\" }}"
+                            ),
+                        );
+                    }
+                    Some(TlsFiles {
+                        cert: cert?,
+                        key: key?,
+                    })
+                });
+            MqttConfig {
+                listen,
+                websocket,
+                anonymous,
+                tls,
+            }
+        })
+}
+
+/// `credentials`: device logins that are not berth users.
+fn credentials(
+    name: &str,
+    section: &Section<'_, '_>,
+    d: &mut Diagnostics<'_>,
+) -> BTreeMap<String, Credential> {
     let mut credentials = BTreeMap::new();
     if let Some(c) = section.table(
         "credentials",
@@ -574,6 +651,11 @@ fn ingest(
             }
         }
     }
+    credentials
+}
+
+/// `[[ingest.NAME.allow]]`: topic permissions by user or role.
+fn allow(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Vec<Allow> {
     let mut allow = Vec::new();
     for a in section.table_array("allow", "tables such as [[ingest.NAME.allow]]", d) {
         a.check_keys(ALLOW_KEYS, d);
@@ -604,12 +686,21 @@ fn ingest(
             subscribe: filters(&a, "subscribe", d).unwrap_or_default(),
         });
     }
-    let place = |key: &str| place_of(section, key);
-    // A device login that no entry grants a topic could connect and then do nothing: every
-    // publish refused. (A berth user's roles are not known here; a device's are.)
+    allow
+}
+
+/// A device login that no entry grants a topic could connect and then do nothing: every
+/// publish refused. (A berth user's roles are not known here; a device's are.)
+fn check_grants(
+    name: &str,
+    section: &Section<'_, '_>,
+    credentials: &BTreeMap<String, Credential>,
+    allow: &[Allow],
+    d: &mut Diagnostics<'_>,
+) {
     if !allow.is_empty() {
         let credentials_span = section.get("credentials").map(|v| v.span());
-        for (user, credential) in &credentials {
+        for (user, credential) in credentials {
             let granted = allow.iter().any(|a| {
                 a.user.as_deref() == Some(user.as_str())
                     || a.role
@@ -636,61 +727,6 @@ fn ingest(
             }
         }
     }
-    match &mqtt {
-        None => {
-            for key in ["credentials", "allow"] {
-                if section.get(key).is_some() {
-                    d.error(
-                        place(key),
-                        format!(
-                            "`{key}` in [ingest.{name}] is for MQTT clients, but the ingest has \
-                             no `mqtt` listener"
-                        ),
-                    );
-                }
-            }
-        }
-        Some(m) => {
-            if m.anonymous && section.get("allow").is_some() {
-                d.error(
-                    place("allow"),
-                    format!(
-                        "[ingest.{name}] has `auth = \"anonymous\"` and `allow` entries, which \
-                         name users that never log in: expected `auth = \"password\"`, or no \
-                         `allow`"
-                    ),
-                );
-            }
-            if m.listen.is_some() && m.listen == m.websocket {
-                d.error(
-                    place("mqtt"),
-                    format!(
-                        "`mqtt` of [ingest.{name}] has `listen` and `websocket` on the same \
-                         address: expected two ports, such as 1883 and 8083"
-                    ),
-                );
-            }
-        }
-    }
-    Some(IngestConfig {
-        name: name.to_owned(),
-        mqtt,
-        topics,
-        schema,
-        classify,
-        device,
-        store,
-        start,
-        retention,
-        max_payload,
-        credentials,
-        allow,
-        dir,
-        webhook,
-        broker,
-        key,
-        key_window,
-    })
 }
 
 fn place_of(section: &Section<'_, '_>, key: &str) -> std::ops::Range<usize> {
