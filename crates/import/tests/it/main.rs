@@ -70,7 +70,7 @@ fn joyce_supervisor_and_nginx() {
     assert_eq!(s.name, "joyce");
     assert_eq!(
         s.command,
-        "/root/miniconda3/envs/joyce/bin/gunicorn main:application -b 0.0.0.0:{port} -w 4"
+        "/opt/miniconda3/envs/joyce/bin/gunicorn main:application -b 0.0.0.0:{port} -w 4"
     );
     assert_eq!(s.port, Some(5000));
     let gw = out.gateway.as_ref().unwrap();
