@@ -49,7 +49,15 @@ pub fn read(out: &mut Import, file: &str, text: &str) -> Result<(), ImportError>
     let tree = parse(file, text)?;
     let mut upstreams = Vec::new();
     let mut servers = Vec::new();
-    collect(out, file, &tree, &mut upstreams, &mut servers);
+    let mut max_body = None;
+    collect(
+        out,
+        file,
+        &tree,
+        &mut upstreams,
+        &mut servers,
+        &mut max_body,
+    );
     // One `host` per route only where the servers differ in their names.
     let mut name_sets: Vec<Vec<String>> = servers
         .iter()
@@ -59,6 +67,9 @@ pub fn read(out: &mut Import, file: &str, text: &str) -> Result<(), ImportError>
     name_sets.dedup();
     let with_hosts = name_sets.len() > 1;
     let mut gw = out.gateway.take().unwrap_or_default();
+    if max_body.is_some() {
+        gw.max_body = max_body;
+    }
     // TLS first: whether a plain listener serves content or only redirects to HTTPS
     // depends on whether any server has TLS, whatever the order of the blocks.
     for server in &servers {
@@ -134,6 +145,10 @@ fn to_https(url: &str) -> bool {
     url.starts_with("https://$") && url.ends_with("$request_uri")
 }
 
+/// Why certbot's HTTP challenge location is not carried over.
+const ACME_CHALLENGE: &str =
+    "certbot's HTTP challenge: berth's own ACME (tls = { acme = … }) answers it";
+
 /// Whether a location is certbot's HTTP challenge, which berth's ACME answers itself.
 fn acme_challenge(d: &Directive) -> bool {
     d.args
@@ -149,10 +164,16 @@ fn collect<'a>(
     list: &'a [Directive],
     upstreams: &mut Vec<(String, Vec<String>)>,
     servers: &mut Vec<&'a Directive>,
+    max_body: &mut Option<String>,
 ) {
     for d in list {
         match (d.name.as_str(), &d.block) {
-            ("http", Some(block)) => collect(out, file, block, upstreams, servers),
+            ("http", Some(block)) => collect(out, file, block, upstreams, servers, max_body),
+            // The limit every server inherits: the gateway's.
+            ("client_max_body_size", None) => match size(d.arg(0)) {
+                Some(v) => *max_body = Some(v),
+                None => out.skip(file, d.line, &d.text(), "berth's max_body is a size > 0"),
+            },
             ("server", Some(_)) => servers.push(d),
             ("upstream", Some(block)) => {
                 let members = block
@@ -339,12 +360,7 @@ fn read_server(
         };
     if redirect_only {
         for l in locations.iter().filter(|l| acme_challenge(l)) {
-            out.skip(
-                file,
-                l.line,
-                &l.text(),
-                "certbot's HTTP challenge: berth's own ACME (tls = { acme = … }) answers it",
-            );
+            out.skip(file, l.line, &l.text(), ACME_CHALLENGE);
         }
         if gw.tls.is_none() {
             for (_, _, l) in &s.listens {
@@ -395,12 +411,7 @@ fn read_server(
     }
     for loc in &locations {
         if acme_challenge(loc) {
-            out.skip(
-                file,
-                loc.line,
-                &loc.text(),
-                "certbot's HTTP challenge: berth's own ACME (tls = { acme = … }) answers it",
-            );
+            out.skip(file, loc.line, &loc.text(), ACME_CHALLENGE);
             continue;
         }
         location(out, gw, file, &s, with_hosts, loc, upstreams);

@@ -518,3 +518,18 @@ fn commands_names_and_values_stay_what_they_were() {
     );
     assert_eq!(out.schedules[0].command, "export TZ=Europe/Berlin; date");
 }
+
+#[test]
+fn an_http_blocks_body_limit_is_the_gateways() {
+    let (out, toml) = one(
+        "nginx.conf",
+        "http {\n client_max_body_size 50m;\n server {\n  listen 8080;\n  \
+         location / { proxy_pass http://127.0.0.1:9000; }\n }\n}\n",
+    );
+    assert_eq!(
+        out.gateway.unwrap().max_body.as_deref(),
+        Some("50MiB"),
+        "{toml}"
+    );
+    assert!(out.skipped.is_empty(), "{:?}", out.skipped);
+}
