@@ -2,6 +2,11 @@
 //!
 //! # Layout
 //! - [`flows`]: schedules, batches and workflows, and the rules for advancing them;
+//!   `flows/engine.rs` writes once, for both backends, everything a write of a job, a
+//!   batch or a workflow decides (the `rules` checks first, then what a final state does
+//!   to its batch or workflow), over the small set of primitives each backend implements
+//!   (`FlowDb` in the backends' `flows.rs`, `JobDb` in their `jobs.rs`: `Lite` on SQLite,
+//!   `Pg` on PostgreSQL).
 //! - [`messages`]: what ingests took in, and dead letters.
 //! - [`notices`]: the notification outbox: routes, deliveries, kinds.
 //! - [`model`]: jobs, states, timestamps and the other values crossing the boundary.

@@ -6,11 +6,13 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
+use super::flows::{Pg, parsed};
 use crate::error::{Result, StoreError};
 use crate::flows::Touched;
+use crate::flows::engine::JobDb;
 use crate::model::{
     AttemptError, AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeasedJob,
-    NewJob, Outcome, QueueStats, RunningLease, StateChange, Timestamp,
+    NewJob, Outcome, QueueStats, RunningLease, Timestamp,
 };
 use crate::notices::{DiscardedJob, discarded_event, outcome_error, outcome_output};
 use crate::store::FetchRequest;
@@ -558,7 +560,6 @@ pub(crate) async fn prune(
     older_than: Timestamp,
     limit: u32,
 ) -> Result<u64> {
-    crate::rules::may_prune(state)?;
     c.execute(
         "DELETE FROM berth_jobs WHERE id IN (SELECT id FROM berth_jobs WHERE queue = $1 \
          AND state = $2 AND finalized_at < $3 AND NOT EXISTS (SELECT 1 FROM berth_workflows w \
@@ -641,78 +642,6 @@ pub(crate) async fn list_jobs(c: &impl GenericClient, f: &JobFilter) -> Result<V
         .collect();
     let rows = c.query(&sql, &refs).await.map_err(db("listing jobs"))?;
     rows.iter().map(job_from_row).collect()
-}
-
-async fn current_state(c: &impl GenericClient, id: i64) -> Result<JobState> {
-    let row = c
-        .query_opt(
-            "SELECT state FROM berth_jobs WHERE id = $1 FOR UPDATE",
-            &[&id],
-        )
-        .await
-        .map_err(db("reading a job state"))?
-        .ok_or(StoreError::JobNotFound(id))?;
-    state_of(row.get(0))
-}
-
-pub(crate) async fn finalize(
-    c: &impl GenericClient,
-    id: i64,
-    to: JobState,
-    action: &'static str,
-    now: Timestamp,
-) -> Result<StateChange> {
-    let from = current_state(c, id).await?;
-    crate::rules::may_finalize(id, from, action)?;
-    c.execute(
-        "UPDATE berth_jobs SET state = $2, finalized_at = $3, lease_expires_at = NULL WHERE id = $1",
-        &[&id, &to.as_str(), &now.0],
-    )
-    .await
-    .map_err(db("finalizing a job"))?;
-    Ok(StateChange {
-        id,
-        from,
-        to: Some(to),
-    })
-}
-
-pub(crate) async fn retry(c: &impl GenericClient, id: i64, now: Timestamp) -> Result<StateChange> {
-    let from = current_state(c, id).await?;
-    crate::rules::may_retry(id, from)?;
-    super::flows::before_retry(c, id).await?;
-    let row = c
-        .query_one(
-            "UPDATE berth_jobs SET state = 'available', scheduled_at = $2, finalized_at = NULL, \
-             max_attempts = greatest(max_attempts, attempt + 1) WHERE id = $1 RETURNING queue",
-            &[&id, &now.0],
-        )
-        .await
-        .map_err(|e| {
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                StoreError::Conflict(format!(
-                    "cannot retry job {id}: another job with the same unique key is waiting or running"
-                ))
-            } else {
-                StoreError::db("retrying a job", e)
-            }
-        })?;
-    notify(c, &[row.get(0)]).await?;
-    Ok(StateChange {
-        id,
-        from,
-        to: Some(JobState::Available),
-    })
-}
-
-pub(crate) async fn delete(c: &impl GenericClient, id: i64) -> Result<StateChange> {
-    let from = current_state(c, id).await?;
-    crate::rules::may_delete(id, from)?;
-    super::flows::before_delete(c, id).await?;
-    c.execute("DELETE FROM berth_jobs WHERE id = $1", &[&id])
-        .await
-        .map_err(db("deleting a job"))?;
-    Ok(StateChange { id, from, to: None })
 }
 
 pub(crate) async fn queue_stats(c: &impl GenericClient) -> Result<Vec<QueueStats>> {
@@ -816,7 +745,6 @@ pub(crate) async fn set_paused(
 }
 
 pub(crate) async fn purge(c: &impl GenericClient, queue: &str, states: &[JobState]) -> Result<u64> {
-    crate::rules::may_purge(states)?;
     let names: Vec<String> = states.iter().map(|s| s.as_str().to_string()).collect();
     c.execute(
         // Jobs of batches and workflows are left to their batch or workflow's cancel.
@@ -907,4 +835,45 @@ pub(crate) async fn count(c: &impl GenericClient) -> Result<u64> {
         .await
         .map_err(db("counting jobs"))?;
     Ok(r.get::<_, i64>(0) as u64)
+}
+
+/// A job's writes as the flow engine asks for them (see `flows::engine::JobDb`).
+impl<C: GenericClient> JobDb for Pg<'_, C> {
+    async fn insert_jobs(&self, new: &[NewJob], now: Timestamp) -> Result<Vec<Inserted>> {
+        insert(self.0, new, now).await
+    }
+
+    async fn lock_job(&self, id: i64) -> Result<Option<JobState>> {
+        let sql = "SELECT state FROM berth_jobs WHERE id = $1 FOR UPDATE";
+        let row = self.opt("reading a job state", sql, &[&id]).await?;
+        row.map(|r| parsed(r.get(0))).transpose()
+    }
+
+    async fn finalize_job(&self, id: i64, to: JobState, now: Timestamp) -> Result<()> {
+        let sql = "UPDATE berth_jobs SET state = $2, finalized_at = $3, lease_expires_at = NULL \
+                   WHERE id = $1";
+        self.exec("finalizing a job", sql, &[&id, &to.as_str(), &now.0])
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_job(&self, id: i64) -> Result<()> {
+        let sql = "DELETE FROM berth_jobs WHERE id = $1";
+        self.exec("deleting a job", sql, &[&id]).await?;
+        Ok(())
+    }
+
+    async fn prune_jobs(
+        &self,
+        queue: &str,
+        state: JobState,
+        older_than: Timestamp,
+        limit: u32,
+    ) -> Result<u64> {
+        prune(self.0, queue, state, older_than, limit).await
+    }
+
+    async fn purge_jobs(&self, queue: &str, states: &[JobState]) -> Result<u64> {
+        purge(self.0, queue, states).await
+    }
 }

@@ -3,9 +3,10 @@
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
-use super::flows::start;
+use super::flows::Pg;
 use crate::error::{Result, StoreError};
 use crate::flows::Fired;
+use crate::flows::engine::start;
 use crate::messages::{
     Message, MessageCount, MessageFilter, MessageStored, MessageTotals, NewMessage, Replay,
     errors_json, key_heads, may_replay,
@@ -113,7 +114,7 @@ pub(crate) async fn insert(
             firsts.first(m, id);
         }
         if let Some(s) = m.start_for(id) {
-            let fired = start(c, &s, m.received_at, woken).await?;
+            let fired = start(&Pg(c), &s, m.received_at, woken).await?;
             if let Some(id) = id {
                 started.0.push(id);
                 started.1.push(fired.job_id);
@@ -406,7 +407,7 @@ pub(crate) async fn replay(
     .await
     .map_err(db("replaying a message"))?;
     if let Some(s) = start_now {
-        let fired = start(c, &s, now, woken).await?;
+        let fired = start(&Pg(c), &s, now, woken).await?;
         set_started(c, id, fired).await?;
     }
     get(c, id).await?.ok_or_else(not_found)

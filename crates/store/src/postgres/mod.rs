@@ -35,6 +35,7 @@ use crate::auth::{
     AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
 };
 use crate::error::{Result, StoreError};
+use crate::flows::engine::{self, FlowDb};
 use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
@@ -49,6 +50,7 @@ use crate::model::{
 };
 use crate::notices::{Delivery, DeliveryFilter, NotifyRoute};
 use crate::store::{FetchRequest, SnapshotFormat, Store};
+use flows::Pg;
 use pool::Pool;
 
 pub use dump::restore as restore_dump;
@@ -196,12 +198,7 @@ impl PostgresStore {
         now: Timestamp,
     ) -> Result<StateChange> {
         self.waking_tx(move |tx, woken| {
-            Box::pin(async move {
-                let ch = jobs::finalize(tx, id, to, action, now).await?;
-                let touched = flows::touched(tx, id, to).await?;
-                flows::after_final(tx, &[touched], now, woken).await?;
-                Ok(ch)
-            })
+            Box::pin(async move { engine::finalize(&Pg(tx), id, to, action, now, woken).await })
         })
         .await
     }
@@ -268,8 +265,7 @@ macro_rules! with_client {
 #[async_trait]
 impl Store for PostgresStore {
     async fn insert(&self, new: Vec<NewJob>, now: Timestamp) -> Result<Vec<Inserted>> {
-        crate::rules::may_insert(&new)?;
-        self.in_tx(move |tx| Box::pin(async move { jobs::insert(tx, &new, now).await }))
+        self.in_tx(move |tx| Box::pin(async move { engine::insert(&Pg(tx), &new, now).await }))
             .await
     }
 
@@ -293,7 +289,7 @@ impl Store for PostgresStore {
                     let (out, touched) = jobs::finish(tx, &finishes, now).await?;
                     if !touched.is_empty() {
                         let mut woken = Vec::new();
-                        flows::after_final(tx, &touched, now, &mut woken).await?;
+                        engine::after_final(&Pg(tx), &touched, now, &mut woken).await?;
                         jobs::notify(tx, &woken).await?;
                     }
                     Ok(out)
@@ -350,7 +346,7 @@ impl Store for PostgresStore {
         older_than: Timestamp,
         limit: u32,
     ) -> Result<u64> {
-        with_client!(self, c => jobs::prune(&*c, queue, state, older_than, limit).await)
+        with_client!(self, c => engine::prune(&Pg(&*c), queue, state, older_than, limit).await)
     }
 
     async fn job(&self, id: i64) -> Result<Option<Job>> {
@@ -394,12 +390,14 @@ impl Store for PostgresStore {
     }
 
     async fn retry(&self, id: i64, now: Timestamp) -> Result<StateChange> {
-        self.in_tx(move |tx| Box::pin(async move { jobs::retry(tx, id, now).await }))
-            .await
+        self.waking_tx(move |tx, woken| {
+            Box::pin(async move { engine::retry(&Pg(tx), id, now, woken).await })
+        })
+        .await
     }
 
     async fn delete(&self, id: i64) -> Result<StateChange> {
-        self.in_tx(move |tx| Box::pin(async move { jobs::delete(tx, id).await }))
+        self.in_tx(move |tx| Box::pin(async move { engine::delete(&Pg(tx), id).await }))
             .await
     }
 
@@ -439,7 +437,7 @@ impl Store for PostgresStore {
     }
 
     async fn purge(&self, queue: &str, states: Vec<JobState>) -> Result<u64> {
-        with_client!(self, c => jobs::purge(&*c, queue, &states).await)
+        with_client!(self, c => engine::purge(&Pg(&*c), queue, &states).await)
     }
 
     async fn export_jobs(&self, after_id: i64, limit: u32) -> Result<Vec<Job>> {
@@ -471,7 +469,7 @@ impl Store for PostgresStore {
     }
 
     async fn schedules(&self) -> Result<Vec<ScheduleState>> {
-        with_client!(self, c => flows::schedules(&*c).await)
+        with_client!(self, c => Pg(&*c).schedules().await)
     }
 
     async fn schedule_prepare(
@@ -480,72 +478,71 @@ impl Store for PostgresStore {
         signature: &str,
         next_at: Timestamp,
     ) -> Result<ScheduleState> {
-        with_client!(self, c => flows::schedule_prepare(&*c, name, signature, next_at).await)
+        with_client!(self, c => engine::schedule_prepare(&Pg(&*c), name, signature, next_at).await)
     }
 
     async fn schedule_fire(&self, fire: ScheduleFire, now: Timestamp) -> Result<Option<Fired>> {
-        crate::flows::may_fire(&fire)?;
         self.waking_tx(move |tx, woken| {
-            Box::pin(async move { flows::schedule_fire(tx, &fire, now, woken).await })
+            Box::pin(async move { engine::schedule_fire(&Pg(tx), &fire, now, woken).await })
         })
         .await
     }
 
     async fn schedule_set_paused(&self, name: &str, paused: bool) -> Result<ScheduleState> {
-        with_client!(self, c => flows::schedule_set_paused(&*c, name, paused).await)
+        with_client!(self, c => engine::schedule_set_paused(&Pg(&*c), name, paused).await)
     }
 
     async fn batch_create(&self, batch: NewBatch, now: Timestamp) -> Result<Batch> {
-        crate::flows::may_create_batch(&batch)?;
         self.waking_tx(move |tx, woken| {
-            Box::pin(async move { flows::batch_create(tx, &batch, now, woken).await })
+            Box::pin(async move { engine::batch_create(&Pg(tx), &batch, now, woken).await })
         })
         .await
     }
 
     async fn batch(&self, id: i64) -> Result<Option<Batch>> {
-        with_client!(self, c => flows::batch(&*c, id).await)
+        with_client!(self, c => Pg(&*c).batch(id, false).await)
     }
 
     async fn batches(&self, filter: BatchFilter) -> Result<Vec<Batch>> {
-        with_client!(self, c => flows::batches(&*c, &filter).await)
+        with_client!(self, c => Pg(&*c).batches(&filter).await)
     }
 
     async fn batch_failures(&self, id: i64, limit: u32) -> Result<Vec<BatchFailure>> {
-        with_client!(self, c => flows::batch_failures(&*c, id, limit).await)
+        with_client!(self, c => Pg(&*c).batch_failures(id, limit).await)
     }
 
     async fn batch_cancel(&self, id: i64, now: Timestamp) -> Result<(Batch, Vec<i64>)> {
-        self.in_tx(move |tx| Box::pin(async move { flows::batch_cancel(tx, id, now).await }))
+        self.in_tx(move |tx| Box::pin(async move { engine::batch_cancel(&Pg(tx), id, now).await }))
             .await
     }
 
     async fn batch_retry_failed(&self, id: i64, now: Timestamp) -> Result<(Batch, u64)> {
         self.waking_tx(move |tx, woken| {
-            Box::pin(async move { flows::batch_retry_failed(tx, id, now, woken).await })
+            Box::pin(async move { engine::batch_retry_failed(&Pg(tx), id, now, woken).await })
         })
         .await
     }
 
     async fn workflow_start(&self, workflow: NewWorkflow, now: Timestamp) -> Result<i64> {
-        crate::flows::may_start_workflow(&workflow)?;
         self.waking_tx(move |tx, woken| {
-            Box::pin(async move { flows::workflow_start(tx, &workflow, now, woken).await })
+            Box::pin(async move { engine::workflow_start(&Pg(tx), &workflow, now, woken).await })
         })
         .await
     }
 
     async fn workflow(&self, id: i64) -> Result<Option<Workflow>> {
-        with_client!(self, c => flows::workflow(&*c, id).await)
+        with_client!(self, c => engine::workflow(&Pg(&*c), id).await)
     }
 
     async fn workflows(&self, filter: WorkflowFilter) -> Result<Vec<Workflow>> {
-        with_client!(self, c => flows::workflows(&*c, &filter).await)
+        with_client!(self, c => Pg(&*c).workflows(&filter).await)
     }
 
     async fn workflow_cancel(&self, id: i64, now: Timestamp) -> Result<Workflow> {
-        self.in_tx(move |tx| Box::pin(async move { flows::workflow_cancel(tx, id, now).await }))
-            .await
+        self.in_tx(move |tx| {
+            Box::pin(async move { engine::workflow_cancel(&Pg(tx), id, now).await })
+        })
+        .await
     }
 
     async fn workflow_retry(
@@ -555,26 +552,26 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<Workflow> {
         self.waking_tx(move |tx, woken| {
-            Box::pin(async move { flows::workflow_retry(tx, id, deadline, now, woken).await })
+            Box::pin(async move { engine::workflow_retry(&Pg(tx), id, deadline, now, woken).await })
         })
         .await
     }
 
     async fn workflow_expire(&self, now: Timestamp) -> Result<Vec<i64>> {
-        self.in_tx(move |tx| Box::pin(async move { flows::workflow_expire(tx, now).await }))
+        self.in_tx(move |tx| Box::pin(async move { engine::workflow_expire(&Pg(tx), now).await }))
             .await
     }
 
     async fn prune_flows(&self, before: Timestamp) -> Result<u64> {
-        with_client!(self, c => flows::prune_flows(&*c, before).await)
+        with_client!(self, c => Pg(&*c).prune_flows(before).await)
     }
 
     async fn export_flows(&self) -> Result<FlowsDump> {
-        with_client!(self, c => flows::export(&*c).await)
+        with_client!(self, c => engine::export(&Pg(&*c)).await)
     }
 
     async fn import_flows(&self, dump: FlowsDump) -> Result<()> {
-        self.in_tx(move |tx| Box::pin(async move { flows::import(tx, &dump).await }))
+        self.in_tx(move |tx| Box::pin(async move { Pg(tx).import_rows(&dump).await }))
             .await
     }
 

@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::flows::{Lite, parsed_col};
 use crate::error::{Result, StoreError};
 use crate::flows::Touched;
+use crate::flows::engine::JobDb;
 use crate::model::{
     AttemptError, AttemptRef, Finish, Finished, Inserted, Job, JobFilter, JobState, LeasedJob,
-    NewJob, Outcome, QueueStats, RunningLease, StateChange, Timestamp,
+    NewJob, Outcome, QueueStats, RunningLease, Timestamp,
 };
 use crate::notices::{DiscardedJob, discarded_event, outcome_error, outcome_output};
 use crate::store::FetchRequest;
@@ -92,7 +94,7 @@ pub(crate) fn insert(conn: &Connection, jobs: &[NewJob], now: Timestamp) -> Resu
         .map_err(db("preparing an insert"))?;
     let mut out = Vec::with_capacity(jobs.len());
     let mut tally = super::counts::Tally::default();
-    // Each job was checked by `rules::may_insert` before it reached the writer.
+    // Each job was checked by `flows::engine::insert` (`rules::may_insert`).
     for job in jobs {
         let at = job.scheduled_at.unwrap_or(now);
         let state = if at > now {
@@ -475,7 +477,6 @@ pub(crate) fn prune(
     older_than: Timestamp,
     limit: u32,
 ) -> Result<u64> {
-    crate::rules::may_prune(state)?;
     conn.prepare_cached(
         "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = ?1 AND state = ?2 \
          AND finalized_at < ?3 AND NOT EXISTS (SELECT 1 FROM workflows w \
@@ -589,69 +590,6 @@ fn kept_in(conn: &Connection, queue: Option<&str>, list: &[String]) -> Result<u6
     Ok(n.max(0) as u64)
 }
 
-fn current_state(conn: &Connection, id: i64) -> Result<JobState> {
-    let state: Option<String> = conn
-        .prepare_cached("SELECT state FROM jobs WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
-        .map_err(db("reading a job state"))?;
-    let state = state.ok_or(StoreError::JobNotFound(id))?;
-    parse_state(&state, 0).map_err(db("reading a job state"))
-}
-
-/// Moves a job that is not final to a final state.
-pub(crate) fn finalize(
-    conn: &Connection,
-    id: i64,
-    to: JobState,
-    action: &'static str,
-    now: Timestamp,
-) -> Result<StateChange> {
-    let from = current_state(conn, id)?;
-    crate::rules::may_finalize(id, from, action)?;
-    conn.prepare_cached(
-        "UPDATE jobs SET state = ?2, finalized_at = ?3, lease_expires_at = NULL WHERE id = ?1",
-    )
-    .and_then(|mut s| s.execute(params![id, to.as_str(), now.0]))
-    .map_err(db("finalizing a job"))?;
-    Ok(StateChange {
-        id,
-        from,
-        to: Some(to),
-    })
-}
-
-pub(crate) fn retry(conn: &Connection, id: i64, now: Timestamp) -> Result<StateChange> {
-    let from = current_state(conn, id)?;
-    crate::rules::may_retry(id, from)?;
-    super::flows::before_retry(conn, id)?;
-    conn.prepare_cached(
-        "UPDATE jobs SET state = 'available', scheduled_at = ?2, finalized_at = NULL, \
-         max_attempts = max(max_attempts, attempt + 1) WHERE id = ?1",
-    )
-    .and_then(|mut s| s.execute(params![id, now.0]))
-    .map_err(|e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict(format!(
-            "cannot retry job {id}: another job with the same unique key is waiting or running"
-        )),
-        _ => StoreError::db("retrying a job", e),
-    })?;
-    Ok(StateChange {
-        id,
-        from,
-        to: Some(JobState::Available),
-    })
-}
-
-pub(crate) fn delete(conn: &Connection, id: i64) -> Result<StateChange> {
-    let from = current_state(conn, id)?;
-    crate::rules::may_delete(id, from)?;
-    super::flows::before_delete(conn, id)?;
-    conn.prepare_cached("DELETE FROM jobs WHERE id = ?1")
-        .and_then(|mut s| s.execute([id]))
-        .map_err(db("deleting a job"))?;
-    Ok(StateChange { id, from, to: None })
-}
-
 pub(crate) fn queue_stats(conn: &Connection) -> Result<Vec<QueueStats>> {
     let mut by_name: BTreeMap<String, QueueStats> = BTreeMap::new();
     let blank = crate::rules::empty_stats;
@@ -726,7 +664,6 @@ pub(crate) fn set_paused(
 }
 
 pub(crate) fn purge(conn: &Connection, queue: &str, states: &[JobState]) -> Result<u64> {
-    crate::rules::may_purge(states)?;
     let mut total = 0;
     for state in states {
         total += conn
@@ -803,4 +740,45 @@ pub(crate) fn count(conn: &Connection) -> Result<u64> {
     })
     .map(|n| n as u64)
     .map_err(db("counting jobs"))
+}
+
+/// A job's writes as the flow engine asks for them (see `flows::engine::JobDb`).
+impl JobDb for Lite<'_> {
+    async fn insert_jobs(&self, new: &[NewJob], now: Timestamp) -> Result<Vec<Inserted>> {
+        insert(self.0, new, now)
+    }
+
+    async fn lock_job(&self, id: i64) -> Result<Option<JobState>> {
+        let sql = "SELECT state FROM jobs WHERE id = ?1";
+        self.one("reading a job state", sql, [id], |r| parsed_col(r, 0))
+            .map(Option::flatten)
+    }
+
+    async fn finalize_job(&self, id: i64, to: JobState, now: Timestamp) -> Result<()> {
+        self.exec(
+            "finalizing a job",
+            "UPDATE jobs SET state = ?2, finalized_at = ?3, lease_expires_at = NULL WHERE id = ?1",
+            params![id, to.as_str(), now.0],
+        )?;
+        Ok(())
+    }
+
+    async fn delete_job(&self, id: i64) -> Result<()> {
+        self.exec("deleting a job", "DELETE FROM jobs WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    async fn prune_jobs(
+        &self,
+        queue: &str,
+        state: JobState,
+        older_than: Timestamp,
+        limit: u32,
+    ) -> Result<u64> {
+        prune(self.0, queue, state, older_than, limit)
+    }
+
+    async fn purge_jobs(&self, queue: &str, states: &[JobState]) -> Result<u64> {
+        purge(self.0, queue, states)
+    }
 }

@@ -2,9 +2,10 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::flows::start;
+use super::flows::Lite;
 use crate::error::{Result, StoreError};
 use crate::flows::Fired;
+use crate::flows::engine::{run_ready, start};
 use crate::messages::{
     Message, MessageCount, MessageFilter, MessageKey, MessageStored, MessageTotals, NewMessage,
     Replay, errors_from_json, errors_json, key_heads, may_replay,
@@ -91,7 +92,7 @@ pub(crate) fn insert(
             .map_err(db("storing message keys"))?;
         }
         if let Some(s) = m.start_for(id) {
-            let fired = start(conn, &s, m.received_at, woken)?;
+            let fired = run_ready(start(&Lite(conn), &s, m.received_at, woken))?;
             if let Some(id) = id {
                 set_started(conn, id, fired)?;
             }
@@ -239,7 +240,7 @@ pub(crate) fn replay(
     })
     .map_err(db("replaying a message"))?;
     if let Some(s) = start_now {
-        let fired = start(conn, &s, now, woken)?;
+        let fired = run_ready(start(&Lite(conn), &s, now, woken))?;
         set_started(conn, id, fired)?;
     }
     get(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("no message with id {id}")))

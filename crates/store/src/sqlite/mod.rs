@@ -29,6 +29,7 @@ use crate::auth::{
     AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
 };
 use crate::error::{Result, StoreError};
+use crate::flows::engine::{self, FlowDb, run_ready};
 use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
     ScheduleState, Workflow, WorkflowFilter,
@@ -43,6 +44,7 @@ use crate::model::{
 };
 use crate::notices::{Delivery, DeliveryFilter, NotifyRoute};
 use crate::store::{FetchRequest, SnapshotFormat, Store};
+use flows::Lite;
 use writer::Writer;
 
 pub use migrations::{APPLICATION_ID, LATEST as SCHEMA_VERSION};
@@ -217,8 +219,9 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn insert(&self, new: Vec<NewJob>, now: Timestamp) -> Result<Vec<Inserted>> {
         // Refuse bad input before it reaches the transaction, naming the job.
-        crate::rules::may_insert(&new)?;
-        self.writer.write(move |c| jobs::insert(c, &new, now)).await
+        self.writer
+            .write(move |c| run_ready(engine::insert(&Lite(c), &new, now)))
+            .await
     }
 
     async fn fetch(&self, req: FetchRequest) -> Result<Vec<LeasedJob>> {
@@ -240,7 +243,7 @@ impl Store for SqliteStore {
         self.write_waking(move |c, woken| {
             let (out, touched) = jobs::finish(c, &finishes, now)?;
             if !touched.is_empty() {
-                flows::after_final(c, &touched, now, woken)?;
+                run_ready(engine::after_final(&Lite(c), &touched, now, woken))?;
             }
             Ok(out)
         })
@@ -274,7 +277,7 @@ impl Store for SqliteStore {
     ) -> Result<u64> {
         let queue = queue.to_string();
         self.writer
-            .write(move |c| jobs::prune(c, &queue, state, older_than, limit))
+            .write(move |c| run_ready(engine::prune(&Lite(c), &queue, state, older_than, limit)))
             .await
     }
 
@@ -310,39 +313,30 @@ impl Store for SqliteStore {
     }
 
     async fn cancel(&self, id: i64, now: Timestamp) -> Result<StateChange> {
+        let to = JobState::Cancelled;
         self.write_waking(move |c, woken| {
-            let ch = jobs::finalize(c, id, JobState::Cancelled, "cancel", now)?;
-            flows::after_final(
-                c,
-                &[flows::touched(c, id, JobState::Cancelled)?],
-                now,
-                woken,
-            )?;
-            Ok(ch)
+            run_ready(engine::finalize(&Lite(c), id, to, "cancel", now, woken))
         })
         .await
     }
 
     async fn discard(&self, id: i64, now: Timestamp) -> Result<StateChange> {
+        let to = JobState::Discarded;
         self.write_waking(move |c, woken| {
-            let ch = jobs::finalize(c, id, JobState::Discarded, "discard", now)?;
-            flows::after_final(
-                c,
-                &[flows::touched(c, id, JobState::Discarded)?],
-                now,
-                woken,
-            )?;
-            Ok(ch)
+            run_ready(engine::finalize(&Lite(c), id, to, "discard", now, woken))
         })
         .await
     }
 
     async fn retry(&self, id: i64, now: Timestamp) -> Result<StateChange> {
-        self.writer.write(move |c| jobs::retry(c, id, now)).await
+        self.write_waking(move |c, woken| run_ready(engine::retry(&Lite(c), id, now, woken)))
+            .await
     }
 
     async fn delete(&self, id: i64) -> Result<StateChange> {
-        self.writer.write(move |c| jobs::delete(c, id)).await
+        self.writer
+            .write(move |c| run_ready(engine::delete(&Lite(c), id)))
+            .await
     }
 
     async fn queue_stats(&self) -> Result<Vec<QueueStats>> {
@@ -384,7 +378,7 @@ impl Store for SqliteStore {
     async fn purge(&self, queue: &str, states: Vec<JobState>) -> Result<u64> {
         let queue = queue.to_string();
         self.writer
-            .write(move |c| jobs::purge(c, &queue, &states))
+            .write(move |c| run_ready(engine::purge(&Lite(c), &queue, &states)))
             .await
     }
 
@@ -416,7 +410,7 @@ impl Store for SqliteStore {
     }
 
     async fn schedules(&self) -> Result<Vec<ScheduleState>> {
-        self.read(flows::schedules).await
+        self.read(|c| run_ready(Lite(c).schedules())).await
     }
 
     async fn schedule_prepare(
@@ -427,70 +421,86 @@ impl Store for SqliteStore {
     ) -> Result<ScheduleState> {
         let (name, signature) = (name.to_string(), signature.to_string());
         self.writer
-            .write(move |c| flows::schedule_prepare(c, &name, &signature, next_at))
+            .write(move |c| {
+                run_ready(engine::schedule_prepare(
+                    &Lite(c),
+                    &name,
+                    &signature,
+                    next_at,
+                ))
+            })
             .await
     }
 
     async fn schedule_fire(&self, fire: ScheduleFire, now: Timestamp) -> Result<Option<Fired>> {
-        crate::flows::may_fire(&fire)?;
-        self.write_waking(move |c, woken| flows::schedule_fire(c, &fire, now, woken))
-            .await
+        self.write_waking(move |c, woken| {
+            run_ready(engine::schedule_fire(&Lite(c), &fire, now, woken))
+        })
+        .await
     }
 
     async fn schedule_set_paused(&self, name: &str, paused: bool) -> Result<ScheduleState> {
         let name = name.to_string();
         self.writer
-            .write(move |c| flows::schedule_set_paused(c, &name, paused))
+            .write(move |c| run_ready(engine::schedule_set_paused(&Lite(c), &name, paused)))
             .await
     }
 
     async fn batch_create(&self, batch: NewBatch, now: Timestamp) -> Result<Batch> {
-        crate::flows::may_create_batch(&batch)?;
-        self.write_waking(move |c, woken| flows::batch_create(c, &batch, now, woken))
-            .await
+        self.write_waking(move |c, woken| {
+            run_ready(engine::batch_create(&Lite(c), &batch, now, woken))
+        })
+        .await
     }
 
     async fn batch(&self, id: i64) -> Result<Option<Batch>> {
-        self.read(move |c| flows::batch(c, id)).await
+        self.read(move |c| run_ready(Lite(c).batch(id, false)))
+            .await
     }
 
     async fn batches(&self, filter: BatchFilter) -> Result<Vec<Batch>> {
-        self.read(move |c| flows::batches(c, &filter)).await
+        self.read(move |c| run_ready(Lite(c).batches(&filter)))
+            .await
     }
 
     async fn batch_failures(&self, id: i64, limit: u32) -> Result<Vec<BatchFailure>> {
-        self.read(move |c| flows::batch_failures(c, id, limit))
+        self.read(move |c| run_ready(Lite(c).batch_failures(id, limit)))
             .await
     }
 
     async fn batch_cancel(&self, id: i64, now: Timestamp) -> Result<(Batch, Vec<i64>)> {
         self.writer
-            .write(move |c| flows::batch_cancel(c, id, now))
+            .write(move |c| run_ready(engine::batch_cancel(&Lite(c), id, now)))
             .await
     }
 
     async fn batch_retry_failed(&self, id: i64, now: Timestamp) -> Result<(Batch, u64)> {
-        self.write_waking(move |c, woken| flows::batch_retry_failed(c, id, now, woken))
-            .await
+        self.write_waking(move |c, woken| {
+            run_ready(engine::batch_retry_failed(&Lite(c), id, now, woken))
+        })
+        .await
     }
 
     async fn workflow_start(&self, workflow: NewWorkflow, now: Timestamp) -> Result<i64> {
-        crate::flows::may_start_workflow(&workflow)?;
-        self.write_waking(move |c, woken| flows::workflow_start(c, &workflow, now, woken))
-            .await
+        self.write_waking(move |c, woken| {
+            run_ready(engine::workflow_start(&Lite(c), &workflow, now, woken))
+        })
+        .await
     }
 
     async fn workflow(&self, id: i64) -> Result<Option<Workflow>> {
-        self.read(move |c| flows::workflow(c, id)).await
+        self.read(move |c| run_ready(engine::workflow(&Lite(c), id)))
+            .await
     }
 
     async fn workflows(&self, filter: WorkflowFilter) -> Result<Vec<Workflow>> {
-        self.read(move |c| flows::workflows(c, &filter)).await
+        self.read(move |c| run_ready(Lite(c).workflows(&filter)))
+            .await
     }
 
     async fn workflow_cancel(&self, id: i64, now: Timestamp) -> Result<Workflow> {
         self.writer
-            .write(move |c| flows::workflow_cancel(c, id, now))
+            .write(move |c| run_ready(engine::workflow_cancel(&Lite(c), id, now)))
             .await
     }
 
@@ -500,28 +510,32 @@ impl Store for SqliteStore {
         deadline: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Workflow> {
-        self.write_waking(move |c, woken| flows::workflow_retry(c, id, deadline, now, woken))
-            .await
+        self.write_waking(move |c, woken| {
+            run_ready(engine::workflow_retry(&Lite(c), id, deadline, now, woken))
+        })
+        .await
     }
 
     async fn workflow_expire(&self, now: Timestamp) -> Result<Vec<i64>> {
         self.writer
-            .write(move |c| flows::workflow_expire(c, now))
+            .write(move |c| run_ready(engine::workflow_expire(&Lite(c), now)))
             .await
     }
 
     async fn prune_flows(&self, before: Timestamp) -> Result<u64> {
         self.writer
-            .write(move |c| flows::prune_flows(c, before))
+            .write(move |c| run_ready(Lite(c).prune_flows(before)))
             .await
     }
 
     async fn export_flows(&self) -> Result<FlowsDump> {
-        self.read(flows::export).await
+        self.read(|c| run_ready(engine::export(&Lite(c)))).await
     }
 
     async fn import_flows(&self, dump: FlowsDump) -> Result<()> {
-        self.writer.write(move |c| flows::import(c, &dump)).await
+        self.writer
+            .write(move |c| run_ready(Lite(c).import_rows(&dump)))
+            .await
     }
 
     fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {

@@ -21,6 +21,8 @@ use serde_json::{Map, Value, json};
 
 use crate::model::{JobState, NewEvent, NewJob, Timestamp};
 
+pub(crate) mod engine;
+
 /// Where a batch or a workflow is in its life.
 #[derive(
     Debug,
