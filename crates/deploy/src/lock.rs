@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_store::{Store, Timestamp};
+use berth_store::{SettingStore, Timestamp};
 use serde_json::{Value, json};
 
 use crate::DeployError;
@@ -25,7 +25,7 @@ const RENEW_EVERY: Duration = Duration::from_secs(10);
 
 /// A held lock, renewed until released.
 pub(crate) struct Held {
-    store: Arc<dyn Store>,
+    store: Arc<dyn SettingStore>,
     value: Arc<Mutex<Value>>,
     renew: tokio::task::JoinHandle<()>,
     /// Set when a renewal found the lock taken by another deploy.
@@ -44,7 +44,7 @@ fn value(node: &str, release: &str, since: Timestamp, now: Timestamp) -> Value {
 
 /// Takes the lock for `release`, or says who holds it.
 pub(crate) async fn claim(
-    store: Arc<dyn Store>,
+    store: Arc<dyn SettingStore>,
     node: &str,
     release: &str,
 ) -> Result<Held, DeployError> {
@@ -166,7 +166,7 @@ impl Held {
 
 /// Releases a lock this node's previous run left (it died mid-deploy): returns the
 /// release it named.
-pub(crate) async fn release_own(store: &dyn Store, node: &str) -> Option<String> {
+pub(crate) async fn release_own(store: &dyn SettingStore, node: &str) -> Option<String> {
     let v = store.setting(LOCK_KEY).await.ok()??;
     if v["node"].as_str() != Some(node) {
         return None;

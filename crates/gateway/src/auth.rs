@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use berth_store::{Lockout, Store, Timestamp};
+use berth_store::{AuthStore, Lockout, Timestamp};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -161,7 +161,7 @@ pub enum Refused {
 /// early as sequential ones) and taken back on success, an unknown name costs as much as
 /// a known one, and only one check per core runs at a time.
 pub struct Passwords {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AuthStore>,
     lockout: Lockout,
     /// Verified against when the user does not exist, so that the answer takes as long.
     /// Made at the first login for an unknown name, not at every start.
@@ -172,7 +172,7 @@ pub struct Passwords {
 
 impl Passwords {
     /// Checks over `store`, locking users out as `lockout` says.
-    pub fn new(store: Arc<dyn Store>, lockout: Lockout) -> Self {
+    pub fn new(store: Arc<dyn AuthStore>, lockout: Lockout) -> Self {
         Self {
             store,
             lockout,
@@ -242,7 +242,7 @@ impl Passwords {
 
 /// Sessions, tokens and logins over the store; shared by every worker.
 pub(crate) struct Auth {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AuthStore>,
     session_ttl: Duration,
     passwords: Passwords,
     cache: Mutex<HashMap<String, Cached>>,
@@ -250,7 +250,7 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
-    pub(crate) fn new(store: Arc<dyn Store>, session_ttl: Duration, lockout: Lockout) -> Self {
+    pub(crate) fn new(store: Arc<dyn AuthStore>, session_ttl: Duration, lockout: Lockout) -> Self {
         Self {
             passwords: Passwords::new(store.clone(), lockout),
             store,

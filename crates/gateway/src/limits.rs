@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use berth_store::Store;
+use berth_store::SettingStore;
 use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use serde_json::Value;
@@ -179,7 +179,11 @@ impl Maintenance {
     }
 
     /// Reads the setting every [`MAINTENANCE_POLL`] until `stop` (`load` read it at start).
-    pub(crate) async fn follow(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
+    pub(crate) async fn follow(
+        self: Arc<Self>,
+        store: Arc<dyn SettingStore>,
+        stop: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -202,7 +206,7 @@ impl Maintenance {
     }
 
     /// Reads the setting once (at start, so that the first requests see it).
-    pub(crate) async fn load(&self, store: &dyn Store) {
+    pub(crate) async fn load(&self, store: &dyn SettingStore) {
         if let Ok(value) = store.setting(MAINTENANCE_KEY).await {
             self.set(value.map(|v| message_of(&v)));
         }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_queue::Clock;
-use berth_store::{Message, Store, Timestamp};
+use berth_store::{Message, MessageStore, Store, Timestamp};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -467,7 +467,7 @@ async fn refresh(core: &Arc<Core>) {
     let _ = tokio::task::spawn_blocking(move || core.checker.refresh()).await;
 }
 
-async fn prune(store: &dyn Store, ingest: &str, before: Timestamp) {
+async fn prune(store: &dyn MessageStore, ingest: &str, before: Timestamp) {
     loop {
         match store.prune_messages(ingest, before, 5_000).await {
             Ok(5_000) => continue,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use berth_store::{Message, NewMessage, Store};
+use berth_store::{Message, MessageStore, NewMessage};
 
 use crate::feed::Feed;
 use tokio::sync::{mpsc, oneshot};
@@ -59,7 +59,7 @@ pub(crate) struct Submit {
 /// Starts the writer of one ingest. Once `close` is cancelled it takes nothing new,
 /// stores what is waiting, and ends.
 pub(crate) fn spawn(
-    store: Arc<dyn Store>,
+    store: Arc<dyn MessageStore>,
     feed: Feed,
     capacity: usize,
     close: CancellationToken,
@@ -87,7 +87,7 @@ pub(crate) fn spawn(
     (tx, task)
 }
 
-async fn write(store: &dyn Store, feed: &Feed, batch: &mut Vec<Submit>) {
+async fn write(store: &dyn MessageStore, feed: &Feed, batch: &mut Vec<Submit>) {
     let mut messages = Vec::with_capacity(batch.len());
     let mut answers = Vec::with_capacity(batch.len());
     for s in batch.drain(..) {

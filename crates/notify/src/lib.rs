@@ -7,7 +7,7 @@
 //!    it happen where the store does (jobs, batches, workflows, dead letters).
 //! 2. [`Notifier::tick`] (on the leader) routes unrouted events: one delivery per channel
 //!    whose `on` filter takes the event, written with the events marked routed, in one
-//!    transaction ([`berth_store::Store::notify_route`]).
+//!    transaction ([`berth_store::NotifyStore::notify_route`]).
 //! 3. Each channel sends its due deliveries and records them sent; a failed try is
 //!    recorded with the time of the next one (10 s, doubling, at most 30 min). A mail
 //!    server that is down delays a notification; nothing is lost. A delivery may be sent
@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use berth_store::notices::ROUTE_BATCH;
-use berth_store::{Delivery, NotifyRoute, Store, Timestamp};
+use berth_store::{Delivery, NotifyRoute, NotifyStore, Timestamp};
 
 pub use error::NotifyError;
 
@@ -115,7 +115,7 @@ const SEPARATE_MAILS: usize = 5;
 
 /// Sends what the store's outbox holds. See the crate docs.
 pub struct Notifier {
-    store: Arc<dyn Store>,
+    store: Arc<dyn NotifyStore>,
     app: String,
     routes: Vec<NotifyRoute>,
     channels: Vec<Arc<Channel>>,
@@ -150,7 +150,7 @@ impl Notifier {
     /// Prepares every channel (addresses parsed, certificates loaded); an error names the
     /// channel and what is wrong.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn NotifyStore>,
         app: &str,
         specs: Vec<ChannelSpec>,
     ) -> Result<Self, NotifyError> {
@@ -165,7 +165,7 @@ impl Notifier {
     }
 
     fn build(
-        store: Arc<dyn Store>,
+        store: Arc<dyn NotifyStore>,
         app: &str,
         specs: Vec<ChannelSpec>,
         before: &[Arc<Channel>],
@@ -245,7 +245,12 @@ impl Notifier {
 
 impl Channel {
     /// Sends what is due now.
-    async fn pass(&self, store: &dyn Store, app: &str, now: Timestamp) -> Result<(), NotifyError> {
+    async fn pass(
+        &self,
+        store: &dyn NotifyStore,
+        app: &str,
+        now: Timestamp,
+    ) -> Result<(), NotifyError> {
         match self.digest {
             Some(period) => {
                 let start = period_start(now, period);
@@ -330,7 +335,7 @@ impl Channel {
 
     async fn record(
         &self,
-        store: &dyn Store,
+        store: &dyn NotifyStore,
         due: &[Delivery],
         result: Result<(), String>,
         now: Timestamp,

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_queue::{CONCURRENCY_KEY, QueueControl};
-use berth_store::Store;
+use berth_store::SettingStore;
 use tokio_util::sync::CancellationToken;
 
 /// Follows the setting until `stop`.
-pub async fn follow(store: Arc<dyn Store>, control: QueueControl, stop: CancellationToken) {
+pub async fn follow(store: Arc<dyn SettingStore>, control: QueueControl, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unreadable = false;

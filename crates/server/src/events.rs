@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_store::{NewEvent, Store, Timestamp};
+use berth_store::{NewEvent, NodeStore, Timestamp};
 use berth_supervise::{Event, EventKind};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -23,7 +23,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Starts the recorder. Once `stop` is cancelled it writes what it has and ends.
 pub fn record(
-    store: Arc<dyn Store>,
+    store: Arc<dyn NodeStore>,
     node: String,
     mut events: broadcast::Receiver<Event>,
     stop: CancellationToken,

@@ -11,9 +11,8 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use crate::archive::{ArchiveFilter, ArchiveSelect, ArchivedJob};
-use crate::auth::{
-    AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
-};
+use crate::auth::{AuthDump, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord};
+use crate::budgets::BudgetState;
 use crate::error::Result;
 use crate::flows::{
     Batch, BatchFailure, BatchFilter, Fired, FlowsDump, NewBatch, NewWorkflow, ScheduleFire,
@@ -44,9 +43,9 @@ pub struct FetchRequest {
     pub lease_until: Timestamp,
 }
 
-/// Persistent state of berth. See the module docs for the rules.
+/// Jobs: enqueue, lease, finish, inspect and act on them, their queues, the archive.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait JobStore: Send + Sync {
     /// Inserts jobs in one transaction, in order. A job whose unique key matches a job that
     /// is not final is not inserted; its `Inserted` names the existing job.
     async fn insert(&self, jobs: Vec<NewJob>, now: Timestamp) -> Result<Vec<Inserted>>;
@@ -159,6 +158,18 @@ pub trait Store: Send + Sync + 'static {
     /// How many jobs the store holds.
     async fn count_jobs(&self) -> Result<u64>;
 
+    /// Queues that received available jobs by a path other than this process's own
+    /// enqueues: another process sharing the store (PostgreSQL's `LISTEN`), or the store
+    /// itself (a workflow step released, a failed chunk split), pushed as they happen.
+    /// `None` where the store has no such channel.
+    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
+}
+
+/// Nodes: who is alive, the leader lease, and the events they record.
+#[async_trait]
+pub trait NodeStore: Send + Sync {
     /// Records that a node is alive (inserting it the first time).
     async fn node_heartbeat(&self, node: NodeInfo) -> Result<()>;
 
@@ -198,7 +209,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets events that happened before `before`. Returns how many.
     async fn prune_events(&self, before: Timestamp) -> Result<u64>;
+}
 
+/// Schedules, batches and workflows (see [`flows`](crate::flows)).
+#[async_trait]
+pub trait FlowStore: Send + Sync {
     /// Every schedule's stored state.
     async fn schedules(&self) -> Result<Vec<ScheduleState>>;
 
@@ -273,15 +288,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes what `export_flows` returned (ids kept), in one transaction.
     async fn import_flows(&self, dump: FlowsDump) -> Result<()>;
+}
 
-    /// Queues that received available jobs by a path other than this process's own
-    /// enqueues: another process sharing the store (PostgreSQL's `LISTEN`), or the store
-    /// itself (a workflow step released, a failed chunk split), pushed as they happen.
-    /// `None` where the store has no such channel.
-    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
-        None
-    }
-
+/// The gateway's users, API tokens and login sessions.
+#[async_trait]
+pub trait AuthStore: Send + Sync {
     /// Adds a user; `Conflict` if the name is taken.
     async fn user_create(
         &self,
@@ -365,7 +376,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts what [`export_auth`](Self::export_auth) returned, into an empty store.
     async fn import_auth(&self, dump: AuthDump) -> Result<()>;
+}
 
+/// Budgets' spending.
+#[async_trait]
+pub trait BudgetStore: Send + Sync {
     /// Adds `delta` (millionths) to budget `name` in the period starting `period_start`
     /// and returns the budget's state after it.
     async fn budget_add(
@@ -386,7 +401,12 @@ pub trait Store: Send + Sync + 'static {
     /// Starts budget `name` over: nothing spent in the period starting `period_start`.
     async fn budget_reset(&self, name: &str, period_start: Timestamp, now: Timestamp)
     -> Result<()>;
+}
 
+/// The store's settings: small JSON values kept across restarts and nodes (a queue's
+/// run-time concurrency, maintenance mode, the deploy lock, …).
+#[async_trait]
+pub trait SettingStore: Send + Sync {
     /// A setting (JSON), if set.
     async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>>;
 
@@ -408,7 +428,11 @@ pub trait Store: Send + Sync + 'static {
         value: Option<serde_json::Value>,
         now: Timestamp,
     ) -> Result<bool>;
+}
 
+/// What ingests took in, and dead letters.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
     /// How many messages (or dead letters) `filter` takes, per device and kind, most
     /// first (at most 10,000 pairs; `before_id` and `limit` are not used).
     async fn message_counts(&self, filter: MessageFilter) -> Result<Vec<MessageCount>>;
@@ -442,7 +466,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes messages exactly as exported (ids kept), in one transaction.
     async fn import_messages(&self, messages: Vec<Message>) -> Result<()>;
+}
 
+/// The notification outbox.
+#[async_trait]
+pub trait NotifyStore: Send + Sync {
     /// Routes up to [`crate::notices::ROUTE_BATCH`] unrouted events, oldest first: one
     /// delivery per route that takes each, and the events marked routed, in one
     /// transaction. Returns how many events were routed (fewer than the batch: none are left).
@@ -466,7 +494,22 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets deliveries sent before `sent_before`, and unsent ones of channels not in
     /// `channels` (they can never be sent). Returns how many.
     async fn notify_prune(&self, sent_before: Timestamp, channels: Vec<String>) -> Result<u64>;
+}
 
+/// Persistent state of berth: every store by concern, and what concerns the whole. See
+/// the module docs for the rules. A crate that needs one concern asks for that trait.
+#[async_trait]
+pub trait Store:
+    JobStore
+    + NodeStore
+    + FlowStore
+    + AuthStore
+    + BudgetStore
+    + SettingStore
+    + MessageStore
+    + NotifyStore
+    + 'static
+{
     /// Writes a consistent copy of the whole store to the file `dest` while the store is in
     /// use (SQLite's backup API; `pg_dump` in its custom format for PostgreSQL).
     async fn snapshot(&self, dest: &Path) -> Result<SnapshotFormat>;

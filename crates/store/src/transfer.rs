@@ -7,7 +7,7 @@
 
 use crate::error::{Result, StoreError};
 use crate::model::{EventFilter, Timestamp};
-use crate::store::Store;
+use crate::store::*;
 
 /// Jobs per page (one transaction on the target each).
 const PAGE: u32 = 5_000;

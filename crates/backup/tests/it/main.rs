@@ -10,6 +10,9 @@ use std::time::Duration;
 use berth_backup::{
     ArchiveInfo, BackupError, BackupSpec, Keep, Progress, RestorePlan, RestoreTarget,
 };
+use berth_store::FlowStore;
+use berth_store::JobStore;
+use berth_store::SettingStore;
 use berth_store::{NewJob, SqliteStore, Store, Timestamp};
 use jiff::tz::TimeZone;
 use serde_json::json;

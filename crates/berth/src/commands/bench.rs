@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 
 use super::Ctx;
 use crate::output;
+use berth_store::JobStore;
 
 /// `berth bench` arguments.
 #[derive(Debug, clap::Args)]

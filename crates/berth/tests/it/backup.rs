@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use berth_store::{SqliteStore, Store};
+use berth_store::SqliteStore;
 use berth_testkit::{Project, wait_until};
 use serde_json::{Value, json};
 
 use crate::{parts, run_in, stop, up};
+use berth_store::JobStore;
+use berth_store::NodeStore;
 
 fn config(backups: &str, extra: &str) -> String {
     format!(

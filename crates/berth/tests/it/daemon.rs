@@ -8,6 +8,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::{parts, run_expecting_exit, up};
+use berth_store::JobStore;
 
 fn project(queue: &str) -> Project {
     Project::new(&format!(
@@ -120,7 +121,7 @@ async fn sigterm_lets_running_jobs_finish_and_releases_the_ones_that_do_not() {
     assert!(status.success(), "{status}");
     // Read the database directly: berth is gone.
     let store = berth_store::SqliteStore::open(&p.db_path(), Default::default()).unwrap();
-    use berth_store::Store;
+
     let s = store
         .job(short["id"].as_i64().unwrap())
         .await

@@ -426,7 +426,7 @@ async fn users_and_tokens_from_the_command_line_open_guarded_routes() {
 async fn spent_stored(p: &Project, spent: i64) {
     let store = berth_store::SqliteStore::open(&p.db_path(), Default::default()).unwrap();
     wait_until("the spending stored", Duration::from_secs(10), || async {
-        let stored = berth_store::Store::budgets(&store).await.ok()?;
+        let stored = berth_store::BudgetStore::budgets(&store).await.ok()?;
         stored
             .iter()
             .any(|(n, s)| n == "nlu" && s.spent == spent)

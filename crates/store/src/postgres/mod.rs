@@ -12,6 +12,7 @@
 
 mod archive;
 mod auth;
+mod budgets;
 pub(crate) mod dump;
 mod events;
 mod flows;
@@ -31,9 +32,8 @@ use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 
 use crate::archive::{ArchiveFilter, ArchiveSelect, ArchivedJob};
-use crate::auth::{
-    AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
-};
+use crate::auth::{AuthDump, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord};
+use crate::budgets::BudgetState;
 use crate::error::{Result, StoreError};
 use crate::flows::engine::{self, FlowDb};
 use crate::flows::{
@@ -49,7 +49,10 @@ use crate::model::{
     Timestamp,
 };
 use crate::notices::{Delivery, DeliveryFilter, NotifyRoute};
-use crate::store::{FetchRequest, SnapshotFormat, Store};
+use crate::store::{
+    AuthStore, BudgetStore, FetchRequest, FlowStore, JobStore, MessageStore, NodeStore,
+    NotifyStore, SettingStore, SnapshotFormat, Store,
+};
 use flows::Pg;
 use pool::Pool;
 
@@ -263,7 +266,7 @@ macro_rules! with_client {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl JobStore for PostgresStore {
     async fn insert(&self, new: Vec<NewJob>, now: Timestamp) -> Result<Vec<Inserted>> {
         self.in_tx(move |tx| Box::pin(async move { engine::insert(&Pg(tx), &new, now).await }))
             .await
@@ -453,6 +456,13 @@ impl Store for PostgresStore {
         with_client!(self, c => jobs::count(&*c).await)
     }
 
+    fn wakeups(&self) -> Option<broadcast::Receiver<String>> {
+        Some(self.wake_tx.subscribe())
+    }
+}
+
+#[async_trait]
+impl NodeStore for PostgresStore {
     async fn record_events(&self, events: Vec<NewEvent>) -> Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -468,6 +478,40 @@ impl Store for PostgresStore {
         with_client!(self, c => events::prune(&*c, before).await)
     }
 
+    async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {
+        with_client!(self, c => nodes::heartbeat(&*c, &node).await)
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        with_client!(self, c => nodes::nodes(&*c).await)
+    }
+
+    async fn prune_nodes(&self, before: Timestamp) -> Result<u64> {
+        with_client!(self, c => nodes::prune(&*c, before).await)
+    }
+
+    async fn leader_elect(
+        &self,
+        node: &str,
+        term: Option<i64>,
+        predecessors: Option<&str>,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<LeaderLease> {
+        with_client!(self, c => nodes::elect(&*c, node, term, predecessors, ttl, now).await)
+    }
+
+    async fn leader_resign(&self, node: &str, term: i64) -> Result<()> {
+        with_client!(self, c => nodes::resign(&*c, node, term).await)
+    }
+
+    async fn leader(&self) -> Result<LeaderLease> {
+        with_client!(self, c => nodes::leader(&*c).await)
+    }
+}
+
+#[async_trait]
+impl FlowStore for PostgresStore {
     async fn schedules(&self) -> Result<Vec<ScheduleState>> {
         with_client!(self, c => Pg(&*c).schedules().await)
     }
@@ -574,7 +618,10 @@ impl Store for PostgresStore {
         self.in_tx(move |tx| Box::pin(async move { Pg(tx).import_rows(&dump).await }))
             .await
     }
+}
 
+#[async_trait]
+impl AuthStore for PostgresStore {
     async fn user_create(
         &self,
         name: &str,
@@ -680,6 +727,14 @@ impl Store for PostgresStore {
         with_client!(self, c => auth::export(&*c).await)
     }
 
+    async fn import_auth(&self, dump: AuthDump) -> Result<()> {
+        self.in_tx(move |tx| Box::pin(async move { auth::import(tx, &dump).await }))
+            .await
+    }
+}
+
+#[async_trait]
+impl BudgetStore for PostgresStore {
     async fn budget_add(
         &self,
         name: &str,
@@ -687,15 +742,15 @@ impl Store for PostgresStore {
         delta: i64,
         now: Timestamp,
     ) -> Result<BudgetState> {
-        with_client!(self, c => auth::budget_add(&*c, name, period_start, delta, now).await)
+        with_client!(self, c => budgets::budget_add(&*c, name, period_start, delta, now).await)
     }
 
     async fn budget_alert(&self, name: &str, period_start: Timestamp, level: i32) -> Result<bool> {
-        with_client!(self, c => auth::budget_alert(&*c, name, period_start, level).await)
+        with_client!(self, c => budgets::budget_alert(&*c, name, period_start, level).await)
     }
 
     async fn budgets(&self) -> Result<Vec<(String, BudgetState)>> {
-        with_client!(self, c => auth::budgets(&*c).await)
+        with_client!(self, c => budgets::budgets(&*c).await)
     }
 
     async fn budget_reset(
@@ -704,11 +759,14 @@ impl Store for PostgresStore {
         period_start: Timestamp,
         now: Timestamp,
     ) -> Result<()> {
-        with_client!(self, c => auth::budget_reset(&*c, name, period_start, now).await)
+        with_client!(self, c => budgets::budget_reset(&*c, name, period_start, now).await)
     }
+}
 
+#[async_trait]
+impl SettingStore for PostgresStore {
     async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>> {
-        with_client!(self, c => auth::setting(&*c, key).await)
+        with_client!(self, c => budgets::setting(&*c, key).await)
     }
 
     async fn set_setting(
@@ -717,7 +775,7 @@ impl Store for PostgresStore {
         value: Option<serde_json::Value>,
         now: Timestamp,
     ) -> Result<()> {
-        with_client!(self, c => auth::set_setting(&*c, key, value.as_ref(), now).await)
+        with_client!(self, c => budgets::set_setting(&*c, key, value.as_ref(), now).await)
     }
 
     async fn swap_setting(
@@ -727,9 +785,12 @@ impl Store for PostgresStore {
         value: Option<serde_json::Value>,
         now: Timestamp,
     ) -> Result<bool> {
-        with_client!(self, c => auth::swap_setting(&*c, key, expected.as_ref(), value.as_ref(), now).await)
+        with_client!(self, c => budgets::swap_setting(&*c, key, expected.as_ref(), value.as_ref(), now).await)
     }
+}
 
+#[async_trait]
+impl MessageStore for PostgresStore {
     async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<MessageStored>> {
         if new.is_empty() {
             return Ok(Vec::new());
@@ -775,7 +836,10 @@ impl Store for PostgresStore {
         self.in_tx(move |tx| Box::pin(async move { messages::import(tx, &new).await }))
             .await
     }
+}
 
+#[async_trait]
+impl NotifyStore for PostgresStore {
     async fn notify_route(&self, routes: Vec<NotifyRoute>, now: Timestamp) -> Result<u32> {
         self.in_tx(move |tx| Box::pin(async move { notify::route(tx, &routes, now).await }))
             .await
@@ -816,49 +880,12 @@ impl Store for PostgresStore {
     async fn notify_prune(&self, sent_before: Timestamp, channels: Vec<String>) -> Result<u64> {
         with_client!(self, c => notify::prune(&*c, sent_before, &channels).await)
     }
+}
 
+#[async_trait]
+impl Store for PostgresStore {
     async fn snapshot(&self, dest: &std::path::Path) -> Result<SnapshotFormat> {
         dump::snapshot(&self.config, dest).await?;
         Ok(SnapshotFormat::PgDump)
-    }
-
-    async fn import_auth(&self, dump: AuthDump) -> Result<()> {
-        self.in_tx(move |tx| Box::pin(async move { auth::import(tx, &dump).await }))
-            .await
-    }
-
-    async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {
-        with_client!(self, c => nodes::heartbeat(&*c, &node).await)
-    }
-
-    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        with_client!(self, c => nodes::nodes(&*c).await)
-    }
-
-    async fn prune_nodes(&self, before: Timestamp) -> Result<u64> {
-        with_client!(self, c => nodes::prune(&*c, before).await)
-    }
-
-    async fn leader_elect(
-        &self,
-        node: &str,
-        term: Option<i64>,
-        predecessors: Option<&str>,
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<LeaderLease> {
-        with_client!(self, c => nodes::elect(&*c, node, term, predecessors, ttl, now).await)
-    }
-
-    async fn leader_resign(&self, node: &str, term: i64) -> Result<()> {
-        with_client!(self, c => nodes::resign(&*c, node, term).await)
-    }
-
-    async fn leader(&self) -> Result<LeaderLease> {
-        with_client!(self, c => nodes::leader(&*c).await)
-    }
-
-    fn wakeups(&self) -> Option<broadcast::Receiver<String>> {
-        Some(self.wake_tx.subscribe())
     }
 }

@@ -6,6 +6,7 @@
 
 mod archive;
 mod auth;
+mod budgets;
 mod counts;
 mod events;
 mod flows;
@@ -25,9 +26,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::archive::{ArchiveFilter, ArchiveSelect, ArchivedJob};
-use crate::auth::{
-    AuthDump, BudgetState, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord,
-};
+use crate::auth::{AuthDump, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord};
+use crate::budgets::BudgetState;
 use crate::error::{Result, StoreError};
 use crate::flows::engine::{self, FlowDb, run_ready};
 use crate::flows::{
@@ -43,7 +43,10 @@ use crate::model::{
     Timestamp,
 };
 use crate::notices::{Delivery, DeliveryFilter, NotifyRoute};
-use crate::store::{FetchRequest, SnapshotFormat, Store};
+use crate::store::{
+    AuthStore, BudgetStore, FetchRequest, FlowStore, JobStore, MessageStore, NodeStore,
+    NotifyStore, SettingStore, SnapshotFormat, Store,
+};
 use flows::Lite;
 use writer::Writer;
 
@@ -216,7 +219,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl JobStore for SqliteStore {
     async fn insert(&self, new: Vec<NewJob>, now: Timestamp) -> Result<Vec<Inserted>> {
         // Refuse bad input before it reaches the transaction, naming the job.
         self.writer
@@ -394,6 +397,13 @@ impl Store for SqliteStore {
         self.read(jobs::count).await
     }
 
+    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.wake_tx.subscribe())
+    }
+}
+
+#[async_trait]
+impl NodeStore for SqliteStore {
     async fn record_events(&self, events: Vec<NewEvent>) -> Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -409,6 +419,47 @@ impl Store for SqliteStore {
         self.writer.write(move |c| events::prune(c, before)).await
     }
 
+    async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {
+        self.writer.write(move |c| nodes::heartbeat(c, &node)).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        self.read(nodes::nodes).await
+    }
+
+    async fn prune_nodes(&self, before: Timestamp) -> Result<u64> {
+        self.writer.write(move |c| nodes::prune(c, before)).await
+    }
+
+    async fn leader_elect(
+        &self,
+        node: &str,
+        term: Option<i64>,
+        predecessors: Option<&str>,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<LeaderLease> {
+        let node = node.to_string();
+        let predecessors = predecessors.map(str::to_string);
+        self.writer
+            .write(move |c| nodes::elect(c, &node, term, predecessors.as_deref(), ttl, now))
+            .await
+    }
+
+    async fn leader_resign(&self, node: &str, term: i64) -> Result<()> {
+        let node = node.to_string();
+        self.writer
+            .write(move |c| nodes::resign(c, &node, term))
+            .await
+    }
+
+    async fn leader(&self) -> Result<LeaderLease> {
+        self.read(nodes::leader).await
+    }
+}
+
+#[async_trait]
+impl FlowStore for SqliteStore {
     async fn schedules(&self) -> Result<Vec<ScheduleState>> {
         self.read(|c| run_ready(Lite(c).schedules())).await
     }
@@ -537,11 +588,10 @@ impl Store for SqliteStore {
             .write(move |c| run_ready(Lite(c).import_rows(&dump)))
             .await
     }
+}
 
-    fn wakeups(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
-        Some(self.wake_tx.subscribe())
-    }
-
+#[async_trait]
+impl AuthStore for SqliteStore {
     async fn user_create(
         &self,
         name: &str,
@@ -669,7 +719,10 @@ impl Store for SqliteStore {
     async fn import_auth(&self, dump: AuthDump) -> Result<()> {
         self.writer.write(move |c| auth::import(c, &dump)).await
     }
+}
 
+#[async_trait]
+impl BudgetStore for SqliteStore {
     async fn budget_add(
         &self,
         name: &str,
@@ -679,19 +732,19 @@ impl Store for SqliteStore {
     ) -> Result<BudgetState> {
         let name = name.to_owned();
         self.writer
-            .write(move |c| auth::budget_add(c, &name, period_start, delta, now))
+            .write(move |c| budgets::budget_add(c, &name, period_start, delta, now))
             .await
     }
 
     async fn budget_alert(&self, name: &str, period_start: Timestamp, level: i32) -> Result<bool> {
         let name = name.to_owned();
         self.writer
-            .write(move |c| auth::budget_alert(c, &name, period_start, level))
+            .write(move |c| budgets::budget_alert(c, &name, period_start, level))
             .await
     }
 
     async fn budgets(&self) -> Result<Vec<(String, BudgetState)>> {
-        self.read(auth::budgets).await
+        self.read(budgets::budgets).await
     }
 
     async fn budget_reset(
@@ -702,13 +755,16 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let name = name.to_owned();
         self.writer
-            .write(move |c| auth::budget_reset(c, &name, period_start, now))
+            .write(move |c| budgets::budget_reset(c, &name, period_start, now))
             .await
     }
+}
 
+#[async_trait]
+impl SettingStore for SqliteStore {
     async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>> {
         let key = key.to_owned();
-        self.read(move |c| auth::setting(c, &key)).await
+        self.read(move |c| budgets::setting(c, &key)).await
     }
 
     async fn set_setting(
@@ -719,7 +775,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let key = key.to_owned();
         self.writer
-            .write(move |c| auth::set_setting(c, &key, value.as_ref(), now))
+            .write(move |c| budgets::set_setting(c, &key, value.as_ref(), now))
             .await
     }
 
@@ -732,48 +788,13 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         let key = key.to_owned();
         self.writer
-            .write(move |c| auth::swap_setting(c, &key, expected.as_ref(), value.as_ref(), now))
+            .write(move |c| budgets::swap_setting(c, &key, expected.as_ref(), value.as_ref(), now))
             .await
     }
+}
 
-    async fn node_heartbeat(&self, node: NodeInfo) -> Result<()> {
-        self.writer.write(move |c| nodes::heartbeat(c, &node)).await
-    }
-
-    async fn nodes(&self) -> Result<Vec<NodeInfo>> {
-        self.read(nodes::nodes).await
-    }
-
-    async fn prune_nodes(&self, before: Timestamp) -> Result<u64> {
-        self.writer.write(move |c| nodes::prune(c, before)).await
-    }
-
-    async fn leader_elect(
-        &self,
-        node: &str,
-        term: Option<i64>,
-        predecessors: Option<&str>,
-        ttl: Duration,
-        now: Timestamp,
-    ) -> Result<LeaderLease> {
-        let node = node.to_string();
-        let predecessors = predecessors.map(str::to_string);
-        self.writer
-            .write(move |c| nodes::elect(c, &node, term, predecessors.as_deref(), ttl, now))
-            .await
-    }
-
-    async fn leader_resign(&self, node: &str, term: i64) -> Result<()> {
-        let node = node.to_string();
-        self.writer
-            .write(move |c| nodes::resign(c, &node, term))
-            .await
-    }
-
-    async fn leader(&self) -> Result<LeaderLease> {
-        self.read(nodes::leader).await
-    }
-
+#[async_trait]
+impl MessageStore for SqliteStore {
     async fn message_insert(&self, new: Vec<NewMessage>) -> Result<Vec<MessageStored>> {
         if new.is_empty() {
             return Ok(Vec::new());
@@ -818,7 +839,10 @@ impl Store for SqliteStore {
     async fn import_messages(&self, new: Vec<Message>) -> Result<()> {
         self.writer.write(move |c| messages::import(c, &new)).await
     }
+}
 
+#[async_trait]
+impl NotifyStore for SqliteStore {
     async fn notify_route(&self, routes: Vec<NotifyRoute>, now: Timestamp) -> Result<u32> {
         self.writer
             .write(move |c| notify::route(c, &routes, now))
@@ -865,7 +889,10 @@ impl Store for SqliteStore {
             .write(move |c| notify::prune(c, sent_before, &channels))
             .await
     }
+}
 
+#[async_trait]
+impl Store for SqliteStore {
     async fn snapshot(&self, dest: &Path) -> Result<SnapshotFormat> {
         let dest = dest.to_path_buf();
         self.read(move |c| snapshot::write(c, &dest)).await?;

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use berth_store::FlowStore;
+use berth_store::JobStore;
 use berth_store::conformance::T0;
-use berth_store::{FetchRequest, NewJob, PostgresStore, Store, StoreError};
+use berth_store::{FetchRequest, NewJob, PostgresStore, StoreError};
 use berth_testkit::pg::{PgCluster, shared};
 use serde_json::json;
 

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use berth_store::JobStore;
 use berth_store::conformance::T0;
-use berth_store::{FetchRequest, JobFilter, NewJob, SqliteOptions, SqliteStore, Store, StoreError};
+use berth_store::{FetchRequest, JobFilter, NewJob, SqliteOptions, SqliteStore, StoreError};
 use serde_json::json;
 
 fn open(path: &std::path::Path) -> Result<SqliteStore, StoreError> {

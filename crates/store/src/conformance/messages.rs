@@ -7,7 +7,7 @@ use crate::conformance::{at, state};
 use crate::flows::{NewStep, NewWorkflow, Start};
 use crate::messages::{MessageCount, MessageFilter, MessageKey, MessageStored, NewMessage, Replay};
 use crate::model::{JobState, NewJob};
-use crate::store::Store;
+use crate::store::*;
 
 fn message(ingest: &str, device: &str, kind: &str, secs: u64) -> NewMessage {
     NewMessage {

@@ -12,12 +12,17 @@ use serde_json::json;
 use crate::StoreError;
 use crate::archive::{ArchiveFilter, ArchiveSelect};
 use crate::model::*;
-use crate::store::{FetchRequest, Store};
+use crate::store::*;
 
-pub use crate::conformance_auth::*;
-pub use crate::conformance_flows::*;
-pub use crate::conformance_messages::*;
-pub use crate::conformance_notify::*;
+mod auth;
+mod flows;
+mod messages;
+mod notify;
+
+pub use auth::*;
+pub use flows::*;
+pub use messages::*;
+pub use notify::*;
 
 /// A store under test, with whatever must live as long as it (a temp dir, a database).
 pub struct Subject {

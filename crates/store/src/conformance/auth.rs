@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::StoreError;
 use crate::auth::*;
 use crate::conformance::at;
-use crate::store::Store;
+use crate::store::*;
 
 fn token(id: &str, user: &str, expires: Option<u64>) -> NewToken {
     NewToken {

@@ -4,7 +4,7 @@ use crate::conformance::{at, fetch, job, push};
 use crate::messages::NewMessage;
 use crate::model::{AttemptRef, Finish, NewEvent, NewJob, Outcome};
 use crate::notices::{Delivery, DeliveryFilter, NotifyRoute};
-use crate::store::{SnapshotFormat, Store};
+use crate::store::*;
 
 fn route(channel: &str, on: &[&str]) -> NotifyRoute {
     NotifyRoute {

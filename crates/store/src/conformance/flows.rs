@@ -7,7 +7,7 @@ use crate::StoreError;
 use crate::conformance::{T0, at, done, failed, fetch, job, push, state};
 use crate::flows::*;
 use crate::model::*;
-use crate::store::Store;
+use crate::store::*;
 
 fn fire(
     name: &str,
