@@ -538,6 +538,44 @@ fn valid_domain(text: &str) -> bool {
     labels_ok && not_ip && (name.contains('.') || name == "localhost")
 }
 
+/// Where a route's keys apply: each key some kinds of route do not take, the kinds that
+/// take it, and how its error names them. A key a route's kind does not take is an error
+/// on that key.
+const ROUTE_KEY_KINDS: &[(&str, &[&str], &str)] = &[
+    ("status", &["redirect"], "`redirect`"),
+    ("index", &["static"], "`static`"),
+    ("spa", &["static"], "`static`"),
+    (
+        "strip_prefix",
+        &["static", "service", "proxy"],
+        "`static`, `service` and `proxy`",
+    ),
+    (
+        "max_body",
+        &["service", "proxy", "dashboard"],
+        "`service` and `proxy`",
+    ),
+    (
+        "timeout",
+        &["service", "proxy", "api"],
+        "`service` and `proxy`",
+    ),
+    (
+        "auth",
+        &["static", "service", "proxy", "api", "dashboard"],
+        "`static`, `service` and `proxy`",
+    ),
+    ("budget", &["service", "proxy"], "`service` and `proxy`"),
+    (
+        "rate_limit",
+        &["static", "service", "proxy", "api", "dashboard"],
+        "`static`, `service` and `proxy`",
+    ),
+];
+
+/// The route kinds, each named by its key.
+const ROUTE_KINDS: [&str; 6] = ["static", "service", "proxy", "redirect", "api", "dashboard"];
+
 fn route(
     section: &Section<'_, '_>,
     config_dir: &Path,
@@ -546,7 +584,78 @@ fn route(
     d: &mut Diagnostics<'_>,
 ) -> Option<RouteConfig> {
     section.check_keys(ROUTE_KEYS, d);
-    let host = section.string("host", "host", d, |text| {
+    let host = route_host(section, d);
+    let path = route_path(section, d);
+    let kind = route_kind(section, &path, d)?;
+    for (key, kinds, shown) in ROUTE_KEY_KINDS {
+        if !kinds.contains(&kind)
+            && let Some(span) = section.key_span(key)
+        {
+            d.error(
+                span,
+                format!(
+                    "`{key}` applies to {shown} routes only, and this route is a `{kind}` route"
+                ),
+            );
+        }
+    }
+    let target = match kind {
+        "static" => static_target(section, config_dir, d)?,
+        "service" => {
+            let name = section.string("service", "service", d, |text| Ok(text.to_owned()))?;
+            check_service(section, &name, services, d);
+            RouteTarget::Service {
+                name,
+                strip_prefix: section.boolean("strip_prefix", d).unwrap_or(false),
+            }
+        }
+        "proxy" => RouteTarget::Proxy {
+            authority: section.string("proxy", "URL", d, upstream_authority)?,
+            strip_prefix: section.boolean("strip_prefix", d).unwrap_or(false),
+        },
+        "api" => api_target(section, d)?,
+        "dashboard" => {
+            if section.boolean("dashboard", d) == Some(false) {
+                d.error(
+                    section.key_span("dashboard").unwrap_or_else(|| section.span()),
+                    "`dashboard = false` serves nothing: remove the route, or set `dashboard = true`",
+                );
+            }
+            RouteTarget::Dashboard
+        }
+        _ => redirect_target(section, d)?,
+    };
+    let max_body = section.size("max_body", d);
+    let timeout = section.duration("timeout", false, d);
+    let (auth, roles) = route_access(section, &target, d);
+    let budget = section.string("budget", "budget", d, |text| {
+        if budgets.contains_key(text) {
+            return Ok(text.to_owned());
+        }
+        let known: Vec<&str> = budgets.keys().map(String::as_str).collect();
+        Err(Invalid::Message(unknown_name(
+            format!("unknown budget `{text}` for `budget` {}", section.place()),
+            text,
+            &known,
+            "expected the name of a [budget.NAME] in this file",
+        )))
+    });
+    let rate_limit = rate_limit(section, auth.is_some(), d);
+    Some(RouteConfig {
+        host,
+        path,
+        target,
+        max_body,
+        timeout,
+        auth,
+        roles,
+        budget,
+        rate_limit,
+    })
+}
+
+fn route_host(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Option<String> {
+    section.string("host", "host", d, |text| {
         valid_domain(text)
             .then(|| text.to_ascii_lowercase())
             .ok_or_else(|| {
@@ -554,8 +663,11 @@ fn route(
                     "expected a host name such as \"example.org\" or \"*.example.org\"".into(),
                 )
             })
-    });
-    let path = section
+    })
+}
+
+fn route_path(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> String {
+    section
         .string("path", "path", d, |text| {
             let valid = text.starts_with('/')
                 && !text.contains(['?', '#', ' '])
@@ -570,180 +682,132 @@ fn route(
                 ))
             }
         })
-        .unwrap_or_else(|| "/".to_owned());
+        .unwrap_or_else(|| "/".to_owned())
+}
 
-    let chosen: Vec<&str> = ["static", "service", "proxy", "redirect", "api", "dashboard"]
+/// The route's kind: the one target key it has.
+fn route_kind(
+    section: &Section<'_, '_>,
+    path: &str,
+    d: &mut Diagnostics<'_>,
+) -> Option<&'static str> {
+    let chosen: Vec<&str> = ROUTE_KINDS
         .into_iter()
         .filter(|k| section.get(k).is_some())
         .collect();
-    if chosen.len() != 1 {
-        let found = if chosen.is_empty() {
-            "none".to_owned()
-        } else {
-            chosen
-                .iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(" and ")
-        };
-        d.error(
-            section.span(),
-            format!(
-                "a route {} needs {TARGETS}; found {found}",
-                describe(section, &path)
-            ),
-        );
-        return None;
+    if let [kind] = chosen[..] {
+        return Some(kind);
     }
-    let strip = |default: bool, d: &mut Diagnostics<'_>| {
-        section.boolean("strip_prefix", d).unwrap_or(default)
+    let found = if chosen.is_empty() {
+        "none".to_owned()
+    } else {
+        let keys: Vec<String> = chosen.iter().map(|k| format!("`{k}`")).collect();
+        keys.join(" and ")
     };
-    let only_for = |key: &str, kind: &str, d: &mut Diagnostics<'_>| {
-        if let Some(span) = section.key_span(key) {
+    let route = describe(section, path);
+    d.error(
+        section.span(),
+        format!("a route {route} needs {TARGETS}; found {found}"),
+    );
+    None
+}
+
+fn static_target(
+    section: &Section<'_, '_>,
+    config_dir: &Path,
+    d: &mut Diagnostics<'_>,
+) -> Option<RouteTarget> {
+    let dir = section.path("static", "\"dist\"", config_dir, d)?;
+    let index = section
+        .string("index", "file name", d, |text| {
+            let valid = !text.is_empty() && !text.contains('/') && text != ".." && text != ".";
+            valid.then(|| text.to_owned()).ok_or_else(|| {
+                Invalid::Expected("expected a file name such as \"index.html\"".into())
+            })
+        })
+        .unwrap_or_else(|| "index.html".to_owned());
+    Some(RouteTarget::Static {
+        dir,
+        index,
+        spa: section.boolean("spa", d).unwrap_or(false),
+        strip_prefix: section.boolean("strip_prefix", d).unwrap_or(true),
+    })
+}
+
+fn api_target(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Option<RouteTarget> {
+    let scopes = section.string_list(
+        "api",
+        "scope",
+        "a list of read scopes such as [\"messages:read\", \"jobs:read\"]",
+        d,
+        |text| {
+            API_ROUTE_SCOPES
+                .contains(&text)
+                .then(|| text.to_owned())
+                .ok_or_else(|| {
+                    Invalid::Expected(format!(
+                        "expected a read scope: {}; a route never exposes writes",
+                        API_ROUTE_SCOPES.join(", ")
+                    ))
+                })
+        },
+    )?;
+    let at = section.key_span("api").unwrap_or_else(|| section.span());
+    let listed_none = section
+        .get("api")
+        .is_some_and(|v| matches!(v.get_ref(), DeValue::Array(a) if a.is_empty()));
+    if listed_none {
+        d.error(
+            at.clone(),
+            "`api` exposes nothing: name at least one read scope such as \"messages:read\"",
+        );
+    }
+    if section.get("auth").is_none() {
+        d.error(
+            at,
+            "an `api` route shows berth's data: add `auth = \"login\"` or `auth = \"token\"` (and `roles`) to say who may read it",
+        );
+    }
+    Some(RouteTarget::Api { scopes })
+}
+
+fn redirect_target(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Option<RouteTarget> {
+    let to = section.string("redirect", "URL", d, |text| {
+        let valid = (text.starts_with("https://")
+            || text.starts_with("http://")
+            || text.starts_with('/'))
+            && !text.contains(char::is_whitespace);
+        valid.then(|| text.to_owned()).ok_or_else(|| {
+            Invalid::Expected(
+                "expected an absolute URL such as \"https://example.org/\" or a path such as \"/new\"".into(),
+            )
+        })
+    })?;
+    let status = match section.integer("status", 300..=399, d) {
+        Some(code @ (301 | 302 | 303 | 307 | 308)) => code as u16,
+        Some(_) => {
+            let span = section
+                .get("status")
+                .map(|v| v.span())
+                .unwrap_or_else(|| section.span());
             d.error(
                 span,
-                format!(
-                    "`{key}` applies to {kind} routes only, and this route is a `{}` route",
-                    chosen[0]
-                ),
+                "invalid `status` for a redirect: expected 301, 302, 303, 307 or 308",
             );
+            308
         }
+        None => 308,
     };
-    let target = match chosen[0] {
-        "static" => {
-            only_for("status", "`redirect`", d);
-            let dir = section.path("static", "\"dist\"", config_dir, d)?;
-            let index = section
-                .string("index", "file name", d, |text| {
-                    let valid =
-                        !text.is_empty() && !text.contains('/') && text != ".." && text != ".";
-                    valid.then(|| text.to_owned()).ok_or_else(|| {
-                        Invalid::Expected("expected a file name such as \"index.html\"".into())
-                    })
-                })
-                .unwrap_or_else(|| "index.html".to_owned());
-            let spa = section.boolean("spa", d).unwrap_or(false);
-            RouteTarget::Static {
-                dir,
-                index,
-                spa,
-                strip_prefix: strip(true, d),
-            }
-        }
-        "service" => {
-            only_for("status", "`redirect`", d);
-            only_for("index", "`static`", d);
-            only_for("spa", "`static`", d);
-            let name = section.string("service", "service", d, |text| Ok(text.to_owned()))?;
-            check_service(section, &name, services, d);
-            RouteTarget::Service {
-                name,
-                strip_prefix: strip(false, d),
-            }
-        }
-        "proxy" => {
-            only_for("status", "`redirect`", d);
-            only_for("index", "`static`", d);
-            only_for("spa", "`static`", d);
-            let authority = section.string("proxy", "URL", d, upstream_authority)?;
-            RouteTarget::Proxy {
-                authority,
-                strip_prefix: strip(false, d),
-            }
-        }
-        "api" => {
-            only_for("status", "`redirect`", d);
-            only_for("index", "`static`", d);
-            only_for("spa", "`static`", d);
-            only_for("strip_prefix", "`static`, `service` and `proxy`", d);
-            only_for("max_body", "`service` and `proxy`", d);
-            let scopes = section.string_list(
-                "api",
-                "scope",
-                "a list of read scopes such as [\"messages:read\", \"jobs:read\"]",
-                d,
-                |text| {
-                    API_ROUTE_SCOPES
-                        .contains(&text)
-                        .then(|| text.to_owned())
-                        .ok_or_else(|| {
-                            Invalid::Expected(format!(
-                                "expected a read scope: {}; a route never exposes writes",
-                                API_ROUTE_SCOPES.join(", ")
-                            ))
-                        })
-                },
-            )?;
-            let listed_none = section
-                .get("api")
-                .is_some_and(|v| matches!(v.get_ref(), DeValue::Array(a) if a.is_empty()));
-            if listed_none {
-                d.error(
-                    section.key_span("api").unwrap_or_else(|| section.span()),
-                    "`api` exposes nothing: name at least one read scope such as \"messages:read\"",
-                );
-            }
-            if section.get("auth").is_none() {
-                d.error(
-                    section.key_span("api").unwrap_or_else(|| section.span()),
-                    "an `api` route shows berth's data: add `auth = \"login\"` or `auth = \"token\"` (and `roles`) to say who may read it",
-                );
-            }
-            RouteTarget::Api { scopes }
-        }
-        "dashboard" => {
-            only_for("status", "`redirect`", d);
-            only_for("timeout", "`service` and `proxy`", d);
-            only_for("index", "`static`", d);
-            only_for("spa", "`static`", d);
-            only_for("strip_prefix", "`static`, `service` and `proxy`", d);
-            if section.boolean("dashboard", d) == Some(false) {
-                d.error(
-                    section.key_span("dashboard").unwrap_or_else(|| section.span()),
-                    "`dashboard = false` serves nothing: remove the route, or set `dashboard = true`",
-                );
-            }
-            RouteTarget::Dashboard
-        }
-        _ => {
-            only_for("index", "`static`", d);
-            only_for("spa", "`static`", d);
-            only_for("strip_prefix", "`static`, `service` and `proxy`", d);
-            only_for("max_body", "`service` and `proxy`", d);
-            only_for("timeout", "`service` and `proxy`", d);
-            let to = section.string("redirect", "URL", d, |text| {
-                let valid = (text.starts_with("https://") || text.starts_with("http://") || text.starts_with('/'))
-                    && !text.contains(char::is_whitespace);
-                valid.then(|| text.to_owned()).ok_or_else(|| {
-                    Invalid::Expected(
-                        "expected an absolute URL such as \"https://example.org/\" or a path such as \"/new\"".into(),
-                    )
-                })
-            })?;
-            let status = match section.integer("status", 300..=399, d) {
-                Some(code @ (301 | 302 | 303 | 307 | 308)) => code as u16,
-                Some(_) => {
-                    let span = section
-                        .get("status")
-                        .map(|v| v.span())
-                        .unwrap_or_else(|| section.span());
-                    d.error(
-                        span,
-                        "invalid `status` for a redirect: expected 301, 302, 303, 307 or 308",
-                    );
-                    308
-                }
-                None => 308,
-            };
-            RouteTarget::Redirect { to, status }
-        }
-    };
-    if matches!(target, RouteTarget::Static { .. }) {
-        only_for("max_body", "`service` and `proxy`", d);
-        only_for("timeout", "`service` and `proxy`", d);
-    }
-    let max_body = section.size("max_body", d);
-    let timeout = section.duration("timeout", false, d);
+    Some(RouteTarget::Redirect { to, status })
+}
+
+/// Who may use a route: `auth` and `roles`. A dashboard route is for the gateway's
+/// admins unless it says otherwise.
+fn route_access(
+    section: &Section<'_, '_>,
+    target: &RouteTarget,
+    d: &mut Diagnostics<'_>,
+) -> (Option<AuthKind>, Vec<String>) {
     let auth = section.string("auth", "value", d, |text| match text {
         "login" => Ok(AuthKind::Login),
         "token" => Ok(AuthKind::Token),
@@ -752,9 +816,6 @@ fn route(
                 .into(),
         )),
     });
-    if matches!(target, RouteTarget::Redirect { .. }) {
-        only_for("auth", "`static`, `service` and `proxy`", d);
-    }
     let roles = section
         .string_list(
             "roles",
@@ -770,7 +831,6 @@ fn route(
             },
         )
         .unwrap_or_default();
-    // The dashboard is for the gateway's admins unless the route says otherwise.
     let dashboard = matches!(target, RouteTarget::Dashboard);
     let auth = auth.or(dashboard.then_some(AuthKind::Login));
     let roles = if dashboard && section.get("roles").is_none() {
@@ -778,51 +838,20 @@ fn route(
     } else {
         roles
     };
+    let roles_at = || section.key_span("roles").unwrap_or_else(|| section.span());
     if dashboard && roles.is_empty() {
         d.error(
-            section.key_span("roles").unwrap_or_else(|| section.span()),
+            roles_at(),
             "a dashboard route acts on all of berth (deploys, purges, restarts): name the roles that may use it, such as [\"admin\"]; an empty list would let every user in",
         );
     }
     if !roles.is_empty() && section.get("auth").is_none() && !dashboard {
         d.error(
-            section.key_span("roles").unwrap_or_else(|| section.span()),
+            roles_at(),
             "`roles` needs `auth` on the same route: add `auth = \"login\"` or `auth = \"token\"`",
         );
     }
-    if !matches!(
-        target,
-        RouteTarget::Service { .. } | RouteTarget::Proxy { .. }
-    ) {
-        only_for("budget", "`service` and `proxy`", d);
-    }
-    let budget = section.string("budget", "budget", d, |text| {
-        if budgets.contains_key(text) {
-            return Ok(text.to_owned());
-        }
-        let known: Vec<&str> = budgets.keys().map(String::as_str).collect();
-        Err(Invalid::Message(unknown_name(
-            format!("unknown budget `{text}` for `budget` {}", section.place()),
-            text,
-            &known,
-            "expected the name of a [budget.NAME] in this file",
-        )))
-    });
-    let rate_limit = rate_limit(section, auth.is_some(), d);
-    if matches!(target, RouteTarget::Redirect { .. }) {
-        only_for("rate_limit", "`static`, `service` and `proxy`", d);
-    }
-    Some(RouteConfig {
-        host,
-        path,
-        target,
-        max_body,
-        timeout,
-        auth,
-        roles,
-        budget,
-        rate_limit,
-    })
+    (auth, roles)
 }
 
 fn rate_limit(

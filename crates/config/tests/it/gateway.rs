@@ -2,7 +2,7 @@
 //! place and what would be right.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use berth_config::{
@@ -499,5 +499,65 @@ fn a_dashboard_route_defaults_to_the_admins_login() {
             found.iter().any(|d| d.message.contains(part)),
             "{keys}: {found:#?}"
         );
+    }
+}
+
+/// Which keys each kind of route takes, written out as a matrix: a key a kind does not
+/// take is an error on that key ("applies to … routes only"); one it takes is not.
+#[test]
+fn each_route_kind_takes_its_own_keys() {
+    let kinds = [
+        ("static", "static = \"dist\""),
+        ("service", "service = \"web\""),
+        ("proxy", "proxy = \"http://127.0.0.1:9000\""),
+        ("redirect", "redirect = \"https://example.org/\""),
+        ("api", "api = [\"jobs:read\"]"),
+        ("dashboard", "dashboard = true"),
+    ];
+    // key = value, then the kinds that take it.
+    let keys: [(&str, &[&str]); 9] = [
+        ("status = 301", &["redirect"]),
+        ("index = \"start.html\"", &["static"]),
+        ("spa = true", &["static"]),
+        ("strip_prefix = true", &["static", "service", "proxy"]),
+        ("max_body = \"1MiB\"", &["service", "proxy", "dashboard"]),
+        ("timeout = \"5s\"", &["service", "proxy", "api"]),
+        (
+            "auth = \"token\"",
+            &["static", "service", "proxy", "api", "dashboard"],
+        ),
+        ("budget = \"nlu\"", &["service", "proxy"]),
+        (
+            "rate_limit = { per_address = \"10/s\" }",
+            &["static", "service", "proxy", "api", "dashboard"],
+        ),
+    ];
+    for (kind, target) in kinds {
+        for (line, takes) in keys {
+            let key = line.split(' ').next().unwrap();
+            // An api route needs auth; it is given unless the key under test is auth.
+            let auth = if kind == "api" && key != "auth" {
+                "auth = \"token\"\n"
+            } else {
+                ""
+            };
+            let text = with_app(&format!(
+                "[service.web]\ncommand = \"true\"\nport = 9001\n\n\
+                 [budget.nlu]\nlimit = 1.0\nperiod = \"month\"\ncost_per_request = 0.1\n\n\
+                 [gateway]\nlisten = \"127.0.0.1:1\"\n[[gateway.route]]\n{target}\n{auth}{line}\n"
+            ));
+            let refused = match berth_config::parse(&text, Path::new("berth.toml")) {
+                Ok(_) => false,
+                Err(berth_config::ConfigError::Invalid { diagnostics }) => diagnostics
+                    .iter()
+                    .any(|d| d.message.contains(&format!("`{key}` applies to"))),
+                Err(e) => panic!("{kind} route with {line}: {e}"),
+            };
+            assert_eq!(
+                refused,
+                !takes.contains(&kind),
+                "a {kind} route with {line}"
+            );
+        }
     }
 }
