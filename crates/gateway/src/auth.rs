@@ -4,12 +4,15 @@
 //! - Passwords are argon2id hashes (the `argon2` crate's defaults: 19 MiB, 2 passes);
 //!   tokens and session ids are 32 random bytes, stored only as their SHA-256.
 //! - The session cookie is `HttpOnly`, `SameSite=Lax`, and `Secure` on TLS listeners.
-//! - Failed logins are slowed down (a growing pause per client address, up to
+//! - Failed logins are slowed down (a growing pause per client address, an IPv6 client
+//!   counted by its /64 network, up to
 //!   [`MAX_PAUSE`]) and lock the user out after `lockout.after` failures in a row for
 //!   `lockout.lasts`; a client address with [`MAX_FAILURES_PER_ADDR`] failures in
 //!   [`FAILURE_WINDOW`] is refused outright for the rest of the window.
 //! - Lookups are cached for [`CACHE_FOR`], so that a request does not wait on the store;
 //!   a logout on this node ends the session here at once, elsewhere within that time.
+//! - The cache and the failure counts hold at most [`MAX_CACHED`] and
+//!   [`MAX_FAILING_CLIENTS`] entries, forgetting the least recently used.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -30,6 +33,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::body::{Body, empty, full};
+use crate::bounded::{Bounded, client_key};
 use crate::reply;
 use crate::spec::{AuthMethod, RouteAuth};
 
@@ -41,6 +45,12 @@ pub(crate) const LOGIN_PATH: &str = "/_berth/login";
 pub(crate) const LOGOUT_PATH: &str = "/_berth/logout";
 /// How long a looked-up session or token is trusted without asking the store again.
 pub(crate) const CACHE_FOR: Duration = Duration::from_secs(5);
+/// The most cached lookups; past it, the least recently used are forgotten (a client
+/// sending a new made-up token with each request grows nothing).
+const MAX_CACHED: usize = 100_000;
+/// The most client keys whose failed logins are counted; past it, the least recently
+/// used are forgotten.
+const MAX_FAILING_CLIENTS: usize = 100_000;
 /// The longest pause before a failed login is answered.
 pub(crate) const MAX_PAUSE: Duration = Duration::from_secs(4);
 /// Failed logins from one address within [`FAILURE_WINDOW`] before it is refused.
@@ -245,8 +255,9 @@ pub(crate) struct Auth {
     store: Arc<dyn AuthStore>,
     session_ttl: Duration,
     passwords: Passwords,
-    cache: Mutex<HashMap<String, Cached>>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    cache: Mutex<Bounded<String, Cached>>,
+    /// Failed logins per client key ([`client_key`]).
+    failures: Mutex<Bounded<IpAddr, (u32, Instant)>>,
 }
 
 impl Auth {
@@ -255,8 +266,8 @@ impl Auth {
             passwords: Passwords::new(store.clone(), lockout),
             store,
             session_ttl,
-            cache: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Bounded::new(MAX_CACHED)),
+            failures: Mutex::new(Bounded::new(MAX_FAILING_CLIENTS)),
         }
     }
 
@@ -340,7 +351,7 @@ impl Auth {
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+            .get_mut(&key)
             && hit.until > now
         {
             return hit.identity.clone();
@@ -373,9 +384,6 @@ impl Auth {
             }
         };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() > 100_000 {
-            cache.retain(|_, c| c.until > now);
-        }
         cache.insert(
             key,
             Cached {
@@ -556,8 +564,8 @@ impl Auth {
 
     /// `Some(wait)` when `peer` failed too often lately.
     fn refused_for(&self, peer: IpAddr) -> Option<Duration> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, since) = failures.get(&peer)?;
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, since) = failures.get_mut(&client_key(peer))?;
         let elapsed = since.elapsed();
         (*count >= MAX_FAILURES_PER_ADDR && elapsed < FAILURE_WINDOW)
             .then(|| FAILURE_WINDOW - elapsed)
@@ -566,7 +574,7 @@ impl Auth {
     /// Takes back the failure counted for `peer` before a check that succeeded.
     fn forget_failure(&self, peer: IpAddr) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = failures.get_mut(&peer) {
+        if let Some(entry) = failures.get_mut(&client_key(peer)) {
             entry.0 = entry.0.saturating_sub(1);
         }
     }
@@ -574,10 +582,7 @@ impl Auth {
     /// Counts a failure of `peer`; returns its failures in the current window.
     fn count_failure(&self, peer: IpAddr) -> u32 {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() > 100_000 {
-            failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        }
-        let entry = failures.entry(peer).or_insert((0, Instant::now()));
+        let entry = failures.get_or_insert_with(&client_key(peer), || (0, Instant::now()));
         if entry.1.elapsed() >= FAILURE_WINDOW {
             *entry = (0, Instant::now());
         }
@@ -796,6 +801,65 @@ mod tests {
         ] {
             assert_eq!(safe_next(bad), "/", "{bad}");
         }
+    }
+
+    fn auth_on_a_fresh_store(dir: &std::path::Path) -> Auth {
+        let store = berth_store::SqliteStore::open(&dir.join("berth.db"), Default::default())
+            .expect("a fresh store");
+        let lockout = Lockout {
+            after: 5,
+            lasts: Duration::from_secs(60),
+        };
+        Auth::new(Arc::new(store), Duration::from_secs(3600), lockout)
+    }
+
+    /// A client rotating its IPv6 address within its /64 is refused like one address;
+    /// failures from more networks than the map holds keep it bounded.
+    #[tokio::test]
+    async fn failed_logins_count_per_64_and_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = auth_on_a_fresh_store(dir.path());
+        let rotating =
+            |i: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, i, i, i, i));
+        for i in 0..MAX_FAILURES_PER_ADDR as u16 {
+            assert!(auth.refused_for(rotating(i)).is_none(), "failure {i}");
+            auth.count_failure(rotating(i));
+        }
+        assert!(
+            auth.refused_for(rotating(999)).is_some(),
+            "a new address in the same /64"
+        );
+        let elsewhere = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1));
+        assert!(auth.refused_for(elsewhere).is_none(), "another /64");
+        for i in 0..(3 * MAX_FAILING_CLIENTS as u32) {
+            let net = IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001,
+                0xdb9,
+                (i >> 16) as u16,
+                i as u16,
+                0,
+                0,
+                0,
+                1,
+            ));
+            auth.count_failure(net);
+        }
+        let held = auth.failures.lock().unwrap().len();
+        assert!(held <= MAX_FAILING_CLIENTS, "{held} clients");
+    }
+
+    /// Made-up tokens, each new, are looked up once each and never grow the cache past
+    /// its cap.
+    #[tokio::test]
+    async fn made_up_tokens_keep_the_cache_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = auth_on_a_fresh_store(dir.path());
+        for i in 0..(MAX_CACHED + 10_000) {
+            let hash = sha256_hex(&format!("berth_made_up_{i}"));
+            assert!(auth.lookup(AuthMethod::Token, &hash).await.is_none());
+        }
+        let held = auth.cache.lock().unwrap().len();
+        assert!(held <= MAX_CACHED, "{held} cached lookups");
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod access_log;
 mod acme;
 pub mod auth;
 mod body;
+mod bounded;
 mod budget;
 mod counters;
 mod error;

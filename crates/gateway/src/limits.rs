@@ -2,7 +2,8 @@
 //!
 //! A bucket holds up to `burst` tokens and refills at the route's rate; a request takes
 //! one, or is answered 429 with `Retry-After` when there is none. Buckets live in memory,
-//! per node, shared by the worker threads. The client address is the connection's own:
+//! per node, shared by the worker threads, at most [`MAX_BUCKETS`] per route and kind.
+//! The client address is the connection's own (an IPv6 client by its /64 network):
 //! behind another proxy, every client of that proxy shares one bucket.
 //!
 //! Maintenance mode is a setting in the store (`berth maintenance on|off`), which every
@@ -10,7 +11,6 @@
 //! with its message, but for users with the `admin` role (by session or token) and the
 //! login pages, so that admins can still use the site.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,6 +23,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{Body, full};
+use crate::bounded::{Bounded, client_key};
 use crate::reply;
 
 /// How often nodes read the maintenance setting.
@@ -31,7 +32,8 @@ pub(crate) const MAINTENANCE_POLL: Duration = Duration::from_secs(1);
 pub const MAINTENANCE_KEY: &str = "maintenance";
 /// The role that passes through maintenance mode.
 pub const ADMIN_ROLE: &str = "admin";
-/// Buckets kept before full ones are forgotten.
+/// The most buckets a route keeps per kind (address, user); past it, the least recently
+/// used are forgotten (see [`Bounded`]).
 const MAX_BUCKETS: usize = 100_000;
 
 /// A route's limits: requests per second and burst, per address and per user.
@@ -50,7 +52,7 @@ pub struct RateLimitSpec {
 pub(crate) struct Buckets<K> {
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<K, (f64, Instant)>>,
+    buckets: Mutex<Bounded<K, (f64, Instant)>>,
 }
 
 impl<K: Hash + Eq + Clone> Buckets<K> {
@@ -58,20 +60,14 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         Self {
             rate,
             burst: burst.max(1.0),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Bounded::new(MAX_BUCKETS)),
         }
     }
 
     /// Takes a token for `key`; `Err(wait)` if there is none yet.
     pub(crate) fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
-            });
-        }
-        let (tokens, at) = buckets.entry(key.clone()).or_insert((self.burst, now));
+        let (tokens, at) = buckets.get_or_insert_with(key, || (self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
         *at = now;
         if *tokens >= 1.0 {
@@ -106,11 +102,12 @@ impl RouteLimits {
         }
     }
 
-    /// Whether a request from `peer` may go on (the per-address limit).
+    /// Whether a request from `peer` may go on (the per-address limit, an IPv6 client
+    /// counted by its /64 network).
     pub(crate) fn admit(&self, peer: IpAddr) -> Result<(), Box<Response<Body>>> {
         match &self.per_address {
             Some(b) => b
-                .take(&peer, Instant::now())
+                .take(&client_key(peer), Instant::now())
                 .map_err(|wait| Box::new(too_many("address", wait))),
             None => Ok(()),
         }
@@ -256,6 +253,8 @@ pub(crate) fn maintenance_page<B>(req: &Request<B>, message: &str) -> Response<B
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv6Addr;
+
     use super::*;
 
     #[test]
@@ -275,6 +274,50 @@ mod tests {
             assert!(b.take(&1, t0 + Duration::from_secs(60)).is_ok());
         }
         assert!(b.take(&1, t0 + Duration::from_secs(60)).is_err());
+    }
+
+    /// One client rotating through its IPv6 /64 (2^64 addresses) is one client; many
+    /// clients, each with a bucket still draining, hold at most `MAX_BUCKETS`.
+    #[test]
+    fn rotating_addresses_share_a_bucket_and_buckets_stay_bounded() {
+        let limits = RouteLimits::new(&RateLimitSpec {
+            per_address: Some(1.0),
+            per_user: None,
+            burst: Some(5),
+        });
+        let in_one_64 = |i: u32| {
+            IpAddr::V6(Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                7,
+                7,
+                0,
+                0,
+                (i >> 16) as u16,
+                i as u16,
+            ))
+        };
+        let admitted = (0..100)
+            .filter(|i| limits.admit(in_one_64(*i)).is_ok())
+            .count();
+        assert_eq!(admitted, 5, "the burst of one client, not one per address");
+        let b = limits.per_address.as_ref().unwrap();
+        let t0 = Instant::now();
+        for i in 0..(3 * MAX_BUCKETS as u32) {
+            let client = IpAddr::V6(Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                (i >> 16) as u16,
+                i as u16,
+                0,
+                0,
+                0,
+                1,
+            ));
+            let _ = b.take(&client_key(client), t0);
+        }
+        let held = b.buckets.lock().unwrap().len();
+        assert!(held <= MAX_BUCKETS, "{held} buckets");
     }
 
     #[test]
