@@ -2,7 +2,8 @@
 # berth's HTTP gateway beside nginx and caddy as front proxies, in one run, with wrk on
 # loopback: a proxied route (at 50 and 500 connections) to one shared origin (an nginx
 # with one worker answering a fixed body) and static files of 1 KiB and 1 MiB. Prints
-# one markdown table on stdout (progress on stderr).
+# one markdown table on stdout (progress on stderr), with each front's peak resident
+# memory over its runs (VmHWM, summed over its processes).
 #
 #   bench/gateway/run.sh [--berth PATH] [--duration 10s] [--skip-berth]
 #
@@ -157,7 +158,17 @@ to_ms() { # wrk's latency (e.g. 812.00us, 1.23ms, 2.01s, 1.50m) in milliseconds
 }
 fmt_ms() { awk -v x="$1" 'BEGIN { if (x < 10) printf "%.2f", x; else if (x < 100) printf "%.1f", x; else printf "%.0f", x }'; }
 
-declare -A rps lat errs note
+declare -A rps lat errs note peak
+
+peak_rss() { # PID: the peak resident memory (VmHWM) of every process in PID's process
+  # group, summed, in MB: nginx's master and workers, berth's one process
+  local pgid
+  pgid=$(ps -o pgid= -p "$1" | tr -d ' ')
+  [ -n "$pgid" ] || { echo '-'; return; }
+  ps -e -o pid=,pgid= | awk -v g="$pgid" '$2 == g { print $1 }' | while read -r p; do
+    awk '/^VmHWM:/ { print $2 }' "/proc/$p/status" 2>/dev/null || true
+  done | awk '{ s += $1 } END { printf "%.1f", s / 1024 }'
+}
 cases=(proxy50 proxy500 static1k static1m)
 declare -A case_label case_path case_conns
 case_label[proxy50]="proxied, 50 conns";    case_path[proxy50]=/proxy/hello;    case_conns[proxy50]=50
@@ -261,6 +272,7 @@ for tool in "${tools[@]}"; do
   fi
   for c in "${cases[@]}"; do measure "$tool" "$c" "$base"; done
   alive "$pid" || note[$tool]+="exited during the run. "
+  peak[$tool]=$(peak_rss "$pid")
   stop_server "$pid"
 done
 
@@ -282,6 +294,9 @@ for c in "${cases[@]}"; do
   done
   echo "$row |"
 done
+row="| peak RSS over the run (MB)"
+for tool in "${tools[@]}"; do row+=" | ${peak[$tool]:--} | "; done
+echo "$row |"
 echo
 echo "wrk's error counts (a (!) in the table marks a run with any):"
 for tool in "${tools[@]}"; do
