@@ -5,7 +5,8 @@
 #[cfg(test)]
 mod tests {
     use crate::{
-        backup, budget, deploy, gateway, ingest, notify, schedule, service, validate, workflow,
+        backup, budget, deploy, gateway, ingest, notify, queue, schedule, service, validate,
+        workflow,
     };
 
     /// Each section of docs/config.md (its `## ` heading's start) and the key lists of
@@ -17,10 +18,10 @@ mod tests {
             (
                 "## `[queue.NAME]`",
                 vec![
-                    validate::QUEUE_KEYS,
-                    validate::HANDLER_KEYS,
-                    validate::BACKOFF_KEYS,
-                    validate::RETENTION_KEYS,
+                    queue::QUEUE_KEYS,
+                    queue::HANDLER_KEYS,
+                    queue::BACKOFF_KEYS,
+                    queue::RETENTION_KEYS,
                 ],
             ),
             (

@@ -12,8 +12,8 @@ use toml::de::DeValue;
 
 use crate::budget::BudgetConfig;
 use crate::diagnostic::Diagnostics;
-use crate::model::ServiceConfig;
 use crate::section::{Invalid, Section, unknown_name};
+use crate::service::ServiceConfig;
 
 pub(crate) const GATEWAY_KEYS: &[&str] = &[
     "listen",

@@ -11,7 +11,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use crate::diagnostic::Diagnostics;
-use crate::model::QueueConfig;
+use crate::queue::QueueConfig;
 use crate::section::{Invalid, Section};
 use crate::workflow::WorkflowConfig;
 

@@ -9,8 +9,8 @@
 //! - `section.rs`: the raw layer. toml's spanned document ([`toml::de::DeTable`])
 //!   seen one table at a time, with typed getters that report wrong types and
 //!   bad values at their exact location.
-//! - `validate.rs`: the known keys of every table and the rules that turn the
-//!   raw document into a [`Config`], collecting all problems rather than the first.
+//! - `validate.rs`: the document: its top-level tables, `[app]`, `[api]`, and the
+//!   rules across tables, collecting all problems rather than the first.
 //! - `backup.rs`: the `[backup]` table.
 //! - `budget.rs`: the `[budget.NAME]` tables.
 //! - `notify.rs`: the `[notify.NAME]` tables.
@@ -21,11 +21,14 @@
 //! - `workflow.rs`: the `[workflow.NAME]` tables and their steps, checked for unknown
 //!   parents and cycles.
 //! - `deploy.rs`: the `[deploy]` table.
+//! - `queue.rs`: the `[queue.NAME]` tables.
 //! - `service.rs`: the `[service.NAME]` tables, and `depends_on` checked across
 //!   them (unknown names, cycles).
-//! - `model.rs`: the validated types ([`Config`], [`App`], [`QueueConfig`],
-//!   [`ServiceConfig`], …)
-//!   and their defaults.
+//! - `model.rs`: the validated document ([`Config`]) and its `[app]` and `[api]`
+//!   tables ([`App`], [`Api`]).
+//!
+//! Each table's file holds its keys (`*_KEYS`), its validated types with their
+//! defaults, and its validator.
 //! - `diagnostic.rs`: [`Diagnostic`], and byte spans turned into line and column.
 //! - `starter.rs`: [`STARTER`], the commented config written by `berth init`.
 
@@ -38,6 +41,7 @@ mod gateway;
 mod ingest;
 mod model;
 mod notify;
+mod queue;
 mod schedule;
 mod section;
 mod service;
@@ -59,15 +63,16 @@ pub use ingest::{
     Allow, BrokerConfig, Credential, DirConfig, IngestConfig, IngestStart, MqttConfig, Pick,
     TlsFiles, WebhookConfig, topic_filter_error, valid_user_name,
 };
-pub use model::{
-    Api, App, Backoff, CheckConfig, Config, CrashLoopConfig, Durability, Handler, LiveConfig,
-    PortRange, ProbeConfig, QueueConfig, Restart, Retention, ServiceBackoff, ServiceConfig,
-    StoreChoice, parse_store,
-};
+pub use model::{Api, App, Config, Durability, StoreChoice, parse_store};
 pub use notify::{
     EmailConfig, NOTICE_KINDS, NotifyConfig, NotifyTarget, SmtpSecurity, SmtpServer, WebhookTarget,
 };
+pub use queue::{Backoff, Handler, QueueConfig, Retention};
 pub use schedule::{CatchUp, Overlap, ScheduleConfig, ScheduleTarget};
+pub use service::{
+    CheckConfig, CrashLoopConfig, LiveConfig, PortRange, ProbeConfig, Restart, ServiceBackoff,
+    ServiceConfig,
+};
 pub use starter::STARTER;
 pub use workflow::{StepConfig, WorkflowConfig};
 

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use toml::de::DeValue;
 
 use crate::diagnostic::Diagnostics;
-use crate::model::QueueConfig;
+use crate::queue::QueueConfig;
 use crate::section::{Invalid, Section, Value, closest};
 use crate::workflow::WorkflowConfig;
 

@@ -6,18 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::de::DeValue;
 
 use crate::diagnostic::Diagnostics;
-use crate::model::{
-    CheckConfig, CrashLoopConfig, LiveConfig, PortRange, ProbeConfig, Restart, ServiceBackoff,
-    ServiceConfig,
-};
+use crate::queue::{backoff_factor, initial_and_max};
 use crate::section::{Invalid, Section, unknown_name};
-use crate::validate::{backoff_factor, initial_and_max, valid_env_name};
+use crate::validate::valid_env_name;
 
 pub(crate) const SERVICE_KEYS: &[&str] = &[
     "command",
@@ -615,6 +612,195 @@ mod tests {
         }
         for bad in ["", "SIG", "STOP", "SIGSEGV", "15", " TERM", "SIGSIGTERM"] {
             assert!(stop_signal(bad).is_err(), "{bad}");
+        }
+    }
+}
+
+/// One `[service.NAME]` table: a long-running command of the application, run as
+/// one or more supervised processes.
+///
+/// Validation guarantees: `command` is not blank; `port` is set whenever `command`
+/// contains `{port}`, and `port + instances - 1` fits in a `u16`; every name in
+/// `depends_on` is another service of the same config, and the dependencies form
+/// no cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// The table key: lowercase letters, digits, `_` and `-`, at most 64 characters.
+    pub name: String,
+    /// `command` (required, not blank): run with `sh -c`. `{port}` in it stands for
+    /// the instance's port.
+    pub command: String,
+    /// `cwd`: the working directory, resolved against the config file's directory.
+    /// `None`: berth's own.
+    pub cwd: Option<PathBuf>,
+    /// `env = { KEY = "value" }`: added to the environment of every instance. Keys
+    /// are environment variable names (`[A-Za-z_][A-Za-z0-9_]*`).
+    pub env: BTreeMap<String, String>,
+    /// `env_file`: a file of `KEY=value` lines, resolved against the config file's
+    /// directory. The config crate never reads it (it may hold secrets); whoever
+    /// starts the service does.
+    pub env_file: Option<PathBuf>,
+    /// `instances` (default 1, 1..=64): how many processes run the command.
+    pub instances: u32,
+    /// The instances' ports, from `port = 8000` (exactly one port per instance:
+    /// instance `i` gets `port + i`) or `ports = "8000-8009"` (instance `i` prefers
+    /// `first + i`; the rest are spare, so that a rolling restart can start the new
+    /// process beside the old one). Required when `command` contains `{port}`.
+    pub ports: Option<PortRange>,
+    /// `user`: the user the processes run as; berth must run as root to switch.
+    /// `None`: berth's own user.
+    pub user: Option<String>,
+    /// `ready`: when a started process counts as ready. `None`: once spawned.
+    pub ready: Option<ProbeConfig>,
+    /// `start_timeout` (default 60s, > 0): how long a started process may take to
+    /// become ready before it is killed and counted as a failed start.
+    pub start_timeout: Duration,
+    /// `live`: a check repeated while an instance runs; `failures` failed checks in a
+    /// row restart it.
+    pub live: Option<LiveConfig>,
+    /// `restart` (default `"always"`): when an exited instance is started again.
+    pub restart: Restart,
+    /// `stop_signal` (default `"SIGTERM"`): sent to an instance's process group to
+    /// stop it, stored in its `SIG…` form: one of `SIGTERM`, `SIGINT`, `SIGQUIT`,
+    /// `SIGHUP`, `SIGUSR1`, `SIGUSR2`, `SIGKILL`.
+    pub stop_signal: String,
+    /// `stop_grace` (default 10s): how long a stopping instance may take before its
+    /// process group is killed with SIGKILL.
+    pub stop_grace: Duration,
+    /// `backoff`: the delay between restarts.
+    pub backoff: ServiceBackoff,
+    /// `crash_loop`: when restarting gives up.
+    pub crash_loop: CrashLoopConfig,
+    /// `depends_on` (default none): services started before this one and stopped
+    /// after it.
+    pub depends_on: Vec<String>,
+    /// `log_max_size` (default 10 MiB, > 0): an instance's log file of this many
+    /// bytes is rotated.
+    pub log_max_size: u64,
+    /// `log_keep` (default 5, 0..=100): how many rotated log files are kept.
+    pub log_keep: u32,
+}
+
+impl ServiceConfig {
+    /// A service called `name` that runs `command`, with every other option at its
+    /// default.
+    pub fn new(name: impl Into<String>, command: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            command: command.into(),
+            cwd: None,
+            env: BTreeMap::new(),
+            env_file: None,
+            instances: 1,
+            ports: None,
+            user: None,
+            ready: None,
+            start_timeout: Duration::from_secs(60),
+            live: None,
+            restart: Restart::default(),
+            stop_signal: "SIGTERM".to_owned(),
+            stop_grace: Duration::from_secs(10),
+            backoff: ServiceBackoff::default(),
+            crash_loop: CrashLoopConfig::default(),
+            depends_on: Vec::new(),
+            log_max_size: 10 * 1024 * 1024,
+            log_keep: 5,
+        }
+    }
+}
+
+/// A service's port range, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    /// The first port; instance `i` prefers `first + i`.
+    pub first: u16,
+    /// The last port, at least `first + instances - 1`.
+    pub last: u16,
+}
+
+/// `ready = { http = "/healthz" }`, `{ tcp = true }` or `{ command = "…" }`, with
+/// optional `interval` and `timeout`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProbeConfig {
+    /// What is checked.
+    pub check: CheckConfig,
+    /// Between two checks (default 1s for `ready`, 10s for `live`).
+    pub interval: Duration,
+    /// How long one check may take (default 2s).
+    pub timeout: Duration,
+}
+
+/// The kind of a [`ProbeConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CheckConfig {
+    /// `http = "/path"`: `GET /path` on `127.0.0.1:PORT` answers 2xx or 3xx.
+    Http(String),
+    /// `tcp = true`: `127.0.0.1:PORT` accepts a connection.
+    Tcp,
+    /// `command = "…"`: the shell command exits 0 (`{port}` is replaced).
+    Command(String),
+}
+
+/// `live = { …a probe…, failures = 3 }`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LiveConfig {
+    /// The check and its timing.
+    pub probe: ProbeConfig,
+    /// Failed checks in a row that restart the instance (default 3, 1..=100).
+    pub failures: u32,
+}
+
+/// `restart = "always" | "on-failure" | "never"`: when an exited instance is
+/// started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Restart {
+    /// `"always"` (the default): after every exit, successful or not.
+    #[default]
+    Always,
+    /// `"on-failure"`: after an exit with a non-zero code or by a signal.
+    OnFailure,
+    /// `"never"`: an exited instance stays down until it is started again.
+    Never,
+}
+
+/// `backoff = { initial = "100ms", max = "30s", factor = 2.0 }`: exponential delay
+/// between restarts of a service's instance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServiceBackoff {
+    /// The first delay (default 100ms, > 0).
+    pub initial: Duration,
+    /// The longest delay (default 30s, >= `initial`).
+    pub max: Duration,
+    /// Growth per further restart (default 2.0, finite and >= 1.0).
+    pub factor: f64,
+}
+
+impl Default for ServiceBackoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+            factor: 2.0,
+        }
+    }
+}
+
+/// `crash_loop = { max_exits = 5, window = "60s" }`: an instance that exits more
+/// than `max_exits` times within `window` is not restarted any more and shows as
+/// crash-looping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashLoopConfig {
+    /// Exits tolerated within the window (default 5, 1..=1000).
+    pub max_exits: u32,
+    /// The window (default 60s, > 0).
+    pub window: Duration,
+}
+
+impl Default for CrashLoopConfig {
+    fn default() -> Self {
+        Self {
+            max_exits: 5,
+            window: Duration::from_secs(60),
         }
     }
 }

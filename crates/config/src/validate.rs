@@ -10,12 +10,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 
 use crate::diagnostic::Diagnostics;
-use crate::model::{
-    Api, App, Backoff, Config, Durability, Handler, QueueConfig, Retention, StoreChoice,
-};
+use crate::model::{Api, App, Config, Durability, StoreChoice};
+use crate::queue::queues;
 use crate::section::{Invalid, Section};
 
 /// Top-level tables that this version understands.
@@ -34,22 +33,6 @@ pub(crate) const APP_KEYS: &[&str] = &[
     "lease_ttl",
 ];
 pub(crate) const API_KEYS: &[&str] = &["listen", "token_env"];
-pub(crate) const QUEUE_KEYS: &[&str] = &[
-    "concurrency",
-    "handler",
-    "max_attempts",
-    "backoff",
-    "timeout",
-    "retention",
-];
-pub(crate) const HANDLER_KEYS: &[&str] = &["run", "post"];
-pub(crate) const BACKOFF_KEYS: &[&str] = &["initial", "max", "factor", "jitter"];
-pub(crate) const RETENTION_KEYS: &[&str] = &["completed", "discarded", "cancelled"];
-
-/// The accepted forms of `handler`, for messages.
-const HANDLER_FORMS: &str =
-    "\"pull\", { run = \"a shell command\" } or { post = \"http://host:port/path\" }";
-
 /// Builds the config from the parsed document. The result is only
 /// meaningful when `d` stayed empty.
 pub(crate) fn config(document: &DeTable<'_>, path: &Path, d: &mut Diagnostics<'_>) -> Config {
@@ -239,14 +222,6 @@ fn api(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Api {
     }
 }
 
-fn queues(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> BTreeMap<String, QueueConfig> {
-    let mut queues = BTreeMap::new();
-    for (name, table) in section.named_tables("queue", "emails", d) {
-        queues.insert(name.to_owned(), queue(name, &table, d));
-    }
-    queues
-}
-
 /// `^[A-Za-z_][A-Za-z0-9_]*$`: a name that a shell accepts for a variable.
 pub(crate) fn valid_env_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -264,208 +239,6 @@ pub(crate) fn valid_queue_name(name: &str) -> bool {
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         && name.len() <= 64
-}
-
-fn queue(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> QueueConfig {
-    section.check_keys(QUEUE_KEYS, d);
-    queue_settings(QueueConfig::new(name), section, d)
-}
-
-/// The settings a queue shares with a workflow step (whose keys the caller checks).
-pub(crate) fn queue_settings(
-    mut queue: QueueConfig,
-    section: &Section<'_, '_>,
-    d: &mut Diagnostics<'_>,
-) -> QueueConfig {
-    // The ranges fit in a u32, so the conversions cannot fail.
-    if let Some(n) = section.integer("concurrency", 1..=10_000, d) {
-        queue.concurrency = u32::try_from(n).unwrap_or(queue.concurrency);
-    }
-    if let Some(n) = section.integer("max_attempts", 1..=1_000, d) {
-        queue.max_attempts = u32::try_from(n).unwrap_or(queue.max_attempts);
-    }
-    if let Some(timeout) = section.duration("timeout", false, d) {
-        queue.timeout = timeout;
-    }
-    queue.handler = handler(section, d);
-    let backoff_form = "a table such as backoff = { initial = \"1s\", max = \"1h\" }";
-    if let Some(table) = section.table("backoff", backoff_form, d) {
-        queue.backoff = backoff(&table, d);
-    }
-    let retention_form = "a table such as retention = { completed = \"1d\" }";
-    if let Some(table) = section.table("retention", retention_form, d) {
-        queue.retention = retention(&table, d);
-    }
-    queue
-}
-
-fn handler(queue: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Handler {
-    let Some(value) = queue.get("handler") else {
-        return Handler::Pull;
-    };
-    match value.get_ref() {
-        DeValue::String(_) => queue
-            .string("handler", "handler", d, |handler| match handler {
-                "pull" => Ok(Handler::Pull),
-                _ => Err(Invalid::Expected(format!("expected {HANDLER_FORMS}"))),
-            })
-            .unwrap_or_default(),
-        DeValue::Table(_) => {
-            let Some(section) = queue.child("handler", value, HANDLER_FORMS, d) else {
-                return Handler::Pull;
-            };
-            section.check_keys(HANDLER_KEYS, d);
-            let (has_run, has_post) = (section.get("run").is_some(), section.get("post").is_some());
-            let place = queue.place();
-            if has_run && has_post {
-                d.error(
-                    value.span(),
-                    format!(
-                        "`handler` {place} has both `run` and `post`: expected exactly one of them"
-                    ),
-                );
-            } else if section.entries().next().is_none() {
-                d.error(
-                    value.span(),
-                    format!("empty `handler` {place}: expected {HANDLER_FORMS}"),
-                );
-            }
-            let run = section.string("run", "command", d, |command| {
-                if command.trim().is_empty() {
-                    Err(Invalid::Expected(
-                        "expected a shell command such as \"python3 manage.py import\"".into(),
-                    ))
-                } else {
-                    Ok(Handler::Run {
-                        command: command.to_owned(),
-                    })
-                }
-            });
-            let post = section.string("post", "URL", d, |url| {
-                check_post_url(url).map(|()| Handler::Post {
-                    url: url.to_owned(),
-                })
-            });
-            run.or(post).unwrap_or_default()
-        }
-        _ => {
-            queue.wrong_type("handler", value, HANDLER_FORMS, d);
-            Handler::Pull
-        }
-    }
-}
-
-/// An `http://` URL with a host and, if given, a valid port.
-fn check_post_url(url: &str) -> Result<(), Invalid> {
-    const EXPECTED: &str = "expected an http:// URL such as \"http://127.0.0.1:8000/jobs\"";
-    if url.starts_with("https://") {
-        return Err(Invalid::Expected(format!(
-            "https is not supported yet for `post` handlers; {EXPECTED}"
-        )));
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(Invalid::Expected(EXPECTED.into()));
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    // Drop any user:password@ before the host.
-    let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let (host, port) = match host_port.strip_prefix('[') {
-        // [::1]:8000
-        Some(bracketed) => match bracketed.split_once(']') {
-            Some((host, after)) => (host, after.strip_prefix(':')),
-            None => return Err(Invalid::Expected(EXPECTED.into())),
-        },
-        None => match host_port.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
-        },
-    };
-    let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok());
-    if host.is_empty() || !port_ok {
-        return Err(Invalid::Expected(EXPECTED.into()));
-    }
-    Ok(())
-}
-
-fn backoff(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Backoff {
-    section.check_keys(BACKOFF_KEYS, d);
-    let mut backoff = Backoff::default();
-    (backoff.initial, backoff.max) = initial_and_max(section, backoff.initial, backoff.max, d);
-    if let Some(factor) = backoff_factor(section, d) {
-        backoff.factor = factor;
-    }
-    if let Some(jitter) = section.number(
-        "jitter",
-        "a number from 0.0 to 1.0, such as 0.1",
-        |j| (0.0..=1.0).contains(&j),
-        d,
-    ) {
-        backoff.jitter = jitter;
-    }
-    backoff
-}
-
-/// `initial` (> 0) and `max` (>= `initial`) of a backoff table, each falling
-/// back to its default.
-pub(crate) fn initial_and_max(
-    section: &Section<'_, '_>,
-    default_initial: Duration,
-    default_max: Duration,
-    d: &mut Diagnostics<'_>,
-) -> (Duration, Duration) {
-    let initial = section.duration("initial", false, d);
-    let max = section.duration("max", true, d);
-    let (initial_value, max_value) = (
-        initial.unwrap_or(default_initial),
-        max.unwrap_or(default_max),
-    );
-    // Only compare what the user wrote (or valid defaults); a bad value was
-    // reported already and would only add noise here.
-    let initial_bad = section.get("initial").is_some() && initial.is_none();
-    let max_bad = section.get("max").is_some() && max.is_none();
-    if !initial_bad && !max_bad && max_value < initial_value {
-        // Point at `max` when written, else at the `initial` that outgrew the default `max`.
-        let span = section
-            .get("max")
-            .or_else(|| section.get("initial"))
-            .map_or_else(|| section.span(), |value| value.span());
-        d.error(
-            span,
-            format!(
-                "invalid backoff {}: `max` ({}) is shorter than `initial` ({}); expected `max` \
-                 to be at least `initial`",
-                section.place(),
-                humantime::format_duration(max_value),
-                humantime::format_duration(initial_value),
-            ),
-        );
-    }
-    (initial_value, max_value)
-}
-
-/// `factor` of a backoff table: finite and at least 1.
-pub(crate) fn backoff_factor(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Option<f64> {
-    section.number(
-        "factor",
-        "a number of at least 1.0, such as 2.0",
-        |f| f.is_finite() && f >= 1.0,
-        d,
-    )
-}
-
-fn retention(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Retention {
-    section.check_keys(RETENTION_KEYS, d);
-    let mut retention = Retention::default();
-    if let Some(completed) = section.duration("completed", true, d) {
-        retention.completed = completed;
-    }
-    if let Some(discarded) = section.duration("discarded", true, d) {
-        retention.discarded = discarded;
-    }
-    if let Some(cancelled) = section.duration("cancelled", true, d) {
-        retention.cancelled = cancelled;
-    }
-    retention
 }
 
 /// A webhook is a path on the gateway: there must be one, and no route may have the same
@@ -562,7 +335,8 @@ fn release_needs_deploy(v: &crate::section::Value<'_>, path: &str, d: &mut Diagn
 
 #[cfg(test)]
 mod tests {
-    use super::{check_post_url, valid_queue_name};
+    use super::valid_queue_name;
+    use crate::queue::check_post_url;
 
     #[test]
     fn queue_names() {

@@ -9,9 +9,9 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use crate::diagnostic::Diagnostics;
-use crate::model::QueueConfig;
+use crate::queue::QueueConfig;
+use crate::queue::{QUEUE_KEYS, queue_settings};
 use crate::section::{Section, unknown_name};
-use crate::validate::{QUEUE_KEYS, queue_settings};
 
 pub(crate) const WORKFLOW_KEYS: &[&str] = &["timeout", "step"];
 pub(crate) const STEP_EXTRA_KEYS: &[&str] = &["parents", "optional", "heartbeat_timeout"];
