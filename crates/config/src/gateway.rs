@@ -28,6 +28,8 @@ pub(crate) const GATEWAY_KEYS: &[&str] = &[
     "session",
     "lockout_after",
     "lockout_for",
+    "max_connections",
+    "max_connections_per_address",
     "route",
 ];
 pub(crate) const ROUTE_KEYS: &[&str] = &[
@@ -108,6 +110,11 @@ pub struct GatewayConfig {
     pub lockout_after: u32,
     /// `lockout_for` (default 15m): how long the lockout lasts.
     pub lockout_for: Duration,
+    /// `max_connections` (default 16384): connections the listeners hold open at once.
+    pub max_connections: u32,
+    /// `max_connections_per_address` (default 512, 0: no limit): connections one client
+    /// address (an IPv6 client by its /64 network) holds open at once.
+    pub max_connections_per_address: u32,
     /// The `[[gateway.route]]`s, in file order.
     pub routes: Vec<RouteConfig>,
 }
@@ -368,6 +375,12 @@ pub(crate) fn gateway(
     let lockout_for = section
         .duration("lockout_for", false, d)
         .unwrap_or(Duration::from_secs(15 * 60));
+    let max_connections = section
+        .integer("max_connections", 1..=1_000_000, d)
+        .map_or(16_384, |n| n as u32);
+    let max_connections_per_address = section
+        .integer("max_connections_per_address", 0..=1_000_000, d)
+        .map_or(512, |n| n as u32);
     let mut routes = Vec::new();
     let tables = section.table_array("route", "an array of tables such as [[gateway.route]]", d);
     // A gateway without routes is refused in `validate`, unless an ingest's webhook
@@ -392,6 +405,8 @@ pub(crate) fn gateway(
         session,
         lockout_after,
         lockout_for,
+        max_connections,
+        max_connections_per_address,
         routes,
     })
 }

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
 
 /// A map of at most `cap` entries that forgets the least recently used half when full.
 #[derive(Debug)]
@@ -97,6 +98,92 @@ pub(crate) fn client_key(addr: IpAddr) -> IpAddr {
     }
 }
 
+/// How many connections the gateway's listeners hold open at once: in all, and per
+/// client ([`client_key`]). A connection past either is closed as soon as it is
+/// accepted, before anything is read from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections in all (at least 1).
+    pub total: usize,
+    /// Open connections per client address (an IPv6 client by its /64); 0: no limit.
+    pub per_address: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            total: 16_384,
+            per_address: 512,
+        }
+    }
+}
+
+/// The open connections, counted against [`ConnectionLimits`].
+#[derive(Debug)]
+pub(crate) struct Connections {
+    limits: ConnectionLimits,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One admitted connection: it counts until dropped.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    connections: Arc<Connections>,
+    key: IpAddr,
+}
+
+impl Connections {
+    pub(crate) fn new(limits: ConnectionLimits) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            open: Mutex::new((0, HashMap::new())),
+        })
+    }
+
+    /// Counts a new connection from `peer`, or `Err(why)` when a limit is reached.
+    pub(crate) fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Admitted, &'static str> {
+        let key = client_key(peer);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.0 >= self.limits.total.max(1) {
+            return Err("the gateway's connection limit");
+        }
+        let mine = open.1.get(&key).copied().unwrap_or(0);
+        if self.limits.per_address > 0 && mine >= self.limits.per_address {
+            return Err("the limit per client address");
+        }
+        open.0 += 1;
+        open.1.insert(key, mine + 1);
+        Ok(Admitted {
+            connections: self.clone(),
+            key,
+        })
+    }
+
+    /// Connections open now: in all, and from `peer`'s client key.
+    #[cfg(test)]
+    pub(crate) fn open(&self, peer: IpAddr) -> (usize, usize) {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        (open.0, open.1.get(&client_key(peer)).copied().unwrap_or(0))
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self
+            .connections
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        open.0 = open.0.saturating_sub(1);
+        if let Some(n) = open.1.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.1.remove(&self.key);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +221,35 @@ mod tests {
             map.insert(format!("later-{k}"), 0);
         }
         assert_eq!(map.get_mut(&"regular".to_owned()), None);
+    }
+
+    #[test]
+    fn connections_count_in_all_and_per_client_until_dropped() {
+        let c = Connections::new(ConnectionLimits {
+            total: 5,
+            per_address: 3,
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let b2: IpAddr = "2001:db8::2".parse().unwrap();
+        let mut held: Vec<Admitted> = (0..3).map(|_| c.admit(a).unwrap()).collect();
+        assert_eq!(c.admit(a).unwrap_err(), "the limit per client address");
+        held.push(c.admit(b).unwrap());
+        held.push(c.admit(b2).unwrap());
+        assert_eq!(c.open(b), (5, 2), "one /64, one client");
+        assert_eq!(
+            c.admit("192.0.2.9".parse().unwrap()).unwrap_err(),
+            "the gateway's connection limit"
+        );
+        held.remove(0);
+        assert_eq!(c.open(a), (4, 2));
+        held.push(c.admit(a).unwrap());
+        drop(held);
+        assert_eq!(c.open(a), (0, 0));
+        assert!(
+            c.open.lock().unwrap().1.is_empty(),
+            "nothing kept for closed clients"
+        );
     }
 
     #[test]

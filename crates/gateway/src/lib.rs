@@ -56,6 +56,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use acme::{AcmeSpec, Challenge};
+pub use bounded::ConnectionLimits;
 pub use budget::period_bounds;
 pub use counters::RouteStats;
 pub use error::GatewayError;

@@ -29,6 +29,7 @@ use crate::Backends;
 use crate::access_log::AccessLogger;
 use crate::acme::{ACME_TLS_ALPN, Pending};
 use crate::auth::Auth;
+use crate::bounded::{Admitted, Connections};
 use crate::budget::Budgets;
 use crate::counters::RouteStats;
 use crate::error::GatewayError;
@@ -79,7 +80,7 @@ struct Parts {
 }
 
 /// The settings a running gateway keeps until berth restarts: its sockets, its
-/// certificate source, its access log, its login settings.
+/// certificate source, its access log, its login settings, its connection limits.
 #[derive(Debug, Clone, PartialEq)]
 struct Fixed {
     listen: Vec<SocketAddr>,
@@ -88,6 +89,7 @@ struct Fixed {
     access_log: Option<AccessLog>,
     login: LoginSpec,
     workers: usize,
+    connections: crate::ConnectionLimits,
 }
 
 impl Fixed {
@@ -99,6 +101,7 @@ impl Fixed {
             access_log: spec.access_log.clone(),
             login: spec.login,
             workers: spec.workers,
+            connections: spec.connections,
         }
     }
 
@@ -122,6 +125,9 @@ impl Fixed {
         }
         if self.workers != other.workers {
             out.push("workers");
+        }
+        if self.connections != other.connections {
+            out.push("max_connections, max_connections_per_address");
         }
         out
     }
@@ -238,6 +244,7 @@ impl Gateway {
             );
         }
         let connections = TaskTracker::new();
+        let open = Connections::new(spec.connections);
         let acceptor = tls.as_ref().map(|t| TlsAcceptor::from(t.config.clone()));
         let mut workers = Vec::new();
         let mut senders = Vec::new();
@@ -271,6 +278,7 @@ impl Gateway {
             loops.push(tokio::spawn(accept_loop(
                 listener,
                 senders.clone(),
+                open.clone(),
                 stop.clone(),
             )));
         }
@@ -516,7 +524,7 @@ impl Serve {
                 }
             });
             loop {
-                let (stream, peer) = tokio::select! {
+                let (stream, peer, admitted) = tokio::select! {
                     _ = kill.cancelled() => return,
                     next = incoming.recv() => match next {
                         Some(accepted) => accepted,
@@ -535,8 +543,10 @@ impl Serve {
                     }
                 };
                 let this2 = this.clone();
-                this.connections
-                    .spawn(async move { this2.connection(stream, peer).await });
+                this.connections.spawn(async move {
+                    let _admitted = admitted;
+                    this2.connection(stream, peer).await
+                });
             }
         });
         // The pooled upstream connections belong to this worker's runtime: they close
@@ -581,7 +591,7 @@ impl Serve {
 }
 
 /// A connection taken by an accept loop, on its way to a worker.
-type Accepted = (std::net::TcpStream, SocketAddr);
+type Accepted = (std::net::TcpStream, SocketAddr, Admitted);
 
 /// Accepts on `listener` and deals the connections out to the workers in turn, so that
 /// each gets an equal share (accepting in every worker would leave it to whichever
@@ -589,6 +599,7 @@ type Accepted = (std::net::TcpStream, SocketAddr);
 async fn accept_loop(
     listener: TcpListener,
     workers: Vec<mpsc::UnboundedSender<Accepted>>,
+    open: Arc<Connections>,
     stop: CancellationToken,
 ) {
     let mut next = 0;
@@ -606,10 +617,18 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Past a limit the connection is closed at once (dropped), before any read.
+        let admitted = match open.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(limit) => {
+                tracing::debug!(%peer, limit, "gateway connection refused");
+                continue;
+            }
+        };
         let Ok(stream) = stream.into_std() else {
             continue;
         };
-        let _ = workers[next % workers.len()].send((stream, peer));
+        let _ = workers[next % workers.len()].send((stream, peer, admitted));
         next += 1;
     }
 }

@@ -32,6 +32,8 @@ pub struct GatewaySpec {
     /// Worker threads, each with its own event loop and upstream connections (the
     /// server passes the number of CPUs).
     pub workers: usize,
+    /// How many connections the listeners hold open, in all and per client.
+    pub connections: crate::ConnectionLimits,
 }
 
 /// Where the certificate comes from.

@@ -167,6 +167,10 @@ pub fn gateway_spec(
         clock,
         node: node.to_owned(),
         workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        connections: berth_gateway::ConnectionLimits {
+            total: g.max_connections as usize,
+            per_address: g.max_connections_per_address as usize,
+        },
     }))
 }
 

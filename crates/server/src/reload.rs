@@ -461,6 +461,8 @@ impl Reloader {
                             n.session = o.session;
                             n.lockout_after = o.lockout_after;
                             n.lockout_for = o.lockout_for;
+                            n.max_connections = o.max_connections;
+                            n.max_connections_per_address = o.max_connections_per_address;
                         }
                     }
                 }

@@ -165,5 +165,21 @@ mod tests {
         let own =
             berth_supervise::ServiceSpec::new("web", "run", crate::services::log_dir(&config));
         assert_eq!(from_config, own);
+        let gateway = berth_config::parse(
+            "[app]\nname = \"x\"\n\n[gateway]\nlisten = \"127.0.0.1:1\"\n\n\
+             [[gateway.route]]\nredirect = \"https://example.org/\"\n",
+            Path::new("/srv/x/berth.toml"),
+        )
+        .unwrap()
+        .gateway
+        .unwrap();
+        let limits = berth_gateway::ConnectionLimits::default();
+        assert_eq!(
+            (
+                gateway.max_connections as usize,
+                gateway.max_connections_per_address as usize
+            ),
+            (limits.total, limits.per_address)
+        );
     }
 }

@@ -152,3 +152,92 @@ async fn rate_limits_per_address_and_per_user_and_maintenance_mode() {
     gateway.stop(Duration::from_secs(1)).await;
     up.task.abort();
 }
+
+/// Whether the gateway closed `s` without answering: a read ends (0 bytes or a reset)
+/// within a second.
+async fn closed_at_once(s: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// One client address holds at most `per_address` connections at once (idle ones
+/// count); the next is closed as soon as it is accepted, and a closed one frees its
+/// place. The limit in all holds the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_capped_per_client_address_and_in_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = upstream(0).await;
+    let route = proxy_route("/", Upstream::Fixed(up.addr.to_string()), false);
+    let mut s = spec(vec![route], &tmp.path().join("tls"));
+    s.connections = berth_gateway::ConnectionLimits {
+        total: 1000,
+        per_address: 5,
+    };
+    let (gateway, base) = crate::start(s, Arc::new(FixedBackends::default())).await;
+    let addr = gateway.local_addrs()[0];
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // Let the gateway accept them all before the sixth.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut sixth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_at_once(&mut sixth).await,
+        "the sixth connection from one address"
+    );
+    let (code, _) = curl(&[&format!("{base}/")]).await;
+    assert!(
+        code.starts_with("curl failed"),
+        "curl is a sixth connection too: {code}"
+    );
+    drop(idle.pop());
+    let started = Instant::now();
+    loop {
+        let (code, _) = curl(&[&format!("{base}/")]).await;
+        if code == "200" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a place freed: {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(idle);
+    gateway.stop(Duration::from_secs(1)).await;
+
+    let mut s = spec(
+        vec![proxy_route(
+            "/",
+            Upstream::Fixed(up.addr.to_string()),
+            false,
+        )],
+        &tmp.path().join("tls"),
+    );
+    s.connections = berth_gateway::ConnectionLimits {
+        total: 3,
+        per_address: 0,
+    };
+    let (gateway, _) = crate::start(s, Arc::new(FixedBackends::default())).await;
+    let addr = gateway.local_addrs()[0];
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fourth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_at_once(&mut fourth).await,
+        "the fourth connection in all"
+    );
+    assert!(
+        !closed_at_once(&mut held[0]).await,
+        "the first three stay open"
+    );
+    gateway.stop(Duration::from_secs(1)).await;
+}

@@ -65,6 +65,7 @@ pub fn spec(routes: Vec<RouteSpec>, tls_dir: &Path) -> GatewaySpec {
         clock: berth_gateway::Clock::system(),
         node: "test".into(),
         workers: 2,
+        connections: Default::default(),
     }
 }
 
