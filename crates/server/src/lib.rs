@@ -299,6 +299,13 @@ impl Daemon {
         let _ = std::fs::remove_file(&socket);
         let unix = UnixListener::bind(&socket)
             .with_context(|| format!("cannot listen on the socket {}", socket.display()))?;
+        // The socket is the whole admin API without a token: only berth's own user may
+        // connect, whatever the umask berth was started with.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make the socket {} private", socket.display()))?;
+        }
 
         let stop_api = CancellationToken::new();
         let api_router = berth_api::router(state.clone());

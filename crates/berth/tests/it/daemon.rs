@@ -577,3 +577,33 @@ fn systemd_unit_is_printed_and_verified() {
         eprintln!("systemd-analyze is not installed here: the unit was not verified by it");
     }
 }
+
+/// The admin socket is the whole API without a token: it is berth's own user's only,
+/// even when berth was started with a umask that lets everyone write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_socket_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = project("[queue.q]\nhandler = \"pull\"");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 000 && exec {} up",
+            env!("CARGO_BIN_EXE_berth")
+        ))
+        .current_dir(p.dir())
+        .env_remove("BERTH_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = p.client();
+    wait_until("berth answers", Duration::from_secs(20), || async {
+        client.get_json("/v1/status").await.ok()
+    })
+    .await;
+    let socket = p.dir().join(".berth").join("berth.sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    child.wait().unwrap();
+}
