@@ -185,3 +185,58 @@ async fn plain_http_is_redirected_to_https() {
     assert_eq!((code.as_str(), body.as_str()), ("200", "secure"));
     gateway.stop(Duration::from_secs(1)).await;
 }
+
+/// What `openssl s_client` says connecting to `addr` with `args` (a protocol version),
+/// and whether the handshake completed.
+async fn handshake(addr: std::net::SocketAddr, args: &[&str]) -> (bool, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &addr.to_string(),
+                "-servername",
+                "localhost",
+            ])
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let done = text.contains("Cipher is ") && !text.contains("Cipher is (NONE)");
+        (done, text)
+    })
+    .await
+    .unwrap()
+}
+
+/// Only TLS 1.2 and 1.3 are spoken: a client offering TLS 1.0 or 1.1 (with OpenSSL's own
+/// floor lowered so that it really offers them) is refused by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_tls_versions_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = with_tls(
+        spec(site(tmp.path()), &tmp.path().join("tls")),
+        TlsSpec::SelfSigned,
+    );
+    let (gateway, _) = start(spec, Arc::new(FixedBackends::default())).await;
+    let addr = gateway.local_addrs()[0];
+    for ok in ["-tls1_3", "-tls1_2"] {
+        let (done, text) = handshake(addr, &[ok]).await;
+        assert!(done, "{ok}: {text}");
+    }
+    for old in ["-tls1_1", "-tls1"] {
+        let (done, text) = handshake(addr, &[old, "-cipher", "DEFAULT@SECLEVEL=0"]).await;
+        assert!(!done, "{old} was accepted: {text}");
+        // The client did offer it, and the server answered with an alert (rustls says
+        // handshake_failure, 40, to a hello without a version it speaks).
+        assert!(!text.contains("no protocols available"), "{old}: {text}");
+        assert!(text.contains("SSL alert number"), "{old}: {text}");
+    }
+    gateway.stop(Duration::from_secs(1)).await;
+}
