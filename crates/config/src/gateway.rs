@@ -25,6 +25,7 @@ pub(crate) const GATEWAY_KEYS: &[&str] = &[
     "max_body",
     "timeout",
     "connect_timeout",
+    "websocket_idle",
     "session",
     "lockout_after",
     "lockout_for",
@@ -104,6 +105,9 @@ pub struct GatewayConfig {
     pub timeout: Duration,
     /// `connect_timeout` (default 5s): how long connecting to an upstream may take.
     pub connect_timeout: Duration,
+    /// `websocket_idle` (default 10m): how long a proxied WebSocket (any upgraded
+    /// connection) may pass no byte either way before the gateway closes it.
+    pub websocket_idle: Duration,
     /// `session` (default 12h): how long a login lasts.
     pub session: Duration,
     /// `lockout_after` (default 5): failed logins in a row that lock a user out.
@@ -366,6 +370,9 @@ pub(crate) fn gateway(
     let connect_timeout = section
         .duration("connect_timeout", false, d)
         .unwrap_or(Duration::from_secs(5));
+    let websocket_idle = section
+        .duration("websocket_idle", false, d)
+        .unwrap_or(Duration::from_secs(600));
     let session = section
         .duration("session", false, d)
         .unwrap_or(Duration::from_secs(12 * 3600));
@@ -402,6 +409,7 @@ pub(crate) fn gateway(
         max_body,
         timeout,
         connect_timeout,
+        websocket_idle,
         session,
         lockout_after,
         lockout_for,

@@ -146,13 +146,13 @@ impl Shared {
                     max_body,
                     timeout,
                     connect_timeout,
+                    upgrade_idle,
                 } => Answer::Proxy(Arc::new(Proxy::new(
                     upstream.clone(),
                     backends.clone(),
                     *strip_prefix,
                     *max_body,
-                    *timeout,
-                    *connect_timeout,
+                    (*timeout, *connect_timeout, *upgrade_idle),
                 ))),
                 Target::Redirect { to, status } => Answer::Redirect {
                     to: to.clone(),

@@ -71,6 +71,8 @@ pub(crate) struct Proxy {
     max_body: u64,
     timeout: Duration,
     connect_timeout: Duration,
+    /// How long an upgraded connection may stay silent both ways.
+    upgrade_idle: Duration,
     /// Shared by every worker's copy, so that the rotation and the instances found
     /// down are the same whichever worker a request lands on.
     health: Arc<Health>,
@@ -105,8 +107,7 @@ impl Proxy {
         backends: Arc<dyn Backends>,
         strip_prefix: bool,
         max_body: u64,
-        timeout: Duration,
-        connect_timeout: Duration,
+        (timeout, connect_timeout, upgrade_idle): (Duration, Duration, Duration),
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -133,6 +134,7 @@ impl Proxy {
             max_body,
             timeout,
             connect_timeout,
+            upgrade_idle,
             health: Arc::default(),
             fixed_addr,
             pool: crate::fast_path::Pool::default(),
@@ -146,6 +148,7 @@ impl Proxy {
             && self.max_body == other.max_body
             && self.timeout == other.timeout
             && self.connect_timeout == other.connect_timeout
+            && self.upgrade_idle == other.upgrade_idle
     }
 
     /// The same upstream with a connection pool of its own, for another worker thread
@@ -156,8 +159,7 @@ impl Proxy {
             self.backends.clone(),
             self.strip_prefix,
             self.max_body,
-            self.timeout,
-            self.connect_timeout,
+            (self.timeout, self.connect_timeout, self.upgrade_idle),
         );
         copy.health = self.health.clone();
         copy
@@ -252,7 +254,11 @@ impl Proxy {
             match tokio::time::timeout(self.timeout, self.client.request(out)).await {
                 Ok(Ok(mut response)) => {
                     if upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                        splice(client_upgrade, hyper::upgrade::on(&mut response));
+                        splice(
+                            client_upgrade,
+                            hyper::upgrade::on(&mut response),
+                            self.upgrade_idle,
+                        );
                         return response
                             .map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
                     }
@@ -607,8 +613,14 @@ fn strip_connection_named(headers: &mut HeaderMap) {
     }
 }
 
-/// Once both sides have switched protocols, copies bytes both ways until either ends.
-fn splice(client: Option<hyper::upgrade::OnUpgrade>, upstream: hyper::upgrade::OnUpgrade) {
+/// Once both sides have switched protocols, copies bytes both ways until both end, or
+/// until no byte has passed either way for `idle` (a WebSocket whose client vanished
+/// without closing, or one held open to tie up the gateway): then both are closed.
+fn splice(
+    client: Option<hyper::upgrade::OnUpgrade>,
+    upstream: hyper::upgrade::OnUpgrade,
+    idle: Duration,
+) {
     let Some(client) = client else { return };
     tokio::spawn(async move {
         let (client, upstream) = match tokio::try_join!(client, upstream) {
@@ -618,12 +630,67 @@ fn splice(client: Option<hyper::upgrade::OnUpgrade>, upstream: hyper::upgrade::O
                 return;
             }
         };
-        let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
-        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            tracing::debug!(error = %e, "an upgraded connection ended with an error");
+        if relay_until_idle(TokioIo::new(client), TokioIo::new(upstream), idle).await {
+            tracing::debug!(idle = %humanize(idle), "an upgraded connection was idle; closed");
         }
     });
+}
+
+/// Copies bytes between `a` and `b` (each direction shut down when its reader ends)
+/// until both directions ended or nothing passed for `idle`; `true` for the latter.
+pub(crate) async fn relay_until_idle<A, B>(a: A, b: B, idle: Duration) -> bool
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let started = tokio::time::Instant::now();
+    let last = AtomicU64::new(0);
+    let (ar, aw) = tokio::io::split(a);
+    let (br, bw) = tokio::io::split(b);
+    let both = async { tokio::join!(pump(ar, bw, started, &last), pump(br, aw, started, &last)) };
+    let watchdog = async {
+        loop {
+            let quiet_since = Duration::from_millis(last.load(Ordering::Relaxed));
+            let deadline = started + quiet_since + idle;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    };
+    tokio::select! {
+        _ = both => false,
+        _ = watchdog => true,
+    }
+}
+
+/// Copies `from` to `to` until `from` ends, then shuts `to` down; each read's time
+/// (milliseconds since `started`) goes to `last`.
+async fn pump<R, W>(
+    mut from: R,
+    mut to: W,
+    started: tokio::time::Instant,
+    last: &std::sync::atomic::AtomicU64,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let at = started.elapsed().as_millis() as u64;
+                last.store(at, std::sync::atomic::Ordering::Relaxed);
+                if to.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// `60s` → "60 seconds", for messages.

@@ -112,6 +112,7 @@ mod tests {
                 max_body: 0,
                 timeout: std::time::Duration::from_secs(1),
                 connect_timeout: std::time::Duration::from_secs(1),
+                upgrade_idle: std::time::Duration::from_secs(600),
             },
             auth: None,
             budget: None,

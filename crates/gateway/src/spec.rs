@@ -208,6 +208,9 @@ pub enum Target {
         timeout: Duration,
         /// How long connecting may take.
         connect_timeout: Duration,
+        /// How long an upgraded connection (a WebSocket) may pass no byte either way
+        /// before it is closed.
+        upgrade_idle: Duration,
     },
     /// A redirect.
     Redirect {

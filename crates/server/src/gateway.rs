@@ -70,6 +70,7 @@ pub fn gateway_spec(
                 max_body: r.max_body.unwrap_or(g.max_body),
                 timeout: r.timeout.unwrap_or(g.timeout),
                 connect_timeout: g.connect_timeout,
+                upgrade_idle: g.websocket_idle,
             };
             RouteSpec {
                 host: r.host.clone(),

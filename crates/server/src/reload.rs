@@ -440,8 +440,11 @@ impl Reloader {
                 Ok(fixed) => {
                     let (old_g, new_g) = (current.gateway.as_ref(), new.gateway.as_ref());
                     if old_g.map(|g| &g.routes) != new_g.map(|g| &g.routes)
-                        || old_g.map(|g| (g.max_body, g.timeout, g.connect_timeout))
-                            != new_g.map(|g| (g.max_body, g.timeout, g.connect_timeout))
+                        || old_g
+                            .map(|g| (g.max_body, g.timeout, g.connect_timeout, g.websocket_idle))
+                            != new_g.map(|g| {
+                                (g.max_body, g.timeout, g.connect_timeout, g.websocket_idle)
+                            })
                         || webhooks(current) != webhooks(new)
                     {
                         report.applied.push("[gateway] routes".to_owned());

@@ -112,6 +112,7 @@ pub fn proxy_route(path: &str, upstream: Upstream, strip_prefix: bool) -> RouteS
             max_body: 1024,
             timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
+            upgrade_idle: Duration::from_secs(600),
         },
         auth: None,
         budget: None,

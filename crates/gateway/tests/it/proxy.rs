@@ -484,6 +484,76 @@ async fn a_websocket_is_echoed_through_the_proxy() {
     up.task.abort();
 }
 
+/// A WebSocket that passes no byte either way for the route's `upgrade_idle` is closed
+/// by the gateway; one with traffic stays open past that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_websocket_is_closed_and_a_busy_one_is_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = upstream(0).await;
+    let mut route = proxy_route("/", Upstream::Fixed(up.addr.to_string()), false);
+    if let berth_gateway::Target::Proxy { upgrade_idle, .. } = &mut route.target {
+        *upgrade_idle = Duration::from_millis(800);
+    }
+    let (gateway, base) = start(
+        spec(vec![route], tmp.path()),
+        Arc::new(FixedBackends::default()),
+    )
+    .await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let open = || async {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(
+                format!(
+                    "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        stream
+    };
+    // Busy: a byte each 200 ms for 2 s (2.5 times the idle time), echoed each time.
+    let mut busy = open().await;
+    for _ in 0..10 {
+        busy.write_all(b"x").await.unwrap();
+        let mut back = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(2), busy.read_exact(&mut back))
+            .await
+            .expect("a busy WebSocket stays open")
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Idle: closed by the gateway soon after the idle time.
+    let mut idle = open().await;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 8];
+    let read = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf))
+        .await
+        .expect("the gateway closes an idle WebSocket");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(700),
+        "closed after {after:?}"
+    );
+    drop(busy);
+    gateway.stop(Duration::from_secs(1)).await;
+    up.task.abort();
+}
+
 /// A request whose connection one instance refuses never left berth: it goes to the next
 /// instance whatever its method, with its body whole (and its `Content-Length`), over
 /// HTTP/1.1 and HTTP/2.
