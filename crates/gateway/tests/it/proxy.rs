@@ -419,23 +419,9 @@ async fn round_robin_and_an_instance_dying_under_load_costs_no_request() {
     gateway.stop(Duration::from_secs(1)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_websocket_is_echoed_through_the_proxy() {
-    let tmp = tempfile::tempdir().unwrap();
-    let up = upstream(0).await;
-    let (gateway, base) = start(
-        spec(
-            vec![proxy_route(
-                "/",
-                Upstream::Fixed(up.addr.to_string()),
-                false,
-            )],
-            tmp.path(),
-        ),
-        Arc::new(FixedBackends::default()),
-    )
-    .await;
-    let addr = base.trim_start_matches("http://");
+/// A WebSocket handshake through the gateway at `addr` to the test upstream's `/ws`:
+/// the stream and the answer's head, lowercase.
+async fn open_websocket(addr: &str) -> (TcpStream, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(
@@ -453,7 +439,27 @@ async fn a_websocket_is_echoed_through_the_proxy() {
         stream.read_exact(&mut byte).await.unwrap();
         head.push(byte[0]);
     }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    (stream, String::from_utf8_lossy(&head).to_ascii_lowercase())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_is_echoed_through_the_proxy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = upstream(0).await;
+    let (gateway, base) = start(
+        spec(
+            vec![proxy_route(
+                "/",
+                Upstream::Fixed(up.addr.to_string()),
+                false,
+            )],
+            tmp.path(),
+        ),
+        Arc::new(FixedBackends::default()),
+    )
+    .await;
+    let addr = base.trim_start_matches("http://");
+    let (mut stream, head) = open_websocket(addr).await;
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     // A masked text frame "hello", as a browser sends it, comes back byte for byte.
@@ -501,28 +507,8 @@ async fn an_idle_websocket_is_closed_and_a_busy_one_is_not() {
     .await;
     let addr = base.trim_start_matches("http://").to_owned();
     let open = || async {
-        let mut stream = TcpStream::connect(&addr).await.unwrap();
-        stream
-            .write_all(
-                format!(
-                    "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-                     Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-                )
-                .as_bytes(),
-            )
-            .await
-            .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            stream.read_exact(&mut byte).await.unwrap();
-            head.push(byte[0]);
-        }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
+        let (stream, head) = open_websocket(&addr).await;
+        assert!(head.starts_with("http/1.1 101"), "{head}");
         stream
     };
     // Busy: a byte each 200 ms for 2 s (2.5 times the idle time), echoed each time.
