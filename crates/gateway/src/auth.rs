@@ -178,6 +178,9 @@ pub struct Passwords {
     dummy_hash: std::sync::OnceLock<String>,
     /// Password checks running at once (each takes 19 MiB and a core for a while).
     verifying: Arc<tokio::sync::Semaphore>,
+    /// Failed logins of names that are no user, counted and locked out as a user's
+    /// are (in this node's memory), so that no answer tells whether a name exists.
+    unknown: std::sync::Mutex<Bounded<String, (u32, Option<Timestamp>)>>,
 }
 
 impl Passwords {
@@ -190,7 +193,25 @@ impl Passwords {
             verifying: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            unknown: std::sync::Mutex::new(Bounded::new(MAX_FAILING_CLIENTS)),
         }
+    }
+
+    /// Until when the unknown name `name` is locked out, if it is.
+    fn unknown_locked(&self, name: &str, now: Timestamp) -> Option<Timestamp> {
+        let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, until) = unknown.get_mut(&name.to_owned())?;
+        until.filter(|t| *t > now)
+    }
+
+    /// Counts a failed login of the unknown name `name` as the store counts a user's;
+    /// until when it is now locked, if this failure locked it.
+    fn unknown_failed(&self, name: &str, now: Timestamp) -> Option<Timestamp> {
+        let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = unknown.get_or_insert_with(&name.to_owned(), || (0, None));
+        let (failed, locked) = berth_store::after_failure(entry.0, now, self.lockout);
+        *entry = (failed, locked.or(entry.1));
+        locked
     }
 
     /// How long a lockout lasts.
@@ -209,24 +230,27 @@ impl Passwords {
             tracing::warn!(error = %e, "cannot read a user to log in");
             Refused::Unavailable
         })?;
-        if let Some(until) = user
-            .as_ref()
-            .and_then(|u| u.locked_until)
-            .filter(|t| *t > now)
-        {
+        let locked_until = match &user {
+            Some(u) => u.locked_until.filter(|t| *t > now),
+            None => self.unknown_locked(name, now),
+        };
+        if let Some(until) = locked_until {
             return Err(Refused::Locked(until.since(now)));
         }
         let Ok(_permit) = self.verifying.clone().try_acquire_owned() else {
             return Err(Refused::Busy);
         };
-        let locked = self
-            .store
-            .login_failed(name, self.lockout, now)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "cannot count a failed login");
-                None
-            });
+        let locked = match &user {
+            Some(_) => self
+                .store
+                .login_failed(name, self.lockout, now)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot count a failed login");
+                    None
+                }),
+            None => self.unknown_failed(name, now),
+        };
         let hash = match &user {
             Some(u) => u.password_hash.clone(),
             None => self

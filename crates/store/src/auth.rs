@@ -92,11 +92,7 @@ pub(crate) fn normalize_roles(mut roles: Vec<String>) -> Vec<String> {
 }
 
 /// After a failed login: the new count, and until when the user is locked, if now.
-pub(crate) fn after_failure(
-    failed: u32,
-    now: Timestamp,
-    lockout: Lockout,
-) -> (u32, Option<Timestamp>) {
+pub fn after_failure(failed: u32, now: Timestamp, lockout: Lockout) -> (u32, Option<Timestamp>) {
     let failed = failed.saturating_add(1);
     if failed >= lockout.after {
         // The count starts over once the lock is served.

@@ -410,3 +410,40 @@ async fn repeated_failed_logins_lock_the_user_out() {
     assert_eq!(attempt("fresh-secret").await.0, "303");
     s.gateway.stop(Duration::from_secs(1)).await;
 }
+
+/// A name that is no user gets the same answers as one that is, failure after failure:
+/// the same "now locked" and the same 429 after, so that nothing tells which names
+/// exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_names_are_answered_and_locked_like_users() {
+    let s = site(2).await;
+    let login = format!("{}/_berth/login", s.base);
+    let mut answers = Vec::new();
+    for user in ["alice", "nobody"] {
+        let mut seen = Vec::new();
+        for password in ["nope-1", "nope-2", "nope-3"] {
+            seen.push(
+                curl(&[
+                    "--cacert",
+                    &s.ca,
+                    "--data-urlencode",
+                    &format!("user={user}"),
+                    "--data-urlencode",
+                    &format!("password={password}"),
+                    &login,
+                ])
+                .await,
+            );
+        }
+        answers.push(seen);
+    }
+    let codes: Vec<&str> = answers[0].iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(codes, ["401", "401", "429"], "{:#?}", answers[0]);
+    assert!(
+        answers[0][1].1.contains("now locked"),
+        "{}",
+        answers[0][1].1
+    );
+    assert_eq!(answers[0], answers[1], "a user and a name that is none");
+    s.gateway.stop(Duration::from_secs(1)).await;
+}
