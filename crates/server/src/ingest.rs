@@ -189,6 +189,7 @@ pub fn ingest_specs_of(
                         credentials,
                         users: Some(users.clone()),
                         allow,
+                        lockout,
                     },
                 ))
             }

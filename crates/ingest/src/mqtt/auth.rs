@@ -1,14 +1,17 @@
 //! Who may connect to the embedded broker, and which topics each client may use.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use berth_store::Timestamp;
 
 use super::codec::ConnCode;
 use super::topic::{covers, matches};
 
-/// How long a wrong device password holds its connection before the refusal (slows
-/// guessing; device passwords have no lockout).
+/// How long every refused login holds its connection before the refusal: a device's, a
+/// berth user's, a name that is neither. It slows guessing, and a refusal takes as long
+/// whatever the name, so its timing does not tell which names exist.
 const WRONG_PASSWORD_PAUSE: Duration = Duration::from_secs(1);
 
 /// One permission entry (`[[ingest.NAME.allow]]`).
@@ -62,6 +65,8 @@ pub struct AuthSpec {
     pub users: Option<Arc<dyn UserLogin>>,
     /// Topic permissions; empty allows every topic.
     pub allow: Vec<AllowRule>,
+    /// When repeated wrong passwords lock a device out (the gateway's, for users).
+    pub lockout: berth_store::Lockout,
 }
 
 /// Who a connected client is, with its permissions spelled out at login.
@@ -92,11 +97,37 @@ impl Identity {
 
 pub(crate) struct Auth {
     spec: AuthSpec,
+    /// Each device's wrong passwords in a row, and until when it is locked out. Only
+    /// configured device names are kept, so it holds at most one entry per device.
+    devices: Mutex<HashMap<String, (u32, Option<Timestamp>)>>,
 }
 
 impl Auth {
     pub(crate) fn new(spec: AuthSpec) -> Self {
-        Self { spec }
+        Self {
+            spec,
+            devices: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks a device's password, counting wrong ones as a user's are counted: past the
+    /// lockout's count, even the right password is refused for the lockout's time.
+    fn device_login(&self, name: &str, device: &Device, password: &str) -> Result<(), ConnCode> {
+        let now = Timestamp::now();
+        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = devices.entry(name.to_owned()).or_insert((0, None));
+        if entry.1.is_some_and(|until| until > now) {
+            return Err(ConnCode::NotAuthorized);
+        }
+        // Compared as hashes: how long the comparison takes says nothing of the password.
+        let hash = |text: &str| ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        if hash(&device.password).as_ref() == hash(password).as_ref() {
+            *entry = (0, None);
+            return Ok(());
+        }
+        let (failed, locked) = berth_store::after_failure(entry.0, now, self.spec.lockout);
+        *entry = (failed, locked.or(entry.1));
+        Err(ConnCode::BadLogin)
     }
 
     /// Checks a CONNECT's credentials.
@@ -111,25 +142,25 @@ impl Auth {
                 Err(ConnCode::NotAuthorized)
             };
         };
-        if let Some(device) = self.spec.credentials.get(&name) {
-            // Compared as hashes: how long the comparison takes says nothing of the password.
-            let hash = |text: &str| ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-            let same = hash(&device.password).as_ref() == hash(&password).as_ref();
-            if !same {
-                tokio::time::sleep(WRONG_PASSWORD_PAUSE).await;
-                return Err(ConnCode::BadLogin);
-            }
-            return Ok(self.identity(Some(name), &device.roles));
-        }
-        let Some(users) = &self.spec.users else {
-            return Err(ConnCode::BadLogin);
+        let refused = match self.spec.credentials.get(&name) {
+            Some(device) => match self.device_login(&name, device, &password) {
+                Ok(()) => return Ok(self.identity(Some(name), &device.roles)),
+                Err(code) => code,
+            },
+            // A name that is no device is a berth user's, or no one's: the users'
+            // checker answers both alike (and locks both alike).
+            None => match &self.spec.users {
+                None => ConnCode::BadLogin,
+                Some(users) => match users.check(&name, &password).await {
+                    Ok(roles) => return Ok(self.identity(Some(name), &roles)),
+                    Err(LoginRefusal::Wrong) => ConnCode::BadLogin,
+                    Err(LoginRefusal::Locked) => ConnCode::NotAuthorized,
+                    Err(LoginRefusal::Unavailable) => return Err(ConnCode::Unavailable),
+                },
+            },
         };
-        match users.check(&name, &password).await {
-            Ok(roles) => Ok(self.identity(Some(name), &roles)),
-            Err(LoginRefusal::Wrong) => Err(ConnCode::BadLogin),
-            Err(LoginRefusal::Locked) => Err(ConnCode::NotAuthorized),
-            Err(LoginRefusal::Unavailable) => Err(ConnCode::Unavailable),
-        }
+        tokio::time::sleep(WRONG_PASSWORD_PAUSE).await;
+        Err(refused)
     }
 
     /// The identity of `user` with `roles`: the union of the entries that name either,
@@ -160,5 +191,63 @@ impl Auth {
             subscribe: Some(mine.iter().flat_map(|r| &r.subscribe).map(expand).collect()),
             user,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(after: u32) -> Auth {
+        let device = Device {
+            password: "device-secret".into(),
+            roles: Vec::new(),
+        };
+        Auth::new(AuthSpec {
+            anonymous: false,
+            credentials: HashMap::from([("stand01".to_owned(), device)]),
+            users: None,
+            allow: Vec::new(),
+            lockout: berth_store::Lockout {
+                after,
+                lasts: Duration::from_secs(60),
+            },
+        })
+    }
+
+    fn login(name: &str, password: &str) -> Option<(String, String)> {
+        Some((name.to_owned(), password.to_owned()))
+    }
+
+    /// A device is locked out after the lockout's count of wrong passwords, like a user:
+    /// then even its right password is refused; every refusal waits the same pause.
+    #[tokio::test]
+    async fn a_device_is_locked_out_after_wrong_passwords() {
+        let a = auth(2);
+        assert!(a.login(login("stand01", "device-secret")).await.is_ok());
+        let started = std::time::Instant::now();
+        for _ in 0..2 {
+            let refused = a.login(login("stand01", "nope")).await.unwrap_err();
+            assert_eq!(refused, ConnCode::BadLogin);
+        }
+        assert!(started.elapsed() >= 2 * WRONG_PASSWORD_PAUSE);
+        let refused = a
+            .login(login("stand01", "device-secret"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused, ConnCode::NotAuthorized, "locked out");
+        // Another device name, or none, is not touched by it.
+        let unknown = a.login(login("stand99", "x")).await.unwrap_err();
+        assert_eq!(unknown, ConnCode::BadLogin);
+    }
+
+    /// A right password starts the count over.
+    #[tokio::test]
+    async fn a_right_password_starts_the_count_over() {
+        let a = auth(2);
+        assert!(a.login(login("stand01", "nope")).await.is_err());
+        assert!(a.login(login("stand01", "device-secret")).await.is_ok());
+        assert!(a.login(login("stand01", "nope")).await.is_err());
+        assert!(a.login(login("stand01", "device-secret")).await.is_ok());
     }
 }
