@@ -17,6 +17,7 @@ mod ingest_sources;
 mod notify;
 mod openapi;
 mod reload;
+mod secrets;
 mod services;
 mod workers;
 
