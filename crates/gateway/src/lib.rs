@@ -28,6 +28,9 @@
 //!   forwarded and kept in the store;
 //! - `limits`: rate limits (token buckets per address and per user) and maintenance
 //!   mode;
+//! - `bounded`: per-client state with a hard cap (rate-limit buckets, failed logins, cached
+//!   lookups), the key a client address is counted under (IPv6 by its /64), and the
+//!   connection caps;
 //! - `access_log`: one line per request, combined or JSON, written off the request path;
 //! - `counters`: per-route counts for the dashboard;
 //! - `reply`: the gateway's own responses (JSON errors, redirects).
