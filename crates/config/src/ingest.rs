@@ -34,7 +34,13 @@ pub(crate) const INGEST_KEYS: &[&str] = &[
     "key",
     "key_window",
 ];
-pub(crate) const MQTT_KEYS: &[&str] = &["listen", "websocket", "auth", "tls"];
+pub(crate) const MQTT_KEYS: &[&str] = &[
+    "listen",
+    "websocket",
+    "auth",
+    "tls",
+    "max_connections_per_address",
+];
 pub(crate) const TLS_KEYS: &[&str] = &["cert", "key"];
 pub(crate) const DIR_KEYS: &[&str] = &["watch", "processing", "done", "error", "pattern", "settle"];
 pub(crate) const WEBHOOK_KEYS: &[&str] = &["path", "auth", "roles"];
@@ -157,6 +163,9 @@ pub struct MqttConfig {
     pub anonymous: bool,
     /// `tls`: the listeners speak MQTT over TLS (and WebSocket over TLS).
     pub tls: Option<TlsFiles>,
+    /// `max_connections_per_address` (default 512, 0: no limit): connections one client
+    /// address (an IPv6 client by its /64 network) holds open on the broker at once.
+    pub max_connections_per_address: u32,
 }
 
 /// Where a value is read from.
@@ -560,11 +569,15 @@ fn mqtt(
                         key: key?,
                     })
                 });
+            let max_connections_per_address = m
+                .integer("max_connections_per_address", 0..=1_000_000, d)
+                .map_or(512, |n| n as u32);
             MqttConfig {
                 listen,
                 websocket,
                 anonymous,
                 tls,
+                max_connections_per_address,
             }
         })
 }

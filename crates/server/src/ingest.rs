@@ -183,6 +183,7 @@ pub fn ingest_specs_of(
                         listen: m.listen,
                         websocket: m.websocket,
                         tls,
+                        max_per_address: m.max_connections_per_address as usize,
                     },
                     AuthSpec {
                         anonymous: m.anonymous,

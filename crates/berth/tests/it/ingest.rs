@@ -622,3 +622,47 @@ print(json.dumps(out))
     );
     stop(&mut berth);
 }
+
+/// One client address holds at most `max_connections_per_address` connections on the
+/// embedded broker; the next is closed as soon as it is accepted.
+#[tokio::test]
+async fn the_broker_caps_connections_per_client_address() {
+    let port = free_port_run(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("berth.toml"),
+        format!(
+            "[app]\nname = \"capped\"\nshutdown_grace = \"2s\"\n\n\
+             [ingest.stands]\nmqtt = {{ listen = \"127.0.0.1:{port}\", auth = \"anonymous\", \
+             max_connections_per_address = 2 }}\ntopics = [\"+/in\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut daemon = up_with_env(d, &[]).await;
+    let closed_at_once = |s: &mut std::net::TcpStream| {
+        use std::io::Read;
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        matches!(s.read(&mut [0u8; 8]), Ok(0))
+    };
+    let mut held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert!(
+        closed_at_once(&mut third),
+        "the third connection from one address"
+    );
+    assert!(!closed_at_once(&mut held[0]), "the first two stay open");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let out = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-t", "s1/in", "-m", "{}", "-q", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "places freed: {out:?}");
+    stop(&mut daemon);
+}

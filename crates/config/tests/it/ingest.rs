@@ -53,6 +53,7 @@ store = true
             websocket: Some("127.0.0.1:8083".parse().unwrap()),
             anonymous: false,
             tls: None,
+            max_connections_per_address: 512,
         })
     );
     assert_eq!(i.topics, ["+/inbound", "lab/#"]);

@@ -59,6 +59,9 @@ pub struct MqttSpec {
     pub websocket: Option<SocketAddr>,
     /// TLS on both listeners (MQTT over TLS, WebSocket over TLS).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Connections one client address (an IPv6 client by its /64) holds open on both
+    /// listeners together; 0: no limit.
+    pub max_per_address: usize,
 }
 
 /// What the broker keeps of a client id: its subscriptions, and, between connections of
@@ -142,6 +145,7 @@ impl Listeners {
         let saver = tokio::spawn(persist::keep_saving(broker.clone(), stop.clone()));
         let mut addrs = Vec::new();
         let mut tasks = Vec::new();
+        let per_address = Arc::new(PerAddress::new(spec.max_per_address));
         for (addr, websocket) in [(spec.listen, false), (spec.websocket, true)] {
             let Some(addr) = addr else { continue };
             let listener = TcpListener::bind(addr)
@@ -161,7 +165,7 @@ impl Listeners {
             addrs.push(local);
             tasks.push(tokio::spawn(accept(
                 broker.clone(),
-                listener,
+                (listener, per_address.clone()),
                 websocket,
                 tls,
                 stop.clone(),
@@ -195,7 +199,7 @@ impl Listeners {
 
 async fn accept(
     broker: Arc<Broker>,
-    listener: TcpListener,
+    (listener, per_address): (TcpListener, Arc<PerAddress>),
     websocket: bool,
     tls: Option<tokio_rustls::TlsAcceptor>,
     stop: CancellationToken,
@@ -220,12 +224,16 @@ async fn accept(
             tracing::warn!(%peer, "MQTT connection refused: {MAX_CONNECTIONS} already open");
             continue;
         };
+        let Some(mine) = per_address.admit(peer.ip()) else {
+            tracing::debug!(%peer, "MQTT connection refused: the limit per client address");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let broker = broker.clone();
         let stop = stop.clone();
         let tls = tls.clone();
         connections.spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, mine);
             let _open = Open::count(&broker.core);
             match tls {
                 None => serve(broker, stream, websocket, peer, stop).await,
@@ -239,6 +247,59 @@ async fn accept(
     }
     // Connections see the same token and end; wait for their goodbyes.
     while connections.join_next().await.is_some() {}
+}
+
+/// The connections each client key holds open on one broker: an IPv4 address as it is,
+/// an IPv6 address by its /64 network (what one site is given).
+struct PerAddress {
+    max: usize,
+    open: std::sync::Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One admitted connection: it counts until dropped.
+struct Admitted(Arc<PerAddress>, std::net::IpAddr);
+
+impl PerAddress {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(ip: std::net::IpAddr) -> std::net::IpAddr {
+        match ip {
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => std::net::IpAddr::V4(v4),
+                None => std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX)).into(),
+            },
+            v4 => v4,
+        }
+    }
+
+    /// Counts a connection from `ip`, or `None` when its key holds `max` already.
+    fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<Admitted> {
+        let key = Self::key(ip);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if self.max > 0 && *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Admitted(self.clone(), key))
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self.0.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
 }
 
 /// Counts one open connection on its ingest for as long as it lives.
@@ -376,4 +437,30 @@ impl Broker {
 
 fn min_qos(a: QoS, b: QoS) -> QoS {
     if (a as u8) <= (b as u8) { a } else { b }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_per_client_key_are_capped_and_freed() {
+        let per = Arc::new(PerAddress::new(2));
+        let a: std::net::IpAddr = "2001:db8:5:5::1".parse().unwrap();
+        let a2: std::net::IpAddr = "2001:db8:5:5:ffff::9".parse().unwrap();
+        let other: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let first = per.admit(a).unwrap();
+        let _second = per.admit(a2).unwrap();
+        assert!(per.admit(a).is_none(), "a third from the same /64");
+        assert!(per.admit(other).is_some());
+        drop(first);
+        assert!(per.admit(a2).is_some(), "a closed one frees its place");
+        let open = Arc::new(PerAddress::new(0));
+        let held: Vec<_> = (0..1000).map(|_| open.admit(a).unwrap()).collect();
+        drop(held);
+        assert!(
+            open.open.lock().unwrap().is_empty(),
+            "nothing kept for closed ones"
+        );
+    }
 }
