@@ -205,8 +205,13 @@ impl FlowDb for Lite<'_> {
                      WHERE id = ?1 RETURNING queue",
                 )
                 .and_then(|mut s| s.query_row(params![id, now.0], queue).optional())
-                .map_err(|e| match e.sqlite_error_code() {
-                    Some(rusqlite::ErrorCode::ConstraintViolation) => unique_rerun_refused(id),
+                .map_err(|e| match &e {
+                    // Only the unique index's refusal is the unique-key conflict.
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                    {
+                        unique_rerun_refused(id)
+                    }
                     _ => StoreError::db("running a job again", e),
                 }),
             JobMove::Reset => self.one(

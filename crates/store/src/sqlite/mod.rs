@@ -221,7 +221,7 @@ impl SqliteStore {
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn insert(&self, new: Vec<NewJob>, now: Timestamp) -> Result<Vec<Inserted>> {
-        // Refuse bad input before it reaches the transaction, naming the job.
+        // The engine refuses bad input (naming the job) before anything is written.
         self.writer
             .write(move |c| run_ready(engine::insert(&Lite(c), &new, now)))
             .await
