@@ -638,7 +638,7 @@ fn splice(
 
 /// Copies bytes between `a` and `b` (each direction shut down when its reader ends)
 /// until both directions ended or nothing passed for `idle`; `true` for the latter.
-pub(crate) async fn relay_until_idle<A, B>(a: A, b: B, idle: Duration) -> bool
+async fn relay_until_idle<A, B>(a: A, b: B, idle: Duration) -> bool
 where
     A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
