@@ -8,11 +8,6 @@ use berth_cron::Cron;
 use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section};
 
-pub(crate) const BACKUP_KEYS: &[&str] =
-    &["dir", "schedule", "timezone", "include", "keep", "database"];
-pub(crate) const KEEP_KEYS: &[&str] = &["daily", "weekly", "monthly", "yearly"];
-pub(crate) const DATABASE_KEYS: &[&str] = &["postgres", "mysql", "sqlite", "password_env"];
-
 /// The `[backup]` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackupConfig {
@@ -121,7 +116,6 @@ pub(crate) fn backup(
     data_dir: &Path,
     d: &mut Diagnostics<'_>,
 ) -> BackupConfig {
-    section.check_keys(BACKUP_KEYS, d);
     let dir = section
         .path("dir", "\"backups\" or \"/var/backups/app\"", config_dir, d)
         .unwrap_or_else(|| BackupConfig::defaults(config_dir).dir);
@@ -164,6 +158,7 @@ pub(crate) fn backup(
                 .collect()
         })
         .unwrap_or_default();
+    section.finish(d);
     BackupConfig {
         dir,
         schedule,
@@ -182,11 +177,22 @@ fn database(
     data_dir: &Path,
     d: &mut Diagnostics<'_>,
 ) -> Option<DatabaseConfig> {
-    t.check_keys(DATABASE_KEYS, d);
     let given: Vec<&str> = ["postgres", "mysql", "sqlite"]
         .into_iter()
         .filter(|k| t.get(k).is_some())
         .collect();
+    let password_env = t.string("password_env", "variable name", d, |v| {
+        if crate::validate::valid_env_name(v) {
+            Ok(v.to_owned())
+        } else {
+            Err(Invalid::Expected(
+                "expected the name of an environment variable that holds the password, \
+                 such as \"APP_DB_PASSWORD\" (the password never sits in this file)"
+                    .into(),
+            ))
+        }
+    });
+    t.finish(d);
     if given.len() != 1 {
         d.error(
             t.span(),
@@ -203,17 +209,6 @@ fn database(
         );
         return None;
     }
-    let password_env = t.string("password_env", "variable name", d, |v| {
-        if crate::validate::valid_env_name(v) {
-            Ok(v.to_owned())
-        } else {
-            Err(Invalid::Expected(
-                "expected the name of an environment variable that holds the password, \
-                 such as \"APP_DB_PASSWORD\" (the password never sits in this file)"
-                    .into(),
-            ))
-        }
-    });
     let no_password = |url: &str| -> Result<(), Invalid> {
         let auth = url.split_once("://").map_or("", |(_, r)| r);
         let auth = auth.split(['/', '?']).next().unwrap_or("");
@@ -376,14 +371,15 @@ fn check_include(
 }
 
 fn keep(t: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Keep {
-    t.check_keys(KEEP_KEYS, d);
     // A tier left out of a given `keep` keeps none.
     let tier =
         |key: &str, d: &mut Diagnostics<'_>| t.integer(key, 0..=10_000, d).map_or(0, |n| n as u32);
-    Keep {
+    let keep = Keep {
         daily: tier("daily", d),
         weekly: tier("weekly", d),
         monthly: tier("monthly", d),
         yearly: tier("yearly", d),
-    }
+    };
+    t.finish(d);
+    keep
 }

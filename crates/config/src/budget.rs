@@ -7,15 +7,6 @@ use std::collections::BTreeMap;
 use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section};
 
-pub(crate) const BUDGET_KEYS: &[&str] = &[
-    "limit",
-    "period",
-    "timezone",
-    "cost_per_request",
-    "cost_header",
-    "status",
-];
-
 /// One `[budget.NAME]` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BudgetConfig {
@@ -59,7 +50,6 @@ pub(crate) fn budgets(
 }
 
 fn budget(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Option<BudgetConfig> {
-    section.check_keys(BUDGET_KEYS, d);
     const POSITIVE: &str = "a number greater than zero, such as 10.0";
     let limit = section.number("limit", POSITIVE, |n| n.is_finite() && n > 0.0, d);
     if section.get("limit").is_none() {
@@ -114,6 +104,7 @@ fn budget(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Opt
         }
         None => 402,
     };
+    section.finish(d);
     Some(BudgetConfig {
         name: name.to_owned(),
         limit: limit?,

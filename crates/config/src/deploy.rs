@@ -7,21 +7,6 @@ use std::time::Duration;
 use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section};
 
-pub(crate) const DEPLOY_KEYS: &[&str] = &[
-    "repo",
-    "ref",
-    "dir",
-    "keep",
-    "build",
-    "migrate",
-    "backup",
-    "maintenance",
-    "restore_on_rollback",
-    "health",
-    "smoke",
-    "step_timeout",
-];
-
 /// The `[deploy]` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployConfig {
@@ -70,7 +55,6 @@ pub(crate) fn deploy(
     data_dir: &Path,
     d: &mut Diagnostics<'_>,
 ) -> DeployConfig {
-    section.check_keys(DEPLOY_KEYS, d);
     let command = |what: &'static str| {
         move |c: &str| {
             if c.trim().is_empty() {
@@ -164,6 +148,14 @@ pub(crate) fn deploy(
                 .to_owned(),
         );
     }
+    let maintenance = section.boolean("maintenance", d).unwrap_or(false);
+    let health = section
+        .duration("health", true, d)
+        .unwrap_or(Duration::from_secs(10));
+    let step_timeout = section
+        .duration("step_timeout", false, d)
+        .unwrap_or(Duration::from_secs(15 * 60));
+    section.finish(d);
     DeployConfig {
         repo,
         git_ref,
@@ -172,14 +164,10 @@ pub(crate) fn deploy(
         build,
         migrate,
         backup,
-        maintenance: section.boolean("maintenance", d).unwrap_or(false),
+        maintenance,
         restore_on_rollback,
-        health: section
-            .duration("health", true, d)
-            .unwrap_or(Duration::from_secs(10)),
+        health,
         smoke,
-        step_timeout: section
-            .duration("step_timeout", false, d)
-            .unwrap_or(Duration::from_secs(15 * 60)),
+        step_timeout,
     }
 }

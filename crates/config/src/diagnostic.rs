@@ -4,6 +4,7 @@
 //! [`Diagnostics`] collector and carries on with a default, so one run of
 //! `berth check` shows everything that needs fixing.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,9 @@ pub(crate) struct Diagnostics<'s> {
     file: &'s Path,
     text: &'s str,
     found: Vec<Diagnostic>,
+    /// When set (by the docs check), the keys each finished table asked for, by its
+    /// path (`queue.mail.backoff`, `gateway.route#2`; `""` for the top level).
+    pub(crate) keys: Option<BTreeMap<String, Vec<String>>>,
 }
 
 impl<'s> Diagnostics<'s> {
@@ -51,6 +55,7 @@ impl<'s> Diagnostics<'s> {
             file,
             text,
             found: Vec::new(),
+            keys: None,
         }
     }
 

@@ -15,54 +15,6 @@ use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section, unknown_name};
 use crate::service::ServiceConfig;
 
-pub(crate) const GATEWAY_KEYS: &[&str] = &[
-    "listen",
-    "tls",
-    "http",
-    "access_log",
-    "access_log_max_size",
-    "access_log_keep",
-    "max_body",
-    "timeout",
-    "connect_timeout",
-    "websocket_idle",
-    "session",
-    "lockout_after",
-    "lockout_for",
-    "max_connections",
-    "max_connections_per_address",
-    "route",
-];
-pub(crate) const ROUTE_KEYS: &[&str] = &[
-    "host",
-    "path",
-    "static",
-    "service",
-    "proxy",
-    "redirect",
-    "dashboard",
-    "api",
-    "status",
-    "strip_prefix",
-    "index",
-    "spa",
-    "max_body",
-    "timeout",
-    "auth",
-    "roles",
-    "budget",
-    "rate_limit",
-];
-pub(crate) const RATE_LIMIT_KEYS: &[&str] = &["per_address", "per_user", "burst"];
-pub(crate) const TLS_FILE_KEYS: &[&str] = &["cert", "key"];
-pub(crate) const ACME_KEYS: &[&str] = &[
-    "acme",
-    "domains",
-    "directory",
-    "challenge",
-    "ca",
-    "renew_before",
-];
 const TARGETS: &str = "exactly one of `static = \"dist\"`, `service = \"api\"`, \
     `proxy = \"http://127.0.0.1:9000\"`, `redirect = \"https://example.org/\"` or \
     `api = [\"messages:read\"]`, `dashboard = true`";
@@ -293,7 +245,6 @@ pub(crate) fn gateway(
     budgets: &BTreeMap<String, BudgetConfig>,
     d: &mut Diagnostics<'_>,
 ) -> Option<GatewayConfig> {
-    section.check_keys(GATEWAY_KEYS, d);
     let listen = section.string_list(
         "listen",
         "address",
@@ -397,6 +348,7 @@ pub(crate) fn gateway(
             routes.push((route, table.span()));
         }
     }
+    section.finish(d);
     report_duplicate_routes(&routes, d);
     let routes = routes.into_iter().map(|(route, _)| route).collect();
     Some(GatewayConfig {
@@ -431,11 +383,22 @@ fn tls(section: &Section<'_, '_>, config_dir: &Path, d: &mut Diagnostics<'_>) ->
         DeValue::Table(_) => {
             let table = section.child("tls", value, FORMS, d)?;
             if table.get("acme").is_some() {
+                for key in ["cert", "key"] {
+                    if let Some(span) = table.key_span(key) {
+                        d.error(
+                            span,
+                            format!(
+                                "`{key}` in `tls` names a file, and this `tls` has `acme`, \
+                                 which fetches its certificate: expected {FORMS}"
+                            ),
+                        );
+                    }
+                }
                 acme(&table, config_dir, d).map(TlsConfig::Acme)
             } else {
-                table.check_keys(TLS_FILE_KEYS, d);
                 let cert = table.path("cert", "\"fullchain.pem\"", config_dir, d);
                 let key = table.path("key", "\"privkey.pem\"", config_dir, d);
+                table.finish(d);
                 for (name, found) in [("cert", cert.is_some()), ("key", key.is_some())] {
                     if !found && table.get(name).is_none() {
                         d.error(
@@ -461,7 +424,6 @@ fn tls(section: &Section<'_, '_>, config_dir: &Path, d: &mut Diagnostics<'_>) ->
 }
 
 fn acme(table: &Section<'_, '_>, config_dir: &Path, d: &mut Diagnostics<'_>) -> Option<AcmeConfig> {
-    table.check_keys(ACME_KEYS, d);
     let email = table.string("acme", "contact address", d, |text| {
         let valid = text.split_once('@').is_some_and(|(user, host)| {
             !user.is_empty() && host.contains('.') && !text.contains(char::is_whitespace)
@@ -518,6 +480,7 @@ fn acme(table: &Section<'_, '_>, config_dir: &Path, d: &mut Diagnostics<'_>) -> 
     let renew_before = table
         .duration("renew_before", false, d)
         .unwrap_or(Duration::from_secs(30 * 86_400));
+    table.finish(d);
     let domains = domains?;
     let written = table
         .get("domains")
@@ -606,13 +569,14 @@ fn route(
     budgets: &BTreeMap<String, BudgetConfig>,
     d: &mut Diagnostics<'_>,
 ) -> Option<RouteConfig> {
-    section.check_keys(ROUTE_KEYS, d);
     let host = route_host(section, d);
     let path = route_path(section, d);
-    let kind = route_kind(section, &path, d)?;
+    let kind = route_kind(section, &path, d);
     for (key, kinds, shown) in ROUTE_KEY_KINDS {
-        if !kinds.contains(&kind)
-            && let Some(span) = section.key_span(key)
+        // Asked of every route, so that each is a key a route takes whatever its kind.
+        let span = section.key_span(key);
+        if let (Some(kind), Some(span)) = (kind, span)
+            && !kinds.contains(&kind)
         {
             d.error(
                 span,
@@ -622,7 +586,47 @@ fn route(
             );
         }
     }
-    let target = match kind {
+    let target = kind.and_then(|kind| route_target(section, kind, config_dir, services, d));
+    let max_body = section.size("max_body", d);
+    let timeout = section.duration("timeout", false, d);
+    let (auth, roles) = route_access(section, kind == Some("dashboard"), d);
+    let budget = section.string("budget", "budget", d, |text| {
+        if budgets.contains_key(text) {
+            return Ok(text.to_owned());
+        }
+        let known: Vec<&str> = budgets.keys().map(String::as_str).collect();
+        Err(Invalid::Message(unknown_name(
+            format!("unknown budget `{text}` for `budget` {}", section.place()),
+            text,
+            &known,
+            "expected the name of a [budget.NAME] in this file",
+        )))
+    });
+    let rate_limit = rate_limit(section, auth.is_some(), d);
+    section.finish(d);
+    let target = target?;
+    Some(RouteConfig {
+        host,
+        path,
+        target,
+        max_body,
+        timeout,
+        auth,
+        roles,
+        budget,
+        rate_limit,
+    })
+}
+
+/// What a route of `kind` serves, from its kind's own keys.
+fn route_target(
+    section: &Section<'_, '_>,
+    kind: &str,
+    config_dir: &Path,
+    services: &BTreeMap<String, ServiceConfig>,
+    d: &mut Diagnostics<'_>,
+) -> Option<RouteTarget> {
+    Some(match kind {
         "static" => static_target(section, config_dir, d)?,
         "service" => {
             let name = section.string("service", "service", d, |text| Ok(text.to_owned()))?;
@@ -647,33 +651,6 @@ fn route(
             RouteTarget::Dashboard
         }
         _ => redirect_target(section, d)?,
-    };
-    let max_body = section.size("max_body", d);
-    let timeout = section.duration("timeout", false, d);
-    let (auth, roles) = route_access(section, &target, d);
-    let budget = section.string("budget", "budget", d, |text| {
-        if budgets.contains_key(text) {
-            return Ok(text.to_owned());
-        }
-        let known: Vec<&str> = budgets.keys().map(String::as_str).collect();
-        Err(Invalid::Message(unknown_name(
-            format!("unknown budget `{text}` for `budget` {}", section.place()),
-            text,
-            &known,
-            "expected the name of a [budget.NAME] in this file",
-        )))
-    });
-    let rate_limit = rate_limit(section, auth.is_some(), d);
-    Some(RouteConfig {
-        host,
-        path,
-        target,
-        max_body,
-        timeout,
-        auth,
-        roles,
-        budget,
-        rate_limit,
     })
 }
 
@@ -828,7 +805,7 @@ fn redirect_target(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Option
 /// admins unless it says otherwise.
 fn route_access(
     section: &Section<'_, '_>,
-    target: &RouteTarget,
+    dashboard: bool,
     d: &mut Diagnostics<'_>,
 ) -> (Option<AuthKind>, Vec<String>) {
     let auth = section.string("auth", "value", d, |text| match text {
@@ -854,7 +831,6 @@ fn route_access(
             },
         )
         .unwrap_or_default();
-    let dashboard = matches!(target, RouteTarget::Dashboard);
     let auth = auth.or(dashboard.then_some(AuthKind::Login));
     let roles = if dashboard && section.get("roles").is_none() {
         vec!["admin".to_owned()] // the gateway's ADMIN_ROLE
@@ -885,7 +861,6 @@ fn rate_limit(
     const FORM: &str =
         "a table such as rate_limit = { per_address = \"10/s\", per_user = \"600/min\" }";
     let table = section.table("rate_limit", FORM, d)?;
-    table.check_keys(RATE_LIMIT_KEYS, d);
     let rate = |key: &str, d: &mut Diagnostics<'_>| {
         table.string(key, "rate", d, |text| {
             parse_rate(text).ok_or_else(|| {
@@ -898,6 +873,7 @@ fn rate_limit(
     let per_address = rate("per_address", d);
     let per_user = rate("per_user", d);
     let burst = table.integer("burst", 1..=1_000_000, d).map(|n| n as u32);
+    table.finish(d);
     if per_user.is_some() && !has_auth {
         d.error(
             table.key_span("per_user").unwrap_or_else(|| table.span()),

@@ -15,41 +15,6 @@ use crate::queue::QueueConfig;
 use crate::section::{Invalid, Section};
 use crate::workflow::WorkflowConfig;
 
-pub(crate) const INGEST_KEYS: &[&str] = &[
-    "mqtt",
-    "topics",
-    "schema",
-    "classify",
-    "device",
-    "store",
-    "job",
-    "workflow",
-    "retention",
-    "max_payload",
-    "credentials",
-    "allow",
-    "dir",
-    "webhook",
-    "broker",
-    "key",
-    "key_window",
-];
-pub(crate) const MQTT_KEYS: &[&str] = &[
-    "listen",
-    "websocket",
-    "auth",
-    "tls",
-    "max_connections_per_address",
-];
-pub(crate) const TLS_KEYS: &[&str] = &["cert", "key"];
-pub(crate) const DIR_KEYS: &[&str] = &["watch", "processing", "done", "error", "pattern", "settle"];
-pub(crate) const WEBHOOK_KEYS: &[&str] = &["path", "auth", "roles"];
-pub(crate) const BROKER_KEYS: &[&str] = &["url", "user", "password_env", "client_id", "qos"];
-pub(crate) const JOB_KEYS: &[&str] = &["queue", "kind"];
-pub(crate) const ALLOW_KEYS: &[&str] = &["user", "role", "publish", "subscribe"];
-/// The keys of one credential in table form.
-pub(crate) const CREDENTIAL_KEYS: &[&str] = &["password_env", "roles"];
-
 /// One `[ingest.NAME]` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestConfig {
@@ -309,7 +274,6 @@ fn ingest(
     workflows: &BTreeMap<String, WorkflowConfig>,
     d: &mut Diagnostics<'_>,
 ) -> Option<IngestConfig> {
-    section.check_keys(INGEST_KEYS, d);
     let mqtt = mqtt(name, section, config_dir, d);
     let dir = dir(name, section, config_dir, d);
     let webhook = webhook(name, section, d);
@@ -482,6 +446,7 @@ fn ingest(
             }
         }
     }
+    section.finish(d);
     Some(IngestConfig {
         name: name.to_owned(),
         mqtt,
@@ -513,7 +478,6 @@ fn mqtt(
     section
         .table("mqtt", "a table such as { listen = \"0.0.0.0:1883\" }", d)
         .map(|m| {
-            m.check_keys(MQTT_KEYS, d);
             let addr = |key: &str, d: &mut Diagnostics<'_>| {
                 m.string(key, "address", d, |a| {
                     a.parse::<SocketAddr>().map_err(|_| {
@@ -552,9 +516,9 @@ fn mqtt(
                     d,
                 )
                 .and_then(|t| {
-                    t.check_keys(TLS_KEYS, d);
                     let cert = t.path("cert", "\"fullchain.pem\"", config_dir, d);
                     let key = t.path("key", "\"privkey.pem\"", config_dir, d);
+                    t.finish(d);
                     if t.get("cert").is_none() || t.get("key").is_none() {
                         d.error(
                             t.span(),
@@ -572,6 +536,7 @@ fn mqtt(
             let max_connections_per_address = m
                 .integer("max_connections_per_address", 0..=1_000_000, d)
                 .map_or(512, |n| n as u32);
+            m.finish(d);
             MqttConfig {
                 listen,
                 websocket,
@@ -629,7 +594,6 @@ fn credentials(
                                 \"STAND01_PASSWORD\", or a table such as { password_env = \
                                 \"STAND01_PASSWORD\", roles = [\"stands\"] }";
                 c.child(user, value, expected, d).and_then(|t| {
-                    t.check_keys(CREDENTIAL_KEYS, d);
                     let roles = t
                         .string_list("roles", "role", "a role name such as \"stands\"", d, |r| {
                             crate::gateway::valid_role(r)
@@ -643,6 +607,7 @@ fn credentials(
                         })
                         .unwrap_or_default();
                     let password_env = t.string("password_env", "variable name", d, env_name);
+                    t.finish(d);
                     if t.get("password_env").is_none() {
                         d.error(
                             t.span(),
@@ -671,7 +636,6 @@ fn credentials(
 fn allow(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Vec<Allow> {
     let mut allow = Vec::new();
     for a in section.table_array("allow", "tables such as [[ingest.NAME.allow]]", d) {
-        a.check_keys(ALLOW_KEYS, d);
         let text = |key: &str, d: &mut Diagnostics<'_>| {
             a.string(key, key, d, |v| {
                 if v.is_empty() {
@@ -692,11 +656,14 @@ fn allow(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Vec<
                 ),
             );
         }
+        let publish = filters(&a, "publish", d).unwrap_or_default();
+        let subscribe = filters(&a, "subscribe", d).unwrap_or_default();
+        a.finish(d);
         allow.push(Allow {
             user,
             role,
-            publish: filters(&a, "publish", d).unwrap_or_default(),
-            subscribe: filters(&a, "subscribe", d).unwrap_or_default(),
+            publish,
+            subscribe,
         });
     }
     allow
@@ -764,7 +731,6 @@ fn dir(
     d: &mut Diagnostics<'_>,
 ) -> Option<DirConfig> {
     let t = section.table("dir", "a table such as { watch = \"import\" }", d)?;
-    t.check_keys(DIR_KEYS, d);
     if t.get("watch").is_none() {
         d.error(
             t.span(),
@@ -774,10 +740,9 @@ fn dir(
             ),
         );
     }
-    let watch = t.path("watch", "\"import\"", config_dir, d)?;
+    let watch = t.path("watch", "\"import\"", config_dir, d);
     let sub = |key: &str, d: &mut Diagnostics<'_>| {
         t.path(key, &format!("\"import/{key}\""), config_dir, d)
-            .unwrap_or_else(|| watch.join(key))
     };
     let processing = sub("processing", d);
     let done = sub("done", d);
@@ -799,6 +764,11 @@ fn dir(
     let settle = t
         .duration("settle", true, d)
         .unwrap_or(Duration::from_secs(2));
+    t.finish(d);
+    let watch = watch?;
+    let processing = processing.unwrap_or_else(|| watch.join("processing"));
+    let done = done.unwrap_or_else(|| watch.join("done"));
+    let error = error.unwrap_or_else(|| watch.join("error"));
     let all = [
         ("watch", &watch),
         ("processing", &processing),
@@ -835,7 +805,6 @@ fn webhook(
     d: &mut Diagnostics<'_>,
 ) -> Option<WebhookConfig> {
     let t = section.table("webhook", "a table such as { path = \"/hooks/stands\" }", d)?;
-    t.check_keys(WEBHOOK_KEYS, d);
     if t.get("path").is_none() {
         d.error(
             t.span(),
@@ -896,6 +865,7 @@ fn webhook(
             ),
         );
     }
+    t.finish(d);
     Some(WebhookConfig {
         path: path?,
         auth,
@@ -909,7 +879,6 @@ fn broker(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Opt
         "a table such as { url = \"mqtt://127.0.0.1:1883\" }",
         d,
     )?;
-    t.check_keys(BROKER_KEYS, d);
     if t.get("url").is_none() {
         d.error(
             t.span(),
@@ -964,6 +933,7 @@ fn broker(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Opt
         })
         .unwrap_or_else(|| format!("berth-{name}"));
     let qos = t.integer("qos", 0..=2, d).map(|q| q as u8).unwrap_or(1);
+    t.finish(d);
     let (host, port) = url?;
     Some(BrokerConfig {
         host,
@@ -1032,7 +1002,6 @@ fn start(
         });
     }
     let job = section.table("job", "a table such as { queue = \"stands\" }", d)?;
-    job.check_keys(JOB_KEYS, d);
     if job.get("queue").is_none() {
         d.error(
             job.span(),
@@ -1052,7 +1021,7 @@ fn start(
             &names,
             "no [queue.NAME] is defined",
         )))
-    })?;
+    });
     let kind = job.string("kind", "kind", d, |k| {
         if k.trim().is_empty() {
             Err(Invalid::Expected(
@@ -1062,5 +1031,9 @@ fn start(
             Ok(k.to_owned())
         }
     });
-    Some(IngestStart::Job { queue, kind })
+    job.finish(d);
+    Some(IngestStart::Job {
+        queue: queue?,
+        kind,
+    })
 }

@@ -27,8 +27,10 @@
 //! - `model.rs`: the validated document ([`Config`]) and its `[app]` and `[api]`
 //!   tables ([`App`], [`Api`]).
 //!
-//! Each table's file holds its keys (`*_KEYS`), its validated types with their
-//! defaults, and its validator.
+//! Each table's file holds its validated types with their defaults, and its
+//! validator. A table's keys are defined by the getters its validator calls: each asks
+//! its `Section` (`section.rs`) for a key, and `finish` reports the keys no getter asked
+//! for as unknown. `docs_check.rs` holds the docs to the same keys.
 //! - `diagnostic.rs`: [`Diagnostic`], and byte spans turned into line and column.
 //! - `starter.rs`: [`STARTER`], the commented config written by `berth init`.
 

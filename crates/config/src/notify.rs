@@ -9,19 +9,6 @@ use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section, unknown_name};
 use crate::validate::valid_env_name;
 
-pub(crate) const NOTIFY_KEYS: &[&str] = &[
-    "email",
-    "smtp",
-    "from",
-    "user",
-    "password_env",
-    "ca",
-    "webhook",
-    "secret_env",
-    "on",
-    "digest",
-];
-
 /// Every event kind a channel can take, by source.
 pub const NOTICE_KINDS: &[&str] = &[
     "job.discarded",
@@ -143,7 +130,6 @@ fn notify(
     config_dir: &Path,
     d: &mut Diagnostics<'_>,
 ) -> Option<NotifyConfig> {
-    t.check_keys(NOTIFY_KEYS, d);
     let on = t.string_list(
         "on",
         "event kind",
@@ -186,6 +172,7 @@ fn notify(
     });
     let ca = t.path("ca", "\"certs/ca.pem\"", config_dir, d);
     let target = target(name, t, ca, d);
+    t.finish(d);
     Some(NotifyConfig {
         name: name.to_owned(),
         target: target?,
@@ -200,47 +187,19 @@ fn target(
     ca: Option<PathBuf>,
     d: &mut Diagnostics<'_>,
 ) -> Option<NotifyTarget> {
-    let email_keys = ["email", "smtp", "from", "user", "password_env"];
     let has_email = t.get("email").is_some();
     let has_webhook = t.get("webhook").is_some();
-    if has_email == has_webhook {
-        d.error(
-            t.span(),
-            format!(
-                "[notify.{name}] needs exactly one of `email` (with `smtp`) or `webhook`: \
-                 expected `email = [\"ops@example.org\"]` and `smtp = \"smtp://127.0.0.1:25\"`, \
-                 or `webhook = \"https://hooks.example.org/berth\"`"
-            ),
-        );
-        return None;
-    }
-    if has_webhook {
-        for key in email_keys.iter().filter(|k| t.get(k).is_some()) {
-            d.error(
-                t.key_span(key).unwrap_or_else(|| t.span()),
-                format!("`{key}` is for email; [notify.{name}] sends to a webhook"),
-            );
-        }
-        let url = t.string("webhook", "URL", d, |u| {
-            valid_http_url(u).then(|| u.to_owned()).ok_or_else(|| {
-                Invalid::Expected(
-                    "expected an http:// or https:// URL such as \"https://hooks.example.org/berth\"".into(),
-                )
-            })
-        });
-        let secret_env = env_name(t, "secret_env", "WEBHOOK_SECRET", d);
-        return Some(NotifyTarget::Webhook(WebhookTarget {
-            url: url?,
-            secret_env,
-            ca,
-        }));
-    }
-    if t.get("secret_env").is_some() {
-        d.error(
-            t.key_span("secret_env").unwrap_or_else(|| t.span()),
-            format!("`secret_env` signs webhooks; [notify.{name}] sends email"),
-        );
-    }
+    // Every key is read, and checked on its own, before the kinds are compared: one run
+    // reports all that is wrong.
+    let url = t.string("webhook", "URL", d, |u| {
+        valid_http_url(u).then(|| u.to_owned()).ok_or_else(|| {
+            Invalid::Expected(
+                "expected an http:// or https:// URL such as \"https://hooks.example.org/berth\""
+                    .into(),
+            )
+        })
+    });
+    let secret_env = env_name(t, "secret_env", "WEBHOOK_SECRET", d);
     let to = t.string_list(
         "email",
         "address",
@@ -252,22 +211,6 @@ fn target(
             })
         },
     );
-    if to.as_ref().is_some_and(|to| to.is_empty()) {
-        d.error(
-            t.get("email").map(|v| v.span()).unwrap_or_else(|| t.span()),
-            format!("`email` of [notify.{name}] is empty: expected at least one address"),
-        );
-    }
-    if t.get("smtp").is_none() {
-        d.error(
-            t.span(),
-            format!(
-                "missing `smtp` in [notify.{name}]: expected the mail server, such as \
-                 `smtp = \"smtp://127.0.0.1:25\"`, \"smtp+starttls://mail.example.org:587\" or \
-                 \"smtps://mail.example.org:465\""
-            ),
-        );
-    }
     let smtp = t.string("smtp", "mail server", d, |u| {
         parse_smtp(u).ok_or_else(|| {
             Invalid::Expected(
@@ -293,6 +236,53 @@ fn target(
         }
     });
     let password_env = env_name(t, "password_env", "SMTP_PASSWORD", d);
+    if has_email == has_webhook {
+        d.error(
+            t.span(),
+            format!(
+                "[notify.{name}] needs exactly one of `email` (with `smtp`) or `webhook`: \
+                 expected `email = [\"ops@example.org\"]` and `smtp = \"smtp://127.0.0.1:25\"`, \
+                 or `webhook = \"https://hooks.example.org/berth\"`"
+            ),
+        );
+        return None;
+    }
+    if has_webhook {
+        let email_keys = ["email", "smtp", "from", "user", "password_env"];
+        for key in email_keys.iter().filter(|k| t.get(k).is_some()) {
+            d.error(
+                t.key_span(key).unwrap_or_else(|| t.span()),
+                format!("`{key}` is for email; [notify.{name}] sends to a webhook"),
+            );
+        }
+        return Some(NotifyTarget::Webhook(WebhookTarget {
+            url: url?,
+            secret_env,
+            ca,
+        }));
+    }
+    if t.get("secret_env").is_some() {
+        d.error(
+            t.key_span("secret_env").unwrap_or_else(|| t.span()),
+            format!("`secret_env` signs webhooks; [notify.{name}] sends email"),
+        );
+    }
+    if to.as_ref().is_some_and(|to| to.is_empty()) {
+        d.error(
+            t.get("email").map(|v| v.span()).unwrap_or_else(|| t.span()),
+            format!("`email` of [notify.{name}] is empty: expected at least one address"),
+        );
+    }
+    if t.get("smtp").is_none() {
+        d.error(
+            t.span(),
+            format!(
+                "missing `smtp` in [notify.{name}]: expected the mail server, such as \
+                 `smtp = \"smtp://127.0.0.1:25\"`, \"smtp+starttls://mail.example.org:587\" or \
+                 \"smtps://mail.example.org:465\""
+            ),
+        );
+    }
     if let Some(server) = &smtp
         && server.security == SmtpSecurity::Plain
         && password_env.is_some()

@@ -9,18 +9,6 @@ use toml::de::DeValue;
 use crate::diagnostic::Diagnostics;
 use crate::section::{Invalid, Section};
 
-pub(crate) const QUEUE_KEYS: &[&str] = &[
-    "concurrency",
-    "handler",
-    "max_attempts",
-    "backoff",
-    "timeout",
-    "retention",
-];
-pub(crate) const HANDLER_KEYS: &[&str] = &["run", "post"];
-pub(crate) const BACKOFF_KEYS: &[&str] = &["initial", "max", "factor", "jitter"];
-pub(crate) const RETENTION_KEYS: &[&str] = &["completed", "discarded", "cancelled"];
-
 /// The accepted forms of `handler`, for messages.
 const HANDLER_FORMS: &str =
     "\"pull\", { run = \"a shell command\" } or { post = \"http://host:port/path\" }";
@@ -139,11 +127,12 @@ pub(crate) fn queues(
 }
 
 fn queue(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> QueueConfig {
-    section.check_keys(QUEUE_KEYS, d);
-    queue_settings(QueueConfig::new(name), section, d)
+    let queue = queue_settings(QueueConfig::new(name), section, d);
+    section.finish(d);
+    queue
 }
 
-/// The settings a queue shares with a workflow step (whose keys the caller checks).
+/// The settings a queue shares with a workflow step (the caller finishes the table).
 pub(crate) fn queue_settings(
     mut queue: QueueConfig,
     section: &Section<'_, '_>,
@@ -153,16 +142,16 @@ pub(crate) fn queue_settings(
     if let Some(n) = section.integer("concurrency", 1..=10_000, d) {
         queue.concurrency = u32::try_from(n).unwrap_or(queue.concurrency);
     }
+    queue.handler = handler(section, d);
     if let Some(n) = section.integer("max_attempts", 1..=1_000, d) {
         queue.max_attempts = u32::try_from(n).unwrap_or(queue.max_attempts);
     }
-    if let Some(timeout) = section.duration("timeout", false, d) {
-        queue.timeout = timeout;
-    }
-    queue.handler = handler(section, d);
     let backoff_form = "a table such as backoff = { initial = \"1s\", max = \"1h\" }";
     if let Some(table) = section.table("backoff", backoff_form, d) {
         queue.backoff = backoff(&table, d);
+    }
+    if let Some(timeout) = section.duration("timeout", false, d) {
+        queue.timeout = timeout;
     }
     let retention_form = "a table such as retention = { completed = \"1d\" }";
     if let Some(table) = section.table("retention", retention_form, d) {
@@ -186,7 +175,6 @@ fn handler(queue: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Handler {
             let Some(section) = queue.child("handler", value, HANDLER_FORMS, d) else {
                 return Handler::Pull;
             };
-            section.check_keys(HANDLER_KEYS, d);
             let (has_run, has_post) = (section.get("run").is_some(), section.get("post").is_some());
             let place = queue.place();
             if has_run && has_post {
@@ -218,6 +206,7 @@ fn handler(queue: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Handler {
                     url: url.to_owned(),
                 })
             });
+            section.finish(d);
             run.or(post).unwrap_or_default()
         }
         _ => {
@@ -260,7 +249,6 @@ pub(crate) fn check_post_url(url: &str) -> Result<(), Invalid> {
 }
 
 fn backoff(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Backoff {
-    section.check_keys(BACKOFF_KEYS, d);
     let mut backoff = Backoff::default();
     (backoff.initial, backoff.max) = initial_and_max(section, backoff.initial, backoff.max, d);
     if let Some(factor) = backoff_factor(section, d) {
@@ -274,6 +262,7 @@ fn backoff(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Backoff {
     ) {
         backoff.jitter = jitter;
     }
+    section.finish(d);
     backoff
 }
 
@@ -326,7 +315,6 @@ pub(crate) fn backoff_factor(section: &Section<'_, '_>, d: &mut Diagnostics<'_>)
 }
 
 fn retention(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Retention {
-    section.check_keys(RETENTION_KEYS, d);
     let mut retention = Retention::default();
     if let Some(completed) = section.duration("completed", true, d) {
         retention.completed = completed;
@@ -337,5 +325,6 @@ fn retention(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Retention {
     if let Some(cancelled) = section.duration("cancelled", true, d) {
         retention.cancelled = cancelled;
     }
+    section.finish(d);
     retention
 }

@@ -13,20 +13,6 @@ use crate::queue::QueueConfig;
 use crate::section::{Invalid, Section, Value, closest};
 use crate::workflow::WorkflowConfig;
 
-pub(crate) const SCHEDULE_KEYS: &[&str] = &[
-    "cron",
-    "timezone",
-    "job",
-    "command",
-    "workflow",
-    "overlap",
-    "catch_up",
-    "catch_up_limit",
-    "jitter",
-    "max_attempts",
-];
-pub(crate) const JOB_KEYS: &[&str] = &["queue", "kind", "args"];
-pub(crate) const WORKFLOW_KEYS: &[&str] = &["name", "args"];
 const TARGETS: &str = "exactly one of `job = { queue = \"default\", kind = \"cleanup\" }`, \
     `command = \"python3 manage.py cleanup\"` or `workflow = \"publish\"`";
 
@@ -123,7 +109,6 @@ fn schedule(
     workflows: &BTreeMap<String, WorkflowConfig>,
     d: &mut Diagnostics<'_>,
 ) -> Option<ScheduleConfig> {
-    section.check_keys(SCHEDULE_KEYS, d);
     if section.get("cron").is_none() {
         d.error(
             section.span(),
@@ -138,6 +123,7 @@ fn schedule(
         })
     });
     let timezone = section.time_zone(d);
+    let target = target(name, section, queues, workflows, d);
     let overlap = section
         .string("overlap", "overlap policy", d, |v| match v {
             "skip" => Ok(Overlap::Skip),
@@ -148,26 +134,31 @@ fn schedule(
             )),
         })
         .unwrap_or_default();
-    let limit = section
-        .integer("catch_up_limit", 1..=1000, d)
-        .map_or(10, |n| n as u32);
     let catch_up = section
         .string("catch_up", "catch-up policy", d, |v| match v {
             "skip" => Ok(CatchUp::Skip),
             "once" => Ok(CatchUp::Once),
-            "all" => Ok(CatchUp::All(limit)),
+            "all" => Ok(CatchUp::All(0)),
             _ => Err(Invalid::Expected(
                 "expected \"skip\", \"once\" or \"all\"".into(),
             )),
         })
         .unwrap_or(CatchUp::Once);
+    let limit = section
+        .integer("catch_up_limit", 1..=1000, d)
+        .map_or(10, |n| n as u32);
+    let catch_up = match catch_up {
+        CatchUp::All(_) => CatchUp::All(limit),
+        other => other,
+    };
     let jitter = section
         .duration("jitter", true, d)
         .unwrap_or(Duration::ZERO);
     let max_attempts = section
         .integer("max_attempts", 1..=1000, d)
         .map(|n| n as u32);
-    let target = target(name, section, queues, workflows, d)?;
+    section.finish(d);
+    let target = target?;
     Some(ScheduleConfig {
         name: name.to_owned(),
         cron: cron?,
@@ -221,7 +212,6 @@ fn target(
                 "a table such as { queue = \"default\", kind = \"cleanup\" }",
                 d,
             )?;
-            job.check_keys(JOB_KEYS, d);
             let queue = job.string("queue", "queue", d, |q| {
                 if queues.contains_key(q) {
                     return Ok(q.to_owned());
@@ -253,10 +243,12 @@ fn target(
                     );
                 }
             }
+            let args = args(&job, d);
+            job.finish(d);
             Some(ScheduleTarget::Job {
                 queue: queue?,
                 kind: kind?,
-                args: args(&job, d),
+                args,
             })
         }
         _ => {
@@ -277,15 +269,13 @@ fn target(
                 DeValue::Table(_) => {
                     let w =
                         section.table("workflow", "a table such as { name = \"publish\" }", d)?;
-                    w.check_keys(WORKFLOW_KEYS, d);
                     if w.get("name").is_none() {
                         d.error(w.span(), format!("missing `name` in `workflow` of [schedule.{name}]: expected {{ name = \"publish\", args = {{ … }} }}"));
                     }
-                    let wname = w.string("name", "workflow", d, check)?;
-                    Some(ScheduleTarget::Workflow {
-                        name: wname,
-                        args: args(&w, d),
-                    })
+                    let wname = w.string("name", "workflow", d, check);
+                    let args = args(&w, d);
+                    w.finish(d);
+                    Some(ScheduleTarget::Workflow { name: wname?, args })
                 }
                 _ => section.string("workflow", "workflow", d, check).map(|w| {
                     ScheduleTarget::Workflow {

@@ -6,6 +6,7 @@
 //! span and return `None`, so the caller can fall back to a default and keep
 //! checking. Serde's derive would stop at the first problem instead.
 
+use std::cell::RefCell;
 use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,15 +36,23 @@ pub(crate) struct Section<'a, 'i> {
     /// Where to point when something is missing from the table: its header,
     /// its inline braces, or the start of the file.
     span: Range<usize>,
+    /// Every key a getter asked for, in the order first asked: the keys this
+    /// table takes. [`Section::finish`] reports the others as unknown.
+    asked: RefCell<Vec<String>>,
 }
 
 impl<'a, 'i> Section<'a, 'i> {
     /// The whole document.
     pub(crate) fn root(table: &'a DeTable<'i>) -> Self {
+        Self::new(table, String::new(), 0..0)
+    }
+
+    fn new(table: &'a DeTable<'i>, path: String, span: Range<usize>) -> Self {
         Self {
             table,
-            path: String::new(),
-            span: 0..0,
+            path,
+            span,
+            asked: RefCell::new(Vec::new()),
         }
     }
 
@@ -61,29 +70,54 @@ impl<'a, 'i> Section<'a, 'i> {
         self.span.clone()
     }
 
-    /// The value of `key`, if present.
+    /// The value of `key`, if present. Asking makes `key` one this table takes: every
+    /// getter asks through here, so the getters a validator calls are the definition
+    /// of its table's keys.
     pub(crate) fn get(&self, key: &str) -> Option<&'a Value<'i>> {
+        self.ask(key);
         self.table.get(key)
+    }
+
+    fn ask(&self, key: &str) {
+        let mut asked = self.asked.borrow_mut();
+        if !asked.iter().any(|k| k == key) {
+            asked.push(key.to_owned());
+        }
     }
 
     /// The span of `key` itself (not its value), if present.
     pub(crate) fn key_span(&self, key: &str) -> Option<Range<usize>> {
+        self.ask(key);
         self.table.get_key_value(key).map(|(key, _)| key.span())
     }
 
-    /// Every key and value, in key order.
+    /// Every key and value, in key order: for tables whose keys are names (`env`,
+    /// `[queue]`'s queues), which [`Section::finish`] is not called on.
     pub(crate) fn entries(
         &self,
     ) -> impl Iterator<Item = (&'a Spanned<DeString<'i>>, &'a Value<'i>)> {
         self.table.iter()
     }
 
-    /// Reports every key that is not in `expected`.
-    pub(crate) fn check_keys(&self, expected: &[&str], d: &mut Diagnostics<'_>) {
+    /// The keys the getters asked for so far, in the order first asked.
+    pub(crate) fn asked(&self) -> Vec<String> {
+        self.asked.borrow().clone()
+    }
+
+    /// Reports every key of the table that no getter asked for, with the asked ones as
+    /// what would be right. A validator calls it once it has asked for every key it
+    /// takes, so that it must ask for each before it can give up on the table: else a
+    /// valid key would be reported unknown, or a typo hidden behind another error.
+    pub(crate) fn finish(&self, d: &mut Diagnostics<'_>) {
+        let asked = self.asked();
+        let expected: Vec<&str> = asked.iter().map(String::as_str).collect();
         for (key, _) in self.entries() {
             if !expected.contains(&key.get_ref().as_ref()) {
-                self.unknown_key(key, expected, d);
+                self.unknown_key(key, &expected, d);
             }
+        }
+        if let Some(record) = d.keys.as_mut() {
+            record.insert(self.path.clone(), asked);
         }
     }
 
@@ -179,15 +213,14 @@ impl<'a, 'i> Section<'a, 'i> {
         d: &mut Diagnostics<'_>,
     ) -> Option<Section<'a, 'i>> {
         match value.get_ref() {
-            DeValue::Table(table) => Some(Section {
-                table,
-                path: if self.path.is_empty() {
+            DeValue::Table(table) => {
+                let path = if self.path.is_empty() {
                     key.to_owned()
                 } else {
                     format!("{}.{key}", self.path)
-                },
-                span: value.span(),
-            }),
+                };
+                Some(Section::new(table, path, value.span()))
+            }
             _ => {
                 self.wrong_type(key, value, expected, d);
                 None
@@ -379,15 +412,14 @@ impl<'a, 'i> Section<'a, 'i> {
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
             match item.get_ref() {
-                DeValue::Table(table) => out.push(Section {
-                    table,
-                    path: if self.path.is_empty() {
+                DeValue::Table(table) => {
+                    let path = if self.path.is_empty() {
                         format!("{key}#{}", i + 1)
                     } else {
                         format!("{}.{key}#{}", self.path, i + 1)
-                    },
-                    span: item.span(),
-                }),
+                    };
+                    out.push(Section::new(table, path, item.span()));
+                }
                 _ => self.wrong_type(key, item, expected, d),
             }
         }

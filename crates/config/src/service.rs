@@ -16,33 +16,6 @@ use crate::queue::{backoff_factor, initial_and_max};
 use crate::section::{Invalid, Section, unknown_name};
 use crate::validate::valid_env_name;
 
-pub(crate) const SERVICE_KEYS: &[&str] = &[
-    "command",
-    "cwd",
-    "env",
-    "env_file",
-    "instances",
-    "port",
-    "ports",
-    "user",
-    "ready",
-    "start_timeout",
-    "live",
-    "restart",
-    "stop_signal",
-    "stop_grace",
-    "backoff",
-    "crash_loop",
-    "depends_on",
-    "log_max_size",
-    "log_keep",
-];
-pub(crate) const SERVICE_BACKOFF_KEYS: &[&str] = &["initial", "max", "factor"];
-pub(crate) const CRASH_LOOP_KEYS: &[&str] = &["max_exits", "window"];
-pub(crate) const READY_KEYS: &[&str] = &["http", "tcp", "command", "interval", "timeout"];
-pub(crate) const LIVE_KEYS: &[&str] =
-    &["http", "tcp", "command", "interval", "timeout", "failures"];
-
 /// The signals a service may be stopped with, without their `SIG` prefix.
 const STOP_SIGNALS: &[&str] = &["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "KILL"];
 
@@ -94,7 +67,6 @@ fn service(
     names: &[&str],
     d: &mut Diagnostics<'_>,
 ) -> (ServiceConfig, Option<Dependencies>) {
-    section.check_keys(SERVICE_KEYS, d);
     let mut service = ServiceConfig::new(name, "");
 
     if section.get("command").is_none() {
@@ -123,8 +95,8 @@ fn service(
     }
 
     service.cwd = section.path("cwd", "\"backend\"", config_dir, d);
-    service.env_file = section.path("env_file", "\".env\"", config_dir, d);
     service.env = env(section, d);
+    service.env_file = section.path("env_file", "\".env\"", config_dir, d);
 
     // The ranges fit in a u32 (or u16 for `port`), so the conversions cannot fail.
     if let Some(n) = section.integer("instances", 1..=64, d) {
@@ -166,8 +138,8 @@ fn service(
     let ready_form = "a table such as ready = { http = \"/healthz\" }, { tcp = true } or \
                       { command = \"pg_isready\" }";
     if let Some(table) = section.table("ready", ready_form, d) {
-        table.check_keys(READY_KEYS, d);
         service.ready = probe(&table, Duration::from_secs(1), has_port, d);
+        table.finish(d);
     }
     if let Some(timeout) = section.duration("start_timeout", false, d) {
         service.start_timeout = timeout;
@@ -175,12 +147,12 @@ fn service(
     let live_form = "a table such as live = { http = \"/healthz\", interval = \"10s\", \
                      failures = 3 }";
     if let Some(table) = section.table("live", live_form, d) {
-        table.check_keys(LIVE_KEYS, d);
         let probe = probe(&table, Duration::from_secs(10), has_port, d);
         let failures = table
             .integer("failures", 1..=100, d)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(3);
+        table.finish(d);
         service.live = probe.map(|probe| LiveConfig { probe, failures });
     }
 
@@ -210,6 +182,10 @@ fn service(
         service.crash_loop = crash_loop(&table, d);
     }
 
+    let dependencies = depends_on(name, section, names, d);
+    if let Some(dependencies) = &dependencies {
+        service.depends_on = dependencies.targets.clone();
+    }
     if let Some(size) = section.size("log_max_size", d) {
         service.log_max_size = size;
     }
@@ -217,10 +193,7 @@ fn service(
         service.log_keep = u32::try_from(n).unwrap_or(service.log_keep);
     }
 
-    let dependencies = depends_on(name, section, names, d);
-    if let Some(dependencies) = &dependencies {
-        service.depends_on = dependencies.targets.clone();
-    }
+    section.finish(d);
     (service, dependencies)
 }
 
@@ -291,6 +264,10 @@ fn probe(
         .into_iter()
         .filter(|k| section.get(k).is_some())
         .collect();
+    let interval = section.duration("interval", false, d).unwrap_or(interval);
+    let timeout = section
+        .duration("timeout", false, d)
+        .unwrap_or(Duration::from_secs(2));
     if kinds.len() != 1 {
         d.error(
             section.span(),
@@ -348,10 +325,6 @@ fn probe(
         );
         return None;
     }
-    let interval = section.duration("interval", false, d).unwrap_or(interval);
-    let timeout = section
-        .duration("timeout", false, d)
-        .unwrap_or(Duration::from_secs(2));
     Some(ProbeConfig {
         check,
         interval,
@@ -414,17 +387,16 @@ fn stop_signal(text: &str) -> Result<String, Invalid> {
 }
 
 fn backoff(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> ServiceBackoff {
-    section.check_keys(SERVICE_BACKOFF_KEYS, d);
     let mut backoff = ServiceBackoff::default();
     (backoff.initial, backoff.max) = initial_and_max(section, backoff.initial, backoff.max, d);
     if let Some(factor) = backoff_factor(section, d) {
         backoff.factor = factor;
     }
+    section.finish(d);
     backoff
 }
 
 fn crash_loop(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> CrashLoopConfig {
-    section.check_keys(CRASH_LOOP_KEYS, d);
     let mut crash_loop = CrashLoopConfig::default();
     if let Some(n) = section.integer("max_exits", 1..=1_000, d) {
         crash_loop.max_exits = u32::try_from(n).unwrap_or(crash_loop.max_exits);
@@ -432,6 +404,7 @@ fn crash_loop(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> CrashLoopCo
     if let Some(window) = section.duration("window", false, d) {
         crash_loop.window = window;
     }
+    section.finish(d);
     crash_loop
 }
 

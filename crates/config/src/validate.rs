@@ -17,84 +17,53 @@ use crate::model::{Api, App, Config, Durability, StoreChoice};
 use crate::queue::queues;
 use crate::section::{Invalid, Section};
 
-/// Top-level tables that this version understands.
-pub(crate) const TOP_KEYS: &[&str] = &[
-    "app", "api", "queue", "service", "schedule", "workflow", "gateway", "budget", "ingest",
-    "backup", "notify", "deploy",
-];
-
-pub(crate) const APP_KEYS: &[&str] = &[
-    "name",
-    "data_dir",
-    "durability",
-    "shutdown_grace",
-    "store",
-    "leader_ttl",
-    "lease_ttl",
-];
-pub(crate) const API_KEYS: &[&str] = &["listen", "token_env"];
 /// Builds the config from the parsed document. The result is only
 /// meaningful when `d` stayed empty.
 pub(crate) fn config(document: &DeTable<'_>, path: &Path, d: &mut Diagnostics<'_>) -> Config {
     let root = Section::root(document);
-    for (key, _) in root.entries() {
-        let name = key.get_ref().as_ref();
-        if !TOP_KEYS.contains(&name) {
-            root.unknown_key(key, TOP_KEYS, d);
-        }
-    }
-
-    let app = app(&root, path, d);
-    let api = match root.table("api", "a table such as [api]", d) {
-        Some(section) => api(&section, d),
-        None => Api::default(),
-    };
-    let queues = match root.table("queue", "tables such as [queue.default]", d) {
-        Some(section) => queues(&section, d),
-        None => BTreeMap::new(),
-    };
-    let services = match root.table("service", "tables such as [service.web]", d) {
-        Some(section) => crate::service::services(&section, path, d),
-        None => BTreeMap::new(),
-    };
-    let workflows = match root.table("workflow", "tables such as [workflow.publish]", d) {
-        Some(section) => crate::workflow::workflows(&section, d),
-        None => BTreeMap::new(),
-    };
-    let schedules = match root.table("schedule", "tables such as [schedule.cleanup]", d) {
-        Some(section) => crate::schedule::schedules(&section, &queues, &workflows, d),
-        None => BTreeMap::new(),
-    };
-    let budgets = match root.table("budget", "tables such as [budget.nlu]", d) {
-        Some(section) => crate::budget::budgets(&section, d),
-        None => BTreeMap::new(),
-    };
-    let gateway = match root.table("gateway", "a table such as [gateway]", d) {
-        Some(section) => {
-            let config_dir = path.parent().unwrap_or(Path::new(""));
-            crate::gateway::gateway(&section, config_dir, &services, &budgets, d)
-        }
-        None => None,
-    };
-    let ingests = match root.table("ingest", "tables such as [ingest.stands]", d) {
-        Some(section) => {
-            let config_dir = path.parent().unwrap_or(Path::new(""));
-            crate::ingest::ingests(&section, config_dir, &queues, &workflows, d)
-        }
-        None => BTreeMap::new(),
-    };
-    webhooks_need_the_gateway(&root, &ingests, gateway.as_ref(), d);
     let config_dir = path.parent().unwrap_or(Path::new(""));
-    let backup = root
-        .table("backup", "a table such as [backup]", d)
-        .map(|section| crate::backup::backup(&section, config_dir, &app.data_dir, d));
-    let notify = match root.table("notify", "tables such as [notify.admins]", d) {
-        Some(section) => crate::notify::notifies(&section, config_dir, d),
-        None => BTreeMap::new(),
-    };
-    let deploy = root
-        .table("deploy", "a table such as [deploy]", d)
-        .map(|section| crate::deploy::deploy(&section, config_dir, &app.data_dir, d));
+    // The top-level tables, asked for in the order they are documented (and listed
+    // when one is unknown); each is checked below once what it refers to is known.
+    let app = app(&root, path, d);
+    let api_table = root.table("api", "a table such as [api]", d);
+    let queue_table = root.table("queue", "tables such as [queue.default]", d);
+    let service_table = root.table("service", "tables such as [service.web]", d);
+    let schedule_table = root.table("schedule", "tables such as [schedule.cleanup]", d);
+    let workflow_table = root.table("workflow", "tables such as [workflow.publish]", d);
+    let gateway_table = root.table("gateway", "a table such as [gateway]", d);
+    let budget_table = root.table("budget", "tables such as [budget.nlu]", d);
+    let ingest_table = root.table("ingest", "tables such as [ingest.stands]", d);
+    let backup_table = root.table("backup", "a table such as [backup]", d);
+    let notify_table = root.table("notify", "tables such as [notify.admins]", d);
+    let deploy_table = root.table("deploy", "a table such as [deploy]", d);
+    root.finish(d);
+
+    let api = api_table.map_or_else(Api::default, |section| api(&section, d));
+    let queues = queue_table.map_or_else(BTreeMap::new, |section| queues(&section, d));
+    let services = service_table.map_or_else(BTreeMap::new, |section| {
+        crate::service::services(&section, path, d)
+    });
+    let workflows = workflow_table.map_or_else(BTreeMap::new, |section| {
+        crate::workflow::workflows(&section, d)
+    });
+    let schedules = schedule_table.map_or_else(BTreeMap::new, |section| {
+        crate::schedule::schedules(&section, &queues, &workflows, d)
+    });
+    let budgets =
+        budget_table.map_or_else(BTreeMap::new, |section| crate::budget::budgets(&section, d));
+    let gateway = gateway_table
+        .and_then(|section| crate::gateway::gateway(&section, config_dir, &services, &budgets, d));
+    let ingests = ingest_table.map_or_else(BTreeMap::new, |section| {
+        crate::ingest::ingests(&section, config_dir, &queues, &workflows, d)
+    });
+    webhooks_need_the_gateway(&root, &ingests, gateway.as_ref(), d);
+    let backup =
+        backup_table.map(|section| crate::backup::backup(&section, config_dir, &app.data_dir, d));
+    let notify = notify_table.map_or_else(BTreeMap::new, |section| {
+        crate::notify::notifies(&section, config_dir, d)
+    });
+    let deploy =
+        deploy_table.map(|section| crate::deploy::deploy(&section, config_dir, &app.data_dir, d));
     if root.get("deploy").is_none() {
         for top in ["service", "queue", "workflow"] {
             if let Some(v) = root.get(top) {
@@ -140,7 +109,6 @@ fn app(root: &Section<'_, '_>, path: &Path, d: &mut Diagnostics<'_>) -> App {
     let Some(section) = root.table("app", "a table such as [app]", d) else {
         return app;
     };
-    section.check_keys(APP_KEYS, d);
 
     if section.get("name").is_none() {
         d.error(
@@ -192,11 +160,11 @@ fn app(root: &Section<'_, '_>, path: &Path, d: &mut Diagnostics<'_>) -> App {
     if let Some(ttl) = section.duration("lease_ttl", false, d) {
         app.lease_ttl = ttl;
     }
+    section.finish(d);
     app
 }
 
 fn api(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Api {
-    section.check_keys(API_KEYS, d);
     let listen = section.string("listen", "address", d, |listen| {
         listen.parse::<SocketAddr>().map_err(|_| {
             Invalid::Expected(
@@ -216,6 +184,7 @@ fn api(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Api {
                 )
             })
     });
+    section.finish(d);
     Api {
         listen,
         token_env: token_env.unwrap_or_else(|| Api::default().token_env),

@@ -10,11 +10,9 @@ use toml::de::DeValue;
 
 use crate::diagnostic::Diagnostics;
 use crate::queue::QueueConfig;
-use crate::queue::{QUEUE_KEYS, queue_settings};
+use crate::queue::queue_settings;
 use crate::section::{Section, unknown_name};
 
-pub(crate) const WORKFLOW_KEYS: &[&str] = &["timeout", "step"];
-pub(crate) const STEP_EXTRA_KEYS: &[&str] = &["parents", "optional", "heartbeat_timeout"];
 /// Attempts a step gets unless it says: a workflow should not wait a day on a broken step.
 pub const STEP_MAX_ATTEMPTS: u32 = 3;
 
@@ -59,13 +57,14 @@ pub(crate) fn workflows(
 }
 
 fn workflow(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> WorkflowConfig {
-    section.check_keys(WORKFLOW_KEYS, d);
     let mut wf = WorkflowConfig {
         name: name.to_owned(),
         timeout: section.duration("timeout", false, d),
         steps: BTreeMap::new(),
     };
-    let Some(steps) = section.table("step", "tables such as [workflow.NAME.step.fetch]", d) else {
+    let steps = section.table("step", "tables such as [workflow.NAME.step.fetch]", d);
+    section.finish(d);
+    let Some(steps) = steps else {
         d.error(
             section.span(),
             format!(
@@ -78,16 +77,16 @@ fn workflow(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> W
     let names: Vec<&str> = tables.iter().map(|(n, _)| *n).collect();
     let mut parents_at: BTreeMap<String, Range<usize>> = BTreeMap::new();
     for (step_name, table) in &tables {
-        let expected: Vec<&str> = QUEUE_KEYS.iter().chain(STEP_EXTRA_KEYS).copied().collect();
-        table.check_keys(&expected, d);
         let mut queue = QueueConfig::new(*step_name);
         queue.max_attempts = STEP_MAX_ATTEMPTS;
         let queue = queue_settings(queue, table, d);
-        let optional = table.boolean("optional", d).unwrap_or(false);
         let parents = parents(step_name, table, &names, d);
         if let Some(span) = table.key_span("parents") {
             parents_at.insert((*step_name).to_owned(), span);
         }
+        let optional = table.boolean("optional", d).unwrap_or(false);
+        let heartbeat_timeout = table.duration("heartbeat_timeout", false, d);
+        table.finish(d);
         wf.steps.insert(
             (*step_name).to_owned(),
             StepConfig {
@@ -95,7 +94,7 @@ fn workflow(name: &str, section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> W
                 queue,
                 parents,
                 optional,
-                heartbeat_timeout: table.duration("heartbeat_timeout", false, d),
+                heartbeat_timeout,
             },
         );
     }

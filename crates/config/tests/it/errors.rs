@@ -439,3 +439,33 @@ fn columns_count_characters_not_bytes() {
     let found: Vec<_> = found.iter().map(|d| (d.line, d.column)).collect();
     assert_eq!(found, [(1, 16), (1, 34)]);
 }
+
+/// A table is checked to the end whatever its values: a typo is reported in the same run
+/// as the error that keeps the table from being used, and its valid keys stay known.
+#[test]
+fn a_typo_is_reported_beside_the_error_that_sinks_its_table() {
+    let text = with_app(
+        "[gateway]\nlisten = \"127.0.0.1:8080\"\n[[gateway.route]]\npath = \"/\"\n\
+         timout = \"5s\"\nmax_body = \"1MiB\"\n\
+         [ingest.drops]\ndir = { watch = \"\", setle = \"1s\", done = \"d\" }\n",
+    );
+    let messages: Vec<String> = diagnostics(&text).into_iter().map(|d| d.message).collect();
+    let has = |part: &str| messages.iter().any(|m| m.contains(part));
+    assert!(
+        has("a route for `/` in [gateway.route#1] needs exactly one of"),
+        "{messages:#?}"
+    );
+    assert!(
+        has("unknown key `timout` in [gateway.route#1]; did you mean `timeout`?"),
+        "{messages:#?}"
+    );
+    assert!(has("invalid path \"\" for `watch`"), "{messages:#?}");
+    assert!(
+        has("unknown key `setle` in [ingest.drops.dir]; did you mean `settle`?"),
+        "{messages:#?}"
+    );
+    assert!(
+        !has("`max_body`") && !has("`done`"),
+        "valid keys stay known: {messages:#?}"
+    );
+}

@@ -9,7 +9,7 @@ use berth_config::{
     AccessLogFormat, AcmeChallenge, AuthKind, BudgetPeriod, RouteTarget, TlsConfig,
 };
 
-use crate::{diagnostics, valid, with_app};
+use crate::{diagnostics, one_error, valid, with_app};
 
 #[test]
 fn a_full_gateway_reads_with_its_defaults() {
@@ -560,4 +560,21 @@ fn each_route_kind_takes_its_own_keys() {
             );
         }
     }
+}
+
+#[test]
+fn tls_with_acme_and_a_certificate_file_says_they_clash() {
+    let (line, column, message) = one_error(&with_app(
+        "[gateway]\nlisten = \"0.0.0.0:443\"\n\
+         tls = { acme = \"ops@example.org\", domains = [\"example.org\"], challenge = \"tls-alpn-01\", cert = \"c.pem\" }\n\
+         [[gateway.route]]\nproxy = \"http://127.0.0.1:9000\"\n",
+    ));
+    assert_eq!((line, column), (6, 89));
+    assert!(
+        message.starts_with(
+            "`cert` in `tls` names a file, and this `tls` has `acme`, which fetches its \
+             certificate: expected"
+        ),
+        "{message}"
+    );
 }
