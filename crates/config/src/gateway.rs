@@ -161,6 +161,10 @@ pub struct RouteConfig {
     pub budget: Option<String>,
     /// `rate_limit`: token buckets per client address and per user.
     pub rate_limit: Option<RateLimitConfig>,
+    /// `headers`: response headers set on every answer of the route (replacing the
+    /// upstream's of the same name), such as `Strict-Transport-Security`. Names as
+    /// written, each once (in any case).
+    pub headers: Vec<(String, String)>,
 }
 
 /// `rate_limit = { per_address = "10/s", per_user = "600/min", burst = 20 }`.
@@ -603,6 +607,7 @@ fn route(
         )))
     });
     let rate_limit = rate_limit(section, auth.is_some(), d);
+    let headers = response_headers(section, d);
     section.finish(d);
     let target = target?;
     Some(RouteConfig {
@@ -615,7 +620,97 @@ fn route(
         roles,
         budget,
         rate_limit,
+        headers,
     })
+}
+
+/// Response headers that describe the connection or frame the body: berth writes them.
+const FRAMING_HEADERS: [&str; 9] = [
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "date",
+];
+
+/// `headers = { Strict-Transport-Security = "max-age=31536000", … }`.
+fn response_headers(section: &Section<'_, '_>, d: &mut Diagnostics<'_>) -> Vec<(String, String)> {
+    const FORM: &str = "a table of header names and values such as headers = { \
+                        Strict-Transport-Security = \"max-age=31536000\", \
+                        X-Content-Type-Options = \"nosniff\" }";
+    let Some(table) = section.table("headers", FORM, d) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (key, value) in table.entries() {
+        let name: &str = key.get_ref().as_ref();
+        let token = !name.is_empty()
+            && name.len() <= 256
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            d.error(
+                key.span(),
+                format!(
+                    "invalid header name `{name}` in `headers` {}: expected letters, digits and \
+                     `-` (any of !#$%&'*+-.^_`|~), such as X-Frame-Options",
+                    section.place()
+                ),
+            );
+            continue;
+        }
+        let lower = name.to_ascii_lowercase();
+        if FRAMING_HEADERS.contains(&lower.as_str()) {
+            d.error(
+                key.span(),
+                format!(
+                    "`{name}` in `headers` {} describes the connection or frames the body, \
+                     which berth writes itself: expected a header such as \
+                     Strict-Transport-Security or X-Frame-Options",
+                    section.place()
+                ),
+            );
+            continue;
+        }
+        if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            d.error(
+                key.span(),
+                format!(
+                    "`{name}` is in `headers` {} twice (names are compared in any case): \
+                     expected each header once",
+                    section.place()
+                ),
+            );
+            continue;
+        }
+        let DeValue::String(text) = value.get_ref() else {
+            table.wrong_type(name, value, "a string such as \"nosniff\"", d);
+            continue;
+        };
+        let fine = !text.trim().is_empty()
+            && text.len() <= 8192
+            && text
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+        if !fine {
+            d.error(
+                value.span(),
+                format!(
+                    "invalid value for `{name}` in `headers` {}: expected 1 to 8192 printable \
+                     ASCII characters on one line, such as \"max-age=31536000\"",
+                    section.place()
+                ),
+            );
+            continue;
+        }
+        out.push((name.to_owned(), text.trim().to_owned()));
+    }
+    out
 }
 
 /// What a route of `kind` serves, from its kind's own keys.

@@ -59,6 +59,10 @@ pub struct App {
     /// shared by several nodes. `BERTH_STORE` in the environment overrides it (see
     /// [`parse_store`]), so that a password need not sit in the file.
     pub store: StoreChoice,
+    /// `store_connections` (default 16): the most connections this node opens to a
+    /// PostgreSQL store (besides the one that listens for wake-ups). SQLite has one
+    /// writer and ignores it.
+    pub store_connections: u32,
     /// `leader_ttl` (default 15s): how long the leader lease lasts unless renewed; a dead
     /// leader is replaced within it.
     pub leader_ttl: Duration,

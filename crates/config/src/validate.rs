@@ -96,6 +96,7 @@ fn app(root: &Section<'_, '_>, path: &Path, d: &mut Diagnostics<'_>) -> App {
         durability: Durability::default(),
         shutdown_grace: Duration::from_secs(30),
         store: StoreChoice::Sqlite,
+        store_connections: 16,
         leader_ttl: Duration::from_secs(15),
         lease_ttl: Duration::from_secs(60),
     };
@@ -153,6 +154,9 @@ fn app(root: &Section<'_, '_>, path: &Path, d: &mut Diagnostics<'_>) -> App {
         crate::model::parse_store(store).map_err(Invalid::Message)
     }) {
         app.store = store;
+    }
+    if let Some(n) = section.integer("store_connections", 2..=1000, d) {
+        app.store_connections = n as u32;
     }
     if let Some(ttl) = section.duration("leader_ttl", false, d) {
         app.leader_ttl = ttl;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use hyper::body::{Body as _, Incoming};
-use hyper::header::{CONTENT_LENGTH, HOST, REFERER, USER_AGENT};
+use hyper::header::{CONTENT_LENGTH, HOST, HeaderName, HeaderValue, REFERER, USER_AGENT};
 use hyper::{Request, Response, StatusCode, Version};
 
 use crate::Backends;
@@ -67,6 +67,8 @@ pub(crate) struct Route {
     pub(crate) auth: Option<RouteAuth>,
     pub(crate) budget: Option<Arc<Budget>>,
     pub(crate) limits: Option<Arc<RouteLimits>>,
+    /// Response headers set on every answer ([`crate::headers::set_route_headers`]).
+    pub(crate) headers: Arc<[(HeaderName, HeaderValue)]>,
 }
 
 pub(crate) enum Answer {
@@ -196,6 +198,7 @@ impl Shared {
                     .rate_limit
                     .as_ref()
                     .map(|l| Arc::new(RouteLimits::new(l))),
+                headers: spec.headers.clone().into(),
             });
         }
         Ok(Self {
@@ -276,6 +279,7 @@ impl Shared {
                     (Some(new), Some(was)) if was.spec() == new.spec() => Some(was.clone()),
                     (l, _) => l.clone(),
                 },
+                headers: r.headers.clone(),
             })
             .collect();
         Self {
@@ -496,7 +500,8 @@ pub(crate) async fn handle(
     let route = &shared.routes[index];
     // What the log needs of the request, taken before the request is consumed.
     let logged = shared.log.as_ref().map(|_| RequestLine::of(&req));
-    let refuse = |refused: Response<Body>, logged: Option<RequestLine>, user: Option<&str>| {
+    let refuse = |mut refused: Response<Body>, logged: Option<RequestLine>, user: Option<&str>| {
+        crate::headers::set_route_headers(&route.headers, refused.headers_mut());
         let took = started.elapsed();
         route.counter.record(refused.status().as_u16(), took);
         if let (Some(log), Some(line)) = (&shared.log, logged) {
@@ -584,6 +589,7 @@ pub(crate) async fn handle(
     if let Some((b, all)) = budget {
         b.charge_reported(response.headers_mut(), all.now());
     }
+    crate::headers::set_route_headers(&route.headers, response.headers_mut());
     let took = started.elapsed();
     route.counter.record(response.status().as_u16(), took);
     if let (Some(log), Some(line)) = (&shared.log, logged) {

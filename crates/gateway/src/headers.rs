@@ -15,6 +15,29 @@
 //! - `Cookie`: berth's session cookie is berth's credential, taken out; the app's own
 //!   cookies pass.
 
+/// Sets a route's own response headers on `headers`, each replacing any of its name:
+/// on the general path's responses here, on the fast path's written heads by
+/// [`is_route_header`] and the same list.
+pub(crate) fn set_route_headers(
+    route: &[(hyper::header::HeaderName, hyper::header::HeaderValue)],
+    headers: &mut hyper::HeaderMap,
+) {
+    for (name, value) in route {
+        headers.insert(name.clone(), value.clone());
+    }
+}
+
+/// Whether `name` (any case) is one of a route's own response headers, which replace
+/// the upstream's.
+pub(crate) fn is_route_header(
+    route: &[(hyper::header::HeaderName, hyper::header::HeaderValue)],
+    name: &[u8],
+) -> bool {
+    route
+        .iter()
+        .any(|(n, _)| n.as_str().as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
 pub(crate) const HOP_BY_HOP: [&str; 8] = [
     "connection",

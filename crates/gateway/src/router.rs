@@ -117,6 +117,7 @@ mod tests {
             auth: None,
             budget: None,
             rate_limit: None,
+            headers: Vec::new(),
         }
     }
 

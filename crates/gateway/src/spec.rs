@@ -90,6 +90,9 @@ pub struct RouteSpec {
     pub budget: Option<String>,
     /// Its rate limits.
     pub rate_limit: Option<crate::limits::RateLimitSpec>,
+    /// Response headers set on every answer of the route, replacing any of the same name
+    /// (`Strict-Transport-Security`, `X-Frame-Options`, …).
+    pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
 }
 
 /// A spending limit per calendar period.

@@ -114,6 +114,17 @@ pub fn gateway_spec(
                     burst: l.burst,
                 }),
                 auth: r.auth.map(|kind| auth(kind, &r.roles)),
+                // The config checked each name and value: these parse.
+                headers: r
+                    .headers
+                    .iter()
+                    .filter_map(|(name, value)| {
+                        Some((
+                            hyper::header::HeaderName::from_bytes(name.as_bytes()).ok()?,
+                            hyper::header::HeaderValue::from_str(value).ok()?,
+                        ))
+                    })
+                    .collect(),
             }
         })
         .collect();
@@ -131,6 +142,7 @@ pub fn gateway_spec(
             budget: None,
             rate_limit: None,
             auth: hook.auth.map(|kind| auth(kind, &hook.roles)),
+            headers: Vec::new(),
         });
     }
     let access_log = match g.access_log {

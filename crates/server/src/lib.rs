@@ -535,6 +535,13 @@ async fn claim_node_name(
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match &config.app.store {
         StoreChoice::Sqlite => {
+            if config.app.store_connections != 16 {
+                tracing::warn!(
+                    store_connections = config.app.store_connections,
+                    "`store_connections` in [app] sizes a PostgreSQL store's pool; the SQLite \
+                     store has one writer and does not use it"
+                );
+            }
             let path = config.app.data_dir.join(DB_FILE);
             Arc::new(SqliteStore::open(
                 &path,
@@ -545,7 +552,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             )?)
         }
         StoreChoice::Postgres { url } => {
-            Arc::new(PostgresStore::open(url, PostgresOptions::default()).await?)
+            let options = PostgresOptions {
+                max_connections: config.app.store_connections as usize,
+            };
+            Arc::new(PostgresStore::open(url, options).await?)
         }
     })
 }

@@ -123,6 +123,9 @@ fn app_changes(old: &berth_config::App, new: &berth_config::App) -> Vec<&'static
     if old.store != new.store {
         keys.push("store");
     }
+    if old.store_connections != new.store_connections {
+        keys.push("store_connections");
+    }
     if old.leader_ttl != new.leader_ttl {
         keys.push("leader_ttl");
     }

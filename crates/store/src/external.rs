@@ -48,7 +48,7 @@ pub async fn pg_restore(url: &str, password: Option<&str>, dump: &Path) -> Resul
     schemas.sort_unstable();
     schemas.dedup();
     let (client, conn) = config
-        .connect(tokio_postgres::NoTls)
+        .connect()
         .await
         .map_err(|e| StoreError::db("connecting to the application's database", e))?;
     let conn = tokio::spawn(conn);
@@ -119,12 +119,12 @@ pub async fn pg_restore(url: &str, password: Option<&str>, dump: &Path) -> Resul
 
 const PG_CLIENTS: &str = "PostgreSQL's client tools (Debian: apt-get install postgresql-client)";
 
-fn pg_config(url: &str, password: Option<&str>) -> Result<tokio_postgres::Config> {
-    let mut config = crate::postgres::parse_url(url)?;
+fn pg_config(url: &str, password: Option<&str>) -> Result<crate::postgres::Dsn> {
+    let mut dsn = crate::postgres::parse_url(url)?;
     if let Some(p) = password {
-        config.password(p);
+        dsn.config.password(p);
     }
-    Ok(config)
+    Ok(dsn)
 }
 
 /// `(schema, table)` of every table a `pg_restore --list` shows

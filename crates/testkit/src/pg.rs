@@ -209,6 +209,40 @@ impl PgCluster {
         }
     }
 
+    /// Turns TLS on with the certificate chain `cert_pem` and its key `key_pem` (the
+    /// server restarts). With `only`, the server refuses every connection over TCP that
+    /// is not TLS (`hostnossl … reject` first in pg_hba.conf), so that a client that
+    /// connects at all has spoken TLS.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str, only: bool) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.data_dir();
+        let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+        std::fs::write(&cert, cert_pem).expect("write server.crt");
+        std::fs::write(&key, key_pem).expect("write server.key");
+        // The server refuses a key others can read.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod server.key");
+        if self.as_postgres {
+            let out = run(Command::new("chown").arg("postgres:").arg(&cert).arg(&key));
+            assert!(
+                out.status.success(),
+                "chown the TLS files:\n{}",
+                output_text(&out)
+            );
+        }
+        let settings = data.join("berth_test.conf");
+        let mut text = std::fs::read_to_string(&settings).expect("read berth_test.conf");
+        text.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&settings, text).expect("write berth_test.conf");
+        if only {
+            let hba = data.join("pg_hba.conf");
+            let text = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+            let text = format!("hostnossl all all 0.0.0.0/0 reject\n{text}");
+            std::fs::write(&hba, text).expect("write pg_hba.conf");
+        }
+        self.restart();
+    }
+
     /// The TCP port the server listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port

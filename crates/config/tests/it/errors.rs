@@ -29,7 +29,7 @@ fn unknown_key_far_from_any() {
             3,
             3,
             "unknown key `flavour` in [app]; expected one of: name, data_dir, durability, \
-             shutdown_grace, store, leader_ttl, lease_ttl"
+             shutdown_grace, store, store_connections, leader_ttl, lease_ttl"
                 .into()
         )
     );

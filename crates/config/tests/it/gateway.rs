@@ -578,3 +578,47 @@ fn tls_with_acme_and_a_certificate_file_says_they_clash() {
         "{message}"
     );
 }
+
+#[test]
+fn a_route_sets_response_headers_checked_by_name_and_value() {
+    let config = valid(&with_app(
+        "[gateway]\nlisten = \"127.0.0.1:8080\"\n[[gateway.route]]\n\
+         proxy = \"http://127.0.0.1:9000\"\n\
+         headers = { Strict-Transport-Security = \"max-age=31536000; includeSubDomains\", \
+         X-Frame-Options = \"DENY\" }\n",
+    ));
+    assert_eq!(
+        config.gateway.unwrap().routes[0].headers,
+        [
+            (
+                "Strict-Transport-Security".to_owned(),
+                "max-age=31536000; includeSubDomains".to_owned()
+            ),
+            ("X-Frame-Options".to_owned(), "DENY".to_owned()),
+        ]
+    );
+    let messages: Vec<String> = diagnostics(&with_app(
+        "[gateway]\nlisten = \"127.0.0.1:8080\"\n[[gateway.route]]\n\
+         proxy = \"http://127.0.0.1:9000\"\n\
+         headers = { \"Bad Name\" = \"x\", Content-Length = \"5\", a = \"1\", A = \"2\", \
+         b = \"two\\nlines\", c = 3, d = \"  \" }\n",
+    ))
+    .into_iter()
+    .map(|d| d.message)
+    .collect();
+    let want = [
+        "invalid header name `Bad Name` in `headers` in [gateway.route#1]: expected letters",
+        "`Content-Length` in `headers` in [gateway.route#1] describes the connection or frames the body",
+        "`a` is in `headers` in [gateway.route#1] twice",
+        "invalid value for `b` in `headers` in [gateway.route#1]: expected 1 to 8192 printable ASCII",
+        "wrong type for `c` in [gateway.route#1.headers]: found an integer, expected a string",
+        "invalid value for `d` in `headers`",
+    ];
+    for w in want {
+        assert!(
+            messages.iter().any(|m| m.starts_with(w)),
+            "{w}\nin {messages:#?}"
+        );
+    }
+    assert_eq!(messages.len(), want.len(), "{messages:#?}");
+}

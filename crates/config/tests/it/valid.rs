@@ -157,6 +157,7 @@ fn defaults() {
                 durability: Durability::Full,
                 shutdown_grace: 30 * SECOND,
                 store: StoreChoice::Sqlite,
+                store_connections: 16,
                 leader_ttl: 15 * SECOND,
                 lease_ttl: 60 * SECOND,
             },
@@ -221,6 +222,7 @@ data_dir = "state"
 durability = "normal"
 shutdown_grace = "1m 30s"
 store = "postgres://berth:s3cret@db.internal:5433/chat"
+store_connections = 40
 leader_ttl = "5s"
 
 [api]
@@ -261,6 +263,7 @@ completed = "1h"
             store: StoreChoice::Postgres {
                 url: "postgres://berth:s3cret@db.internal:5433/chat".into()
             },
+            store_connections: 40,
             leader_ttl: 5 * SECOND,
             lease_ttl: 60 * SECOND,
         }

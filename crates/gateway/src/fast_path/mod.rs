@@ -125,7 +125,7 @@ pub(crate) async fn serve(
                 } else {
                     head.path
                 };
-                serve_static(files, path, &head, &mut stream, &mut out).await
+                serve_static(files, path, &head, &mut stream, &mut out, &route.headers).await
             }
         };
         let took = started.elapsed();

@@ -35,7 +35,14 @@ pub(super) async fn forward(
         Some(addrs) => addrs,
         None => {
             let response = proxy.no_ready_instance();
-            return write_response(stream, out, response, head.is(&Method::HEAD)).await;
+            return write_response(
+                stream,
+                out,
+                response,
+                head.is(&Method::HEAD),
+                &route.headers,
+            )
+            .await;
         }
     };
     out.clear();
@@ -58,7 +65,8 @@ pub(super) async fn forward(
                     }
                 },
             };
-            match exchange(&mut up, out, proxy.timeout(), head.is(&Method::HEAD)).await {
+            let head_request = head.is(&Method::HEAD);
+            match exchange(&mut up, out, proxy.timeout(), head_request, &route.headers).await {
                 Ok(reply) => return relay(proxy, addr, up, reply, stream, out).await,
                 Err(TryError::Broken) if reused => continue,
                 Err(e) => {
@@ -89,7 +97,14 @@ pub(super) async fn forward(
         TryError::Broken | TryError::Malformed => crate::proxy::Failure::Broken,
         TryError::Timeout => crate::proxy::Failure::Timeout,
     });
-    write_response(stream, out, response, head.is(&Method::HEAD)).await
+    write_response(
+        stream,
+        out,
+        response,
+        head.is(&Method::HEAD),
+        &route.headers,
+    )
+    .await
 }
 
 /// The upstream request's head, as [`crate::proxy`] would send it.
@@ -171,6 +186,7 @@ pub(super) async fn exchange(
     out: &mut Vec<u8>,
     timeout: Duration,
     head_request: bool,
+    route_headers: &[(HeaderName, HeaderValue)],
 ) -> Result<Reply, TryError> {
     up.buf.clear();
     let read = async {
@@ -192,7 +208,7 @@ pub(super) async fn exchange(
                             continue;
                         }
                         out.clear();
-                        return response_head(&res, n, head_request, out);
+                        return response_head(&res, n, head_request, route_headers, out);
                     }
                     Ok(httparse::Status::Partial) if up.buf.len() < MAX_HEAD => {}
                     _ => return Err(TryError::Malformed),
@@ -217,6 +233,7 @@ pub(super) fn response_head(
     res: &httparse::Response<'_, '_>,
     head_len: usize,
     head_request: bool,
+    route_headers: &[(HeaderName, HeaderValue)],
     out: &mut Vec<u8>,
 ) -> Result<Reply, TryError> {
     let code = res.code.ok_or(TryError::Malformed)?;
@@ -287,7 +304,14 @@ pub(super) fn response_head(
             // Written once below, as read.
             continue;
         }
+        if headers::is_route_header(route_headers, name) {
+            // The route's own replaces it, below.
+            continue;
+        }
         header(out, name, h.value);
+    }
+    for (name, value) in route_headers {
+        header(out, name.as_str().as_bytes(), value.as_bytes());
     }
     // The length is sent where it frames the body, or answers HEAD or a 304.
     if let (Some(n), false) = (length, chunked || other_coding) {

@@ -8,6 +8,7 @@ pub(super) async fn serve_static(
     head: &Head<'_>,
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
+    route_headers: &[(HeaderName, HeaderValue)],
 ) -> Sent {
     // Only the headers a static answer reads.
     let mut asked = HeaderMap::new();
@@ -32,7 +33,7 @@ pub(super) async fn serve_static(
         Method::GET
     };
     let response = files.serve(&method, path, head.query, head.path, &asked);
-    write_response(stream, out, response, method == Method::HEAD).await
+    write_response(stream, out, response, method == Method::HEAD, route_headers).await
 }
 
 /// Writes a response of the general kind: its head, then its body (from the file with
@@ -42,7 +43,9 @@ pub(super) async fn write_response(
     out: &mut Vec<u8>,
     mut response: Response<Body>,
     head_only: bool,
+    route_headers: &[(HeaderName, HeaderValue)],
 ) -> Sent {
+    crate::headers::set_route_headers(route_headers, response.headers_mut());
     let status = response.status();
     let declared = response
         .headers()

@@ -98,6 +98,7 @@ pub fn static_route(path: &str, dir: &Path, spa: bool) -> RouteSpec {
         auth: None,
         budget: None,
         rate_limit: None,
+        headers: Vec::new(),
     }
 }
 
@@ -117,6 +118,7 @@ pub fn proxy_route(path: &str, upstream: Upstream, strip_prefix: bool) -> RouteS
         auth: None,
         budget: None,
         rate_limit: None,
+        headers: Vec::new(),
     }
 }
 

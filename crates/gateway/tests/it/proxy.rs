@@ -594,3 +594,91 @@ async fn a_refused_connection_sends_any_request_to_the_next_instance() {
     gateway.stop(Duration::from_secs(1)).await;
     live.task.abort();
 }
+
+/// The response head of `request`, sent as it is: its lines after the status line, and
+/// the status line.
+async fn raw_head(addr: &str, request: &str) -> (String, Vec<String>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).await.unwrap();
+    let text = String::from_utf8_lossy(&got);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.split("\r\n").map(str::to_owned);
+    let status = lines.next().unwrap_or_default();
+    (status, lines.collect())
+}
+
+/// A route's `headers` are on every answer it gives, on both paths (a bodiless GET takes
+/// the fast path, a POST with a body the general one): a proxied answer, whose own
+/// header of the same name they replace, a static file, a refusal, and berth's answer
+/// when the upstream is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routes_own_headers_are_on_every_answer_on_both_paths() {
+    use hyper::header::{HeaderName, HeaderValue};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("a.txt"), "file").unwrap();
+    let up = upstream(0).await;
+    let own = vec![
+        (
+            HeaderName::from_static("strict-transport-security"),
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ),
+        // The upstream sends its own x-cost: the route's replaces it.
+        (
+            HeaderName::from_static("x-cost"),
+            HeaderValue::from_static("none"),
+        ),
+    ];
+    let mut api = proxy_route("/api", Upstream::Fixed(up.addr.to_string()), true);
+    api.headers = own.clone();
+    let mut files = crate::static_route("/files", tmp.path(), false);
+    files.headers = own.clone();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut down = proxy_route("/down", Upstream::Fixed(dead.to_string()), true);
+    down.headers = own.clone();
+    let routes = vec![api, files, down];
+    let (gateway, base) = start(spec(routes, tmp.path()), Arc::new(FixedBackends::default())).await;
+    let addr = base.trim_start_matches("http://").to_string();
+    for (target, want) in [
+        ("/api/echo", "200"),
+        ("/files/a.txt", "200"),
+        ("/down/x", "502"),
+    ] {
+        let fast = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let general = format!(
+            "POST {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\n\
+             Connection: close\r\n\r\n{{}}"
+        );
+        for (path, request) in [("fast", fast), ("general", general)] {
+            let (status, lines) = raw_head(&addr, &request).await;
+            // A POST to a file is refused (405): a refusal carries them too.
+            let want = if path == "general" && target.starts_with("/files") {
+                "405"
+            } else {
+                want
+            };
+            assert!(status.contains(want), "{path} {target}: {status}");
+            let values = |name: &str| -> Vec<String> {
+                lines
+                    .iter()
+                    .filter_map(|l| l.split_once(": "))
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.to_owned())
+                    .collect()
+            };
+            assert_eq!(
+                values("strict-transport-security"),
+                ["max-age=31536000; includeSubDomains"],
+                "{path} {target}: {lines:?}"
+            );
+            assert_eq!(values("x-cost"), ["none"], "{path} {target}: {lines:?}");
+        }
+    }
+    gateway.stop(Duration::from_secs(1)).await;
+    up.task.abort();
+}

@@ -7,13 +7,15 @@ use std::path::Path;
 use std::process::Stdio;
 
 use tokio::process::Command;
-use tokio_postgres::Config;
 use tokio_postgres::config::Host;
 
+use super::Dsn;
 use crate::error::{Result, StoreError};
 
-/// The environment that points libpq's tools at the database of `config`.
-pub(crate) fn env(config: &Config) -> Vec<(&'static str, String)> {
+/// The environment that points libpq's tools at the database of `dsn`, with its TLS
+/// settings (libpq reads `sslmode` and `sslrootcert` as berth does).
+pub(crate) fn env(dsn: &Dsn) -> Vec<(&'static str, String)> {
+    let config = &dsn.config;
     let mut env = Vec::new();
     if let Some(host) = config.get_hosts().first() {
         env.push((
@@ -36,24 +38,18 @@ pub(crate) fn env(config: &Config) -> Vec<(&'static str, String)> {
     if let Some(db) = config.get_dbname() {
         env.push(("PGDATABASE", db.to_owned()));
     }
-    use tokio_postgres::config::SslMode;
-    env.push((
-        "PGSSLMODE",
-        match config.get_ssl_mode() {
-            SslMode::Disable => "disable",
-            SslMode::Require => "require",
-            _ => "prefer",
-        }
-        .to_owned(),
-    ));
+    env.push(("PGSSLMODE", dsn.tls.mode.name().to_owned()));
+    if let Some(root_cert) = &dsn.tls.root_cert {
+        env.push(("PGSSLROOTCERT", root_cert.display().to_string()));
+    }
     env
 }
 
 /// Runs a tool to its end (killed if the caller gives up); its standard output.
-pub(crate) async fn run(tool: &str, args: &[&std::ffi::OsStr], config: &Config) -> Result<Vec<u8>> {
+pub(crate) async fn run(tool: &str, args: &[&std::ffi::OsStr], dsn: &Dsn) -> Result<Vec<u8>> {
     let out = Command::new(tool)
         .args(args)
-        .envs(env(config))
+        .envs(env(dsn))
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
@@ -82,7 +78,7 @@ pub(crate) async fn run(tool: &str, args: &[&std::ffi::OsStr], config: &Config) 
 /// `pg_dump --format=custom` of berth's tables (`berth_*`, with their sequences) into
 /// `dest`: the application's own tables in the same database are not berth's to copy,
 /// nor to replace on restore.
-pub(crate) async fn snapshot(config: &Config, dest: &Path) -> Result<()> {
+pub(crate) async fn snapshot(dsn: &Dsn, dest: &Path) -> Result<()> {
     run(
         "pg_dump",
         &[
@@ -93,7 +89,7 @@ pub(crate) async fn snapshot(config: &Config, dest: &Path) -> Result<()> {
             "--file".as_ref(),
             dest.as_os_str(),
         ],
-        config,
+        dsn,
     )
     .await
     .map(drop)
@@ -103,18 +99,13 @@ pub(crate) async fn snapshot(config: &Config, dest: &Path) -> Result<()> {
 /// every object the archive holds (`--clean --if-exists`), in one transaction: a failed
 /// restore changes nothing.
 pub async fn restore(url: &str, dump: &Path) -> Result<()> {
-    let config = super::parse_url(url)?;
+    let dsn = super::parse_url(url)?;
     // berth's tables the archive does not hold were made by a later migration: they go,
     // so that the schema is the archive's and the next start migrates it again.
-    let listing = run(
-        "pg_restore",
-        &["--list".as_ref(), dump.as_os_str()],
-        &config,
-    )
-    .await?;
+    let listing = run("pg_restore", &["--list".as_ref(), dump.as_os_str()], &dsn).await?;
     let held = archived_tables(&String::from_utf8_lossy(&listing));
-    let (client, conn) = config
-        .connect(tokio_postgres::NoTls)
+    let (client, conn) = dsn
+        .connect()
         .await
         .map_err(|e| StoreError::db("connecting for a restore", e))?;
     let conn = tokio::spawn(conn);
@@ -154,10 +145,10 @@ pub async fn restore(url: &str, dump: &Path) -> Result<()> {
             "--single-transaction".as_ref(),
             "--exit-on-error".as_ref(),
             "--dbname".as_ref(),
-            config.get_dbname().unwrap_or("postgres").as_ref(),
+            dsn.config.get_dbname().unwrap_or("postgres").as_ref(),
             dump.as_os_str(),
         ],
-        &config,
+        &dsn,
     )
     .await
     .map(drop)

@@ -22,6 +22,7 @@ mod migrations;
 mod nodes;
 mod notify;
 mod pool;
+mod tls;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
-use tokio_postgres::{AsyncMessage, Config, NoTls};
+use tokio_postgres::{AsyncMessage, Config};
 
 use crate::archive::{ArchiveFilter, ArchiveSelect, ArchivedJob};
 use crate::auth::{AuthDump, Lockout, NewToken, SessionRecord, TokenRecord, UserRecord};
@@ -81,7 +82,7 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: Arc<Pool>,
     /// The connection settings, for `pg_dump`.
-    config: Config,
+    dsn: Dsn,
     describe: String,
     wake_tx: broadcast::Sender<String>,
     listener: tokio::task::JoinHandle<()>,
@@ -98,20 +99,45 @@ impl Drop for PostgresStore {
     }
 }
 
+/// Where a store is and how to reach it: tokio-postgres's settings, and berth's TLS.
+#[derive(Clone)]
+pub(crate) struct Dsn {
+    pub(crate) config: Config,
+    pub(crate) tls: tls::Tls,
+}
+
+impl Dsn {
+    /// Opens one connection; the caller drives the connection half.
+    pub(crate) async fn connect(
+        &self,
+    ) -> std::result::Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tls::Stream<tokio_postgres::Socket>>,
+        ),
+        tokio_postgres::Error,
+    > {
+        self.config.connect(self.tls.clone()).await
+    }
+}
+
 /// Parses a `postgres://` URL, with errors that never repeat the password.
-pub fn parse_url(url: &str) -> Result<Config> {
-    Config::from_str(url).map_err(|e| {
+pub(crate) fn parse_url(url: &str) -> Result<Dsn> {
+    let (rest, tls) = tls::split(url)?;
+    let mut config = Config::from_str(&rest).map_err(|e| {
         StoreError::Invalid(format!(
             "the store URL is not valid ({e}); expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
         ))
-    })
+    })?;
+    config.ssl_mode(tls.ssl_mode());
+    Ok(Dsn { config, tls })
 }
 
 impl PostgresStore {
     /// Connects, applies migrations (once, even when several nodes start together) and
     /// starts listening for wake-ups.
     pub async fn open(url: &str, options: PostgresOptions) -> Result<Self> {
-        let mut config = parse_url(url)?;
+        let Dsn { mut config, tls } = parse_url(url)?;
         // Fail fast on an unreachable server, and notice a dead peer on an idle
         // connection in seconds rather than the kernel's hours, unless the URL says.
         if config.get_connect_timeout().is_none() {
@@ -122,16 +148,17 @@ impl PostgresStore {
             config.keepalives_idle(Duration::from_secs(30));
         }
         let describe = pool::describe(&config);
-        let pool = Arc::new(Pool::new(config.clone(), options.max_connections.max(2)));
+        let dsn = Dsn { config, tls };
+        let pool = Arc::new(Pool::new(dsn.clone(), options.max_connections.max(2)));
         {
             let mut c = pool.get().await?;
             migrations::migrate(&mut c, &describe).await?;
         }
         let (wake_tx, _) = broadcast::channel(1024);
-        let listener = tokio::spawn(listen(config.clone(), wake_tx.clone()));
+        let listener = tokio::spawn(listen(dsn.clone(), wake_tx.clone()));
         Ok(Self {
             pool,
-            config,
+            dsn,
             describe,
             wake_tx,
             listener,
@@ -208,10 +235,10 @@ impl PostgresStore {
 }
 
 /// Keeps one connection listening on the jobs channel; reconnects after failures.
-async fn listen(config: Config, tx: broadcast::Sender<String>) {
+async fn listen(dsn: Dsn, tx: broadcast::Sender<String>) {
     let mut failures = 0u32;
     loop {
-        match config.connect(NoTls).await {
+        match dsn.connect().await {
             Ok((client, mut connection)) => {
                 let forward = tx.clone();
                 // Drives the connection (the LISTEN below needs it) and forwards
@@ -885,7 +912,7 @@ impl NotifyStore for PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn snapshot(&self, dest: &std::path::Path) -> Result<SnapshotFormat> {
-        dump::snapshot(&self.config, dest).await?;
+        dump::snapshot(&self.dsn, dest).await?;
         Ok(SnapshotFormat::PgDump)
     }
 }

@@ -4,8 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
+use super::Dsn;
 use crate::error::{Result, StoreError};
 
 /// Where a store connects, in words safe to print.
@@ -32,10 +33,10 @@ pub(crate) fn describe(config: &Config) -> String {
 }
 
 /// Opens one connection and drives it on a task of its own.
-pub(crate) async fn connect(config: &Config) -> Result<Client> {
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| StoreError::Open {
-        path: describe(config).into(),
-        detail: connect_error(&e),
+pub(crate) async fn connect(dsn: &Dsn) -> Result<Client> {
+    let (client, connection) = dsn.connect().await.map_err(|e| StoreError::Open {
+        path: describe(&dsn.config).into(),
+        detail: connect_error(&e, dsn),
     })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -45,8 +46,9 @@ pub(crate) async fn connect(config: &Config) -> Result<Client> {
     Ok(client)
 }
 
-/// The cause of a connection error, without anything from the URL.
-fn connect_error(e: &tokio_postgres::Error) -> String {
+/// The cause of a connection error, without anything from the URL, and what to check
+/// when it is the server's certificate.
+fn connect_error(e: &tokio_postgres::Error, dsn: &Dsn) -> String {
     let mut text = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -54,11 +56,31 @@ fn connect_error(e: &tokio_postgres::Error) -> String {
         text.push_str(&s.to_string());
         src = s.source();
     }
+    if text.contains("certificate") {
+        text.push_str(&format!(
+            " (sslmode={}: {})",
+            dsn.tls.mode.name(),
+            match &dsn.tls.root_cert {
+                Some(path) => format!(
+                    "the server's certificate must be signed by a CA in {}{}",
+                    path.display(),
+                    if dsn.tls.mode == super::tls::Mode::VerifyFull {
+                        ", and name the URL's host"
+                    } else {
+                        ""
+                    }
+                ),
+                None => "no sslrootcert is given, so the server's certificate must be signed \
+                         by a public CA; name the CA that signed it with sslrootcert=FILE"
+                    .to_owned(),
+            }
+        ));
+    }
     text
 }
 
 pub(crate) struct Pool {
-    config: Config,
+    dsn: Dsn,
     idle: Mutex<Vec<Client>>,
     slots: Arc<Semaphore>,
 }
@@ -94,9 +116,9 @@ impl Drop for Pooled<'_> {
 }
 
 impl Pool {
-    pub(crate) fn new(config: Config, max: usize) -> Self {
+    pub(crate) fn new(dsn: Dsn, max: usize) -> Self {
         Self {
-            config,
+            dsn,
             idle: Mutex::new(Vec::new()),
             slots: Arc::new(Semaphore::new(max)),
         }
@@ -123,7 +145,7 @@ impl Pool {
         };
         let client = match reused {
             Some(c) => c,
-            None => connect(&self.config).await?,
+            None => connect(&self.dsn).await?,
         };
         Ok(Pooled {
             pool: self,

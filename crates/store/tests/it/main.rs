@@ -18,4 +18,5 @@ mod conformance_postgres {
     });
 }
 mod postgres;
+mod postgres_tls;
 mod sqlite_file;
