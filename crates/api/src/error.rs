@@ -54,7 +54,15 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // A refusal for now: the same call may succeed in a few seconds.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
+        response
     }
 }
 
@@ -194,6 +202,14 @@ impl From<StoreError> for ApiError {
                 message: m.clone(),
             },
             StoreError::Invalid(m) => Self::bad_request("invalid", m.clone()),
+            _ if e.is_unavailable() => {
+                tracing::warn!(error = %e, "the store is unavailable; the call was refused");
+                Self {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "store_unavailable",
+                    message: e.to_string(),
+                }
+            }
             _ => Self::internal(format_args!("store error: {e}")),
         }
     }

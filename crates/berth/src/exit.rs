@@ -10,6 +10,7 @@
 //! | 5 | not allowed in the current state (a job's, or a restart that did not get ready) |
 //! | 6 | rejected input (bad arguments or body) |
 //! | 69 | berth is not running (no API to talk to) |
+//! | 75 | berth runs, but its store cannot take the call now (API 503): try again |
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ pub const CONFLICT: u8 = 5;
 pub const INVALID: u8 = 6;
 /// Berth is not running.
 pub const UNAVAILABLE: u8 = 69;
+/// A temporary failure: the store cannot take the call now (sysexits' EX_TEMPFAIL).
+pub const TRY_AGAIN: u8 = 75;
 
 /// The exit code for an error.
 pub fn code_for(e: &anyhow::Error) -> u8 {
@@ -41,6 +44,7 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
                     404 => NOT_FOUND,
                     409 => CONFLICT,
                     400 | 422 => INVALID,
+                    503 => TRY_AGAIN,
                     _ => 1,
                 },
                 ClientError::Http(_) | ClientError::Decode { .. } => 1,

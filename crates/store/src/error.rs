@@ -75,6 +75,18 @@ pub enum StoreError {
     /// `pg_dump` / `pg_restore` failed or is missing).
     #[error("{0}")]
     Snapshot(String),
+    /// The store cannot take the call now: PostgreSQL cannot be reached or is shutting
+    /// down, or the disk under the store is full. Nothing of the call was written; the
+    /// same call may succeed later, and berth recovers by itself once the cause is gone.
+    #[error(
+        "the store is unavailable while {action}: {reason}; nothing was written, try again later"
+    )]
+    Unavailable {
+        /// What was being done.
+        action: &'static str,
+        /// Why, in words: "the disk holding the store is full", the driver's error.
+        reason: String,
+    },
     /// The store has been shut down.
     #[error("the store is closed")]
     Closed,
@@ -84,11 +96,57 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
-    /// Wraps a driver error with what was being done.
+    /// Wraps a driver error with what was being done: [`StoreError::Unavailable`] when
+    /// the error says the database cannot take calls now (see [`unavailable`]).
     pub fn db(action: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let Some(reason) = unavailable(&e) {
+            return StoreError::Unavailable { action, reason };
+        }
         StoreError::Database {
             action,
             source: Box::new(e),
         }
     }
+
+    /// Whether this is the store being unavailable for now rather than the call being
+    /// wrong.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// Why a driver error means the database cannot take calls now, if it does: a full
+/// disk or an I/O failure under SQLite; under PostgreSQL a lost connection, a server
+/// shutting down or starting, too many connections, or a full disk.
+pub(crate) fn unavailable(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(e) = e.downcast_ref::<rusqlite::Error>() {
+        let rusqlite::Error::SqliteFailure(f, _) = e else {
+            return None;
+        };
+        return match f.code {
+            rusqlite::ErrorCode::DiskFull => Some("the disk holding the store is full".into()),
+            rusqlite::ErrorCode::SystemIoFailure => Some(format!(
+                "the disk holding the store failed a read or write ({e})"
+            )),
+            _ => None,
+        };
+    }
+    let e = e.downcast_ref::<tokio_postgres::Error>()?;
+    if e.is_closed() {
+        return Some(format!("the connection to PostgreSQL was lost ({e})"));
+    }
+    if let Some(state) = e.code() {
+        let code = state.code();
+        // 08: connection exceptions; 53: insufficient resources (disk full, out of
+        // memory, too many connections); 57P01–57P03: shutting down or starting; 58030:
+        // an I/O error on the server.
+        let passing = code.starts_with("08")
+            || code.starts_with("53")
+            || matches!(code, "57P01" | "57P02" | "57P03" | "58030");
+        return passing.then(|| format!("PostgreSQL says {code}: {e}"));
+    }
+    // No SQL state: the socket itself failed.
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .map(|io| format!("the connection to PostgreSQL failed ({io})"))
 }

@@ -163,19 +163,29 @@ async fn a_killed_leader_is_replaced_within_its_ttl() {
     stop(children);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_postgres_restart_mid_run_loses_nothing() {
-    const JOBS: usize = 5_000;
+/// A cluster of the test's own with two nodes on it, `jobs` pushed and `ran` of them
+/// done: a store fault can strike mid-run.
+async fn two_nodes_under_way(
+    jobs: usize,
+    ran: usize,
+) -> (PgCluster, Sink, Vec<Project>, Vec<Child>) {
     let cluster = PgCluster::start();
     let url = cluster.fresh_database();
     let sink = Sink::start().await;
-    let (nodes, mut children) = start_nodes(&url, &sink, 2).await;
-    push_paused(&nodes[0], JOBS).await;
+    let (nodes, children) = start_nodes(&url, &sink, 2).await;
+    push_paused(&nodes[0], jobs).await;
     resume(&nodes[0]).await;
     wait_until("some jobs to run", Duration::from_secs(60), || async {
-        (sink.count() >= JOBS / 5).then_some(())
+        (sink.count() >= ran).then_some(())
     })
     .await;
+    (cluster, sink, nodes, children)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_mid_run_loses_nothing() {
+    const JOBS: usize = 5_000;
+    let (cluster, sink, nodes, mut children) = two_nodes_under_way(JOBS, JOBS / 5).await;
     cluster.restart();
     wait_until(
         "every job to complete after the restart",
@@ -317,4 +327,84 @@ async fn a_copied_data_dir_does_not_start_a_second_node_of_the_same_name() {
     assert!(err.contains("was this data dir copied?"), "{err}");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// PostgreSQL stopped for a minute (`BERTH_TEST_OUTAGE_SECS` to change it) under two
+/// running nodes: a push is refused within the connect timeout with 503
+/// `store_unavailable` (the CLI exits 75, saying to try again), the nodes keep running,
+/// and once the server is back they take pushes again without a restart. Every job
+/// acknowledged before the outage and after it completes: none lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_for_a_minute_refuses_writes_and_recovers_without_a_restart() {
+    const JOBS: usize = 2_000;
+    let outage = Duration::from_secs(
+        std::env::var("BERTH_TEST_OUTAGE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    );
+    let (cluster, sink, nodes, mut children) = two_nodes_under_way(JOBS, JOBS / 10).await;
+    cluster.stop();
+    let stopped = Instant::now();
+    let push = |dir: &std::path::Path| {
+        run_expecting_exit(
+            dir,
+            &["job", "push", "tasks", "n", "{\"during\":true}"],
+            Duration::from_secs(30),
+        )
+    };
+    let asked = Instant::now();
+    let (code, _, err) = parts(&push(nodes[0].dir()));
+    let took = asked.elapsed();
+    assert_eq!(code, 75, "{err}");
+    assert!(err.contains("the store is unavailable"), "{err}");
+    assert!(
+        err.contains("cannot reach PostgreSQL at 127.0.0.1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("nothing was written, try again later"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(15), "a refusal took {took:?}");
+    let left = outage.saturating_sub(stopped.elapsed());
+    tokio::time::sleep(left).await;
+    for (child, p) in children.iter_mut().zip(&nodes) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "node {} kept running through the outage",
+            p.dir().display()
+        );
+    }
+    cluster.start_again();
+    let back = Instant::now();
+    // Without a restart, each node takes pushes again.
+    for p in &nodes {
+        wait_until(
+            "a push to be taken again",
+            Duration::from_secs(60),
+            || async {
+                let (code, _, _) = parts(&push(p.dir()));
+                (code == 0).then_some(())
+            },
+        )
+        .await;
+    }
+    let recovered = back.elapsed();
+    wait_until(
+        "every job to complete after the outage",
+        Duration::from_secs(120),
+        || all_completed(&nodes[1], JOBS + 2),
+    )
+    .await;
+    let done = back.elapsed();
+    let seen: HashSet<i64> = sink.per_job().keys().copied().collect();
+    assert_eq!(seen.len(), JOBS + 2);
+    println!(
+        "PostgreSQL stopped {:?}: a push refused in {took:?}; pushes taken again {recovered:?} \
+         after it was back; all {} jobs done {done:?} after it was back",
+        outage,
+        JOBS + 2
+    );
+    stop(children);
 }

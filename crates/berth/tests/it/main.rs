@@ -9,6 +9,7 @@ mod daemon;
 mod dashboard;
 mod deploy;
 mod examples;
+mod faults;
 mod flows;
 mod gateway;
 mod import;

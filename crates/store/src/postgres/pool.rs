@@ -34,9 +34,13 @@ pub(crate) fn describe(config: &Config) -> String {
 
 /// Opens one connection and drives it on a task of its own.
 pub(crate) async fn connect(dsn: &Dsn) -> Result<Client> {
-    let (client, connection) = dsn.connect().await.map_err(|e| StoreError::Open {
-        path: describe(&dsn.config).into(),
-        detail: connect_error(&e, dsn),
+    let (client, connection) = dsn.connect().await.map_err(|e| StoreError::Unavailable {
+        action: "connecting",
+        reason: format!(
+            "cannot reach {}: {}",
+            describe(&dsn.config),
+            connect_error(&e, dsn)
+        ),
     })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {

@@ -19,7 +19,34 @@ use crate::error::{Result, StoreError};
 const MAX_GROUP: usize = 2048;
 
 /// What the writer calls after the commit: tells the caller the outcome.
-type Reply = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+type Reply = Box<dyn FnOnce(std::result::Result<(), Failure>) + Send>;
+
+/// Why a group transaction did not commit: SQLite's message, and whether it means the
+/// store cannot take writes now (a full disk, an I/O error).
+#[derive(Clone)]
+pub(crate) struct Failure {
+    message: String,
+    unavailable: Option<String>,
+}
+
+impl Failure {
+    fn of(e: &rusqlite::Error) -> Self {
+        Failure {
+            message: e.to_string(),
+            unavailable: crate::error::unavailable(e),
+        }
+    }
+
+    fn into_error(self, action: &'static str) -> StoreError {
+        match self.unavailable {
+            Some(reason) => StoreError::Unavailable { action, reason },
+            None => StoreError::Database {
+                action,
+                source: self.message.into(),
+            },
+        }
+    }
+}
 
 /// One operation: runs inside the transaction (or, given `None`, learns that there is no
 /// transaction and runs nothing), says whether it succeeded, and returns the reply to send
@@ -58,15 +85,9 @@ impl Writer {
             let reply: Reply = Box::new(move |commit| {
                 let answer = match commit {
                     Ok(()) => outcome,
-                    Err(e) if !ran => Err(StoreError::Database {
-                        action: "starting a transaction",
-                        source: e.into(),
-                    }),
+                    Err(e) if !ran => Err(e.into_error("starting a transaction")),
                     // The operation's own error is the more useful one if it had failed.
-                    Err(e) => outcome.and(Err(StoreError::Database {
-                        action: "committing",
-                        source: e.into(),
-                    })),
+                    Err(e) => outcome.and(Err(e.into_error("committing"))),
                 };
                 let _ = reply_tx.send(answer);
             });
@@ -102,23 +123,25 @@ fn run(conn: Connection, rx: mpsc::Receiver<WriteOp>) {
                     // back. What ran before is gone, and what follows must not run in
                     // autocommit mode: fail the whole group.
                     if conn.is_autocommit() {
-                        lost = Some(
-                            "SQLite rolled the transaction back (disk full or I/O error?)"
-                                .to_string(),
-                        );
+                        let why = "SQLite rolled the transaction back: the disk holding the \
+                                   store is full or failed a write";
+                        lost = Some(Failure {
+                            message: why.to_owned(),
+                            unavailable: Some(why.to_owned()),
+                        });
                     }
                 }
                 match lost {
                     Some(e) => Err(e),
                     None => conn.execute_batch("COMMIT").map_err(|e| {
                         let _ = conn.execute_batch("ROLLBACK");
-                        e.to_string()
+                        Failure::of(&e)
                     }),
                 }
             }
             Err(e) => {
                 // Nothing ran: every operation gets the error.
-                let msg = e.to_string();
+                let msg = Failure::of(&e);
                 for op in group.drain(..) {
                     let (_, reply) = op(None);
                     replies.push(reply);
@@ -127,7 +150,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<WriteOp>) {
             }
         };
         if let Err(e) = &commit {
-            tracing::error!(error = %e, "database commit failed");
+            tracing::error!(error = %e.message, "database commit failed");
         }
         for reply in replies.drain(..) {
             reply(commit.clone());
@@ -137,7 +160,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<WriteOp>) {
 
 fn run_in_savepoint(conn: &Connection, op: WriteOp) -> Reply {
     if let Err(e) = conn.execute_batch("SAVEPOINT op") {
-        let msg = e.to_string();
+        let msg = Failure::of(&e);
         let (_, reply) = op(None);
         return Box::new(move |_| reply(Err(msg)));
     }
