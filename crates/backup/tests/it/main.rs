@@ -1,6 +1,8 @@
 //! Backups of real stores: archives made while jobs are written, checked, refused when
 //! damaged or changed, restored into an empty place; retention over a simulated year.
 
+mod fuzz;
+
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;

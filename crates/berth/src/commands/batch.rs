@@ -373,6 +373,38 @@ mod tests {
         );
     }
 
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Mutated items files (berth-mutate): taken as items (never none) or refused with
+        /// what to give instead; a line-per-item file keeps one item per non-blank line.
+        #[test]
+        fn a_mutated_items_file_is_read_or_refused_clearly(text in berth_mutate::mutated_text(
+            vec![
+                "[1, \"a\", {\"id\": 7, \"tags\": [\"x\"]}, null, 2.5e3]".into(),
+                "alice@example.org\nbob@example.org\n\n{\"id\": 3}\n42\n".into(),
+                "  [\n  {\"path\": \"/srv/in/a.csv\"},\n  {\"path\": \"/srv/in/b.csv\"}\n]\n".into(),
+            ],
+            6,
+        )) {
+            match parse_items(&text) {
+                Ok(items) => {
+                    prop_assert!(!items.is_empty());
+                    if !text.trim_start().starts_with('[') {
+                        let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+                        prop_assert_eq!(items.len(), lines);
+                    }
+                }
+                Err(e) => {
+                    let m = e.to_string();
+                    prop_assert!(m.contains("give a JSON array or one item per line"), "{}", m);
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_bar_fills_with_progress() {
         assert_eq!(

@@ -145,20 +145,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
     assert!(err.contains("try again later"), "{err}");
     // An MQTT 5 publish gets a refusal in its PUBACK, a webhook a 503: nothing taken
     // silently.
-    let published = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &mqtt.to_string(),
-            "-V",
-            "mqttv5",
-            "-q",
-            "1",
-        ])
-        .args(["-t", "stand/1", "-m", "{\"seq\":1}", "-d"])
-        .output()
-        .expect("run mosquitto_pub (apt-get install mosquitto-clients)");
+    let published = crate::mosquitto_pub5(mqtt, "stand/1", "{\"seq\":1}", &["-d"]);
     let said = String::from_utf8_lossy(&published.stdout).into_owned()
         + &String::from_utf8_lossy(&published.stderr);
     assert!(said.contains("received PUBACK (Mid: 1, RC:128)"), "{said}");

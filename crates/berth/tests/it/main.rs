@@ -15,6 +15,7 @@ mod gateway;
 mod import;
 mod ingest;
 mod ingest_sources;
+mod netfuzz;
 mod notify;
 mod openapi;
 mod reload;
@@ -31,6 +32,27 @@ pub fn berth() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
     c.env_remove("BERTH_CONFIG").env("BERTH_LOG", "warn");
     c
+}
+
+/// mosquitto_pub's QoS 1 publish of `payload` on `topic` over MQTT 5, to a broker on
+/// 127.0.0.1:`port`, with `extra` arguments (`-d` shows the PUBACK's reason code).
+pub fn mosquitto_pub5(port: u16, topic: &str, payload: &str, extra: &[&str]) -> Output {
+    Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-V",
+            "mqttv5",
+            "-q",
+            "1",
+        ])
+        .args(["-t", topic, "-m", payload])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mosquitto_pub (apt-get install mosquitto-clients)")
 }
 
 /// Runs `berth ARGS` in `dir` and returns its output.

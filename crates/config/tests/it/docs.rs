@@ -162,3 +162,21 @@ fn every_documented_config_example_is_accepted() {
         wrong.join("\n\n")
     );
 }
+
+/// Every example's text, and each example's `berth.toml`: the fuzz test's seeds.
+pub(crate) fn example_texts() -> Vec<String> {
+    let mut texts: Vec<String> = pages()
+        .iter()
+        .flat_map(|p| examples(p))
+        .map(|e| e.text)
+        .collect();
+    for entry in std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .flatten()
+    {
+        if let Ok(text) = std::fs::read_to_string(entry.path().join("berth.toml")) {
+            texts.push(text);
+        }
+    }
+    texts
+}

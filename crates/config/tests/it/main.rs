@@ -5,6 +5,7 @@ mod docs;
 mod errors;
 mod files;
 mod flows;
+mod fuzz;
 mod gateway;
 mod ingest;
 mod notify_backup;

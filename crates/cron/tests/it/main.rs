@@ -1,3 +1,4 @@
 //! berth-cron integration tests.
 
 mod dst;
+mod fuzz;

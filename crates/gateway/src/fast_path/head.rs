@@ -198,3 +198,59 @@ pub(super) fn date(out: &mut Vec<u8>) {
         header(out, b"date", cached.1.as_bytes());
     });
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Request heads as clients send them, mutated (berth-mutate): a head this path
+    //! takes is always one it may take (origin form, canonical, one Host, no body, no
+    //! upgrade); anything else goes to hyper, and nothing panics.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn seeds() -> Vec<Vec<u8>> {
+        [
+            "GET /static/app.js?v=3 HTTP/1.1\r\nHost: example.org\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n",
+            "HEAD / HTTP/1.1\r\nHost: a.example.org:8080\r\nConnection: close\r\nReferer: https://x/\r\n\r\n",
+            "POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+            "PUT /a/b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "GET http://x/a HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /a/../b HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+            "DELETE /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n",
+            "GET / HTTP/1.0\r\n\r\n",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn a_mutated_head_is_taken_here_only_when_plain(head in berth_mutate::mixed(seeds(), 6)) {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut headers);
+            let Ok(httparse::Status::Complete(_)) = req.parse(&head) else {
+                return Ok(());
+            };
+            let Some(h) = Head::read(&req) else {
+                return Ok(());
+            };
+            prop_assert!(h.target.starts_with('/'));
+            prop_assert!(is_canonical(h.path), "{}", h.path);
+            prop_assert!(h.target.bytes().all(plain_target_byte));
+            prop_assert!(h.host.is_some());
+            let hosts = req.headers.iter().filter(|x| x.name.eq_ignore_ascii_case("host")).count();
+            prop_assert_eq!(hosts, 1);
+            for x in req.headers.iter() {
+                let name = x.name.to_ascii_lowercase();
+                prop_assert!(!["transfer-encoding", "upgrade", "expect"].contains(&name.as_str()), "{}", name);
+                if name == "content-length" {
+                    prop_assert_eq!(x.value.trim_ascii(), b"0");
+                }
+            }
+        }
+    }
+}

@@ -641,4 +641,45 @@ mod tests {
             assert_eq!(ends(&[bad]), Err(()), "{:?}", String::from_utf8_lossy(bad));
         }
     }
+    use proptest::prelude::*;
+
+    fn seeds() -> Vec<Vec<u8>> {
+        [
+            &b"5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n"[..],
+            b"3\r\nabc\r\n0\r\nx-sum: 1\r\nx-other: 2\r\n\r\nHTTP/1.1 200 OK\r\n",
+            b"1a\r\nabcdefghijklmnopqrstuvwxyz\r\nA \t;ext\r\n0123456789\r\n0\r\n\r\n",
+            b"0\r\n\r\n",
+        ]
+        .iter()
+        .map(|s| s.to_vec())
+        .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Where a mutated chunked body ends does not depend on how its bytes arrive,
+        /// and is inside them; the bytes up to there end there by themselves.
+        #[test]
+        fn a_mutated_chunked_body_ends_at_one_place_however_it_arrives(
+            body in berth_mutate::mixed(seeds(), 6),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+        ) {
+            let whole = ends(&[&body]);
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(body.len() + 1)).collect();
+            at.sort_unstable();
+            let mut pieces: Vec<&[u8]> = Vec::new();
+            let mut from = 0;
+            for to in at {
+                pieces.push(&body[from..to]);
+                from = to;
+            }
+            pieces.push(&body[from..]);
+            prop_assert_eq!(ends(&pieces), whole);
+            if let Ok(Some(n)) = whole {
+                prop_assert!(n <= body.len());
+                prop_assert_eq!(ends(&[&body[..n]]), Ok(Some(n)));
+            }
+        }
+    }
 }

@@ -565,3 +565,167 @@ fn write5(packet: Outgoing, buf: &mut BytesMut) -> Result<(), String> {
     };
     p.write(buf, None).map(drop).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Both versions' readers against mutated packets (berth-mutate), seeded with the
+    //! packets clients send: they never panic, each read that succeeds consumes bytes,
+    //! and the limit is kept.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `len` as MQTT's remaining length.
+    fn remaining(len: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut x = len;
+        loop {
+            let mut b = (x % 128) as u8;
+            x /= 128;
+            if x > 0 {
+                b |= 0x80;
+            }
+            out.push(b);
+            if x == 0 {
+                return out;
+            }
+        }
+    }
+
+    fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![first];
+        out.extend(remaining(body.len()));
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn string(s: &str) -> Vec<u8> {
+        let mut out = (s.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(s.as_bytes());
+        out
+    }
+
+    /// What clients send, as they send it: a CONNECT with a login, then traffic.
+    fn seeds() -> Vec<Vec<u8>> {
+        let connect4 = packet(
+            0x10,
+            &[
+                string("MQTT"),
+                vec![4, 0xC2, 0, 60],
+                string("stand01"),
+                string("user"),
+                string("secret"),
+            ]
+            .concat(),
+        );
+        let connect5 = packet(
+            0x10,
+            &[
+                string("MQTT"),
+                vec![5, 0x02, 0, 60, 3, 0x21, 0, 10],
+                string("stand02"),
+            ]
+            .concat(),
+        );
+        let publish4 = packet(
+            0x32,
+            &[string("stand/1"), vec![0, 1], b"{\"seq\":1}".to_vec()].concat(),
+        );
+        let publish5 = packet(
+            0x34,
+            &[
+                string("stand/2"),
+                vec![0, 2, 5, 0x01, 1, 0x02, 0, 0, 0, 60],
+                b"{\"seq\":2}".to_vec(),
+            ]
+            .concat(),
+        );
+        let subscribe4 = packet(0x82, &[vec![0, 3], string("a/#"), vec![1]].concat());
+        let subscribe5 = packet(0x82, &[vec![0, 4, 0], string("a/+/b"), vec![2]].concat());
+        let unsubscribe4 = packet(0xA2, &[vec![0, 5], string("a/#")].concat());
+        let unsubscribe5 = packet(0xA2, &[vec![0, 5, 0], string("a/#")].concat());
+        let acks = [
+            packet(0x40, &[0, 1]),
+            packet(0x50, &[0, 2]),
+            packet(0x62, &[0, 2]),
+            packet(0x70, &[0, 2]),
+            packet(0xC0, &[]),
+        ]
+        .concat();
+        vec![
+            [
+                connect4.clone(),
+                publish4.clone(),
+                subscribe4,
+                unsubscribe4,
+                acks.clone(),
+                packet(0xE0, &[]),
+            ]
+            .concat(),
+            [
+                connect5.clone(),
+                publish5.clone(),
+                subscribe5,
+                unsubscribe5,
+                acks,
+                packet(0xE0, &[4, 0]),
+            ]
+            .concat(),
+            [connect4, publish4.clone(), publish4].concat(),
+            [connect5, publish5.clone(), publish5].concat(),
+        ]
+    }
+
+    /// Reads packets off `input` as a connection does, until it needs more bytes or
+    /// gives up on the connection.
+    fn drain(version: Version, input: &[u8], max: usize) -> Result<(), TestCaseError> {
+        let mut buf = BytesMut::from(input);
+        for _ in 0..10_000 {
+            let before = buf.len();
+            match read(version, &mut buf, max) {
+                Ok(_) => prop_assert!(buf.len() < before, "a read took no bytes"),
+                Err(ReadError::Incomplete) => return Ok(()),
+                Err(ReadError::TooLarge(n)) => {
+                    prop_assert!(n > max, "{n} refused as over {max}");
+                    return Ok(());
+                }
+                Err(ReadError::Malformed(why)) => {
+                    prop_assert!(!why.is_empty());
+                    return Ok(());
+                }
+            }
+        }
+        prop_assert!(false, "10,000 packets from {} bytes", input.len());
+        Ok(())
+    }
+
+    #[test]
+    fn the_seeds_are_packets_as_clients_send_them() {
+        for (seed, version, packets) in [(0, Version::V4, 10), (1, Version::V5, 10)] {
+            let input = &seeds()[seed];
+            assert_eq!(connect_version(input).unwrap(), version);
+            let mut buf = BytesMut::from(&input[..]);
+            for i in 0..packets {
+                if let Err(e) = read(version, &mut buf, 256) {
+                    panic!("seed {seed}, packet {i}: {e:?}");
+                }
+            }
+            assert!(buf.is_empty(), "seed {seed}: {} bytes left", buf.len());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn mutated_packets_are_read_or_refused(input in berth_mutate::mixed(seeds(), 8)) {
+            // The version a connection would read with, and both regardless.
+            if let Ok(version) = connect_version(&input) {
+                drain(version, &input, 256)?;
+            }
+            drain(Version::V4, &input, 256)?;
+            drain(Version::V5, &input, 256)?;
+            drain(Version::V5, &input, 16)?;
+        }
+    }
+}

@@ -5,6 +5,8 @@
 //! (`crates/berth/tests/it/ingest.rs`) drive the broker, webhooks and files through
 //! `berth up`.
 
+mod fuzz;
+
 use std::time::Duration;
 
 use berth_ingest::pipeline::{Checker, Pick};
