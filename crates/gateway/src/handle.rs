@@ -102,6 +102,7 @@ pub(crate) struct Hook {
     ingest: String,
     sink: HookSink,
     max_body: u64,
+    body_timeout: std::time::Duration,
 }
 
 impl Answer {
@@ -164,10 +165,12 @@ impl Shared {
                     ingest,
                     sink,
                     max_body,
+                    body_timeout,
                 } => Answer::Hook(Hook {
                     ingest: ingest.clone(),
                     sink: sink.clone(),
                     max_body: *max_body,
+                    body_timeout: *body_timeout,
                 }),
                 Target::Api { scopes, sink } => Answer::Api {
                     scopes: scopes.clone(),
@@ -672,10 +675,11 @@ async fn dashboard(
             );
         }
     }
-    let (parts, body) = match whole_body(req, max_body, "this route's").await {
-        Ok(whole) => whole,
-        Err(refused) => return refused,
-    };
+    let (parts, body) =
+        match whole_body(req, max_body, "this route's", DASHBOARD_BODY_TIMEOUT).await {
+            Ok(whole) => whole,
+            Err(refused) => return refused,
+        };
     let path_and_query = below(prefix, &parts.uri);
     let mut inner = hyper::http::Request::new(body);
     *inner.method_mut() = parts.method;
@@ -718,10 +722,16 @@ fn below(prefix: &str, uri: &hyper::Uri) -> String {
 
 /// The request's head and its whole body, refused with 413 past `max_body` bytes (the
 /// limit named as `whose` limit) and with 400 when it breaks off.
+/// How long a dashboard action's body may take to arrive.
+const DASHBOARD_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The whole body of `req`, if it is within `max_body` and arrives `within` that long: a
+/// client that sends it slowly (a slowloris) is answered 408 and holds nothing longer.
 async fn whole_body(
     req: Request<Incoming>,
     max_body: u64,
     whose: &str,
+    within: std::time::Duration,
 ) -> Result<(hyper::http::request::Parts, bytes::Bytes), Response<Body>> {
     use http_body_util::{BodyExt, Limited};
     let too_large = || {
@@ -736,7 +746,24 @@ async fn whole_body(
         return Err(too_large());
     }
     let (parts, body) = req.into_parts();
-    match Limited::new(body, max_body as usize).collect().await {
+    let collected = tokio::time::timeout(within, Limited::new(body, max_body as usize).collect());
+    let Ok(collected) = collected.await else {
+        let mut slow = reply::error(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the body did not arrive within {}; send it at once",
+                crate::proxy::humanize(within)
+            ),
+        );
+        // What is left of it is not read: the connection ends with the answer.
+        slow.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        return Err(slow);
+    };
+    match collected {
         Ok(b) => Ok((parts, b.to_bytes())),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(_) => Err(reply::error(
@@ -807,7 +834,7 @@ async fn hook(req: Request<Incoming>, prefix: &str, h: &Hook) -> Response<Body> 
             }
         },
     };
-    let body = match whole_body(req, max_body, "this webhook's").await {
+    let body = match whole_body(req, max_body, "this webhook's", h.body_timeout).await {
         Ok((_, body)) => body,
         Err(refused) => return refused,
     };

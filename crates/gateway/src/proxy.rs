@@ -694,7 +694,7 @@ async fn pump<R, W>(
 }
 
 /// `60s` → "60 seconds", for messages.
-fn humanize(d: Duration) -> String {
+pub(crate) fn humanize(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 1.0 {
         format!("{} ms", d.as_millis())

@@ -247,6 +247,9 @@ pub enum Target {
         sink: HookSink,
         /// The largest body taken, in bytes.
         max_body: u64,
+        /// How long its body may take to arrive (the gateway's `timeout`); past it,
+        /// 408 and the connection is closed.
+        body_timeout: std::time::Duration,
     },
 }
 

@@ -1,31 +1,86 @@
 //! The live stream: every message and dead letter, as stored, to whoever listens (the
-//! admin API's `GET /v1/messages/stream`). Nothing is copied while nobody listens; a
-//! listener that falls more than [`CAPACITY`] messages behind is told how many it missed.
+//! admin API's `GET /v1/messages/stream`). Nothing is copied while nobody listens.
+//!
+//! The stream holds the messages its slowest listener has not read yet, up to
+//! [`CAPACITY`] messages and [`CAPACITY_BYTES`] bytes of them, whichever comes first:
+//! past either the oldest go, and a listener that had not read them is told how many it
+//! missed. So a listener that stops reading costs at most that much memory, whatever
+//! the size of the messages (up to `max_payload`, 64 MiB each).
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use berth_store::Message;
-use tokio::sync::broadcast;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Messages held for the slowest listener.
+/// Messages held for the slowest listener, at most.
 pub const CAPACITY: usize = 4096;
+/// Bytes of messages held for the slowest listener, at most.
+pub const CAPACITY_BYTES: usize = 64 << 20;
 
 /// The stream of stored messages of every ingest of this node.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Feed {
-    /// Made when the first listener comes: its ring of [`CAPACITY`] slots is memory an
-    /// ingest nobody watches need not hold.
-    tx: Arc<std::sync::OnceLock<broadcast::Sender<Arc<Message>>>>,
+    shared: Arc<Shared>,
     closed: CancellationToken,
 }
 
+struct Shared {
+    ring: Mutex<Ring>,
+    /// Woken when a message is added.
+    more: Notify,
+    listeners: AtomicUsize,
+    max_count: usize,
+    max_bytes: usize,
+}
+
+/// The messages held, the first one's number in the stream, and their size.
+#[derive(Default)]
+struct Ring {
+    held: VecDeque<Arc<Message>>,
+    first: u64,
+    bytes: usize,
+}
+
+/// What a message costs the stream while held: its bytes and a fixed overhead.
+fn size(m: &Message) -> usize {
+    m.payload.len() + m.topic.len() + m.errors.iter().map(String::len).sum::<usize>() + 256
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self::with_limits(CAPACITY, CAPACITY_BYTES)
+    }
+}
+
+/// A listener fell behind: this many messages went before it read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Missed(pub u64);
+
 impl Feed {
+    fn with_limits(max_count: usize, max_bytes: usize) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                ring: Mutex::new(Ring::default()),
+                more: Notify::new(),
+                listeners: AtomicUsize::new(0),
+                max_count,
+                max_bytes,
+            }),
+            closed: CancellationToken::new(),
+        }
+    }
+
     /// Listens from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Message>> {
-        self.tx
-            .get_or_init(|| broadcast::channel(CAPACITY).0)
-            .subscribe()
+    pub fn subscribe(&self) -> Listener {
+        let ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
+        self.shared.listeners.fetch_add(1, Ordering::SeqCst);
+        Listener {
+            shared: self.shared.clone(),
+            next: ring.first + ring.held.len() as u64,
+        }
     }
 
     /// Cancelled when the ingests stop: listeners should end their streams then.
@@ -40,13 +95,142 @@ impl Feed {
 
     /// Whether anyone listens.
     pub(crate) fn watched(&self) -> bool {
-        self.tx.get().is_some_and(|tx| tx.receiver_count() > 0)
+        self.shared.listeners.load(Ordering::SeqCst) > 0
     }
 
     /// Hands a stored message to the listeners.
     pub(crate) fn send(&self, m: Message) {
-        if let Some(tx) = self.tx.get() {
-            let _ = tx.send(Arc::new(m));
+        if !self.watched() {
+            return;
         }
+        {
+            let mut ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
+            ring.bytes += size(&m);
+            ring.held.push_back(Arc::new(m));
+            while ring.held.len() > self.shared.max_count
+                || (ring.bytes > self.shared.max_bytes && ring.held.len() > 1)
+            {
+                if let Some(gone) = ring.held.pop_front() {
+                    ring.bytes -= size(&gone);
+                    ring.first += 1;
+                }
+            }
+        }
+        self.shared.more.notify_waiters();
+    }
+
+    /// Bytes held now, for tests.
+    #[cfg(test)]
+    fn held_bytes(&self) -> usize {
+        self.shared.ring.lock().unwrap().bytes
+    }
+}
+
+/// One listener's place in the stream.
+pub struct Listener {
+    shared: Arc<Shared>,
+    /// The number of the next message it reads.
+    next: u64,
+}
+
+impl Listener {
+    /// The next message, waiting for it; [`Missed`] when messages went before this
+    /// listener read them (the next call goes on from the oldest still held).
+    pub async fn recv(&mut self) -> Result<Arc<Message>, Missed> {
+        loop {
+            let more = self.shared.more.notified();
+            tokio::pin!(more);
+            more.as_mut().enable();
+            {
+                let ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
+                if self.next < ring.first {
+                    let missed = ring.first - self.next;
+                    self.next = ring.first;
+                    return Err(Missed(missed));
+                }
+                if let Some(m) = ring.held.get((self.next - ring.first) as usize) {
+                    self.next += 1;
+                    return Ok(m.clone());
+                }
+            }
+            more.await;
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let mut ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
+        // The last listener gone: nothing need be held any longer.
+        if self.shared.listeners.fetch_sub(1, Ordering::SeqCst) == 1 {
+            ring.first += ring.held.len() as u64;
+            ring.held.clear();
+            ring.bytes = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_store::Timestamp;
+
+    fn message(id: i64, payload: usize) -> Message {
+        Message {
+            id,
+            ingest: "stands".into(),
+            device: None,
+            topic: "stand/1".into(),
+            kind: None,
+            payload: vec![b'x'; payload],
+            received_at: Timestamp::now(),
+            dead: false,
+            errors: Vec::new(),
+            job_id: None,
+            workflow_id: None,
+            replayed_at: None,
+            duplicates: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_stops_reading_holds_at_most_the_byte_limit() {
+        let feed = Feed::with_limits(1000, 1 << 20);
+        let mut slow = feed.subscribe();
+        // 40 messages of 100 kB: 4 MB sent, at most 1 MiB held.
+        for id in 1..=40 {
+            feed.send(message(id, 100_000));
+            assert!(feed.held_bytes() <= 1 << 20, "{} held", feed.held_bytes());
+        }
+        let held = (1 << 20) / (100_000 + 256 + 7);
+        assert_eq!(slow.recv().await, Err(Missed(40 - held as u64)));
+        for id in (40 - held as i64 + 1)..=40 {
+            assert_eq!(slow.recv().await.unwrap().id, id);
+        }
+        // Small messages are held up to the count.
+        let feed = Feed::with_limits(3, 1 << 20);
+        let mut slow = feed.subscribe();
+        for id in 1..=5 {
+            feed.send(message(id, 10));
+        }
+        assert_eq!(slow.recv().await, Err(Missed(2)));
+        assert_eq!(slow.recv().await.unwrap().id, 3);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_held_while_nobody_listens() {
+        let feed = Feed::with_limits(10, 1 << 20);
+        feed.send(message(1, 10));
+        assert_eq!(feed.held_bytes(), 0);
+        let mut a = feed.subscribe();
+        feed.send(message(2, 10));
+        assert_eq!(a.recv().await.unwrap().id, 2);
+        // A listener waiting is woken by the next message.
+        let waiting = tokio::spawn(async move { a.recv().await.map(|m| m.id) });
+        tokio::task::yield_now().await;
+        feed.send(message(3, 10));
+        assert_eq!(waiting.await.unwrap(), Ok(3));
+        // The last listener gone (the task ended with it), nothing is held.
+        assert_eq!(feed.held_bytes(), 0);
     }
 }

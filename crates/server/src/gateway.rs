@@ -138,6 +138,7 @@ pub fn gateway_spec(
                 ingest: i.name.clone(),
                 sink: hooks.clone(),
                 max_body: i.max_payload,
+                body_timeout: g.timeout,
             },
             budget: None,
             rate_limit: None,

@@ -10,7 +10,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use berth_store::{Message, MessageFilter};
-use tokio::sync::broadcast::error::RecvError;
 
 use berth_ingest::IngestError;
 
@@ -170,10 +169,9 @@ async fn stream(
                     .id(m.id.to_string())
                     .data(serde_json::to_string(&view(&m)).unwrap_or_default()),
                 Ok(_) => continue,
-                Err(RecvError::Lagged(n)) => Event::default()
+                Err(berth_ingest::feed::Missed(n)) => Event::default()
                     .event("lagged")
                     .data(format!("{{\"missed\":{n}}}")),
-                Err(RecvError::Closed) => return None,
             };
             return Some((Ok(event), (rx, closed, q)));
         }

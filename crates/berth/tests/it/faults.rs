@@ -261,24 +261,60 @@ async fn running_out_of_file_descriptors_is_survived() {
 
     drop(flood);
     let freed = Instant::now();
-    wait_until(
-        "the gateway to answer again",
-        Duration::from_secs(30),
-        || async {
-            let out = Command::new("curl")
-                .args(["-s", "-m", "2", &format!("http://127.0.0.1:{http}/")])
-                .output()
-                .ok()?;
-            (String::from_utf8_lossy(&out.stdout) == "hello").then_some(())
-        },
-    )
-    .await;
+    crate::wait_for_answer("the gateway to answer again", http, "hello").await;
     let (code, _, err) = push(p.dir(), 1);
     assert_eq!(code, 0, "{err}");
     println!(
         "out of descriptors: {spent} ticks of CPU in 2 s; the gateway answered again {:?} \
          after the flood closed",
         freed.elapsed()
+    );
+    stop(&mut child);
+}
+
+/// A webhook's body sent slowly (a slowloris): once the gateway's `timeout` has passed
+/// the client gets 408 `body_timeout` and the connection ends; a quick client is served
+/// meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_webhook_body_is_cut_off_at_the_gateway_timeout() {
+    use std::io::{Read, Write};
+    let http = berth_testkit::free_port_run(1);
+    let p = Project::new(&format!(
+        "[app]\nname = \"slow\"\nshutdown_grace = \"2s\"\n\n\
+         [ingest.hooks]\nwebhook = {{ path = \"/hooks/in\", auth = \"none\" }}\n\n\
+         [gateway]\nlisten = \"127.0.0.1:{http}\"\ntimeout = \"2s\"\n"
+    ));
+    let mut child = up(p.dir()).await;
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    slow.write_all(b"POST /hooks/in/a HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"seq\":")
+        .unwrap();
+    let sent = Instant::now();
+    // A quick client meanwhile.
+    let quick = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-d",
+            "{\"seq\": 1}",
+        ])
+        .arg(format!("http://127.0.0.1:{http}/hooks/in/b"))
+        .output()
+        .expect("run curl");
+    assert_eq!(String::from_utf8_lossy(&quick.stdout), "202");
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    slow.read_to_end(&mut answer).unwrap();
+    let took = sent.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "cut off after {took:?}"
     );
     stop(&mut child);
 }

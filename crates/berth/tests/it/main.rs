@@ -21,6 +21,7 @@ mod openapi;
 mod reload;
 mod secrets;
 mod services;
+mod soak;
 mod workers;
 
 use std::path::Path;
@@ -53,6 +54,59 @@ pub fn mosquitto_pub5(port: u16, topic: &str, payload: &str, extra: &[&str]) -> 
         .stdin(Stdio::null())
         .output()
         .expect("run mosquitto_pub (apt-get install mosquitto-clients)")
+}
+
+/// A field of `/proc/PID/status` in kB (`VmRSS:`, `VmHWM:`), 0 if unreadable.
+pub fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// How many file descriptors the process `pid` holds.
+pub fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Waits until a GET of `http://127.0.0.1:PORT/` answers `body` (by curl).
+pub async fn wait_for_answer(what: &str, port: u16, body: &str) {
+    berth_testkit::wait_until(what, Duration::from_secs(30), || async {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "2", &format!("http://127.0.0.1:{port}/")])
+            .output()
+            .ok()?;
+        (String::from_utf8_lossy(&out.stdout) == body).then_some(())
+    })
+    .await;
+}
+
+/// Every item under `key` of the pages of `path` (a list endpoint that takes `limit`
+/// and `before`), newest first.
+pub async fn every_page(
+    c: &berth_api::client::Client,
+    path: &str,
+    key: &str,
+) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let q = match before {
+            Some(b) => format!("{path}{sep}limit=1000&before={b}"),
+            None => format!("{path}{sep}limit=1000"),
+        };
+        let page = c.get_json(&q).await.unwrap();
+        let list = page[key].as_array().cloned().unwrap_or_default();
+        if list.is_empty() {
+            return all;
+        }
+        before = list.last().and_then(|v| v["id"].as_i64());
+        all.extend(list);
+    }
 }
 
 /// Runs `berth ARGS` in `dir` and returns its output.

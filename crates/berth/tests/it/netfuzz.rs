@@ -17,7 +17,7 @@ use berth_testkit::Project;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use crate::{parts, run_in, stop, up};
+use crate::{fds, parts, run_in, status_kb, stop, up};
 
 fn string(s: &str) -> Vec<u8> {
     let mut out = (s.len() as u16).to_be_bytes().to_vec();
@@ -100,20 +100,6 @@ fn poke(to: SocketAddr, bytes: &[u8]) {
             Err(_) => return,
         }
     }
-}
-
-fn status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
