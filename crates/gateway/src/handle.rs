@@ -485,7 +485,12 @@ pub(crate) async fn handle(
             .as_ref()
             .is_some_and(|i| i.roles.iter().any(|r| r == ADMIN_ROLE))
         {
-            let response = maintenance_page(&req, &message);
+            let mut response = maintenance_page(&req, &message);
+            // The page stands for the route's answer: it carries the route's headers.
+            if let Some(index) = shared.router.find(&host, req.uri().path()) {
+                let headers = &shared.routes[index].headers;
+                crate::headers::set_route_headers(headers, response.headers_mut());
+            }
             if let Some(log) = &shared.log {
                 log_line(log, &conn, &req, &response, started, "-");
             }

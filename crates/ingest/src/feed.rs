@@ -31,17 +31,41 @@ struct Shared {
     ring: Mutex<Ring>,
     /// Woken when a message is added.
     more: Notify,
+    /// How many listen, for [`Feed::watched`] without the lock (a hint: [`Feed::send`]
+    /// decides under the lock).
     listeners: AtomicUsize,
     max_count: usize,
     max_bytes: usize,
 }
 
-/// The messages held, the first one's number in the stream, and their size.
+/// The messages held, the first one's number in the stream, their size, and where each
+/// listener is: a message every listener has read is let go at once.
 #[derive(Default)]
 struct Ring {
     held: VecDeque<Arc<Message>>,
     first: u64,
     bytes: usize,
+    /// Each listener's next message, by the listener's own number.
+    readers: std::collections::HashMap<u64, u64>,
+    next_reader: u64,
+}
+
+impl Ring {
+    /// Lets go of the messages every listener has read.
+    fn trim_read(&mut self) {
+        let slowest = self.readers.values().copied().min();
+        let end = self.first + self.held.len() as u64;
+        let keep_from = slowest.unwrap_or(end);
+        while self.first < keep_from {
+            match self.held.pop_front() {
+                Some(gone) => {
+                    self.bytes -= size(&gone);
+                    self.first += 1;
+                }
+                None => break,
+            }
+        }
+    }
 }
 
 /// What a message costs the stream while held: its bytes and a fixed overhead.
@@ -75,11 +99,16 @@ impl Feed {
 
     /// Listens from now on.
     pub fn subscribe(&self) -> Listener {
-        let ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
         self.shared.listeners.fetch_add(1, Ordering::SeqCst);
+        let next = ring.first + ring.held.len() as u64;
+        let id = ring.next_reader;
+        ring.next_reader += 1;
+        ring.readers.insert(id, next);
         Listener {
             shared: self.shared.clone(),
-            next: ring.first + ring.held.len() as u64,
+            id,
+            next,
         }
     }
 
@@ -105,6 +134,10 @@ impl Feed {
         }
         {
             let mut ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
+            // The last listener may have left since the look above.
+            if ring.readers.is_empty() {
+                return;
+            }
             ring.bytes += size(&m);
             ring.held.push_back(Arc::new(m));
             while ring.held.len() > self.shared.max_count
@@ -129,6 +162,8 @@ impl Feed {
 /// One listener's place in the stream.
 pub struct Listener {
     shared: Arc<Shared>,
+    /// Its number among the ring's readers.
+    id: u64,
     /// The number of the next message it reads.
     next: u64,
 }
@@ -142,15 +177,18 @@ impl Listener {
             tokio::pin!(more);
             more.as_mut().enable();
             {
-                let ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
+                let mut ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
                 if self.next < ring.first {
                     let missed = ring.first - self.next;
                     self.next = ring.first;
+                    ring.readers.insert(self.id, self.next);
                     return Err(Missed(missed));
                 }
-                if let Some(m) = ring.held.get((self.next - ring.first) as usize) {
+                if let Some(m) = ring.held.get((self.next - ring.first) as usize).cloned() {
                     self.next += 1;
-                    return Ok(m.clone());
+                    ring.readers.insert(self.id, self.next);
+                    ring.trim_read();
+                    return Ok(m);
                 }
             }
             more.await;
@@ -161,12 +199,10 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         let mut ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
-        // The last listener gone: nothing need be held any longer.
-        if self.shared.listeners.fetch_sub(1, Ordering::SeqCst) == 1 {
-            ring.first += ring.held.len() as u64;
-            ring.held.clear();
-            ring.bytes = 0;
-        }
+        self.shared.listeners.fetch_sub(1, Ordering::SeqCst);
+        ring.readers.remove(&self.id);
+        // What only this listener had not read goes (all of it, if it was the last).
+        ring.trim_read();
     }
 }
 
@@ -225,11 +261,20 @@ mod tests {
         let mut a = feed.subscribe();
         feed.send(message(2, 10));
         assert_eq!(a.recv().await.unwrap().id, 2);
+        assert_eq!(feed.held_bytes(), 0, "read by every listener: let go");
+        // With a second, slower listener, what it has not read is held.
+        let mut b = feed.subscribe();
+        feed.send(message(3, 10));
+        assert_eq!(a.recv().await.unwrap().id, 3);
+        assert!(feed.held_bytes() > 0);
+        assert_eq!(b.recv().await.unwrap().id, 3);
+        assert_eq!(feed.held_bytes(), 0);
+        drop(b);
         // A listener waiting is woken by the next message.
         let waiting = tokio::spawn(async move { a.recv().await.map(|m| m.id) });
         tokio::task::yield_now().await;
-        feed.send(message(3, 10));
-        assert_eq!(waiting.await.unwrap(), Ok(3));
+        feed.send(message(4, 10));
+        assert_eq!(waiting.await.unwrap(), Ok(4));
         // The last listener gone (the task ended with it), nothing is held.
         assert_eq!(feed.held_bytes(), 0);
     }

@@ -76,16 +76,18 @@ pub enum StoreError {
     #[error("{0}")]
     Snapshot(String),
     /// The store cannot take the call now: PostgreSQL cannot be reached or is shutting
-    /// down, or the disk under the store is full. Nothing of the call was written; the
-    /// same call may succeed later, and berth recovers by itself once the cause is gone.
-    #[error(
-        "the store is unavailable while {action}: {reason}; nothing was written, try again later"
-    )]
+    /// down, or the disk under the store is full. The same call may succeed later, and
+    /// berth recovers by itself once the cause is gone. Nothing of the call was written,
+    /// unless the connection to PostgreSQL broke while the call was under way: then
+    /// `unsure`, as the server may have committed it.
+    #[error("the store is unavailable while {action}: {reason}; {}", outcome(*.unsure))]
     Unavailable {
         /// What was being done.
         action: &'static str,
         /// Why, in words: "the disk holding the store is full", the driver's error.
         reason: String,
+        /// Whether the call may have been written all the same.
+        unsure: bool,
     },
     /// The store has been shut down.
     #[error("the store is closed")]
@@ -99,8 +101,12 @@ impl StoreError {
     /// Wraps a driver error with what was being done: [`StoreError::Unavailable`] when
     /// the error says the database cannot take calls now (see [`unavailable`]).
     pub fn db(action: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
-        if let Some(reason) = unavailable(&e) {
-            return StoreError::Unavailable { action, reason };
+        if let Some((reason, unsure)) = unavailable(&e) {
+            return StoreError::Unavailable {
+                action,
+                reason,
+                unsure,
+            };
         }
         StoreError::Database {
             action,
@@ -115,38 +121,70 @@ impl StoreError {
     }
 }
 
-/// Why a driver error means the database cannot take calls now, if it does: a full
-/// disk or an I/O failure under SQLite; under PostgreSQL a lost connection, a server
-/// shutting down or starting, too many connections, or a full disk.
-pub(crate) fn unavailable(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+/// What a refused call did, for [`StoreError::Unavailable`]'s message.
+fn outcome(unsure: bool) -> &'static str {
+    if unsure {
+        "the connection broke while the call was under way, so it may have been written: \
+         check before trying again"
+    } else {
+        "nothing was written, try again later"
+    }
+}
+
+/// Why a driver error means the database cannot take calls now, if it does, and whether
+/// the call may have been written all the same: a full disk or an I/O failure under
+/// SQLite (which rolls back: never); under PostgreSQL a server that refused the call
+/// (shutting down or starting, too many connections, a full disk: never) or a connection
+/// that broke under it (maybe: the server may have committed).
+pub(crate) fn unavailable(e: &(dyn std::error::Error + 'static)) -> Option<(String, bool)> {
     if let Some(e) = e.downcast_ref::<rusqlite::Error>() {
         let rusqlite::Error::SqliteFailure(f, _) = e else {
             return None;
         };
         return match f.code {
-            rusqlite::ErrorCode::DiskFull => Some("the disk holding the store is full".into()),
-            rusqlite::ErrorCode::SystemIoFailure => Some(format!(
-                "the disk holding the store failed a read or write ({e})"
+            rusqlite::ErrorCode::DiskFull => {
+                Some(("the disk holding the store is full".into(), false))
+            }
+            rusqlite::ErrorCode::SystemIoFailure => Some((
+                format!("the disk holding the store failed a read or write ({e})"),
+                false,
             )),
             _ => None,
         };
     }
     let e = e.downcast_ref::<tokio_postgres::Error>()?;
     if e.is_closed() {
-        return Some(format!("the connection to PostgreSQL was lost ({e})"));
+        return Some((format!("the connection to PostgreSQL was lost ({e})"), true));
     }
     if let Some(state) = e.code() {
         let code = state.code();
-        // 08: connection exceptions; 53: insufficient resources (disk full, out of
-        // memory, too many connections); 57P01–57P03: shutting down or starting; 58030:
-        // an I/O error on the server.
-        let passing = code.starts_with("08")
-            || code.starts_with("53")
-            || matches!(code, "57P01" | "57P02" | "57P03" | "58030");
-        return passing.then(|| format!("PostgreSQL says {code}: {e}"));
+        // Refused by the server: 53: insufficient resources (disk full, out of memory,
+        // too many connections); 57P01–57P03: shutting down or starting; 58030: an I/O
+        // error on the server. 08: the connection failed under the call.
+        if code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03" | "58030") {
+            return Some((format!("PostgreSQL says {code}: {e}"), false));
+        }
+        if code.starts_with("08") && code != "08P01" {
+            return Some((format!("PostgreSQL says {code}: {e}"), true));
+        }
+        return None;
     }
-    // No SQL state: the socket itself failed.
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .map(|io| format!("the connection to PostgreSQL failed ({io})"))
+    // No SQL state: the socket itself failed (a TLS failure, or a value too large to
+    // send, is no outage).
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>())?;
+    use std::io::ErrorKind as K;
+    matches!(
+        io.kind(),
+        K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::TimedOut
+            | K::UnexpectedEof
+            | K::AddrNotAvailable
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+    )
+    .then(|| (format!("the connection to PostgreSQL failed ({io})"), true))
 }

@@ -318,3 +318,74 @@ async fn a_slow_webhook_body_is_cut_off_at_the_gateway_timeout() {
     );
     stop(&mut child);
 }
+
+/// A slowloris: 600 connections from one address, each sending part of a request head
+/// and then nothing. One address holds at most `max_connections_per_address` (here 500)
+/// connections; those it holds cost a few kB each; after the head timeout (30 s) every
+/// one is closed; a quick client is served all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_holds_little_and_not_for_long() {
+    use std::io::{Read, Write};
+    let http = berth_testkit::free_port_run(1);
+    let p = Project::new(&format!(
+        "[app]\nname = \"loris\"\nshutdown_grace = \"2s\"\n\n\
+         [gateway]\nlisten = \"127.0.0.1:{http}\"\nmax_connections_per_address = 500\n\n\
+         [[gateway.route]]\nstatic = \"site\"\n"
+    ));
+    std::fs::create_dir_all(p.dir().join("site")).unwrap();
+    std::fs::write(p.dir().join("site/index.html"), "hello").unwrap();
+    let mut child = up(p.dir()).await;
+    let pid = child.id();
+    crate::wait_for_answer("the gateway", http, "hello").await;
+    std::thread::sleep(Duration::from_millis(500));
+    let (rss_before, fds_before) = (crate::status_kb(pid, "VmRSS:"), crate::fds(pid));
+    let at = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let mut slow = Vec::new();
+    for i in 0..600 {
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&at, Duration::from_millis(500))
+        else {
+            continue;
+        };
+        let _ = s.write_all(format!("GET /{i} HTTP/1.1\r\nHost: x\r\nX-Slow: ").as_bytes());
+        slow.push(s);
+    }
+    let opened = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss_held, fds_held) = (crate::status_kb(pid, "VmRSS:"), crate::fds(pid));
+    let held = fds_held - fds_before;
+    assert!(held <= 500, "{held} connections held for one address");
+    assert!(held >= 400, "{held} connections held");
+    let per_connection = (rss_held.saturating_sub(rss_before) * 1024) / held as u64;
+    crate::wait_for_answer("a quick client meanwhile", http, "hello").await;
+    // Past the head timeout, berth has closed them all, while the clients still hold
+    // their ends: its descriptors are back, and each client reads the end.
+    std::thread::sleep(Duration::from_secs(31).saturating_sub(opened.elapsed()));
+    let fds_after = crate::fds(pid);
+    let mut open = 0;
+    for s in &mut slow {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 512];
+        if let Err(e) = s.read(&mut buf)
+            && matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        {
+            open += 1;
+        }
+    }
+    drop(slow);
+    println!(
+        "slowloris: {held} of 600 connections held, {per_connection} bytes each \
+         (RSS {rss_before} → {rss_held} kB); descriptors {fds_before} → {fds_held} → {fds_after} \
+         after the head timeout"
+    );
+    assert_eq!(open, 0, "connections still open past the head timeout");
+    assert!(fds_after <= fds_before + 2, "{fds_before} → {fds_after}");
+    assert!(
+        per_connection < 64 * 1024,
+        "{per_connection} bytes per connection"
+    );
+    stop(&mut child);
+}

@@ -34,13 +34,26 @@ pub(crate) fn describe(config: &Config) -> String {
 
 /// Opens one connection and drives it on a task of its own.
 pub(crate) async fn connect(dsn: &Dsn) -> Result<Client> {
-    let (client, connection) = dsn.connect().await.map_err(|e| StoreError::Unavailable {
-        action: "connecting",
-        reason: format!(
+    let (client, connection) = dsn.connect().await.map_err(|e| {
+        let reason = format!(
             "cannot reach {}: {}",
             describe(&dsn.config),
             connect_error(&e, dsn)
-        ),
+        );
+        // A server down or out of reach is for now; a wrong password, database or
+        // certificate stays wrong.
+        if crate::error::unavailable(&e).is_some() {
+            StoreError::Unavailable {
+                action: "connecting",
+                reason,
+                unsure: false,
+            }
+        } else {
+            StoreError::Open {
+                path: describe(&dsn.config).into(),
+                detail: connect_error(&e, dsn),
+            }
+        }
     })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {

@@ -7,7 +7,7 @@
 //! | `disable` | never | — |
 //! | `prefer` (the default) | if the server offers it | not checked |
 //! | `require` | always | not checked; checked as `verify-ca` when `sslrootcert` is given |
-//! | `verify-ca` | always | signed by the CA in `sslrootcert` (else the Mozilla roots) |
+//! | `verify-ca` | always | signed by the CA in `sslrootcert` (a file: required) |
 //! | `verify-full` | always | as `verify-ca`, and issued for the URL's host |
 //!
 //! tokio-postgres itself knows only `disable`, `prefer` and `require`, and no
@@ -105,8 +105,10 @@ impl Tls {
 /// Splits `url` into the URL tokio-postgres reads (without `sslmode` and `sslrootcert`)
 /// and berth's TLS settings. Errors never repeat the URL.
 pub(crate) fn split(url: &str) -> Result<(String, Tls)> {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, query),
+    // The query starts at the first `?` after the login: a password may hold one.
+    let after_login = url.rfind('@').map_or(0, |at| at + 1);
+    let (base, query) = match url[after_login..].find('?') {
+        Some(q) => (&url[..after_login + q], &url[after_login + q + 1..]),
         None => (url, ""),
     };
     let mut mode = Mode::Prefer;
@@ -130,6 +132,21 @@ pub(crate) fn split(url: &str) -> Result<(String, Tls)> {
     // libpq: `require` with a root certificate checks the chain, as `verify-ca`.
     if mode == Mode::Require && root_cert.is_some() {
         mode = Mode::VerifyCa;
+    }
+    // Checking the chain but not the name is only worth something against a CA of one's
+    // own: any public CA signs a certificate for anyone's own domain. libpq refuses the
+    // same.
+    let public_roots = root_cert
+        .as_deref()
+        .is_none_or(|p| p == Path::new("system"));
+    if mode == Mode::VerifyCa && public_roots {
+        return Err(StoreError::Invalid(
+            "the store URL asks to check the server's certificate against the public CAs \
+             (no sslrootcert, or sslrootcert=system) without checking its name, which any \
+             certificate a public CA issued would pass; expected sslmode=verify-full, or \
+             sslrootcert=FILE naming your own CA"
+                .into(),
+        ));
     }
     let config = client_config(mode, root_cert.as_deref())?;
     let url = if kept.is_empty() {
@@ -455,8 +472,24 @@ mod tests {
     }
 
     #[test]
+    fn a_question_mark_in_the_password_is_not_the_query() {
+        let (url, tls) =
+            split("postgres://u:pa?sslmode=disable@h/app?sslmode=verify-full").unwrap();
+        assert_eq!(url, "postgres://u:pa?sslmode=disable@h/app");
+        assert_eq!(tls.mode, Mode::VerifyFull);
+    }
+
+    #[test]
     fn bad_tls_settings_are_refused_with_what_would_be_right() {
         let err = |url: &str| split(url).unwrap_err().to_string();
+        for public in [
+            "postgres://u@h/app?sslmode=verify-ca",
+            "postgres://u@h/app?sslmode=verify-ca&sslrootcert=system",
+            "postgres://u@h/app?sslmode=require&sslrootcert=system",
+        ] {
+            let e = err(public);
+            assert!(e.contains("expected sslmode=verify-full"), "{public}: {e}");
+        }
         let e = err("postgres://u:secret@h/app?sslmode=verify");
         assert!(
             e.contains("sslmode=verify; expected disable, prefer, require"),

@@ -33,13 +33,17 @@ impl Failure {
     fn of(e: &rusqlite::Error) -> Self {
         Failure {
             message: e.to_string(),
-            unavailable: crate::error::unavailable(e),
+            unavailable: crate::error::unavailable(e).map(|(reason, _)| reason),
         }
     }
 
     fn into_error(self, action: &'static str) -> StoreError {
         match self.unavailable {
-            Some(reason) => StoreError::Unavailable { action, reason },
+            Some(reason) => StoreError::Unavailable {
+                action,
+                reason,
+                unsure: false,
+            },
             None => StoreError::Database {
                 action,
                 source: self.message.into(),
