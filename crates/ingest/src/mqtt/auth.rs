@@ -142,6 +142,10 @@ impl Auth {
                 Err(ConnCode::NotAuthorized)
             };
         };
+        // Every refusal is answered the same time after the CONNECT arrived, whether the
+        // name was a device's (a quick hash), a user's or no one's (a password hash that
+        // takes tens of milliseconds): how long it takes tells nothing of the name.
+        let refuse_at = tokio::time::Instant::now() + WRONG_PASSWORD_PAUSE;
         let refused = match self.spec.credentials.get(&name) {
             Some(device) => match self.device_login(&name, device, &password) {
                 Ok(()) => return Ok(self.identity(Some(name), &device.roles)),
@@ -159,7 +163,7 @@ impl Auth {
                 },
             },
         };
-        tokio::time::sleep(WRONG_PASSWORD_PAUSE).await;
+        tokio::time::sleep_until(refuse_at).await;
         Err(refused)
     }
 
@@ -249,5 +253,52 @@ mod tests {
         assert!(a.login(login("stand01", "device-secret")).await.is_ok());
         assert!(a.login(login("stand01", "nope")).await.is_err());
         assert!(a.login(login("stand01", "device-secret")).await.is_ok());
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// A user check as slow as a password hash.
+    struct Slow;
+
+    #[async_trait::async_trait]
+    impl UserLogin for Slow {
+        async fn check(&self, _: &str, _: &str) -> Result<Vec<String>, LoginRefusal> {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Err(LoginRefusal::Wrong)
+        }
+    }
+
+    /// A wrong password for a device (a quick hash) and one for a user or an unknown name
+    /// (a slow one) are refused after the same time: it tells nothing of the name.
+    #[tokio::test(start_paused = true)]
+    async fn every_refusal_takes_the_same_time() {
+        let a = Auth::new(AuthSpec {
+            anonymous: false,
+            credentials: HashMap::from([(
+                "stand01".to_owned(),
+                Device {
+                    password: "device-secret".into(),
+                    roles: Vec::new(),
+                },
+            )]),
+            users: Some(Arc::new(Slow)),
+            allow: Vec::new(),
+            lockout: berth_store::Lockout {
+                after: 5,
+                lasts: Duration::from_secs(60),
+            },
+        });
+        for name in ["stand01", "alice", "nobody"] {
+            let started = tokio::time::Instant::now();
+            let refused = a
+                .login(Some((name.to_owned(), "wrong".to_owned())))
+                .await
+                .unwrap_err();
+            assert_eq!(refused, ConnCode::BadLogin, "{name}");
+            assert_eq!(started.elapsed(), WRONG_PASSWORD_PAUSE, "{name}");
+        }
     }
 }
