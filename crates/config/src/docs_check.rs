@@ -259,8 +259,7 @@ proxy = "http://127.0.0.1:9000"
     /// one of the wrong type: every table must still be finished. And once more with,
     /// besides, every key its tables take present (routes then have every kind at once,
     /// notify tables both targets, ingests every source): no key may be called unknown,
-    /// and every table is finished but those whose parent cannot tell which of its
-    /// forms they belong to.
+    /// and every table is still finished.
     #[test]
     fn every_key_is_asked_for_even_when_every_value_is_wrong() {
         for fixture in FIXTURES {
@@ -297,15 +296,9 @@ proxy = "http://127.0.0.1:9000"
                     .keys()
                     .filter(|path| !finished.contains_key(*path))
                     .collect();
-                // What a schedule or an ingest starts is unknown when it names a job
-                // and a workflow at once; the rest must be finished.
-                let unexplained: Vec<&&String> = unfinished
-                    .iter()
-                    .filter(|p| !(all_keys && (p.ends_with(".job") || p.ends_with(".workflow"))))
-                    .collect();
                 assert!(
-                    unexplained.is_empty(),
-                    "tables not finished once values are wrong: {unexplained:?}\nin:\n{text}"
+                    unfinished.is_empty(),
+                    "tables not finished once values are wrong: {unfinished:?}\nin:\n{text}"
                 );
             }
         }

@@ -980,15 +980,9 @@ fn start(
     workflows: &BTreeMap<String, WorkflowConfig>,
     d: &mut Diagnostics<'_>,
 ) -> Option<IngestStart> {
-    if section.get("job").is_some() && section.get("workflow").is_some() {
-        d.error(
-            section.span(),
-            format!("[ingest.{name}] has both `job` and `workflow`: expected one of them"),
-        );
-        return None;
-    }
-    if section.get("workflow").is_some() {
-        return section.string("workflow", "workflow", d, |w| {
+    // Both are checked when both are given: every mistake at once.
+    let workflow = section.get("workflow").is_some().then(|| {
+        section.string("workflow", "workflow", d, |w| {
             if workflows.contains_key(w) {
                 return Ok(IngestStart::Workflow { name: w.to_owned() });
             }
@@ -999,8 +993,33 @@ fn start(
                 &names,
                 "no [workflow.NAME] is defined",
             )))
-        });
+        })
+    });
+    let job = section
+        .get("job")
+        .is_some()
+        .then(|| job_start(name, section, queues, d));
+    match (workflow, job) {
+        (Some(_), Some(_)) => {
+            d.error(
+                section.span(),
+                format!("[ingest.{name}] has both `job` and `workflow`: expected one of them"),
+            );
+            None
+        }
+        (Some(workflow), None) => workflow,
+        (None, Some(job)) => job,
+        (None, None) => None,
     }
+}
+
+/// The job an ingest's `job` table starts.
+fn job_start(
+    name: &str,
+    section: &Section<'_, '_>,
+    queues: &BTreeMap<String, QueueConfig>,
+    d: &mut Diagnostics<'_>,
+) -> Option<IngestStart> {
     let job = section.table("job", "a table such as { queue = \"stands\" }", d)?;
     if job.get("queue").is_none() {
         d.error(

@@ -182,6 +182,11 @@ fn target(
         .into_iter()
         .filter(|k| section.get(k).is_some())
         .collect();
+    // Each one given is checked, even when there are several: every mistake at once.
+    let mut targets: Vec<Option<ScheduleTarget>> = given
+        .iter()
+        .map(|kind| one_target(kind, name, section, queues, workflows, d))
+        .collect();
     if given.len() != 1 {
         let what = if given.is_empty() {
             "nothing to start".to_owned()
@@ -194,7 +199,19 @@ fn target(
         );
         return None;
     }
-    match given[0] {
+    targets.pop().flatten()
+}
+
+/// The target `kind` (`job`, `command` or `workflow`) of a schedule names.
+fn one_target(
+    kind: &str,
+    name: &str,
+    section: &Section<'_, '_>,
+    queues: &BTreeMap<String, QueueConfig>,
+    workflows: &BTreeMap<String, WorkflowConfig>,
+    d: &mut Diagnostics<'_>,
+) -> Option<ScheduleTarget> {
+    match kind {
         "command" => section.string("command", "command", d, |c| {
             if c.trim().is_empty() {
                 Err(Invalid::Expected(

@@ -469,3 +469,33 @@ fn a_typo_is_reported_beside_the_error_that_sinks_its_table() {
         "valid keys stay known: {messages:#?}"
     );
 }
+
+/// A schedule or an ingest that names two things to start is refused, and what each of
+/// them says is checked all the same: a typo in its `job` shows in the same run.
+#[test]
+fn both_targets_are_checked_when_two_are_given() {
+    let text = with_app(
+        "[queue.q]\n\n[workflow.w.step.s]\nhandler = { run = \"true\" }\n\n\
+         [schedule.s]\ncron = \"@daily\"\ncommand = \"true\"\njob = { queue = \"q\", kind = \"k\", arsg = {} }\n\n\
+         [ingest.i]\nmqtt = { listen = \"127.0.0.1:1883\" }\ntopics = [\"#\"]\nworkflow = \"w\"\n\
+         job = { queue = \"q\", knd = \"k\" }\n",
+    );
+    let messages: Vec<String> = diagnostics(&text).into_iter().map(|d| d.message).collect();
+    let has = |part: &str| messages.iter().any(|m| m.contains(part));
+    assert!(
+        has("[schedule.s] has both job and command"),
+        "{messages:#?}"
+    );
+    assert!(
+        has("unknown key `arsg` in [schedule.s.job]; did you mean `args`?"),
+        "{messages:#?}"
+    );
+    assert!(
+        has("[ingest.i] has both `job` and `workflow`"),
+        "{messages:#?}"
+    );
+    assert!(
+        has("unknown key `knd` in [ingest.i.job]; did you mean `kind`?"),
+        "{messages:#?}"
+    );
+}
