@@ -8,7 +8,6 @@
 //! the size of the messages (up to `max_payload`, 64 MiB each).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use berth_store::Message;
@@ -31,9 +30,6 @@ struct Shared {
     ring: Mutex<Ring>,
     /// Woken when a message is added.
     more: Notify,
-    /// How many listen, for [`Feed::watched`] without the lock (a hint: [`Feed::send`]
-    /// decides under the lock).
-    listeners: AtomicUsize,
     max_count: usize,
     max_bytes: usize,
 }
@@ -89,7 +85,6 @@ impl Feed {
             shared: Arc::new(Shared {
                 ring: Mutex::new(Ring::default()),
                 more: Notify::new(),
-                listeners: AtomicUsize::new(0),
                 max_count,
                 max_bytes,
             }),
@@ -100,7 +95,6 @@ impl Feed {
     /// Listens from now on.
     pub fn subscribe(&self) -> Listener {
         let mut ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
-        self.shared.listeners.fetch_add(1, Ordering::SeqCst);
         let next = ring.first + ring.held.len() as u64;
         let id = ring.next_reader;
         ring.next_reader += 1;
@@ -124,17 +118,14 @@ impl Feed {
 
     /// Whether anyone listens.
     pub(crate) fn watched(&self) -> bool {
-        self.shared.listeners.load(Ordering::SeqCst) > 0
+        let ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
+        !ring.readers.is_empty()
     }
 
     /// Hands a stored message to the listeners.
     pub(crate) fn send(&self, m: Message) {
-        if !self.watched() {
-            return;
-        }
         {
             let mut ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
-            // The last listener may have left since the look above.
             if ring.readers.is_empty() {
                 return;
             }
@@ -199,7 +190,6 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         let mut ring = self.shared.ring.lock().unwrap_or_else(|e| e.into_inner());
-        self.shared.listeners.fetch_sub(1, Ordering::SeqCst);
         ring.readers.remove(&self.id);
         // What only this listener had not read goes (all of it, if it was the last).
         ring.trim_read();

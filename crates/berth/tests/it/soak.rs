@@ -46,6 +46,24 @@ fn pids_with(marker: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Waits until each of `ids` under `/v1/KIND/` is `completed`.
+async fn all_completed(c: &berth_api::client::Client, kind: &str, ids: &[i64]) {
+    wait_until(
+        &format!("every acknowledged one of the {kind} to complete"),
+        Duration::from_secs(120),
+        || async {
+            for id in ids.iter().rev() {
+                let v = c.get_json(&format!("/v1/{kind}/{id}")).await.ok()?;
+                if v["state"] != "completed" {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+}
+
 /// How many TCP connections the process `pid` has established to 127.0.0.1:`port`.
 fn established(pid: u32, port: u16) -> usize {
     let ss = Command::new("ss").args(["-tanp"]).output().unwrap();
@@ -253,47 +271,13 @@ async fn a_mixed_load_survives_random_kills_of_berth_its_service_and_postgres() 
     let c = p.client();
 
     // Jobs: each acknowledged one completed, and reached its handler.
-    wait_until(
-        "every acknowledged job to complete",
-        Duration::from_secs(120),
-        || {
-            let c = &c;
-            let jobs = &acked.jobs;
-            async move {
-                for id in jobs.iter().rev() {
-                    let j = c.get_json(&format!("/v1/jobs/{id}")).await.ok()?;
-                    if j["state"] != "completed" {
-                        return None;
-                    }
-                }
-                Some(())
-            }
-        },
-    )
-    .await;
+    all_completed(&c, "jobs", &acked.jobs).await;
     let reached: HashSet<i64> = sink.per_job().keys().copied().collect();
     for id in &acked.jobs {
         assert!(reached.contains(id), "job {id} never reached its handler");
     }
     // Workflows.
-    wait_until(
-        "every acknowledged workflow to complete",
-        Duration::from_secs(120),
-        || {
-            let c = &c;
-            let flows = &acked.workflows;
-            async move {
-                for id in flows {
-                    let w = c.get_json(&format!("/v1/workflows/{id}")).await.ok()?;
-                    if w["state"] != "completed" {
-                        return None;
-                    }
-                }
-                Some(())
-            }
-        },
-    )
-    .await;
+    all_completed(&c, "workflows", &acked.workflows).await;
     // Messages: every acknowledged sequence number is stored.
     let stored: HashSet<u64> = every_page(&c, "/v1/messages?ingest=dev", "messages")
         .await
