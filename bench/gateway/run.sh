@@ -3,7 +3,10 @@
 # loopback: a proxied route (at 50 and 500 connections) to one shared origin (an nginx
 # with one worker answering a fixed body) and static files of 1 KiB and 1 MiB. Prints
 # one markdown table on stdout (progress on stderr), with each front's peak resident
-# memory over its runs (VmHWM, summed over its processes).
+# memory over its runs (VmHWM, summed over its processes), and the peak of the part of it
+# that is anonymous (RssAnon summed, sampled every 0.5 s): what the front allocates
+# itself, without the pages of code and libraries it maps, which nginx's processes
+# share and each count.
 #
 #   bench/gateway/run.sh [--berth PATH] [--duration 10s] [--skip-berth]
 #
@@ -65,10 +68,12 @@ fi
 work=$(mktemp -d -t berth-gateway.XXXXXX)
 chmod 755 "$work" # nginx workers may run as another user than the master
 wrk_pid='' # the wrk running now, if any
+sampler='' # the sample_anon running now, if any
 
 cleanup() {
   set +e
   [ -n "$wrk_pid" ] && kill -TERM "$wrk_pid" 2>/dev/null
+  [ -n "$sampler" ] && kill -TERM "$sampler" 2>/dev/null
   stop_groups
   rm -rf "$work"
 }
@@ -158,7 +163,7 @@ to_ms() { # wrk's latency (e.g. 812.00us, 1.23ms, 2.01s, 1.50m) in milliseconds
 }
 fmt_ms() { awk -v x="$1" 'BEGIN { if (x < 10) printf "%.2f", x; else if (x < 100) printf "%.1f", x; else printf "%.0f", x }'; }
 
-declare -A rps lat errs note peak
+declare -A rps lat errs note peak anon
 
 peak_rss() { # PID: the peak resident memory (VmHWM) of every process in PID's process
   # group, summed, in MB: nginx's master and workers, berth's one process
@@ -168,6 +173,22 @@ peak_rss() { # PID: the peak resident memory (VmHWM) of every process in PID's p
   ps -e -o pid=,pgid= | awk -v g="$pgid" '$2 == g { print $1 }' | while read -r p; do
     awk '/^VmHWM:/ { print $2 }' "/proc/$p/status" 2>/dev/null || true
   done | awk '{ s += $1 } END { printf "%.1f", s / 1024 }'
+}
+group_anon() { # PGID: the anonymous resident memory (RssAnon, kB) of the group's processes, summed
+  ps -e -o pid=,pgid= | awk -v g="$1" '$2 == g { print $1 }' | while read -r p; do
+    awk '/^RssAnon:/ { print $2 }' "/proc/$p/status" 2>/dev/null || true
+  done | awk '{ s += $1 } END { print s + 0 }'
+}
+sample_anon() { # PID OUT: every 0.5 s, the largest summed RssAnon of PID's group so far, in
+  # OUT (kB): the memory a front allocates itself, without the code and libraries it maps
+  local pgid max=0 now
+  pgid=$(ps -o pgid= -p "$1" | tr -d ' ')
+  [ -n "$pgid" ] || return 0
+  while :; do
+    now=$(group_anon "$pgid")
+    if [ "$now" -gt "$max" ]; then max=$now; echo "$max" >"$2"; fi
+    sleep 0.5
+  done
 }
 cases=(proxy50 proxy500 static1k static1m)
 declare -A case_label case_path case_conns
@@ -270,9 +291,15 @@ for tool in "${tools[@]}"; do
     stop_server "$pid"
     continue
   fi
+  sample_anon "$pid" "$work/anon-$tool" &
+  sampler=$!
   for c in "${cases[@]}"; do measure "$tool" "$c" "$base"; done
+  kill -TERM "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  sampler=''
   alive "$pid" || note[$tool]+="exited during the run. "
   peak[$tool]=$(peak_rss "$pid")
+  [ -s "$work/anon-$tool" ] && anon[$tool]=$(awk '{ printf "%.1f", $1 / 1024 }' "$work/anon-$tool")
   stop_server "$pid"
 done
 
@@ -296,6 +323,9 @@ for c in "${cases[@]}"; do
 done
 row="| peak RSS over the run (MB)"
 for tool in "${tools[@]}"; do row+=" | ${peak[$tool]:--} | "; done
+echo "$row |"
+row="| of it anonymous, peak (MB)"
+for tool in "${tools[@]}"; do row+=" | ${anon[$tool]:--} | "; done
 echo "$row |"
 echo
 echo "wrk's error counts (a (!) in the table marks a run with any):"

@@ -329,10 +329,10 @@ impl Proxy {
 
     /// [`Self::candidates`] as addresses, for the plain path (which serves only the
     /// upstreams that have them: see [`Self::plain_capable`]).
-    pub(crate) fn plain_candidates(&self) -> Option<Vec<SocketAddr>> {
+    pub(crate) fn plain_candidates(&self) -> Option<Candidates> {
         match &self.upstream {
-            Upstream::Fixed(_) => self.fixed_addr.map(|a| vec![a]),
-            Upstream::Service(name) => self.order(name),
+            Upstream::Fixed(_) => self.fixed_addr.map(Candidates::One),
+            Upstream::Service(name) => self.order(name).map(Candidates::Many),
         }
     }
 
@@ -502,6 +502,22 @@ fn wants_upgrade<B>(req: &Request<B>) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// The instances a plain-path request tries, in order: a fixed upstream's one address
+/// without an allocation.
+pub(crate) enum Candidates {
+    One(SocketAddr),
+    Many(Vec<SocketAddr>),
+}
+
+impl Candidates {
+    pub(crate) fn as_slice(&self) -> &[SocketAddr] {
+        match self {
+            Candidates::One(addr) => std::slice::from_ref(addr),
+            Candidates::Many(addrs) => addrs,
+        }
+    }
 }
 
 /// The request's headers as the upstream gets them.

@@ -261,7 +261,10 @@ impl Gateway {
             let serve = Serve {
                 table,
                 acceptor: acceptor.clone(),
-                stop: stop.clone(),
+                // A token of the worker's own, cancelled with the gateway's: its
+                // connections check it on every request, and a shared one would be a
+                // lock every worker takes.
+                stop: stop.child_token(),
                 connections: connections.clone(),
             };
             let kill = kill.clone();
@@ -565,14 +568,17 @@ impl Serve {
                 if let fast_path::Outcome::Handoff(rest) =
                     fast_path::serve(&self.table, stream, conn, &self.stop).await
                 {
-                    self.serve_io(rest, conn).await;
+                    // Boxed: hyper's state is large, and a connection the lean path
+                    // serves to its end should not carry room for it.
+                    Box::pin(self.serve_io(rest, conn)).await;
                 }
             }
             Some(acceptor) => {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                let handshake = Box::pin(acceptor.accept(stream));
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                     // An ACME validator only checks the handshake (RFC 8737 §3).
                     Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {}
-                    Ok(Ok(tls)) => self.serve_io(tls, Conn { peer, tls: true }).await,
+                    Ok(Ok(tls)) => Box::pin(self.serve_io(tls, Conn { peer, tls: true })).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 }

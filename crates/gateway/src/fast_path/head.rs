@@ -12,34 +12,43 @@ pub(super) enum HeadRead {
     Closed,
 }
 
-/// Reads until `buf` holds a whole request head.
+/// Reads until `buf` holds a whole request head. A buffer is taken only once bytes are
+/// there to read: an idle connection holds none.
 pub(super) async fn read_head(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
-    stop: &CancellationToken,
+    wait: &mut Deadline,
+    mut stopped: Pin<&mut WaitForCancellationFuture<'_>>,
 ) -> HeadRead {
     let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
     loop {
         if !buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            match httparse::Request::new(&mut headers).parse(buf) {
+            let mut headers = no_headers();
+            match httparse::Request::new(&mut []).parse_with_uninit_headers(buf, &mut headers) {
                 Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
                 Ok(httparse::Status::Partial) => return HeadRead::Other,
                 // Complete, or refused: hyper says what is wrong with it.
                 _ => return HeadRead::Complete,
             }
         }
-        buf.reserve(READ_CHUNK);
+        let idle = buf.is_empty();
+        let read = read_when_ready(stream, buf);
         let read = tokio::select! {
-            read = tokio::time::timeout_at(deadline, stream.read_buf(buf)) => read,
+            read = wait.within(deadline, read) => read,
             // Idle between requests: a stop closes the connection now.
-            _ = stop.cancelled(), if buf.is_empty() => return HeadRead::Closed,
+            _ = stopped.as_mut(), if idle => return HeadRead::Closed,
         };
         match read {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return HeadRead::Closed,
-            Ok(Ok(_)) => {}
+            Some(Ok(0)) | Some(Err(_)) | None => return HeadRead::Closed,
+            Some(Ok(_)) => {}
         }
     }
+}
+
+/// Room for a head's header lines, left uninitialised: `httparse` writes the lines it
+/// finds (3.2 kB to zero for every parse otherwise, and a request is parsed twice).
+pub(super) fn no_headers<'b>() -> [std::mem::MaybeUninit<httparse::Header<'b>>; MAX_HEADERS] {
+    [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS]
 }
 
 /// What this path needs of a request head.
@@ -181,6 +190,40 @@ pub(super) fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Writes `n` in decimal, without the formatting machinery (once or twice a request).
+pub(super) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Writes an address as `Display` does: IPv4 by hand (every proxied request), IPv6 by
+/// its formatter.
+pub(super) fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, u64::from(octet));
+            }
+        }
+        // Writing into a Vec cannot fail.
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// A `Date` header, formatted once a second per thread.
 pub(super) fn date(out: &mut Vec<u8>) {
     thread_local! {
@@ -197,6 +240,32 @@ pub(super) fn date(out: &mut Vec<u8>) {
         }
         header(out, b"date", cached.1.as_bytes());
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_addresses_are_written_as_display_writes_them() {
+        for n in [0, 7, 10, 99, 100, 1_048_576, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.255.9",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string().into_bytes());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use nix::sys::sendfile::sendfile;
 use nix::sys::socket::{MsgFlags, recv, send};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::access_log::Entry;
 use crate::body::Body;
@@ -83,74 +83,303 @@ pub(crate) enum Outcome {
 }
 
 /// Serves a plain connection until it closes, a stop, or a request for hyper.
+///
+/// A connection holds no buffer while it waits: the client's next head is read into one
+/// taken when its first bytes are there, and everything the head says (the access log's
+/// fields included) is worked out before the first wait on an upstream or the client,
+/// so that a connection between requests, or waiting on its upstream, costs little more
+/// than its socket.
 pub(crate) async fn serve(
     table: &Table,
     mut stream: TcpStream,
     conn: Conn,
     stop: &CancellationToken,
 ) -> Outcome {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut out: Vec<u8> = Vec::with_capacity(2048);
+    let mut buf = BytesMut::new();
+    let mut out: Vec<u8> = Vec::new();
+    let mut wait = Deadline::new();
+    // One registration with the stop for the connection's life, not one per request.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
-        match read_head(&mut stream, &mut buf, stop).await {
+        match read_head(&mut stream, &mut buf, &mut wait, stopped.as_mut()).await {
             HeadRead::Complete => {}
             HeadRead::Other => return Outcome::Handoff(Prefixed::new(buf, stream)),
             HeadRead::Closed => return Outcome::Done,
         }
         let started = Instant::now();
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let head_len = match req.parse(&buf) {
-            Ok(httparse::Status::Complete(n)) => n,
-            _ => return Outcome::Handoff(Prefixed::new(buf, stream)),
-        };
-        let Some(head) = Head::read(&req) else {
-            return Outcome::Handoff(Prefixed::new(buf, stream));
-        };
         // The routes as they stand for this request (a reload may have replaced them).
         let shared = table.current();
         let shared = &*shared;
-        let Some((route, kind)) = pick(shared, &head) else {
+        let Some(plan) = plan(shared, &buf, &conn, &mut out) else {
             return Outcome::Handoff(Prefixed::new(buf, stream));
         };
-        let at = SystemTime::now();
-        let sent = match kind {
-            Kind::Proxy(proxy) => forward(proxy, route, &head, &conn, &mut stream, &mut out).await,
-            Kind::Static {
-                files,
-                strip_prefix,
-            } => {
-                let path = if strip_prefix {
-                    strip(&route.path, head.path)
-                } else {
-                    head.path
-                };
-                serve_static(files, path, &head, &mut stream, &mut out, &route.headers).await
+        // Nothing more to read from the buffer (no pipelined request): it goes before
+        // the first wait.
+        let released = buf.len() == plan.head_len;
+        if released {
+            give_back(&mut buf);
+        }
+        let sent = match plan.job {
+            Job::Proxy(proxy) => {
+                forward(
+                    proxy,
+                    plan.route,
+                    plan.head_only,
+                    &mut stream,
+                    &mut out,
+                    &mut wait,
+                )
+                .await
+            }
+            Job::Answer(response) => {
+                write_response(
+                    &mut stream,
+                    &mut out,
+                    response,
+                    plan.head_only,
+                    &plan.route.headers,
+                )
+                .await
             }
         };
         let took = started.elapsed();
-        route.counter.record(sent.status, took);
-        if let Some(log) = &shared.log {
+        plan.route.counter.record(sent.status, took);
+        if let (Some(log), Some(fields)) = (&shared.log, &plan.log) {
+            let text = |r: &std::ops::Range<usize>| &fields.text[r.clone()];
             log.log(&Entry {
                 peer: conn.peer,
                 user: None,
-                at,
-                method: head.method,
-                target: head.target,
+                at: fields.at,
+                method: text(&fields.method),
+                target: text(&fields.target),
                 version: "HTTP/1.1",
                 status: sent.status,
                 bytes: sent.bytes,
-                referer: head.referer,
-                agent: head.agent,
+                referer: fields.referer.as_ref().map(text),
+                agent: fields.agent.as_ref().map(text),
                 took,
-                route: &route.name,
+                route: &plan.route.name,
             });
         }
-        if !sent.keep_open || head.close || stop.is_cancelled() {
+        if !sent.keep_open || plan.close || stop.is_cancelled() {
             let _ = stream.shutdown().await;
             return Outcome::Done;
         }
-        buf.advance(head_len);
+        if !released {
+            buf.advance(plan.head_len);
+            if buf.is_empty() {
+                give_back(&mut buf);
+            }
+        }
+        out = Vec::new();
+    }
+}
+
+/// What a request head asks of this path, worked out before any wait.
+struct Plan<'s> {
+    route: &'s Route,
+    job: Job<'s>,
+    /// The head's length in the read buffer.
+    head_len: usize,
+    /// A `HEAD` request: the answer has no body.
+    head_only: bool,
+    /// The client asked to close after this response.
+    close: bool,
+    /// The access log's fields, when there is a log.
+    log: Option<LogFields>,
+}
+
+enum Job<'s> {
+    /// `out` holds the upstream request's head.
+    Proxy(&'s Proxy),
+    /// A static file's answer.
+    Answer(Response<Body>),
+}
+
+/// The access log's fields of a request, copied out of the read buffer (a few hundred
+/// bytes, so that the buffer need not be kept for the log line).
+struct LogFields {
+    at: SystemTime,
+    /// The fields one after another; the ranges below are parts of it.
+    text: String,
+    method: std::ops::Range<usize>,
+    target: std::ops::Range<usize>,
+    referer: Option<std::ops::Range<usize>>,
+    agent: Option<std::ops::Range<usize>>,
+}
+
+impl LogFields {
+    fn new(head: &Head<'_>) -> Self {
+        let mut text = String::with_capacity(
+            head.method.len()
+                + head.target.len()
+                + head.referer.map_or(0, str::len)
+                + head.agent.map_or(0, str::len),
+        );
+        let mut push = |s: &str| {
+            let from = text.len();
+            text.push_str(s);
+            from..text.len()
+        };
+        let method = push(head.method);
+        let target = push(head.target);
+        let referer = head.referer.map(&mut push);
+        let agent = head.agent.map(&mut push);
+        Self {
+            at: SystemTime::now(),
+            text,
+            method,
+            target,
+            referer,
+            agent,
+        }
+    }
+}
+
+/// Reads the head at the start of `buf` and works out its answer: for a proxied request,
+/// its upstream head is written into `out`. `None`: a request for the general path.
+fn plan<'s>(shared: &'s Shared, buf: &[u8], conn: &Conn, out: &mut Vec<u8>) -> Option<Plan<'s>> {
+    let mut headers = no_headers();
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return None,
+    };
+    let head = Head::read(&req)?;
+    let (route, kind) = pick(shared, &head)?;
+    let log = shared.log.as_ref().map(|_| LogFields::new(&head));
+    let head_only = head.is(&Method::HEAD);
+    out.clear();
+    out.reserve(2048);
+    let job = match kind {
+        Kind::Proxy(proxy) => {
+            request_head(proxy, route, &head, conn, out);
+            Job::Proxy(proxy)
+        }
+        Kind::Static {
+            files,
+            strip_prefix,
+        } => {
+            let path = if strip_prefix {
+                strip(&route.path, head.path)
+            } else {
+                head.path
+            };
+            Job::Answer(static_answer(files, path, &head))
+        }
+    };
+    Some(Plan {
+        route,
+        job,
+        head_len,
+        head_only,
+        close: head.close,
+        log,
+    })
+}
+
+thread_local! {
+    /// Read buffers of this worker thread between uses: taking one back is cheaper than
+    /// the allocator's round trip for 16 KiB, which every request would make twice.
+    static SPARE: std::cell::RefCell<Vec<BytesMut>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Read buffers kept per worker thread.
+const SPARE_MAX: usize = 16;
+
+/// An empty read buffer of [`READ_CHUNK`] bytes.
+fn take_buffer() -> BytesMut {
+    SPARE
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK))
+}
+
+/// Gives back a read buffer that holds nothing more to read; `*buf` is left without one.
+fn give_back(buf: &mut BytesMut) {
+    let mut spare = std::mem::take(buf);
+    spare.clear();
+    // Back to its whole size without an allocation (its bytes were all read; asking for
+    // one byte more than it has makes it count from its start again), unless it grew
+    // for a long head or body: that one goes.
+    // (It says whether that byte fits, which does not matter here.)
+    let _ = spare.try_reclaim(spare.capacity() + 1);
+    if spare.capacity() == READ_CHUNK {
+        SPARE.with(|list| {
+            let mut list = list.borrow_mut();
+            if list.len() < SPARE_MAX {
+                list.push(spare);
+            }
+        });
+    }
+}
+
+/// Reads what `stream` has into `buf`. An empty `buf` takes a buffer only once there is
+/// something to read: if the readiness was stale (a new connection's, or after a read
+/// that filled the buffer), the try that finds nothing gives it back before the wait.
+async fn read_when_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    if !buf.is_empty() {
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        return stream.read_buf(buf).await;
+    }
+    loop {
+        stream.readable().await?;
+        if buf.capacity() == 0 {
+            *buf = take_buffer();
+        }
+        buf.reserve(READ_CHUNK);
+        let tried = {
+            let mut read = std::pin::pin!(stream.read_buf(buf));
+            std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await
+        };
+        match tried {
+            Poll::Ready(read) => return read,
+            Poll::Pending => give_back(buf),
+        }
+    }
+}
+
+/// One timer per connection for whatever it waits on (the client's next head, an
+/// upstream's answer). Each wait moves its deadline; the timer is set again only when
+/// it fires before the deadline or must fire sooner, not for every request.
+struct Deadline {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    at: tokio::time::Instant,
+}
+
+impl Deadline {
+    fn new() -> Self {
+        let at = tokio::time::Instant::now() + HEAD_TIMEOUT;
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(at)),
+            at,
+        }
+    }
+
+    /// `work`'s output, or `None` if `at` comes first.
+    async fn within<F: Future>(&mut self, at: tokio::time::Instant, work: F) -> Option<F::Output> {
+        self.at = at;
+        if self.sleep.deadline() > at {
+            self.sleep.as_mut().reset(at);
+        }
+        let mut work = std::pin::pin!(work);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(done) = work.as_mut().poll(cx) {
+                return Poll::Ready(Some(done));
+            }
+            while self.sleep.as_mut().poll(cx).is_ready() {
+                if self.sleep.deadline() >= self.at {
+                    return Poll::Ready(None);
+                }
+                // It was set for an earlier wait: on to this one's deadline.
+                let at = self.at;
+                self.sleep.as_mut().reset(at);
+            }
+            Poll::Pending
+        })
+        .await
     }
 }
 

@@ -30,10 +30,9 @@ impl Pool {
     }
 
     pub(super) fn put(&self, addr: SocketAddr, mut up: Upstream) {
-        if up.buf.capacity() > 2 * READ_CHUNK {
-            // A large response grew the buffer: an idle connection keeps a small one.
-            up.buf = BytesMut::with_capacity(READ_CHUNK);
-        }
+        // An idle connection holds no buffer: the next exchange takes one when its
+        // answer is there to read.
+        give_back(&mut up.buf);
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < POOL_MAX {
             idle.push(Idle {
@@ -63,8 +62,19 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// Open, and nothing to read: a peek that would block.
+    /// Open, and nothing to read. Its last read was usually short, which clears the
+    /// runtime's readiness: while no event the worker has seen says otherwise (a late
+    /// byte, or the instance closing it), it is quiet without asking the kernel, as
+    /// nginx's keep-alive cache judges its idle connections. Otherwise (an event, a read
+    /// that filled the buffer, or a task out of its scheduling budget, for which the
+    /// readiness always reads as pending), a peek that would block says so.
     pub(super) fn is_quiet(&self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if tokio::task::coop::has_budget_remaining()
+            && self.stream.poll_read_ready(&mut cx).is_pending()
+        {
+            return true;
+        }
         let mut byte = [0u8; 1];
         matches!(
             recv(
@@ -84,6 +94,6 @@ pub(super) async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<U
     stream.set_nodelay(true)?;
     Ok(Upstream {
         stream,
-        buf: BytesMut::with_capacity(READ_CHUNK),
+        buf: BytesMut::new(),
     })
 }

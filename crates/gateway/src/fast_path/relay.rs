@@ -23,32 +23,22 @@ pub(super) enum TryError {
     Malformed,
 }
 
+/// Sends the upstream request in `out` to an instance and relays its response; the
+/// next instance is tried when one cannot be reached or fails before its response.
 pub(super) async fn forward(
     proxy: &Proxy,
     route: &Route,
-    head: &Head<'_>,
-    conn: &Conn,
+    head_only: bool,
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
+    wait: &mut Deadline,
 ) -> Sent {
-    let addrs = match proxy.plain_candidates() {
-        Some(addrs) => addrs,
-        None => {
-            let response = proxy.no_ready_instance();
-            return write_response(
-                stream,
-                out,
-                response,
-                head.is(&Method::HEAD),
-                &route.headers,
-            )
-            .await;
-        }
+    let Some(addrs) = proxy.plain_candidates() else {
+        let response = proxy.no_ready_instance();
+        return write_response(stream, out, response, head_only, &route.headers).await;
     };
-    out.clear();
-    request_head(proxy, route, head, conn, out);
     let mut failure = TryError::Connect;
-    for &addr in &addrs {
+    for &addr in addrs.as_slice() {
         // A pooled connection the instance closed meanwhile is not a failure of the
         // instance: the request is sent again on a fresh connection.
         let mut pooled = proxy.pool().take(addr);
@@ -65,8 +55,8 @@ pub(super) async fn forward(
                     }
                 },
             };
-            let head_request = head.is(&Method::HEAD);
-            match exchange(&mut up, out, proxy.timeout(), head_request, &route.headers).await {
+            let until = tokio::time::Instant::now() + proxy.timeout();
+            match exchange(&mut up, out, until, wait, head_only, &route.headers).await {
                 Ok(reply) => return relay(proxy, addr, up, reply, stream, out).await,
                 Err(TryError::Broken) if reused => continue,
                 Err(e) => {
@@ -97,14 +87,7 @@ pub(super) async fn forward(
         TryError::Broken | TryError::Malformed => crate::proxy::Failure::Broken,
         TryError::Timeout => crate::proxy::Failure::Timeout,
     });
-    write_response(
-        stream,
-        out,
-        response,
-        head.is(&Method::HEAD),
-        &route.headers,
-    )
-    .await
+    write_response(stream, out, response, head_only, &route.headers).await
 }
 
 /// The upstream request's head, as [`crate::proxy`] would send it.
@@ -153,8 +136,8 @@ pub(super) fn request_head(
         out.extend_from_slice(before);
         out.extend_from_slice(b", ");
     }
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{}\r\nx-forwarded-proto: http\r\n\r\n", conn.peer.ip());
+    push_ip(out, conn.peer.ip());
+    out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n\r\n");
 }
 
 /// The values of the `Connection` headers among `headers`.
@@ -179,12 +162,14 @@ pub(super) struct Reply {
     pub(super) reusable: bool,
 }
 
-/// Sends the request head and reads the response head (skipping `1xx` interim answers);
-/// `out` then holds the client's response head.
+/// Sends the request head and reads the response head (skipping `1xx` interim answers)
+/// until `until`; `out` then holds the client's response head. The upstream's buffer is
+/// taken once its answer is there to read.
 pub(super) async fn exchange(
     up: &mut Upstream,
     out: &mut Vec<u8>,
-    timeout: Duration,
+    until: tokio::time::Instant,
+    wait: &mut Deadline,
     head_request: bool,
     route_headers: &[(HeaderName, HeaderValue)],
 ) -> Result<Reply, TryError> {
@@ -195,9 +180,13 @@ pub(super) async fn exchange(
         }
         loop {
             if !up.buf.is_empty() {
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut res = httparse::Response::new(&mut headers);
-                match res.parse(&up.buf) {
+                let mut headers = no_headers();
+                let mut res = httparse::Response::new(&mut []);
+                match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+                    &mut res,
+                    &up.buf,
+                    &mut headers,
+                ) {
                     Ok(httparse::Status::Complete(n)) => {
                         let code = res.code.unwrap_or(0);
                         if (100..200).contains(&code) {
@@ -207,28 +196,26 @@ pub(super) async fn exchange(
                             up.buf.advance(n);
                             continue;
                         }
-                        out.clear();
                         return response_head(&res, n, head_request, route_headers, out);
                     }
                     Ok(httparse::Status::Partial) if up.buf.len() < MAX_HEAD => {}
                     _ => return Err(TryError::Malformed),
                 }
             }
-            up.buf.reserve(READ_CHUNK);
-            match up.stream.read_buf(&mut up.buf).await {
+            match read_when_ready(&mut up.stream, &mut up.buf).await {
                 Ok(0) | Err(_) if up.buf.is_empty() => return Err(TryError::Broken),
                 Ok(0) | Err(_) => return Err(TryError::Malformed),
                 Ok(_) => {}
             }
         }
     };
-    match tokio::time::timeout(timeout, read).await {
-        Ok(result) => result,
-        Err(_) => Err(TryError::Timeout),
-    }
+    wait.within(until, read)
+        .await
+        .unwrap_or(Err(TryError::Timeout))
 }
 
-/// Writes the client's response head into `out` and works out the body's framing.
+/// Writes the client's response head into `out` (in place of the request it held) and
+/// works out the body's framing.
 pub(super) fn response_head(
     res: &httparse::Response<'_, '_>,
     head_len: usize,
@@ -292,6 +279,9 @@ pub(super) fn response_head(
     };
     // A response with both lengths is a smuggling attempt's shape: never reused.
     let reusable = !(close || matches!(framing, Framing::Close) || chunked && length.is_some());
+    // Only now, when nothing can fail: `out` held the request, which a refused answer
+    // sends again to the next instance.
+    out.clear();
     status_line(out, status);
     let named = |name: &[u8]| headers::named_by_connection(connection(res.headers), name);
     for h in res.headers.iter() {
@@ -315,7 +305,9 @@ pub(super) fn response_head(
     }
     // The length is sent where it frames the body, or answers HEAD or a 304.
     if let (Some(n), false) = (length, chunked || other_coding) {
-        let _ = write!(out, "content-length: {n}\r\n");
+        out.extend_from_slice(b"content-length: ");
+        push_u64(out, n);
+        out.extend_from_slice(b"\r\n");
     }
     match framing {
         Framing::Chunked => header(out, b"transfer-encoding", b"chunked"),

@@ -2,14 +2,8 @@
 
 use super::*;
 
-pub(super) async fn serve_static(
-    files: &StaticFiles,
-    path: &str,
-    head: &Head<'_>,
-    stream: &mut TcpStream,
-    out: &mut Vec<u8>,
-    route_headers: &[(HeaderName, HeaderValue)],
-) -> Sent {
+/// A static route's answer to `head`, as the general path gives it.
+pub(super) fn static_answer(files: &StaticFiles, path: &str, head: &Head<'_>) -> Response<Body> {
     // Only the headers a static answer reads.
     let mut asked = HeaderMap::new();
     for h in head.headers {
@@ -32,8 +26,7 @@ pub(super) async fn serve_static(
     } else {
         Method::GET
     };
-    let response = files.serve(&method, path, head.query, head.path, &asked);
-    write_response(stream, out, response, method == Method::HEAD, route_headers).await
+    files.serve(&method, path, head.query, head.path, &asked)
 }
 
 /// Writes a response of the general kind: its head, then its body (from the file with
@@ -62,7 +55,9 @@ pub(super) async fn write_response(
     if declared.is_none() && !no_body_status {
         match exact {
             Some(n) => {
-                let _ = write!(out, "content-length: {n}\r\n");
+                out.extend_from_slice(b"content-length: ");
+                push_u64(out, n);
+                out.extend_from_slice(b"\r\n");
             }
             None => header(out, b"transfer-encoding", b"chunked"),
         }

@@ -426,3 +426,113 @@ async fn bytes_an_idle_upstream_connection_sends_are_never_read_as_a_response() 
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
     gateway.stop(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_answer_sends_the_request_to_the_next_instance_at_once() {
+    // One instance answers with a length that is not digits; the other is well-behaved.
+    let bad = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bad_addr = bad.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = bad.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                if read_until_head(&mut stream, &mut buf).await.is_some() {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello")
+                        .await;
+                }
+            });
+        }
+    });
+    let good = raw_upstream().await;
+    let backends = Arc::new(FixedBackends::default());
+    backends.set("web", vec![bad_addr, good.addr]);
+    let tmp = tempfile::tempdir().unwrap();
+    let routes = vec![proxy_route("/p", Upstream::Service("web".into()), true)];
+    let (gateway, base) = start(spec(routes, tmp.path()), backends).await;
+    let addr = base.trim_start_matches("http://");
+
+    // Round robin: one of the two requests tries the malformed instance first. Both are
+    // answered by the other one, at once (not at the route's 2 s timeout, which is what
+    // an empty request sent on would wait for).
+    for _ in 0..2 {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let mut buf = Vec::new();
+        let began = std::time::Instant::now();
+        client
+            .write_all(b"GET /p/again HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, body) = read_response(&mut client, &mut buf).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, "GET /again 0");
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+    gateway.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lean_path_logs_each_request_with_its_own_fields() {
+    // The fields are copied out of the read buffer before the upstream is waited on:
+    // two pipelined requests, each logged with its own method, target, referer and agent.
+    let upstream = raw_upstream().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("access.log");
+    let mut gateway_spec = spec(
+        vec![proxy_route(
+            "/p",
+            Upstream::Fixed(upstream.addr.to_string()),
+            true,
+        )],
+        tmp.path(),
+    );
+    gateway_spec.access_log = Some(berth_gateway::AccessLog {
+        path: log.clone(),
+        format: berth_gateway::AccessLogFormat::Json,
+        max_bytes: 1 << 20,
+        keep: 1,
+    });
+    let (gateway, base) = start(gateway_spec, Arc::new(FixedBackends::default())).await;
+    let addr = base.trim_start_matches("http://");
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(
+            b"GET /p/one?x=1 HTTP/1.1\r\nHost: x\r\nReferer: https://a.example/\r\nUser-Agent: first/1\r\n\r\n\
+              HEAD /p/two HTTP/1.1\r\nHost: x\r\nUser-Agent: second/2\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(read_response(&mut client, &mut buf).await.1, "GET /one?x=1 0");
+    let end = read_until_head(&mut client, &mut buf).await.unwrap();
+    assert!(buf[..end].starts_with(b"HTTP/1.1 200"));
+    let lines = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.lines().count() >= 2 || std::time::Instant::now() > deadline {
+                break text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let lines: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["method"], "GET");
+    assert_eq!(lines[0]["target"], "/p/one?x=1");
+    assert_eq!(lines[0]["referer"], "https://a.example/");
+    assert_eq!(lines[0]["agent"], "first/1");
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(lines[1]["method"], "HEAD");
+    assert_eq!(lines[1]["target"], "/p/two");
+    assert_eq!(lines[1]["referer"], serde_json::Value::Null);
+    assert_eq!(lines[1]["agent"], "second/2");
+    gateway.stop(Duration::from_secs(1)).await;
+}
