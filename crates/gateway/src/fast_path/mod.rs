@@ -325,7 +325,11 @@ async fn read_when_ready(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Resu
         return stream.read_buf(buf).await;
     }
     loop {
-        stream.readable().await?;
+        // The readiness through the scheduling budget (`readable()` does not ask it): a
+        // task out of budget yields here. Otherwise its read below would be pending
+        // without touching the socket, the readiness would stay set, and this loop
+        // would spin.
+        std::future::poll_fn(|cx| stream.poll_read_ready(cx)).await?;
         if buf.capacity() == 0 {
             *buf = take_buffer();
         }
@@ -440,4 +444,50 @@ struct Sent {
     bytes: Option<u64>,
     /// Whether the connection may carry another request.
     keep_open: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task out of its scheduling budget, whose socket has bytes to read, goes back to
+    /// the runtime and reads on its next turn, rather than trying again and again.
+    #[test]
+    fn a_read_out_of_budget_yields_instead_of_spinning() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let mut client = TcpStream::connect(listener.local_addr().unwrap())
+                    .await
+                    .unwrap();
+                let (mut server, _) = listener.accept().await.unwrap();
+                client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let mut buf = BytesMut::new();
+                {
+                    let mut read = std::pin::pin!(read_when_ready(&mut server, &mut buf));
+                    // The whole budget spent, then the read polled in the same turn.
+                    let first = std::future::poll_fn(|cx| {
+                        while let Poll::Ready(spent) = tokio::task::coop::poll_proceed(cx) {
+                            spent.made_progress();
+                        }
+                        Poll::Ready(read.as_mut().poll(cx).is_pending())
+                    })
+                    .await;
+                    assert!(first, "out of budget, the read waits for its next turn");
+                    assert_eq!(read.await.unwrap(), 18);
+                }
+                assert_eq!(&buf[..], b"GET / HTTP/1.1\r\n\r\n");
+            });
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the read yielded and then read (one that spins never returns)");
+    }
 }

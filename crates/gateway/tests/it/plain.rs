@@ -507,7 +507,10 @@ async fn the_lean_path_logs_each_request_with_its_own_fields() {
         .await
         .unwrap();
     let mut buf = Vec::new();
-    assert_eq!(read_response(&mut client, &mut buf).await.1, "GET /one?x=1 0");
+    assert_eq!(
+        read_response(&mut client, &mut buf).await.1,
+        "GET /one?x=1 0"
+    );
     let end = read_until_head(&mut client, &mut buf).await.unwrap();
     assert!(buf[..end].starts_with(b"HTTP/1.1 200"));
     let lines = {
