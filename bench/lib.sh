@@ -7,6 +7,15 @@ die() { log "$*"; exit 1; }
 
 groups=() # process groups started here (each server leads its own)
 
+berth_binary() { # sets BERTH: as given (made absolute), else a release build made now in $root
+  if [ -z "${BERTH:-}" ]; then
+    (cd "$root" && cargo build --release -p berth >&2)
+    BERTH=$root/target/release/berth
+  fi
+  [ -x "$BERTH" ] || die "no berth binary at $BERTH"
+  BERTH=$(cd "$(dirname "$BERTH")" && pwd)/$(basename "$BERTH")
+}
+
 alive() { # PID: exists and is not a zombie
   local s
   { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1

@@ -25,12 +25,7 @@ root=$(cd "$here/../.." && pwd)
 for tool in git python3 curl wrk; do
   command -v "$tool" >/dev/null || die "this benchmark needs $tool"
 done
-if [ -z "${BERTH:-}" ]; then
-  (cd "$root" && cargo build --release -p berth >&2)
-  BERTH=$root/target/release/berth
-fi
-[ -x "$BERTH" ] || die "no berth binary at $BERTH"
-BERTH=$(cd "$(dirname "$BERTH")" && pwd)/$(basename "$BERTH")
+berth_binary
 
 work=$(mktemp -d -t berth-deploy.XXXXXX)
 trap 'stop_groups; rm -rf "$work"' EXIT

@@ -22,114 +22,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source=../lib.sh
 . "$root/bench/lib.sh"
-if [ -z "${BERTH:-}" ]; then
-  (cd "$root" && cargo build --release -p berth >&2)
-  BERTH=$root/target/release/berth
-fi
-[ -x "$BERTH" ] || die "no berth binary at $BERTH"
-BERTH=$(cd "$(dirname "$BERTH")" && pwd)/$(basename "$BERTH")
+berth_binary
 
 work=$(mktemp -d -t berth-memory.XXXXXX)
 trap 'stop_groups; rm -rf "$work"' EXIT
 
-app='[app]
-name = "idle"
-shutdown_grace = "2s"
-'
-services() {
-  local i
-  for i in 0 1 2 3 4 5 6 7 8 9; do printf '[service.s%d]\ncommand = "exec sleep 100000"\n\n' "$i"; done
-}
-queues='[queue.work]
-handler = { run = "true" }
-concurrency = 8
-
-[queue.pull]
-handler = "pull"
-'
-flows='[queue.default]
-handler = { run = "true" }
-
-[schedule.tick]
-cron = "*/5 * * * *"
-job = { queue = "default", kind = "tick" }
-
-[workflow.publish.step.fetch]
-handler = { run = "true" }
-
-[workflow.publish.step.send]
-handler = { run = "true" }
-parents = ["fetch"]
-'
-gateway() {
-  free_port
-  mkdir -p "$1/dist"
-  echo '<h1>hello</h1>' >"$1/dist/index.html"
-  cat <<EOT
-[gateway]
-listen = "127.0.0.1:$port"
-
-[[gateway.route]]
-path = "/"
-static = "dist"
-
-[[gateway.route]]
-path = "/api"
-proxy = "http://127.0.0.1:9"
-budget = "nlu"
-
-[budget.nlu]
-limit = 10.0
-period = "month"
-cost_per_request = 0.002
-EOT
-}
-ingest() {
-  free_port
-  cp "$root/bench/ingest/protocol.schema.json" "$1/"
-  cat <<EOT
-[ingest.stands]
-mqtt = { listen = "127.0.0.1:$port", auth = "anonymous" }
-topics = ["+/inbound"]
-schema = "protocol.schema.json"
-device = 1
-EOT
-}
-notify='[notify.ops]
-webhook = "http://127.0.0.1:9/hook"
-on = ["*"]
-'
-backup() {
-  mkdir -p "$1/media"
-  cat <<EOT
-[backup]
-dir = "backups"
-schedule = "0 3 * * *"
-include = ["media"]
-EOT
-}
-
-config() { # CASE DIR: the config of a case
-  local dir=$2
-  printf '%s\n' "$app"
-  case $1 in
-    empty) ;;
-    services) services ;;
-    queues) printf '%s\n' "$queues" ;;
-    flows) printf '%s\n' "$flows" ;;
-    gateway) gateway "$dir" ;;
-    ingest) ingest "$dir" ;;
-    notify) printf '%s\n' "$notify" ;;
-    backup) backup "$dir" ;;
-    all)
-      services
-      printf '%s\n%s\n%s\n' "$queues" "$flows" "$notify"
-      gateway "$dir"
-      ingest "$dir"
-      backup "$dir"
-      ;;
-  esac
-}
+# shellcheck source=configs.sh
+. "$here/configs.sh"
 
 rss() { # PID: "rss anon file" in KiB
   awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } END { print r, a, f }' "/proc/$1/status"

@@ -1,6 +1,16 @@
-//! Links the `berth` binary with packed relative relocations (`DT_RELR`) where the C
-//! library and the linker of this machine support them (glibc 2.36 and later, GNU ld 2.38
-//! and later), building for this machine.
+//! Links the `berth` binary for less resident memory, in two ways.
+//!
+//! **The code a running berth executes, as one block** (a release build for Linux):
+//! `layout.txt` lists those functions, recorded by `bench/memory/layout.sh`, and the
+//! linker script made of it (`layout.rs`) puts them at the start of the text. The kernel
+//! maps code in blocks of 64 KiB or more around each page touched, so code run at start
+//! and on every request, spread over the whole binary, kept most of it resident: about
+//! 6 MB less at rest (docs/benchmarks.md). `BERTH_TEXT_LAYOUT=off` links without it
+//! (for a linker that reads no linker scripts, such as mold).
+//!
+//! **Packed relative relocations** (`DT_RELR`) where the C library and the linker of
+//! this machine support them (glibc 2.36 and later, GNU ld 2.38 and later), building
+//! for this machine.
 //!
 //! A position-independent executable carries one relocation per pointer in its data;
 //! berth has about 50,000, 0.74 MiB that the dynamic loader reads at every start and that
@@ -10,9 +20,30 @@
 
 use std::process::Command;
 
+#[path = "layout.rs"]
+mod layout;
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=layout.rs");
+    println!("cargo:rerun-if-changed=layout.txt");
+    println!("cargo:rerun-if-env-changed=BERTH_TEXT_LAYOUT");
     let target = std::env::var("TARGET").unwrap_or_default();
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    let wanted = std::env::var("BERTH_TEXT_LAYOUT").map_or(true, |v| v != "off");
+    if release && wanted && target.contains("-linux") {
+        let list = std::fs::read_to_string(
+            std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"))
+                .join("layout.txt"),
+        )
+        .expect("crates/berth/layout.txt");
+        let script =
+            layout::script(&list).unwrap_or_else(|e| panic!("crates/berth/layout.txt, {e}"));
+        let out =
+            std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("layout.ld");
+        std::fs::write(&out, script).expect("the linker script written to OUT_DIR");
+        println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", out.display());
+    }
     let host = std::env::var("HOST").unwrap_or_default();
     if target != host || !target.ends_with("-linux-gnu") {
         return;

@@ -15,6 +15,7 @@ mod gateway;
 mod import;
 mod ingest;
 mod ingest_sources;
+mod layout;
 mod netfuzz;
 mod notify;
 mod openapi;

@@ -1,0 +1,44 @@
+//! The linker script that links the code a running berth executes as one block at the
+//! start of its text, written from `layout.txt` (by `build.rs`, and by the test that
+//! links with it).
+//!
+//! Each line of `layout.txt` is the start of a function's mangled name; the function is
+//! matched wherever the compiler put it: `.text.NAME`, `.text.unlikely.NAME` (cold) or
+//! `.text.startup.NAME` (a C constructor). The script is partial (`INSERT BEFORE
+//! .text`): the linker's own script places everything else as it would, so a name that
+//! matches nothing (another version of a dependency, a renamed function) only leaves
+//! that function where it was.
+
+/// The linker script for the patterns in `list` (one per line; `#` starts a comment),
+/// or the first line that is not a pattern.
+pub fn script(list: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(list.len() * 3);
+    out.push_str("SECTIONS\n{\n  .text.berth_run : {\n");
+    for (n, line) in list.lines().enumerate() {
+        let pattern = line.trim();
+        if pattern.is_empty() || pattern.starts_with('#') {
+            continue;
+        }
+        // Mangled names hold letters, digits, `_`, `$` and `.`: nothing else, which the
+        // linker's script syntax would read otherwise.
+        if !pattern
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_$.*".contains(&b))
+        {
+            return Err(format!(
+                "line {}: {pattern:?} is not the start of a mangled name followed by `*` \
+                 (letters, digits, `_`, `$`, `.`); bench/memory/layout.sh writes this file",
+                n + 1
+            ));
+        }
+        out.push_str("    *(");
+        for prefix in [".text.", ".text.unlikely.", ".text.startup."] {
+            out.push_str(prefix);
+            out.push_str(pattern);
+            out.push(' ');
+        }
+        out.push_str(")\n");
+    }
+    out.push_str("  }\n}\nINSERT BEFORE .text;\n");
+    Ok(out)
+}
