@@ -6,7 +6,10 @@
 # memory over its runs (VmHWM, summed over its processes), and the peak of the part of it
 # that is anonymous (RssAnon summed, sampled every 0.5 s): what the front allocates
 # itself, without the pages of code and libraries it maps, which nginx's processes
-# share and each count.
+# share and each count. A second table gives each front's CPU time per request in each
+# case (its processes' user + system time over the measured run, over its requests):
+# wrk and the origin take their share of the same cores, so req/s moves with what
+# else runs, while the CPU a request costs the front moves much less.
 #
 #   bench/gateway/run.sh [--berth PATH] [--duration 10s] [--skip-berth]
 #
@@ -163,7 +166,16 @@ to_ms() { # wrk's latency (e.g. 812.00us, 1.23ms, 2.01s, 1.50m) in milliseconds
 }
 fmt_ms() { awk -v x="$1" 'BEGIN { if (x < 10) printf "%.2f", x; else if (x < 100) printf "%.1f", x; else printf "%.0f", x }'; }
 
-declare -A rps lat errs note peak anon
+declare -A rps lat errs note peak anon cpu
+
+HZ=$(getconf CLK_TCK)
+group_ticks() { # PGID: the CPU time (user + system, in clock ticks) of the group's
+  # processes so far, summed (a process's counts hold all its threads')
+  ps -e -o pid=,pgid= | awk -v g="$1" '$2 == g { print $1 }' | while read -r p; do
+    # After "PID (COMM) ", utime and stime are the 12th and 13th fields.
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || true
+  done | awk '{ s += $1 } END { print s + 0 }'
+}
 
 peak_rss() { # PID: the peak resident memory (VmHWM) of every process in PID's process
   # group, summed, in MB: nginx's master and workers, berth's one process
@@ -211,12 +223,19 @@ measure() { # TOOL CASE BASE
   out=$work/wrk-$tool-$c.txt
   log "  $tool: ${case_label[$c]} (warm-up $WARMUP, then $DURATION)"
   run_wrk -t"$WRK_THREADS" -c"$n" -d"$WARMUP" "$url" >/dev/null 2>&1 || true
+  local ticks
+  ticks=$(group_ticks "$front_pgid")
   if ! run_wrk -t"$WRK_THREADS" -c"$n" -d"$DURATION" --latency "$url" >"$out" 2>&1; then
     note[$tool]+="wrk failed on ${case_label[$c]}: $(tail -n 1 "$out"). "
     return
   fi
-  local r p50 p99 non2xx sock
+  ticks=$(($(group_ticks "$front_pgid") - ticks))
+  local r p50 p99 non2xx sock requests
   r=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+  requests=$(awk '/ requests in / { print $1; exit }' "$out")
+  if [ -n "$requests" ] && [ "$requests" -gt 0 ]; then
+    cpu[$tool,$c]=$(awk -v t="$ticks" -v hz="$HZ" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+  fi
   p50=$(awk '$1 == "50%" { print $2; exit }' "$out")
   p99=$(awk '$1 == "99%" { print $2; exit }' "$out")
   non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
@@ -291,6 +310,7 @@ for tool in "${tools[@]}"; do
     stop_server "$pid"
     continue
   fi
+  front_pgid=$(ps -o pgid= -p "$pid" | tr -d ' ')
   sample_anon "$pid" "$work/anon-$tool" &
   sampler=$!
   for c in "${cases[@]}"; do measure "$tool" "$c" "$base"; done
@@ -327,6 +347,18 @@ echo "$row |"
 row="| of it anonymous, peak (MB)"
 for tool in "${tools[@]}"; do row+=" | ${anon[$tool]:--} | "; done
 echo "$row |"
+echo
+echo "CPU per request, µs: the front's processes' user + system time over each measured run,"
+echo "divided by the requests it answered (steadier than req/s on a machine that wrk and the"
+echo "origin share; 1 clock tick is $((1000 / HZ)) ms):"
+echo
+echo "| case | berth | nginx | caddy |"
+echo "|---|---|---|---|"
+for c in "${cases[@]}"; do
+  row="| ${case_label[$c]}"
+  for tool in "${tools[@]}"; do row+=" | ${cpu[$tool,$c]:--}"; done
+  echo "$row |"
+done
 echo
 echo "wrk's error counts (a (!) in the table marks a run with any):"
 for tool in "${tools[@]}"; do

@@ -2,8 +2,12 @@
 # DIR` prints the berth.toml of a case, for a data dir DIR (static files, a schema and
 # the backup's media are written there). The cases: empty, services, queues, flows,
 # gateway, ingest, notify, backup, all. free_port (bench/lib.sh) picks the listeners'
-# ports; UPSTREAM (a port), when set, adds a route /proxy to an origin there.
+# ports. UPSTREAM (a port), set after sourcing this file, sends the gateway's budgeted
+# route /api to an origin there and adds a route /proxy to it (layout.sh); unset, /api
+# goes to port 9, where nothing answers (idle.sh).
 # shellcheck shell=bash
+
+UPSTREAM='' # not taken from the environment
 
 app='[app]
 name = "idle"

@@ -32,10 +32,12 @@ LEGACY_HASH = re.compile(r"17h[0-9a-f]{16}E$")
 SUFFIX = re.compile(r"(\.(llvm|constprop|part|isra|cold|lto_priv|\d+))+$")
 
 
-def executed(path, names):
-    """The functions that ran in one callgrind output: those with a `fn=` block. A name is given once, with its number, where it first appears (`fn=` or a
-    callee's `cfn=`); `names` keeps them from one output to the next. Callgrind marks a
-    recursion level with 'N."""
+def executed(path):
+    """The functions that ran in one callgrind output: those with a `fn=` block. Each
+    output gives a name once, with its number, where it first appears (`fn=` or a
+    callee's `cfn=`), and the number alone after that. Callgrind marks a recursion
+    level with 'N."""
+    names = {}
     ran = set()
     with open(path, errors="replace") as f:
         for line in f:
@@ -74,9 +76,9 @@ def main():
         sys.exit("usage: layout.py BERTH CALLGRIND_OUT...")
     binary, outputs = sys.argv[1], sys.argv[2:]
     sizes = functions(binary)
-    ran, patterns, seen, names = set(), [], set(), {}
+    ran, patterns, seen = set(), [], set()
     for path in outputs:
-        phase = {n for n in executed(path, names) if n in sizes} - ran
+        phase = {n for n in executed(path) if n in sizes} - ran
         ran |= phase
         for p in sorted({pattern(n) for n in phase} - seen):
             seen.add(p)

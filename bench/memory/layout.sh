@@ -20,8 +20,8 @@
 #
 #   bash bench/memory/layout.sh [--berth PATH] [--out FILE]
 #
-# --berth: a release build of the same sources (default: cargo build --release -p berth
-# first). --out: where the list goes (default crates/berth/layout.txt). Needs valgrind,
+# --berth (or BERTH in the environment): a release build of the same sources (default:
+# cargo build --release -p berth first). --out: where the list goes (default crates/berth/layout.txt). Needs valgrind,
 # nginx, wrk, curl, mosquitto_pub, nm and python3. Takes about ten minutes; everything
 # it starts runs in its own process group and is stopped at exit, in one `mktemp -d`.
 set -euo pipefail
@@ -30,7 +30,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source=../lib.sh
 . "$root/bench/lib.sh"
-BERTH=''
+BERTH=${BERTH:-}
 OUT=$root/crates/berth/layout.txt
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; }
 while [ $# -gt 0 ]; do
@@ -106,10 +106,13 @@ exercise() { # CASE DIR: what a day asks of that config
     ingest)
       mqtt=$(listen "$dir" listen)
       wait_port "$vg" "$mqtt" || die "the MQTT listener did not listen"
-      python3 "$root/bench/ingest/make_messages.py" "$dir/messages" -n 200 -c 2 >/dev/null 2>&1
+      python3 "$root/bench/ingest/make_messages.py" "$dir/messages" -n 200 -c 2 >/dev/null ||
+        die "make_messages.py failed"
       for f in "$dir"/messages/*.jsonl; do
-        mosquitto_pub -h 127.0.0.1 -p "$mqtt" -V mqttv311 -q 1 -t "$(basename "$f" .jsonl)/inbound" -l <"$f"
-        mosquitto_pub -h 127.0.0.1 -p "$mqtt" -V mqttv5 -q 1 -t "$(basename "$f" .jsonl)/inbound" -l <"$f"
+        for v in mqttv311 mqttv5; do
+          mosquitto_pub -h 127.0.0.1 -p "$mqtt" -V "$v" -q 1 -t "$(basename "$f" .jsonl)/inbound" -l <"$f" ||
+            die "mosquitto_pub ($v) failed"
+        done
       done
       sleep 5
       ;;

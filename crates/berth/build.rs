@@ -1,12 +1,15 @@
 //! Links the `berth` binary for less resident memory, in two ways.
 //!
-//! **The code a running berth executes, as one block** (a release build for Linux):
-//! `layout.txt` lists those functions, recorded by `bench/memory/layout.sh`, and the
-//! linker script made of it (`layout.rs`) puts them at the start of the text. The kernel
-//! maps code in blocks of 64 KiB or more around each page touched, so code run at start
-//! and on every request, spread over the whole binary, kept most of it resident: about
-//! 6 MB less at rest (docs/benchmarks.md). `BERTH_TEXT_LAYOUT=off` links without it
-//! (for a linker that reads no linker scripts, such as mold).
+//! **The code a running berth executes, as one block** (a release build for this
+//! machine, Linux): `layout.txt` lists those functions, recorded by
+//! `bench/memory/layout.sh`, and the linker script made of it (`layout.rs`) puts them at
+//! the start of the text. The kernel maps code in blocks of 64 KiB or more around each
+//! page touched, so code run at start and on every request, spread over the whole
+//! binary, kept most of it resident: about 5 MiB less at rest (docs/benchmarks.md). Only
+//! with the linker rustc picks itself (GNU ld or LLD, both read the script; gold and
+//! mold do not), and only if this machine's C compiler links a program with the script;
+//! otherwise, or with `BERTH_TEXT_LAYOUT=off`, the binary is linked as it was, and the
+//! build says why.
 //!
 //! **Packed relative relocations** (`DT_RELR`) where the C library and the linker of
 //! this machine support them (glibc 2.36 and later, GNU ld 2.38 and later), building
@@ -28,29 +31,88 @@ fn main() {
     println!("cargo:rerun-if-changed=layout.rs");
     println!("cargo:rerun-if-changed=layout.txt");
     println!("cargo:rerun-if-env-changed=BERTH_TEXT_LAYOUT");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let target = std::env::var("TARGET").unwrap_or_default();
-    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
-    let wanted = std::env::var("BERTH_TEXT_LAYOUT").map_or(true, |v| v != "off");
-    if release && wanted && target.contains("-linux") {
-        let list = std::fs::read_to_string(
-            std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"))
-                .join("layout.txt"),
-        )
-        .expect("crates/berth/layout.txt");
-        let script =
-            layout::script(&list).unwrap_or_else(|e| panic!("crates/berth/layout.txt, {e}"));
-        let out =
-            std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("layout.ld");
-        std::fs::write(&out, script).expect("the linker script written to OUT_DIR");
-        println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", out.display());
-    }
     let host = std::env::var("HOST").unwrap_or_default();
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    if release && target.ends_with("-linux-gnu") {
+        match text_layout(&target, &host) {
+            Ok(script) => {
+                // `-T` and its path as two arguments: a path may hold a comma, which
+                // `-Wl,` would split at.
+                println!("cargo:rustc-link-arg-bins=-T");
+                println!("cargo:rustc-link-arg-bins={}", script.display());
+            }
+            Err(why) if why.is_empty() => {}
+            Err(why) => println!("cargo:warning=linked without the text layout: {why}"),
+        }
+    }
     if target != host || !target.ends_with("-linux-gnu") {
         return;
     }
     if glibc_at_least(2, 36) && linker_packs() {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
+}
+
+/// The linker script of `layout.txt`, written to `OUT_DIR`, if this build links with it;
+/// otherwise why not (empty: asked not to).
+fn text_layout(target: &str, host: &str) -> Result<std::path::PathBuf, String> {
+    let off = std::env::var("BERTH_TEXT_LAYOUT").is_ok_and(|v| {
+        ["off", "0", "no", "false"]
+            .iter()
+            .any(|o| v.trim().eq_ignore_ascii_case(o))
+    });
+    if off {
+        return Err(String::new());
+    }
+    if target != host {
+        return Err(format!("a build for {target} on {host}"));
+    }
+    // A linker of one's own (`target.<triple>.linker`, or `-C linker`, `-fuse-ld=…` in
+    // the rustflags) may read no linker scripts.
+    if std::env::var_os("RUSTC_LINKER").is_some() {
+        return Err(
+            "a linker is configured (target.<triple>.linker); BERTH_TEXT_LAYOUT=off silences this"
+                .into(),
+        );
+    }
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    if let Some(flag) = flags
+        .split('\x1f')
+        .find(|f| f.contains("linker") || f.contains("fuse-ld"))
+    {
+        return Err(format!(
+            "the rustflags choose the linker ({flag}); BERTH_TEXT_LAYOUT=off silences this"
+        ));
+    }
+    let dir = std::path::PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?;
+    let list = std::fs::read_to_string(std::path::Path::new(&manifest).join("layout.txt"))
+        .map_err(|e| format!("crates/berth/layout.txt: {e}"))?;
+    // A broken list is a mistake in this repository: the build stops and says where.
+    let script = layout::script(&list).unwrap_or_else(|e| panic!("crates/berth/layout.txt, {e}"));
+    let path = dir.join("layout.ld");
+    std::fs::write(&path, script).map_err(|e| format!("{}: {e}", path.display()))?;
+    // This machine's C compiler (rustc's link driver) links a program with it.
+    let source = dir.join("layout-probe.c");
+    std::fs::write(&source, "int main(void) { return 0; }\n").map_err(|e| e.to_string())?;
+    let probe = Command::new("cc")
+        .arg(&source)
+        .arg("-o")
+        .arg(dir.join("layout-probe"))
+        .arg("-T")
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("cc: {e}"))?;
+    if !probe.status.success() {
+        let said = String::from_utf8_lossy(&probe.stderr);
+        return Err(format!(
+            "this machine's linker refused the script: {}",
+            said.lines().next().unwrap_or("")
+        ));
+    }
+    Ok(path)
 }
 
 /// Whether this machine's glibc is at least `major.minor` (`getconf GNU_LIBC_VERSION`).

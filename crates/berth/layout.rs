@@ -19,15 +19,17 @@ pub fn script(list: &str) -> Result<String, String> {
         if pattern.is_empty() || pattern.starts_with('#') {
             continue;
         }
-        // Mangled names hold letters, digits, `_`, `$` and `.`: nothing else, which the
-        // linker's script syntax would read otherwise.
-        if !pattern
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_$.*".contains(&b))
+        // The start of a mangled name (letters, digits, `_`, `$` and `.`: nothing the
+        // script's syntax reads otherwise), long enough to name one function, and `*`.
+        let name = pattern.strip_suffix('*').unwrap_or("");
+        if name.len() < 3
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_$.".contains(&b))
         {
             return Err(format!(
-                "line {}: {pattern:?} is not the start of a mangled name followed by `*` \
-                 (letters, digits, `_`, `$`, `.`); bench/memory/layout.sh writes this file",
+                "line {}: {pattern:?} is not the start of a mangled name (3 or more letters, \
+                 digits, `_`, `$`, `.`) followed by `*`; bench/memory/layout.sh writes this file",
                 n + 1
             ));
         }

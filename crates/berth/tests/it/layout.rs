@@ -26,6 +26,12 @@ fn the_list_makes_a_script_and_a_bad_line_is_named() {
     assert!(made.ends_with("INSERT BEFORE .text;\n"));
     let err = script::script("# a comment\n_ZN5tokio*\nsome thing*\n").unwrap_err();
     assert!(err.starts_with("line 3: \"some thing*\""), "{err}");
+    // Nothing that would take more than the functions it names: not everything, not a
+    // `*` inside, not a name without its `*`.
+    for bad in ["*", "ab*", "_ZN*5tokio*", "_ZN5tokio", "_ZN5tokio*)"] {
+        let err = script::script(bad).unwrap_err();
+        assert!(err.starts_with("line 1: "), "{bad}: {err}");
+    }
 }
 
 /// Every pattern is the start of a name followed by `*`, and most name functions of the
@@ -116,49 +122,51 @@ fn run(cmd: &mut Command) -> String {
 
 #[test]
 fn both_linkers_move_the_named_functions_into_the_block() {
-    let patterns = patterns();
-    let plain = |p: &&str| {
-        p.trim_end_matches('*')
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    let patterns: Vec<&str> = patterns()
+        .into_iter()
+        .map(|p| p.trim_end_matches('*'))
+        .collect();
+    let first = |what: &str, is: &dyn Fn(&str) -> bool| -> &str {
+        patterns
+            .iter()
+            .copied()
+            .find(|p| is(p))
+            .unwrap_or_else(|| panic!("the list has {what}"))
     };
-    let rust = patterns
-        .iter()
-        .find(|p| p.starts_with("_ZN") && plain(p))
-        .expect("a Rust pattern")
-        .trim_end_matches('*');
-    let c = patterns
-        .iter()
-        .find(|p| !p.starts_with('_') && plain(p))
-        .expect("a C pattern")
-        .trim_end_matches('*');
-    // A Rust function under some hash, a cold one (which the compiler puts in
-    // `.text.unlikely.`), a C function, and one the list does not name.
-    let (hot, cold) = match rust.strip_suffix("17h") {
-        Some(name) => (
-            format!("{name}17h0123456789abcdefE"),
-            format!("{name}17hfedcba9876543210E"),
-        ),
-        None => (format!("{rust}x"), format!("{rust}y")),
-    };
+    let word = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let legacy = |p: &str| p.starts_with("_ZN") && p.ends_with("17h");
+    // Every kind of name the list holds: a legacy Rust name under some hash, another
+    // instance of it that is cold (which the compiler puts in `.text.unlikely.`), one
+    // with `$` escapes, a v0 name (the standard library's), a C function; and one the
+    // list does not name.
+    let rust = first("a legacy Rust name", &|p| legacy(p) && word(p));
+    let escaped = first("a legacy Rust name with escapes", &|p| {
+        legacy(p) && p.contains('$')
+    });
+    let v0 = first("a v0 Rust name", &|p| p.starts_with("_R") && word(p));
+    let c = first("a C name", &|p| !p.starts_with('_') && word(p));
+    let hot = format!("{rust}0123456789abcdefE");
+    let cold = format!("{rust}fedcba9876543210E");
+    let escaped = format!("{escaped}0011223344556677E");
+    let v0 = v0.to_owned();
     let c_fn = format!("{c}_variant");
     let unlisted = "berth_layout_test_not_listed";
+    let named = [&hot, &cold, &escaped, &v0, &c_fn];
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("t.c");
-    std::fs::write(
-        &source,
-        format!(
-            "__attribute__((noinline, used)) void f1(void) __asm__(\"{hot}\");\n\
-             void f1(void) {{ __asm__ volatile(\"\"); }}\n\
-             __attribute__((noinline, used, cold)) void f2(void) __asm__(\"{cold}\");\n\
-             void f2(void) {{ __asm__ volatile(\"\"); }}\n\
-             __attribute__((noinline, used)) void f3(void) __asm__(\"{c_fn}\");\n\
-             void f3(void) {{ __asm__ volatile(\"\"); }}\n\
-             __attribute__((noinline, used)) void {unlisted}(void) {{ __asm__ volatile(\"\"); }}\n\
-             int main(void) {{ f1(); f2(); f3(); {unlisted}(); return 0; }}\n"
-        ),
-    )
-    .unwrap();
+    let mut c_source = String::new();
+    for (i, name) in named.iter().enumerate() {
+        let cold = if *name == &cold { ", cold" } else { "" };
+        c_source += &format!(
+            "__attribute__((noinline, used{cold})) void f{i}(void) __asm__(\"{name}\");\n\
+             void f{i}(void) {{ __asm__ volatile(\"\"); }}\n"
+        );
+    }
+    c_source += &format!(
+        "__attribute__((noinline, used)) void {unlisted}(void) {{ __asm__ volatile(\"\"); }}\n\
+         int main(void) {{ f0(); f1(); f2(); f3(); f4(); {unlisted}(); return 0; }}\n"
+    );
+    std::fs::write(&source, c_source).unwrap();
     let object = dir.path().join("t.o");
     run(Command::new("cc")
         .args(["-O2", "-ffunction-sections", "-c"])
@@ -179,7 +187,8 @@ fn both_linkers_move_the_named_functions_into_the_block() {
             .arg(&object)
             .arg("-o")
             .arg(&exe)
-            .arg(format!("-Wl,-T,{}", ld.display())));
+            .arg("-T")
+            .arg(&ld));
         let block = block(&exe).unwrap_or_else(|| panic!("{linker}: no .text.berth_run"));
         let symbols = run(Command::new("nm").arg(&exe));
         let at = |name: &str| {
@@ -192,7 +201,7 @@ fn both_linkers_move_the_named_functions_into_the_block() {
                 })
                 .unwrap_or_else(|| panic!("{linker}: {name} in the program"))
         };
-        for name in [&hot, &cold, &c_fn] {
+        for name in named {
             assert!(
                 block.contains(&at(name)),
                 "{linker}: {name} at {:#x}, the block {block:x?}",
