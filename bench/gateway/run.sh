@@ -233,7 +233,7 @@ measure() { # TOOL CASE BASE
   local r p50 p99 non2xx sock requests
   r=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
   requests=$(awk '/ requests in / { print $1; exit }' "$out")
-  if [ -n "$requests" ] && [ "$requests" -gt 0 ]; then
+  if [ -n "$requests" ] && [ "$requests" -gt 0 ] && [ "$ticks" -ge 0 ] && alive "$front_pid"; then
     cpu[$tool,$c]=$(awk -v t="$ticks" -v hz="$HZ" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
   fi
   p50=$(awk '$1 == "50%" { print $2; exit }' "$out")
@@ -310,7 +310,8 @@ for tool in "${tools[@]}"; do
     stop_server "$pid"
     continue
   fi
-  front_pgid=$(ps -o pgid= -p "$pid" | tr -d ' ')
+  front_pid=$pid
+  front_pgid=$(ps -o pgid= -p "$pid" | tr -d ' ' || true)
   sample_anon "$pid" "$work/anon-$tool" &
   sampler=$!
   for c in "${cases[@]}"; do measure "$tool" "$c" "$base"; done
@@ -325,8 +326,8 @@ done
 
 # ---- report ------------------------------------------------------------------------
 
-cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-echo "HTTP gateway beside nginx and caddy: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores (${cpu:-unknown CPU}), Linux $(uname -r)"
+model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+echo "HTTP gateway beside nginx and caddy: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores (${model:-unknown CPU}), Linux $(uname -r)"
 echo "berth: ${version[berth]}"
 echo "nginx: ${version[nginx]} (worker_processes auto, upstream keepalive 64, sendfile on)"
 echo "caddy: ${version[caddy]} (reverse_proxy and file_server, defaults)"

@@ -7,7 +7,7 @@
 //! page touched, so code run at start and on every request, spread over the whole
 //! binary, kept most of it resident: about 5 MiB less at rest (docs/benchmarks.md). Only
 //! with the linker rustc picks itself (GNU ld or LLD, both read the script; gold and
-//! mold do not), and only if this machine's C compiler links a program with the script;
+//! mold do not), and only once a program links with the script that way;
 //! otherwise, or with `BERTH_TEXT_LAYOUT=off`, the binary is linked as it was, and the
 //! build says why.
 //!
@@ -31,7 +31,6 @@ fn main() {
     println!("cargo:rerun-if-changed=layout.rs");
     println!("cargo:rerun-if-changed=layout.txt");
     println!("cargo:rerun-if-env-changed=BERTH_TEXT_LAYOUT");
-    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let target = std::env::var("TARGET").unwrap_or_default();
     let host = std::env::var("HOST").unwrap_or_default();
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
@@ -78,10 +77,13 @@ fn text_layout(target: &str, host: &str) -> Result<std::path::PathBuf, String> {
         );
     }
     let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if let Some(flag) = flags
-        .split('\x1f')
-        .find(|f| f.contains("linker") || f.contains("fuse-ld"))
-    {
+    if let Some(flag) = flags.split('\x1f').find(|f| {
+        let f = f.trim_start_matches("-C");
+        f.starts_with("linker=")
+            || f.contains("fuse-ld=")
+            || f.contains("--ld-path")
+            || f.starts_with("link-arg=-B")
+    }) {
         return Err(format!(
             "the rustflags choose the linker ({flag}); BERTH_TEXT_LAYOUT=off silences this"
         ));
@@ -94,10 +96,16 @@ fn text_layout(target: &str, host: &str) -> Result<std::path::PathBuf, String> {
     let script = layout::script(&list).unwrap_or_else(|e| panic!("crates/berth/layout.txt, {e}"));
     let path = dir.join("layout.ld");
     std::fs::write(&path, script).map_err(|e| format!("{}: {e}", path.display()))?;
-    // This machine's C compiler (rustc's link driver) links a program with it.
+    // A program links with it through rustc's link driver (`cc`) and the linker rustc
+    // uses: its own LLD where it ships one and uses it by default (x86_64 Linux, Rust
+    // 1.90 and later), the C compiler's otherwise.
     let source = dir.join("layout-probe.c");
     std::fs::write(&source, "int main(void) { return 0; }\n").map_err(|e| e.to_string())?;
-    let probe = Command::new("cc")
+    let mut probe = Command::new("cc");
+    if let Some(lld) = rustc_lld(target) {
+        probe.arg("-fuse-ld=lld").arg("-B").arg(lld);
+    }
+    let probe = probe
         .arg(&source)
         .arg("-o")
         .arg(dir.join("layout-probe"))
@@ -113,6 +121,23 @@ fn text_layout(target: &str, host: &str) -> Result<std::path::PathBuf, String> {
         ));
     }
     Ok(path)
+}
+
+/// The directory of the LLD that rustc links `target` with by default, if it does.
+fn rustc_lld(target: &str) -> Option<std::path::PathBuf> {
+    if target != "x86_64-unknown-linux-gnu" {
+        return None;
+    }
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let sysroot = String::from_utf8(out.stdout).ok()?;
+    let dir: std::path::PathBuf = [sysroot.trim(), "lib", "rustlib", target, "bin", "gcc-ld"]
+        .iter()
+        .collect();
+    dir.join("ld.lld").exists().then_some(dir)
 }
 
 /// Whether this machine's glibc is at least `major.minor` (`getconf GNU_LIBC_VERSION`).
