@@ -169,9 +169,17 @@ fmt_ms() { awk -v x="$1" 'BEGIN { if (x < 10) printf "%.2f", x; else if (x < 100
 declare -A rps lat errs note peak anon cpu
 
 HZ=$(getconf CLK_TCK)
+group_pids() { # PGID: the processes of that group
+  ps -e -o pid=,pgid= | awk -v g="$1" '$2 == g { print $1 }'
+}
+group_status_kb() { # PGID KEY: a /proc/PID/status figure (kB) of the group's processes, summed
+  group_pids "$1" | while read -r p; do
+    awk -v k="$2:" '$1 == k { print $2 }' "/proc/$p/status" 2>/dev/null || true
+  done | awk '{ s += $1 } END { print s + 0 }'
+}
 group_ticks() { # PGID: the CPU time (user + system, in clock ticks) of the group's
   # processes so far, summed (a process's counts hold all its threads')
-  ps -e -o pid=,pgid= | awk -v g="$1" '$2 == g { print $1 }' | while read -r p; do
+  group_pids "$1" | while read -r p; do
     # After "PID (COMM) ", utime and stime are the 12th and 13th fields.
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || true
   done | awk '{ s += $1 } END { print s + 0 }'
@@ -182,14 +190,7 @@ peak_rss() { # PID: the peak resident memory (VmHWM) of every process in PID's p
   local pgid
   pgid=$(ps -o pgid= -p "$1" | tr -d ' ')
   [ -n "$pgid" ] || { echo '-'; return; }
-  ps -e -o pid=,pgid= | awk -v g="$pgid" '$2 == g { print $1 }' | while read -r p; do
-    awk '/^VmHWM:/ { print $2 }' "/proc/$p/status" 2>/dev/null || true
-  done | awk '{ s += $1 } END { printf "%.1f", s / 1024 }'
-}
-group_anon() { # PGID: the anonymous resident memory (RssAnon, kB) of the group's processes, summed
-  ps -e -o pid=,pgid= | awk -v g="$1" '$2 == g { print $1 }' | while read -r p; do
-    awk '/^RssAnon:/ { print $2 }' "/proc/$p/status" 2>/dev/null || true
-  done | awk '{ s += $1 } END { print s + 0 }'
+  awk -v k="$(group_status_kb "$pgid" VmHWM)" 'BEGIN { printf "%.1f", k / 1024 }'
 }
 sample_anon() { # PID OUT: every 0.5 s, the largest summed RssAnon of PID's group so far, in
   # OUT (kB): the memory a front allocates itself, without the code and libraries it maps
@@ -197,7 +198,7 @@ sample_anon() { # PID OUT: every 0.5 s, the largest summed RssAnon of PID's grou
   pgid=$(ps -o pgid= -p "$1" | tr -d ' ')
   [ -n "$pgid" ] || return 0
   while :; do
-    now=$(group_anon "$pgid")
+    now=$(group_status_kb "$pgid" RssAnon)
     if [ "$now" -gt "$max" ]; then max=$now; echo "$max" >"$2"; fi
     sleep 0.5
   done

@@ -9,16 +9,21 @@
 //! matches nothing (another version of a dependency, a renamed function) only leaves
 //! that function where it was.
 
+/// The patterns of `list`: its lines, trimmed, but for empty ones and `#` comments;
+/// with each one's line number.
+pub fn patterns(list: &str) -> impl Iterator<Item = (usize, &str)> {
+    list.lines()
+        .enumerate()
+        .map(|(n, line)| (n + 1, line.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+}
+
 /// The linker script for the patterns in `list` (one per line; `#` starts a comment),
 /// or the first line that is not a pattern.
 pub fn script(list: &str) -> Result<String, String> {
     let mut out = String::with_capacity(list.len() * 3);
     out.push_str("SECTIONS\n{\n  .text.berth_run : {\n");
-    for (n, line) in list.lines().enumerate() {
-        let pattern = line.trim();
-        if pattern.is_empty() || pattern.starts_with('#') {
-            continue;
-        }
+    for (n, pattern) in patterns(list) {
         // The start of a mangled name (letters, digits, `_`, `$` and `.`: nothing the
         // script's syntax reads otherwise), long enough to name one function, and `*`.
         let name = pattern.strip_suffix('*').unwrap_or("");
@@ -30,7 +35,7 @@ pub fn script(list: &str) -> Result<String, String> {
             return Err(format!(
                 "line {}: {pattern:?} is not the start of a mangled name (3 or more letters, \
                  digits, `_`, `$`, `.`) followed by `*`; bench/memory/layout.sh writes this file",
-                n + 1
+                n
             ));
         }
         out.push_str("    *(");

@@ -13,10 +13,7 @@ mod script;
 const LIST: &str = include_str!("../../layout.txt");
 
 fn patterns() -> Vec<&'static str> {
-    LIST.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect()
+    script::patterns(LIST).map(|(_, p)| p).collect()
 }
 
 #[test]
