@@ -84,3 +84,34 @@ wait_port() { # PID PORT: until PORT accepts connections (up to 15 s) while PID 
   done
   return 1
 }
+
+render() { # TEMPLATE OUT KEY=VALUE...: copies TEMPLATE with every @KEY@ replaced
+  local tpl=$1 out=$2 kv k v script=''
+  shift 2
+  for kv in "$@"; do
+    k=${kv%%=*}
+    v=${kv#*=}
+    v=${v//\\/\\\\}
+    v=${v//&/\\&}
+    v=${v//|/\\|}
+    script+="s|@${k}@|${v}|g;"
+  done
+  sed -e "$script" "$tpl" >"$out"
+  if grep -q '@[A-Z_]*@' "$out"; then
+    echo "unfilled field in $out: $(grep -o '@[A-Z_]*@' "$out" | sort -u | tr '\n' ' ')" >&2
+    exit 1
+  fi
+}
+
+nginx_options() { # sets nginx_user (for a template's @USER@) and nginx_e, for $NGINX
+  # As root, nginx's workers switch to `nobody` (the Debian build has no --user) unless
+  # told otherwise; they would then be unable to write their temp dirs in the work dir.
+  if [ "$(id -u)" = 0 ]; then
+    nginx_user='user root;'
+  else
+    nginx_user='# not root: the workers keep the current user'
+  fi
+  # Its early error log in its own directory, where the build can be told so.
+  nginx_e=()
+  if "$NGINX" -h 2>&1 | grep -q -- '-e filename'; then nginx_e=(-e error.log); fi
+}

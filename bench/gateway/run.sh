@@ -7,9 +7,10 @@
 # that is anonymous (RssAnon summed, sampled every 0.5 s): what the front allocates
 # itself, without the pages of code and libraries it maps, which nginx's processes
 # share and each count. A second table gives each front's CPU time per request in each
-# case (its processes' user + system time over the measured run, over its requests):
-# wrk and the origin take their share of the same cores, so req/s moves with what
-# else runs, while the CPU a request costs the front moves much less.
+# case (its processes' user + system time over the measured run, over its requests,
+# with the user part beside it): wrk and the origin take their share of the same cores,
+# so req/s moves with what else runs, while the CPU a request costs the front moves much
+# less.
 #
 #   bench/gateway/run.sh [--berth PATH] [--duration 10s] [--skip-berth]
 #
@@ -86,33 +87,7 @@ trap 'exit 143' TERM
 
 # ---- configs -----------------------------------------------------------------------
 
-render() { # TEMPLATE OUT KEY=VALUE...: copies TEMPLATE with every @KEY@ replaced
-  local tpl=$1 out=$2 kv k v script=''
-  shift 2
-  for kv in "$@"; do
-    k=${kv%%=*}
-    v=${kv#*=}
-    v=${v//\\/\\\\}
-    v=${v//&/\\&}
-    v=${v//|/\\|}
-    script+="s|@${k}@|${v}|g;"
-  done
-  sed -e "$script" "$tpl" >"$out"
-  if grep -q '@[A-Z_]*@' "$out"; then
-    echo "unfilled field in $out: $(grep -o '@[A-Z_]*@' "$out" | sort -u | tr '\n' ' ')" >&2
-    exit 1
-  fi
-}
-
-# As root, nginx's workers switch to `nobody` (the Debian build has no --user) unless
-# told otherwise; they would then be unable to write their temp dirs in the work dir.
-if [ "$(id -u)" = 0 ]; then
-  nginx_user='user root;'
-else
-  nginx_user='# not root: the workers keep the current user'
-fi
-nginx_e=()
-"$NGINX" -h 2>&1 | grep -q -- '-e filename' && nginx_e=(-e error.log)
+nginx_options
 
 start_nginx() { # DIR TEMPLATE PORT [UP]
   local dir=$1
@@ -177,12 +152,12 @@ group_status_kb() { # PGID KEY: a /proc/PID/status figure (kB) of the group's pr
     awk -v k="$2:" '$1 == k { print $2 }' "/proc/$p/status" 2>/dev/null || true
   done | awk '{ s += $1 } END { print s + 0 }'
 }
-group_ticks() { # PGID: the CPU time (user + system, in clock ticks) of the group's
-  # processes so far, summed (a process's counts hold all its threads')
+group_ticks() { # PGID: the CPU time of the group's processes so far, in clock ticks,
+  # summed (a process's counts hold all its threads'): "USER SYSTEM"
   group_pids "$1" | while read -r p; do
     # After "PID (COMM) ", utime and stime are the 12th and 13th fields.
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || true
-  done | awk '{ s += $1 } END { print s + 0 }'
+    awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$p/stat" 2>/dev/null || true
+  done | awk '{ u += $1; s += $2 } END { print u + 0, s + 0 }'
 }
 
 peak_rss() { # PID: the peak resident memory (VmHWM) of every process in PID's process
@@ -224,18 +199,22 @@ measure() { # TOOL CASE BASE
   out=$work/wrk-$tool-$c.txt
   log "  $tool: ${case_label[$c]} (warm-up $WARMUP, then $DURATION)"
   run_wrk -t"$WRK_THREADS" -c"$n" -d"$WARMUP" "$url" >/dev/null 2>&1 || true
-  local ticks
-  ticks=$(group_ticks "$front_pgid")
+  local before after
+  before=$(group_ticks "$front_pgid")
   if ! run_wrk -t"$WRK_THREADS" -c"$n" -d"$DURATION" --latency "$url" >"$out" 2>&1; then
     note[$tool]+="wrk failed on ${case_label[$c]}: $(tail -n 1 "$out"). "
     return
   fi
-  ticks=$(($(group_ticks "$front_pgid") - ticks))
+  after=$(group_ticks "$front_pgid")
   local r p50 p99 non2xx sock requests
   r=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
   requests=$(awk '/ requests in / { print $1; exit }' "$out")
-  if [ -n "$requests" ] && [ "$requests" -gt 0 ] && [ "$ticks" -ge 0 ] && alive "$front_pid"; then
-    cpu[$tool,$c]=$(awk -v t="$ticks" -v hz="$HZ" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
+  if [ -n "$requests" ] && [ "$requests" -gt 0 ] && alive "$front_pid"; then
+    # "total (user)": the user part is the front's own code; the rest is the kernel's
+    # work on its sockets, which every front pays alike for the same syscalls.
+    cpu[$tool,$c]=$(awk -v b="$before" -v a="$after" -v hz="$HZ" -v n="$requests" 'BEGIN {
+      split(b, x, " "); split(a, y, " "); u = y[1] - x[1]; s = y[2] - x[2]
+      if (u >= 0 && s >= 0) printf "%.1f (%.1f)", (u + s) * 1e6 / hz / n, u * 1e6 / hz / n }')
   fi
   p50=$(awk '$1 == "50%" { print $2; exit }' "$out")
   p99=$(awk '$1 == "99%" { print $2; exit }' "$out")
@@ -352,7 +331,8 @@ echo "$row |"
 echo
 echo "CPU per request, µs: the front's processes' user + system time over each measured run,"
 echo "divided by the requests it answered (steadier than req/s on a machine that wrk and the"
-echo "origin share; 1 clock tick is $((1000 / HZ)) ms):"
+echo "origin share; 1 clock tick is $((1000 / HZ)) ms); in brackets, the user time alone (the"
+echo "front's own code; the rest is the kernel's work for its syscalls):"
 echo
 echo "| case | berth | nginx | caddy |"
 echo "|---|---|---|---|"

@@ -77,7 +77,7 @@ pub(crate) enum Rule {
 }
 
 /// The rule for a header named `name` (any case). Headers a `Connection` header names
-/// are dropped too; [`named_by_connection`] tells those.
+/// are dropped too; [`ConnectionNames`] tells those.
 pub(crate) fn rule(name: &[u8]) -> Rule {
     let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
     if is_identity(name) {
@@ -105,17 +105,47 @@ fn is_identity(name: &[u8]) -> bool {
             .all(|(a, b)| a.to_ascii_lowercase() == *b || (*a == b'_' && *b == b'-'))
 }
 
-/// Whether one of the `Connection` header values names `name` (which makes it
-/// hop-by-hop).
-pub(crate) fn named_by_connection<'a>(
-    connection: impl IntoIterator<Item = &'a [u8]>,
-    name: &[u8],
-) -> bool {
-    connection.into_iter().any(|value| {
-        value
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
-    })
+/// The header names a message's `Connection` headers list (which makes them hop-by-hop),
+/// read once per message: each header is then checked against them, not against the
+/// `Connection` values again.
+pub(crate) struct ConnectionNames<'a> {
+    /// The first few tokens (almost always all of them: `keep-alive`, `close`).
+    few: [&'a [u8]; 4],
+    len: usize,
+    more: Vec<&'a [u8]>,
+}
+
+impl<'a> ConnectionNames<'a> {
+    /// The tokens of `values`, the `Connection` headers' values.
+    pub(crate) fn read(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut names = Self {
+            few: [&[]; 4],
+            len: 0,
+            more: Vec::new(),
+        };
+        for value in values {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.is_empty() {
+                    continue;
+                }
+                if names.len < names.few.len() {
+                    names.few[names.len] = token;
+                    names.len += 1;
+                } else {
+                    names.more.push(token);
+                }
+            }
+        }
+        names
+    }
+
+    /// Whether `name` (any case) is among them.
+    pub(crate) fn name(&self, name: &[u8]) -> bool {
+        self.few[..self.len]
+            .iter()
+            .chain(&self.more)
+            .any(|t| t.eq_ignore_ascii_case(name))
+    }
 }
 
 /// A `Cookie` header's value without berth's session cookie: the same bytes if it has
@@ -158,10 +188,14 @@ mod tests {
         ] {
             assert_eq!(rule(name.as_bytes()), want, "{name}");
         }
-        assert!(named_by_connection(
-            [&b"keep-alive, X-Drop-Me"[..]],
-            b"x-drop-me"
-        ));
+        let names = ConnectionNames::read([&b"keep-alive, X-Drop-Me"[..], b" ,a,b, c,d ,e"]);
+        for name in ["x-drop-me", "KEEP-ALIVE", "a", "b", "c", "d", "e"] {
+            assert!(names.name(name.as_bytes()), "{name}");
+        }
+        for name in ["", "x-drop", "f", "keep-alive, x-drop-me"] {
+            assert!(!names.name(name.as_bytes()), "{name}");
+        }
+        assert!(!ConnectionNames::read([]).name(b"a"));
         let c = |v: &str| {
             cookie_without_session(v.as_bytes()).map(|c| String::from_utf8(c.into_owned()).unwrap())
         };

@@ -539,12 +539,8 @@ fn forward_headers(
     // The rules of `headers`, the same as the fast path's; those the client's
     // `Connection` header names are hop-by-hop too.
     let connection: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
-    let named = |name: &HeaderName| {
-        crate::headers::named_by_connection(
-            connection.iter().map(HeaderValue::as_bytes),
-            name.as_str().as_bytes(),
-        )
-    };
+    let named = crate::headers::ConnectionNames::read(connection.iter().map(HeaderValue::as_bytes));
+    let named = |name: &HeaderName| named.name(name.as_str().as_bytes());
     let mut kept = HeaderMap::with_capacity(headers.len() + 6);
     let mut forwarded_for: Vec<HeaderValue> = Vec::new();
     let mut current: Option<HeaderName> = None;

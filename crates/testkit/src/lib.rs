@@ -111,10 +111,12 @@ pub fn config_text(extra: &str) -> String {
 pub fn free_port_run(count: u16) -> u16 {
     use std::net::TcpListener;
     use std::sync::atomic::{AtomicU16, Ordering};
-    // Spread concurrent test binaries apart by process id; step within one process.
+    // Spread concurrent test processes apart by process id, hashed: nextest runs each
+    // test in its own process, and processes started together have neighbouring ids,
+    // whose runs would overlap. Step within one process.
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let span = 12_000 - count;
-    let seed = (std::process::id() % u32::from(span)) as u16;
+    let seed = (std::process::id().wrapping_mul(2_654_435_761) % u32::from(span)) as u16;
     for _ in 0..200 {
         let offset = NEXT.fetch_add(count + 7, Ordering::Relaxed);
         let first = 20_000 + (seed.wrapping_add(offset)) % span;

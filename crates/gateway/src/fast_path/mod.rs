@@ -211,11 +211,14 @@ struct LogFields {
 
 impl LogFields {
     fn new(head: &Head<'_>) -> Self {
+        // A value that is not UTF-8 is left out of the line.
+        let referer = head.referer.and_then(|v| std::str::from_utf8(v).ok());
+        let agent = head.agent.and_then(|v| std::str::from_utf8(v).ok());
         let mut text = String::with_capacity(
             head.method.len()
                 + head.target.len()
-                + head.referer.map_or(0, str::len)
-                + head.agent.map_or(0, str::len),
+                + referer.map_or(0, str::len)
+                + agent.map_or(0, str::len),
         );
         let mut push = |s: &str| {
             let from = text.len();
@@ -224,8 +227,8 @@ impl LogFields {
         };
         let method = push(head.method);
         let target = push(head.target);
-        let referer = head.referer.map(&mut push);
-        let agent = head.agent.map(&mut push);
+        let referer = referer.map(&mut push);
+        let agent = agent.map(&mut push);
         Self {
             at: SystemTime::now(),
             text,

@@ -112,7 +112,8 @@ pub(super) fn request_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     // The rules of `headers`; those the client's `Connection` header names are
     // hop-by-hop too.
-    let named = |name: &[u8]| headers::named_by_connection(connection(head.headers), name);
+    let named = headers::ConnectionNames::read(connection(head.headers));
+    let named = |name: &[u8]| named.name(name);
     let mut forwarded_for: Vec<&[u8]> = Vec::new();
     for h in head.headers {
         let name = h.name.as_bytes();
@@ -238,9 +239,11 @@ pub(super) fn response_head(
             if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
                 return Err(TryError::Malformed);
             }
-            let n = std::str::from_utf8(digits)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
+            let n = digits
+                .iter()
+                .try_fold(0u64, |n, d| {
+                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                })
                 .ok_or(TryError::Malformed)?;
             if length.is_some_and(|l| l != n) {
                 return Err(TryError::Malformed);
@@ -283,7 +286,8 @@ pub(super) fn response_head(
     // sends again to the next instance.
     out.clear();
     status_line(out, status);
-    let named = |name: &[u8]| headers::named_by_connection(connection(res.headers), name);
+    let named = headers::ConnectionNames::read(connection(res.headers));
+    let named = |name: &[u8]| named.name(name);
     for h in res.headers.iter() {
         let name = h.name.as_bytes();
         let is = |s: &str| name.len() == s.len() && name.eq_ignore_ascii_case(s.as_bytes());

@@ -79,10 +79,13 @@ fn pebble_with_validity(dir: &Path, validity: Option<u64>) -> Pebble {
         .stderr(std::fs::File::create(dir.join("pebble.log")).unwrap())
         .spawn()
         .expect("pebble runs (apt-get install pebble; .ci/run installs it)");
+    // The directory and the management port open one after the other.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", acme_port)).is_err() {
-        assert!(Instant::now() < deadline, "pebble did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    for port in [acme_port, mgmt_port] {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "pebble did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     Pebble {
         child,

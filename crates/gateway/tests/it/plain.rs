@@ -373,6 +373,51 @@ async fn a_connection_moves_to_the_general_path_for_a_request_with_a_body() {
     gateway.stop(Duration::from_secs(1)).await;
 }
 
+/// The lean path takes a head as whole once its blank line is there; heads whose end
+/// reads otherwise are answered all the same: lines ended by bare line feeds, empty lines
+/// before the request line (alone in a first packet, too), and a blank line split
+/// between two packets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_are_answered_however_their_end_arrives() {
+    let upstream = raw_upstream().await;
+    let (gateway, base, _tmp) = in_front(&upstream).await;
+    let addr = base.trim_start_matches("http://");
+    let cases: [(&[&[u8]], &str); 4] = [
+        (&[b"GET /p/lf HTTP/1.1\nHost: x\n\n"], "GET /lf 0"),
+        (
+            &[b"\r\n\r\nGET /p/lead HTTP/1.1\r\nHost: x\r\n\r\n"],
+            "GET /lead 0",
+        ),
+        (
+            &[b"\r\n\r\n", b"GET /p/later HTTP/1.1\r\nHost: x\r\n\r\n"],
+            "GET /later 0",
+        ),
+        (
+            &[b"GET /p/split HTTP/1.1\r\nHost: x\r\n", b"\r\n"],
+            "GET /split 0",
+        ),
+    ];
+    for (packets, answer) in cases {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        for packet in packets {
+            client.write_all(packet).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut buf = Vec::new();
+        let (head, body) = read_response(&mut client, &mut buf).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{answer}: {head}");
+        assert_eq!(body, answer);
+        // The connection goes on with the next request.
+        client
+            .write_all(b"GET /p/next HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let (_, body) = read_response(&mut client, &mut buf).await;
+        assert_eq!(body, "GET /next 0", "after {answer}");
+    }
+    gateway.stop(Duration::from_secs(1)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fragment_in_the_target_cannot_slip_past_a_guarded_route() {
     let upstream = raw_upstream().await;
