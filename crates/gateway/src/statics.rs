@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::fs::Metadata;
 use std::io::{Read, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -73,15 +74,34 @@ pub(crate) struct StaticFiles {
 
 #[derive(Debug, Default)]
 struct Cache {
-    files: HashMap<PathBuf, CachedFile>,
+    /// By the path's bytes (hashed whole; a `Path` hashes component by component).
+    files: HashMap<Vec<u8>, CachedFile>,
     bytes: u64,
 }
 
-/// A file already checked to lie inside the root, with its content if small.
+/// A file already checked to lie inside the root, with its content if small, and the
+/// validators its answers carry (worked out once per version of the file).
 #[derive(Debug, Clone)]
 struct CachedFile {
     stamp: Stamp,
     content: Option<Bytes>,
+    etag: HeaderValue,
+    last_modified: HeaderValue,
+}
+
+impl CachedFile {
+    fn new(stamp: Stamp, content: Option<Bytes>) -> Self {
+        // Both are ASCII by construction.
+        let etag = HeaderValue::try_from(stamp.etag()).unwrap_or(HeaderValue::from_static("\"\""));
+        let last_modified = HeaderValue::try_from(httpdate::fmt_http_date(stamp.mtime))
+            .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+        Self {
+            stamp,
+            content,
+            etag,
+            last_modified,
+        }
+    }
 }
 
 /// What tells one version of a file from another.
@@ -251,19 +271,18 @@ impl StaticFiles {
             Some((p, e)) => (p.as_path(), Some(*e)),
             None => (file, None),
         };
-        let (stamp, content) = self.load(path)?;
-
-        let etag = stamp.etag();
-        let last_modified = httpdate::fmt_http_date(stamp.mtime);
+        let CachedFile {
+            stamp,
+            content,
+            etag,
+            last_modified,
+        } = self.load(path)?;
         let mut response = Response::new(empty());
         let h = response.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if let Ok(v) = HeaderValue::try_from(etag.as_str()) {
-            h.insert(ETAG, v);
-        }
-        if let Ok(v) = HeaderValue::try_from(last_modified.as_str()) {
-            h.insert(LAST_MODIFIED, v);
-        }
+        h.insert(ETAG, etag.clone());
+        h.insert(LAST_MODIFIED, last_modified);
+        let etag = etag.as_bytes();
         h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if compressible {
             h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -272,14 +291,14 @@ impl StaticFiles {
             h.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding));
         }
 
-        if not_modified(headers, &etag, stamp.mtime) {
+        if not_modified(headers, etag, stamp.mtime) {
             *response.status_mut() = StatusCode::NOT_MODIFIED;
             return Some(response);
         }
 
         let len = stamp.len;
         let range = match headers.get(RANGE).and_then(|r| r.to_str().ok()) {
-            Some(range) if if_range_holds(headers, &etag, stamp.mtime) => parse_range(range, len),
+            Some(range) if if_range_holds(headers, etag, stamp.mtime) => parse_range(range, len),
             _ => RangeAsk::Whole,
         };
         let (start, end) = match range {
@@ -330,15 +349,16 @@ impl StaticFiles {
     }
 
     /// The stamp of `path` and its content when small, from the cache if it is current.
-    fn load(&self, path: &Path) -> Option<(Stamp, Option<Bytes>)> {
+    fn load(&self, path: &Path) -> Option<CachedFile> {
         let meta = std::fs::metadata(path).ok().filter(Metadata::is_file)?;
         let stamp = Stamp::of(&meta);
+        let key = path.as_os_str().as_bytes();
         {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(hit) = cache.files.get(path)
+            if let Some(hit) = cache.files.get(key)
                 && hit.stamp == stamp
             {
-                return Some((stamp, hit.content.clone()));
+                return Some(hit.clone());
             }
         }
         // A new or changed file: check where it really is, then read it if small.
@@ -360,7 +380,10 @@ impl StaticFiles {
             if buf.len() as u64 != stamp.len {
                 // Changed while read; serve what was read without caching it.
                 let len = buf.len() as u64;
-                return Some((Stamp { len, ..stamp }, Some(Bytes::from(buf))));
+                return Some(CachedFile::new(
+                    Stamp { len, ..stamp },
+                    Some(Bytes::from(buf)),
+                ));
             }
             Some(Bytes::from(buf))
         } else {
@@ -368,7 +391,7 @@ impl StaticFiles {
         };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let size = content.as_ref().map_or(0, |c| c.len() as u64);
-        if let Some(old) = cache.files.remove(path) {
+        if let Some(old) = cache.files.remove(key) {
             cache.bytes -= old.content.as_ref().map_or(0, |c| c.len() as u64);
         }
         if cache.bytes + size > CACHE_TOTAL_MAX {
@@ -377,14 +400,9 @@ impl StaticFiles {
             cache.bytes = 0;
         }
         cache.bytes += size;
-        cache.files.insert(
-            path.to_path_buf(),
-            CachedFile {
-                stamp,
-                content: content.clone(),
-            },
-        );
-        Some((stamp, content))
+        let file = CachedFile::new(stamp, content);
+        cache.files.insert(key.to_vec(), file.clone());
+        Some(file)
     }
 }
 
@@ -524,12 +542,12 @@ fn parse_range(header: &str, len: u64) -> RangeAsk {
 }
 
 /// `If-None-Match` wins over `If-Modified-Since`, as the standard says.
-fn not_modified(headers: &HeaderMap, etag: &str, mtime: SystemTime) -> bool {
+fn not_modified(headers: &HeaderMap, etag: &[u8], mtime: SystemTime) -> bool {
     if let Some(inm) = headers.get(IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         return inm
             .split(',')
             .map(|t| t.trim().trim_start_matches("W/"))
-            .any(|t| t == "*" || t == etag);
+            .any(|t| t == "*" || t.as_bytes() == etag);
     }
     if let Some(ims) = headers
         .get(IF_MODIFIED_SINCE)
@@ -542,12 +560,12 @@ fn not_modified(headers: &HeaderMap, etag: &str, mtime: SystemTime) -> bool {
 }
 
 /// Without `If-Range`, or when it names the current version, a range applies.
-fn if_range_holds(headers: &HeaderMap, etag: &str, mtime: SystemTime) -> bool {
+fn if_range_holds(headers: &HeaderMap, etag: &[u8], mtime: SystemTime) -> bool {
     let Some(value) = headers.get(IF_RANGE).and_then(|v| v.to_str().ok()) else {
         return true;
     };
     if value.starts_with('"') {
-        return value == etag;
+        return value.as_bytes() == etag;
     }
     httpdate::parse_http_date(value).is_ok_and(|date| whole_seconds(date) == whole_seconds(mtime))
 }
@@ -604,9 +622,16 @@ fn content_type(path: &Path) -> &'static str {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    match ext.as_str() {
+        .unwrap_or_default();
+    // Lowercase already, nearly always: copied only when not.
+    let lower;
+    let ext = if ext.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = ext.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        ext
+    };
+    match ext {
         "html" | "htm" => "text/html; charset=utf-8",
         "css" => "text/css; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",

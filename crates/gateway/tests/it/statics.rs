@@ -159,11 +159,39 @@ async fn validators_ranges_and_precompressed_files() {
         ("200", "<h1>home, edited</h1>")
     );
 
-    // Ranges, on a cached small file and on a large streamed one.
+    let new_etag = crate::curl_head_raw(&[&url])
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("an etag")
+        .trim()
+        .to_owned();
+    assert_ne!(new_etag, etag);
+    assert_eq!(
+        curl(&["-H", &format!("If-None-Match: {new_etag}"), &url])
+            .await
+            .0,
+        "304"
+    );
+
+    // Ranges, on a cached small file and on a large streamed one; with If-Range, only
+    // while it names the current version.
     assert_eq!(
         curl(&["-r", "4-7", &url]).await,
         ("206".into(), "home".into())
     );
+    assert_eq!(
+        curl(&["-r", "4-7", "-H", &format!("If-Range: {new_etag}"), &url]).await,
+        ("206".into(), "home".into())
+    );
+    assert_eq!(
+        curl(&["-r", "4-7", "-H", &format!("If-Range: {etag}"), &url]).await,
+        ("200".into(), "<h1>home, edited</h1>".into())
+    );
+    // The type by the extension, in any case.
+    std::fs::write(root.join("LOUD.HTML"), "<p>loud</p>").unwrap();
+    let head = curl_head(&[&format!("{base}/LOUD.HTML")]).await;
+    assert!(head.contains("content-type: text/html"), "{head}");
     let big = format!("{base}/big.bin");
     let tail = {
         let big = big.clone();
