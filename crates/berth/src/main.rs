@@ -37,6 +37,23 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// The one foreign function berth's binary calls itself, from the allocator it links.
+#[allow(unsafe_code)]
+unsafe extern "C" {
+    /// mimalloc's: frees the calling thread's empty pages and returns them to the system.
+    fn mi_collect(force: bool);
+}
+
+/// Gives the memory this thread freed back to the system now, rather than keeping it for
+/// later allocations: after a start or a reload, whose transient allocations (the API's
+/// OpenAPI operations, generated while its routes are registered; the config's parse)
+/// would otherwise stay resident while berth idles (1.0-1.2 MiB with an empty config).
+#[allow(unsafe_code)]
+pub(crate) fn release_freed_memory() {
+    // SAFETY: mi_collect takes no pointers and may be called at any time from any thread.
+    unsafe { mi_collect(true) }
+}
+
 /// berth runs your app's back office: durable job queues with retries, handlers that run
 /// commands or POST to your app, and an API to watch and steer them.
 #[derive(Debug, Parser)]

@@ -21,6 +21,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         .init();
     let mut signals = Signals::install()?;
     let daemon = Daemon::start(&config, Options::default()).await?;
+    crate::release_freed_memory();
     // Started by systemd (`Type=notify`): ready only now that every component is up.
     let notifier = systemd::Notifier::from_env().map(std::sync::Arc::new);
     let status = format!(
@@ -67,6 +68,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 if let Some(n) = &notifier {
                     n.send(&format!("STATUS={said}"));
                 }
+                // A reload parses and builds anew, as a start does.
+                crate::release_freed_memory();
             }
         }
     };
