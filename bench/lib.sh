@@ -115,3 +115,12 @@ nginx_options() { # sets nginx_user (for a template's @USER@) and nginx_e, for $
   nginx_e=()
   if "$NGINX" -h 2>&1 | grep -q -- '-e filename'; then nginx_e=(-e error.log); fi
 }
+wait_http() { # PID URL [SECONDS]: until URL answers 200 (default up to 15 s) while PID lives
+  local i
+  for ((i = 0; i < ${3:-15} * 10; i++)); do
+    alive "$1" || return 1
+    [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$2" 2>/dev/null)" = 200 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}

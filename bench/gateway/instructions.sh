@@ -68,15 +68,6 @@ mkdir -p "$work/www/static"
 head -c 1024 /dev/urandom >"$work/www/static/1k.bin"
 chmod -R a+rX "$work/www"
 
-wait_200() { # PID URL: until URL answers 200 (up to 120 s: valgrind starts slowly)
-  local i
-  for ((i = 0; i < 1200; i++)); do
-    alive "$1" || return 1
-    [ "$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$2" 2>/dev/null)" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 free_port
 up_port=$port
@@ -85,7 +76,7 @@ render "$here/upstream.nginx.conf" "$work/upstream/nginx.conf" USER="$nginx_user
   DIR="$work/upstream" PORT="$up_port" UP=0 WWW="$work/www"
 launch "$work/upstream" "$work/upstream/out.log" "$NGINX" -p "$work/upstream/" -c nginx.conf \
   ${nginx_e[@]+"${nginx_e[@]}"}
-wait_200 "$srv_pid" "http://127.0.0.1:$up_port/" || die "the origin nginx did not come up"
+wait_http "$srv_pid" "http://127.0.0.1:$up_port/" || die "the origin nginx did not come up"
 
 callgrind() { # DIR CMD...: CMD under callgrind in DIR, counting from the start
   local dir=$1
@@ -128,7 +119,8 @@ for tool in berth nginx; do
       ;;
   esac
   pid=$srv_pid
-  if ! wait_200 "$pid" "http://127.0.0.1:$port/proxy/hello"; then
+  # valgrind starts slowly.
+  if ! wait_http "$pid" "http://127.0.0.1:$port/proxy/hello" 120; then
     tail -n 20 "$dir/out.log" >&2 2>/dev/null || true
     die "$tool did not come up under valgrind"
   fi

@@ -111,15 +111,6 @@ start_berth() { # DIR PORT UP
   launch "$dir" "$dir/out.log" "$BERTH" up
 }
 
-wait_http() { # PID URL: until URL answers 200 (up to 15 s) while PID lives
-  local i
-  for ((i = 0; i < 150; i++)); do
-    alive "$1" || return 1
-    [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$2" 2>/dev/null)" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 check_urls() { # BASE: the three URLs answer what they should; prints what is wrong
   local bad='' body size
   body=$(curl -s -m 5 "$1/proxy/hello" 2>/dev/null || true)
